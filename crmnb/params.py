@@ -1,0 +1,286 @@
+"""Case parameters: one YAML file per case, validated once, up front, into a typed object.
+
+>>> case = load_case("parameters/lead_conversion_uplift.yaml")  # doctest: +SKIP
+>>> case.goal.target
+0.2
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import CaseFileError
+from .paths import resolve
+from .schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
+
+GOAL_METRICS: dict[str, str] = {
+    "lead_conversion_rate": "rate",
+    "repeat_purchase_rate": "rate",
+    "opportunity_win_rate": "rate",
+    "followup_ontime_rate": "rate",
+    "lead_response_hours": "hours",
+    "sales_cycle_days": "days",
+    "avg_order_value": "CNY",
+    "csat": "score",
+    "complaint_resolution_hours": "hours",
+}
+"""Metrics a case goal may name, with their unit."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Period(_Model):
+    """The analysis period, both ends included."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Period":
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+    @property
+    def days(self) -> int:
+        """Return the length of the period in days."""
+        return (self.end - self.start).days + 1
+
+
+class Goal(_Model):
+    """A SMART goal: which metric moves from which baseline to which target, by when."""
+
+    metric: str
+    baseline: float
+    target: float
+    deadline: date
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in GOAL_METRICS:
+            raise ValueError(f"unknown metric {v!r}; expected one of {', '.join(GOAL_METRICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _sensible(self) -> "Goal":
+        if self.target == self.baseline:
+            raise ValueError(f"target equals baseline ({self.target}): there is nothing to reach")
+        if GOAL_METRICS[self.metric] == "rate":
+            for name, v in (("baseline", self.baseline), ("target", self.target)):
+                if not 0 <= v <= 1:
+                    raise ValueError(f"{name} {v} is a rate and must lie between 0 and 1 (write 15% as 0.15)")
+        elif self.baseline < 0 or self.target < 0:
+            raise ValueError("baseline and target cannot be negative")
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Return True when the goal is to raise the metric."""
+        return self.target > self.baseline
+
+
+class DataSource(_Model):
+    """Where the case's CRM exports are: a folder, and optional file names per table."""
+
+    dir: Path
+    files: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("files")
+    @classmethod
+    def _known_tables(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(TABLES))
+        if unknown:
+            raise ValueError(f"unknown table(s) {', '.join(unknown)}; expected some of {', '.join(TABLES)}")
+        return v
+
+
+class Thresholds(_Model):
+    """Analysis thresholds; every one has the method's default."""
+
+    conversion_window_days: int = Field(90, gt=0, le=730)
+    max_followups_per_customer: int = Field(100, gt=0)
+    receipt_amount_tolerance: float = Field(1.0, ge=0)
+    receipt_diff_rate_max: float = Field(0.01, ge=0, lt=1)
+    response_time_target_hours: float = Field(24.0, gt=0)
+    followup_ontime_target: float = Field(0.8, gt=0, le=1)
+    dwell_benchmark_days: dict[str, float] = Field(
+        default_factory=lambda: {"needs_confirmed": 10.0, "proposal": 12.0, "negotiation": 15.0}
+    )
+    funnel_stages: tuple[str, ...] = FUNNEL_STAGES
+
+    @field_validator("dwell_benchmark_days")
+    @classmethod
+    def _known_stages(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(FUNNEL_STAGES))
+        if bad:
+            raise ValueError(f"unknown stage(s) {', '.join(bad)}; expected some of {', '.join(FUNNEL_STAGES)}")
+        if any(d <= 0 for d in v.values()):
+            raise ValueError("dwell benchmarks must be positive numbers of days")
+        return v
+
+    @field_validator("funnel_stages")
+    @classmethod
+    def _stage_order(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in v if s not in FUNNEL_STAGES]
+        if bad:
+            raise ValueError(f"unknown stage(s) {', '.join(bad)}; expected some of {', '.join(FUNNEL_STAGES)}")
+        if list(v) != [s for s in FUNNEL_STAGES if s in v] or len(v) < 2 or v[-1] != "won":
+            raise ValueError("stages must keep the funnel order and end with 'won'")
+        return v
+
+
+class PlanItem(_Model):
+    """One row of the improvement plan (Table 3) written by the analyst."""
+
+    problem: str
+    cause: str
+    measure: str
+    owner: str
+    deadline: date
+    expected_effect: str
+
+
+class CaseParams(_Model):
+    """Everything a case needs, typed and checked."""
+
+    case_id: str
+    title: str
+    department: str
+    control_department: str | None = None
+    owner: str
+    period: Period
+    goal: Goal
+    intervention_date: date | None = None
+    data: DataSource
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    language: Literal["en", "zh"] = "en"
+    mask_pii: bool = True
+    notes: str = ""
+    plan: tuple[PlanItem, ...] = ()
+    source_file: Path | None = None
+
+    @field_validator("case_id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]{0,63}", v):
+            raise ValueError(f"{v!r} must be lower-case letters, digits, '_' or '-' (it names the output folder)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CaseParams":
+        if self.control_department is not None and self.control_department == self.department:
+            raise ValueError("control_department must differ from department")
+        if self.intervention_date is not None and not (
+            self.period.start < self.intervention_date <= self.period.end
+        ):
+            # the intervention may also open the period: then 'before' is the same span before it
+            if self.intervention_date != self.period.start:
+                raise ValueError(
+                    f"intervention_date {self.intervention_date} must fall within the period "
+                    f"{self.period.start} .. {self.period.end}"
+                )
+        return self
+
+    # ---- derived ---------------------------------------------------------------
+    def data_path(self, table: str) -> Path:
+        """Return the file that holds ``table`` for this case."""
+        return self.data.dir / self.data.files.get(table, DEFAULT_FILES[table])
+
+    @property
+    def windows(self) -> dict[str, tuple[date, date]]:
+        """Return the before and after windows (inclusive dates) for before/after comparisons.
+
+        After runs from the intervention to the end of the period; before is the span of
+        the same length just before the intervention. Without an intervention the period
+        is split in two halves.
+        """
+        from datetime import timedelta
+
+        pivot = self.intervention_date
+        if pivot is None:
+            pivot = self.period.start + timedelta(days=self.period.days // 2)
+        after_days = (self.period.end - pivot).days + 1
+        before_start = pivot - timedelta(days=after_days)
+        return {"before": (before_start, pivot - timedelta(days=1)), "after": (pivot, self.period.end)}
+
+
+def _describe(err: dict[str, Any]) -> tuple[str, str]:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return loc, "unknown key"
+    if kind == "missing":
+        return loc, "missing key"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    found = err.get("input")
+    if kind not in ("value_error",) and not isinstance(found, (dict, list)):
+        msg = f"{msg} (found {found!r})"
+    return loc, msg
+
+
+def _suggest(loc: str, model: type[BaseModel]) -> str:
+    """Return ' (did you mean X?)' for a misspelt key, else ''."""
+    parts = loc.split(".")
+    m: Any = model
+    for p in parts[:-1]:
+        field = m.model_fields.get(p) if isinstance(m, type) and issubclass(m, BaseModel) else None
+        if field is None:
+            return ""
+        m = field.annotation
+    if not (isinstance(m, type) and issubclass(m, BaseModel)):
+        return ""
+    close = difflib.get_close_matches(parts[-1], list(m.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def parse_case(raw: Any, source: str | Path = "<case>") -> CaseParams:
+    """Validate a case mapping (as read from YAML) into :class:`CaseParams`.
+
+    Relative ``data.dir`` paths are taken relative to the case file's folder.
+    Raises :class:`CaseFileError` naming the file and every bad key.
+    """
+    if not isinstance(raw, dict):
+        raise CaseFileError(f"{source}: expected a mapping of keys to values, found {type(raw).__name__}")
+    raw = dict(raw)
+    if "source_file" in raw:
+        raise CaseFileError(f"{source}: key 'source_file': unknown key (it is set by crmnb)")
+    try:
+        case = CaseParams.model_validate({**raw, "source_file": str(source)})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc, msg = _describe(err)
+            hint = _suggest(loc, CaseParams) if msg == "unknown key" else ""
+            lines.append(f"  - key '{loc}': {msg}{hint}")
+        raise CaseFileError(f"{source}: invalid case file\n" + "\n".join(lines)) from None
+    if not case.data.dir.is_absolute():
+        base = Path(source).parent if str(source) != "<case>" else Path.cwd()
+        data = case.data.model_copy(update={"dir": (base / case.data.dir).resolve()})
+        case = case.model_copy(update={"data": data})
+    return case
+
+
+def load_case(path: str | Path) -> CaseParams:
+    """Read and validate the case file at ``path`` into :class:`CaseParams`."""
+    file = resolve(path)
+    if not file.is_file():
+        raise CaseFileError(f"{path}: case file not found (looked for {file})")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CaseFileError(f"{file}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise CaseFileError(f"{file}: not UTF-8 text; save the case file as UTF-8") from None
+    return parse_case(raw, file)
