@@ -1,0 +1,297 @@
+"""All reading and writing: CRM exports in (read-only), step hand-offs in and out.
+
+Raw exports are only ever opened for reading. Intake turns an export into a typed
+canonical table and lists, rather than hides, every value it could not read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, HandoffMissing
+from .schema import TABLES
+
+DATE_FORMATS: tuple[tuple[str, str], ...] = (
+    ("%Y-%m-%d %H:%M:%S", "YYYY-MM-DD hh:mm:ss"),
+    ("%Y-%m-%d %H:%M", "YYYY-MM-DD hh:mm"),
+    ("%Y-%m-%d", "YYYY-MM-DD"),
+    ("%Y-%m-%dT%H:%M:%S", "YYYY-MM-DDThh:mm:ss"),
+    ("%Y/%m/%d %H:%M:%S", "YYYY/M/D hh:mm:ss"),
+    ("%Y/%m/%d %H:%M", "YYYY/M/D hh:mm"),
+    ("%Y/%m/%d", "YYYY/M/D"),
+    ("%Y年%m月%d日 %H:%M:%S", "YYYY年M月D日 hh:mm:ss"),
+    ("%Y年%m月%d日 %H:%M", "YYYY年M月D日 hh:mm"),
+    ("%Y年%m月%d日", "YYYY年M月D日"),
+)
+"""Date formats CRM exports use, tried in order; none puts the day before the month."""
+
+ROW = "_row"
+"""Column holding each row's 1-based position in its export, kept through every step."""
+
+
+# --------------------------------------------------------------------------- raw exports
+def read_export(path: Path, table: str, sheet: str | None = None) -> pd.DataFrame:
+    """Read one export as text, exactly as it is, without writing to it.
+
+    CSV is read as UTF-8 (with or without BOM), falling back to GB18030 as Chinese
+    Excel saves it; Excel reads ``sheet`` (default: the sheet named after the table,
+    else the first). Raises :class:`DataError` naming the file when it is absent,
+    empty or unreadable.
+    """
+    if not path.exists():
+        raise DataError(f"table '{table}': file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"table '{table}': file is empty: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm", ".xls"):
+            with pd.ExcelFile(path) as book:
+                names = book.sheet_names
+                chosen = sheet or (table if table in names else names[0])
+                if chosen not in names:
+                    raise DataError(
+                        f"table '{table}': sheet '{chosen}' not in {path.name} (sheets: {', '.join(names)})"
+                    )
+                df = book.parse(chosen, dtype=str, keep_default_na=False, na_values=[""])
+        else:
+            df = _read_csv_text(path)
+    except DataError:
+        raise
+    except Exception as exc:  # pandas/openpyxl raise many kinds; the analyst needs the file name
+        raise DataError(f"table '{table}': cannot read {path}: {exc}") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc)
+        except UnicodeDecodeError:
+            continue
+    raise DataError(f"cannot decode {path}: neither UTF-8 nor GB18030")
+
+
+# --------------------------------------------------------------------------- intake
+@dataclass
+class Intake:
+    """A typed canonical table plus what intake found on the way."""
+
+    table: pd.DataFrame
+    issues: pd.DataFrame  # table, row, column, value, problem
+    formats: pd.DataFrame  # table, column, format, rows
+
+
+ISSUE_COLUMNS = ["table", "row", "column", "value", "problem"]
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse text dates in any of :data:`DATE_FORMATS`.
+
+    Returns the parsed datetimes (NaT where empty or unreadable) and, per value, the
+    label of the format it was read with ('' for empty, None for unreadable).
+
+    >>> parsed, fmt = parse_dates(pd.Series(["2025-03-04 10:00:00", "2025/3/4 10:05", "x"]))
+    >>> list(fmt)
+    ['YYYY-MM-DD hh:mm:ss', 'YYYY/M/D hh:mm', None]
+    """
+    text = values.astype("string").str.strip()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    label = pd.Series(None, index=values.index, dtype=object)
+    empty = text.isna() | (text == "")
+    label[empty] = ""
+    todo = ~empty
+    for fmt, name in DATE_FORMATS:
+        if not todo.any():
+            break
+        got = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        ok = got.notna()
+        idx = got.index[ok.to_numpy()]
+        out.loc[idx] = got[ok].astype("datetime64[ns]")
+        label.loc[idx] = name
+        todo.loc[idx] = False
+    return out, label
+
+
+def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
+    """Turn a text export into the typed canonical ``table``.
+
+    Checks required columns (raising :class:`DataError` naming the file and column),
+    adds absent optional columns as missing, types every column, and lists each value
+    that could not be read; such a cell becomes missing and the row is judged in cleaning.
+    """
+    spec = TABLES[table]
+    where = f"{source} (table '{table}')" if source else f"table '{table}'"
+    missing = [c for c in spec.required if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{where}: required column(s) missing: {', '.join(missing)}; "
+            f"found: {', '.join(map(str, raw.columns)) or 'none'}"
+        )
+    n = len(raw)
+    df = pd.DataFrame(index=pd.RangeIndex(n))
+    df[ROW] = np.arange(1, n + 1)
+    issues: list[pd.DataFrame] = []
+    formats: list[dict[str, Any]] = []
+    for col, kind in spec.columns.items():
+        if col not in raw.columns:
+            df[col] = pd.Series(pd.NaT if kind == "datetime" else np.nan, index=df.index)
+            if kind == "datetime":
+                df[col] = df[col].astype("datetime64[ns]")
+            elif kind in ("id", "str"):
+                df[col] = df[col].astype(object)
+            continue
+        s = raw[col].reset_index(drop=True)
+        if kind == "datetime":
+            parsed, label = parse_dates(s)
+            bad = label.isna()
+            df[col] = parsed
+            counts = label[~bad & (label != "")].value_counts()
+            formats += [{"table": table, "column": col, "format": f, "rows": int(k)} for f, k in counts.items()]
+            if bad.any():
+                issues.append(_issues(table, df[ROW][bad], col, s[bad], "unreadable date"))
+        elif kind in ("float", "int"):
+            txt = s.astype("string").str.replace(",", "", regex=False).str.strip()
+            num = pd.to_numeric(txt, errors="coerce")
+            bad = num.isna() & txt.notna() & (txt != "")
+            df[col] = num.astype(float)
+            if bad.any():
+                issues.append(_issues(table, df[ROW][bad], col, s[bad], "not a number"))
+        else:
+            v = s.astype(object).where(s.notna(), None)
+            df[col] = v.map(lambda x: x.strip() if isinstance(x, str) else x)
+    issue_df = pd.concat(issues, ignore_index=True) if issues else pd.DataFrame(columns=ISSUE_COLUMNS)
+    return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]))
+
+
+def _issues(table: str, rows: pd.Series, col: str, values: pd.Series, problem: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "table": table,
+            "row": rows.to_numpy(),
+            "column": col,
+            "value": values.astype(str).to_numpy(),
+            "problem": problem,
+        }
+    )
+
+
+def load_tables(case: Any, progress: Any = None) -> dict[str, Intake]:
+    """Read and take in every canonical table the case names; never writes to the exports."""
+    out: dict[str, Intake] = {}
+    for name in TABLES:
+        path = case.data_path(name)
+        if progress:
+            progress(f"reading {name} from {path.name}")
+        raw = read_export(path, name)
+        out[name] = intake(raw, name, path)
+    return out
+
+
+# --------------------------------------------------------------------------- hand-offs
+HANDOFF_STEPS: dict[str, tuple[int, str]] = {
+    "scope": (1, "01_goal_and_scope"),
+    "intake": (2, "02_data_collection"),
+    "metrics": (3, "03_metrics"),
+    "clean": (4, "04_cleaning_and_validation"),
+    "deep_dive": (5, "05_case_deep_dive"),
+    "plan": (6, "06_diagnosis_and_plan"),
+    "report": (7, "07_report_and_iteration"),
+}
+"""Which step writes each hand-off folder."""
+
+
+@dataclass
+class Workspace:
+    """The output folder of one case: ``<output_root>/<case_id>/``."""
+
+    root: Path
+    case_id: str
+    _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        """Return the case's output folder."""
+        return self.root / self.case_id
+
+    @property
+    def data(self) -> Path:
+        """Return the folder of the step hand-offs."""
+        return self.folder / "data"
+
+    def _path(self, name: str, ext: str) -> Path:
+        if not re.fullmatch(r"[a-z0-9_]+/[a-z0-9_]+", name):
+            raise ValueError(f"hand-off name must look like 'step/name', got {name!r}")
+        return self.data / f"{name}.{ext}"
+
+    def write(self, name: str, df: pd.DataFrame) -> Path:
+        """Write a table hand-off as Parquet and return its path."""
+        path = self._path(name, "parquet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(path, index=False)
+        self._cache[name] = df
+        return path
+
+    def read(self, name: str) -> pd.DataFrame:
+        """Read a table hand-off, or say which step to run first."""
+        if name in self._cache:
+            return self._cache[name]
+        path = self._path(name, "parquet")
+        if not path.exists():
+            raise self._missing(name, path)
+        return pd.read_parquet(path)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Write a small hand-off (figures, sentences) as JSON."""
+        path = self._path(name, "json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        return path
+
+    def read_json(self, name: str) -> Any:
+        """Read a JSON hand-off, or say which step to run first."""
+        path = self._path(name, "json")
+        if not path.exists():
+            raise self._missing(name, path)
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def exists(self, name: str) -> bool:
+        """Return True when the hand-off has been written."""
+        return self._path(name, "parquet").exists() or self._path(name, "json").exists()
+
+    def tables(self, step: str) -> dict[str, pd.DataFrame]:
+        """Read every canonical table a step wrote (``intake`` or ``clean``)."""
+        return {t: self.read(f"{step}/{t}") for t in TABLES}
+
+    def _missing(self, name: str, path: Path) -> HandoffMissing:
+        step = HANDOFF_STEPS.get(name.split("/")[0])
+        which = f"run step {step[0]} ({step[1]}.ipynb) first" if step else "run the earlier steps first"
+        return HandoffMissing(f"hand-off '{name}' not found at {path}: {which}")
+
+
+def save_intake(ws: Workspace, intakes: dict[str, Intake]) -> pd.DataFrame:
+    """Write every intake table, the unreadable values and the date formats; return the issues."""
+    for name, got in intakes.items():
+        ws.write(f"intake/{name}", got.table)
+    issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
+    formats = pd.concat([g.formats for g in intakes.values()], ignore_index=True)
+    ws.write("intake/issues", issues.astype({"row": "int64"}) if len(issues) else issues)
+    ws.write("intake/formats", formats)
+    return issues
+
+
+def save_cleaned(ws: Workspace, cleaned) -> None:
+    """Write the cleaned tables, the cleaning log, the quarantine, the merges and the row reconciliation."""
+    for name, df in cleaned.tables.items():
+        ws.write(f"clean/{name}", df)
+    ws.write("clean/log", cleaned.log)
+    ws.write("clean/quarantine", cleaned.quarantine)
+    ws.write("clean/merges", cleaned.merges)
+    ws.write("clean/reconciliation", cleaned.reconciliation)

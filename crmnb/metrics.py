@@ -1,0 +1,266 @@
+"""The metric catalogue: each metric declared once, computed the same way everywhere.
+
+A metric's function returns its *units*: one row per lead, order, ticket… that the
+metric averages, with the columns ``when`` (the date that places the unit in a
+period), ``department``, ``owner_rep``, ``customer_id`` and ``value``. A rate is the
+mean of a 0/1 value, an average time the mean of hours. So every metric can be
+computed for any period and broken down by department, rep, month or segment, and
+tested for a before/after change, from the same units.
+
+>>> units = lead_conversion_units(tables, "2025-07-01", "2025-12-31")  # doctest: +SKIP
+>>> compute("lead_conversion_rate", tables, "2025-07-01", "2025-12-31", by="department")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+Tables = dict[str, pd.DataFrame]
+UNIT_COLUMNS = ["when", "department", "owner_rep", "customer_id", "value"]
+
+
+def _window(df: pd.DataFrame, col: str, start: date | str, end: date | str) -> pd.DataFrame:
+    """Return the rows whose ``col`` falls on a day from ``start`` to ``end`` inclusive."""
+    lo = pd.Timestamp(start)
+    hi = pd.Timestamp(end) + pd.Timedelta(days=1)
+    s = df[col]
+    return df[(s >= lo) & (s < hi)]
+
+
+def _units(df: pd.DataFrame, when: str, value: pd.Series | np.ndarray) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "when": df[when].to_numpy(),
+            "department": df["department"].to_numpy() if "department" in df else None,
+            "owner_rep": df["owner_rep"].to_numpy() if "owner_rep" in df else None,
+            "customer_id": df["customer_id"].to_numpy() if "customer_id" in df else None,
+            "value": np.asarray(value, dtype=float),
+        }
+    )
+    return out
+
+
+def _hours(a: pd.Series, b: pd.Series) -> pd.Series:
+    return (b - a).dt.total_seconds() / 3600.0
+
+
+# --------------------------------------------------------------------------- unit functions
+def lead_response_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per contacted lead created in the period: hours from creation to first contact."""
+    leads = _window(t["leads"], "created_at", start, end)
+    leads = leads[leads["first_contact_at"].notna()]
+    hours = _hours(leads["created_at"], leads["first_contact_at"])
+    keep = hours >= 0
+    return _units(leads[keep], "created_at", hours[keep])
+
+
+def followup_ontime_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per follow-up task due in the period: 1 if completed by its due time."""
+    act = _window(t["activities"], "due_at", start, end)
+    ok = act["completed_at"].notna() & (act["completed_at"] <= act["due_at"])
+    return _units(act, "due_at", ok)
+
+
+def _won_by_lead(t: Tables) -> pd.Series:
+    opp = t["opportunities"]
+    won = opp[(opp["status"] == "won") & opp["lead_id"].notna() & opp["closed_at"].notna()]
+    return won.groupby("lead_id")["closed_at"].min()
+
+
+def lead_conversion_units(t: Tables, start, end, conversion_window_days: int = 90, **_) -> pd.DataFrame:
+    """Return one unit per lead created in the period: 1 if it became a won deal within the conversion window."""
+    leads = _window(t["leads"], "created_at", start, end)
+    first_win = leads["lead_id"].map(_won_by_lead(t))
+    ok = first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=conversion_window_days))
+    return _units(leads, "created_at", ok)
+
+
+def opportunity_win_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per opportunity closed (won or lost) in the period: 1 if won."""
+    opp = t["opportunities"]
+    opp = _window(opp[opp["status"].isin(["won", "lost"])], "closed_at", start, end)
+    return _units(opp, "closed_at", opp["status"] == "won")
+
+
+def sales_cycle_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per deal won in the period: days from the lead's creation (else the deal's) to the win."""
+    opp = t["opportunities"]
+    won = _window(opp[opp["status"] == "won"], "closed_at", start, end)
+    lead_created = won["lead_id"].map(t["leads"].set_index("lead_id")["created_at"]) if len(won) else won["created_at"]
+    began = lead_created.fillna(won["created_at"])
+    days = (won["closed_at"] - began).dt.total_seconds() / 86400.0
+    return _units(won, "closed_at", days)
+
+
+def order_value_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per order placed in the period: its amount."""
+    orders = _window(t["orders"], "order_date", start, end)
+    orders = orders[orders["amount"].notna()]
+    return _units(orders, "order_date", orders["amount"])
+
+
+def repeat_purchase_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per customer who bought in the period: 1 if they bought at least twice in it."""
+    orders = _window(t["orders"], "order_date", start, end)
+    g = orders.groupby("customer_id", sort=True)
+    per = pd.DataFrame(
+        {
+            "when": g["order_date"].min(),
+            "department": g["department"].first(),
+            "n": g.size(),
+        }
+    ).reset_index()
+    reps = t["customers"].drop_duplicates("customer_id").set_index("customer_id")["owner_rep"]
+    per["owner_rep"] = per["customer_id"].map(reps)
+    return _units(per, "when", per["n"] >= 2)
+
+
+def csat_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per surveyed ticket opened in the period: its satisfaction score (1–5)."""
+    tk = _window(t["tickets"], "created_at", start, end)
+    tk = tk[tk["csat"].notna()]
+    return _units(tk, "created_at", tk["csat"])
+
+
+def nps_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per NPS answer in the period: +100 promoter (9–10), −100 detractor (0–6), else 0."""
+    tk = _window(t["tickets"], "created_at", start, end)
+    tk = tk[tk["nps"].notna()]
+    score = np.where(tk["nps"] >= 9, 100.0, np.where(tk["nps"] <= 6, -100.0, 0.0))
+    return _units(tk, "created_at", score)
+
+
+def complaint_resolution_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per resolved complaint opened in the period: hours to resolution."""
+    tk = _window(t["tickets"], "created_at", start, end)
+    tk = tk[(tk["type"] == "complaint") & tk["resolved_at"].notna()]
+    hours = _hours(tk["created_at"], tk["resolved_at"])
+    keep = hours >= 0
+    return _units(tk[keep], "created_at", hours[keep])
+
+
+# --------------------------------------------------------------------------- catalogue
+@dataclass(frozen=True)
+class Metric:
+    """One declared metric."""
+
+    id: str
+    name_en: str
+    name_zh: str
+    dimension: str  # efficiency / effect / experience
+    formula: str
+    sources: tuple[str, ...]
+    unit: str  # rate / hours / days / CNY / score / points
+    units: Callable[..., pd.DataFrame]
+    higher_is_better: bool = True
+
+    def name(self, language: str = "en") -> str:
+        """Return the metric's name in ``language`` (en or zh)."""
+        return self.name_zh if language == "zh" else self.name_en
+
+
+CATALOGUE: dict[str, Metric] = {
+    m.id: m
+    for m in [
+        Metric("lead_response_hours", "Lead response time (hours)", "线索响应时长（小时）", "efficiency",
+               "average hours from lead creation to first contact, contacted leads created in the period",
+               ("leads",), "hours", lead_response_units, higher_is_better=False),
+        Metric("followup_ontime_rate", "Follow-up task completion rate (on time)", "跟进任务完成率", "efficiency",
+               "follow-up tasks completed by their due time / tasks due in the period",
+               ("activities",), "rate", followup_ontime_units),
+        Metric("lead_conversion_rate", "Lead conversion rate", "线索转化率", "effect",
+               "leads won within the conversion window / leads created in the period",
+               ("leads", "opportunities"), "rate", lead_conversion_units),
+        Metric("opportunity_win_rate", "Opportunity win rate", "商机赢单率", "effect",
+               "opportunities won / opportunities closed (won or lost) in the period",
+               ("opportunities",), "rate", opportunity_win_units),
+        Metric("sales_cycle_days", "Sales cycle (days)", "成交周期（天）", "efficiency",
+               "average days from lead creation to win, deals won in the period",
+               ("opportunities", "leads"), "days", sales_cycle_units, higher_is_better=False),
+        Metric("avg_order_value", "Average order value (CNY)", "客单价（元）", "effect",
+               "order revenue / number of orders placed in the period",
+               ("orders",), "CNY", order_value_units),
+        Metric("repeat_purchase_rate", "Repeat-purchase rate", "复购率", "effect",
+               "customers with two or more orders in the period / customers with an order in the period",
+               ("orders", "customers"), "rate", repeat_purchase_units),
+        Metric("csat", "Customer satisfaction (CSAT, 1–5)", "客户满意度评分（CSAT）", "experience",
+               "average satisfaction score of surveyed tickets opened in the period",
+               ("tickets",), "score", csat_units),
+        Metric("nps", "Net promoter score (NPS)", "净推荐值（NPS）", "experience",
+               "% promoters (9–10) − % detractors (0–6) among NPS answers in the period",
+               ("tickets",), "points", nps_units),
+        Metric("complaint_resolution_hours", "Complaint resolution time (hours)", "投诉解决时长（小时）", "experience",
+               "average hours from complaint to resolution, resolved complaints opened in the period",
+               ("tickets",), "hours", complaint_resolution_units, higher_is_better=False),
+    ]
+}
+"""Every metric crmnb computes, by id."""
+
+HEADLINE: tuple[str, ...] = (
+    "lead_response_hours",
+    "followup_ontime_rate",
+    "lead_conversion_rate",
+    "avg_order_value",
+    "repeat_purchase_rate",
+    "csat",
+    "complaint_resolution_hours",
+)
+"""The headline metrics step 3 reports for every case."""
+
+
+def units(metric: str, tables: Tables, start, end, department: str | None = None, **opts) -> pd.DataFrame:
+    """Return the units of ``metric`` in the period, for one department or all."""
+    if metric not in CATALOGUE:
+        raise KeyError(f"unknown metric {metric!r}; known: {', '.join(CATALOGUE)}")
+    u = CATALOGUE[metric].units(tables, start, end, **opts)
+    if department is not None:
+        u = u[u["department"] == department]
+    return u.reset_index(drop=True)
+
+
+def aggregate(u: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFrame:
+    """Return value (mean of the units) and n, overall or per group; ``by='month'`` groups by calendar month."""
+    if by is None:
+        return pd.DataFrame({"value": [u["value"].mean() if len(u) else np.nan], "n": [len(u)]})
+    keys = [by] if isinstance(by, str) else list(by)
+    u = u.copy()
+    if "month" in keys:
+        u["month"] = pd.to_datetime(u["when"]).dt.to_period("M").dt.to_timestamp()
+    g = u.groupby(keys, dropna=False)["value"]
+    return pd.DataFrame({"value": g.mean(), "n": g.size()}).reset_index()
+
+
+def compute(metric: str, tables: Tables, start, end, department: str | None = None,
+            by: str | list[str] | None = None, **opts) -> pd.DataFrame:
+    """Compute ``metric`` for the period, overall or per ``by`` (department, owner_rep, month)."""
+    return aggregate(units(metric, tables, start, end, department, **opts), by)
+
+
+def value(metric: str, tables: Tables, start, end, department: str | None = None, **opts) -> float:
+    """Return the single figure of ``metric`` for the period (NaN when nothing was measured)."""
+    return float(compute(metric, tables, start, end, department, **opts)["value"].iloc[0])
+
+
+def headline(tables: Tables, start, end, department: str | None = None,
+             metrics: Iterable[str] = HEADLINE, language: str = "en", **opts) -> pd.DataFrame:
+    """Return the headline metrics for the period: id, name, dimension, value, unit, n."""
+    rows = []
+    for mid in metrics:
+        m = CATALOGUE[mid]
+        r = compute(mid, tables, start, end, department, **opts).iloc[0]
+        rows.append({"metric": mid, "name": m.name(language), "dimension": m.dimension,
+                     "value": r["value"], "unit": m.unit, "n": int(r["n"])})
+    return pd.DataFrame(rows)
+
+
+def catalogue_table(period: str, language: str = "en") -> pd.DataFrame:
+    """Return the metric list: name, dimension, formula, source tables and period."""
+    return pd.DataFrame(
+        [{"metric": m.id, "name": m.name(language), "dimension": m.dimension, "formula": m.formula,
+          "source": ", ".join(m.sources), "period": period, "unit": m.unit} for m in CATALOGUE.values()]
+    )

@@ -1,0 +1,91 @@
+"""Step 1 and 2 tables: the case card, the goal, the scope and the data inventory."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .i18n import department, fmt_value
+from .io import Intake
+from .params import GOAL_METRICS, CaseParams
+from .schema import TABLES
+
+
+def case_card(case: CaseParams) -> pd.DataFrame:
+    """Return Table 1, the case card: case, department, period, owner, goal."""
+    g = case.goal
+    unit = GOAL_METRICS[g.metric]
+    from .metrics import CATALOGUE
+
+    goal = (f"{CATALOGUE[g.metric].name(case.language)}: {fmt_value(g.baseline, unit)} → "
+            f"{fmt_value(g.target, unit)} by {g.deadline}")
+    return pd.DataFrame([{
+        "case": case.title,
+        "department": department(case.department, case.language),
+        "period": f"{case.period.start} – {case.period.end}",
+        "owner": case.owner,
+        "goal": goal,
+    }])
+
+
+def goal_table(case: CaseParams) -> pd.DataFrame:
+    """Return the goal confirmation: metric, baseline, target, deadline, and the comparison windows."""
+    from .metrics import CATALOGUE
+
+    g = case.goal
+    w = case.windows
+    rows = [
+        ("metric (specific)", CATALOGUE[g.metric].name(case.language)),
+        ("formula (measurable)", CATALOGUE[g.metric].formula),
+        ("baseline", fmt_value(g.baseline, GOAL_METRICS[g.metric])),
+        ("target (achievable)", fmt_value(g.target, GOAL_METRICS[g.metric])),
+        ("direction", "raise" if g.higher_is_better else "lower"),
+        ("deadline (time-bound)", str(g.deadline)),
+        ("intervention", str(case.intervention_date) if case.intervention_date else "none named"),
+        ("before window", f"{w['before'][0]} – {w['before'][1]}"),
+        ("after window", f"{w['after'][0]} – {w['after'][1]}"),
+        ("control group", department(case.control_department, case.language) if case.control_department else "none"),
+    ]
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def scope_table(case: CaseParams) -> pd.DataFrame:
+    """Return the scope: team, customer group, period and data dimensions."""
+    return pd.DataFrame([
+        ("team", department(case.department, case.language)),
+        ("customer group", f"leads and customers owned by {department(case.department, case.language)}"),
+        ("period", f"{case.period.start} – {case.period.end} ({case.period.days} days)"),
+        ("data dimensions", "time (month), department, rep, channel, funnel stage, customer tier"),
+        ("data source", str(case.data.dir)),
+    ], columns=["item", "value"])
+
+
+def inventory(intakes: dict[str, Intake], case: CaseParams) -> pd.DataFrame:
+    """Return the data inventory: per table its file, rows, columns, date range, coverage and unreadable values."""
+    rows = []
+    for name, got in intakes.items():
+        t = got.table
+        spec = TABLES[name]
+        dcol = spec.dates[0] if spec.dates else None
+        cols = list(spec.columns)
+        filled = t[cols].notna().to_numpy().mean() if len(t) else float("nan")
+        rows.append({
+            "table": name,
+            "file": case.data_path(name).name,
+            "rows": len(t),
+            "columns": len(cols),
+            "from": t[dcol].min() if dcol and len(t) else pd.NaT,
+            "to": t[dcol].max() if dcol and len(t) else pd.NaT,
+            "coverage": filled,
+            "unreadable_values": len(got.issues),
+        })
+    return pd.DataFrame(rows)
+
+
+def leads_in(tables: dict[str, pd.DataFrame], case: CaseParams, window: str = "period",
+             department_name: str | None = None) -> pd.DataFrame:
+    """Return the leads of the case's department created in the period (or the 'before'/'after' window)."""
+    start, end = (case.period.start, case.period.end) if window == "period" else case.windows[window]
+    leads = tables["leads"]
+    dep = department_name or case.department
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    return leads[(leads["department"] == dep) & (leads["created_at"] >= lo) & (leads["created_at"] < hi)]
