@@ -1,0 +1,163 @@
+"""Before/after comparison with uncertainty, and difference-in-differences against a control."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def change_rate(before: float, after: float) -> float:
+    """Return the relative change from ``before`` to ``after``.
+
+    >>> round(change_rate(48, 24), 3), round(change_rate(7.2, 8.5), 3), round(change_rate(0.75, 0.90), 3)
+    (-0.5, 0.181, 0.2)
+    """
+    if before == 0 or np.isnan(before) or np.isnan(after):
+        return float("nan")
+    return (after - before) / abs(before)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A difference after − before with its 95% interval and p-value."""
+
+    before: float
+    after: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+    n_before: int
+    n_after: int
+
+    @property
+    def significant(self) -> bool:
+        """Return True when the 95% interval excludes zero."""
+        return bool(self.ci_low > 0 or self.ci_high < 0)
+
+
+def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
+    """Compare two rates (arrays of 0/1) with a two-proportion z-test and a Wald 95% interval."""
+    a, b = np.asarray(x_before, float), np.asarray(x_after, float)
+    n1, n2 = len(a), len(b)
+    if n1 == 0 or n2 == 0:
+        return Difference(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, "two-proportion z", n1, n2)
+    p1, p2 = a.mean(), b.mean()
+    d = p2 - p1
+    se = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    pooled = (a.sum() + b.sum()) / (n1 + n2)
+    se0 = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    p = 2 * stats.norm.sf(abs(d) / se0) if se0 > 0 else (0.0 if d else 1.0)
+    z = stats.norm.ppf(0.975)
+    return Difference(p1, p2, d, d - z * se, d + z * se, float(p), "two-proportion z", n1, n2)
+
+
+def bootstrap_means(x_before: np.ndarray, x_after: np.ndarray, n_boot: int = 2000, seed: int = 0) -> Difference:
+    """Compare two means with a percentile bootstrap 95% interval and a two-sided bootstrap p-value."""
+    a, b = np.asarray(x_before, float), np.asarray(x_after, float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0:
+        return Difference(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, "bootstrap", len(a), len(b))
+    d = b.mean() - a.mean()
+    if min(len(a), len(b)) > 20_000:  # the bootstrap and Welch agree at this size; Welch is instant
+        se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        z = stats.norm.ppf(0.975)
+        p = 2 * stats.norm.sf(abs(d) / se) if se > 0 else 1.0
+        return Difference(a.mean(), b.mean(), d, d - z * se, d + z * se, float(p), "Welch", len(a), len(b))
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        boots[i] = rng.choice(b, len(b)).mean() - rng.choice(a, len(a)).mean()
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    p = min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean()))
+    p = max(p, 1 / n_boot) if d != 0 else 1.0
+    return Difference(a.mean(), b.mean(), d, float(lo), float(hi), float(p), "bootstrap", len(a), len(b))
+
+
+def compare_units(before: pd.DataFrame, after: pd.DataFrame, unit: str) -> Difference:
+    """Compare two sets of metric units: a proportion test for rates, a bootstrap for means."""
+    if unit == "rate":
+        return two_proportions(before["value"].to_numpy(), after["value"].to_numpy())
+    return bootstrap_means(before["value"].to_numpy(), after["value"].to_numpy())
+
+
+def diff_in_diff(treated: Difference, control: Difference) -> tuple[float, float, float]:
+    """Return the difference-in-differences and its 95% interval, from the two groups' differences."""
+    z = stats.norm.ppf(0.975)
+    se_t = (treated.ci_high - treated.ci_low) / (2 * z)
+    se_c = (control.ci_high - control.ci_low) / (2 * z)
+    did = treated.diff - control.diff
+    se = float(np.hypot(se_t, se_c))
+    return did, did - z * se, did + z * se
+
+
+def _fmt_diff(d: float, unit: str) -> str:
+    if unit == "rate":
+        return f"{d * 100:+.1f} pp"
+    if unit in ("hours", "days"):
+        return f"{d:+.1f} {'h' if unit == 'hours' else 'd'}"
+    return f"{d:+,.1f}"
+
+
+def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> pd.DataFrame:
+    """Return Table 2: per metric before, after, change rate, 95% interval of the difference, test and notes.
+
+    Before and after are the case's windows, for its department. With a control
+    department the difference-in-differences and its interval are added.
+    """
+    from .metrics import CATALOGUE, units
+
+    opts = {"conversion_window_days": case.thresholds.conversion_window_days}
+    (b0, b1), (a0, a1) = case.windows["before"], case.windows["after"]
+    rows = []
+    for mid in dict.fromkeys(metric_ids):
+        m = CATALOGUE[mid]
+        ub = units(mid, tables, b0, b1, case.department, **opts)
+        ua = units(mid, tables, a0, a1, case.department, **opts)
+        d = compare_units(ub, ua, m.unit)
+        row = {"metric": mid, "name": m.name(case.language), "unit": m.unit, "before": d.before, "after": d.after,
+               "change_rate": change_rate(d.before, d.after), "difference": d.diff, "ci_low": d.ci_low,
+               "ci_high": d.ci_high, "p_value": d.p_value, "test": d.test, "n_before": d.n_before,
+               "n_after": d.n_after, "did": np.nan, "did_ci_low": np.nan, "did_ci_high": np.nan}
+        notes = [f"95% CI of the difference {_fmt_diff(d.ci_low, m.unit)} to {_fmt_diff(d.ci_high, m.unit)}",
+                 f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})"]
+        if case.control_department:
+            cb = units(mid, tables, b0, b1, case.control_department, **opts)
+            ca = units(mid, tables, a0, a1, case.control_department, **opts)
+            c = compare_units(cb, ca, m.unit)
+            if np.isfinite(c.diff) and np.isfinite(d.diff):
+                did, lo, hi = diff_in_diff(d, c)
+                row.update(did=did, did_ci_low=lo, did_ci_high=hi)
+                notes.append(f"vs control {_fmt_diff(did, m.unit)} (95% CI {_fmt_diff(lo, m.unit)} to "
+                             f"{_fmt_diff(hi, m.unit)})")
+        row["notes"] = "; ".join(notes)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def describe_change(row: pd.Series) -> str:
+    """Return one sentence on a metric's change with its interval, for the summary."""
+    from .i18n import fmt_change, fmt_value
+
+    u = row["unit"]
+    s = (f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)} "
+         f"({fmt_change(row['change_rate'])}; 95% CI of the difference {_fmt_diff(row['ci_low'], u)} to "
+         f"{_fmt_diff(row['ci_high'], u)})")
+    if pd.notna(row.get("did")):
+        s += (f"; against the control department {_fmt_diff(row['did'], u)} "
+              f"(95% CI {_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)})")
+    return s + "."
+
+
+def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:
+    """Return ``metric`` per ``by`` (e.g. owner_rep) in the before and the after window, with a ``window`` column."""
+    from .metrics import compute
+
+    opts = {"conversion_window_days": case.thresholds.conversion_window_days}
+    parts = [compute(metric, tables, *case.windows[w], case.department, by=by, **opts).assign(window=w)
+             for w in ("before", "after")]
+    return pd.concat(parts, ignore_index=True)
