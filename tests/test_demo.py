@@ -1,0 +1,275 @@
+"""Tests of the demo data generator: files, determinism, scale, planted facts."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crmnb.demo import generate
+from crmnb.schema import DEFAULT_FILES, DEPARTMENTS, LOSS_REASONS, TABLES
+
+SALES, CONTROL = DEPARTMENTS
+EXPORT_END = pd.Timestamp("2026-03-31 23:59:59")
+INTERVENTION = pd.Timestamp("2025-10-01")
+ISO = "%Y-%m-%d %H:%M:%S"
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    """Return the SHA-256 of every file in a folder."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _csv(folder: Path, table: str) -> pd.DataFrame:
+    """Read one CSV of the demo as strings (empty cells -> NaN)."""
+    return pd.read_csv(folder / DEFAULT_FILES[table], dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+
+
+def _dt(s: pd.Series) -> pd.Series:
+    """Parse ISO datetimes."""
+    return pd.to_datetime(s, format=ISO)
+
+
+def _dt_mixed(s: pd.Series) -> pd.Series:
+    """Parse ISO, '2025/3/4 10:05' and '2025年3月4日 10:05' datetimes."""
+    out = pd.to_datetime(s, format=ISO, errors="coerce")
+    for fmt in ("%Y/%m/%d %H:%M", "%Y年%m月%d日 %H:%M"):
+        out = out.fillna(pd.to_datetime(s, format=fmt, errors="coerce"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo at scale 0.2."""
+    out = tmp_path_factory.mktemp("demo_02")
+    messages: list[str] = []
+    generate(out, scale=0.2, progress=messages.append)
+    assert len(messages) >= len(DEFAULT_FILES)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo at scale 0.1."""
+    out = tmp_path_factory.mktemp("demo_01")
+    generate(out, scale=0.1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo at scale 1."""
+    out = tmp_path_factory.mktemp("demo_1")
+    generate(out, scale=1.0)
+    return out
+
+
+def _planted(folder: Path) -> dict:
+    return json.loads((folder / "planted.json").read_text(encoding="utf-8"))
+
+
+# --- files and determinism ---------------------------------------------------
+
+
+def test_same_seed_gives_identical_files(small: Path, tmp_path: Path) -> None:
+    generate(tmp_path / "again", scale=0.2)
+    assert _hashes(tmp_path / "again") == _hashes(small)
+
+
+def test_other_seed_differs(small: Path, tmp_path: Path) -> None:
+    generate(tmp_path / "other", scale=0.2, seed=7)
+    a, b = _hashes(small), _hashes(tmp_path / "other")
+    assert a.keys() == b.keys()
+    assert all(a[name] != b[name] for name in ("customers.csv", "leads.csv", "orders.csv", "activities.csv"))
+
+
+def test_every_file_has_the_schema_columns(small: Path) -> None:
+    for table, name in DEFAULT_FILES.items():
+        path = small / name
+        assert path.exists(), name
+        expected = list(TABLES[table].columns)
+        if name.endswith(".xlsx"):
+            df = pd.read_excel(path, sheet_name="campaigns")
+            assert list(df.columns) == expected
+            assert 15 <= len(df) <= 25
+            assert set(df["channel"]) == {"search", "wechat", "trade_show", "referral", "email", "content"}
+            assert pd.to_datetime(df["start_date"], format="%Y-%m-%d").notna().all()
+        else:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                assert next(csv.reader(f)) == expected
+            assert list(_csv(small, table).columns) == expected
+    assert (small / "customers.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+    assert (small / "leads.csv").read_bytes()[:3] != b"\xef\xbb\xbf"
+    assert (small / "planted.json").exists()
+
+
+def test_rows_grow_with_scale(small: Path, tiny: Path) -> None:
+    a, b = _planted(tiny)["rows"], _planted(small)["rows"]
+    for table in DEFAULT_FILES:
+        if table == "campaigns":
+            continue
+        assert 1.6 <= b[table] / a[table] <= 2.4, table
+        assert len(_csv(small, table)) == b[table]
+
+
+def test_references_and_keys(small: Path) -> None:
+    cu, le, op = _csv(small, "customers"), _csv(small, "leads"), _csv(small, "opportunities")
+    for table in ("customers", "leads", "opportunities", "activities", "orders", "tickets", "touches", "visits", "receipts"):
+        df = _csv(small, table)
+        key = TABLES[table].key
+        assert df[key].is_unique, table
+        if "customer_id" in df.columns:
+            assert df["customer_id"].dropna().isin(set(cu["customer_id"])).all(), table
+    assert op["customer_id"].notna().all()
+    assert op["lead_id"].isin(set(le["lead_id"])).all()
+    assert le.loc[le["status"] == "converted", "customer_id"].notna().all()
+    assert set(op["loss_reason"].dropna()) <= set(LOSS_REASONS)
+    assert cu["phone"].dropna().str.fullmatch(r"(\+86 )?1[358]\d-?\d{4}-?\d{4}").all()
+
+
+def test_nothing_after_the_export_date(small: Path) -> None:
+    for table in DEFAULT_FILES:
+        if table == "campaigns":
+            continue
+        df = _csv(small, table)
+        for col in TABLES[table].dates:
+            parse = _dt_mixed if table == "activities" else _dt
+            values = parse(df[col].dropna())
+            assert values.notna().all(), (table, col)
+            assert values.max() <= EXPORT_END, (table, col)
+    camp = pd.read_excel(small / "campaigns.xlsx", sheet_name="campaigns")
+    assert pd.to_datetime(camp["end_date"]).max() <= EXPORT_END
+
+
+# --- planted effects -----------------------------------------------------------
+
+
+def test_response_time_halves_for_sales_only(small: Path) -> None:
+    le = _csv(small, "leads")
+    created, first = _dt(le["created_at"]), _dt(le["first_contact_at"])
+    hours = (first - created).dt.total_seconds() / 3600
+    after = created >= INTERVENTION
+    for dept, lo, hi in ((SALES, 0.0, 0.65), (CONTROL, 0.8, 1.25)):
+        m = le["department"] == dept
+        ratio = hours[m & after].median() / hours[m & ~after].median()
+        assert lo < ratio < hi, (dept, ratio)
+    never = first.isna() & (created < EXPORT_END - pd.Timedelta(days=30))
+    assert 0.03 < never.mean() < 0.09
+    assert (le.loc[never, "status"] == "lost").all()
+
+
+def test_receipt_mismatches_are_exactly_the_planted_ones(small: Path) -> None:
+    planted = _planted(small)
+    op, rc = _csv(small, "opportunities"), _csv(small, "receipts")
+    won = op[op["status"] == "won"]
+    m = rc.merge(won[["opportunity_id", "amount"]], on="opportunity_id", suffixes=("", "_crm"))
+    assert len(m) == len(rc)
+    crm, paid = m["amount_crm"].astype(float), m["amount"].astype(float)
+    diff = m[(crm - paid).abs() > 0.005]
+    key = planted["receipt_mismatches"]
+    assert len(key) >= 3
+    assert set(diff["opportunity_id"]) == {x["opportunity_id"] for x in key}
+    rel = ((diff["amount"].astype(float) - diff["amount_crm"].astype(float)) / diff["amount_crm"].astype(float)).abs()
+    assert rel.between(0.005, 0.02).all()
+    for x in key:
+        assert 0.005 <= abs(x["receipt_amount"] - x["crm_amount"]) / x["crm_amount"] <= 0.02
+    missing = set(won["opportunity_id"]) - set(rc["opportunity_id"])
+    assert missing == set(planted["won_without_receipt"]) and len(missing) >= 1
+
+
+def test_heavy_customer_and_duplicates(small: Path) -> None:
+    planted = _planted(small)
+    ac, cu = _csv(small, "activities"), _csv(small, "customers").set_index("customer_id")
+    heavy = planted["heavy_customer"]["customer_id"]
+    assert (ac["customer_id"] == heavy).sum() >= 100
+    assert ac["customer_id"].value_counts().iloc[0] == (ac["customer_id"] == heavy).sum()
+    dups = planted["duplicates"]
+    assert len(dups) >= 3
+    digits = cu["phone"].fillna("").str.replace(r"\D", "", regex=True).str[-11:]
+    for d in dups:
+        a, b = cu.loc[d["original"]], cu.loc[d["duplicate"]]
+        assert digits[d["original"]] == digits[d["duplicate"]] and len(digits[d["original"]]) == 11
+        assert a["email"].lower() == b["email"].lower() and a["email"] != b["email"]
+        assert (a["name"], a["company"]) != (b["name"], b["company"])
+    # no accidental duplicates: each shared phone is a planted pair
+    shared = digits[digits != ""].value_counts()
+    assert (shared > 1).sum() == len(dups)
+    refs = pd.concat([_csv(small, t)["customer_id"] for t in ("orders", "tickets", "visits")])
+    assert refs.isin({d["duplicate"] for d in dups}).any()
+    assert cu["phone"].isna().any() and cu["email"].isna().any()
+
+
+def test_mixed_date_formats_in_activities(small: Path) -> None:
+    ac = _csv(small, "activities")
+    values = pd.concat([ac["due_at"], ac["completed_at"].dropna()])
+    iso = values.str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+    slash = values.str.fullmatch(r"\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d\d")
+    chinese = values.str.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日 \d{1,2}:\d\d")
+    assert (iso | slash | chinese).all()
+    assert 0.06 < slash.mean() < 0.14 and 0.02 < chinese.mean() < 0.08
+    done = ac["completed_at"].notna().mean()
+    assert 0.75 < done < 0.95
+
+
+def test_funnel_and_marketing_consistency(small: Path) -> None:
+    le, op, sh, tc = (_csv(small, t) for t in ("leads", "opportunities", "stage_history", "touches"))
+    t = tc.merge(le[["lead_id", "created_at", "channel", "campaign_id"]], on="lead_id", suffixes=("", "_lead"))
+    assert (_dt(t["touched_at"]) < _dt(t["created_at"])).all()
+    last = t.assign(ts=_dt(t["touched_at"])).sort_values(["lead_id", "ts"]).groupby("lead_id").tail(1)
+    assert (last["campaign_id"] == last["campaign_id_lead"]).all() and (last["channel"] == last["channel_lead"]).all()
+    assert tc.groupby("lead_id").size().between(1, 4).all()
+    final = sh.groupby("opportunity_id").tail(1).merge(op, on="opportunity_id", suffixes=("", "_opp"))
+    assert final["exited_at"].isna().all()
+    assert (final["stage"] == final["stage_opp"]).all()
+    closed = final[final["status"] != "open"]
+    assert (closed["entered_at"] == closed["closed_at"]).all()
+    assert (op["status"] == "open").any()
+    assert op["note"].str.startswith(("=", "+", "-", "@")).sum() >= 4
+    assert op["note"].str.contains("<script>", regex=False).any()
+
+
+def test_small_scale_still_plants_every_fault(tiny: Path) -> None:
+    p = _planted(tiny)
+    assert len(p["duplicates"]) >= 3
+    assert len(p["receipt_mismatches"]) >= 3
+    assert len(p["won_without_receipt"]) >= 1
+    assert p["heavy_customer"]["activities"] >= 100
+    assert p["mixed_date_formats"]["slash_rows"] > 0 and p["mixed_date_formats"]["chinese_rows"] > 0
+    assert len(p["tricky_notes"]) >= 4
+    assert 2 <= len(p["over_benchmark_campaigns"]) <= 3
+
+
+# --- calibration at scale 1 --------------------------------------------------
+
+
+def test_calibrated_rates_at_scale_one(full: Path) -> None:
+    le, op, od, cu = (_csv(full, t) for t in ("leads", "opportunities", "orders", "customers"))
+    assert 3_000 <= od["customer_id"].nunique() <= 5_000
+    assert 30_000 <= len(_csv(full, "activities")) <= 65_000
+    won_leads = set(op.loc[op["status"] == "won", "lead_id"])
+    le["conv"] = (le["status"] == "converted") & le["lead_id"].isin(won_leads)
+    created = _dt(le["created_at"])
+    sales = le["department"] == SALES
+    q3 = (created >= "2025-07-01") & (created < "2025-10-01")
+    q4 = (created >= "2025-10-01") & (created < "2026-01-01")
+    assert 1_400 <= (sales & q3).sum() <= 1_800
+    assert 0.135 <= le.loc[sales & q3, "conv"].mean() <= 0.165
+    assert 0.185 <= le.loc[sales & q4, "conv"].mean() <= 0.215
+    for q in (q3, q4):
+        assert 0.13 <= le.loc[~sales & q, "conv"].mean() <= 0.16
+
+    od = od.merge(cu[["customer_id", "department"]], on="customer_id", suffixes=("_order", ""))
+    day = _dt(od["order_date"])
+    for lo, hi, target in (("2025-07-01", "2025-10-01", 0.30), ("2025-10-01", "2026-01-01", 0.35)):
+        m = (od["department"] == CONTROL) & (day >= lo) & (day < hi)
+        n = od[m].groupby("customer_id").size()
+        rate = (n >= 2).sum() / (n >= 1).sum()
+        assert target - 0.025 <= rate <= target + 0.025, (lo, rate)
+
+    spend = od.assign(a=od["amount"].astype(float)).groupby("customer_id")["a"].sum()
+    assert 0.01 <= (spend >= 300_000).mean() <= 0.08
+    assert 0.10 <= ((spend >= 100_000) & (spend < 300_000)).mean() <= 0.20
