@@ -105,6 +105,4 @@ def run_case(case_file: str | Path, output_root: str | Path = "outputs",
     report = build_report(case, done, ws)
     workbook = build_workbook(case, ws)
     secs = time.perf_counter() - t0
-    say(f"[{case.case_id}] report:   {report}")
-    say(f"[{case.case_id}] workbook: {workbook}")
     return RunResult(case, report, workbook, done, secs)
