@@ -108,7 +108,9 @@ class _Book:
     """Collects log lines and quarantined rows while cleaning."""
 
     def __init__(self, tables: dict[str, pd.DataFrame]):
-        self.tables = {k: v.copy() for k, v in tables.items()}
+        # a fresh 0..n-1 index, so rows are found again in ``original`` whatever index the input had
+        self.tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
+        self.original = {k: v.copy() for k, v in self.tables.items()}  # the quarantine's record: values as taken in
         self.rows_in = {k: len(v) for k, v in tables.items()}
         self.log: list[dict] = []
         self.quarantined: list[pd.DataFrame] = []
@@ -135,8 +137,9 @@ class _Book:
             "key": hit[key].astype(str).to_numpy() if key else "",
             "rule": rule,
             "reason": reason.astype(str).to_numpy(),
+            # the values as taken in, before any re-pointing of merged duplicates
             "record": [json.dumps({k: _plain(v) for k, v in rec.items() if k != ROW}, ensure_ascii=False)
-                       for rec in hit.to_dict("records")],
+                       for rec in self.original[table].loc[hit.index].to_dict("records")],
         }))
         self.tables[table] = df[~mask]
         self.note(rule, table, column, n, "quarantined", reason.iloc[0] if n == 1 else f"e.g. {reason.iloc[0]}")

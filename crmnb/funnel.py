@@ -65,8 +65,9 @@ def dwell_days(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: 
     both = fc.index.intersection(first_opp.index)
     parts.append(pd.DataFrame({"stage": "first_contact", "lead_id": both,
                                "days": ((first_opp[both] - fc[both]).dt.total_seconds() / 86400).to_numpy()}))
+    # inner: only the stage visits of the given opportunities (the cohort's), not every deal's
     sh = stage_history[stage_history["exited_at"].notna()].merge(
-        opportunities[["opportunity_id", "lead_id"]], on="opportunity_id", how="left")
+        opportunities[["opportunity_id", "lead_id"]], on="opportunity_id", how="inner")
     parts.append(pd.DataFrame({"stage": sh["stage"].to_numpy(), "lead_id": sh["lead_id"].to_numpy(),
                                "days": ((sh["exited_at"] - sh["entered_at"]).dt.total_seconds() / 86400).to_numpy()}))
     out = pd.concat(parts, ignore_index=True)

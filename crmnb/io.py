@@ -59,7 +59,7 @@ def read_export(path: Path, table: str, sheet: str | None = None) -> pd.DataFram
                     raise DataError(
                         f"table '{table}': sheet '{chosen}' not in {path.name} (sheets: {', '.join(names)})"
                     )
-                df = book.parse(chosen, dtype=str, keep_default_na=False, na_values=[""])
+                df = pd.read_excel(book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=[""])
         else:
             df = _read_csv_text(path)
     except DataError:
@@ -104,7 +104,8 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """
     text = values.astype("string").str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    label = pd.Series(None, index=values.index, dtype=object)
+    # a list of None: pd.Series(None, dtype=object) holds NaN, not None, under pandas 3
+    label = pd.Series([None] * len(values), index=values.index, dtype=object)
     empty = text.isna() | (text == "")
     label[empty] = ""
     todo = ~empty

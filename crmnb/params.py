@@ -1,7 +1,7 @@
 """Case parameters: one YAML file per case, validated once, up front, into a typed object.
 
 >>> case = load_case("parameters/lead_conversion_uplift.yaml")  # doctest: +SKIP
->>> case.goal.target
+>>> case.goal.target  # doctest: +SKIP
 0.2
 """
 
@@ -104,8 +104,42 @@ class DataSource(_Model):
         return v
 
 
+class TierThresholds(_Model):
+    """Value tiers: high value needs both high spend and high repeat share; potential needs the middle band."""
+
+    high_spend: float = Field(300_000, gt=0)
+    high_repeat: float = Field(0.6, ge=0, le=1)
+    potential_spend: float = Field(100_000, ge=0)
+    potential_repeat: float = Field(0.3, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _bands(self) -> "TierThresholds":
+        if self.potential_spend >= self.high_spend:
+            raise ValueError("potential_spend must be below high_spend")
+        if self.potential_repeat > self.high_repeat:
+            raise ValueError("potential_repeat must not exceed high_repeat")
+        return self
+
+
+class ChurnThresholds(_Model):
+    """Churn warning rules (high risk: few visits, no orders and a complaint in the look-back) and model horizon."""
+
+    lookback_months: int = Field(3, gt=0, le=24)
+    min_visits_per_month: float = Field(3, ge=0)
+    max_orders: int = Field(0, ge=0)
+    min_complaints: int = Field(1, ge=1)
+    horizon_days: int = Field(90, gt=0, le=365)
+
+
 class Thresholds(_Model):
     """Analysis thresholds; every one has the method's default."""
+
+    tiers: TierThresholds = Field(default_factory=TierThresholds)
+    churn: ChurnThresholds = Field(default_factory=ChurnThresholds)
+    cpa_overrun_max: float = Field(0.30, ge=0)
+    forecast_tolerance: float = Field(0.08, gt=0, lt=1)
+    forecast_horizon_weeks: int = Field(12, gt=0, le=52)
+    clv_horizon_months: int = Field(12, gt=0, le=60)
 
     conversion_window_days: int = Field(90, gt=0, le=730)
     max_followups_per_customer: int = Field(100, gt=0)
@@ -263,7 +297,8 @@ def parse_case(raw: Any, source: str | Path = "<case>") -> CaseParams:
         for err in exc.errors():
             loc, msg = _describe(err)
             hint = _suggest(loc, CaseParams) if msg == "unknown key" else ""
-            lines.append(f"  - key '{loc}': {msg}{hint}")
+            # a check across keys (intervention in the period…) has no single key: its message names them
+            lines.append(f"  - key '{loc}': {msg}{hint}" if loc else f"  - {msg}")
         raise CaseFileError(f"{source}: invalid case file\n" + "\n".join(lines)) from None
     if not case.data.dir.is_absolute():
         base = Path(source).parent if str(source) != "<case>" else Path.cwd()

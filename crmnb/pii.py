@@ -16,6 +16,8 @@ def mask_phone(v: object) -> object:
     if not isinstance(v, str) or not v:
         return v
     d = re.sub(r"\D", "", v)
+    if len(d) == 13 and d.startswith("86"):  # +86 country code
+        d = d[2:]
     if len(d) < 7:
         return "*" * len(d)
     return f"{d[:3]}****{d[-4:]}"
@@ -27,8 +29,10 @@ def mask_email(v: object) -> object:
     >>> mask_email("zhangwei88@example.com")
     'z***@example.com'
     """
-    if not isinstance(v, str) or "@" not in v:
+    if not isinstance(v, str) or not v:
         return v
+    if "@" not in v:  # not an address: hide it all rather than show it
+        return "*" * min(len(v.strip()), 6)
     local, _, domain = v.strip().partition("@")
     return f"{local[:1]}***@{domain}"
 

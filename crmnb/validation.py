@@ -32,7 +32,7 @@ def reconcile_receipts(
     A deal matches when the receipts for it add up to the won amount within
     ``tolerance`` (CNY). The difference rate is the sum of absolute differences over
     the won amount; it passes when at most ``max_diff_rate``. ``start``/``end`` limit
-    the deals to those closed in that span (inclusive).
+    the deals, and the receipts for them, to those closed in that span (inclusive).
 
     >>> opp = pd.DataFrame({"opportunity_id": ["O1"], "status": ["won"], "amount": [100.0],
     ...                     "customer_id": ["C1"], "closed_at": [pd.Timestamp("2025-01-02")]})
@@ -40,16 +40,18 @@ def reconcile_receipts(
     >>> reconcile_receipts(opp, rec).summary["mismatched"]
     0
     """
-    won = opportunities[opportunities["status"] == "won"]
+    in_span = pd.Series(True, index=opportunities.index)
     if start is not None:
-        won = won[won["closed_at"] >= pd.Timestamp(start)]
+        in_span &= opportunities["closed_at"] >= pd.Timestamp(start)
     if end is not None:
-        won = won[won["closed_at"] < pd.Timestamp(end) + pd.Timedelta(days=1)]
+        in_span &= opportunities["closed_at"] < pd.Timestamp(end) + pd.Timedelta(days=1)
+    won = opportunities[in_span & (opportunities["status"] == "won")]
     won = won[["opportunity_id", "customer_id", "closed_at", "amount"]].rename(columns={"amount": "crm_amount"})
     paid = (receipts.groupby("opportunity_id")
             .agg(finance_amount=("amount", "sum"), receipts=("amount", "size")).reset_index())
     if start is not None or end is not None:
-        paid = paid[paid["opportunity_id"].isin(won["opportunity_id"]) |
+        # receipts of deals closed in the span (a lost deal's too), and of deals the CRM does not know
+        paid = paid[paid["opportunity_id"].isin(opportunities.loc[in_span, "opportunity_id"]) |
                     ~paid["opportunity_id"].isin(opportunities["opportunity_id"])]
     d = won.merge(paid, on="opportunity_id", how="outer", indicator=True)
     d["difference"] = d["finance_amount"].fillna(0) - d["crm_amount"].fillna(0)
