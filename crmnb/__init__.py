@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 __all__ = ["CaseFileError", "CaseParams", "CrmnbError", "DataError", "HandoffMissing", "StepFailed",
            "load_case", "open_case", "__version__"]
 
-_SUBMODULES = {"cases", "cleaning", "compare", "demo", "diagnosis", "display", "funnel", "i18n", "io", "metrics",
+_SUBMODULES = {"cases", "churn", "cleaning", "clv", "compare", "demo", "diagnosis", "display", "drivers", "forecast",
+               "marketing", "funnel", "i18n", "io", "metrics",
                "paths", "pii", "plots", "report", "runner", "schema", "scope", "segments", "validation"}
 
 

@@ -49,6 +49,15 @@ def _hours(a: pd.Series, b: pd.Series) -> pd.Series:
     return (b - a).dt.total_seconds() / 3600.0
 
 
+def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """Return ``mapping`` at ``keys``, on the keys' index; missing where absent.
+
+    Unlike ``keys.map(mapping)`` this keeps the mapping's dtype when the mapping is
+    empty (pandas casts an empty mapper to float, which fails for datetimes).
+    """
+    return pd.Series(mapping.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=mapping.dtype)
+
+
 # --------------------------------------------------------------------------- unit functions
 def lead_response_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per contacted lead created in the period: hours from creation to first contact."""
@@ -75,7 +84,7 @@ def _won_by_lead(t: Tables) -> pd.Series:
 def lead_conversion_units(t: Tables, start, end, conversion_window_days: int = 90, **_) -> pd.DataFrame:
     """Return one unit per lead created in the period: 1 if it became a won deal within the conversion window."""
     leads = _window(t["leads"], "created_at", start, end)
-    first_win = leads["lead_id"].map(_won_by_lead(t))
+    first_win = _lookup(leads["lead_id"], _won_by_lead(t))
     ok = first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=conversion_window_days))
     return _units(leads, "created_at", ok)
 
@@ -91,7 +100,7 @@ def sales_cycle_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per deal won in the period: days from the lead's creation (else the deal's) to the win."""
     opp = t["opportunities"]
     won = _window(opp[opp["status"] == "won"], "closed_at", start, end)
-    lead_created = won["lead_id"].map(t["leads"].set_index("lead_id")["created_at"]) if len(won) else won["created_at"]
+    lead_created = _lookup(won["lead_id"], t["leads"].set_index("lead_id")["created_at"])
     began = lead_created.fillna(won["created_at"])
     days = (won["closed_at"] - began).dt.total_seconds() / 86400.0
     return _units(won, "closed_at", days)
@@ -144,6 +153,83 @@ def complaint_resolution_units(t: Tables, start, end, **_) -> pd.DataFrame:
     return _units(tk[keep], "created_at", hours[keep])
 
 
+def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.DataFrame:
+    """Return one unit per customer who bought in the year before the period: 1 if they bought nothing in it."""
+    lo = pd.Timestamp(start)
+    orders = t["orders"]
+    base = _window(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
+    ids = base["customer_id"].dropna().unique()
+    bought = set(_window(orders, "order_date", start, end)["customer_id"].dropna())
+    cust = t["customers"].drop_duplicates("customer_id").set_index("customer_id")
+    per = pd.DataFrame({"customer_id": ids, "when": lo})
+    per["department"] = per["customer_id"].map(cust["department"])
+    per["owner_rep"] = per["customer_id"].map(cust["owner_rep"])
+    return _units(per, "when", ~per["customer_id"].isin(bought))
+
+
+def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
+    """Return campaign spend falling in the period (pro rata by days), for one department by its share of leads."""
+    c = t["campaigns"].dropna(subset=["spend"])
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    c_start = c["start_date"].fillna(lo)
+    c_end = c["end_date"].fillna(hi - pd.Timedelta(days=1)) + pd.Timedelta(days=1)
+    days = (c_end - c_start).dt.days.clip(lower=1)
+    overlap = ((c_end.clip(upper=hi) - c_start.clip(lower=lo)).dt.days).clip(lower=0)
+    spend = c["spend"] * overlap / days
+    if department is not None:
+        leads = t["leads"].dropna(subset=["campaign_id"])
+        share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
+        spend = spend * c["campaign_id"].map(share).fillna(0).to_numpy()
+    return float(spend.sum())
+
+
+def _new_customers(t: Tables, start, end, department: str | None) -> int:
+    opp = _window(t["opportunities"], "closed_at", start, end)
+    won = opp[(opp["status"] == "won") & opp["lead_id"].notna()]
+    if department is not None:
+        won = won[won["department"] == department]
+    return int(won["lead_id"].nunique())
+
+
+def cac_value(t: Tables, start, end, department: str | None = None, **_) -> tuple[float, int]:
+    """Return customer acquisition cost (campaign spend in the period / customers won from leads) and n."""
+    n = _new_customers(t, start, end, department)
+    spend = _campaign_spend(t, start, end, department)
+    return (spend / n if n else float("nan")), n
+
+
+def ltv_value(t: Tables, start, end, department: str | None = None, max_years: float = 10.0,
+              **_) -> tuple[float, int]:
+    """Return the average-based lifetime value: order value × orders a year per buyer × expected years.
+
+    Measured over the 365 days up to the period's end; expected years = 1 / annual churn
+    rate, capped at ``max_years``. Revenue, not margin.
+    """
+    hi = pd.Timestamp(end)
+    lo = hi - pd.Timedelta(days=364)
+    orders = _window(t["orders"], "order_date", lo, hi)
+    if department is not None:
+        orders = orders[orders["department"] == department]
+    buyers = orders["customer_id"].nunique()
+    if not buyers:
+        return float("nan"), 0
+    aov = orders["amount"].mean()
+    per_year = len(orders) / buyers
+    churn = churn_units(t, lo, hi)
+    if department is not None:
+        churn = churn[churn["department"] == department]
+    rate = churn["value"].mean() if len(churn) else float("nan")
+    years = min(1 / rate, max_years) if rate and rate > 0 else max_years
+    return float(aov * per_year * years), int(buyers)
+
+
+def ltv_cac_value(t: Tables, start, end, department: str | None = None, **_) -> tuple[float, int]:
+    """Return LTV / CAC for the period."""
+    ltv, n = ltv_value(t, start, end, department)
+    cac, _ = cac_value(t, start, end, department)
+    return (ltv / cac if cac and cac > 0 else float("nan")), n
+
+
 # --------------------------------------------------------------------------- catalogue
 @dataclass(frozen=True)
 class Metric:
@@ -155,9 +241,10 @@ class Metric:
     dimension: str  # efficiency / effect / experience
     formula: str
     sources: tuple[str, ...]
-    unit: str  # rate / hours / days / CNY / score / points
-    units: Callable[..., pd.DataFrame]
+    unit: str  # rate / hours / days / CNY / score / points / ratio
+    units: Callable[..., pd.DataFrame] | None
     higher_is_better: bool = True
+    total: Callable[..., tuple[float, int]] | None = None  # for ratios of totals (CAC, LTV): value and n
 
     def name(self, language: str = "en") -> str:
         """Return the metric's name in ``language`` (en or zh)."""
@@ -197,6 +284,18 @@ CATALOGUE: dict[str, Metric] = {
         Metric("complaint_resolution_hours", "Complaint resolution time (hours)", "投诉解决时长（小时）", "experience",
                "average hours from complaint to resolution, resolved complaints opened in the period",
                ("tickets",), "hours", complaint_resolution_units, higher_is_better=False),
+        Metric("churn_rate", "Churn rate", "客户流失率", "effect",
+               "customers who bought in the 12 months before the period and bought nothing in it / those customers",
+               ("orders", "customers"), "rate", churn_units, higher_is_better=False),
+        Metric("cac", "Customer acquisition cost (CAC, CNY)", "获客成本（CAC）", "efficiency",
+               "campaign spend falling in the period / customers won from leads in the period",
+               ("campaigns", "leads", "opportunities"), "CNY", None, higher_is_better=False, total=cac_value),
+        Metric("ltv", "Customer lifetime value (LTV, CNY)", "客户生命周期价值（LTV）", "effect",
+               "average order value × orders a year per buyer × 1 / annual churn rate (12 months to period end)",
+               ("orders", "customers"), "CNY", None, total=ltv_value),
+        Metric("ltv_cac", "LTV / CAC", "LTV/CAC", "effect",
+               "lifetime value / customer acquisition cost",
+               ("orders", "campaigns", "leads", "opportunities"), "ratio", None, total=ltv_cac_value),
     ]
 }
 """Every metric crmnb computes, by id."""
@@ -217,6 +316,9 @@ def units(metric: str, tables: Tables, start, end, department: str | None = None
     """Return the units of ``metric`` in the period, for one department or all."""
     if metric not in CATALOGUE:
         raise KeyError(f"unknown metric {metric!r}; known: {', '.join(CATALOGUE)}")
+    if CATALOGUE[metric].units is None:
+        raise ValueError(f"metric {metric!r} is a ratio of totals: it has a value per period and department, "
+                         f"not per lead or customer")
     u = CATALOGUE[metric].units(tables, start, end, **opts)
     if department is not None:
         u = u[u["department"] == department]
@@ -236,9 +338,24 @@ def aggregate(u: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFram
 
 
 def compute(metric: str, tables: Tables, start, end, department: str | None = None,
-            by: str | list[str] | None = None, **opts) -> pd.DataFrame:
-    """Compute ``metric`` for the period, overall or per ``by`` (department, owner_rep, month)."""
-    return aggregate(units(metric, tables, start, end, department, **opts), by)
+            by: str | list[str] | None = None, segments: pd.Series | None = None, **opts) -> pd.DataFrame:
+    """Compute ``metric`` for the period, overall or per ``by`` (department, owner_rep, month, segment).
+
+    ``segments`` maps customer_id to a segment (a tier, an RFM segment) for ``by='segment'``.
+    """
+    m = CATALOGUE.get(metric)
+    if m is not None and m.total is not None:
+        if by is not None:
+            raise ValueError(f"metric {metric!r} is a ratio of totals and cannot be broken down by {by!r}; "
+                             f"compute it per department instead")
+        v, n = m.total(tables, start, end, department, **opts)
+        return pd.DataFrame({"value": [v], "n": [n]})
+    u = units(metric, tables, start, end, department, **opts)
+    if segments is not None:
+        u = u.assign(segment=u["customer_id"].map(segments).fillna("unassigned"))
+    elif by == "segment" or (isinstance(by, list) and "segment" in by):
+        raise ValueError("by='segment' needs segments: a Series mapping customer_id to segment")
+    return aggregate(u, by)
 
 
 def value(metric: str, tables: Tables, start, end, department: str | None = None, **opts) -> float:

@@ -235,7 +235,9 @@ def make_summary(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame, pl
         verdict = "flat"
     findings = [describe_change(row)]
     others = kpi[(kpi["metric"] != g.metric) & ((kpi["ci_low"] > 0) | (kpi["ci_high"] < 0))]
-    for _, r in others.sort_values("p_value").head(1).iterrows():
+    # the response time is the lever the method watches first; then the clearest other change
+    others = others.assign(_first=others["metric"] != "lead_response_hours").sort_values(["_first", "p_value"])
+    for _, r in others.head(1).iterrows():
         findings.append(describe_change(r))
     for _, p in problems[problems["kind"] != "goal_gap"].head(3 - len(findings)).iterrows():
         findings.append(f"{p['problem']}: {p['evidence']}.")

@@ -18,7 +18,8 @@ def customer_value(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     g = o.groupby("customer_id")
     out = pd.DataFrame({"spend": g["amount"].sum(), "orders": g.size(), "last_order": g["order_date"].max()})
     out["repeat_share"] = (out["orders"] - 1) / out["orders"]
-    out["recency_days"] = (pd.Timestamp(as_of) - out["last_order"]).dt.days
+    # calendar days: an order later on the as-of day itself is 0 days ago, not -1
+    out["recency_days"] = (pd.Timestamp(as_of).normalize() - out["last_order"].dt.normalize()).dt.days
     return out.reset_index()
 
 
@@ -45,3 +46,65 @@ def tier_summary(value: pd.DataFrame, tiers: pd.Series) -> pd.DataFrame:
     out["revenue_share"] = out["revenue"] / out["revenue"].sum() if out["revenue"].sum() else np.nan
     out["customer_share"] = out["customers"] / out["customers"].sum() if out["customers"].sum() else np.nan
     return out.reset_index()
+
+
+# --------------------------------------------------------------------------- RFM
+RFM_SEGMENTS: tuple[tuple[str, str], ...] = (
+    (r"[1-2][1-2]", "hibernating"),
+    (r"[1-2][3-4]", "at_risk"),
+    (r"[1-2]5", "cant_lose"),
+    (r"3[1-2]", "about_to_sleep"),
+    (r"33", "need_attention"),
+    (r"[3-4][4-5]", "loyal"),
+    (r"41", "promising"),
+    (r"51", "new"),
+    (r"[4-5][2-3]", "potential_loyalists"),
+    (r"5[4-5]", "champions"),
+)
+"""The usual RFM segment map on (recency score, frequency score); it covers all 25 pairs."""
+
+SEGMENT_ORDER = ("champions", "loyal", "potential_loyalists", "new", "promising", "need_attention",
+                 "about_to_sleep", "at_risk", "cant_lose", "hibernating")
+
+
+def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """Return 1–5 quintile scores (5 best), ranking ties together so equal values share a score.
+
+    >>> quintile_score(pd.Series([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).tolist()
+    [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    """
+    pct = values.rank(method="average", pct=True, ascending=higher_is_better)
+    return np.ceil(pct * 5).clip(1, 5).astype(int)
+
+
+def rfm(value: pd.DataFrame) -> pd.DataFrame:
+    """Return R, F and M quintile scores and the named segment for each customer.
+
+    ``value`` comes from :func:`customer_value` (recency_days, orders, spend). Recent,
+    frequent, high-spending customers score 5.
+    """
+    out = value.copy()
+    out["r"] = quintile_score(out["recency_days"], higher_is_better=False)
+    out["f"] = quintile_score(out["orders"])
+    out["m"] = quintile_score(out["spend"])
+    rf = out["r"].astype(str) + out["f"].astype(str)
+    seg = pd.Series(None, index=out.index, dtype=object)
+    for pattern, name in RFM_SEGMENTS:
+        hit = seg.isna() & rf.str.fullmatch(pattern)
+        seg[hit] = name
+    out["segment"] = seg
+    out["rfm"] = rf + out["m"].astype(str)
+    return out
+
+
+def segment_summary(scored: pd.DataFrame, by: str = "segment", order: tuple[str, ...] = SEGMENT_ORDER) -> pd.DataFrame:
+    """Return per segment: customers, revenue, revenue share, median recency and average orders."""
+    g = scored.groupby(by)
+    out = pd.DataFrame({"customers": g.size(), "revenue": g["spend"].sum(),
+                        "median_recency_days": g["recency_days"].median(),
+                        "avg_orders": g["orders"].mean()})
+    out = out.reindex([s for s in order if s in out.index])
+    total = out["revenue"].sum()
+    out["revenue_share"] = out["revenue"] / total if total else np.nan
+    out["customer_share"] = out["customers"] / out["customers"].sum()
+    return out.reset_index(names=by)

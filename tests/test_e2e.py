@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _case_file(tmp: Path, data: Path, **changes) -> Path:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("demo")
-    generate(data, scale=0.3, seed=7)
+    generate(data, scale=0.5, seed=7)
     return data
 
 
@@ -119,3 +120,25 @@ def test_a_failing_step_is_named_and_its_notebook_kept(demo, tmp_path):
     assert "02_data_collection" in msg and "cell" in msg and "orders" in msg
     kept = tmp_path / "outputs" / "broken_case" / "notebooks" / "02_data_collection.ipynb"
     assert kept.is_file()
+
+
+def test_planted_intervention_effects_are_found_with_intervals(finished):
+    table2 = pd.read_excel(finished.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
+    response = table2.loc["lead_response_hours"]
+    conversion = table2.loc["lead_conversion_rate"]
+    assert response["ci_high"] < 0 and response["change_rate"] < -0.35, "response time roughly halves"
+    assert conversion["ci_low"] > 0, "conversion rises, with an interval that excludes zero"
+    html = finished.report.read_text(encoding="utf-8")
+    summary = html[html.index("Executive summary"):html.index("Contents")]
+    assert "Lead conversion rate:" in summary and "Lead response time (hours):" in summary
+    assert summary.count("95% CI") >= 2
+
+
+def test_every_planted_receipt_mismatch_is_listed(finished, demo):
+    planted = json.loads((demo / "planted.json").read_text(encoding="utf-8"))
+    listed = pd.read_excel(finished.workbook, sheet_name="Receipts check")
+    status = dict(zip(listed["opportunity_id"], listed["status"]))
+    for m in planted["receipt_mismatches"]:
+        assert status.get(m["opportunity_id"]) == "mismatch", m
+    for opp in planted["won_without_receipt"]:
+        assert status.get(opp) == "no receipt", opp
