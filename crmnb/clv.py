@@ -44,6 +44,11 @@ class BGNBDParams(NamedTuple):
     b: float
     loglik: float
     n: int = 0
+    note: str = ""
+
+
+MAX_DROPOUT_CONCENTRATION = 1e4
+"""Cap on a + b when the data show near-constant dropout, where the likelihood keeps rising as a, b grow."""
 
 
 class GammaGammaParams(NamedTuple):
@@ -186,9 +191,25 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
         v = -_bgnbd_loglik(r, alpha, a, b, x, t_x, T).mean()
         return v if np.isfinite(v) else 1e300
 
-    res = _minimize(nll, start, "BG/NBD")
+    # Bounded quasi-Newton on log-parameters, then a short simplex polish. a + b is bounded: with
+    # near-constant dropout the likelihood keeps rising as a and b grow with a/(a+b) fixed, and the
+    # bound stands in for that limit (reported in ``note``).
+    lim = np.log(MAX_DROPOUT_CONCENTRATION)
+    bounds = [(-15.0, 15.0), (-25.0, 25.0), (-15.0, lim), (-15.0, lim)]
+    res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds,
+                            options={"ftol": 1e-13, "gtol": 1e-10, "maxiter": 5_000})
+    if not res.success or not np.isfinite(res.fun):
+        raise ValueError(f"BG/NBD fit did not converge: {res.message} "
+                         f"(log-parameters {np.round(res.x, 3).tolist()}, objective {res.fun:.6g})")
+    polish = optimize.minimize(nll, res.x, method="Nelder-Mead",
+                               options={"xatol": 1e-8, "fatol": 1e-12, "maxfev": 2_000})
+    if np.isfinite(polish.fun) and polish.fun <= res.fun and np.all(polish.x[2:] <= lim):
+        res = polish
+    at_bound = bool(np.any(res.x[2:] >= lim - 1e-6))
+    note = (f"dropout nearly the same for every customer: a and b reached the bound "
+            f"a + b ~ {MAX_DROPOUT_CONCENTRATION:g}" if at_bound else "")
     r, alpha, a, b = np.exp(res.x)
-    return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * x.size), int(x.size))
+    return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * x.size), int(x.size), note)
 
 
 def _minimize(f, start: np.ndarray, what: str) -> optimize.OptimizeResult:

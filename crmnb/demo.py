@@ -111,8 +111,9 @@ OPP_AMOUNT_SIGMA = 0.85
 PURCHASE_RATE_MEAN = 0.24  # repeat orders per month, mean over customers
 PURCHASE_RATE_SHAPE = 1.1
 CARE_RATE_FACTOR = 1.35
-REPEAT_AMOUNT_SHARE = 0.10  # repeat-order mean relative to the first deal (median)
-REPEAT_AMOUNT_SIGMA = 0.9
+REPEAT_SPEND_MEDIAN = 6_000.0  # typical repeat-order amount, CNY
+REPEAT_SPEND_Q = 4.0  # shape of the customer-level spend heterogeneity (Gamma-Gamma q)
+REPEAT_SIZE_ELASTICITY = 0.5  # repeat spend grows with the square root of the first deal's size
 PRE_SIZE_MEDIAN = 20_000.0  # first order of pre-existing customers
 REPEAT_TARGET = {Q3_2025: 0.30, Q4_2025: 0.35}
 ON_TIME = {"before": 0.75, "sales_after": 0.89}
@@ -1012,7 +1013,10 @@ class _Demo:
         lam = np.minimum(rng.gamma(PURCHASE_RATE_SHAPE, PURCHASE_RATE_MEAN / PURCHASE_RATE_SHAPE, nb), 4.0) / MONTH
         unhappy = rng.normal(0.0, 1.0, nb)
         p_drop = np.clip(rng.beta(2.0, 14.0, nb) * np.exp(0.45 * unhappy - 0.1), 0.02, 0.8)
-        mean_amt = self.a_size[buyers] * np.exp(rng.normal(np.log(REPEAT_AMOUNT_SHARE), REPEAT_AMOUNT_SIGMA, nb))
+        # customer mean repeat spend = p / nu with nu ~ Gamma(q): the Gamma-Gamma spend model's own shape,
+        # scaled mildly with the first deal's size (big accounts reorder bigger)
+        nu = rng.gamma(REPEAT_SPEND_Q, 1.0, nb) / (REPEAT_SPEND_Q - 1.0)
+        mean_amt = (REPEAT_SPEND_MEDIAN * (self.a_size[buyers] / OPP_AMOUNT_MEDIAN) ** REPEAT_SIZE_ELASTICITY) / nu
         care = np.where(self.a_dept[buyers] == 1, CARE_RATE_FACTOR, 1.0)
 
         # history before 2024 for pre-existing customers

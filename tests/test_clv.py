@@ -247,5 +247,5 @@ def test_non_convergence_names_the_optimiser_message(monkeypatch, summary):
         return real(fun, x0, method=method, options={**(options or {}), "maxiter": 5, "maxfev": 5}, **kw)
 
     monkeypatch.setattr(clv.optimize, "minimize", starved)
-    with pytest.raises(ValueError, match=r"BG/NBD fit did not converge: Maximum number of (function evaluations|iterations)"):
+    with pytest.raises(ValueError, match=r"BG/NBD fit did not converge: .*(ITERATIONS|[Mm]aximum number)"):
         clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
