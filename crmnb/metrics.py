@@ -381,3 +381,15 @@ def catalogue_table(period: str, language: str = "en") -> pd.DataFrame:
         [{"metric": m.id, "name": m.name(language), "dimension": m.dimension, "formula": m.formula,
           "source": ", ".join(m.sources), "period": period, "unit": m.unit} for m in CATALOGUE.values()]
     )
+
+
+def breakdown(tables: Tables, start, end, department: str | None, by: str, metrics: Iterable[str],
+              **opts) -> pd.DataFrame:
+    """Return several metrics side by side per ``by`` (owner_rep, month, segment…): one column per metric id,
+    and ``n_<id>`` with the units counted."""
+    out: pd.DataFrame | None = None
+    for mid in metrics:
+        part = compute(mid, tables, start, end, department, by=by, **opts)
+        part = part.rename(columns={"value": mid, "n": f"n_{mid}"})
+        out = part if out is None else out.merge(part, on=by, how="outer")
+    return out.sort_values(by).reset_index(drop=True) if out is not None else pd.DataFrame()
