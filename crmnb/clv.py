@@ -67,7 +67,8 @@ class CLVTable(NamedTuple):
 
     table: pd.DataFrame
     bgnbd: BGNBDParams
-    gamma_gamma: GammaGammaParams
+    gamma_gamma: GammaGammaParams | None
+    note: str = ""  # why the spend model was not used, when it was not
 
 
 # --------------------------------------------------------------------------- summary
@@ -375,7 +376,18 @@ def expected_spend(gg: GammaGammaParams, x, m) -> np.ndarray:
 # --------------------------------------------------------------------------- CLV
 
 
-def clv(bg: BGNBDParams, gg: GammaGammaParams, summary: pd.DataFrame, horizon_periods: float,
+def observed_spend(x, m) -> np.ndarray:
+    """Return each customer's own mean repeat spend, and the repeat buyers' median for one-time buyers.
+
+    The fallback when the Gamma-Gamma model does not fit (spend too heavy-tailed).
+    """
+    x, m = (np.asarray(v, dtype=float) for v in (x, m))
+    repeat = x > 0
+    typical = float(np.median(m[repeat])) if repeat.any() else 0.0
+    return np.where(repeat, m, typical)
+
+
+def clv(bg: BGNBDParams, gg: GammaGammaParams | None, summary: pd.DataFrame, horizon_periods: float,
         discount_rate_per_period: float = 0.0) -> pd.DataFrame:
     """Return per customer: expected purchases over the horizon, probability alive, expected spend and CLV.
 
@@ -393,7 +405,7 @@ def clv(bg: BGNBDParams, gg: GammaGammaParams, summary: pd.DataFrame, horizon_pe
     x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     m = summary["monetary_value"].to_numpy(dtype=float)
     purchases = expected_purchases(bg, horizon_periods, x, t_x, T)
-    spend = expected_spend(gg, x, m)
+    spend = expected_spend(gg, x, m) if gg is not None else observed_spend(x, m)
     if discount_rate_per_period > 0 and horizon_periods > 0:
         ends = np.append(np.arange(1, math.ceil(horizon_periods)), horizon_periods)
         cum = np.vstack([np.zeros_like(x)] + [expected_purchases(bg, t, x, t_x, T) for t in ends])
@@ -411,15 +423,42 @@ def clv(bg: BGNBDParams, gg: GammaGammaParams, summary: pd.DataFrame, horizon_pe
 
 def clv_table(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str = "W",
               discount_rate_per_period: float = 0.0, customer_col: str = "customer_id",
-              date_col: str = "order_date", amount_col: str = "amount") -> CLVTable:
+              date_col: str = "order_date", amount_col: str = "amount",
+              spend_fallback: bool = True) -> CLVTable:
     """Return the per-customer CLV table over ``horizon_months`` and the fitted BG/NBD and Gamma-Gamma models.
 
     Summarises ``orders`` up to ``as_of`` with :func:`rfm_summary`, fits both
-    models and applies :func:`clv`. A month is 365.25/12 days.
+    models and applies :func:`clv`. A month is 365.25/12 days. When the spend
+    model cannot be used (for example q ≤ 1: spend too heavy-tailed) and
+    ``spend_fallback`` is set, each customer's own mean spend is used instead and
+    ``note`` says why; otherwise the error is raised.
     """
     summary = rfm_summary(orders, as_of, freq=freq, customer_col=customer_col,
                           date_col=date_col, amount_col=amount_col)
-    gg = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])  # first: it names too few repeat buyers
+    note = ""
+    try:
+        gg = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])  # first: it names too few repeat buyers
+        if gg.q <= 1:
+            expected_spend(gg, summary["frequency"], summary["monetary_value"])  # raises with the reason
+    except ValueError as exc:
+        if not spend_fallback or int((summary["frequency"] > 0).sum()) < MIN_REPEAT_CUSTOMERS:
+            raise  # too few repeat buyers: no lifetime model is possible, not just no spend model
+        gg, note = None, f"Gamma-Gamma spend model not used ({exc}); CLV uses each customer's own mean spend"
     bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
-    return CLVTable(clv(bg, gg, summary, horizon, discount_rate_per_period), bg, gg)
+    return CLVTable(clv(bg, gg, summary, horizon, discount_rate_per_period), bg, gg, note)
+
+
+def describe_fit(result: CLVTable) -> str:
+    """State the fitted models in one paragraph: parameters, and what was assumed or replaced."""
+    bg, gg = result.bgnbd, result.gamma_gamma
+    parts = [f"BG/NBD (time in weeks): r = {bg.r:.3g}, α = {bg.alpha:.3g}, a = {bg.a:.3g}, b = {bg.b:.3g}, "
+             f"fitted on {bg.n:,} customers."]
+    if bg.note:
+        parts.append(bg.note[:1].upper() + bg.note[1:] + ".")
+    if gg is not None:
+        parts.append(f"Gamma-Gamma: p = {gg.p:.3g}, q = {gg.q:.3g}, γ = {gg.gamma:.3g}, on {gg.n:,} repeat buyers; "
+                     f"frequency–spend correlation {gg.corr_frequency_monetary:+.2f} (the model assumes none).")
+    if result.note:
+        parts.append(result.note + ".")
+    return " ".join(parts)

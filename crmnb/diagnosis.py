@@ -28,6 +28,10 @@ MEASURES = {
                  "difference rate under the threshold"),
     "data_quality": ("Enforce unique phone/e-mail on customer creation; require contact fields",
                      "no duplicate customers next period"),
+    "churn_risk": ("Call every high-risk account within 48 h; service recovery for open complaints",
+                   "fewer high-risk accounts at the next review"),
+    "cpa": ("Cut or re-target the campaigns over benchmark; move budget to channels with the best LTV/CAC",
+            "CAC back under benchmark"),
     "goal_gap": ("Keep the measures above running and track the goal metric monthly",
                  "goal reached by the deadline"),
 }
@@ -41,10 +45,14 @@ def find_problems(
     response_target_hours: float,
     followup_target: float,
     goal: dict,
+    churn_rules: pd.DataFrame | None = None,
+    cpa_alerts: pd.DataFrame | None = None,
+    response_slope: dict | None = None,
 ) -> pd.DataFrame:
     """Return the problems the data shows, most important first: kind, problem, evidence, cause.
 
-    ``goal`` holds metric, name, unit, now, target and higher_is_better.
+    ``goal`` holds metric, name, unit, now, target and higher_is_better. The optional
+    churn rule table, CPA alerts and response-time slope add their problems.
     """
     rows: list[dict] = []
     h = headline_after.set_index("metric")
@@ -61,8 +69,11 @@ def find_problems(
             "the drivers below", 10)
     rt = h["value"].get("lead_response_hours")
     if rt is not None and pd.notna(rt) and rt > response_target_hours:
+        slope = ""
+        if response_slope and response_slope.get("ci_low", 0) > 0:
+            slope = f"; each day faster goes with {response_slope['per_unit'] * 100:+.1f} pp conversion"
         add("slow_response", "Leads wait too long for the first contact",
-            f"average {rt:.1f} h against a {response_target_hours:g} h target",
+            f"average {rt:.1f} h against a {response_target_hours:g} h target{slope}",
             "no reminder or SLA on new leads", 8)
     ot = h["value"].get("followup_ontime_rate")
     if ot is not None and pd.notna(ot) and ot < followup_target:
@@ -87,6 +98,19 @@ def find_problems(
             f"difference rate {reconciliation['difference_rate']:.2%} "
             f"({'within' if reconciliation['passes'] else 'above'} {reconciliation['max_diff_rate']:.0%})",
             "amounts edited after closing, or receipts not booked", 3)
+    if churn_rules is not None and len(churn_rules):
+        high = int((churn_rules["risk_level"] == "high").sum())
+        if high:
+            add("churn_risk", "Active customers show churn warning signs",
+                f"{high} of {len(churn_rules)} active buyers at high risk (few visits, no order, a complaint)",
+                "complaints not followed up; no re-engagement of quiet accounts", 6.5)
+    if cpa_alerts is not None and len(cpa_alerts):
+        over = cpa_alerts[cpa_alerts["alert"] == "over_benchmark"] if "alert" in cpa_alerts else cpa_alerts
+        if len(over):
+            names = ", ".join(str(x) for x in over.get("name", over.get("campaign_id")).head(3))
+            add("cpa", "Campaigns cost more per customer than planned",
+                f"{len(over)} campaign(s) over their CPA benchmark by more than the tolerance: {names}",
+                "targeting or channel mix", 4.5)
     dups = cleaning_log[(cleaning_log["rule"] == "duplicate customer") & (cleaning_log["table"] == "customers")]
     if len(dups):
         add("data_quality", "Duplicate customer records", f"{int(dups['rows'].sum())} duplicates merged",

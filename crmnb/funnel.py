@@ -110,7 +110,7 @@ def funnel(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.D
     never = int((leads["first_contact_at"].isna()).sum())
     if never:
         tops["lead"] = f"never contacted ({never})"
-    table["top_loss_reasons"] = table["stage"].map(tops).fillna("")
+    table["top_loss_reasons"] = [tops.get(s, "") for s in table["stage"]]
     bench = benchmarks or {}
     table["dwell_benchmark_days"] = table["stage"].map(bench)
     table["dwell_alert"] = table["avg_dwell_days"] > table["dwell_benchmark_days"]

@@ -204,7 +204,21 @@ def build_workbook(case: CaseParams, ws: Workspace) -> Path:
         ("Receipts check", "clean/receipts", ["difference_rate"], ["crm_amount", "finance_amount", "difference"]),
         ("Funnel", "deep_dive/funnel", ["conversion_rate", "overall_rate"], []),
         ("Value tiers", "deep_dive/tiers", ["revenue_share", "customer_share"], ["revenue"]),
+        ("RFM segments", "deep_dive/segments", ["revenue_share", "customer_share"], ["revenue"]),
+        ("Metrics by rep", "metrics/by_rep", ["followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate"], []),
+        ("CAC and LTV", "metrics/unit_economics", [], []),
+        ("Response-time drivers", "deep_dive/response_buckets", ["conversion_rate", "ci_low", "ci_high"], []),
+        ("CLV by tier", "deep_dive/clv_by_tier", ["prob_alive"], ["clv", "clv_total"]),
+        ("Channels", "deep_dive/channels", ["conversion", "roi"], ["spend", "cac", "revenue"]),
+        ("Campaigns", "deep_dive/campaigns", ["conversion", "roi"], ["spend", "cac", "revenue"]),
+        ("Attribution", "deep_dive/attribution", [], []),
+        ("CPA alerts", "plan/cpa_alerts", ["overrun"], ["spend", "cac", "excess_spend"]),
+        ("Churn model", "plan/churn_model", [], []),
+        ("Churn watch list", "plan/watch_list", ["churn_probability"], []),
         ("Problems", "plan/problems", [], []),
+        ("Forecast", "report/forecast", [], ["forecast", "lower", "upper"]),
+        ("Forecast accuracy", "report/forecast_accuracy", ["wape", "bias", "total_wape", "total_bias"], []),
+        ("Action tracking", "report/tracking", [], []),
     ]
     for title, name, pct, money in sheets:
         if ws.exists(name):

@@ -249,3 +249,27 @@ def test_non_convergence_names_the_optimiser_message(monkeypatch, summary):
     monkeypatch.setattr(clv.optimize, "minimize", starved)
     with pytest.raises(ValueError, match=r"BG/NBD fit did not converge: .*(ITERATIONS|[Mm]aximum number)"):
         clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+
+
+
+def test_observed_spend_uses_own_mean_and_the_typical_repeat_spend():
+    got = clv.observed_spend([0, 2, 3, 1], [0.0, 100.0, 300.0, 50.0])
+    assert got.tolist() == [100.0, 100.0, 300.0, 50.0]  # one-time buyer gets the repeat buyers' median
+
+
+def test_heavy_tailed_spend_falls_back_to_observed_means(monkeypatch):
+    summary = pd.read_csv(DATA / "cdnow_customers_summary.csv")
+    rows = []
+    for i, r in summary.head(300).iterrows():  # build orders whose summary has enough repeat buyers
+        for k in range(int(r["frequency"]) + 1):
+            rows.append({"customer_id": i, "order_date": pd.Timestamp("1997-01-01") + pd.Timedelta(weeks=3 * k),
+                         "amount": 20.0 + 10 * (i % 7)})
+    orders = pd.DataFrame(rows)
+    heavy = clv.GammaGammaParams(p=2.0, q=0.8, gamma=10.0, loglik=0.0, n=100)
+    monkeypatch.setattr(clv, "fit_gamma_gamma", lambda x, m: heavy)
+    res = clv.clv_table(orders, "1997-12-31")
+    assert res.gamma_gamma is None and "q ≤ 1" in res.note and "own mean spend" in res.note
+    s = clv.rfm_summary(orders, "1997-12-31")
+    assert np.allclose(res.table["expected_spend"], clv.observed_spend(s["frequency"], s["monetary_value"]))
+    with pytest.raises(ValueError, match="q ≤ 1"):
+        clv.clv_table(orders, "1997-12-31", spend_fallback=False)
