@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except CrmnbError as exc:
         print(f"crmnb: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head or less that closed early
+        return 0
     except KeyboardInterrupt:
         print("crmnb: interrupted", file=sys.stderr)
         return 130
