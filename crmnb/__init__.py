@@ -22,11 +22,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'crmnb' has no attribute {name!r}")
 
 
-def open_case(case_file: str, output_root: str = "outputs"):
-    """Validate the case file and return it with its output workspace; set the chart style.
+def open_case(case_file: str, output_root: str = "outputs", case: dict | None = None):
+    """Validate the case and return it with its output workspace; set the chart style.
 
-    This is the first call of every step notebook, so a bad case file stops the
-    notebook in its first cell.
+    ``case`` is the settings mapping the runner passes (None: read ``case_file``).
+    This is the first call of every step notebook, so a bad case stops the notebook
+    in its first cell.
     """
     import pandas as pd
 
@@ -34,7 +35,8 @@ def open_case(case_file: str, output_root: str = "outputs"):
     from .paths import resolve
     from .plots import setup_style
 
-    case = load_case(case_file)
+    settings = case
+    case = load_case(case_file, settings)
     setup_style()
     pd.set_option("display.max_columns", 30)
     return case, Workspace(resolve(output_root), case.case_id)

@@ -307,8 +307,8 @@ def parse_case(raw: Any, source: str | Path = "<case>") -> CaseParams:
     return case
 
 
-def load_case(path: str | Path) -> CaseParams:
-    """Read and validate the case file at ``path`` into :class:`CaseParams`."""
+def read_case_mapping(path: str | Path) -> tuple[dict, Path]:
+    """Read a case file's YAML mapping as written, and return it with the file's resolved path."""
     file = resolve(path)
     if not file.is_file():
         raise CaseFileError(f"{path}: case file not found (looked for {file})")
@@ -318,4 +318,24 @@ def load_case(path: str | Path) -> CaseParams:
         raise CaseFileError(f"{file}: not valid YAML: {exc}") from None
     except UnicodeDecodeError:
         raise CaseFileError(f"{file}: not UTF-8 text; save the case file as UTF-8") from None
+    return raw, file
+
+
+def case_settings(path: str | Path) -> dict:
+    """Return the case's settings as plain JSON values (dates as ISO text), as the runner passes them to notebooks."""
+    import json
+
+    raw, _ = read_case_mapping(path)
+    return json.loads(json.dumps(raw, default=str))
+
+
+def load_case(path: str | Path, settings: dict | None = None) -> CaseParams:
+    """Read and validate the case file at ``path`` into :class:`CaseParams`.
+
+    ``settings``, when given, is the case's mapping as the runner passed it (dates may
+    be text); it is validated instead of re-reading the file.
+    """
+    if settings is not None:
+        return parse_case(settings, resolve(path))
+    raw, file = read_case_mapping(path)
     return parse_case(raw, file)

@@ -11,11 +11,11 @@ from typing import Callable
 
 from .errors import CaseFileError, StepFailed
 from .io import Workspace
-from .params import CaseParams, load_case
+from .params import CaseParams, case_settings, load_case
 from .paths import resolve, workbook_root
 
 KERNEL = "python3"
-NOTEBOOK_PARAMETERS = ("case_file", "output_root")
+NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 """What the runner passes to every notebook's ``parameters`` cell."""
 
 
@@ -82,7 +82,8 @@ def run_case(case_file: str | Path, output_root: str | Path = "outputs",
     out_nb.mkdir(parents=True, exist_ok=True)
     src = notebooks_dir(file)
     books = step_notebooks(src)
-    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root))))
+    # the case's settings travel with the run, so each executed notebook records what it ran with
+    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), case_settings(file))))
     _prefer_this_python()
     done: list[Path] = []
     for i, nb in enumerate(books, start=1):
