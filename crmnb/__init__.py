@@ -37,6 +37,9 @@ def open_case(case_file: str, output_root: str = "outputs", case: dict | None = 
 
     settings = case
     case = load_case(case_file, settings)
+    from .i18n import set_language
+
+    set_language(case.language)
     setup_style()
     pd.set_option("display.max_columns", 30)
     return case, Workspace(resolve(output_root), case.case_id)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from .funnel import loss_stage
+from .i18n import category, language
+
+_ZH = {"lead created": "创建线索", "channel": "渠道", "first contact": "首次联系", "follow-up": "跟进", "stage": "阶段"}
+
+
+def _w(word: str) -> str:
+    return _ZH.get(word, word) if language() == "zh" else word
 from .pii import mask_frame
 
 
@@ -74,16 +81,17 @@ def case_timeline(opportunity_id: str, t: dict[str, pd.DataFrame]) -> pd.DataFra
     leads = t["leads"].set_index("lead_id")
     if opp["lead_id"] in leads.index:
         ld = leads.loc[opp["lead_id"]]
-        events.append((ld["created_at"], "lead created", f"channel {ld['channel']}"))
+        events.append((ld["created_at"], _w("lead created"), f"{_w('channel')} {ld['channel']}"))
         if pd.notna(ld["first_contact_at"]):
-            events.append((ld["first_contact_at"], "first contact", ""))
+            events.append((ld["first_contact_at"], _w("first contact"), ""))
         act = t["activities"]
         act = act[(act["lead_id"] == opp["lead_id"]) & act["completed_at"].notna()]
         for _, a in act.iterrows():
-            events.append((a["completed_at"], f"follow-up: {a['type']}", a["note"] if isinstance(a["note"], str) else ""))
+            events.append((a["completed_at"], f"{_w('follow-up')}: {a['type']}",
+                           a["note"] if isinstance(a["note"], str) else ""))
     sh = t["stage_history"]
     for _, s in sh[sh["opportunity_id"] == opportunity_id].iterrows():
-        detail = opp["loss_reason"] if s["stage"] == "lost" and isinstance(opp["loss_reason"], str) else ""
-        events.append((s["entered_at"], f"stage: {s['stage']}", detail))
+        detail = category(opp["loss_reason"]) if s["stage"] == "lost" and isinstance(opp["loss_reason"], str) else ""
+        events.append((s["entered_at"], f"{_w('stage')}: {category(s['stage'])}", detail))
     out = pd.DataFrame(events, columns=["when", "event", "detail"]).sort_values("when", kind="stable")
     return out.reset_index(drop=True)

@@ -96,11 +96,20 @@ def diff_in_diff(treated: Difference, control: Difference) -> tuple[float, float
 
 
 def _fmt_diff(d: float, unit: str) -> str:
+    from .i18n import language
+
+    zh = language() == "zh"
     if unit == "rate":
-        return f"{d * 100:+.1f} pp"
+        return f"{d * 100:+.1f}{'个百分点' if zh else ' pp'}"
     if unit in ("hours", "days"):
-        return f"{d:+.1f} {'h' if unit == 'hours' else 'd'}"
+        return f"{d:+.1f} {('小时' if zh else 'h') if unit == 'hours' else ('天' if zh else 'd')}"
     return f"{d:+,.1f}"
+
+
+def _say(en: str, zh: str) -> str:
+    from .i18n import language
+
+    return zh if language() == "zh" else en
 
 
 def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> pd.DataFrame:
@@ -123,7 +132,8 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
                "change_rate": change_rate(d.before, d.after), "difference": d.diff, "ci_low": d.ci_low,
                "ci_high": d.ci_high, "p_value": d.p_value, "test": d.test, "n_before": d.n_before,
                "n_after": d.n_after, "did": np.nan, "did_ci_low": np.nan, "did_ci_high": np.nan}
-        notes = [f"95% CI of the difference {_fmt_diff(d.ci_low, m.unit)} to {_fmt_diff(d.ci_high, m.unit)}",
+        ci = f"{_fmt_diff(d.ci_low, m.unit)} ~ {_fmt_diff(d.ci_high, m.unit)}"
+        notes = [_say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
                  f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})"]
         if case.control_department:
             cb = units(mid, tables, b0, b1, case.control_department, **opts)
@@ -132,8 +142,9 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
             if np.isfinite(c.diff) and np.isfinite(d.diff):
                 did, lo, hi = diff_in_diff(d, c)
                 row.update(did=did, did_ci_low=lo, did_ci_high=hi)
-                notes.append(f"vs control {_fmt_diff(did, m.unit)} (95% CI {_fmt_diff(lo, m.unit)} to "
-                             f"{_fmt_diff(hi, m.unit)})")
+                ci = f"{_fmt_diff(lo, m.unit)} ~ {_fmt_diff(hi, m.unit)}"
+                notes.append(_say(f"vs control {_fmt_diff(did, m.unit)} (95% CI {ci})",
+                                  f"相对对照组 {_fmt_diff(did, m.unit)}（95%置信区间 {ci}）"))
         row["notes"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -144,13 +155,14 @@ def describe_change(row: pd.Series) -> str:
     from .i18n import fmt_change, fmt_value
 
     u = row["unit"]
-    s = (f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)} "
-         f"({fmt_change(row['change_rate'])}; 95% CI of the difference {_fmt_diff(row['ci_low'], u)} to "
-         f"{_fmt_diff(row['ci_high'], u)})")
+    ci = f"{_fmt_diff(row['ci_low'], u)} to {_fmt_diff(row['ci_high'], u)}"
+    head = f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)} ({fmt_change(row['change_rate'])}"
+    s = head + _say(f"; 95% CI of the difference {ci})", f"；差值95%置信区间 {ci.replace(' to ', ' ~ ')}）")
     if pd.notna(row.get("did")):
-        s += (f"; against the control department {_fmt_diff(row['did'], u)} "
-              f"(95% CI {_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)})")
-    return s + "."
+        dci = f"{_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)}"
+        s += _say(f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
+                  f"；相对对照部门 {_fmt_diff(row['did'], u)}（95%置信区间 {dci.replace(' to ', ' ~ ')}）")
+    return s + _say(".", "。")
 
 
 def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .i18n import fmt_value
+from .i18n import CATEGORY_COLUMNS, category, column, fmt_value, language, phrase
 
 
 @dataclass
@@ -43,13 +43,18 @@ class Table:
                 d[c] = s.map(lambda v: "–" if pd.isna(v) else (f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"))
             else:
                 d[c] = s.map(lambda v: "–" if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)) else str(v))
-        return d
+            if c in CATEGORY_COLUMNS:
+                d[c] = d[c].map(category)
+        return d.rename(columns=column)
 
     def _repr_html_(self) -> str:
         body = self.formatted().to_html(index=False, escape=True, border=0, classes="t")
-        cap = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
-        more = (f"<p class='more'>{len(self.df) - self.max_rows:,} more rows in the workbook.</p>"
-                if len(self.df) > self.max_rows else "")
+        cap = f"<p class='caption'>{html.escape(phrase(self.caption))}</p>" if self.caption else ""
+        rest = len(self.df) - self.max_rows
+        more = ""
+        if rest > 0:
+            more = (f"<p class='more'>另有 {rest:,} 行见Excel工作簿。</p>" if language() == "zh"
+                    else f"<p class='more'>{rest:,} more rows in the workbook.</p>")
         return f"<div class='table'>{cap}{body}{more}</div>"
 
     def __repr__(self) -> str:

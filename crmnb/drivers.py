@@ -103,5 +103,10 @@ def slope_sentence(s: Slope) -> str:
     >>> slope_sentence(Slope(0.031, 0.02, 0.042, 0.0001, 500))
     'Each day faster first response goes with +3.1 pp conversion (95% CI +2.0 to +4.2 pp; 500 leads).'
     """
+    from .i18n import language
+
+    if language() == "zh":
+        return (f"首次响应每快一天，线索转化率约{s.per_unit * 100:+.1f}个百分点"
+                f"（95%置信区间 {s.ci_low * 100:+.1f} ~ {s.ci_high * 100:+.1f} 个百分点；{s.n:,} 条线索）。")
     return (f"Each day faster first response goes with {s.per_unit * 100:+.1f} pp conversion "
             f"(95% CI {s.ci_low * 100:+.1f} to {s.ci_high * 100:+.1f} pp; {s.n:,} leads).")

@@ -415,3 +415,19 @@ def forecast_chart(weekly: pd.DataFrame | pd.Series, forecast: pd.DataFrame,
     if accuracy is not None:
         alt += f"; backtest WAPE {accuracy:.1%}"
     return _finish(fig, title, alt + ".")
+
+
+def describe_accuracy(accuracy: pd.DataFrame, tolerance: float = 0.08) -> str:
+    """State the backtest's accuracy and whether the horizon total passes the tolerance, in the report language."""
+    from .i18n import language
+
+    a = accuracy.iloc[0]
+    flag = bool(deviation_flag(a["total_wape"], tolerance))
+    h = int(a["horizon"])
+    if language() == "zh":
+        return (f"回测 {int(a['origins'])} 个起点：周度WAPE {a['wape']:.1%}，偏差 {a['bias']:+.1%}；"
+                f"{h}周合计预测偏差率 {a['total_wape']:.1%}，容差 {tolerance:.0%}："
+                + ("超出容差，预测值应作为区间参考。" if flag else "在容差以内。"))
+    return (f"Backtest over {int(a['origins'])} origins: weekly WAPE {a['wape']:.1%}, bias {a['bias']:+.1%}; "
+            f"{h}-week total deviation {a['total_wape']:.1%} against a {tolerance:.0%} tolerance: "
+            + ("above tolerance: read the forecast as a range, not a number." if flag else "within tolerance."))

@@ -375,10 +375,30 @@ def headline(tables: Tables, start, end, department: str | None = None,
     return pd.DataFrame(rows)
 
 
+FORMULA_ZH = {
+    "lead_response_hours": "本期创建且已联系的线索，从创建到首次联系的平均小时数",
+    "followup_ontime_rate": "按时完成的跟进任务数 / 本期到期的跟进任务数",
+    "lead_conversion_rate": "转化窗口内成交的线索数 / 本期创建的线索数",
+    "opportunity_win_rate": "赢单商机数 / 本期关闭（赢单或丢单）的商机数",
+    "sales_cycle_days": "本期赢单商机从线索创建到成交的平均天数",
+    "avg_order_value": "本期订单收入 / 订单数",
+    "repeat_purchase_rate": "本期下单2次及以上的客户数 / 本期下单客户数",
+    "csat": "本期工单满意度评分（1–5）的平均值",
+    "nps": "推荐者（9–10分）占比 − 贬损者（0–6分）占比",
+    "complaint_resolution_hours": "本期已解决投诉从受理到解决的平均小时数",
+    "churn_rate": "前12个月有购买、本期无购买的客户数 / 前12个月有购买的客户数",
+    "cac": "本期活动投入 / 本期由线索成交的客户数",
+    "ltv": "客单价 × 每位客户年购买次数 × 1 / 年流失率（截至期末的12个月）",
+    "ltv_cac": "客户生命周期价值 / 获客成本",
+}
+"""The catalogue's formulas in Chinese."""
+
+
 def catalogue_table(period: str, language: str = "en") -> pd.DataFrame:
     """Return the metric list: name, dimension, formula, source tables and period."""
     return pd.DataFrame(
-        [{"metric": m.id, "name": m.name(language), "dimension": m.dimension, "formula": m.formula,
+        [{"metric": m.id, "name": m.name(language), "dimension": m.dimension,
+          "formula": FORMULA_ZH.get(m.id, m.formula) if language == "zh" else m.formula,
           "source": ", ".join(m.sources), "period": period, "unit": m.unit} for m in CATALOGUE.values()]
     )
 

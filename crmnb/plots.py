@@ -23,6 +23,13 @@ import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
+from .i18n import category, phrase  # noqa: E402
+
+
+def _label(value: object) -> str:
+    """Return a category or legend entry in the report language."""
+    return phrase(str(category(value)))
+
 PALETTE = ["#2f6f9f", "#e07b39", "#5a9e6f", "#9b59b6", "#c0392b", "#7f8c8d"]
 DPI = 96
 
@@ -116,7 +123,7 @@ def trend(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel:
     lines = []
     for name, g in groups:
         g = g.sort_values(x)
-        ax.plot(g[x], g[y], marker="o", markersize=3.5, linewidth=1.8, label=name)
+        ax.plot(g[x], g[y], marker="o", markersize=3.5, linewidth=1.8, label=None if name is None else _label(name))
         if len(g):
             last = g.iloc[-1]
             lines.append(f"{name}: {last[y]:.1%}" if percent else f"{name}: {last[y]:.1f}")
@@ -153,15 +160,16 @@ def bars(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel: 
         sub = df if h is None else df[df[hue] == h]
         vals = sub.set_index(x)[y].reindex(cats).to_numpy(dtype=float)
         offs = pos - 0.4 + width * (i + 0.5)
-        (ax.barh if horizontal else ax.bar)(offs, vals, width * 0.95, label=h)
+        (ax.barh if horizontal else ax.bar)(offs, vals, width * 0.95, label=None if h is None else _label(h))
+    names = [_label(c) for c in cats]
     if horizontal:
-        ax.set_yticks(pos, cats)
+        ax.set_yticks(pos, names)
         ax.invert_yaxis()
         ax.set_xlabel(ylabel)
         if percent:
             _pct_axis(ax, "x")
     else:
-        ax.set_xticks(pos, cats, rotation=30 if len(cats) > 5 else 0, ha="right" if len(cats) > 5 else "center")
+        ax.set_xticks(pos, names, rotation=30 if len(cats) > 5 else 0, ha="right" if len(cats) > 5 else "center")
         ax.set_ylabel(ylabel)
         if percent:
             _pct_axis(ax)
@@ -169,7 +177,7 @@ def bars(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel: 
     if hue:
         ax.legend()
     fmt = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:,.1f}")
-    desc = "; ".join(f"{r[x]}{' ' + str(r[hue]) if hue else ''}: {fmt(r[y])}" for _, r in df.iterrows())
+    desc = "; ".join(f"{_label(r[x])}{' ' + _label(r[hue]) if hue else ''}: {fmt(r[y])}" for _, r in df.iterrows())
     return _finish(fig, title, f"{title}. Bar chart: {desc}.")
 
 

@@ -22,7 +22,7 @@ from .params import CaseParams
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
 
 CSS = """
-body{font-family:-apple-system,"Segoe UI",Roboto,"Noto Sans SC","PingFang SC","Microsoft YaHei",Arial,sans-serif;
+body{font-family:-apple-system,"Segoe UI",Roboto,"Noto Sans SC","PingFang SC","Microsoft YaHei",Arial,"crmnb CJK",sans-serif;
 color:#1f2933;margin:0;background:#f5f7fa;line-height:1.5}
 main{max-width:960px;margin:0 auto;background:#fff;padding:24px 32px}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;border-bottom:2px solid #2f6f9f;padding-bottom:4px;margin-top:36px}
@@ -68,13 +68,18 @@ def render_output(out: dict) -> str:
     return ""
 
 
-def render_notebook(nb: nbformat.NotebookNode) -> str:
-    """Return the reader's HTML of an executed notebook: markdown and outputs, never code or prompts."""
+def render_notebook(nb: nbformat.NotebookNode, language: str = "en") -> str:
+    """Return the reader's HTML of an executed notebook: markdown and outputs, never code or prompts.
+
+    Cells tagged analyst-only are left out, and so are cells tagged for the other
+    language (lang-en / lang-zh).
+    """
     parts: list[str] = []
     first_md = True
+    other = {"lang-en", "lang-zh"} - {f"lang-{language}"}
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
-        if tags & HIDE_TAGS:
+        if tags & HIDE_TAGS or tags & other:
             continue
         if cell.cell_type == "markdown":
             src = cell.source
@@ -124,7 +129,7 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
         title = STEP_TITLES[lang][step]
         toc.append(f"<li><a href='#step-{step}'>{html.escape(title)}</a></li>")
         sections.append(f"<section id='step-{step}'><h2>{step}. {html.escape(title)}</h2>"
-                        f"{render_notebook(nb)}</section>")
+                        f"{render_notebook(nb, lang)}</section>")
     notes = (f"<h3>{word('notes', lang)}</h3><p>{html.escape(case.notes)}</p>" if case.notes.strip() else "")
     meta = (f"{word('department', lang)}: {html.escape(department(case.department, lang))} · "
             f"{word('period', lang)}: {case.period.start} – {case.period.end} · "
@@ -141,9 +146,42 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
         f"{''.join(sections)}</main></body></html>"
     )
     doc = re.sub(r"<script\b.*?</script>", "", doc, flags=re.S | re.I)  # outputs never need scripts
+    doc = doc.replace("<style>", f"<style>{cjk_font_face(doc)}", 1)
     out = ws.folder / "report.html"
     out.write_text(doc, encoding="utf-8")
     return out
+
+
+def cjk_font_face(text: str) -> str:
+    """Return an @font-face rule embedding just the Chinese glyphs ``text`` uses, or '' when it has none.
+
+    A reader whose mail client has no Chinese font still sees the characters, and
+    the report stays small: a subset of Noto Sans SC is ~100 KB for a whole report.
+    """
+    chars = sorted({c for c in html.unescape(text) if ord(c) >= 0x2E80})  # markdown headings come as &#NNNN;
+    if not chars:
+        return ""
+    try:
+        import base64
+        import io
+        from importlib.resources import files
+
+        from fontTools import subset
+        from fontTools.ttLib import TTFont
+
+        font = TTFont(str(files("pylopdf_fonts_zh_cn") / "NotoSansSC-Regular.otf"))
+    except (ImportError, ModuleNotFoundError, FileNotFoundError, OSError):
+        return ""  # the readers' own fonts will do
+    opts = subset.Options()
+    opts.layout_features, opts.name_IDs, opts.hinting, opts.desubroutinize = [], [], False, True
+    sub = subset.Subsetter(opts)
+    sub.populate(unicodes=[ord(c) for c in chars])
+    sub.subset(font)
+    buf = io.BytesIO()
+    font.save(buf)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (f"@font-face{{font-family:'crmnb CJK';font-weight:100 900;"
+            f"src:url(data:font/otf;base64,{data}) format('opentype')}}")
 
 
 # --------------------------------------------------------------------------- Excel

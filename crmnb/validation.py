@@ -81,3 +81,18 @@ def reconcile_receipts(
     }
     d["status"] = d["status"].astype(str)
     return Reconciliation(d, summary)
+
+
+def describe(summary: dict) -> str:
+    """State the receipts check in one sentence, in the report language."""
+    from .i18n import language
+
+    s = summary
+    if language() == "zh":
+        return (f"共 {s['won_deals']:,} 笔成交商机：{s['matched']:,} 笔与回款一致，{s['mismatched']} 笔金额不符，"
+                f"{s['no_receipt']} 笔无回款，{s['stray_receipts']} 笔回款无对应成交。差异率 {s['difference_rate']:.3%}，"
+                f"阈值 {s['max_diff_rate']:.0%}：{'未超过' if s['passes'] else '超过'}阈值。")
+    return (f"{s['won_deals']:,} won deals: {s['matched']:,} match their receipts, {s['mismatched']} differ in amount, "
+            f"{s['no_receipt']} have no receipt, {s['stray_receipts']} receipts have no won deal. "
+            f"Difference rate {s['difference_rate']:.3%} against a {s['max_diff_rate']:.0%} threshold: "
+            f"{'within' if s['passes'] else 'ABOVE'} the threshold.")
