@@ -100,11 +100,23 @@ def test_workbook_holds_the_three_template_tables(finished):
 
 def test_no_phone_or_email_of_the_demo_leaks(finished, demo):
     customers = pd.read_csv(demo / "customers.csv", encoding="utf-8-sig", dtype=str)
+    leads = pd.read_csv(demo / "leads.csv", encoding="utf-8-sig", dtype=str)
     html = finished.report.read_text(encoding="utf-8")
     book = pd.ExcelFile(finished.workbook)
     cells = " ".join(pd.read_excel(book, sheet_name=s, dtype=str).to_string() for s in book.sheet_names)
-    for value in pd.concat([customers["phone"], customers["email"]]).dropna().unique():
-        assert value not in html and value not in cells
+    values = pd.concat([customers["phone"], customers["email"], leads["phone"], leads["email"]]).dropna().unique()
+    digits = {"".join(ch for ch in v if ch.isdigit())[-11:] for v in values if "@" not in v}
+    assert len(values) > 1000
+    for value in values:
+        assert value not in html and value not in cells, value
+    for d in digits:  # a phone reformatted on the way (dashes, +86) must not appear either
+        assert d not in html and d not in cells, d
+
+
+def test_report_is_small_and_self_contained(finished):
+    html = finished.report.read_text(encoding="utf-8")
+    assert finished.report.stat().st_size <= 2 * 1024 * 1024
+    assert "<script" not in html.lower() and "@import" not in html and "url(http" not in html
 
 
 def test_a_failing_step_is_named_and_its_notebook_kept(demo, tmp_path):

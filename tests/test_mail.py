@@ -1,0 +1,81 @@
+"""E-mail: the report as HTML body with the workbook attached, over a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import email
+import socket
+import time
+from email import policy
+
+import pytest
+
+from crmnb.errors import CrmnbError
+from crmnb.mail import build_message, send, write_eml
+
+aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is in the test extra")
+
+
+@pytest.fixture
+def report(tmp_path):
+    folder = tmp_path / "case_x"
+    folder.mkdir()
+    (folder / "report.html").write_text(
+        "<!DOCTYPE html><html><head><title>Lead conversion uplift</title><style>p{}</style></head>"
+        "<body><h2>Executive summary</h2><p>Verdict: Target reached &amp; more</p></body></html>", encoding="utf-8")
+    (folder / "tables.xlsx").write_bytes(b"PK\x03\x04 not really a workbook, but bytes to carry")
+    return folder / "report.html"
+
+
+class _Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+def test_report_is_received_with_its_workbook(report):
+    inbox = _Inbox()
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ctl = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        msg = build_message(report, ["manager@example.com"], "crm-analytics@example.com")
+        send(msg, "127.0.0.1", port)
+        deadline = time.time() + 5
+        while not inbox.messages and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        ctl.stop()
+    assert len(inbox.messages) == 1
+    env = inbox.messages[0]
+    assert env.rcpt_tos == ["manager@example.com"]
+    got = email.message_from_bytes(env.content, policy=policy.default)
+    assert got["Subject"] == "Lead conversion uplift"
+    html = got.get_body(("html",)).get_content()
+    assert "Executive summary" in html
+    assert "Verdict: Target reached & more" in got.get_body(("plain",)).get_content()
+    attachments = list(got.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["case_x_tables.xlsx"]
+    assert attachments[0].get_content() == (report.parent / "tables.xlsx").read_bytes()
+
+
+def test_eml_file_opens_as_the_same_message(report, tmp_path):
+    path = write_eml(build_message(report, ["a@example.com", "b@example.com"], "x@example.com", subject="Q4"),
+                     tmp_path / "out.eml")
+    got = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert got["To"] == "a@example.com, b@example.com" and got["Subject"] == "Q4"
+    assert len(list(got.iter_attachments())) == 1
+
+
+def test_errors_name_the_problem(report, tmp_path):
+    with pytest.raises(CrmnbError, match="report not found"):
+        build_message(tmp_path / "nope" / "report.html", ["a@example.com"], "x@example.com")
+    with pytest.raises(CrmnbError, match="no recipient"):
+        build_message(report, [], "x@example.com")
+    msg = build_message(report, ["a@example.com"], "x@example.com")
+    with pytest.raises(CrmnbError, match=r"could not send through SMTP server 127\.0\.0\.1:1"):
+        send(msg, "127.0.0.1", 1, timeout=2)
