@@ -16,6 +16,7 @@ import pandas as pd
 from .errors import DataError
 from .io import ROW
 from .schema import TABLES
+from .validate import check_clean, problems
 
 LOG_COLUMNS = ["rule", "table", "column", "rows", "action", "detail"]
 QUARANTINE_COLUMNS = ["table", "row", "key", "rule", "reason", "record"]
@@ -175,10 +176,14 @@ def clean(
     # 1. date formats normalised at intake
     if formats is not None and len(formats):
         for (tname, col), grp in formats.groupby(["table", "column"], sort=False):
-            other = grp[~grp["format"].str.startswith("YYYY-MM-DD")]
+            other = grp[~grp["format"].str.startswith("YYYY-MM-DD") | grp["format"].str.contains("±zone|.fraction",
+                                                                                               regex=True)]
             for _, r in other.iterrows():
+                zone = "±zone" in r["format"]
                 book.note("date format", tname, col, r["rows"], "normalised to ISO datetime",
-                          f"written as {r['format']}")
+                          f"written as {r['format']}"
+                          + ("; time zone dropped, the time kept as written" if zone else "")
+                          + ("; fractions of a second dropped" if ".fraction" in r["format"] else ""))
 
     # 2. unreadable values: required column -> quarantine, optional -> left missing and flagged
     for tname, grp in issues.groupby("table", sort=False):
@@ -195,6 +200,33 @@ def clean(
             else:
                 book.note(problem, tname, col, int(mask.sum()), "set to missing, row kept",
                           f"e.g. {g['value'].iloc[0]!r}")
+
+    # 2b. values the schema rules out row by row: a negative amount, a score out of its range
+    for tname, spec in TABLES.items():
+        df = book.tables[tname]
+        if not len(df) or not spec.bounds:
+            continue
+        found = problems(df, tname)
+        found = found[found["kind"].isin(["negative amount", "out of range"]) & found["row"].notna()]
+        for (col, kind), g in found.groupby(["column", "kind"], sort=False):
+            vals = dict(zip(g["row"].astype(int), g["value"]))
+            mask = book.tables[tname][ROW].isin(set(vals))
+            if col in spec.required:
+                book.quarantine(tname, mask, kind,
+                                lambda h, c=col, e=g["expected"].iloc[0], v=vals:
+                                h[ROW].map(lambda r: f"{c} is {v.get(r)!r}, expected {e}"), col)
+            else:
+                df = book.tables[tname].copy()
+                df.loc[mask, col] = np.nan
+                book.tables[tname] = df
+                book.note(kind, tname, col, int(mask.sum()), "set to missing, row kept",
+                          f"e.g. {g['value'].iloc[0]!r}, expected {g['expected'].iloc[0]}")
+
+    # an export with a header and no rows is kept as an empty table, and said so
+    for tname, n in book.rows_in.items():
+        if n == 0:
+            book.log.append({"rule": "empty table", "table": tname, "column": "", "rows": 0,
+                             "action": "kept as an empty table", "detail": "the export has a header but no rows"})
 
     for tname, spec in TABLES.items():
         df = book.tables[tname]
@@ -289,7 +321,9 @@ def clean(
         bad = recon[~recon["balanced"]]
         raise DataError(f"cleaning lost rows: {bad.to_dict('records')}")
     log = pd.DataFrame(book.log, columns=LOG_COLUMNS)
-    return Cleaned({k: v.reset_index(drop=True) for k, v in book.tables.items()}, log, quarantine, merges, recon)
+    kept = {k: v.reset_index(drop=True) for k, v in book.tables.items()}
+    check_clean(kept)  # what the analyses read passes its schema, or the run stops here naming why
+    return Cleaned(kept, log, quarantine, merges, recon)
 
 
 def reconcile_rows(rows_in: dict[str, int], kept: dict[str, pd.DataFrame], quarantine: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,12 @@
-"""The ``crmnb`` command: demo data, validation and case runs."""
+"""The ``crmnb`` command: demo data, validation, case runs, batches and new case files."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import CrmnbError
@@ -17,38 +20,90 @@ def _demo_data(args: argparse.Namespace) -> int:
                        progress=lambda m: print(f"demo-data: {m}", file=sys.stderr, flush=True))
     rows = summary.get("rows", {})
     print(f"demo data written to {out.resolve()} ({sum(rows.values()):,} rows in {len(rows)} tables)")
+    if getattr(args, "sqlite", None):
+        from .demo import to_sqlite
+
+        db = Path(args.sqlite)
+        loaded = to_sqlite(out, db)
+        print(f"demo data loaded into {db.resolve()} ({sum(loaded.values()):,} rows in {len(loaded)} tables); "
+              f"a case reads it with data.sql_url: sqlite:///{db.resolve()}")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .io import intake, read_export
-    from .params import load_case
-    from .schema import TABLES
+    from .validate import validate_case
 
-    case = load_case(args.case)
-    print(f"{args.case}: case file valid ({case.case_id}, {case.title})")
-    problems = 0
-    for name in TABLES:
-        path = case.data_path(name)
-        try:
-            got = intake(read_export(path, name), name, path)
-        except CrmnbError as exc:
-            print(f"  {name}: ERROR {exc}")
-            problems += 1
-            continue
-        bad = len(got.issues)
-        print(f"  {name}: {len(got.table):,} rows from {path.name}" + (f", {bad} unreadable values" if bad else ""))
-    return 1 if problems else 0
+    try:
+        return validate_case(args.case)
+    except CrmnbError as exc:
+        print(f"crmnb validate: {exc}")
+        return 1
+    except Exception as exc:  # never a bare traceback at the command line
+        print(f"crmnb validate: unexpected {type(exc).__name__}: {exc}")
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .paths import resolve
     from .runner import run_case
 
-    res = run_case(args.case, args.output_root)
-    print(f"{res.case.case_id}: done in {res.seconds:.0f} s")
+    res = run_case(args.case, args.output_root, resume=args.resume, index=not args.no_index)
+    if res.status == "skipped":
+        print(f"{res.case.case_id}: skipped: unchanged since {res.skipped_since}")
+    else:
+        print(f"{res.case.case_id}: done in {res.seconds:.0f} s")
     print(f"  report:   {res.report}")
     print(f"  workbook: {res.workbook}")
+    if not args.no_index:
+        print(f"  index:    {resolve(args.output_root) / 'index.html'}")
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch, summary_table
+
+    res = run_batch(args.paths, department=args.department, jobs=args.jobs, resume=args.resume,
+                    output_root=args.output_root)
+    print(summary_table(res.jobs))
+    print(f"index: {res.index}")
+    return 0 if res.ok else 1
+
+
+def _new(args: argparse.Namespace) -> int:
+    from .scaffold import new_case
+
+    path, todo = new_case(args.case_id, args.department, title=args.title, owner=args.owner, metric=args.metric,
+                          data_dir=args.data_dir, parameters_dir=args.parameters_dir, language=args.language)
+    print(f"wrote {path}")
+    if todo:
+        print("  fill in: " + ", ".join(todo))
+    print(f"  then:    crmnb validate {path}")
+    return 0
+
+
+def _email(args: argparse.Namespace) -> int:
+    from .mail import build_message, send, write_eml
+
+    msg = build_message(Path(args.report), args.to, args.sender, args.subject)
+    if args.eml:
+        path = write_eml(msg, Path(args.eml))
+        print(f"message written to {path} ({len(msg.as_bytes()) / 1024:,.0f} KB); open it in a mail client to send")
+        return 0
+    host, _, port = args.smtp.partition(":")
+    send(msg, host or "localhost", int(port or 25), starttls=args.starttls, user=args.user,
+         password=os.environ.get("CRMNB_SMTP_PASSWORD"))
+    print(f"sent {Path(args.report)} to {', '.join(args.to)} through {host or 'localhost'}:{port or 25}")
+    return 0
+
+
+def _terminate(signum, frame) -> None:
+    """Stop on SIGTERM as on Ctrl-C, so a running notebook's kernel is shut down and the run recorded."""
+    raise KeyboardInterrupt
+
+
+def _in_main_thread() -> bool:
+    """Return True in the main thread, the only one that may set signal handlers."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="data/demo", help="folder to write (default: data/demo)")
     d.add_argument("--scale", type=float, default=1.0, help="size multiplier (default 1: a few thousand customers)")
     d.add_argument("--seed", type=int, default=20250701)
+    d.add_argument("--sqlite", metavar="PATH", help="also load the exports into this SQLite database file")
     d.set_defaults(func=_demo_data)
 
     v = sub.add_parser("validate", help="check a case file and its data without running notebooks")
@@ -69,9 +125,47 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run a case end to end: notebooks, report.html, tables.xlsx")
     r.add_argument("case")
     r.add_argument("--output-root", default="outputs")
+    r.add_argument("--resume", action="store_true",
+                   help="skip the case when its settings, data and code are unchanged since its last successful run")
+    r.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # crmnb batch writes the index once
     r.set_defaults(func=_run)
 
+    b = sub.add_parser("batch", help="run every case file in a folder, a few at a time, with a summary and index")
+    b.add_argument("paths", nargs="+", metavar="path", help="folders of case files (files starting with '_' are "
+                   "defaults, not cases) or case files")
+    b.add_argument("--department", help="only the cases of this department (as written in the case files)")
+    b.add_argument("--jobs", "-j", type=int, default=1, help="cases to run at the same time (default 1)")
+    b.add_argument("--resume", action="store_true",
+                   help="skip cases whose settings, data and code are unchanged since their last successful run")
+    b.add_argument("--output-root", default="outputs")
+    b.set_defaults(func=_batch)
+
+    n = sub.add_parser("new", help="write a new case file, every key explained, ready to fill in")
+    n.add_argument("case_id", help="lower-case id; names the case file and the output folder")
+    n.add_argument("--department", required=True, help="the department whose CRM use is analysed")
+    n.add_argument("--title", help="the case's title (default: from the id)")
+    n.add_argument("--owner", help="who owns the case")
+    n.add_argument("--metric", default="lead_conversion_rate", help="the goal metric (default lead_conversion_rate)")
+    n.add_argument("--data-dir", help="folder of the CRM exports (default data/<case_id>)")
+    n.add_argument("--language", choices=("en", "zh"), help="language of the report (default: the defaults')")
+    n.add_argument("--parameters-dir", default=None, help="where to write (default: the workbook's parameters/)")
+    n.set_defaults(func=_new)
+
+    e = sub.add_parser("email", help="send a case's report as an HTML e-mail with its workbook attached")
+    e.add_argument("report", help="outputs/<case_id>/report.html")
+    e.add_argument("--to", action="append", required=True, help="recipient (repeat for several)")
+    e.add_argument("--from", dest="sender", default="crmnb@localhost", help="sender address")
+    e.add_argument("--subject", help="subject (default: the report's title)")
+    e.add_argument("--smtp", default="localhost:25", help="SMTP server host:port (default localhost:25)")
+    e.add_argument("--starttls", action="store_true", help="upgrade the connection with STARTTLS")
+    e.add_argument("--user", help="SMTP user; the password is read from CRMNB_SMTP_PASSWORD")
+    e.add_argument("--eml", help="write the message to this .eml file instead of sending it")
+    e.set_defaults(func=_email)
+
     args = p.parse_args(argv)
+    if args.command == "batch" and args.jobs < 1:
+        p.error("--jobs must be 1 or more")
+    previous = signal.signal(signal.SIGTERM, _terminate) if args.command == "run" and _in_main_thread() else None
     try:
         return args.func(args)
     except CrmnbError as exc:
@@ -82,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crmnb: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

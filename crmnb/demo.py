@@ -1751,3 +1751,30 @@ def generate(
     if progress:
         progress("wrote planted.json")
     return facts
+
+
+def to_sqlite(folder: str | Path, db_path: str | Path) -> dict[str, int]:
+    """Load the exports in ``folder`` into a SQLite file, one text table per canonical table; return rows per table.
+
+    Each export is read through :func:`crmnb.io.read_export`, so the database holds
+    exactly the text the files hold; a case reads it with ``data.sql_url:
+    sqlite:///<db_path>``. An existing file at ``db_path`` is replaced.
+    """
+    import sqlite3
+
+    from .io import read_export
+
+    src, db = Path(folder), Path(db_path)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(db.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    rows: dict[str, int] = {}
+    with sqlite3.connect(tmp) as conn:
+        for table, file in DEFAULT_FILES.items():
+            df = read_export(src / file, table)
+            df = df.astype(object).where(df.notna(), None)
+            df.to_sql(table, conn, index=False, dtype={c: "TEXT" for c in df.columns})
+            rows[table] = len(df)
+    conn.close()
+    tmp.replace(db)
+    return rows

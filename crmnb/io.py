@@ -37,46 +37,23 @@ ROW = "_row"
 
 
 # --------------------------------------------------------------------------- raw exports
-def read_export(path: Path, table: str, sheet: str | None = None) -> pd.DataFrame:
-    """Read one export as text, exactly as it is, without writing to it.
+def read_export(path: Path, table: str, sheet: str | None = None, *, encoding: str | None = None,
+                sep: str | None = None, header_row: int = 1) -> pd.DataFrame:
+    """Read one export file as text, exactly as it is, without writing to it.
 
     CSV is read as UTF-8 (with or without BOM), falling back to GB18030 as Chinese
-    Excel saves it; Excel reads ``sheet`` (default: the sheet named after the table,
-    else the first). Raises :class:`DataError` naming the file when it is absent,
-    empty or unreadable.
+    Excel saves it (GBK is a subset), with the separator (comma, semicolon, tab, '|')
+    that gives the table's columns; ``encoding`` and ``sep`` override the detection.
+    Excel reads ``sheet`` (default: the sheet named after the table, else the first)
+    with its header on ``header_row``. Raises :class:`DataError` naming the file when
+    it is absent, empty or unreadable. See :mod:`crmnb.sources` for SQL sources.
     """
-    if not path.exists():
-        raise DataError(f"table '{table}': file not found: {path}")
-    if path.stat().st_size == 0:
-        raise DataError(f"table '{table}': file is empty: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm", ".xls"):
-            with pd.ExcelFile(path) as book:
-                names = book.sheet_names
-                chosen = sheet or (table if table in names else names[0])
-                if chosen not in names:
-                    raise DataError(
-                        f"table '{table}': sheet '{chosen}' not in {path.name} (sheets: {', '.join(names)})"
-                    )
-                df = pd.read_excel(book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=[""])
-        else:
-            df = _read_csv_text(path)
-    except DataError:
-        raise
-    except Exception as exc:  # pandas/openpyxl raise many kinds; the analyst needs the file name
-        raise DataError(f"table '{table}': cannot read {path}: {exc}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+    from .sources import Located, TableSource, _is_excel, read
 
-
-def _read_csv_text(path: Path) -> pd.DataFrame:
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc)
-        except UnicodeDecodeError:
-            continue
-    raise DataError(f"cannot decode {path}: neither UTF-8 nor GB18030")
+    spec = TableSource.model_construct(file=str(path), sql=None, encoding=encoding, sep=sep, sheet=sheet,
+                                       header_row=header_row, mapping=None)
+    loc = Located(table, "excel" if _is_excel(Path(path)) else "csv", spec, path=Path(path))
+    return read(loc, list(TABLES[table].columns) if table in TABLES else ()).frame
 
 
 # --------------------------------------------------------------------------- intake
@@ -87,6 +64,10 @@ class Intake:
     table: pd.DataFrame
     issues: pd.DataFrame  # table, row, column, value, problem
     formats: pd.DataFrame  # table, column, format, rows
+    source: str = ""  # the file, or the database and table, it was read from
+    notes: list[str] = field(default_factory=list)  # what intake noticed about the table as a whole
+    read_as: dict[str, Any] = field(default_factory=dict)  # encoding and separator of a CSV
+    validation: Any = None  # crmnb.validate.Report: what schema validation found
 
 
 ISSUE_COLUMNS = ["table", "row", "column", "value", "problem"]
@@ -109,6 +90,25 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     empty = text.isna() | (text == "")
     label[empty] = ""
     todo = ~empty
+    _parse_formats(text, todo, out, label, "")
+    if todo.any():
+        # ISO timestamps from CRM APIs: fractions of a second dropped, a time zone kept as written
+        # (2025-03-04T10:00:00.000+0800 reads as 2025-03-04 10:00:00, the wall-clock time exported)
+        m = text[todo].str.extract(_ISO_TAIL)
+        has_tail = m[0].notna() & (m[1].notna() | m[2].notna())
+        if has_tail.any():
+            stripped = m.loc[has_tail, 0]
+            suffix = pd.Series(np.where(m.loc[has_tail, 2].notna(), " ±zone", " .fraction"), index=stripped.index)
+            sub_todo = pd.Series(True, index=stripped.index)
+            _parse_formats(stripped, sub_todo, out, label, suffix)
+            todo.loc[stripped.index[~sub_todo.to_numpy()]] = False
+    return out, label
+
+
+_ISO_TAIL = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _parse_formats(text: pd.Series, todo: pd.Series, out: pd.Series, label: pd.Series, suffix) -> None:
     for fmt, name in DATE_FORMATS:
         if not todo.any():
             break
@@ -116,9 +116,8 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         ok = got.notna()
         idx = got.index[ok.to_numpy()]
         out.loc[idx] = got[ok].astype("datetime64[ns]")
-        label.loc[idx] = name
+        label.loc[idx] = name + suffix if isinstance(suffix, str) else name + suffix.loc[idx]
         todo.loc[idx] = False
-    return out, label
 
 
 def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
@@ -134,7 +133,7 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
     if missing:
         raise DataError(
             f"{where}: required column(s) missing: {', '.join(missing)}; "
-            f"found: {', '.join(map(str, raw.columns)) or 'none'}"
+            f"found: {', '.join(map(str, raw.columns)) or 'none'}{_separator_hint(raw, table)}"
         )
     n = len(raw)
     df = pd.DataFrame(index=pd.RangeIndex(n))
@@ -172,6 +171,19 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
     return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]))
 
 
+def _separator_hint(raw: pd.DataFrame, table: str) -> str:
+    """Return a hint when the header looks split on another separator than the one used."""
+    names = [str(c) for c in raw.columns]
+    if len(names) > 2:
+        return ""
+    for sep, word in (("\t", "tab"), (";", "semicolon"), ("|", "pipe"), (",", "comma")):
+        if any(n.count(sep) >= 2 for n in names):
+            shown = "tab" if sep == "\t" else sep
+            return (f"; the header looks {word}-separated ({sep!r}), not split by the separator used: "
+                    f"declare sep: '{shown}' in data.tables.{table}, or leave sep out to detect it")
+    return ""
+
+
 def _issues(table: str, rows: pd.Series, col: str, values: pd.Series, problem: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -185,15 +197,14 @@ def _issues(table: str, rows: pd.Series, col: str, values: pd.Series, problem: s
 
 
 def load_tables(case: Any, progress: Any = None) -> dict[str, Intake]:
-    """Read and take in every canonical table the case names; never writes to the exports."""
-    out: dict[str, Intake] = {}
-    for name in TABLES:
-        path = case.data_path(name)
-        if progress:
-            progress(f"reading {name} from {path.name}")
-        raw = read_export(path, name)
-        out[name] = intake(raw, name, path)
-    return out
+    """Read, map, take in and validate every canonical table the case names; never writes to a source.
+
+    Each table's source is declared in the case file (:mod:`crmnb.sources`); the
+    first table that cannot be used raises :class:`DataError` naming it.
+    """
+    from .sources import load_tables as _load
+
+    return _load(case, progress)
 
 
 # --------------------------------------------------------------------------- hand-offs

@@ -2,8 +2,13 @@
 
 Every reader maps an export onto these tables; every analysis reads them. A
 column's kind is one of ``id``, ``str``, ``float``, ``int``, ``datetime``,
-``bool``. ``required`` columns must be present in an export; the others may be
-absent and are then filled with missing values.
+``bool``. ``required`` columns must be present in an export and filled in every row; the
+others may be absent and are then filled with missing values.
+
+Each table also says what its values may be (:attr:`Table.allowed`,
+:attr:`Table.bounds`) and whether an export of it may hold no rows
+(:attr:`Table.may_be_empty`); :mod:`crmnb.validate` turns all of this into a
+pandera schema that every table passes before analysis.
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ proposal/quote, negotiation, won."""
 OPPORTUNITY_STAGES: tuple[str, ...] = ("needs_confirmed", "proposal", "negotiation", "won", "lost")
 """Stages an opportunity's stage history can hold (``lost`` ends a lost deal)."""
 
+LEAD_STATUSES: tuple[str, ...] = ("open", "converted", "lost")
+"""Values of ``leads.status``."""
+
+OPPORTUNITY_STATUSES: tuple[str, ...] = ("open", "won", "lost")
+"""Values of ``opportunities.status``."""
+
+TICKET_TYPES: tuple[str, ...] = ("request", "complaint")
+"""Values of ``tickets.type``: a service request or a complaint."""
+
 LOSS_REASONS: tuple[str, ...] = ("price", "unclear_needs", "competitor", "slow_response")
 """Loss reasons the demo CRM offers in its drop-down."""
 
@@ -41,6 +55,12 @@ class Table:
     required: tuple[str, ...]
     pii: tuple[str, ...] = ()
     references: dict[str, str] = field(default_factory=dict)
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Columns whose values come from a fixed list (status, stage, type)."""
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """Numeric columns with a lowest and/or highest sensible value (amounts are never negative)."""
+    may_be_empty: bool = True
+    """False when the analysis cannot do without rows: a header-only export is then an error."""
 
     @property
     def dates(self) -> list[str]:
@@ -74,6 +94,7 @@ TABLES: dict[str, Table] = {
             },
             required=("customer_id", "department", "created_at"),
             pii=("name", "company", "phone", "email"),
+            may_be_empty=False,
         ),
         Table(
             "leads",
@@ -95,6 +116,8 @@ TABLES: dict[str, Table] = {
             required=("lead_id", "created_at", "department", "channel", "status"),
             pii=("contact_name", "phone", "email"),
             references={"customer_id": "customers", "campaign_id": "campaigns"},
+            allowed={"status": LEAD_STATUSES},
+            may_be_empty=False,
         ),
         Table(
             "opportunities",
@@ -115,6 +138,9 @@ TABLES: dict[str, Table] = {
             },
             required=("opportunity_id", "customer_id", "created_at", "stage", "status", "amount"),
             references={"customer_id": "customers", "lead_id": "leads"},
+            allowed={"stage": OPPORTUNITY_STAGES, "status": OPPORTUNITY_STATUSES},
+            bounds={"amount": (0, None)},
+            may_be_empty=False,
         ),
         Table(
             "stage_history",
@@ -127,6 +153,7 @@ TABLES: dict[str, Table] = {
             },
             required=("opportunity_id", "stage", "entered_at"),
             references={"opportunity_id": "opportunities"},
+            allowed={"stage": OPPORTUNITY_STAGES},
         ),
         Table(
             "activities",
@@ -158,6 +185,8 @@ TABLES: dict[str, Table] = {
             },
             required=("order_id", "customer_id", "order_date", "amount"),
             references={"customer_id": "customers", "opportunity_id": "opportunities"},
+            bounds={"amount": (0, None)},
+            may_be_empty=False,
         ),
         Table(
             "tickets",
@@ -175,6 +204,8 @@ TABLES: dict[str, Table] = {
             },
             required=("ticket_id", "customer_id", "type", "created_at"),
             references={"customer_id": "customers"},
+            allowed={"type": TICKET_TYPES},
+            bounds={"csat": (1, 5), "nps": (0, 10)},
         ),
         Table(
             "campaigns",
@@ -189,6 +220,8 @@ TABLES: dict[str, Table] = {
                 "cpa_benchmark": "float",  # target cost per acquired customer
             },
             required=("campaign_id", "channel", "spend"),
+            bounds={"spend": (0, None), "cpa_benchmark": (0, None)},
+            may_be_empty=False,  # the campaign analyses (CAC, ROI, attribution) need at least one
         ),
         Table(
             "touches",
@@ -227,6 +260,7 @@ TABLES: dict[str, Table] = {
             },
             required=("receipt_id", "opportunity_id", "received_at", "amount"),
             references={"opportunity_id": "opportunities"},
+            bounds={"amount": (0, None)},
         ),
     ]
 }

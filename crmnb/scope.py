@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from .i18n import department, fmt_value
@@ -86,7 +88,9 @@ def inventory(intakes: dict[str, Intake], case: CaseParams) -> pd.DataFrame:
         filled = t[cols].notna().to_numpy().mean() if len(t) else float("nan")
         rows.append({
             "table": name,
-            "file": case.data_path(name).name,
+            # where it was read from: a file name, or a database and table (never a full path or password)
+            "file": Path(got.source).name if got.source and "://" not in got.source else (got.source or
+                                                                                            case.data_path(name).name),
             "rows": len(t),
             "columns": len(cols),
             "from": t[dcol].min() if dcol and len(t) else pd.NaT,
