@@ -1,7 +1,13 @@
-"""Run a case end to end: validate, execute the seven notebooks, write the report and workbook."""
+"""Run a case end to end: validate, execute the seven notebooks, write the report and workbook.
+
+Every run leaves ``outputs/<case_id>/run.json`` (status, seconds, error, and the
+fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import time
@@ -17,6 +23,25 @@ from .paths import resolve, workbook_root
 KERNEL = "python3"
 NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 """What the runner passes to every notebook's ``parameters`` cell."""
+
+RUN_ID_ENV = "CRMNB_RUN_ID"
+"""Environment variable by which ``crmnb batch`` recognises the run record its child wrote."""
+
+
+class StepTimeout(StepFailed):
+    """A step ran past the cell's or the case's time limit and was stopped."""
+
+
+def _step_error(cls: type[StepFailed], case_id: str, what: str, step: str, cell: int | None, reason: str,
+                kept: Path | None = None, detail: str = "") -> StepFailed:
+    """Return the error of a failed step: 'case X failed in step S, cell N: reason', with where its notebook is."""
+    where = f"step {step}" + (f", cell {cell}" if cell else "") if step != "report" else "writing the report"
+    msg = f"case '{case_id}' {what} {where}{detail}: {reason}"
+    if kept is not None:
+        msg += f"\n  the partly executed notebook is {kept}"
+    err = cls(msg)
+    err.step, err.cell, err.where, err.reason = step, cell, where, reason  # for run.json and the batch summary
+    return err
 
 
 def _prefer_this_python() -> None:
@@ -53,57 +78,155 @@ class RunResult:
     workbook: Path
     notebooks: list[Path]
     seconds: float
+    status: str = "ok"
+    """``ok``, or ``skipped`` when ``resume`` found nothing changed since the last successful run."""
+    skipped_since: str | None = None
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _last_started_cell(notebook: Path) -> int | None:
+    """Return the 1-based index of the last cell papermill started in an executed notebook, if any."""
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    started = [i for i, c in enumerate(nb.get("cells", []))
+               if c.get("metadata", {}).get("papermill", {}).get("start_time") or c.get("execution_count")]
+    return started[-1] + 1 if started else None
+
+
+def _kernel_config():
+    """Return the kernel's connection settings: local IPC sockets, named for this run alone.
+
+    IPC sockets need no TCP port and spare the kernel's plain-TCP warning. Their names
+    must be unique: by default they are ``kernel-ipc-N`` in the working directory, which
+    two cases started at the same moment (``crmnb batch --jobs 2``) would both take.
+    Windows has no IPC transport and keeps TCP.
+    """
+    import tempfile
+    import uuid
+
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        return Config()
+    ip = os.path.join(tempfile.gettempdir(), f"crmnb-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return Config({"KernelManager": {"transport": "ipc", "ip": ip}})
+
+
+def _minutes(m: float) -> str:
+    return f"{m:g} minute{'s' if m != 1 else ''}"
+
+
+def _execute_steps(case: CaseParams, books: list[Path], src: Path, out_nb: Path, params: dict,
+                   say: Callable[[str], None], deadline: float) -> list[Path]:
+    """Execute the step notebooks in order, each cell within the cell limit and the whole within ``deadline``."""
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    done: list[Path] = []
+    for i, nb in enumerate(books, start=1):
+        target = out_nb / nb.name
+        kept = f"\n  the partly executed notebook is {target}"
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise _step_error(StepTimeout, case.case_id, "timed out before", nb.stem, None,
+                              f"it ran past its time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)")
+        case_bound = remaining < case.cell_timeout_seconds
+        limit = max(1, math.ceil(min(case.cell_timeout_seconds, remaining)))
+        t = time.perf_counter()
+        say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} …")
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=KERNEL, cwd=str(src),
+                                progress_bar=False, log_output=False, report_mode=False,
+                                execution_timeout=limit, config=_kernel_config())
+        except PapermillExecutionError as exc:
+            raise _step_error(StepFailed, case.case_id, "failed in", nb.stem, exc.cell_index + 1,
+                              f"{exc.ename}: {exc.evalue}", target,
+                              detail=f" (execution count {exc.exec_count})") from None
+        except CellTimeoutError:
+            why = (f"the case's time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)" if case_bound
+                   else f"the cell time limit of {case.cell_timeout_seconds:g} s (cell_timeout_seconds)")
+            raise _step_error(StepTimeout, case.case_id, "timed out in", nb.stem, _last_started_cell(target),
+                              f"stopped after {limit} s, {why}", target) from None
+        except DeadKernelError:
+            raise _step_error(StepFailed, case.case_id, "failed in", nb.stem, _last_started_cell(target),
+                              "kernel died (the Python process ended: out of memory, a crash, or code that exits)",
+                              target) from None
+        except Exception as exc:  # a kernel that never starts, an unreadable notebook…: still name the step
+            raise _step_error(StepFailed, case.case_id, "failed in", nb.stem, _last_started_cell(target),
+                              f"{type(exc).__name__}: {exc}", target) from None
+        done.append(target)
+        say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} done in {time.perf_counter() - t:.1f} s")
+    return done
+
+
 def run_case(case_file: str | Path, output_root: str | Path = "outputs",
-             progress: Callable[[str], None] | None = _say) -> RunResult:
+             progress: Callable[[str], None] | None = _say, resume: bool = False,
+             index: bool = True) -> RunResult:
     """Validate the case file, execute notebooks 01..07 into the case's output folder, then report.
 
     A failing step raises :class:`StepFailed` naming the step and the cell; its partly
-    executed notebook stays in ``outputs/<case_id>/notebooks/``.
+    executed notebook stays in ``outputs/<case_id>/notebooks/``. A cell running past
+    ``cell_timeout_seconds``, or the case past ``timeout_minutes``, raises
+    :class:`StepTimeout`. With ``resume``, a case whose settings, data and code are
+    unchanged since its last successful run is skipped. Each run writes
+    ``outputs/<case_id>/run.json``; ``index`` also refreshes ``outputs/index.html``.
     """
-    import papermill as pm
-    from traitlets.config import Config
-    from papermill.exceptions import PapermillExecutionError
-
+    from . import batch
     from .report import build_report, build_workbook
 
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     file = resolve(case_file)
     case = load_case(file)  # fails here, before any notebook, on a bad case file
+    settings = case_settings(file)  # merged with the defaults: what every notebook records
     root = resolve(output_root)
     ws = Workspace(root, case.case_id)
-    out_nb = ws.folder / "notebooks"
-    out_nb.mkdir(parents=True, exist_ok=True)
     src = notebooks_dir(file)
     books = step_notebooks(src)
+    prints = batch.fingerprint(case, settings, books)
+    if resume:
+        since, why = batch.resume_check(ws.folder, prints)
+        if since is not None:
+            last = batch.read_record(ws.folder) or {}
+            return RunResult(case, root / last.get("report", f"{case.case_id}/report.html"),
+                             root / last.get("workbook", f"{case.case_id}/tables.xlsx"),
+                             step_notebooks(ws.folder / "notebooks"), 0.0, "skipped", since)
+        say(f"[{case.case_id}] running: {why}")
+    out_nb = ws.folder / "notebooks"
+    out_nb.mkdir(parents=True, exist_ok=True)
+    record = batch.new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
     # the case's settings travel with the run, so each executed notebook records what it ran with
-    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), case_settings(file))))
+    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), settings)))
     _prefer_this_python()
-    done: list[Path] = []
-    for i, nb in enumerate(books, start=1):
-        target = out_nb / nb.name
-        t = time.perf_counter()
-        say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} …")
+    try:
+        done = _execute_steps(case, books, src, out_nb, params, say, t0 + case.timeout_minutes * 60)
         try:
-            pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=KERNEL, cwd=str(src),
-                                progress_bar=False, log_output=False, report_mode=False,
-                                # local IPC sockets: no TCP port, and no plain-TCP warning from the kernel
-                                config=Config({"KernelManager": {"transport": "ipc"}}))
-        except PapermillExecutionError as exc:
-            raise StepFailed(
-                f"case '{case.case_id}' failed in step {nb.stem}, cell {exc.cell_index + 1} "
-                f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
-                f"  the partly executed notebook is {target}"
-            ) from None
-        done.append(target)
-        say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} done in {time.perf_counter() - t:.1f} s")
-    report = build_report(case, done, ws)
-    workbook = build_workbook(case, ws)
+            report = build_report(case, done, ws)
+            workbook = build_workbook(case, ws)
+        except Exception as exc:
+            raise _step_error(StepFailed, case.case_id, "failed", "report", None,
+                              f"{type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:
+        status = "timeout" if isinstance(exc, StepTimeout) else "failed"
+        error = str(exc) if isinstance(exc, StepFailed) else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+        step = getattr(exc, "step", None)
+        batch.finish_record(ws.folder, record, status, time.perf_counter() - t0, error=error, step=step,
+                            cell=getattr(exc, "cell", None), where=getattr(exc, "where", None),
+                            reason=getattr(exc, "reason", None),
+                            notebook=f"notebooks/{step}.ipynb" if step and step != "report" else None)
+        if index:
+            batch.write_index(root)
+        raise
     secs = time.perf_counter() - t0
+    batch.finish_record(ws.folder, record, "ok", secs, report=report.relative_to(root).as_posix(),
+                        workbook=workbook.relative_to(root).as_posix())
+    if index:
+        batch.write_index(root)
     return RunResult(case, report, workbook, done, secs)

@@ -73,3 +73,66 @@ def test_notebook_is_thin_and_stored_clean(path: Path):
         assert cell.outputs == [] and cell.execution_count is None, "notebooks are stored without outputs"
         for node in ast.walk(ast.parse(cell.source)):
             assert not isinstance(node, (ast.FunctionDef, ast.ClassDef)), "no def or class in a notebook"
+
+
+# --------------------------------------------------------------------------- outputs never reach git
+def test_git_strips_notebook_outputs_through_the_filter():
+    attributes = (ROOT / ".gitattributes").read_text(encoding="utf-8").splitlines()
+    assert "*.ipynb filter=crmnb-strip" in attributes
+    install = (ROOT / "Makefile").read_text(encoding="utf-8").split("\ninstall:", 1)[1].split("\n\n", 1)[0]
+    assert "git config filter.crmnb-strip.clean" in install and "crmnb/strip.py" in install
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_strip_filter_leaves_a_stored_notebook_as_it_is(path: Path):
+    from crmnb.strip import strip_text
+
+    text = path.read_text(encoding="utf-8")
+    assert strip_text(text) == text, "run `python -m crmnb.strip notebooks/*.ipynb` (or `make install` once)"
+
+
+def _executed() -> str:
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    nb.metadata["papermill"] = {"parameters": {"case_file": "x.yaml"}}
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell('case_file = "x.yaml"',
+                                                      metadata={"tags": ["injected-parameters"]}))
+    for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        cell.execution_count = n + 1
+        cell.outputs = [nbformat.v4.new_output("stream", text="hello\n")]
+        cell.metadata["papermill"] = {"status": "completed"}
+        cell.metadata["execution"] = {"iopub.execute_input": "2025-01-01T00:00:00"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.9"}
+    return nbformat.writes(nb)
+
+
+def test_strip_filter_cleans_an_executed_notebook(tmp_path: Path):
+    from crmnb.strip import strip_text
+
+    clean = strip_text(_executed())
+    assert clean == NOTEBOOKS[0].read_text(encoding="utf-8"), "stripping gives back the stored notebook exactly"
+    assert strip_text("<<<<<<< HEAD\n{") == "<<<<<<< HEAD\n{", "a file that is not JSON passes unchanged"
+
+
+def test_git_add_stores_a_run_notebook_without_outputs(tmp_path: Path):
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True,
+                              encoding="utf-8").stdout
+
+    git("init", "-q")
+    (tmp_path / "crmnb").mkdir()
+    shutil.copy(ROOT / "crmnb" / "strip.py", tmp_path / "crmnb" / "strip.py")
+    shutil.copy(ROOT / ".gitattributes", tmp_path / ".gitattributes")
+    git("config", "filter.crmnb-strip.clean", f'"{sys.executable}" crmnb/strip.py')
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / NOTEBOOKS[0].name).write_text(_executed(), encoding="utf-8")
+    git("add", "notebooks")
+    stored = git("show", f":notebooks/{NOTEBOOKS[0].name}")
+    assert stored == NOTEBOOKS[0].read_text(encoding="utf-8")
