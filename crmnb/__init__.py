@@ -8,8 +8,9 @@ __version__ = "0.1.0"
 __all__ = ["CaseFileError", "CaseParams", "CrmnbError", "DataError", "HandoffMissing", "StepFailed",
            "load_case", "open_case", "__version__"]
 
-_SUBMODULES = {"cases", "churn", "cleaning", "clv", "compare", "demo", "diagnosis", "display", "drivers", "forecast",
-               "marketing", "funnel", "i18n", "io", "metrics",
+_SUBMODULES = {"batch", "cases", "churn", "cleaning", "clv", "compare", "demo", "diagnosis", "display", "drivers", "forecast",
+               "mail", "mappings", "marketing", "funnel", "i18n", "io", "metrics", "scaffold", "sources", "strip",
+               "validate",
                "paths", "pii", "plots", "report", "runner", "schema", "scope", "segments", "validation"}
 
 

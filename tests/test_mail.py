@@ -79,3 +79,14 @@ def test_errors_name_the_problem(report, tmp_path):
     msg = build_message(report, ["a@example.com"], "x@example.com")
     with pytest.raises(CrmnbError, match=r"could not send through SMTP server 127\.0\.0\.1:1"):
         send(msg, "127.0.0.1", 1, timeout=2)
+
+
+def test_email_command_writes_an_eml(report, tmp_path, capsys):
+    from crmnb.cli import main
+
+    out = tmp_path / "case.eml"
+    assert main(["email", str(report), "--to", "m@example.com", "--eml", str(out)]) == 0
+    got = email.message_from_bytes(out.read_bytes(), policy=policy.default)
+    assert got["To"] == "m@example.com" and len(list(got.iter_attachments())) == 1
+    assert main(["email", str(tmp_path / "missing.html"), "--to", "m@example.com", "--eml", str(out)]) == 2
+    assert "report not found" in capsys.readouterr().err
