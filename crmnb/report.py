@@ -180,8 +180,7 @@ def cjk_font_face(text: str) -> str:
     buf = io.BytesIO()
     font.save(buf)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return (f"@font-face{{font-family:'crmnb CJK';font-weight:100 900;"
-            f"src:url(data:font/otf;base64,{data}) format('opentype')}}")
+    return f"@font-face{{font-family:'crmnb CJK';src:url(data:font/otf;base64,{data}) format('opentype')}}"
 
 
 # --------------------------------------------------------------------------- Excel
