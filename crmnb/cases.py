@@ -6,6 +6,7 @@ import pandas as pd
 
 from .funnel import loss_stage
 from .i18n import category, language
+from .metrics import in_period
 
 _ZH = {"lead created": "创建线索", "channel": "渠道", "first contact": "首次联系", "follow-up": "跟进", "stage": "阶段"}
 
@@ -24,8 +25,7 @@ def pick_cases(opportunities: pd.DataFrame, leads: pd.DataFrame, start, end,
     target. Failure: the largest deal lost at the latest stage (negotiation first), the
     stage read from ``stage_history``.
     """
-    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
-    o = opportunities[(opportunities["closed_at"] >= lo) & (opportunities["closed_at"] < hi)]
+    o = in_period(opportunities, "closed_at", start, end)
     if department:
         o = o[o["department"] == department]
     resp = leads.set_index("lead_id")

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .metrics import converted_within
+
 RESPONSE_BUCKETS: tuple[tuple[float, float, str], ...] = (
     (0, 4, "< 4 h"),
     (4, 12, "4–12 h"),
@@ -22,9 +24,7 @@ RESPONSE_BUCKETS: tuple[tuple[float, float, str], ...] = (
 def response_conversion(leads: pd.DataFrame, opportunities: pd.DataFrame,
                         conversion_window_days: int = 90) -> pd.DataFrame:
     """Return one row per contacted lead: response hours and whether it was won within the window."""
-    won = opportunities[(opportunities["status"] == "won") & opportunities["lead_id"].notna()]
-    first_win = leads["lead_id"].map(won.groupby("lead_id")["closed_at"].min())
-    converted = first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=conversion_window_days))
+    converted = converted_within(leads, opportunities, conversion_window_days)
     hours = (leads["first_contact_at"] - leads["created_at"]).dt.total_seconds() / 3600
     out = pd.DataFrame({"lead_id": leads["lead_id"].to_numpy(), "response_hours": hours.to_numpy(),
                         "converted": converted.to_numpy().astype(float)})

@@ -24,7 +24,7 @@ Tables = dict[str, pd.DataFrame]
 UNIT_COLUMNS = ["when", "department", "owner_rep", "customer_id", "value"]
 
 
-def _window(df: pd.DataFrame, col: str, start: date | str, end: date | str) -> pd.DataFrame:
+def in_period(df: pd.DataFrame, col: str, start: date | str, end: date | str) -> pd.DataFrame:
     """Return the rows whose ``col`` falls on a day from ``start`` to ``end`` inclusive."""
     lo = pd.Timestamp(start)
     hi = pd.Timestamp(end) + pd.Timedelta(days=1)
@@ -61,7 +61,7 @@ def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- unit functions
 def lead_response_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per contacted lead created in the period: hours from creation to first contact."""
-    leads = _window(t["leads"], "created_at", start, end)
+    leads = in_period(t["leads"], "created_at", start, end)
     leads = leads[leads["first_contact_at"].notna()]
     hours = _hours(leads["created_at"], leads["first_contact_at"])
     keep = hours >= 0
@@ -70,36 +70,36 @@ def lead_response_units(t: Tables, start, end, **_) -> pd.DataFrame:
 
 def followup_ontime_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per follow-up task due in the period: 1 if completed by its due time."""
-    act = _window(t["activities"], "due_at", start, end)
+    act = in_period(t["activities"], "due_at", start, end)
     ok = act["completed_at"].notna() & (act["completed_at"] <= act["due_at"])
     return _units(act, "due_at", ok)
 
 
-def _won_by_lead(t: Tables) -> pd.Series:
-    opp = t["opportunities"]
+def converted_within(leads: pd.DataFrame, opportunities: pd.DataFrame, days: int) -> pd.Series:
+    """Return, per lead, whether one of its deals was won within ``days`` of the lead's creation."""
+    opp = opportunities
     won = opp[(opp["status"] == "won") & opp["lead_id"].notna() & opp["closed_at"].notna()]
-    return won.groupby("lead_id")["closed_at"].min()
+    first_win = _lookup(leads["lead_id"], won.groupby("lead_id")["closed_at"].min())
+    return first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=days))
 
 
 def lead_conversion_units(t: Tables, start, end, conversion_window_days: int = 90, **_) -> pd.DataFrame:
     """Return one unit per lead created in the period: 1 if it became a won deal within the conversion window."""
-    leads = _window(t["leads"], "created_at", start, end)
-    first_win = _lookup(leads["lead_id"], _won_by_lead(t))
-    ok = first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=conversion_window_days))
-    return _units(leads, "created_at", ok)
+    leads = in_period(t["leads"], "created_at", start, end)
+    return _units(leads, "created_at", converted_within(leads, t["opportunities"], conversion_window_days))
 
 
 def opportunity_win_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per opportunity closed (won or lost) in the period: 1 if won."""
     opp = t["opportunities"]
-    opp = _window(opp[opp["status"].isin(["won", "lost"])], "closed_at", start, end)
+    opp = in_period(opp[opp["status"].isin(["won", "lost"])], "closed_at", start, end)
     return _units(opp, "closed_at", opp["status"] == "won")
 
 
 def sales_cycle_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per deal won in the period: days from the lead's creation (else the deal's) to the win."""
     opp = t["opportunities"]
-    won = _window(opp[opp["status"] == "won"], "closed_at", start, end)
+    won = in_period(opp[opp["status"] == "won"], "closed_at", start, end)
     lead_created = _lookup(won["lead_id"], t["leads"].set_index("lead_id")["created_at"])
     began = lead_created.fillna(won["created_at"])
     days = (won["closed_at"] - began).dt.total_seconds() / 86400.0
@@ -108,14 +108,14 @@ def sales_cycle_units(t: Tables, start, end, **_) -> pd.DataFrame:
 
 def order_value_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per order placed in the period: its amount."""
-    orders = _window(t["orders"], "order_date", start, end)
+    orders = in_period(t["orders"], "order_date", start, end)
     orders = orders[orders["amount"].notna()]
     return _units(orders, "order_date", orders["amount"])
 
 
 def repeat_purchase_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per customer who bought in the period: 1 if they bought at least twice in it."""
-    orders = _window(t["orders"], "order_date", start, end)
+    orders = in_period(t["orders"], "order_date", start, end)
     g = orders.groupby("customer_id", sort=True)
     per = pd.DataFrame(
         {
@@ -131,14 +131,14 @@ def repeat_purchase_units(t: Tables, start, end, **_) -> pd.DataFrame:
 
 def csat_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per surveyed ticket opened in the period: its satisfaction score (1–5)."""
-    tk = _window(t["tickets"], "created_at", start, end)
+    tk = in_period(t["tickets"], "created_at", start, end)
     tk = tk[tk["csat"].notna()]
     return _units(tk, "created_at", tk["csat"])
 
 
 def nps_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per NPS answer in the period: +100 promoter (9–10), −100 detractor (0–6), else 0."""
-    tk = _window(t["tickets"], "created_at", start, end)
+    tk = in_period(t["tickets"], "created_at", start, end)
     tk = tk[tk["nps"].notna()]
     score = np.where(tk["nps"] >= 9, 100.0, np.where(tk["nps"] <= 6, -100.0, 0.0))
     return _units(tk, "created_at", score)
@@ -146,7 +146,7 @@ def nps_units(t: Tables, start, end, **_) -> pd.DataFrame:
 
 def complaint_resolution_units(t: Tables, start, end, **_) -> pd.DataFrame:
     """Return one unit per resolved complaint opened in the period: hours to resolution."""
-    tk = _window(t["tickets"], "created_at", start, end)
+    tk = in_period(t["tickets"], "created_at", start, end)
     tk = tk[(tk["type"] == "complaint") & tk["resolved_at"].notna()]
     hours = _hours(tk["created_at"], tk["resolved_at"])
     keep = hours >= 0
@@ -157,9 +157,9 @@ def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.Data
     """Return one unit per customer who bought in the year before the period: 1 if they bought nothing in it."""
     lo = pd.Timestamp(start)
     orders = t["orders"]
-    base = _window(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
+    base = in_period(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
     ids = base["customer_id"].dropna().unique()
-    bought = set(_window(orders, "order_date", start, end)["customer_id"].dropna())
+    bought = set(in_period(orders, "order_date", start, end)["customer_id"].dropna())
     cust = t["customers"].drop_duplicates("customer_id").set_index("customer_id")
     per = pd.DataFrame({"customer_id": ids, "when": lo})
     per["department"] = per["customer_id"].map(cust["department"])
@@ -184,7 +184,7 @@ def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
 
 
 def _new_customers(t: Tables, start, end, department: str | None) -> int:
-    opp = _window(t["opportunities"], "closed_at", start, end)
+    opp = in_period(t["opportunities"], "closed_at", start, end)
     won = opp[(opp["status"] == "won") & opp["lead_id"].notna()]
     if department is not None:
         won = won[won["department"] == department]
@@ -207,7 +207,7 @@ def ltv_value(t: Tables, start, end, department: str | None = None, max_years: f
     """
     hi = pd.Timestamp(end)
     lo = hi - pd.Timedelta(days=364)
-    orders = _window(t["orders"], "order_date", lo, hi)
+    orders = in_period(t["orders"], "order_date", lo, hi)
     if department is not None:
         orders = orders[orders["department"] == department]
     buyers = orders["customer_id"].nunique()

@@ -105,7 +105,7 @@ def leads_in(tables: dict[str, pd.DataFrame], case: CaseParams, window: str = "p
              department_name: str | None = None) -> pd.DataFrame:
     """Return the leads of the case's department created in the period (or the 'before'/'after' window)."""
     start, end = (case.period.start, case.period.end) if window == "period" else case.windows[window]
-    leads = tables["leads"]
-    dep = department_name or case.department
-    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
-    return leads[(leads["department"] == dep) & (leads["created_at"] >= lo) & (leads["created_at"] < hi)]
+    from .metrics import in_period
+
+    leads = in_period(tables["leads"], "created_at", start, end)
+    return leads[leads["department"] == (department_name or case.department)]
