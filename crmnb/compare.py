@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .i18n import say
+
 
 def change_rate(before: float, after: float) -> float:
     """Return the relative change from ``before`` to ``after``.
@@ -106,11 +108,6 @@ def _fmt_diff(d: float, unit: str) -> str:
     return f"{d:+,.1f}"
 
 
-def _say(en: str, zh: str) -> str:
-    from .i18n import language
-
-    return zh if language() == "zh" else en
-
 
 def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> pd.DataFrame:
     """Return Table 2: per metric before, after, change rate, 95% interval of the difference, test and notes.
@@ -133,7 +130,7 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
                "ci_high": d.ci_high, "p_value": d.p_value, "test": d.test, "n_before": d.n_before,
                "n_after": d.n_after, "did": np.nan, "did_ci_low": np.nan, "did_ci_high": np.nan}
         ci = f"{_fmt_diff(d.ci_low, m.unit)} ~ {_fmt_diff(d.ci_high, m.unit)}"
-        notes = [_say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
+        notes = [say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
                  f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})"]
         if case.control_department:
             cb = units(mid, tables, b0, b1, case.control_department, **opts)
@@ -143,7 +140,7 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
                 did, lo, hi = diff_in_diff(d, c)
                 row.update(did=did, did_ci_low=lo, did_ci_high=hi)
                 ci = f"{_fmt_diff(lo, m.unit)} ~ {_fmt_diff(hi, m.unit)}"
-                notes.append(_say(f"vs control {_fmt_diff(did, m.unit)} (95% CI {ci})",
+                notes.append(say(f"vs control {_fmt_diff(did, m.unit)} (95% CI {ci})",
                                   f"相对对照组 {_fmt_diff(did, m.unit)}（95%置信区间 {ci}）"))
         row["notes"] = "; ".join(notes)
         rows.append(row)
@@ -157,12 +154,12 @@ def describe_change(row: pd.Series) -> str:
     u = row["unit"]
     ci = f"{_fmt_diff(row['ci_low'], u)} to {_fmt_diff(row['ci_high'], u)}"
     head = f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)} ({fmt_change(row['change_rate'])}"
-    s = head + _say(f"; 95% CI of the difference {ci})", f"；差值95%置信区间 {ci.replace(' to ', ' ~ ')}）")
+    s = head + say(f"; 95% CI of the difference {ci})", f"；差值95%置信区间 {ci.replace(' to ', ' ~ ')}）")
     if pd.notna(row.get("did")):
         dci = f"{_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)}"
-        s += _say(f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
+        s += say(f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
                   f"；相对对照部门 {_fmt_diff(row['did'], u)}（95%置信区间 {dci.replace(' to ', ' ~ ')}）")
-    return s + _say(".", "。")
+    return s + say(".", "。")
 
 
 def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from datetime import date
 
 import pandas as pd
 
-from .i18n import fmt_value, language, stage_labels
+from .i18n import fmt_value, say, stage_labels
 
 PLAN_COLUMNS = ["problem", "cause", "measure", "owner", "deadline", "expected_effect", "source"]
 
@@ -70,11 +70,6 @@ def find_problems(
     """
     rows: list[dict] = []
     h = headline_after.set_index("metric")
-    zh = language() == "zh"
-
-    def say(en: str, cn: str) -> str:
-        return cn if zh else en
-
     def stage(name: str) -> str:
         return stage_labels()[name] if name in STAGE_NAMES else name
 
@@ -158,7 +153,7 @@ def improvement_plan(problems: pd.DataFrame, analyst_items: list[dict], owner: s
     """Return Table 3: the analyst's own plan rows first, then one suggested measure per problem found."""
     rows = [{**item, "source": "analyst"} for item in analyst_items]
     for _, p in problems.iterrows():
-        book = MEASURES_ZH if language() == "zh" else MEASURES
+        book = say(MEASURES, MEASURES_ZH)
         measure, effect = book.get(p["kind"], ("Investigate further", "to be defined"))
         rows.append({"problem": p["problem"], "cause": p["cause"], "measure": measure, "owner": owner,
                      "deadline": deadline, "expected_effect": effect, "source": "data"})
@@ -173,6 +168,6 @@ def tracking_table(plan: pd.DataFrame, case) -> pd.DataFrame:
     out = plan[["measure", "owner", "deadline", "expected_effect"]].copy()
     out.insert(0, "action", range(1, len(out) + 1))
     out["kpi_to_watch"] = kpi
-    out["review"] = "每月，随案例重新运行" if language() == "zh" else "monthly, at the case re-run"
+    out["review"] = say("monthly, at the case re-run", "每月，随案例重新运行")
     out["status"] = "planned"
     return out

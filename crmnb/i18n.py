@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEPARTMENT_EN = {"销售一部": "Sales 1", "客户服务部": "Customer service"}
 
@@ -139,6 +142,11 @@ def set_language(language: str) -> None:
 def language() -> str:
     """Return the current report language."""
     return _LANGUAGE[0]
+
+
+def say(en: T, zh: T) -> T:
+    """Return the English or the Chinese wording, whichever the report is written in."""
+    return zh if _LANGUAGE[0] == "zh" else en
 
 
 COLUMNS_ZH = {
