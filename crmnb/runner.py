@@ -44,7 +44,7 @@ def _step_error(cls: type[StepFailed], case_id: str, what: str, step: str, cell:
     return err
 
 
-def _prefer_this_python() -> None:
+def prefer_this_python() -> None:
     """Put this environment's kernelspecs first, so the kernel "python3" is this Python."""
     mine = str(Path(sys.prefix) / "share" / "jupyter")
     paths = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
@@ -203,7 +203,7 @@ def run_case(case_file: str | Path, output_root: str | Path = "outputs",
     record = batch.new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
     # the case's settings travel with the run, so each executed notebook records what it ran with
     params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), settings)))
-    _prefer_this_python()
+    prefer_this_python()
     try:
         done = _execute_steps(case, books, src, out_nb, params, say, t0 + case.timeout_minutes * 60)
         try:
