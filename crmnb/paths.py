@@ -28,3 +28,14 @@ def resolve(path: str | Path, start: Path | None = None) -> Path:
     if (here / p).exists():
         return (here / p).resolve()
     return (workbook_root(here) / p).resolve()
+
+
+def bundled_cjk_font() -> Path | None:
+    """Return the Noto Sans SC file installed with crmnb's dependencies, or None when it is absent."""
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("pylopdf_fonts_zh_cn") / "NotoSansSC-Regular.otf"))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return path if path.is_file() else None

@@ -24,6 +24,7 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from .i18n import category, phrase  # noqa: E402
+from .paths import bundled_cjk_font  # noqa: E402
 
 
 def _label(value: object) -> str:
@@ -40,18 +41,10 @@ def cjk_font() -> str | None:
 
     Uses the Noto Sans SC file installed with crmnb's dependencies, else a system CJK font.
     """
-    candidates: list[Path] = []
-    try:
-        from importlib.resources import files
-
-        candidates.append(Path(str(files("pylopdf_fonts_zh_cn") / "NotoSansSC-Regular.otf")))
-    except (ModuleNotFoundError, TypeError):
-        pass
-    for pattern in ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-                    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"):
-        candidates.append(Path(pattern))
+    candidates = [bundled_cjk_font(), Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+                  Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")]
     for path in candidates:
-        if path.is_file():
+        if path is not None and path.is_file():
             font_manager.fontManager.addfont(str(path))
             return font_manager.FontProperties(fname=str(path)).get_name()
     return None

@@ -18,6 +18,7 @@ from openpyxl.utils import get_column_letter
 from .i18n import STEP_TITLES, department, fmt_value, word
 from .io import Workspace
 from .params import CaseParams
+from .paths import bundled_cjk_font
 
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
 
@@ -161,17 +162,19 @@ def cjk_font_face(text: str) -> str:
     chars = sorted({c for c in html.unescape(text) if ord(c) >= 0x2E80})  # markdown headings come as &#NNNN;
     if not chars:
         return ""
+    path = bundled_cjk_font()
+    if path is None:
+        return ""  # the readers' own fonts will do
     try:
         import base64
         import io
-        from importlib.resources import files
 
         from fontTools import subset
         from fontTools.ttLib import TTFont
 
-        font = TTFont(str(files("pylopdf_fonts_zh_cn") / "NotoSansSC-Regular.otf"))
-    except (ImportError, ModuleNotFoundError, FileNotFoundError, OSError):
-        return ""  # the readers' own fonts will do
+        font = TTFont(str(path))
+    except (ImportError, OSError):
+        return ""
     opts = subset.Options()
     opts.layout_features, opts.name_IDs, opts.hinting, opts.desubroutinize = [], [], False, True
     sub = subset.Subsetter(opts)
