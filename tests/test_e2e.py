@@ -13,6 +13,7 @@ import yaml
 from crmnb.demo import generate
 from crmnb.errors import StepFailed
 from crmnb.runner import run_case
+from raw_figures import lead_conversion
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -44,20 +45,6 @@ def finished(demo, tmp_path_factory):
     return run_case(case_file, tmp / "outputs", progress=None)
 
 
-def _raw_conversion(data: Path, department: str, start: str, end: str, window_days: int) -> tuple[float, int]:
-    """Lead conversion straight from the raw exports, with pandas only."""
-    leads = pd.read_csv(data / "leads.csv", encoding="utf-8-sig", dtype=str)
-    opps = pd.read_csv(data / "opportunities.csv", encoding="utf-8-sig", dtype=str)
-    leads["created_at"] = pd.to_datetime(leads["created_at"])
-    opps["closed_at"] = pd.to_datetime(opps["closed_at"])
-    mine = leads[(leads["department"] == department) & (leads["created_at"] >= start)
-                 & (leads["created_at"] < pd.Timestamp(end) + pd.Timedelta(days=1))]
-    won = opps[opps["status"] == "won"].groupby("lead_id")["closed_at"].min()
-    first_win = mine["lead_id"].map(won)
-    converted = first_win.notna() & (first_win <= mine["created_at"] + pd.Timedelta(days=window_days))
-    return float(converted.mean()), len(mine)
-
-
 def test_report_and_workbook_exist(finished):
     assert finished.report.is_file() and finished.report.stat().st_size > 10_000
     assert finished.workbook.is_file()
@@ -78,7 +65,7 @@ def test_report_has_no_code_and_needs_no_network(finished):
 def test_headline_conversion_matches_raw_exports(finished, demo):
     case = finished.case
     a0, a1 = case.windows["after"]
-    expected, n = _raw_conversion(demo, case.department, str(a0), str(a1), case.thresholds.conversion_window_days)
+    expected, n = lead_conversion(demo, case.department, a0, a1, case.thresholds.conversion_window_days)
     assert n > 100
     table2 = pd.read_excel(finished.workbook, sheet_name="Table 2 KPI before-after")
     row = table2.set_index("metric").loc["lead_conversion_rate"]

@@ -23,6 +23,7 @@ from crmnb.io import read_export
 from crmnb.params import parse_case
 from crmnb.schema import DEFAULT_FILES, TABLES
 from crmnb.sources import load_tables, read_sql_text, readonly_engine
+from raw_figures import lead_conversion
 
 PG_URL = os.environ.get("CRMNB_TEST_PG_URL", "")
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,15 +126,7 @@ def test_a_case_runs_from_postgres(pg, tmp_path: Path):
     case_file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     res = run_case(case_file, tmp_path / "outputs", progress=None)
     assert res.report.is_file()
-    leads = pd.read_csv(demo / "leads.csv", dtype=str, encoding="utf-8-sig")
-    opps = pd.read_csv(demo / "opportunities.csv", dtype=str, encoding="utf-8-sig")
-    leads["created_at"] = pd.to_datetime(leads["created_at"])
-    opps["closed_at"] = pd.to_datetime(opps["closed_at"])
     a0, a1 = res.case.windows["after"]
-    mine = leads[(leads["department"] == res.case.department) & (leads["created_at"] >= str(a0))
-                 & (leads["created_at"] < pd.Timestamp(a1) + pd.Timedelta(days=1))]
-    first_win = mine["lead_id"].map(opps[opps["status"] == "won"].groupby("lead_id")["closed_at"].min())
-    window = pd.Timedelta(days=res.case.thresholds.conversion_window_days)
-    expected = float((first_win.notna() & (first_win <= mine["created_at"] + window)).mean())
+    expected, _ = lead_conversion(demo, res.case.department, a0, a1, res.case.thresholds.conversion_window_days)
     table2 = pd.read_excel(res.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
     assert table2.loc["lead_conversion_rate", "after"] == pytest.approx(expected, abs=1e-12)

@@ -26,6 +26,7 @@ from crmnb.errors import CaseFileError, DataError  # noqa: E402
 from crmnb.params import parse_case  # noqa: E402
 from crmnb.schema import DEFAULT_FILES, TABLES  # noqa: E402
 from crmnb.sources import detect_separator, load_tables, read_sql_text, readonly_engine  # noqa: E402
+from raw_figures import lead_conversion  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDERS = frame("orders")
@@ -257,16 +258,8 @@ def test_a_case_runs_from_sqlite_and_excel_and_writes_no_raw_file(tmp_path: Path
     assert _hashes(data) == before, "a raw export or the database was written to"
     assert res.report.is_file() and res.workbook.is_file()
     # the headline figure equals the one computed from the CSV exports with pandas alone
-    leads = pd.read_csv(data / "leads.csv", dtype=str, encoding="utf-8-sig")
-    opps = pd.read_csv(data / "opportunities.csv", dtype=str, encoding="utf-8-sig")
-    leads["created_at"] = pd.to_datetime(leads["created_at"])
-    opps["closed_at"] = pd.to_datetime(opps["closed_at"])
     a0, a1 = res.case.windows["after"]
-    mine = leads[(leads["department"] == res.case.department) & (leads["created_at"] >= str(a0))
-                 & (leads["created_at"] < pd.Timestamp(a1) + pd.Timedelta(days=1))]
-    first_win = mine["lead_id"].map(opps[opps["status"] == "won"].groupby("lead_id")["closed_at"].min())
-    window = pd.Timedelta(days=res.case.thresholds.conversion_window_days)
-    expected = float((first_win.notna() & (first_win <= mine["created_at"] + window)).mean())
+    expected, _ = lead_conversion(data, res.case.department, a0, a1, res.case.thresholds.conversion_window_days)
     table2 = pd.read_excel(res.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
     assert table2.loc["lead_conversion_rate", "after"] == pytest.approx(expected, abs=1e-12)
 
