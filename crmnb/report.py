@@ -22,9 +22,20 @@ from .paths import bundled_cjk_font
 
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
 
+CJK_FAMILY = "crmnb CJK"
+"""The family of the embedded Chinese glyphs (see :func:`cjk_font_face`)."""
+
+FONT_STACK = (f'"{CJK_FAMILY}",-apple-system,"Segoe UI",Roboto,"Noto Sans SC","PingFang SC","Microsoft YaHei",'
+              'Arial,sans-serif')
+"""The report's font stack. The embedded face comes first: its unicode-range limits it to the
+characters it holds, so Latin text still uses the reader's fonts. Placed after a family the
+machine has (Arial is Liberation Sans through fontconfig), Chromium drew some runs, e.g. the
+first heading of a size, with that font's empty box instead of falling back to it."""
+
 CSS = """
-body{font-family:-apple-system,"Segoe UI",Roboto,"Noto Sans SC","PingFang SC","Microsoft YaHei",Arial,"crmnb CJK",sans-serif;
+body{font-family:%(stack)s;
 color:#1f2933;margin:0;background:#f5f7fa;line-height:1.5}
+code,pre,kbd,samp{font-family:"%(cjk)s",ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:.92em}
 main{max-width:960px;margin:0 auto;background:#fff;padding:24px 32px}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;border-bottom:2px solid #2f6f9f;padding-bottom:4px;margin-top:36px}
 h3{font-size:16px;margin-top:22px}.meta{color:#52606d;font-size:13px;margin:0 0 16px}
@@ -35,8 +46,8 @@ table.t{border-collapse:collapse;font-size:13px;margin:8px 0}
 table.t th{background:#2f6f9f;color:#fff;text-align:left;padding:4px 8px}
 table.t td{border-bottom:1px solid #e4e7eb;padding:3px 8px;vertical-align:top}
 .caption{font-weight:bold;margin:12px 0 2px}.more{color:#52606d;font-size:12px}
-figure{margin:12px 0}figure img{max-width:100%;height:auto}
-"""
+figure{margin:12px 0}figure img{max-width:100%%;height:auto}
+""" % {"stack": FONT_STACK, "cjk": CJK_FAMILY}
 
 
 # --------------------------------------------------------------------------- HTML
@@ -154,13 +165,18 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
 
 
 def cjk_font_face(text: str) -> str:
-    """Return an @font-face rule embedding just the Chinese glyphs ``text`` uses, or '' when it has none.
+    """Return an @font-face rule embedding just the glyphs ``text`` needs, or '' when it has no Chinese.
 
     A reader whose mail client has no Chinese font still sees the characters, and
     the report stays small: a subset of Noto Sans SC is ~100 KB for a whole report.
+    Besides the Chinese characters the subset holds the other non-ASCII ones the font
+    has (full-width punctuation, “”, —, →, ×, ·…), so a Chinese sentence is drawn in
+    one font. Its ``unicode-range`` names exactly those characters: the face can come
+    first in the font stack without taking Latin text from the reader's fonts. Bold
+    text uses the same face, emboldened by the browser.
     """
-    chars = sorted({c for c in html.unescape(text) if ord(c) >= 0x2E80})  # markdown headings come as &#NNNN;
-    if not chars:
+    wanted = {c for c in html.unescape(text) if ord(c) > 0x7F}  # markdown headings come as &#NNNN;
+    if not any(ord(c) >= 0x2E80 for c in wanted):
         return ""
     path = bundled_cjk_font()
     if path is None:
@@ -175,15 +191,34 @@ def cjk_font_face(text: str) -> str:
         font = TTFont(str(path))
     except (ImportError, OSError):
         return ""
+    cmap = font.getBestCmap()
+    codes = sorted(ord(c) for c in wanted if ord(c) in cmap)
     opts = subset.Options()
     opts.layout_features, opts.name_IDs, opts.hinting, opts.desubroutinize = [], [], False, True
+    opts.notdef_outline = True  # a character the subset lacks shows as a box, never as nothing
     sub = subset.Subsetter(opts)
-    sub.populate(unicodes=[ord(c) for c in chars])
+    sub.populate(unicodes=codes)
     sub.subset(font)
     buf = io.BytesIO()
     font.save(buf)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"@font-face{{font-family:'crmnb CJK';src:url(data:font/otf;base64,{data}) format('opentype')}}"
+    return (f"@font-face{{font-family:'{CJK_FAMILY}';src:url(data:font/otf;base64,{data}) format('opentype');"
+            f"unicode-range:{unicode_range(codes)}}}")
+
+
+def unicode_range(codes: Iterable[int]) -> str:
+    """Return a CSS ``unicode-range`` value listing ``codes``, runs of neighbours as ranges.
+
+    >>> unicode_range([0x4E2D, 0x4E00, 0x4E01, 0x4E02])
+    'U+4E00-4E02,U+4E2D'
+    """
+    runs: list[list[int]] = []
+    for c in sorted(set(codes)):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(f"U+{a:X}" if a == b else f"U+{a:X}-{b:X}" for a, b in runs)
 
 
 # --------------------------------------------------------------------------- Excel
