@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
+from .i18n import category, phrase, say
 from .plots import PALETTE, Chart, _finish, setup_style
 
 METHODS: tuple[str, ...] = ("ses", "holt_damped", "moving_average")
@@ -364,6 +365,8 @@ def compare_methods(weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_tra
 def _money(v: float, _=None) -> str:
     """Return an axis label for CNY: 1.2M, 350k, 900."""
     a = abs(v)
+    if say(False, True):  # Chinese readers count in 万 (10,000)
+        return f"{v / 1e4:,.0f}万" if a >= 1e4 else f"{v:.0f}"
     return f"{v / 1e6:.1f}M" if a >= 1e6 else f"{v / 1e3:.0f}k" if a >= 1e3 else f"{v:.0f}"
 
 
@@ -384,18 +387,19 @@ def forecast_chart(weekly: pd.DataFrame | pd.Series, forecast: pd.DataFrame,
     show = weeks >= start
     setup_style()
     fig, ax = plt.subplots()
-    ax.plot(weeks[show], y[show], color=PALETTE[0], linewidth=1.6, label="Actual")
+    ax.plot(weeks[show], y[show], color=PALETTE[0], linewidth=1.6, label=phrase("Actual"))
     fw = pd.DatetimeIndex(forecast["week"])
-    label = "Forecast" + (f" ({forecast['method'].iloc[0]})" if "method" in forecast else "")
+    label = (phrase("Forecast ({method})", method=category(forecast["method"].iloc[0])) if "method" in forecast
+             else phrase("Forecast"))
     if accuracy is not None:
-        label += f", backtest WAPE {accuracy:.0%}"
+        label += phrase(", backtest WAPE {wape}", wape=f"{accuracy:.0%}")
     ax.plot(fw, forecast["forecast"], color=PALETTE[1], linewidth=1.8, linestyle="--", marker="o", markersize=3,
             label=label)
     has_band = {"lower", "upper"} <= set(forecast) and forecast["upper"].notna().any()
     level = float(forecast["level"].iloc[0]) if "level" in forecast else None
     if has_band:
         ax.fill_between(fw, forecast["lower"], forecast["upper"], color=PALETTE[1], alpha=0.18, linewidth=0,
-                        label=f"{level:.0%} band" if level else "Prediction band")
+                        label=phrase("{level} band", level=f"{level:.0%}") if level else phrase("Prediction band"))
     ax.axvline(fw[0] - pd.Timedelta(days=3.5), color="#888", linestyle=":", linewidth=1)
     ax.yaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_ylim(bottom=0)
@@ -405,16 +409,23 @@ def forecast_chart(weekly: pd.DataFrame | pd.Series, forecast: pd.DataFrame,
     ax.legend(loc="upper left")
     fig.autofmt_xdate()
     f = forecast["forecast"].to_numpy(float)
-    alt = (f"{title}. Line chart of weekly won revenue in CNY: {int(show.sum())} actual weeks from "
-           f"{weeks[show][0]:%Y-%m-%d} (latest actual week {weeks[-1]:%Y-%m-%d}: {y[-1]:,.0f} CNY), then a "
-           f"{len(f)}-week forecast from {fw[0]:%Y-%m-%d} to {fw[-1]:%Y-%m-%d}, totalling {f.sum():,.0f} CNY "
-           f"({f.min():,.0f} to {f.max():,.0f} CNY per week)")
+    band = forecast[["lower", "upper"]].dropna() if has_band else None  # weeks the band reaches
+    lo, hi = (band["lower"], band["upper"]) if has_band else (None, None)
+    alt = say(f"{title}. Line chart of weekly won revenue in CNY: {int(show.sum())} actual weeks from "
+              f"{weeks[show][0]:%Y-%m-%d} (latest actual week {weeks[-1]:%Y-%m-%d}: {y[-1]:,.0f} CNY), then a "
+              f"{len(f)}-week forecast from {fw[0]:%Y-%m-%d} to {fw[-1]:%Y-%m-%d}, totalling {f.sum():,.0f} CNY "
+              f"({f.min():,.0f} to {f.max():,.0f} CNY per week)",
+              f"{title}。每周成交收入折线图（元）：自 {weeks[show][0]:%Y-%m-%d} 起 {int(show.sum())} 周实际值"
+              f"（最近一周 {weeks[-1]:%Y-%m-%d}：{y[-1]:,.0f} 元），随后为 {fw[0]:%Y-%m-%d} 至 {fw[-1]:%Y-%m-%d} "
+              f"共 {len(f)} 周的预测，合计 {f.sum():,.0f} 元（每周 {f.min():,.0f} 至 {f.max():,.0f} 元）")
     if has_band:
-        alt += (f", {level:.0%} band {forecast['lower'].iloc[0]:,.0f}–{forecast['upper'].iloc[0]:,.0f} CNY in the "
-                f"first week and {forecast['lower'].iloc[-1]:,.0f}–{forecast['upper'].iloc[-1]:,.0f} CNY in the last")
+        alt += say(f", {level:.0%} band {lo.iloc[0]:,.0f}–{hi.iloc[0]:,.0f} CNY in the "
+                   f"first week and {lo.iloc[-1]:,.0f}–{hi.iloc[-1]:,.0f} CNY in the last",
+                   f"，{level:.0%} 预测区间首周 {lo.iloc[0]:,.0f}–{hi.iloc[0]:,.0f} 元、"
+                   f"末周 {lo.iloc[-1]:,.0f}–{hi.iloc[-1]:,.0f} 元")
     if accuracy is not None:
-        alt += f"; backtest WAPE {accuracy:.1%}"
-    return _finish(fig, title, alt + ".")
+        alt += say(f"; backtest WAPE {accuracy:.1%}", f"；回测预测偏差率 {accuracy:.1%}")
+    return _finish(fig, title, alt + say(".", "。"))
 
 
 def describe_accuracy(accuracy: pd.DataFrame, tolerance: float = 0.08) -> str:

@@ -177,7 +177,7 @@ COLUMNS_ZH = {
     "notes": "备注", "kpi_to_watch": "跟踪指标", "review": "复盘频率", "model": "模型", "roc_auc": "ROC-AUC",
     "pr_auc": "PR-AUC", "base_rate": "基准流失率", "brier": "Brier分数", "churn_probability": "流失概率",
     "reasons": "主要原因", "phone": "电话", "overrun": "超出比例", "excess_spend": "超额投入", "alert": "预警",
-    "decile": "十分位", "lift": "提升度", "window": "时段",
+    "decile": "十分位", "lift": "提升度", "window": "时段", "month": "月份", "week": "周",
 }
 """Chinese table headers, by column name."""
 
@@ -195,11 +195,16 @@ VALUES_ZH = {
     "before": "实施前", "after": "实施后", "planned": "计划中", "rate": "比率", "hours": "小时", "days": "天",
     "CNY": "元", "score": "分", "points": "分", "ratio": "倍", "True": "是", "False": "否",
     "quarantined": "已隔离", "over_benchmark": "超出基准", "no_customers": "无获客",
+    "< 4 h": "< 4 小时", "4–12 h": "4–12 小时", "12–24 h": "12–24 小时", "1–2 days": "1–2 天",
+    "2–3 days": "2–3 天", "> 3 days": "> 3 天",
+    "search": "搜索推广", "wechat": "微信", "content": "内容营销", "trade_show": "展会", "referral": "转介绍",
+    "email": "邮件营销", "all channels": "全部渠道",
+    "ses": "简单指数平滑", "holt_damped": "阻尼趋势指数平滑", "moving_average": "移动平均",
 }
 """Chinese names of the categories tables show (stages, tiers, segments, levels…)."""
 
 CATEGORY_COLUMNS = {"stage", "tier", "segment", "risk_level", "dimension", "status", "window", "unit",
-                    "loss_reason", "alert", "balanced", "dwell_alert"}
+                    "loss_reason", "alert", "balanced", "dwell_alert", "bucket", "channel", "method"}
 
 
 def column(name: str, lang: str | None = None) -> str:
@@ -240,6 +245,18 @@ PHRASES_ZH = {
     "Actual": "实际",
     "before": "实施前",
     "after": "实施后",
+    "Forecast ({method})": "预测（{method}）",
+    "Forecast": "预测",
+    ", backtest WAPE {wape}": "，回测预测偏差率 {wape}",
+    "{level} band": "{level} 预测区间",
+    "Prediction band": "预测区间",
+    # alt text: what a reader without the image is told
+    "{title}. Line chart by {x}; latest values: {values}.": "{title}。折线图（按{x}）；最新值：{values}。",
+    "{title}. Bar chart: {values}.": "{title}。柱状图：{values}。",
+    "{title}. Funnel: {values}.": "{title}。漏斗图：{values}。",
+    "{name}: {count}, {rate} go on": "{name}：{count}，{rate} 进入下一阶段",
+    "{title}. Heatmap, {ylabel} (rows) by {xlabel} (columns): {values}.": "{title}。热力图，行为{ylabel}，列为{xlabel}：{values}。",
+    "n/a": "无数据",
 }
 """Chinese chart titles, labels and legends, keyed by their English text (with {placeholders})."""
 

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
 from .funnel import stage_reach
+from .i18n import category, phrase
 from .plots import Chart, _finish, setup_style
 from .schema import FUNNEL_STAGES
 
@@ -379,8 +380,8 @@ def heatmap(matrix: pd.DataFrame, title: str, xlabel: str = "Funnel stage", ylab
         raise ValueError("heatmap: the matrix is empty (no rows or no columns)")
     names = labels or {}
     values = matrix.to_numpy(dtype=float)
-    rows = [names.get(str(r), str(r)) for r in matrix.index]
-    cols = [names.get(str(c), str(c)) for c in matrix.columns]
+    rows = [names.get(str(r), str(category(r))) for r in matrix.index]
+    cols = [names.get(str(c), str(category(c))) for c in matrix.columns]
     finite = values[np.isfinite(values)]
     vmax = 1.0 if percent else (float(finite.max()) if finite.size and finite.max() > 0 else 1.0)
     vmin = 0.0 if percent or not finite.size else min(0.0, float(finite.min()))
@@ -406,9 +407,10 @@ def heatmap(matrix: pd.DataFrame, title: str, xlabel: str = "Funnel stage", ylab
     bar.set_label(colorbar_label)
     if percent:
         bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    desc = "; ".join(f"{r}: " + ", ".join(f"{c} {fmt(v) if np.isfinite(v) else 'n/a'}" for c, v in zip(cols, row))
-                     for r, row in zip(rows, values))
-    return _finish(fig, title, f"{title}. Heatmap, {ylabel} (rows) by {xlabel} (columns): {desc}.")
+    cell = (lambda v: fmt(v) if np.isfinite(v) else phrase("n/a"))
+    desc = "; ".join(f"{r}: " + ", ".join(f"{c} {cell(v)}" for c, v in zip(cols, row)) for r, row in zip(rows, values))
+    return _finish(fig, title, phrase("{title}. Heatmap, {ylabel} (rows) by {xlabel} (columns): {values}.",
+                                      title=title, ylabel=ylabel, xlabel=xlabel, values=desc))
 
 
 # --------------------------------------------------------------------------- attribution

@@ -23,13 +23,14 @@ import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
-from .i18n import category, phrase  # noqa: E402
+from .i18n import category, column, language, phrase  # noqa: E402
 from .paths import bundled_cjk_font  # noqa: E402
 
 
 def _label(value: object) -> str:
-    """Return a category or legend entry in the report language."""
-    return phrase(str(category(value)))
+    """Return a category or legend entry in the report language (``high_value`` reads "high value" in English)."""
+    text = phrase(str(category(value)))
+    return text if language() == "zh" else text.replace("_", " ")
 
 PALETTE = ["#2f6f9f", "#e07b39", "#5a9e6f", "#9b59b6", "#c0392b", "#7f8c8d"]
 DPI = 96
@@ -76,11 +77,12 @@ def setup_style() -> None:
 
 @dataclass
 class Chart:
-    """A rendered figure and its alt text."""
+    """A rendered figure, its alt text and the words drawn in it (titles, labels, ticks, legend)."""
 
     png: bytes
     alt: str
     title: str
+    texts: tuple[str, ...] = ()
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"image/png": base64.b64encode(self.png).decode("ascii"), "text/plain": self.alt}
@@ -98,8 +100,9 @@ def _finish(fig: plt.Figure, title: str, alt: str) -> Chart:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a missing glyph must not pass unnoticed
         fig.savefig(buf, format="png", dpi=DPI)
+    drawn = tuple(t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip())
     plt.close(fig)
-    return Chart(buf.getvalue(), alt, title)
+    return Chart(buf.getvalue(), alt, title, drawn)
 
 
 def _pct_axis(ax, axis: str = "y") -> None:
@@ -119,7 +122,7 @@ def trend(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel:
         ax.plot(g[x], g[y], marker="o", markersize=3.5, linewidth=1.8, label=None if name is None else _label(name))
         if len(g):
             last = g.iloc[-1]
-            lines.append(f"{name}: {last[y]:.1%}" if percent else f"{name}: {last[y]:.1f}")
+            lines.append(f"{_label(name)}: {last[y]:.1%}" if percent else f"{_label(name)}: {last[y]:.1f}")
     if marker is not None:
         ax.axvline(marker, color="#555", linestyle="--", linewidth=1)
         ax.annotate(marker_label, (marker, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
@@ -136,7 +139,8 @@ def trend(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel:
     if hue:
         ax.legend(loc="best")
     fig.autofmt_xdate()
-    alt = f"{title}. Line chart by {x}; latest values: " + "; ".join(lines) + "."
+    alt = phrase("{title}. Line chart by {x}; latest values: {values}.", title=title, x=column(x),
+                 values="; ".join(lines))
     return _finish(fig, title, alt)
 
 
@@ -167,11 +171,11 @@ def bars(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel: 
         if percent:
             _pct_axis(ax)
     ax.set_title(title)
-    if hue:
-        ax.legend()
+    if hue:  # beside long horizontal bars a legend inside the axes would cover them
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if horizontal else ax.legend()
     fmt = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:,.1f}")
     desc = "; ".join(f"{_label(r[x])}{' ' + _label(r[hue]) if hue else ''}: {fmt(r[y])}" for _, r in df.iterrows())
-    return _finish(fig, title, f"{title}. Bar chart: {desc}.")
+    return _finish(fig, title, phrase("{title}. Bar chart: {values}.", title=title, values=desc))
 
 
 def funnel_chart(table: pd.DataFrame, labels: dict[str, str], title: str, xlabel: str) -> Chart:
@@ -191,6 +195,6 @@ def funnel_chart(table: pd.DataFrame, labels: dict[str, str], title: str, xlabel
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: ""))
-    desc = "; ".join(f"{n}: {int(v):,}" + (f", {r:.0%} go on" if pd.notna(r) else "")
-                     for n, v, r in zip(names, vals, table["conversion_rate"]))
-    return _finish(fig, title, f"{title}. Funnel: {desc}.")
+    desc = "; ".join(phrase("{name}: {count}, {rate} go on", name=n, count=f"{int(v):,}", rate=f"{r:.0%}")
+                     if pd.notna(r) else f"{n}: {int(v):,}" for n, v, r in zip(names, vals, table["conversion_rate"]))
+    return _finish(fig, title, phrase("{title}. Funnel: {values}.", title=title, values=desc))

@@ -72,3 +72,84 @@ def test_chinese_glyphs_are_embedded_only_when_needed():
     face = cjk_font_face("<h3>&#34920;1 复购率</h3>")
     assert face.startswith("@font-face") and "data:font/otf;base64," in face
     assert len(face) < 60_000, "a handful of glyphs stays small"
+
+
+def test_embedded_face_names_only_its_characters_and_comes_first():
+    import re
+
+    from crmnb.report import CJK_FAMILY, CSS, FONT_STACK
+
+    face = cjk_font_face("<h3>执行摘要</h3><p>“初步沟通” — 39.4% → ×2 · Sales</p>")
+    ranges = re.search(r"unicode-range:([^;}]+)", face).group(1).split(",")
+    assert "U+6267" in ranges  # 执
+    assert {"U+201C-201D", "U+2014", "U+2192"} <= set(ranges), ranges
+    assert not any(int(r[2:].split("-")[0], 16) < 0x80 for r in ranges), "Latin text keeps the reader's fonts"
+    assert "font-weight" not in face, "one face serves every weight; bold is emboldened by the browser"
+    assert FONT_STACK.startswith(f'"{CJK_FAMILY}"')
+    stacks = re.findall(r"font-family:([^;}]+)", CSS)
+    assert stacks and all(s.startswith(f'"{CJK_FAMILY}"') for s in stacks), stacks
+
+
+# ------------------------------------------------------------------ charts follow the report language
+ALLOWED_LATIN = {"RFM", "CRM", "LTV", "CAC", "ROI", "WAPE", "CSAT", "NPS"}
+
+
+def _latin_words(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"[A-Za-z]+", text)) - ALLOWED_LATIN
+
+
+def _zh_charts():
+    import numpy as np
+
+    from crmnb import forecast, marketing, plots
+    from crmnb.i18n import phrase as tr
+    from crmnb.i18n import stage_labels
+
+    months = pd.date_range("2025-07-01", periods=6, freq="MS")
+    yield plots.trend(pd.DataFrame({"month": list(months) * 2, "value": np.linspace(0.1, 0.3, 12),
+                                    "department": ["客户服务部"] * 6 + ["销售一部"] * 6}),
+                      "month", "value", "department", title=tr("{metric} by month", metric="复购率"),
+                      ylabel="复购率 (%)", percent=True, marker=months[3], marker_label=tr("intervention"),
+                      target=0.35, target_label=tr("target {value}", value="35.0%"))
+    yield plots.bars(pd.DataFrame({"owner_rep": ["彭建华", "徐玉兰"] * 2, "value": [40.0, 30, 35, 28],
+                                   "window": ["before"] * 2 + ["after"] * 2}), x="owner_rep", y="value",
+                     hue="window", horizontal=True, title=tr("Lead response time by rep"),
+                     ylabel=tr("average hours to first contact (h)"))
+    yield plots.bars(pd.DataFrame({"bucket": ["< 4 h", "4–12 h", "1–2 days", "> 3 days"],
+                                   "conversion_rate": [0.4, 0.3, 0.1, 0.05]}), x="bucket", y="conversion_rate",
+                     hue=None, percent=True, title=tr("Lead conversion by first-response time"),
+                     ylabel=tr("leads won within the window (%)"))
+    yield plots.funnel_chart(pd.DataFrame({"stage": ["lead", "first_contact", "won"], "entered": [100, 60, 20],
+                                           "conversion_rate": [0.6, 1 / 3, np.nan]}), stage_labels(),
+                             title=tr("Sales funnel, leads created {start} – {end}", start="2025-10-01",
+                                      end="2025-12-31"),
+                             xlabel=tr("leads reaching each stage (→ share going on to the next)"))
+    yield marketing.heatmap(pd.DataFrame([[1.0, 0.4], [1.0, np.nan]], index=["search", "all channels"],
+                                         columns=["lead", "won"]),
+                            title=tr("Share of each channel's leads reaching each stage"), xlabel=tr("Funnel stage"),
+                            ylabel=tr("Channel"), colorbar_label=tr("Share of leads"), labels=stage_labels())
+    weeks = pd.date_range("2025-01-06", periods=40, freq="7D")
+    weekly = pd.Series(np.linspace(3e5, 9e5, 40) + np.tile([0, 5e4], 20), index=weeks)
+    yield forecast.forecast_chart(weekly, forecast.rolling_forecast(weekly, horizon=8), accuracy=0.12,
+                                  title=tr("Weekly won revenue: actuals and forecast"),
+                                  ylabel=tr("Won revenue (CNY per week)"), xlabel=tr("Week (starting Monday)"))
+
+
+def test_every_chart_word_follows_the_report_language():
+    """Titles, axis labels, ticks, legends and alt text of every chart kind are Chinese in a zh report."""
+    from crmnb.i18n import set_language
+
+    set_language("zh")
+    try:
+        charts = list(_zh_charts())
+    finally:
+        set_language("en")
+    assert len(charts) == 6
+    for chart in charts:
+        assert any(w == "中" or "\u4e00" <= w <= "\u9fff" for w in chart.alt), chart.alt
+        assert not _latin_words(chart.alt), f"English in the alt text: {_latin_words(chart.alt)}: {chart.alt}"
+        drawn = " ".join(chart.texts)
+        assert chart.title in chart.texts
+        assert not _latin_words(drawn), f"English drawn in '{chart.title}': {_latin_words(drawn)}"
