@@ -158,26 +158,28 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
         f"{''.join(sections)}</main></body></html>"
     )
     doc = re.sub(r"<script\b.*?</script>", "", doc, flags=re.S | re.I)  # outputs never need scripts
-    doc = doc.replace("<style>", f"<style>{cjk_font_face(doc)}", 1)
+    doc = doc.replace("<style>", f"<style>{cjk_font_face(doc, lang)}", 1)
     out = ws.folder / "report.html"
     out.write_text(doc, encoding="utf-8")
     return out
 
 
-def cjk_font_face(text: str) -> str:
+def cjk_font_face(text: str, language: str = "en") -> str:
     """Return an @font-face rule embedding just the glyphs ``text`` needs, or '' when it has no Chinese.
 
     A reader whose mail client has no Chinese font still sees the characters, and
     the report stays small: a subset of Noto Sans SC is ~100 KB for a whole report.
-    Besides the Chinese characters the subset holds the other non-ASCII ones the font
-    has (full-width punctuation, “”, —, →, ×, ·…), so a Chinese sentence is drawn in
-    one font. Its ``unicode-range`` names exactly those characters: the face can come
-    first in the font stack without taking Latin text from the reader's fonts. Bold
-    text uses the same face, emboldened by the browser.
+    In a Chinese document (``language`` zh) the subset also holds the other non-ASCII
+    characters the font has (“”, —, →, ×, ·…), so a Chinese sentence is drawn in one
+    font; an English one keeps the reader's fonts for those. The ``unicode-range``
+    names exactly the characters embedded: the face can come first in the font stack
+    without taking Latin text from the reader's fonts. Bold text uses the same face,
+    emboldened by the browser.
     """
-    wanted = {c for c in html.unescape(text) if ord(c) > 0x7F}  # markdown headings come as &#NNNN;
-    if not any(ord(c) >= 0x2E80 for c in wanted):
+    chars = set(html.unescape(text))  # markdown headings come as &#NNNN;
+    if not any(ord(c) >= 0x2E80 for c in chars):
         return ""
+    wanted = {c for c in chars if ord(c) >= (0x80 if language == "zh" else 0x2E80)}
     path = bundled_cjk_font()
     if path is None:
         return ""  # the readers' own fonts will do

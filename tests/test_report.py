@@ -79,10 +79,13 @@ def test_embedded_face_names_only_its_characters_and_comes_first():
 
     from crmnb.report import CJK_FAMILY, CSS, FONT_STACK
 
-    face = cjk_font_face("<h3>执行摘要</h3><p>“初步沟通” — 39.4% → ×2 · Sales</p>")
-    ranges = re.search(r"unicode-range:([^;}]+)", face).group(1).split(",")
+    text = "<h3>执行摘要</h3><p>“初步沟通” — 39.4% → ×2 · Sales</p>"
+    ranges = re.search(r"unicode-range:([^;}]+)", cjk_font_face(text, "zh")).group(1).split(",")
     assert "U+6267" in ranges  # 执
-    assert {"U+201C-201D", "U+2014", "U+2192"} <= set(ranges), ranges
+    assert {"U+201C-201D", "U+2014", "U+2192"} <= set(ranges), "a Chinese sentence is drawn in one font"
+    en = re.search(r"unicode-range:([^;}]+)", cjk_font_face(text, "en")).group(1).split(",")
+    assert "U+6267" in en and "U+2192" not in en, "an English report keeps the reader's fonts for →"
+    face = cjk_font_face(text, "zh")
     assert not any(int(r[2:].split("-")[0], 16) < 0x80 for r in ranges), "Latin text keeps the reader's fonts"
     assert "font-weight" not in face, "one face serves every weight; bold is emboldened by the browser"
     assert FONT_STACK.startswith(f'"{CJK_FAMILY}"')
