@@ -117,13 +117,126 @@ def _kernel_config():
     return Config({"KernelManager": {"transport": "ipc", "ip": ip}})
 
 
+def skip_unused_slow_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax`` in this process.
+
+    nbformat validates notebooks with jsonschema, whose format checker imports
+    ``rfc3987_syntax`` when it is installed (JupyterLab's dependencies install it); that
+    package builds a grammar at import, about 1.5 s here, for the ``iri`` formats that
+    the notebook schema never uses (python-jsonschema/jsonschema#1392). Marking the module
+    absent makes jsonschema skip just those two formats. The runner does this in its own
+    process and in the kernel it starts (step 7 imports nbformat through ``crmnb.report``).
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def _minutes(m: float) -> str:
     return f"{m:g} minute{'s' if m != 1 else ''}"
 
 
+_RESET = """\
+get_ipython().run_line_magic("reset", "-f")
+import matplotlib.pyplot as _plt
+_plt.close("all")
+del _plt
+get_ipython().execution_count = 1
+"""
+"""Run in the shared kernel before each step after the first: the step starts with an empty
+namespace and no open figures, as in a kernel of its own, and counts its cells from 1.
+Imported modules stay loaded: that is the time a fresh kernel would spend again."""
+
+_WARM = ("import crmnb.runner; crmnb.runner.skip_unused_slow_imports()\n"
+         "import crmnb, pandas, matplotlib.pyplot, seaborn, sklearn.linear_model, sklearn.tree")
+"""Imported by the kernel as soon as it starts, while the runner checks the case and loads its
+own modules: on two cores the two start-ups overlap. (Notebooks import what they use anyway.)"""
+
+
+STARTUP_SECONDS = 120
+"""How long a new kernel may take to start and import the workbook's libraries."""
+
+
+class _Kernel:
+    """One kernel for all seven steps of a case, started ahead of the first.
+
+    A kernel per notebook costs a process start and the imports of pandas, seaborn and
+    scikit-learn seven times (about 3 s each here); sharing one kernel pays them once.
+    Each step still starts from an empty namespace (``_RESET``), so a step cannot use a
+    variable another step left behind.
+    """
+
+    def __init__(self, cwd: Path, deadline: float):
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        self.left = lambda: max(1.0, deadline - time.perf_counter())
+        # asynchronous, as nbclient expects: it notices a dead kernel only while its loop is free
+        self.km = AsyncKernelManager(kernel_name=KERNEL, config=_kernel_config())
+        run_sync(self.km.start_kernel)(cwd=str(cwd))
+        self.kc = self._client()
+        self.pending = self.kc.execute(_WARM, silent=True, store_history=False)  # queued until the kernel listens
+        self.used = False
+
+    def _client(self):
+        from jupyter_client.blocking import BlockingKernelClient
+
+        kc = BlockingKernelClient()
+        kc.load_connection_info(self.km.get_connection_info())
+        kc.start_channels()
+        return kc
+
+    def _await(self, msg_id: str, timeout: float, what: str) -> None:
+        """Wait for the reply to ``msg_id`` on the current client, then close that client.
+
+        A client is used for one request only: papermill's own client for a step leaves an
+        older client of the same kernel without replies.
+        """
+        from queue import Empty
+
+        deadline = time.perf_counter() + timeout
+        try:
+            while True:
+                try:
+                    reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.perf_counter()))
+                except Empty:
+                    raise RuntimeError(f"{what}: no answer from the kernel within {timeout:.0f} s") from None
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+        finally:
+            self.kc.stop_channels()
+            self.kc = None
+        if reply["content"].get("status") != "ok":
+            raise RuntimeError(f"{what}: {reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+
+    def reset(self, timeout: float) -> None:
+        """Make the kernel ready for the next step: warmed up before the first, emptied before the others.
+
+        The warm-up is start-up, not a cell: it may take up to ``STARTUP_SECONDS`` (within ``timeout``
+        only when that is the time the case has left)."""
+        if self.kc is not None:  # the warm-up request
+            self._await(self.pending, min(max(timeout, STARTUP_SECONDS), self.left()),
+                        "the kernel could not import crmnb and its libraries")
+        if self.used:
+            self.kc = self._client()
+            self._await(self.kc.execute(_RESET, silent=True, store_history=False), timeout,
+                        "could not empty the kernel between steps")
+        self.used = True
+
+    def close(self) -> None:
+        try:
+            if self.kc is not None:
+                self.kc.stop_channels()
+        finally:
+            if self.km.has_kernel:
+                from jupyter_core.utils import run_sync
+
+                run_sync(self.km.shutdown_kernel)(now=True)
+
+
 def _execute_steps(case: CaseParams, books: list[Path], src: Path, out_nb: Path, params: dict,
-                   say: Callable[[str], None], deadline: float) -> list[Path]:
-    """Execute the step notebooks in order, each cell within the cell limit and the whole within ``deadline``."""
+                   say: Callable[[str], None], deadline: float, kernel: _Kernel) -> list[Path]:
+    """Execute the step notebooks in order in ``kernel``, each cell within the cell limit and the
+    whole within ``deadline``."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -131,7 +244,6 @@ def _execute_steps(case: CaseParams, books: list[Path], src: Path, out_nb: Path,
     done: list[Path] = []
     for i, nb in enumerate(books, start=1):
         target = out_nb / nb.name
-        kept = f"\n  the partly executed notebook is {target}"
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             raise _step_error(StepTimeout, case.case_id, "timed out before", nb.stem, None,
@@ -141,9 +253,10 @@ def _execute_steps(case: CaseParams, books: list[Path], src: Path, out_nb: Path,
         t = time.perf_counter()
         say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} …")
         try:
+            kernel.reset(timeout=limit)
             pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=KERNEL, cwd=str(src),
                                 progress_bar=False, log_output=False, report_mode=False,
-                                execution_timeout=limit, config=_kernel_config())
+                                execution_timeout=limit, km=kernel.km)
         except PapermillExecutionError as exc:
             raise _step_error(StepFailed, case.case_id, "failed in", nb.stem, exc.cell_index + 1,
                               f"{exc.ename}: {exc.evalue}", target,
@@ -178,7 +291,6 @@ def run_case(case_file: str | Path, output_root: str | Path = "outputs",
     ``outputs/<case_id>/run.json``; ``index`` also refreshes ``outputs/index.html``.
     """
     from . import batch
-    from .report import build_report, build_workbook
 
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
@@ -205,7 +317,21 @@ def run_case(case_file: str | Path, output_root: str | Path = "outputs",
     params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), settings)))
     prefer_this_python()
     try:
-        done = _execute_steps(case, books, src, out_nb, params, say, t0 + case.timeout_minutes * 60)
+        try:
+            # the kernel imports its libraries while this process loads papermill and the report's modules
+            kernel = _Kernel(src, t0 + case.timeout_minutes * 60)
+        except Exception as exc:
+            raise _step_error(StepFailed, case.case_id, "failed before", books[0].stem if books else "01", None,
+                              f"the kernel '{KERNEL}' did not start: {type(exc).__name__}: {exc}") from None
+        skip_unused_slow_imports()
+        import papermill  # noqa: F401
+
+        from .report import build_report, build_workbook
+
+        try:
+            done = _execute_steps(case, books, src, out_nb, params, say, t0 + case.timeout_minutes * 60, kernel)
+        finally:
+            kernel.close()
         try:
             report = build_report(case, done, ws)
             workbook = build_workbook(case, ws)
