@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .frames import isin
 from .io import ROW
 from .schema import TABLES
 from .validate import check_clean, problems
@@ -256,7 +257,7 @@ def clean(
         cust = book.tables["customers"]
         to = dict(zip(merges["duplicate_id"], merges["kept_id"]))
         how = dict(zip(merges["duplicate_id"], merges["match_on"]))
-        mask = cust["customer_id"].isin(to)
+        mask = isin(cust["customer_id"], to)
         book.quarantine("customers", mask, "duplicate customer",
                         lambda h: h["customer_id"].map(lambda c: f"same customer as {to[c]} (same {how[c]})"),
                         "customer_id")
@@ -264,7 +265,7 @@ def clean(
             if tname == "customers" or "customer_id" not in spec.columns:
                 continue
             df = book.tables[tname]
-            hit = df["customer_id"].isin(to)
+            hit = isin(df["customer_id"], to)
             if hit.any():
                 df = df.copy()
                 df.loc[hit, "customer_id"] = df.loc[hit, "customer_id"].map(to)
@@ -278,7 +279,7 @@ def clean(
         if spec.references.get("customer_id") != "customers":
             continue
         df = book.tables[tname]
-        orphan = df["customer_id"].notna() & ~df["customer_id"].isin(known)
+        orphan = df["customer_id"].notna() & ~isin(df["customer_id"], known)
         book.quarantine(tname, orphan, "unknown customer",
                         lambda h: "customer_id " + h["customer_id"].astype(str) + " is not in customers", "customer_id")
 

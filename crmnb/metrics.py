@@ -20,6 +20,8 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .frames import isin
+
 Tables = dict[str, pd.DataFrame]
 UNIT_COLUMNS = ["when", "department", "owner_rep", "customer_id", "value"]
 
@@ -164,7 +166,7 @@ def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.Data
     per = pd.DataFrame({"customer_id": ids, "when": lo})
     per["department"] = per["customer_id"].map(cust["department"])
     per["owner_rep"] = per["customer_id"].map(cust["owner_rep"])
-    return _units(per, "when", ~per["customer_id"].isin(bought))
+    return _units(per, "when", ~isin(per["customer_id"], bought))
 
 
 def _campaign_spend(t: Tables, start, end, department: str | None) -> float:

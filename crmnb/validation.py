@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .frames import isin
 
 @dataclass
 class Reconciliation:
@@ -51,8 +52,8 @@ def reconcile_receipts(
             .agg(finance_amount=("amount", "sum"), receipts=("amount", "size")).reset_index())
     if start is not None or end is not None:
         # receipts of deals closed in the span (a lost deal's too), and of deals the CRM does not know
-        paid = paid[paid["opportunity_id"].isin(opportunities.loc[in_span, "opportunity_id"]) |
-                    ~paid["opportunity_id"].isin(opportunities["opportunity_id"])]
+        paid = paid[isin(paid["opportunity_id"], opportunities.loc[in_span, "opportunity_id"]) |
+                    ~isin(paid["opportunity_id"], opportunities["opportunity_id"])]
     d = won.merge(paid, on="opportunity_id", how="outer", indicator=True)
     d["difference"] = d["finance_amount"].fillna(0) - d["crm_amount"].fillna(0)
     d["difference_rate"] = d["difference"] / d["crm_amount"]
