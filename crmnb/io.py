@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import DataError, HandoffMissing
 from .schema import TABLES
@@ -108,14 +110,37 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 _ISO_TAIL = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 
 
+_FIELDS = r"^(?P<y>\d{4})\D+(?P<m>\d{1,2})\D+(?P<d>\d{1,2})(?:\D+(?P<H>\d{1,2})\D+(?P<M>\d{1,2})(?:\D+(?P<S>\d{1,2}))?)?"
+"""The numbers of a date in any of :data:`DATE_FORMATS`, in order: year, month, day, hour, minute, second."""
+
+
+def _strptime(text: pd.Series, fmt: str) -> pd.Series:
+    """Parse ``text`` with ``fmt`` in Arrow's vectorised strptime: NaT where it does not match.
+
+    Arrow is lenient where pandas is not (2025-02-30 becomes 2 March, second 60 the next
+    minute), so a value counts only when the date it gives has the day and the second
+    written in the text; that rejects exactly the impossible dates.
+    """
+    arr = pa.array(text.astype("str"), type=pa.large_string())
+    got = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
+    parts = pc.extract_regex(arr, _FIELDS)
+    ok = pc.equal(pc.day(got), pc.cast(pc.struct_field(parts, "d"), pa.int64()))
+    sec = pc.struct_field(parts, "S")
+    has_sec = pc.not_equal(sec, "")
+    sec_ok = pc.equal(pc.second(got), pc.cast(pc.if_else(has_sec, sec, "0"), pa.int64()))
+    ok = pc.and_(ok, pc.or_(pc.invert(has_sec), sec_ok))
+    got = pc.if_else(pc.fill_null(ok, False), got, pa.scalar(None, got.type))
+    return pd.Series(got.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
+
+
 def _parse_formats(text: pd.Series, todo: pd.Series, out: pd.Series, label: pd.Series, suffix) -> None:
     for fmt, name in DATE_FORMATS:
         if not todo.any():
             break
-        got = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        got = _strptime(text[todo], fmt)
         ok = got.notna()
         idx = got.index[ok.to_numpy()]
-        out.loc[idx] = got[ok].astype("datetime64[ns]")
+        out.loc[idx] = got[ok]
         label.loc[idx] = name + suffix if isinstance(suffix, str) else name + suffix.loc[idx]
         todo.loc[idx] = False
 
@@ -165,8 +190,7 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "not a number"))
         else:
-            v = s.astype(object).where(s.notna(), None)
-            df[col] = v.map(lambda x: x.strip() if isinstance(x, str) else x)
+            df[col] = s.astype("str").str.strip()  # Arrow-backed text: a tenth of the memory of objects
     issue_df = pd.concat(issues, ignore_index=True) if issues else pd.DataFrame(columns=ISSUE_COLUMNS)
     return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]))
 

@@ -44,6 +44,8 @@ _TEXT = "text"
 
 
 def _is_text(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.StringDtype):  # text by construction: no need to look at each value
+        return pd.Series(True, index=s.index)
     ok = [isinstance(v, str) for v in s.to_numpy(dtype=object)]
     return pd.Series(s.isna().to_numpy() | np.array(ok, dtype=bool), index=s.index)
 

@@ -48,6 +48,15 @@ def test_parse_dates_unreadable_is_nat_with_none_label():
     assert all(lab is None for lab in labels.iloc[1:])
 
 
+@pytest.mark.parametrize("value", ["2025-02-29", "2025-04-31 10:00", "2025/2/30", "2025年2月30日",
+                                   "2025-03-04 10:00:60", "2025-03-04 24:00:00", "2025-03-04 10:61"])
+def test_parse_dates_refuses_impossible_dates_and_times(value: str):
+    """Dates are parsed by Arrow, which would roll 30 February into March: such values stay unreadable."""
+    parsed, labels = parse_dates(pd.Series([value, "2024-02-29 23:59:59"]))
+    assert pd.isna(parsed.iloc[0]) and labels.iloc[0] is None
+    assert parsed.iloc[1] == pd.Timestamp("2024-02-29 23:59:59")
+
+
 def test_parse_dates_keeps_the_index():
     s = pd.Series(["2025-01-02", "x"], index=[10, 20])
     parsed, labels = parse_dates(s)
