@@ -38,6 +38,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from .errors import NotEnoughData
 from .pii import mask_frame
 
 RISK_LEVELS: tuple[str, ...] = ("high", "medium", "low")
@@ -321,11 +322,14 @@ def build_features(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.Dat
     buyers = _buyers(customers, orders, cutoff, max_lapse_days)
     if buyers.empty:
         lapse = f" within the {max_lapse_days} days" if max_lapse_days is not None else ""
-        raise ValueError(
+        raise NotEnoughData(
             f"no customers with an order before the cutoff {cutoff:%Y-%m-%d %H:%M}{lapse}: churn features need "
             f"customers who have bought; check the cutoff (orders table has {len(orders):,} rows"
             + (f", dated {orders['order_date'].min():%Y-%m-%d} to {orders['order_date'].max():%Y-%m-%d})"
-               if orders["order_date"].notna().any() else ", none with a date)")
+               if orders["order_date"].notna().any() else ", none with a date)"),
+            f"截至{cutoff:%Y-%m-%d %H:%M}没有{('近' + str(max_lapse_days) + '天内') if max_lapse_days is not None else ''}"
+            f"有购买的客户：流失特征需要已购买的客户（订单表共 {len(orders):,} 行）",
+            1, 0,
         )
     idx = buyers.index
     d = {k: c - k * DAY_NS for k in (30, 90, 180, 365)}
@@ -523,16 +527,26 @@ def train_and_evaluate(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd
     h = pd.Timedelta(days=horizon_days)
     train_cut, hold_cut = as_of - 2 * h, as_of - h
     tables = (customers, orders, visits, tickets, activities)
-    x_train = build_features(*tables, train_cut, max_lapse_days)
-    y_train = label_churn(orders, x_train.index, train_cut, horizon_days)
-    x_hold = build_features(*tables, hold_cut, max_lapse_days)
-    y_hold = label_churn(orders, x_hold.index, hold_cut, horizon_days)
-    for what, y, cut in (("training", y_train, train_cut), ("holdout", y_hold, hold_cut)):
+    sets = []
+    for what, cut in (("training", train_cut), ("holdout", hold_cut)):
+        try:
+            x = build_features(*tables, cut, max_lapse_days)
+        except NotEnoughData:
+            x = pd.DataFrame(columns=list(FEATURES), index=pd.Index([], name="customer_id"), dtype=float)
+        y = label_churn(orders, x.index, cut, horizon_days)
+        churners = int(y.sum())
         if y.nunique() < 2 or y.value_counts().min() < folds:
-            raise ValueError(
-                f"the {what} cutoff {cut:%Y-%m-%d} has {int(y.sum())} churners among {len(y)} customers: "
-                f"both churners and stayers (at least {folds} each) are needed; move as_of or shorten horizon_days"
-            )
+            raise NotEnoughData(
+                f"Churn model not trained: it needs customers who bought before the {what} cutoff {cut:%Y-%m-%d} "
+                f"({'two horizons' if what == 'training' else 'one horizon'} of {horizon_days} days before "
+                f"{as_of:%Y-%m-%d}), at least {folds} who then stopped buying and {folds} who went on; this data has "
+                f"{len(y)} such customer{'s' if len(y) != 1 else ''}, {churners} of whom stopped.",
+                f"未训练流失预测模型：需要在{'训练' if what == 'training' else '检验'}截止日{cut:%Y-%m-%d}"
+                f"（{as_of:%Y-%m-%d}之前{2 if what == 'training' else 1}个{horizon_days}天的预测期）之前有购买的客户，"
+                f"其中至少{folds}位随后停止购买、{folds}位继续购买；本数据有{len(y)}位这样的客户，其中{churners}位停止购买。",
+                folds, min(churners, len(y) - churners))
+        sets.append((x, y))
+    (x_train, y_train), (x_hold, y_hold) = sets
 
     min_leaf = max(20, len(x_train) // 100)
     specs = {"logistic": _logistic(random_state), "tree": _tree(random_state, tree_depth, min_leaf)}
@@ -630,6 +644,41 @@ def drivers(model: ChurnModelResult | Any, features: pd.DataFrame, top: int = 2)
         sep = np.where((text != "") & (part != ""), ", ", "")
         text = text + sep + part
     return text.rename("drivers")
+
+
+def score_at(model: ChurnModelResult | None, customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.DataFrame,
+             tickets: pd.DataFrame, activities: pd.DataFrame, as_of: Any,
+             max_lapse_days: int | None = 365) -> tuple[pd.Series | None, pd.Series | None]:
+    """Return each buyer's churn probability at ``as_of`` and its model drivers, by customer_id.
+
+    ``(None, None)`` without a model (it could not be trained); empty series when no
+    customer has bought within ``max_lapse_days`` before ``as_of``.
+    """
+    if model is None:
+        return None, None
+    try:
+        features = build_features(customers, orders, visits, tickets, activities, as_of, max_lapse_days)
+    except NotEnoughData:
+        none = pd.Index([], name="customer_id", dtype=object)
+        return (pd.Series([], index=none, dtype=float, name="churn_probability"),
+                pd.Series([], index=none, dtype=object, name="drivers"))
+    return score(model, features), drivers(model, features)
+
+
+METRIC_COLUMNS = ["model", "roc_auc", "pr_auc", "base_rate", "brier", "top_decile_lift", "n_train", "train_base_rate",
+                  "n_holdout", "chosen"]
+"""Columns of :attr:`ChurnModelResult.metrics`."""
+
+
+def empty_metrics() -> pd.DataFrame:
+    """Return the model comparison table with no rows, for a case where no churn model could be trained."""
+    return pd.DataFrame({c: pd.Series(dtype=object if c == "model" else bool if c == "chosen" else float)
+                         for c in METRIC_COLUMNS})
+
+
+def empty_lift() -> pd.DataFrame:
+    """Return a decile lift table with no rows (the columns of :func:`lift_table`)."""
+    return lift_table(np.zeros(0), np.zeros(0)).iloc[:0]
 
 
 # --------------------------------------------------------------------------- watch list

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from .errors import NotEnoughData
+
 PERIOD_DAYS = {"D": 1.0, "W": 7.0}
 """Length of each supported period, in days."""
 
@@ -433,8 +435,15 @@ def clv_table(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str
     ``spend_fallback`` is set, each customer's own mean spend is used instead and
     ``note`` says why; otherwise the error is raised.
     """
+    dates = pd.to_datetime(orders[date_col]) if date_col in orders.columns else None
+    if dates is not None and customer_col in orders.columns and not (
+            orders[customer_col].notna() & (dates < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))).any():
+        raise _too_few(0, f"no orders up to {pd.Timestamp(as_of).date()}", f"截至{pd.Timestamp(as_of).date()}没有订单")
     summary = rfm_summary(orders, as_of, freq=freq, customer_col=customer_col,
                           date_col=date_col, amount_col=amount_col)
+    repeat = int((summary["frequency"] > 0).sum())
+    if repeat < MIN_REPEAT_CUSTOMERS:
+        raise _too_few(repeat, f"{repeat}", f"{repeat}位")
     note = ""
     try:
         gg = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])  # first: it names too few repeat buyers
@@ -447,6 +456,43 @@ def clv_table(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str
     bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
     return CLVTable(clv(bg, gg, summary, horizon, discount_rate_per_period), bg, gg, note)
+
+
+def _too_few(repeat: int, has_en: str, has_zh: str) -> NotEnoughData:
+    """Return the error that says lifetime value cannot be estimated on so few repeat buyers."""
+    return NotEnoughData(
+        f"Lifetime value not estimated: it needs at least {MIN_REPEAT_CUSTOMERS} customers with repeat purchases; "
+        f"this data has {has_en}.",
+        f"未估算客户生命周期价值：至少需要{MIN_REPEAT_CUSTOMERS}位有复购的客户，本数据{'只有' if repeat else ''}{has_zh}。",
+        MIN_REPEAT_CUSTOMERS, repeat)
+
+
+CLV_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value", "expected_purchases", "prob_alive",
+               "expected_spend", "clv"]
+"""Columns of :func:`clv_table`'s per-customer table (an empty one has them too)."""
+
+
+def empty_clv() -> pd.DataFrame:
+    """Return a per-customer CLV table with no rows, for a case where lifetime value could not be estimated."""
+    return pd.DataFrame({c: pd.Series(dtype=object if c == "customer_id" else float) for c in CLV_COLUMNS})
+
+
+def by_tier(table: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
+    """Return CLV per value tier: customers, mean probability alive, mean expected purchases, mean and total CLV.
+
+    ``table`` is :func:`clv_table`'s per-customer table, ``tiers`` has customer_id and tier.
+    """
+    return table.merge(tiers[["customer_id", "tier"]], on="customer_id", how="left").groupby("tier").agg(
+        customers=("customer_id", "size"), prob_alive=("prob_alive", "mean"),
+        expected_purchases=("expected_purchases", "mean"), clv=("clv", "mean"), clv_total=("clv", "sum")).reset_index()
+
+
+def fitted_params(result: CLVTable | None) -> dict:
+    """Return the fitted models' parameters as plain values (empty for a model not fitted)."""
+    if result is None:
+        return {"bgnbd": {}, "gamma_gamma": {}}
+    gg = result.gamma_gamma
+    return {"bgnbd": result.bgnbd._asdict(), "gamma_gamma": gg._asdict() if gg is not None else {}}
 
 
 def describe_fit(result: CLVTable) -> str:

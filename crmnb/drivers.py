@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .errors import NotEnoughData
 from .metrics import converted_within
 
 RESPONSE_BUCKETS: tuple[tuple[float, float, str], ...] = (
@@ -83,7 +84,12 @@ def response_slope(rc: pd.DataFrame, cap_hours: float = 120.0) -> Slope:
     y = rc["converted"].to_numpy(float)
     n = len(x)
     if n < 10 or np.ptp(x) == 0:
-        raise ValueError(f"need at least 10 contacted leads with differing response times, got {n}")
+        same_en = ", all with the same response time" if n >= 10 else ""
+        same_zh = "，且响应时长全部相同" if n >= 10 else ""
+        raise NotEnoughData(
+            f"Response-time effect not estimated: it needs at least 10 contacted leads whose first-response "
+            f"times differ; this data has {n}{same_en}.",
+            f"未估计首次响应时长对转化的影响：至少需要10条首次响应时长各异的已联系线索，本数据有{n}条{same_zh}。", 10, n)
     X = np.column_stack([np.ones(n), x])
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ beta
@@ -95,6 +101,15 @@ def response_slope(rc: pd.DataFrame, cap_hours: float = 120.0) -> Slope:
     z = stats.norm.ppf(0.975)
     p = float(2 * stats.norm.sf(abs(faster) / se)) if se > 0 else float("nan")
     return Slope(faster, faster - z * se, faster + z * se, p, n)
+
+
+def slope_record(s: Slope | None, gap: Exception | None = None) -> dict:
+    """Return the slope as step 5 hands it on: its figures and the sentence, or, when it could not be
+    estimated, empty figures and the reason (``gap``, a :class:`crmnb.errors.NotEnoughData`)."""
+    if s is None:
+        return {"per_unit": None, "ci_low": None, "ci_high": None, "p_value": None,
+                "n": getattr(gap, "found", None), "sentence": gap.say() if gap is not None else ""}
+    return {**s.__dict__, "sentence": slope_sentence(s)}
 
 
 def slope_sentence(s: Slope) -> str:

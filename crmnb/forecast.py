@@ -14,13 +14,14 @@ actual/forecast ratios at the same horizon.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
+from .errors import NotEnoughData
 from .i18n import category, phrase, say
 from .plots import PALETTE, Chart, _finish, setup_style
 
@@ -359,6 +360,60 @@ def compare_methods(weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_tra
     rows = [forecast_accuracy(backtest(weekly, horizon, min_train, 1, m)).assign(method=m) for m in methods]
     out = pd.concat(rows, ignore_index=True).drop(columns="step")
     return out[["method"] + [c for c in out if c != "method"]].sort_values("wape", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- a case's forecast
+class WeeklyForecast(NamedTuple):
+    """A department's weekly won revenue, its backtest and accuracy, and the forecast ahead."""
+
+    weekly: pd.DataFrame
+    backtest: pd.DataFrame
+    accuracy: pd.DataFrame
+    forecast: pd.DataFrame
+
+
+def weekly_forecast(opportunities: pd.DataFrame, department: str | None, end, horizon: int = 12,
+                    min_train: int = 26, method: str = "holt_damped") -> WeeklyForecast:
+    """Return the department's weekly won revenue up to ``end``, its rolling backtest and accuracy, and the
+    ``horizon``-week forecast: :func:`weekly_revenue`, :func:`backtest`, :func:`forecast_accuracy` and
+    :func:`rolling_forecast` in one call.
+
+    Raises :class:`NotEnoughData` when the weeks from the first win to ``end`` are too few
+    to fit on ``min_train`` weeks and test on at least one more.
+    """
+    opp = opportunities
+    if department is not None and "department" in opp:
+        opp = opp[opp["department"] == department]
+    won = opp[(opp["status"] == "won") & opp["closed_at"].notna() & opp["amount"].notna()]
+    weekly = weekly_revenue(opp, end=end) if len(won) else None
+    n = len(weekly) if weekly is not None else 0
+    need = max(min_train, MIN_HISTORY) + 1
+    if n < need:
+        raise NotEnoughData(
+            f"Forecast not made: it needs at least {need} weeks of won-deal history ({min_train} to fit the model on, "
+            f"then weeks to test it on); this data has {n} week{'s' if n != 1 else ''} from the first win to {end}.",
+            f"未做收入预测：至少需要{need}周的成交历史（{min_train}周用于拟合模型，其后各周用于检验）；"
+            f"本数据从首笔成交到{end}只有{n}周。",
+            need, n)
+    bt = backtest(weekly, horizon=horizon, min_train=min_train, method=method)
+    return WeeklyForecast(weekly, bt, forecast_accuracy(bt),
+                          rolling_forecast(weekly, horizon=horizon, method=method, min_train=min_train))
+
+
+FORECAST_COLUMNS = {"week": "datetime64[ns]", "step": "int64", "forecast": float, "lower": float, "upper": float,
+                    "level": float, "method": object, "origin": "datetime64[ns]"}
+ACCURACY_COLUMNS = {"step": object, "n": "int64", "wape": float, "bias": float, "mae": float, "horizon": "int64",
+                    "origins": "int64", "total_wape": float, "total_bias": float}
+
+
+def empty_forecast() -> pd.DataFrame:
+    """Return a forecast table with no rows (the columns of :func:`rolling_forecast`)."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FORECAST_COLUMNS.items()})
+
+
+def empty_accuracy() -> pd.DataFrame:
+    """Return an accuracy table with no rows (the columns of :func:`forecast_accuracy`)."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in ACCURACY_COLUMNS.items()})
 
 
 # --------------------------------------------------------------------------- chart

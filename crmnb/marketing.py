@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
+from .errors import NotEnoughData
 from .funnel import stage_reach
 from .i18n import category, phrase
 from .plots import Chart, _finish, setup_style
@@ -438,6 +439,15 @@ def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=
     return out.reset_index(drop=True)
 
 
+def empty_attribution(models: Sequence[str] = MODELS) -> pd.DataFrame:
+    """Return the per-channel attribution table with no rows (the columns of :attr:`Attribution.channel`)."""
+    cols = {"channel": pd.Series(dtype=object)}
+    for m in models:
+        cols[f"{m}_conversions"] = pd.Series(dtype=float)
+        cols[f"{m}_revenue"] = pd.Series(dtype=float)
+    return pd.DataFrame(cols)
+
+
 @dataclass
 class Attribution:
     """Credits of each conversion to its touches, and their totals per channel and per campaign."""
@@ -485,7 +495,11 @@ def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence
     """
     _check(touches, "touches", ["touch_id", "lead_id", "channel", "touched_at"], allow_empty=True)
     need = ["lead_id", "value"] + ([cutoff] if cutoff else [])
-    _check(conversions, "conversions", need)
+    _check(conversions, "conversions", need, allow_empty=True)
+    if conversions.empty:
+        raise NotEnoughData("Attribution not done: it needs leads won in the period, to credit them to the marketing "
+                            "touches before them; this data has none.",
+                            "未做归因分析：需要本期成交的线索，才能把成交归功于之前的营销触点；本数据没有。", 1, 0)
     models = tuple(models)
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from crmnb import churn
+from crmnb.errors import NotEnoughData
 from crmnb.demo import generate
 from crmnb.io import intake, read_export
 from crmnb.schema import DEFAULT_FILES, TABLES
@@ -278,5 +281,22 @@ def test_no_buyers_before_the_cutoff_is_a_clear_error(demo):
     first = demo["orders"]["order_date"].min()
     with pytest.raises(ValueError, match="no customers with an order before the cutoff"):
         churn.build_features(*_args(demo), first)
-    with pytest.raises(ValueError, match="no customers with an order before the cutoff"):
+    with pytest.raises(NotEnoughData, match=r"^Churn model not trained: it needs customers who bought before the "
+                                            r"training cutoff .*; this data has 0 such customers, 0 of whom stopped\.$"):
         churn.train_and_evaluate(*_args(demo), first + pd.Timedelta(days=100))
+
+
+def test_too_few_churners_says_what_the_model_needs(demo):
+    t = {k: v.copy() for k, v in demo.items()}
+    few = t["customers"]["customer_id"].drop_duplicates().head(4)
+    t["customers"] = t["customers"][t["customers"]["customer_id"].isin(few)]
+    with pytest.raises(NotEnoughData) as err:
+        churn.train_and_evaluate(*_args(t), demo["orders"]["order_date"].max())
+    assert err.value.en.startswith("Churn model not trained: it needs customers who bought before the training cutoff")
+    assert re.search(r"at least 3 who then stopped buying and 3 who went on; this data has [0-4] such customers?, "
+                     r"\d of whom stopped\.$", err.value.en)
+    assert err.value.zh.startswith("未训练流失预测模型")
+    probability, reasons = churn.score_at(None, *_args(t), demo["orders"]["order_date"].max())
+    assert probability is None and reasons is None
+    assert list(churn.empty_metrics().columns) == churn.METRIC_COLUMNS
+    assert churn.empty_lift().empty and "lift" in churn.empty_lift().columns

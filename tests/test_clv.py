@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crmnb import clv
+from crmnb.errors import NotEnoughData
 
 DATA = Path(__file__).resolve().parent / "data"
 CALIBRATION_END = "1997-09-30"  # 39 weeks (272 days) after 1997-01-01: the CDNOW calibration period
@@ -218,14 +219,19 @@ def test_rfm_summary_daily_by_hand(three_customers):
 
 
 def test_too_few_repeat_buyers(three_customers):
-    with pytest.raises(ValueError, match=r"too few repeat customers .*: 2 with frequency > 0, need at least 10"):
+    with pytest.raises(NotEnoughData, match=r"^Lifetime value not estimated: it needs at least 10 customers with "
+                                            r"repeat purchases; this data has 2\.$") as err:
         clv.clv_table(three_customers, "2024-02-04")
+    assert (err.value.needed, err.value.found) == (10, 2)
+    assert err.value.zh == "未估算客户生命周期价值：至少需要10位有复购的客户，本数据只有2位。"
+    with pytest.raises(ValueError, match=r"too few repeat customers .*: 2 with frequency > 0, need at least 10"):
+        clv.fit_gamma_gamma([4, 0, 1], [40.0, 0.0, 40.0])
 
 
 def test_no_orders(three_customers):
     with pytest.raises(ValueError, match=r"no orders on or before as_of=2024-02-04 \(0 order rows"):
         clv.rfm_summary(three_customers.iloc[:0], "2024-02-04")
-    with pytest.raises(ValueError, match=r"no orders on or before as_of=2023-12-31 .*earliest on 2024-01-01"):
+    with pytest.raises(NotEnoughData, match=r"it needs at least 10 customers .*; this data has no orders up to 2023-12-31"):
         clv.clv_table(three_customers, "2023-12-31")
 
 

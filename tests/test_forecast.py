@@ -11,6 +11,7 @@ import pytest
 from crmnb import forecast as fc
 from crmnb import io as cio
 from crmnb.demo import generate
+from crmnb.errors import NotEnoughData
 from crmnb.plots import Chart
 from crmnb.schema import DEFAULT_FILES
 
@@ -198,3 +199,35 @@ def test_demo_weekly_backtest(tmp_path: Path):
     assert set(acc["method"]) == set(fc.METHODS)
     assert ((acc["wape"] > 0) & (acc["wape"] < 1)).all()
     assert fc.deviation_flag(acc["wape"].iloc[0])  # weekly noise is far above 8%
+
+
+# --------------------------------------------------------------------------- a case's forecast
+def _deals(closed: list[str], amounts: list[float], department: str = "Sales") -> pd.DataFrame:
+    return pd.DataFrame({"status": "won", "amount": amounts, "closed_at": pd.to_datetime(closed),
+                         "department": department})
+
+
+def test_weekly_forecast_is_the_separate_steps_in_one_call():
+    weeks = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+    opps = _deals(list(weeks + pd.Timedelta(days=2)), list(100.0 + np.arange(40) % 5 * 10))
+    got = fc.weekly_forecast(opps, "Sales", "2025-10-12", horizon=4)
+    weekly = fc.weekly_revenue(opps, "Sales", end="2025-10-12")
+    pd.testing.assert_frame_equal(got.weekly, weekly)
+    pd.testing.assert_frame_equal(got.accuracy, fc.forecast_accuracy(fc.backtest(weekly, horizon=4)))
+    pd.testing.assert_frame_equal(got.forecast, fc.rolling_forecast(weekly, horizon=4))
+    assert list(got.forecast.columns) == list(fc.FORECAST_COLUMNS)  # an empty forecast has the same columns
+    assert list(got.accuracy.columns) == list(fc.ACCURACY_COLUMNS)
+
+
+def test_weekly_forecast_on_too_little_history_says_what_it_needs():
+    opps = _deals(["2025-05-07", "2025-06-04"], [100.0, 50.0])
+    with pytest.raises(NotEnoughData) as err:
+        fc.weekly_forecast(opps, "Sales", pd.Timestamp("2025-06-30").date())
+    assert str(err.value) == ("Forecast not made: it needs at least 27 weeks of won-deal history (26 to fit the model "
+                              "on, then weeks to test it on); this data has 8 weeks from the first win to 2025-06-30.")
+    assert (err.value.needed, err.value.found) == (27, 8)
+    assert err.value.zh.startswith("未做收入预测：至少需要27周的成交历史")
+    with pytest.raises(NotEnoughData, match="this data has 0 weeks"):  # no win at all, or none in the department
+        fc.weekly_forecast(opps, "Service", "2025-06-30")
+    assert fc.empty_forecast().empty and list(fc.empty_forecast().columns) == list(fc.FORECAST_COLUMNS)
+    assert list(fc.empty_accuracy().columns) == list(fc.ACCURACY_COLUMNS)

@@ -12,6 +12,7 @@ import pytest
 from crmnb import io as cio
 from crmnb import marketing as mk
 from crmnb.demo import generate
+from crmnb.errors import NotEnoughData
 from crmnb.plots import Chart
 from crmnb.schema import DEFAULT_FILES
 
@@ -266,8 +267,10 @@ def test_custom_position_weights(journey):
 
 def test_attribute_failures(journey):
     touches, conversions = journey
-    with pytest.raises(ValueError, match="table 'conversions' is empty"):
+    with pytest.raises(NotEnoughData, match="^Attribution not done: it needs leads won in the period") as err:
         mk.attribute(touches, conversions.iloc[:0])
+    assert err.value.zh.startswith("未做归因分析")
+    assert list(mk.empty_attribution(("linear",)).columns) == ["channel", "linear_conversions", "linear_revenue"]
     with pytest.raises(ValueError, match="conversions.*created_at"):
         mk.attribute(touches, conversions.drop(columns="created_at"))
     with pytest.raises(ValueError, match="unknown attribution model"):
