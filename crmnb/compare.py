@@ -46,8 +46,9 @@ def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
     """Compare two rates (arrays of 0/1) with a two-proportion z-test and a Wald 95% interval."""
     a, b = np.asarray(x_before, float), np.asarray(x_after, float)
     n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
-        return Difference(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, "two-proportion z", n1, n2)
+    if n1 == 0 or n2 == 0:  # one window has nothing: its figure is missing, the other stands
+        return Difference(a.mean() if n1 else np.nan, b.mean() if n2 else np.nan, np.nan, np.nan, np.nan, np.nan,
+                          "two-proportion z", n1, n2)
     p1, p2 = a.mean(), b.mean()
     d = p2 - p1
     se = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
@@ -62,8 +63,9 @@ def bootstrap_means(x_before: np.ndarray, x_after: np.ndarray, n_boot: int = 200
     """Compare two means with a percentile bootstrap 95% interval and a two-sided bootstrap p-value."""
     a, b = np.asarray(x_before, float), np.asarray(x_after, float)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) == 0 or len(b) == 0:
-        return Difference(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, "bootstrap", len(a), len(b))
+    if len(a) == 0 or len(b) == 0:  # one window has nothing: its figure is missing, the other stands
+        return Difference(a.mean() if len(a) else np.nan, b.mean() if len(b) else np.nan, np.nan, np.nan, np.nan,
+                          np.nan, "bootstrap", len(a), len(b))
     d = b.mean() - a.mean()
     if min(len(a), len(b)) > 20_000:  # the bootstrap and Welch agree at this size; Welch is instant
         se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
@@ -132,6 +134,8 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
         ci = f"{_fmt_diff(d.ci_low, m.unit)} ~ {_fmt_diff(d.ci_high, m.unit)}"
         notes = [say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
                  f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})"]
+        if not (d.n_before and d.n_after):
+            notes = [_not_compared(d.n_before, d.n_after)]
         if case.control_department:
             cb = units(mid, tables, b0, b1, case.control_department, **opts)
             ca = units(mid, tables, a0, a1, case.control_department, **opts)
@@ -147,19 +151,55 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
     return pd.DataFrame(rows)
 
 
+def _not_compared(n_before: int, n_after: int) -> str:
+    """Return the note of a metric that cannot be compared: which window has nothing to measure it on."""
+    if not n_before and not n_after:
+        return say("not compared: nothing to measure it on before or after", "未比较：实施前后均无可计算的数据")
+    if not n_before:
+        return say("not compared: nothing to measure it on before the intervention",
+                   "未比较：实施前无可计算的数据")
+    return say("not compared: nothing to measure it on after the intervention", "未比较：实施后无可计算的数据")
+
+
 def describe_change(row: pd.Series) -> str:
     """Return one sentence on a metric's change with its interval, for the summary."""
     from .i18n import fmt_change, fmt_value
 
     u = row["unit"]
+    head = f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)}"
+    if pd.isna(row["ci_low"]) or pd.isna(row["ci_high"]):
+        n0, n1 = int(row.get("n_before", 0) or 0), int(row.get("n_after", 0) or 0)
+        why = _not_compared(n0, n1) if not (n0 and n1) else say("no interval", "无法计算置信区间")
+        return head + say(f" ({why}).", f"（{why}）。")
     ci = f"{_fmt_diff(row['ci_low'], u)} to {_fmt_diff(row['ci_high'], u)}"
-    head = f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)} ({fmt_change(row['change_rate'])}"
+    head += f" ({fmt_change(row['change_rate'])}"
     s = head + say(f"; 95% CI of the difference {ci})", f"；差值95%置信区间 {ci.replace(' to ', ' ~ ')}）")
     if pd.notna(row.get("did")):
         dci = f"{_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)}"
         s += say(f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
                   f"；相对对照部门 {_fmt_diff(row['did'], u)}（95%置信区间 {dci.replace(' to ', ' ~ ')}）")
     return s + say(".", "。")
+
+
+BY_WORDS = {"owner_rep": ("rep", "销售代表"), "department": ("department", "部门"), "month": ("month", "月份")}
+"""What a breakdown column is called in a sentence, in English and Chinese."""
+
+
+def nothing_measured(metric: str, by: str, language: str = "en") -> str:
+    """Return the note shown instead of a breakdown of ``metric`` by ``by`` when neither window has anything
+    to measure it on, with what the metric needs.
+
+    >>> nothing_measured("lead_response_hours", "owner_rep")
+    'Lead response time (hours) by rep not shown: neither the before nor the after window has anything to measure it on (average hours from lead creation to first contact, contacted leads created in the period).'
+    """
+    from .metrics import CATALOGUE, FORMULA_ZH
+
+    m = CATALOGUE[metric]
+    en_by, zh_by = BY_WORDS.get(by, (by, by))
+    if language == "zh":
+        return f"未按{zh_by}展示{m.name('zh')}：实施前后两个时段均无可计算的数据（{FORMULA_ZH.get(metric, m.formula)}）。"
+    return (f"{m.name('en')} by {en_by} not shown: neither the before nor the after window has anything to "
+            f"measure it on ({m.formula}).")
 
 
 def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:

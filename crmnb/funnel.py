@@ -107,7 +107,8 @@ def funnel(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.D
     for st, grp in losses.dropna(subset=["loss_reason"]).groupby("lost_at_stage"):
         vc = grp["loss_reason"].value_counts()
         tops[st] = ", ".join(f"{r} ({n})" for r, n in vc.head(top_reasons).items())
-    never = int((leads["first_contact_at"].isna()).sum())
+    # leads lost before any contact: no first contact and no deal that got further
+    never = int(((reach["reach"] == 0).to_numpy() & leads["first_contact_at"].isna().to_numpy()).sum())
     if never:
         tops["lead"] = f"never contacted ({never})"
     table["top_loss_reasons"] = [tops.get(s, "") for s in table["stage"]]

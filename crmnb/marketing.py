@@ -170,7 +170,7 @@ def _metrics(out: pd.DataFrame, ltv: pd.Series | float | None, won: pd.DataFrame
             if not np.isfinite(value):
                 raise ValueError(f"ltv_per_customer must be a finite number, got {ltv!r}")
             out["ltv"] = value
-        out["ltv_cac"] = out["ltv"] / out["cac"]
+        out["ltv_cac"] = out["ltv"] / out["cac"].where(out["cac"] > 0)  # no spend: no ratio, not infinity
     return out
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.compare import Difference, bootstrap_means, change_rate, compare_units, diff_in_diff, two_proportions
+from crmnb.compare import (Difference, bootstrap_means, change_rate, compare_units, describe_change, diff_in_diff,
+                           nothing_measured, two_proportions)
 
 Z = 1.959963984540054  # the 97.5% normal quantile
 
@@ -66,6 +67,7 @@ def test_two_proportions_no_difference_is_not_significant():
 def test_two_proportions_empty_side_gives_nan():
     d = two_proportions(np.array([]), np.array([1, 0]))
     assert math.isnan(d.diff) and math.isnan(d.p_value) and d.n_before == 0
+    assert math.isnan(d.before) and d.after == 0.5  # the side that was measured keeps its figure
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -96,6 +98,17 @@ def test_bootstrap_ignores_missing_values():
 def test_bootstrap_with_an_empty_side_gives_nan():
     d = bootstrap_means(np.array([np.nan]), np.array([1.0]))
     assert math.isnan(d.diff) and not d.significant
+    assert math.isnan(d.before) and d.after == 1.0
+
+
+def test_a_metric_measured_in_one_window_only_says_it_was_not_compared():
+    row = pd.Series({"name": "Opportunity win rate", "unit": "rate", "before": np.nan, "after": 0.5,
+                     "change_rate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_before": 0, "n_after": 2})
+    assert describe_change(row) == ("Opportunity win rate: – → 50.0% "
+                                    "(not compared: nothing to measure it on before the intervention).")
+    neither = pd.concat([row.drop(["n_after", "after"]), pd.Series({"n_after": 0, "after": np.nan})])
+    assert describe_change(neither).endswith("(not compared: nothing to measure it on before or after).")
+    assert nothing_measured("lead_response_hours", "owner_rep", "zh").startswith("未按销售代表展示线索响应时长")
 
 
 def test_compare_units_uses_a_proportion_test_for_rates_and_the_bootstrap_otherwise():

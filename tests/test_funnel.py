@@ -150,3 +150,10 @@ def test_funnel_counts_only_the_cohort():
     # dwell times are those of the cohort's deals only: O1's 10 days in proposal, not O2's 20
     assert f.loc["proposal", "avg_dwell_days"] == pytest.approx(10.0)
     assert f.loc["needs_confirmed", "avg_dwell_days"] == pytest.approx((4 + 12) / 2)
+
+
+def test_never_contacted_counts_only_leads_that_went_no_further():
+    leads = leads_frame().assign(first_contact_at=NaT)  # an export without first-contact times
+    f = funnel(leads, opps_frame(), history_frame()).set_index("stage")
+    # L1–L3 have deals, so they went on; only L4 and L5 were lost before any contact
+    assert f.loc["lead", "top_loss_reasons"] == "never contacted (2)"

@@ -108,6 +108,14 @@ def test_ltv_to_cac_scalar_and_series(tables):
     assert np.isnan(s.loc["C", "ltv_cac"])
 
 
+def test_ltv_to_cac_of_a_channel_without_spend_is_nan_not_infinite(tables):
+    free = {**tables, "campaigns": tables["campaigns"].assign(spend=0.0)}
+    p = mk.channel_performance(free["campaigns"], free["leads"], free["opportunities"], free["orders"],
+                               ltv_per_customer=2000.0)
+    won = p[p["customers"] > 0]
+    assert len(won) and (won["cac"] == 0).all() and won["ltv_cac"].isna().all()
+
+
 def test_channel_performance(tables):
     c = mk.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"],
                                tables["orders"]).set_index("channel")
