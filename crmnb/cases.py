@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 
 from .funnel import loss_stage
-from .i18n import category, language
+from .i18n import category, language, say
 from .metrics import in_period
 
-_ZH = {"lead created": "创建线索", "channel": "渠道", "first contact": "首次联系", "follow-up": "跟进", "stage": "阶段"}
+_ZH = {"lead created": "创建线索", "channel": "渠道", "first contact": "首次联系", "follow-up": "跟进", "stage": "阶段",
+       "deal created": "创建商机"}
 
 
 def _w(word: str) -> str:
@@ -90,8 +91,28 @@ def case_timeline(opportunity_id: str, t: dict[str, pd.DataFrame]) -> pd.DataFra
             events.append((a["completed_at"], f"{_w('follow-up')}: {a['type']}",
                            a["note"] if isinstance(a["note"], str) else ""))
     sh = t["stage_history"]
-    for _, s in sh[sh["opportunity_id"] == opportunity_id].iterrows():
+    mine = sh[sh["opportunity_id"] == opportunity_id]
+    for _, s in mine.iterrows():
         detail = category(opp["loss_reason"]) if s["stage"] == "lost" and isinstance(opp["loss_reason"], str) else ""
         events.append((s["entered_at"], f"{_w('stage')}: {category(s['stage'])}", detail))
+    if mine.empty:  # no stage history exported: the deal's own creation and close still tell the story
+        events.append((opp["created_at"], _w("deal created"), ""))
+        if pd.notna(opp["closed_at"]) and opp["status"] in ("won", "lost"):
+            detail = category(opp["loss_reason"]) if opp["status"] == "lost" and isinstance(opp["loss_reason"], str) \
+                else ""
+            events.append((opp["closed_at"], f"{_w('stage')}: {category(opp['status'])}", detail))
     out = pd.DataFrame(events, columns=["when", "event", "detail"]).sort_values("when", kind="stable")
     return out.reset_index(drop=True)
+
+
+def missing_case(kind: str) -> str:
+    """Return the note shown when there is no typical ``success`` or ``failure`` case to show.
+
+    >>> missing_case("failure")
+    'No failure case: it needs a deal of the department lost in the period; this data has none.'
+    """
+    if kind == "success":
+        return say("No success case: it needs a deal of the department won in the period; this data has none.",
+                   "无成功案例：需要本部门本周期成交的商机，本数据没有。")
+    return say("No failure case: it needs a deal of the department lost in the period; this data has none.",
+               "无失败案例：需要本部门本周期丢单的商机，本数据没有。")

@@ -116,7 +116,7 @@ def find_problems(
     if reasons:
         add("loss_reason", say("Deals are lost for recurring reasons", "丢单原因反复出现"), reasons,
             say("see the loss reasons per stage", "见各阶段丢单原因"), 4)
-    if reconciliation.get("mismatched", 0) or reconciliation.get("no_receipt", 0):
+    if reconciliation.get("checked", True) and (reconciliation.get("mismatched", 0) or reconciliation.get("no_receipt", 0)):
         rc = reconciliation
         add("receipts", say("CRM won amounts disagree with finance receipts", "CRM成交金额与财务回款不一致"),
             say(f"{rc['mismatched']} mismatched, {rc['no_receipt']} without receipt; difference rate "
@@ -147,6 +147,21 @@ def find_problems(
             say("no uniqueness check on phone or e-mail", "电话和邮箱未做唯一性校验"), 2)
     out = pd.DataFrame(rows, columns=["kind", "problem", "evidence", "cause", "weight"])
     return out.sort_values("weight", ascending=False, kind="stable").drop(columns="weight").reset_index(drop=True)
+
+
+def unchecked_receipts(receipts: pd.DataFrame, summary: dict) -> str | None:
+    """Return the note that won deals could not be checked against finance because the data has no
+    receipts at all, or None when there are receipts to check against.
+
+    >>> unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 2})
+    'Won deals not checked against finance: the check needs the finance receipts (the receipts table); this data has none, so 2 won deals stay unchecked.'
+    """
+    if len(receipts):
+        return None
+    n = int(summary.get("won_deals", 0))
+    return say(f"Won deals not checked against finance: the check needs the finance receipts (the receipts table); "
+               f"this data has none, so {n} won deal{'s' if n != 1 else ''} stay{'s' if n == 1 else ''} unchecked.",
+               f"未核对CRM成交与财务回款：核对需要财务回款数据（receipts表），本数据没有回款记录，{n}笔成交商机未能核对。")
 
 
 def improvement_plan(problems: pd.DataFrame, analyst_items: list[dict], owner: str, deadline: date) -> pd.DataFrame:

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.cases import case_timeline, pick_cases
-from crmnb.diagnosis import MEASURES, PLAN_COLUMNS, find_problems, improvement_plan
+from crmnb.cases import case_timeline, missing_case, pick_cases
+from crmnb.diagnosis import MEASURES, PLAN_COLUMNS, find_problems, improvement_plan, unchecked_receipts
+from crmnb.funnel import gaps
+from crmnb.i18n import set_language
 
 T = pd.Timestamp
 NaT = pd.NaT
@@ -101,6 +103,36 @@ def test_case_timeline_in_time_order():
     assert tl["detail"].iloc[0] == "channel exhibition"
     assert tl["detail"].iloc[2] == "sent brochure"
     assert tl["detail"].iloc[-1] == "slow_response"  # the loss reason on the lost stage
+
+
+def test_case_timeline_without_stage_history_shows_the_deal_opening_and_closing():
+    t = {"opportunities": opportunities(), "leads": leads(),
+         "activities": pd.DataFrame(columns=["lead_id", "type", "completed_at", "note"]),
+         "stage_history": history().iloc[:0]}
+    tl = case_timeline("F3", t)
+    assert tl["event"].tolist()[-2:] == ["deal created", "stage: lost"]
+    assert tl["detail"].iloc[-1] == "slow_response"
+
+
+def test_no_typical_case_is_said_in_plain_words():
+    assert missing_case("success") == ("No success case: it needs a deal of the department won in the period; "
+                                       "this data has none.")
+    set_language("zh")
+    try:
+        assert missing_case("failure") == "无失败案例：需要本部门本周期丢单的商机，本数据没有。"
+    finally:
+        set_language("en")
+
+
+def test_funnel_gaps_name_what_an_export_of_deals_lacks():
+    lead = pd.DataFrame({"lead_id": ["L1"]})
+    deals = pd.DataFrame({"opportunity_id": ["D1", "D2"], "lead_id": [None, None]})
+    sh = pd.DataFrame({"opportunity_id": pd.Series([], dtype=object)})
+    got = gaps(lead, deals, sh)
+    assert got == ["Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
+                   "(a lead id on each deal); none of this data's 2 deals has one.",
+                   "Deal-stage dwell times not measured: they need the deals' stage history; this data has none."]
+    assert gaps(lead, deals.assign(lead_id=["L1", None]), pd.DataFrame({"opportunity_id": ["D1"]})) == []
 
 
 def test_case_timeline_unknown_deal_raises():
@@ -204,3 +236,13 @@ def test_improvement_plan_puts_the_analyst_rows_first():
 def test_improvement_plan_without_problems_or_analyst_rows_is_empty():
     plan = improvement_plan(problems().iloc[0:0], [], owner="x", deadline=date(2026, 1, 1))
     assert plan.empty and list(plan.columns) == PLAN_COLUMNS
+
+
+def test_receipts_not_checked_are_said_and_not_a_problem():
+    none = pd.DataFrame(columns=["receipt_id", "opportunity_id", "amount"])
+    note = unchecked_receipts(none, {"won_deals": 1})
+    assert note == ("Won deals not checked against finance: the check needs the finance receipts (the receipts table); "
+                    "this data has none, so 1 won deal stays unchecked.")
+    assert unchecked_receipts(pd.DataFrame({"receipt_id": ["R1"]}), {"won_deals": 1}) is None
+    kinds = problems(reconciliation={**RECON, "checked": False})["kind"].tolist()
+    assert "receipts" not in kinds and "receipts" in problems()["kind"].tolist()
