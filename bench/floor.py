@@ -78,8 +78,9 @@ def run_cell(src: str, namespace: dict, filename: str) -> None:
         show(eval(compile(last, filename, "eval"), namespace))
 
 
-def run_notebook(notebook: Path, parameters: dict) -> None:
-    """Execute ``notebook``'s code cells in a fresh namespace; raise RuntimeError naming a failing cell."""
+def run_notebook(notebook: Path, parameters: dict) -> dict:
+    """Execute ``notebook``'s code cells in a fresh namespace and return it; raise RuntimeError naming
+    a failing cell."""
     namespace = {"__name__": "__main__", "display": display}
     for number, src, tags in code_cells(notebook):
         if "parameters" in tags:
@@ -89,6 +90,7 @@ def run_notebook(notebook: Path, parameters: dict) -> None:
             run_cell(src, namespace, f"{notebook.name}[cell {number}]")
         except Exception as exc:
             raise RuntimeError(f"{notebook.name}, cell {number}: {type(exc).__name__}: {exc}") from exc
+    return namespace
 
 
 def main(argv: list[str]) -> int:
