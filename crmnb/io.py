@@ -6,8 +6,10 @@ canonical table and lists, rather than hides, every value it could not read.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,39 @@ _ISO_TAIL = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(\.\d{1,9})?(Z|[+-]\
 _FIELDS = r"^(?P<y>\d{4})\D+(?P<m>\d{1,2})\D+(?P<d>\d{1,2})(?:\D+(?P<H>\d{1,2})\D+(?P<M>\d{1,2})(?:\D+(?P<S>\d{1,2}))?)?"
 """The numbers of a date in any of :data:`DATE_FORMATS`, in order: year, month, day, hour, minute, second."""
 
+_SAMPLE = _dt.datetime(2000, 11, 22, 13, 44, 55)
+"""A date whose fields are all two digits and all different: where each field sits in a format's text."""
+
+
+def _written_as_parsed(arr: pa.Array, got: pa.Array, fmt: str) -> pa.Array:
+    """Return, per value, whether the day and second written in the text are those of the parsed date.
+
+    Values as wide as the format with every field padded have each field at a fixed
+    place and are checked by slicing; others (2025/3/4) by a regular expression, which
+    is slower but rare.
+    """
+    sample = _SAMPLE.strftime(fmt)
+    checks = [(sample.index(str(v)), f) for v, f in ((22, pc.day), (55, pc.second)) if str(v) in sample]
+    parsed = pc.is_valid(got)
+    fixed = pc.and_(pc.equal(pc.utf8_length(arr), len(sample)), parsed)
+    ok = np.ones(len(arr), dtype=bool)
+    for at, part in checks:  # ``at`` counts characters, as Arrow's utf8 slicing does
+        written = pc.utf8_slice_codeunits(arr, at, at + 2)
+        same = pc.equal(pc.cast(pc.if_else(fixed, written, "0"), pa.int64()), part(got))
+        ok &= np.asarray(pc.or_(pc.invert(fixed), same).to_numpy(zero_copy_only=False), dtype=bool)
+    other = pc.and_(pc.invert(fixed), parsed)
+    if pc.any(other).as_py():
+        idx = pc.indices_nonzero(other)
+        sub, sub_got = pc.take(arr, idx), pc.take(got, idx)
+        parts = pc.extract_regex(sub, _FIELDS)
+        sub_ok = pc.equal(pc.day(sub_got), pc.cast(pc.struct_field(parts, "d"), pa.int64()))
+        sec = pc.struct_field(parts, "S")
+        has_sec = pc.not_equal(sec, "")
+        sec_ok = pc.equal(pc.second(sub_got), pc.cast(pc.if_else(has_sec, sec, "0"), pa.int64()))
+        sub_ok = pc.fill_null(pc.and_(sub_ok, pc.or_(pc.invert(has_sec), sec_ok)), False)
+        ok[idx.to_numpy()] = np.asarray(sub_ok.to_numpy(zero_copy_only=False), dtype=bool)
+    return pa.array(ok)
+
 
 def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     """Parse ``text`` with ``fmt`` in Arrow's vectorised strptime: NaT where it does not match.
@@ -122,14 +157,11 @@ def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     written in the text; that rejects exactly the impossible dates.
     """
     arr = pa.array(text.astype("str"), type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     got = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
-    parts = pc.extract_regex(arr, _FIELDS)
-    ok = pc.equal(pc.day(got), pc.cast(pc.struct_field(parts, "d"), pa.int64()))
-    sec = pc.struct_field(parts, "S")
-    has_sec = pc.not_equal(sec, "")
-    sec_ok = pc.equal(pc.second(got), pc.cast(pc.if_else(has_sec, sec, "0"), pa.int64()))
-    ok = pc.and_(ok, pc.or_(pc.invert(has_sec), sec_ok))
-    got = pc.if_else(pc.fill_null(ok, False), got, pa.scalar(None, got.type))
+    ok = pc.fill_null(_written_as_parsed(arr, got, fmt), False)
+    got = pc.if_else(ok, got, pa.scalar(None, got.type))
     return pd.Series(got.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
 
 
@@ -302,14 +334,56 @@ class Workspace:
         """Return True when the hand-off has been written."""
         return self._path(name, "parquet").exists() or self._path(name, "json").exists()
 
-    def tables(self, step: str) -> dict[str, pd.DataFrame]:
-        """Read every canonical table a step wrote (``intake`` or ``clean``)."""
-        return {t: self.read(f"{step}/{t}") for t in TABLES}
+    def tables(self, step: str) -> "Tables":
+        """Return every canonical table a step wrote (``intake`` or ``clean``), each read when first used."""
+        return Tables(self, step)
 
     def _missing(self, name: str, path: Path) -> HandoffMissing:
         step = HANDOFF_STEPS.get(name.split("/")[0])
         which = f"run step {step[0]} ({step[1]}.ipynb) first" if step else "run the earlier steps first"
         return HandoffMissing(f"hand-off '{name}' not found at {path}: {which}")
+
+
+class Tables(MutableMapping):
+    """The canonical tables of one step, read from their hand-offs when first used.
+
+    A step that needs three of the eleven tables reads three: at 100 times the demo
+    data, the visits and activities alone are 12 million rows. A missing hand-off
+    raises :class:`HandoffMissing` when it is used, naming the step to run.
+    """
+
+    def __init__(self, ws: Workspace, step: str):
+        self._ws, self._step = ws, step
+        self._names = list(TABLES)
+        self._got: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._got:
+            if name not in self._names:
+                raise KeyError(name)
+            self._got[name] = self._ws.read(f"{self._step}/{name}")
+        return self._got[name]
+
+    def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._got[name] = df
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._got.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self):
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"<{self._step} tables: {', '.join(self._names)}; read so far: {', '.join(self._got) or 'none'}>"
 
 
 def save_intake(ws: Workspace, intakes: dict[str, Intake]) -> pd.DataFrame:

@@ -48,7 +48,8 @@ def test_parse_dates_unreadable_is_nat_with_none_label():
     assert all(lab is None for lab in labels.iloc[1:])
 
 
-@pytest.mark.parametrize("value", ["2025-02-29", "2025-04-31 10:00", "2025/2/30", "2025年2月30日",
+@pytest.mark.parametrize("value", ["2025-02-29", "2025-04-31 10:00", "2025/2/30", "2025年2月30日", "2025-4-31",
+                                   "2025年02月30日 08:30", "2025/3/4 10:00:60", "2025-02-30T10:00:00Z",
                                    "2025-03-04 10:00:60", "2025-03-04 24:00:00", "2025-03-04 10:61"])
 def test_parse_dates_refuses_impossible_dates_and_times(value: str):
     """Dates are parsed by Arrow, which would roll 30 February into March: such values stay unreadable."""
