@@ -170,6 +170,7 @@ class _Kernel:
         from jupyter_core.utils import run_sync
 
         self.left = lambda: max(1.0, deadline - time.perf_counter())
+        self.case_bound = False  # set when a wait was cut short by the case's time limit
         # asynchronous, as nbclient expects: it notices a dead kernel only while its loop is free
         self.km = AsyncKernelManager(kernel_name=KERNEL, config=_kernel_config())
         run_sync(self.km.start_kernel)(cwd=str(cwd))
@@ -199,7 +200,7 @@ class _Kernel:
                 try:
                     reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.perf_counter()))
                 except Empty:
-                    raise RuntimeError(f"{what}: no answer from the kernel within {timeout:.0f} s") from None
+                    raise TimeoutError(f"{what}: no answer from the kernel within {timeout:.0f} s") from None
                 if reply["parent_header"].get("msg_id") == msg_id:
                     break
         finally:
@@ -214,8 +215,10 @@ class _Kernel:
         The warm-up is start-up, not a cell: it may take up to ``STARTUP_SECONDS`` (within ``timeout``
         only when that is the time the case has left)."""
         if self.kc is not None:  # the warm-up request
+            if self.left() < max(timeout, STARTUP_SECONDS):
+                self.case_bound = True
             self._await(self.pending, min(max(timeout, STARTUP_SECONDS), self.left()),
-                        "the kernel could not import crmnb and its libraries")
+                        "the kernel did not finish starting (importing crmnb and its libraries)")
         if self.used:
             self.kc = self._client()
             self._await(self.kc.execute(_RESET, silent=True, store_history=False), timeout,
@@ -266,6 +269,12 @@ def _execute_steps(case: CaseParams, books: list[Path], src: Path, out_nb: Path,
                    else f"the cell time limit of {case.cell_timeout_seconds:g} s (cell_timeout_seconds)")
             raise _step_error(StepTimeout, case.case_id, "timed out in", nb.stem, _last_started_cell(target),
                               f"stopped after {limit} s, {why}", target) from None
+        except TimeoutError as exc:  # the kernel's start-up or the reset between steps
+            if kernel.case_bound or case_bound:
+                raise _step_error(StepTimeout, case.case_id, "timed out before", nb.stem, None,
+                                  f"{exc}; it ran past its time limit of {_minutes(case.timeout_minutes)} "
+                                  "(timeout_minutes)") from None
+            raise _step_error(StepFailed, case.case_id, "failed before", nb.stem, None, str(exc)) from None
         except DeadKernelError:
             raise _step_error(StepFailed, case.case_id, "failed in", nb.stem, _last_started_cell(target),
                               "kernel died (the Python process ended: out of memory, a crash, or code that exits)",
