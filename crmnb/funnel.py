@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .frames import isin
 from .schema import FUNNEL_STAGES
 
 
@@ -44,7 +45,7 @@ def stage_reach(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history:
     reach[leads["first_contact_at"].notna().to_numpy()] = order["first_contact"]
     sh = stage_history[stage_history["stage"].isin(order)]
     sh = sh.merge(opportunities[["opportunity_id", "lead_id"]], on="opportunity_id", how="inner")
-    sh = sh[sh["lead_id"].isin(reach.index)]
+    sh = sh[isin(sh["lead_id"], reach.index)]
     if len(sh):
         best = sh.assign(k=sh["stage"].map(order)).groupby("lead_id")["k"].max()
         reach.loc[best.index] = np.maximum(reach.loc[best.index].to_numpy(), best.to_numpy())
@@ -77,7 +78,7 @@ def dwell_days(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: 
 def loss_stage(opportunities: pd.DataFrame, stage_history: pd.DataFrame) -> pd.DataFrame:
     """Return lost opportunities with the stage they were lost from and their loss reason."""
     lost = opportunities[opportunities["status"] == "lost"]
-    sh = stage_history[stage_history["opportunity_id"].isin(lost["opportunity_id"]) &
+    sh = stage_history[isin(stage_history["opportunity_id"], lost["opportunity_id"]) &
                        stage_history["stage"].isin(FUNNEL_STAGES)]
     last = sh.sort_values("entered_at").groupby("opportunity_id")["stage"].last()
     out = lost[["opportunity_id", "lead_id", "loss_reason"]].copy()
@@ -95,14 +96,14 @@ def funnel(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.D
     the stage's average dwell exceeds it.
     """
     idx = {s: FUNNEL_STAGES.index(s) for s in stages}
-    reach = stage_reach(leads, opportunities[opportunities["lead_id"].isin(leads["lead_id"])], stage_history)
+    reach = stage_reach(leads, opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
     entered = [int((reach["reach"] >= idx[s]).sum()) for s in stages]
     table = conversion_table(stages, entered)
-    d = dwell_days(leads, opportunities[opportunities["lead_id"].isin(leads["lead_id"])], stage_history)
+    d = dwell_days(leads, opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
     g = d.groupby("stage")["days"]
     table["avg_dwell_days"] = table["stage"].map(g.mean())
     table["median_dwell_days"] = table["stage"].map(g.median())
-    losses = loss_stage(opportunities[opportunities["lead_id"].isin(leads["lead_id"])], stage_history)
+    losses = loss_stage(opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
     tops = {}
     for st, grp in losses.dropna(subset=["loss_reason"]).groupby("lost_at_stage"):
         vc = grp["loss_reason"].value_counts()
@@ -141,7 +142,7 @@ def gaps(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.Dat
                        f"(a lead id on each deal); none of this data's {n} deal{'s' if n != 1 else ''} has one.",
                        f"销售漏斗只能追踪到线索阶段：后续阶段需要商机关联到其线索（每个商机带有线索编号），"
                        f"本数据的{n}个商机均未关联。"))
-    if len(opportunities) and not stage_history["opportunity_id"].isin(opportunities["opportunity_id"]).any():
+    if len(opportunities) and not isin(stage_history["opportunity_id"], opportunities["opportunity_id"]).any():
         out.append(say("Deal-stage dwell times not measured: they need the deals' stage history; this data has none.",
                        "未计算商机各阶段的停留时长：需要商机的阶段变更记录，本数据没有。"))
     return out

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
 from .errors import NotEnoughData
+from .frames import isin
 from .funnel import stage_reach
 from .i18n import category, phrase
 from .plots import Chart, _finish, setup_style
@@ -107,7 +108,7 @@ def lead_outcomes(leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.D
     cohort = leads[_in(leads["created_at"], lo, hi)]
     opp = opportunities
     won_all = opp[(opp["status"] == "won") & opp["closed_at"].notna()]
-    won = won_all[won_all["lead_id"].isin(cohort["lead_id"]) & _in(won_all["closed_at"], None, hi)]
+    won = won_all[isin(won_all["lead_id"], cohort["lead_id"]) & _in(won_all["closed_at"], None, hi)]
     won = won.sort_values(["closed_at", "opportunity_id"], kind="stable")
     g = won.groupby("lead_id", sort=False)
     per = pd.DataFrame({"won_at": g["closed_at"].min(), "customer_id": g["customer_id"].first(),
@@ -125,7 +126,7 @@ def lead_outcomes(leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.D
     first = first.drop_duplicates("customer_id")[["customer_id", "lead_id", "won_at"]]
     od = orders[orders["amount"].notna() & _in(orders["order_date"], lo, hi)]
     if "opportunity_id" in od:
-        od = od[~od["opportunity_id"].isin(won_all["opportunity_id"])]
+        od = od[~isin(od["opportunity_id"], won_all["opportunity_id"])]
     later = od[["customer_id", "order_date", "amount"]].merge(first, on="customer_id", how="inner")
     later = later[later["order_date"] > later["won_at"]]
     out["repeat_revenue"] = out["lead_id"].map(later.groupby("lead_id")["amount"].sum()).fillna(0.0).astype(float)
@@ -319,7 +320,7 @@ def channel_stage_matrix(leads: pd.DataFrame, opportunities: pd.DataFrame, stage
         raise ValueError(f"stages must follow the funnel's order ({', '.join(FUNNEL_STAGES)}), got {stages}")
     if leads["lead_id"].duplicated().any():
         raise ValueError("table 'leads': lead_id must be unique")
-    opp = opportunities[opportunities["lead_id"].isin(leads["lead_id"])]
+    opp = opportunities[isin(opportunities["lead_id"], leads["lead_id"])]
     reach = stage_reach(leads, opp, stage_history)["reach"].to_numpy()
     hit = (reach[:, None] >= idx[None, :]).astype(int)
     channel = _label(leads["channel"]).to_numpy()
@@ -431,7 +432,7 @@ def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=
     lo, hi = _day_bounds(start, end)
     cohort = leads[_in(leads["created_at"], lo, hi)].drop_duplicates("lead_id")
     opp = opportunities
-    won = opp[(opp["status"] == "won") & opp["closed_at"].notna() & opp["lead_id"].isin(cohort["lead_id"])
+    won = opp[(opp["status"] == "won") & opp["closed_at"].notna() & isin(opp["lead_id"], cohort["lead_id"])
               & _in(opp["closed_at"], None, hi)]
     g = won.groupby("lead_id")
     per = pd.DataFrame({"converted_at": g["closed_at"].min(), "value": g["amount"].sum()})
@@ -535,7 +536,7 @@ def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence
     }
     for m in models:
         t[m] = credit[m]
-    none = conv[~conv["lead_id"].isin(t["lead_id"])]
+    none = conv[~isin(conv["lead_id"], t["lead_id"])]
     if len(none):
         extra = pd.DataFrame({"touch_id": None, "lead_id": none["lead_id"].to_numpy(), "channel": NO_TOUCH,
                               "touched_at": pd.NaT, "value": none["value"].to_numpy(), "campaign_id": NO_TOUCH,
