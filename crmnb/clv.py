@@ -188,10 +188,16 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     # Start at r = 1 with α matching the mean purchase rate, so the time unit does not matter.
     rate = max(x.sum() / max(T.sum(), 1e-12), 1e-6)
     start = np.log([1.0, 1.0 / rate, 1.0, 1.0])
+    # Customers with the same (x, t_x, T) have the same likelihood: each distinct triple is
+    # evaluated once, weighted by how many customers share it (at 100x the demo, 660,000
+    # customers are about a tenth as many triples).
+    triples, count = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
+    ux, ut, uT = triples[:, 0].copy(), triples[:, 1].copy(), triples[:, 2].copy()
+    weight = count / x.size
 
     def nll(theta: np.ndarray) -> float:
         r, alpha, a, b = np.exp(theta)
-        v = -_bgnbd_loglik(r, alpha, a, b, x, t_x, T).mean()
+        v = -float(weight @ _bgnbd_loglik(r, alpha, a, b, ux, ut, uT))
         return v if np.isfinite(v) else 1e300
 
     # Bounded quasi-Newton on log-parameters, then a short simplex polish. a + b is bounded: with
