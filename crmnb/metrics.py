@@ -413,5 +413,7 @@ def breakdown(tables: Tables, start, end, department: str | None, by: str, metri
     for mid in metrics:
         part = compute(mid, tables, start, end, department, by=by, **opts)
         part = part.rename(columns={"value": mid, "n": f"n_{mid}"})
+        # a metric with no units has an all-missing ``by`` column of another type than the others'
+        part[by] = part[by].astype(object)
         out = part if out is None else out.merge(part, on=by, how="outer")
     return out.sort_values(by).reset_index(drop=True) if out is not None else pd.DataFrame()

@@ -278,3 +278,16 @@ def test_lead_conversion_is_zero_when_nothing_was_won_yet():
 def test_sales_cycle_without_any_lead_rows_counts_from_the_deal():
     t = tables(opportunities=[opp("O1", "L1", "won", "2025-03-11", created="2025-03-01")])
     assert value("sales_cycle_days", t, START, END) == 10.0
+
+
+def test_breakdown_when_leads_have_no_reps_but_deals_do():
+    """Exports without lead owners (a deals-only CRM export) still give the by-rep table."""
+    from crmnb.metrics import breakdown
+
+    t = tables(leads=[lead("L1", "2025-03-01 00:00", "2025-03-01 02:00", rep=None),
+                      lead("L2", "2025-03-02 00:00", "2025-03-02 04:00", rep=None)],
+               opportunities=[opp("O1", "L1", "won", "2025-03-05", rep="wang")])
+    r = breakdown(t, START, END, None, "owner_rep", ["lead_response_hours", "opportunity_win_rate"])
+    by = {("–" if pd.isna(k) else k): row for k, row in r.set_index("owner_rep").iterrows()}
+    assert set(by) == {"–", "wang"}
+    assert by["–"]["lead_response_hours"] == 3.0 and by["wang"]["opportunity_win_rate"] == 1.0
