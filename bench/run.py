@@ -94,7 +94,7 @@ def machine() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit (not a git checkout)"
     dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "crmnb", "notebooks"))
     return {
         "cpu": cpu,
@@ -107,6 +107,7 @@ def machine() -> dict:
         "numpy": version("numpy"),
         "papermill": version("papermill"),
         "nbconvert": version("nbconvert"),
+        "crmnb": version("crmnb"),
         "crmnb_commit": commit + (" with uncommitted changes in crmnb/ or notebooks/" if dirty else ""),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
@@ -431,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"machine: {mc['cpu']}, {mc['logical_cores']} cores ({mc['physical_cores']} physical), "
             f"{mc['ram_gb']} GB RAM, {mc['os']}")
         say(f"         Python {mc['python']}, pandas {mc['pandas']}, numpy {mc['numpy']}, "
-            f"papermill {mc['papermill']}, nbconvert {mc['nbconvert']}; crmnb {mc['crmnb_commit']}")
+            f"papermill {mc['papermill']}, nbconvert {mc['nbconvert']}; crmnb {mc['crmnb']} at {mc['crmnb_commit']}")
         say(f"         load average at start {mc['load_average_at_start']}")
         say(f"work folder: {work}{'' if args.keep else ' (removed at the end)'}")
         env = env_for_runs()
