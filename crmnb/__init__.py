@@ -9,6 +9,7 @@ __all__ = ["CaseFileError", "CaseParams", "CrmnbError", "DataError", "HandoffMis
            "load_case", "open_case", "__version__"]
 
 _SUBMODULES = {"batch", "cases", "churn", "cleaning", "clv", "compare", "demo", "diagnosis", "display", "drivers", "forecast",
+               "frames",
                "mail", "mappings", "marketing", "funnel", "i18n", "io", "metrics", "scaffold", "sources", "strip",
                "validate",
                "paths", "pii", "plots", "report", "runner", "schema", "scope", "segments", "validation"}
