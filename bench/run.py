@@ -416,125 +416,172 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def part_a_c(args, ctx: dict, res: dict) -> None:
+    """a and c on the demo case, alternating; the demo report's size."""
+    demo, work, env, logs = ctx["demo"], ctx["work"], ctx["env"], ctx["logs"]
+    say(f"\na. crmnb run {DEMO_CASE} on 1x data, end to end with report and workbook; "
+        f"c. the floor, the same notebooks' code in one plain Python process ({args.repeat} run(s) each)")
+    runs_a, runs_c = [], []
+    for i in range(1, args.repeat + 1):
+        a = run_a(demo, work / "out" / f"a-{i}", env, logs, f"a-{i}")
+        runs_a.append(a)
+        say(f"  a. crmnb run, run {i}: {a['seconds']:.1f} s, peak {a['peak_rss_mb']:,} MB")
+        c = run_c(demo, work / "out" / f"c-{i}", env, logs, f"c-{i}")
+        runs_c.append(c)
+        say(f"  c. floor, run {i}: {c['seconds']:.1f} s, peak {c['peak_rss_mb']:,} MB")
+    res["a"], res["c"] = median_run(runs_a), median_run(runs_c)
+    out = Path(res["a"]["output"])
+    res["report_mb"] = round((out / "report.html").stat().st_size / MB, 3)
+    res["workbook_mb"] = round((out / "tables.xlsx").stat().st_size / MB, 3)
+    say(f"  a. crmnb run: {res['a']['seconds']:.1f} s (median of {res['a']['all_seconds']})")
+    say(f"  c. floor:     {res['c']['seconds']:.1f} s (median of {res['c']['all_seconds']})")
+    res["ratios"]["a_over_c"] = round(res["a"]["seconds"] / res["c"]["seconds"], 2)
+    say(f"  a/c = {res['ratios']['a_over_c']:.2f}: a takes {res['ratios']['a_over_c']:.2f}x the floor's time")
+    say(f"  demo report: {res['report_mb']:.2f} MB (tables.xlsx {res['workbook_mb']:.2f} MB)")
+
+
+def part_b(args, ctx: dict, res: dict) -> None:
+    """b, the naive way, and b/a."""
+    say("\nb. the naive way: papermill CLI per notebook, then jupyter nbconvert --to html per notebook")
+    res["b"] = run_b(ctx["demo"], ctx["work"] / "out" / "b", ctx["env"], ctx["logs"])
+    say(f"  b. total {res['b']['seconds']:.1f} s (papermill {res['b']['papermill_seconds']:.1f} s, "
+        f"nbconvert {res['b']['nbconvert_seconds']:.1f} s)")
+    if "a" in res:
+        res["ratios"]["b_over_a"] = round(res["b"]["seconds"] / res["a"]["seconds"], 2)
+        say(f"  b/a = {res['ratios']['b_over_a']:.1f}: a is {res['ratios']['b_over_a']:.1f}x faster than b")
+
+
+def part_scale(args, ctx: dict, res: dict, s: float) -> None:
+    """crmnb run at scale ``s``, with peak memory and per-step seconds (1x: the median run of a)."""
+    folder, rows = ctx["data"][s]
+    if s == 1.0 and "a" in res:
+        m = res["a"]
+        say("  1x: the median run of a")
+    else:
+        case = write_case(DEMO_CASE, case_folder(ctx["work"] / "cases" / f"scale-{s:g}"), folder)
+        say(f"  {s:g}x ({rows:,} rows) …")
+        m = run_a(case, ctx["work"] / "out" / f"scale-{s:g}", ctx["env"], ctx["logs"], f"scale-{s:g}")
+    entry = {"scale": s, "rows": rows, "seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"],
+             "peak_single_process_rss_mb": m["peak_single_process_rss_mb"], "steps": m["steps"],
+             "seconds_per_1000_rows": round(m["seconds"] / rows * 1000, 5)}
+    res["scale"].append(entry)
+    say(f"  {s:g}x: {m['seconds']:.1f} s, peak {m['peak_rss_mb'] / 1000:.2f} GB summed "
+        f"(largest process {m['peak_single_process_rss_mb'] / 1000:.2f} GB), "
+        f"{entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows")
+
+
+def print_scale(res: dict) -> None:
+    """Print the scale runs' seconds per step side by side, and the marginal cost per row."""
+    if not res["scale"]:
+        return
+    names = list(dict.fromkeys(k for e in res["scale"] for k in e["steps"]))
+    say(f"\n  {'seconds per step':<28}" + "".join(f"{e['scale']:>11g}x" for e in res["scale"]))
+    for n in names:
+        say(f"  {n:<28}" + "".join(f"{e['steps'].get(n, float('nan')):>12.1f}" for e in res["scale"]))
+    say(f"  {'whole run':<28}" + "".join(f"{e['seconds']:>12.1f}" for e in res["scale"]))
+    say(f"  {'input rows':<28}" + "".join(f"{e['rows']:>12,}" for e in res["scale"]))
+    if res.get("linearity"):
+        for m in res["linearity"]["marginal"]:
+            say(f"  marginal cost {m['from']:g}x → {m['to']:g}x: {m['seconds_per_1000_rows'] * 1000:.2f} s "
+                f"per 1M more rows")
+
+
+def part_batch(args, ctx: dict, res: dict) -> None:
+    """crmnb batch of N copies of the demo cases, --jobs 1 then --jobs 2, and the throughput ratio."""
+    n = args.batch_cases
+    say(f"\nbatch: {n} cases on 1x data, crmnb batch --jobs 1, then --jobs 2")
+    folder = case_folder(ctx["work"] / "cases" / "batch")
+    for k in range(n):
+        src = BATCH_CASES[k % len(BATCH_CASES)]
+        write_case(src, folder, ctx["data"][1.0][0], f"{src}_{k + 1}")
+    b = {"cases": n}
+    for jobs in (1, 2):
+        say(f"  --jobs {jobs} …")
+        m = measure(f"crmnb batch --jobs {jobs}",
+                    [tool("crmnb"), "batch", str(folder), "--jobs", str(jobs),
+                     "--output-root", str(ctx["work"] / "out" / f"batch-{jobs}")],
+                    ctx["logs"] / f"batch-{jobs}", env=ctx["env"], echo_steps=False)
+        b[f"jobs_{jobs}"] = m
+        say(f"  --jobs {jobs}: {m['seconds']:.1f} s ({m['seconds'] / n:.1f} s per case), "
+            f"peak {m['peak_rss_mb'] / 1000:.2f} GB")
+    b["throughput_ratio"] = round(b["jobs_1"]["seconds"] / b["jobs_2"]["seconds"], 2)
+    res["batch"] = b
+    say(f"  throughput --jobs 2 / --jobs 1: {b['throughput_ratio']:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     res: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "options": {"scales": args.scale_list, "batch_cases": args.batch_cases, "repeat": args.repeat,
-                             "naive": not args.skip_naive, "warmup": not args.no_warmup}}
+                             "naive": not args.skip_naive, "warmup": not args.no_warmup},
+                 "ratios": {}, "scale": [], "errors": []}
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="crmnb-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    logs = work / "logs"
+    ctx = {"work": work, "logs": work / "logs"}
     t_start = time.perf_counter()
     status = 0
+
+    def failed(exc: BenchError) -> None:
+        say(f"\nbench: FAILED: {exc}\n(going on with the rest)")
+        res["errors"].append(str(exc))
+
     try:
-        res["machine"] = machine()
-        mc = res["machine"]
+        res["machine"] = mc = machine()
         say(f"machine: {mc['cpu']}, {mc['logical_cores']} cores ({mc['physical_cores']} physical), "
             f"{mc['ram_gb']} GB RAM, {mc['os']}")
         say(f"         Python {mc['python']}, pandas {mc['pandas']}, numpy {mc['numpy']}, "
             f"papermill {mc['papermill']}, nbconvert {mc['nbconvert']}; crmnb {mc['crmnb']} at {mc['crmnb_commit']}")
         say(f"         load average at start {mc['load_average_at_start']}")
         say(f"work folder: {work}{'' if args.keep else ' (removed at the end)'}")
-        env = env_for_runs()
-        for name in ("crmnb", "papermill", "jupyter"):
-            tool(name)
+        try:
+            ctx["env"] = env = env_for_runs()
+            for name in ("crmnb", "papermill", "jupyter"):
+                tool(name)
+            say("\ndata")
+            ctx["data"] = {s: demo_data(args.data_dir.resolve(), s, env, ctx["logs"])
+                           for s in sorted({1.0, *args.scale_list})}
+            for s, (folder, rows) in ctx["data"].items():
+                say(f"  {s:g}x: {rows:,} input rows in {folder}")
+            ctx["demo"] = write_case(DEMO_CASE, case_folder(work / "cases" / "demo"), ctx["data"][1.0][0])
+        except BenchError as exc:  # nothing can run without the tools and the data
+            failed(exc)
+            return 1
 
-        say("\ndata")
-        data = {s: demo_data(args.data_dir.resolve(), s, env, logs) for s in sorted({1.0, *args.scale_list})}
-        for s, (folder, rows) in data.items():
-            say(f"  {s:g}x: {rows:,} input rows in {folder}")
-        demo = write_case(DEMO_CASE, case_folder(work / "cases" / "demo"), data[1.0][0])
-
+        demo_ok = True
         if not args.no_warmup:
             say("\nwarm-up: one untimed crmnb run (disk cache, byte-code)")
-            run_a(demo, work / "out" / "warmup", env, logs, "warmup")
-
-        say(f"\na. crmnb run {DEMO_CASE} on 1x data, end to end with report and workbook; "
-            f"c. the floor, the same notebooks' code in one plain Python process ({args.repeat} run(s) each)")
-        runs_a, runs_c = [], []
-        for i in range(1, args.repeat + 1):
-            a = run_a(demo, work / "out" / f"a-{i}", env, logs, f"a-{i}")
-            runs_a.append(a)
-            say(f"  a. crmnb run, run {i}: {a['seconds']:.1f} s, peak {a['peak_rss_mb']:,} MB")
-            c = run_c(demo, work / "out" / f"c-{i}", env, logs, f"c-{i}")
-            runs_c.append(c)
-            say(f"  c. floor, run {i}: {c['seconds']:.1f} s, peak {c['peak_rss_mb']:,} MB")
-        res["a"], res["c"] = median_run(runs_a), median_run(runs_c)
-        report = Path(res["a"]["output"])
-        res["report_mb"] = round((report / "report.html").stat().st_size / MB, 3)
-        res["workbook_mb"] = round((report / "tables.xlsx").stat().st_size / MB, 3)
-        say(f"  a. crmnb run: {res['a']['seconds']:.1f} s (median of {res['a']['all_seconds']})")
-        say(f"  c. floor:     {res['c']['seconds']:.1f} s (median of {res['c']['all_seconds']})")
-        res["ratios"] = {"a_over_c": round(res["a"]["seconds"] / res["c"]["seconds"], 2)}
-        say(f"  a/c = {res['ratios']['a_over_c']:.2f}: a takes {res['ratios']['a_over_c']:.2f}x the floor's time")
-        say(f"  demo report: {res['report_mb']:.2f} MB (tables.xlsx {res['workbook_mb']:.2f} MB)")
-
-        if not args.skip_naive:
-            say("\nb. the naive way: papermill CLI per notebook, then jupyter nbconvert --to html per notebook")
-            res["b"] = run_b(demo, work / "out" / "b", env, logs)
-            res["ratios"]["b_over_a"] = round(res["b"]["seconds"] / res["a"]["seconds"], 2)
-            say(f"  b. total {res['b']['seconds']:.1f} s (papermill {res['b']['papermill_seconds']:.1f} s, "
-                f"nbconvert {res['b']['nbconvert_seconds']:.1f} s)")
-            say(f"  b/a = {res['ratios']['b_over_a']:.1f}: a is {res['ratios']['b_over_a']:.1f}x faster than b")
+            try:
+                run_a(ctx["demo"], work / "out" / "warmup", env, ctx["logs"], "warmup")
+            except BenchError as exc:
+                failed(exc)
+                demo_ok = False
+                say("  the demo case does not run: a, b and c are left out")
+        for part in ((part_a_c, part_b) if demo_ok else ()):
+            if part is part_b and args.skip_naive:
+                continue
+            try:
+                part(args, ctx, res)
+            except BenchError as exc:
+                failed(exc)
 
         say(f"\nscale: crmnb run {DEMO_CASE} at {', '.join(f'{s:g}x' for s in args.scale_list)}")
-        res["scale"] = []
         for s in args.scale_list:
-            folder, rows = data[s]
-            if s == 1.0:
-                m = res["a"]
-                say("  1x: the median run of a")
-            else:
-                case = write_case(DEMO_CASE, case_folder(work / "cases" / f"scale-{s:g}"), folder)
-                say(f"  {s:g}x ({rows:,} rows) …")
-                m = run_a(case, work / "out" / f"scale-{s:g}", env, logs, f"scale-{s:g}")
-            entry = {"scale": s, "rows": rows, "seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"],
-                     "peak_single_process_rss_mb": m["peak_single_process_rss_mb"], "steps": m["steps"],
-                     "seconds_per_1000_rows": round(m["seconds"] / rows * 1000, 5)}
-            res["scale"].append(entry)
-            say(f"  {s:g}x: {m['seconds']:.1f} s, peak {m['peak_rss_mb'] / 1000:.2f} GB summed "
-                f"(largest process {m['peak_single_process_rss_mb'] / 1000:.2f} GB), "
-                f"{entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows")
-        if res["scale"]:
-            names = list(dict.fromkeys(k for e in res["scale"] for k in e["steps"]))
-            say("\n  seconds per step   " + "".join(f"{e['scale']:>9g}x" for e in res["scale"]))
-            for n in names:
-                say(f"  {n:<28}" + "".join(f"{e['steps'].get(n, float('nan')):>10.1f}" for e in res["scale"]))
-            say(f"  {'whole run':<28}" + "".join(f"{e['seconds']:>10.1f}" for e in res["scale"]))
-            say(f"  {'input rows':<28}" + "".join(f"{e['rows']:>10,}" for e in res["scale"]))
+            try:
+                part_scale(args, ctx, res, s)
+            except BenchError as exc:
+                failed(exc)
         res["linearity"] = linearity(res["scale"])
-        if res["linearity"]:
-            for m in res["linearity"]["marginal"]:
-                say(f"  marginal cost {m['from']:g}x → {m['to']:g}x: {m['seconds_per_1000_rows'] * 1000:.2f} s "
-                    f"per 1M more rows")
+        print_scale(res)
 
         if args.batch_cases > 0:
-            n = args.batch_cases
-            say(f"\nbatch: {n} cases on 1x data, crmnb batch --jobs 1, then --jobs 2")
-            folder = case_folder(work / "cases" / "batch")
-            for k in range(n):
-                src = BATCH_CASES[k % len(BATCH_CASES)]
-                write_case(src, folder, data[1.0][0], f"{src}_{k + 1}")
-            b = {"cases": n}
-            for jobs in (1, 2):
-                say(f"  --jobs {jobs} …")
-                m = measure(f"crmnb batch --jobs {jobs}",
-                            [tool("crmnb"), "batch", str(folder), "--jobs", str(jobs),
-                             "--output-root", str(work / "out" / f"batch-{jobs}")],
-                            logs / f"batch-{jobs}", env=env, echo_steps=False)
-                b[f"jobs_{jobs}"] = m
-                say(f"  --jobs {jobs}: {m['seconds']:.1f} s ({m['seconds'] / n:.1f} s per case), "
-                    f"peak {m['peak_rss_mb'] / 1000:.2f} GB")
-            b["throughput_ratio"] = round(b["jobs_1"]["seconds"] / b["jobs_2"]["seconds"], 2)
-            res["batch"] = b
-            say(f"  throughput --jobs 2 / --jobs 1: {b['throughput_ratio']:.2f}x")
-    except BenchError as exc:
-        say(f"\nbench: FAILED: {exc}")
-        res["error"] = str(exc)
-        status = 1
+            try:
+                part_batch(args, ctx, res)
+            except BenchError as exc:
+                failed(exc)
+        status = 1 if res["errors"] else 0
     except KeyboardInterrupt:
         say("\nbench: interrupted")
-        res["error"] = "interrupted"
+        res["errors"].append("interrupted")
         status = 130
     finally:
         res["total_seconds"] = round(time.perf_counter() - t_start, 1)
@@ -545,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{res['machine']['logical_cores']} cores, {res['machine']['ram_gb']} GB RAM; "
                 f"load average at start {res['machine']['load_average_at_start']}, at end {res['load_average_at_end']}")
             print_table(res["targets"])
+        for err in res["errors"]:
+            say(f"\nbench: FAILED: {err.splitlines()[0]}")
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         say(f"\nall figures: {args.json}  (benchmark took {res['total_seconds'] / 60:.1f} min)")
