@@ -521,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     status = 0
 
-    def failed(exc: BenchError) -> None:
-        say(f"\nbench: FAILED: {exc}\n(going on with the rest)")
+    def failed(exc: BenchError, fatal: bool = False) -> None:
+        say(f"\nbench: FAILED: {exc}" + ("" if fatal else "\n(going on with the rest)"))
         res["errors"].append(str(exc))
 
     try:
@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  {s:g}x: {rows:,} input rows in {folder}")
             ctx["demo"] = write_case(DEMO_CASE, case_folder(work / "cases" / "demo"), ctx["data"][1.0][0])
         except BenchError as exc:  # nothing can run without the tools and the data
-            failed(exc)
+            failed(exc, fatal=True)
             return 1
 
         demo_ok = True
