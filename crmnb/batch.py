@@ -189,7 +189,7 @@ def resume_check(folder: Path, prints: dict) -> tuple[str | None, str]:
 
 # --------------------------------------------------------------------------- the index page
 _CSS = """
-body{font:14px/1.45 -apple-system,'Segoe UI','Noto Sans SC','PingFang SC','Microsoft YaHei','crmnb CJK',sans-serif;
+body{font:14px/1.45 %(stack)s;
 margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em} p.meta{color:#666;margin-top:0}
 table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #ddd;padding:.45em .6em;
@@ -327,11 +327,14 @@ def render_index(root: Path, entries: list[dict]) -> str:
     body = "\n".join(rows) or "<tr><td colspan=7>No case has run yet.</td></tr>"
     from .report import cjk_font_face
 
+    from .report import FONT_STACK
+
     face = cjk_font_face(body)  # department names and goals may be Chinese; embed just those glyphs
+    css = _CSS.replace("%(stack)s", FONT_STACK)  # the embedded face first, as in the report
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>CRM cases</title><style>{face}{_CSS}</style></head><body>\n"
+        f"<title>CRM cases</title><style>{face}{css}</style></head><body>\n"
         f"<h1>CRM cases</h1><p class=meta>{html.escape(meta)}</p>\n"
         "<table><thead><tr><th>Case</th><th>Department</th><th>Goal (baseline → target)</th>"
         "<th>Verdict <small>(before → now)</small></th><th>Status</th><th>Run time</th><th>Files</th></tr></thead>"

@@ -305,3 +305,5 @@ def test_index_of_an_empty_or_unusual_output_root(tmp_path):
     page = batch.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
     assert "&lt;i&gt;Legacy&lt;/i&gt;" in page and "Lead response hours: 30.0 h → 24.0 h" in page
     assert "not_a_case" not in page
+    # the Chinese department is drawn by the embedded glyphs, listed first as in the report
+    assert "@font-face" in page and "font:14px/1.45 \"crmnb CJK\"," in page
