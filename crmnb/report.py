@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -183,6 +185,42 @@ def cjk_font_face(text: str, language: str = "en") -> str:
     path = bundled_cjk_font()
     if path is None:
         return ""  # the readers' own fonts will do
+    cached = _subset_cache(path, language, wanted)
+    if cached is not None and cached.is_file():
+        return cached.read_text(encoding="utf-8")
+    rule = _font_face(path, wanted)
+    if rule and cached is not None:
+        try:  # written whole, then renamed: two cases at once never read half a file
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+            tmp.write_text(rule, encoding="utf-8")
+            tmp.replace(cached)
+        except OSError:
+            pass  # no cache: the next report subsets the font again
+    return rule
+
+
+def _subset_cache(font: Path, language: str, wanted: set[str]) -> Path | None:
+    """Return where the @font-face rule for these characters is kept between runs.
+
+    Subsetting loads the 10 MB font, about half a second of every report; a case re-run
+    while an analyst works on it uses the same characters. The key is the font file (path,
+    size, modification time) and the characters, so a changed font or text makes a new rule.
+    The folder is ``$XDG_CACHE_HOME/crmnb`` (default ``~/.cache/crmnb``); CRMNB_CACHE_DIR moves it.
+    """
+    try:
+        st = font.stat()
+    except OSError:
+        return None
+    base = os.environ.get("CRMNB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "crmnb")
+    key = hashlib.sha256(f"{font}|{st.st_size}|{st.st_mtime_ns}|{language}|{''.join(sorted(wanted))}"
+                         .encode("utf-8") + Path(__file__).read_bytes()).hexdigest()[:32]  # and this code
+    return Path(base) / "font-subsets" / f"{key}.css"
+
+
+def _font_face(path: Path, wanted: set[str]) -> str:
+    """Return the @font-face rule with the subset of the font at ``path`` holding ``wanted``."""
     try:
         import base64
         import io

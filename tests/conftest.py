@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from crmnb.runner import prefer_this_python
@@ -10,6 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # nbval and papermill start the kernel "python3": make it this environment's Python.
 prefer_this_python()
+
+# reports keep their font subsets in a cache of this test run, not in the user's
+if "CRMNB_CACHE_DIR" not in os.environ:
+    os.environ["CRMNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="crmnb-test-cache-")
 
 
 import pytest  # noqa: E402

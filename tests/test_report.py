@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nbformat
 import pandas as pd
+import pytest
 from openpyxl import Workbook, load_workbook
 
 from crmnb.display import table, text
@@ -156,3 +157,20 @@ def test_every_chart_word_follows_the_report_language():
         drawn = " ".join(chart.texts)
         assert chart.title in chart.texts
         assert not _latin_words(drawn), f"English drawn in '{chart.title}': {_latin_words(drawn)}"
+
+
+def test_font_subsets_are_kept_between_reports(tmp_path, monkeypatch):
+    """A re-run with the same characters takes the embedded font from the cache, without loading the font."""
+    from crmnb import report
+
+    monkeypatch.setenv("CRMNB_CACHE_DIR", str(tmp_path))
+    first = report.cjk_font_face("<p>线索转化率</p>", "zh")
+    assert first.startswith("@font-face") and len(list((tmp_path / "font-subsets").glob("*.css"))) == 1
+
+    def no_font(*_a, **_k):
+        raise AssertionError("the font was loaded again")
+
+    monkeypatch.setattr(report, "_font_face", no_font)
+    assert report.cjk_font_face("<p>线索转化率</p>", "zh") == first
+    with pytest.raises(AssertionError, match="loaded again"):  # other characters: a new subset
+        report.cjk_font_face("<p>客户流失</p>", "zh")
