@@ -105,6 +105,18 @@ def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
 
 
 
+def _copy_on_write() -> bool:
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    try:
+        return bool(pd.get_option("mode.copy_on_write"))
+    except (KeyError, pd.errors.OptionError):
+        return False
+
+
+_COPY_ON_WRITE = _copy_on_write()
+
+
 # --------------------------------------------------------------------------- the whole pass
 class _Book:
     """Collects log lines and quarantined rows while cleaning."""
@@ -112,7 +124,9 @@ class _Book:
     def __init__(self, tables: dict[str, pd.DataFrame]):
         # a fresh 0..n-1 index, so rows are found again in ``original`` whatever index the input had
         self.tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
-        self.original = {k: v.copy() for k, v in self.tables.items()}  # the quarantine's record: values as taken in
+        # the quarantine's record: values as taken in. Under copy-on-write (pandas 3) a shallow copy
+        # is enough, since changing ``tables`` copies what it changes; it saves a copy of every table.
+        self.original = {k: v.copy(deep=not _COPY_ON_WRITE) for k, v in self.tables.items()}
         self.rows_in = {k: len(v) for k, v in tables.items()}
         self.log: list[dict] = []
         self.quarantined: list[pd.DataFrame] = []
