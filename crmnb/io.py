@@ -123,29 +123,33 @@ def _written_as_parsed(arr: pa.Array, got: pa.Array, fmt: str) -> pa.Array:
     """Return, per value, whether the day and second written in the text are those of the parsed date.
 
     Values as wide as the format with every field padded have each field at a fixed
-    place and are checked by slicing; others (2025/3/4) by a regular expression, which
-    is slower but rare.
+    place and are read by slicing; others (2025/3/4) by a regular expression, which
+    is slower but rare. Both are compared the same way.
     """
     sample = _SAMPLE.strftime(fmt)
-    checks = [(sample.index(str(v)), f) for v, f in ((22, pc.day), (55, pc.second)) if str(v) in sample]
-    parsed = pc.is_valid(got)
-    fixed = pc.and_(pc.equal(pc.utf8_length(arr), len(sample)), parsed)
+    fields = [(sample.index(str(v)), group, part)  # ``index`` counts characters, as Arrow's utf8 slicing does
+              for v, group, part in ((22, "d", pc.day), (55, "S", pc.second)) if str(v) in sample]
+
+    def agree(written: pa.Array, parsed: pa.Array) -> np.ndarray:
+        same = pc.fill_null(pc.equal(pc.cast(written, pa.int64()), parsed), False)
+        return np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+
+    parsed = np.asarray(pc.is_valid(got).to_numpy(zero_copy_only=False), dtype=bool)
+    fixed = parsed & np.asarray(pc.equal(pc.utf8_length(arr), len(sample)).to_numpy(zero_copy_only=False),
+                                dtype=bool)
+    fixed_pa = pa.array(fixed)
     ok = np.ones(len(arr), dtype=bool)
-    for at, part in checks:  # ``at`` counts characters, as Arrow's utf8 slicing does
-        written = pc.utf8_slice_codeunits(arr, at, at + 2)
-        same = pc.equal(pc.cast(pc.if_else(fixed, written, "0"), pa.int64()), part(got))
-        ok &= np.asarray(pc.or_(pc.invert(fixed), same).to_numpy(zero_copy_only=False), dtype=bool)
-    other = pc.and_(pc.invert(fixed), parsed)
-    if pc.any(other).as_py():
-        idx = pc.indices_nonzero(other)
-        sub, sub_got = pc.take(arr, idx), pc.take(got, idx)
-        parts = pc.extract_regex(sub, _FIELDS)
-        sub_ok = pc.equal(pc.day(sub_got), pc.cast(pc.struct_field(parts, "d"), pa.int64()))
-        sec = pc.struct_field(parts, "S")
-        has_sec = pc.not_equal(sec, "")
-        sec_ok = pc.equal(pc.second(sub_got), pc.cast(pc.if_else(has_sec, sec, "0"), pa.int64()))
-        sub_ok = pc.fill_null(pc.and_(sub_ok, pc.or_(pc.invert(has_sec), sec_ok)), False)
-        ok[idx.to_numpy()] = np.asarray(sub_ok.to_numpy(zero_copy_only=False), dtype=bool)
+    for at, _, part in fields:
+        written = pc.if_else(fixed_pa, pc.utf8_slice_codeunits(arr, at, at + 2), "0")
+        ok &= ~fixed | agree(written, part(got))
+    idx = np.flatnonzero(parsed & ~fixed)
+    if len(idx):
+        sub_got = pc.take(got, idx)
+        groups = pc.extract_regex(pc.take(arr, idx), _FIELDS)
+        sub_ok = np.ones(len(idx), dtype=bool)
+        for _, group, part in fields:
+            sub_ok &= agree(pc.struct_field(groups, group), part(sub_got))
+        ok[idx] = sub_ok
     return pa.array(ok)
 
 
@@ -160,7 +164,7 @@ def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     got = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
-    ok = pc.fill_null(_written_as_parsed(arr, got, fmt), False)
+    ok = _written_as_parsed(arr, got, fmt)
     got = pc.if_else(ok, got, pa.scalar(None, got.type))
     return pd.Series(got.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
 
