@@ -22,28 +22,23 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def demo_reports(tmp_path_factory) -> dict[str, Path]:
-    """Run the two demo cases once, on small demo data; return their report.html by language (en, zh).
+def demo_outputs(tmp_path_factory) -> dict[str, Path]:
+    """Run the two demo cases once, on small demo data; return their output folders by case id."""
+    from golden import run_demo_cases
 
-    The case files, shared defaults and department files are copied from parameters/,
-    with only the data folder changed.
-    """
-    import shutil
+    return run_demo_cases(tmp_path_factory.mktemp("demo_reports"))
 
-    import yaml
 
-    from crmnb.demo import generate
-    from crmnb.runner import run_case
+@pytest.fixture(scope="session")
+def demo_reports(demo_outputs) -> dict[str, Path]:
+    """The two demo cases' report.html by language (en, zh)."""
+    from crmnb.params import load_case
 
-    tmp = tmp_path_factory.mktemp("demo_reports")
-    generate(tmp / "data", scale=0.3, seed=7)
-    shutil.copytree(ROOT / "parameters", tmp / "parameters")
     reports = {}
-    for name in ("lead_conversion_uplift", "repeat_purchase_optimisation"):
-        path = tmp / "parameters" / f"{name}.yaml"
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        raw["data"] = {"dir": str(tmp / "data")}
-        path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        reports[raw.get("language", "en")] = run_case(path, tmp / "outputs", progress=None, index=False).report
+    for folder in demo_outputs.values():
+        nb = folder / "notebooks"
+        case_file = folder.parents[1] / "parameters" / f"{folder.name}.yaml"
+        reports[load_case(case_file).language] = folder / "report.html"
+        assert nb.is_dir()
     assert set(reports) == {"en", "zh"}, f"the demo cases should report in English and Chinese, not {set(reports)}"
     return reports

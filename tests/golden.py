@@ -1,0 +1,172 @@
+"""What a user sees of the two demo cases, recorded so that a change of the code's shape can prove it
+changed nothing: every hand-off's content, every workbook cell (value and number format), the report's
+visible text and the digests of its images.
+
+    .venv/bin/python tests/golden.py          # record tests/golden/<case_id>.json from the current code
+
+Record before a change meant to keep the outputs; ``tests/test_same_outputs.py`` compares after it.
+A change that is meant to change what users see records anew, in the same commit, so the diff of the
+recorded text shows what changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).resolve().parent / "golden"
+CASES = ("lead_conversion_uplift", "repeat_purchase_optimisation")
+DEMO_SCALE, DEMO_SEED = 0.3, 7
+
+
+def run_demo_cases(tmp: Path) -> dict[str, Path]:
+    """Run the demo cases on small demo data under ``tmp``; return each case's output folder by case id.
+
+    The case files, shared defaults and department files are copied from parameters/, with only the
+    data folder changed.
+    """
+    import yaml
+
+    from crmnb.demo import generate
+    try:
+        from crmnb.run.steps import run_case
+    except ImportError:  # before the regrouping
+        from crmnb.runner import run_case
+
+    generate(tmp / "data", scale=DEMO_SCALE, seed=DEMO_SEED)
+    shutil.copytree(ROOT / "parameters", tmp / "parameters")
+    out = {}
+    for name in CASES:
+        path = tmp / "parameters" / f"{name}.yaml"
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw["data"] = {"dir": str(tmp / "data")}
+        path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        out[raw["case_id"]] = run_case(path, tmp / "outputs", progress=None, index=False).report.parent
+    return out
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def handoff_digests(data: Path) -> dict[str, str]:
+    """Digest every hand-off by its content: a table's dtypes and values, a JSON record's data."""
+    import pandas as pd
+
+    out = {}
+    for f in sorted(data.rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(data).as_posix()
+        if f.suffix == ".parquet":
+            df = pd.read_parquet(f)
+            text = "\n".join(f"{c}: {t}" for c, t in df.dtypes.astype(str).items()) + "\n" + df.to_csv()
+            out[rel] = _sha(text.encode())
+        elif f.suffix == ".json":
+            out[rel] = _sha(json.dumps(json.loads(f.read_text(encoding="utf-8")), sort_keys=True,
+                                       ensure_ascii=False).encode())
+        else:
+            out[rel] = _sha(f.read_bytes())
+    return out
+
+
+def workbook_cells(path: Path) -> dict[str, list[str]]:
+    """List every non-empty cell of every sheet as 'A1 value | number format'."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    sheets = {}
+    for sheet in wb.worksheets:
+        rows = []
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.value is not None:
+                    rows.append(f"{cell.coordinate} {cell.value!r} | {cell.number_format}")
+        sheets[sheet.title] = rows
+    return sheets
+
+
+class _Text(HTMLParser):
+    """The text a reader sees, one line per block; the digests of inline images."""
+
+    BLOCKS = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "figcaption", "br", "table",
+              "section", "header", "footer", "summary", "details", "ul", "ol", "dt", "dd"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.current: list[str] = []
+        self.images: list[str] = []
+        self.skip = 0
+
+    def _flush(self):
+        line = re.sub(r"\s+", " ", "".join(self.current)).strip()
+        if line:
+            self.lines.append(line)
+        self.current = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("style", "script"):
+            self.skip += 1
+        if tag in self.BLOCKS:
+            self._flush()
+        if tag in ("td", "th"):
+            self.current.append(" | ")
+        if tag == "img":
+            src = dict(attrs).get("src") or ""
+            if src.startswith("data:"):
+                self.images.append(_sha(base64.b64decode(src.split(",", 1)[1])))
+            alt = dict(attrs).get("alt")
+            if alt:
+                self.current.append(f"[image: {alt}]")
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script"):
+            self.skip -= 1
+        if tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.current.append(data)
+
+
+GENERATED = re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?\b")
+
+
+def report_text(path: Path) -> tuple[list[str], list[str]]:
+    """Return the report's visible text (the generation time blanked) and its images' digests."""
+    p = _Text()
+    p.feed(path.read_text(encoding="utf-8"))
+    p._flush()
+    return [GENERATED.sub("<time>", line) for line in p.lines], p.images
+
+
+def snapshot(folder: Path) -> dict:
+    """Everything of one case's outputs that the snapshot compares."""
+    text, images = report_text(folder / "report.html")
+    return {"handoffs": handoff_digests(folder / "data"), "workbook": workbook_cells(folder / "tables.xlsx"),
+            "report_text": text, "report_images": images}
+
+
+def record() -> None:
+    """Run the demo cases with the current code and write tests/golden/<case_id>.json."""
+    GOLDEN.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="crmnb-golden-") as tmp:
+        for case_id, folder in run_demo_cases(Path(tmp)).items():
+            target = GOLDEN / f"{case_id}.json"
+            target.write_text(json.dumps(snapshot(folder), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            print(f"recorded {target.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "tests"))
+    record()
