@@ -20,7 +20,7 @@ test: $(STAMP) $(DEMO_DATA)/planted.json
 	$(BIN)/python -m pytest tests --nbval-lax notebooks
 
 install: $(STAMP)
-	@git rev-parse --git-dir >/dev/null 2>&1 && git config filter.crmnb-strip.clean '$(PYTHON) crmnb/strip.py' && git config filter.crmnb-strip.smudge cat && echo 'git: notebooks are stripped of outputs when added (filter crmnb-strip)' || true
+	@git rev-parse --git-dir >/dev/null 2>&1 && git config filter.crmnb-strip.clean '$(PYTHON) crmnb/run/strip.py' && git config filter.crmnb-strip.smudge cat && echo 'git: notebooks are stripped of outputs when added (filter crmnb-strip)' || true
 
 lab: $(STAMP) $(DEMO_DATA)/planted.json
 	$(BIN)/jupyter lab notebooks

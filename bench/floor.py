@@ -11,7 +11,7 @@ namespace per step, as the notebook would run them:
   its ``_repr_mimebundle_``, ``_repr_html_`` and ``repr`` are computed, as IPython's display
   formatter computes them, so formatting tables and charts is paid as the notebook pays it.
 
-Then the workbook is written with ``crmnb.report.build_workbook(case, ws)``. Per-step seconds
+Then the workbook is written with ``crmnb.present.workbook.build_workbook(case, ws)``. Per-step seconds
 go to stderr as ``step i/N NAME done in X s``. A failing cell stops the run with exit status 1,
 naming the notebook and the cell.
 """
@@ -115,10 +115,10 @@ def main(argv: list[str]) -> int:
                   flush=True)
         t = time.perf_counter()
         import crmnb
-        import crmnb.report
+        import crmnb.present.report
 
         case, ws = crmnb.open_case(case_file, output_root)
-        crmnb.report.build_workbook(case, ws)
+        crmnb.present.workbook.build_workbook(case, ws)
         print(f"workbook done in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     except Exception as exc:
         traceback.print_exc()

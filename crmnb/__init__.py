@@ -1,23 +1,20 @@
 """crmnb: the helper package of the CRM case-analysis workbook."""
 
-from .errors import CaseFileError, CrmnbError, DataError, HandoffMissing, StepFailed
-from .params import CaseParams, load_case
+from crmnb.errors import CaseFileError, CrmnbError, DataError, HandoffMissing, StepFailed
+from crmnb.params import CaseParams, load_case
 
 __version__ = "0.1.0"
 
 __all__ = ["CaseFileError", "CaseParams", "CrmnbError", "DataError", "HandoffMissing", "StepFailed",
            "load_case", "open_case", "__version__"]
 
-_SUBMODULES = {"batch", "cases", "churn", "cleaning", "clv", "compare", "demo", "diagnosis", "display", "drivers", "forecast",
-               "frames",
-               "mail", "mappings", "marketing", "funnel", "i18n", "io", "metrics", "scaffold", "sources", "strip",
-               "validate",
-               "paths", "pii", "plots", "report", "runner", "schema", "scope", "segments", "validation"}
+PACKAGES = ("analysis", "demo", "intake", "present", "run")
+MODULES = ("cli", "errors", "frames", "handoffs", "params", "paths")
 
 
 def __getattr__(name: str):
-    """Import submodules on first use, so ``crmnb.metrics`` works without importing all of them up front."""
-    if name in _SUBMODULES:
+    """Import a part of the package on first use, so ``crmnb.analysis`` works without importing all of it."""
+    if name in PACKAGES or name in MODULES:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
@@ -33,13 +30,13 @@ def open_case(case_file: str, output_root: str = "outputs", case: dict | None = 
     """
     import pandas as pd
 
-    from .io import Workspace
-    from .paths import resolve
-    from .plots import setup_style
+    from crmnb.handoffs import Workspace
+    from crmnb.paths import resolve
+    from crmnb.present.charts import setup_style
 
     settings = case
     case = load_case(case_file, settings)
-    from .i18n import set_language
+    from crmnb.present.words import set_language
 
     set_language(case.language)
     setup_style()

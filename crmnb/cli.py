@@ -9,11 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import CrmnbError
+from crmnb.errors import CrmnbError
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    from .demo import generate
+    from crmnb.demo.generator import generate
 
     out = Path(args.out)
     summary = generate(out, scale=args.scale, seed=args.seed,
@@ -21,7 +21,7 @@ def _demo_data(args: argparse.Namespace) -> int:
     rows = summary.get("rows", {})
     print(f"demo data written to {out.resolve()} ({sum(rows.values()):,} rows in {len(rows)} tables)")
     if getattr(args, "sqlite", None):
-        from .demo import to_sqlite
+        from crmnb.demo.generator import to_sqlite
 
         db = Path(args.sqlite)
         loaded = to_sqlite(out, db)
@@ -31,7 +31,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .validate import validate_case
+    from crmnb.run.preflight import validate_case
 
     try:
         return validate_case(args.case)
@@ -44,8 +44,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .paths import resolve
-    from .runner import run_case
+    from crmnb.paths import resolve
+    from crmnb.run.steps import run_case
 
     res = run_case(args.case, args.output_root, resume=args.resume, index=not args.no_index)
     if res.status == "skipped":
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch, summary_table
+    from crmnb.run.batch import run_batch, summary_table
 
     res = run_batch(args.paths, department=args.department, jobs=args.jobs, resume=args.resume,
                     output_root=args.output_root)
@@ -70,7 +70,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from .scaffold import new_case
+    from crmnb.run.scaffold import new_case
 
     path, todo = new_case(args.case_id, args.department, title=args.title, owner=args.owner, metric=args.metric,
                           data_dir=args.data_dir, parameters_dir=args.parameters_dir, language=args.language)
@@ -82,7 +82,7 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _email(args: argparse.Namespace) -> int:
-    from .mail import build_message, send, write_eml
+    from crmnb.present.mail import build_message, send, write_eml
 
     msg = build_message(Path(args.report), args.to, args.sender, args.subject)
     if args.eml:

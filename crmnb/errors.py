@@ -43,7 +43,7 @@ class NotEnoughData(CrmnbError, ValueError):
 
     def say(self) -> str:
         """Return the message in the report's language."""
-        from .i18n import say
+        from crmnb.present.words import say
 
         return say(self.en, self.zh)
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from crmnb.runner import prefer_this_python
+from crmnb.run.steps import prefer_this_python
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -35,11 +35,11 @@ def run_demo_cases(tmp: Path) -> dict[str, Path]:
     """
     import yaml
 
-    from crmnb.demo import generate
+    from crmnb.demo.generator import generate
     try:
         from crmnb.run.steps import run_case
     except ImportError:  # before the regrouping
-        from crmnb.runner import run_case
+        from crmnb.run.steps import run_case
 
     generate(tmp / "data", scale=DEMO_SCALE, seed=DEMO_SEED)
     shutil.copytree(ROOT / "parameters", tmp / "parameters")

@@ -17,11 +17,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from crm_mini import AS_OF, CASE, frame, mini_case, write_mini  # noqa: E402
 
-from crmnb.cleaning import clean  # noqa: E402
-from crmnb.cli import main  # noqa: E402
-from crmnb.errors import DataError  # noqa: E402
-from crmnb.schema import TABLES  # noqa: E402
-from crmnb.sources import load_tables  # noqa: E402
+from crmnb.intake.cleaning import clean
+from crmnb.cli import main
+from crmnb.errors import DataError
+from crmnb.intake.schema import TABLES
+from crmnb.intake.load import load_tables
 
 
 @pytest.fixture

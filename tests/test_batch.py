@@ -17,12 +17,15 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from crmnb import batch
+from crmnb.run import batch as run_batch
+from crmnb.run import records as run_records
+
+from crmnb.run import index as run_index
 from crmnb.cli import main
-from crmnb.demo import generate
+from crmnb.demo.generator import generate
 from crmnb.errors import StepFailed
 from crmnb.params import case_settings, load_case
-from crmnb.runner import StepTimeout, run_case, step_notebooks
+from crmnb.run.steps import StepTimeout, run_case, step_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -45,7 +48,7 @@ def _batch(*args) -> SimpleNamespace:
     rows = {}
     for line in out.getvalue().splitlines():
         parts = line.split(None, 4)
-        if len(parts) >= 3 and parts[2] in batch.STATUSES:
+        if len(parts) >= 3 and parts[2] in run_records.STATUSES:
             rows[parts[0]] = SimpleNamespace(department=parts[1], status=parts[2], text=line)
     return SimpleNamespace(rc=rc, out=out.getvalue(), err=err.getvalue(), rows=rows)
 
@@ -71,7 +74,7 @@ def workbook(tmp_path_factory) -> Path:
     old = tmp / "outputs" / "old_case"
     old.mkdir(parents=True)
     (old / "report.html").write_text("<html></html>", encoding="utf-8")
-    batch.write_record(old, {"case_id": "old_case", "title": "An earlier case", "department": "市场部",
+    run_records.write_record(old, {"case_id": "old_case", "title": "An earlier case", "department": "市场部",
                              "goal": {"metric": "csat", "unit": "score", "baseline": 4.1, "target": 4.5},
                              "status": "ok", "seconds": 12.0, "finished": "2025-01-02T03:04:05+00:00",
                              "report": "old_case/report.html"})
@@ -264,7 +267,7 @@ def test_batch_reports_timeouts_and_dead_kernels(toy, monkeypatch):
     assert res.rows["sleeps"].status == "timeout" and "step 01_toy, cell 4: stopped after 1 s" in res.rows[
         "sleeps"].text
     # a case process that outlives its limit is stopped by the batch itself
-    monkeypatch.setattr(batch, "GRACE_SECONDS", 0)
+    monkeypatch.setattr(run_batch, "GRACE_SECONDS", 0)
     res = _batch(toy / "parameters" / "slow.yaml", "--output-root", toy / "outputs")
     assert res.rc == 1 and res.rows["slow"].status == "timeout"
     rec = json.loads((toy / "outputs" / "slow" / "run.json").read_text("utf-8"))
@@ -278,21 +281,21 @@ def test_fingerprint_notices_settings_data_and_code(tmp_path, workbook):
     file = workbook / "parameters" / "lead_conversion_uplift.yaml"
     case = load_case(file)
     books = step_notebooks(ROOT / "notebooks")
-    base = batch.fingerprint(case, case_settings(file), books)
-    assert batch.fingerprint(case, case_settings(file), books) == base
-    assert batch.changes(base, base) == []
-    assert batch.changes(None, base) == ["no earlier run"]
-    other = batch.fingerprint(case, {**case_settings(file), "notes": "changed"}, books)
-    assert batch.changes(base, other) == ["case file settings"]
+    base = run_records.fingerprint(case, case_settings(file), books)
+    assert run_records.fingerprint(case, case_settings(file), books) == base
+    assert run_records.changes(base, base) == []
+    assert run_records.changes(None, base) == ["no earlier run"]
+    other = run_records.fingerprint(case, {**case_settings(file), "notes": "changed"}, books)
+    assert run_records.changes(base, other) == ["case file settings"]
     extra = tmp_path / "99_extra.ipynb"
     extra.write_text("{}", encoding="utf-8")
-    assert batch.changes(base, batch.fingerprint(case, case_settings(file), [*books, extra])) == ["code or notebooks"]
+    assert run_records.changes(base, run_records.fingerprint(case, case_settings(file), [*books, extra])) == ["code or notebooks"]
     moved = case.model_copy(update={"data": case.data.model_copy(update={"dir": workbook / "data" / "broken"})})
-    assert batch.changes(base, batch.fingerprint(moved, case_settings(file), books)) == ["data: orders"]
+    assert run_records.changes(base, run_records.fingerprint(moved, case_settings(file), books)) == ["data: orders"]
 
 
 def test_index_of_an_empty_or_unusual_output_root(tmp_path):
-    page = batch.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
+    page = run_index.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
     assert "No case has run yet." in page
     # outputs from before run records existed: what the executed notebooks recorded is shown
     folder = tmp_path / "outputs" / "legacy"
@@ -302,7 +305,7 @@ def test_index_of_an_empty_or_unusual_output_root(tmp_path):
         "goal": {"metric": "lead_response_hours", "baseline": 30, "target": 24}}}}})
     nbformat.write(nb, folder / "notebooks" / "01_goal_and_scope.ipynb")
     (tmp_path / "outputs" / "not_a_case").mkdir()
-    page = batch.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
+    page = run_index.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
     assert "&lt;i&gt;Legacy&lt;/i&gt;" in page and "Lead response hours: 30.0 h → 24.0 h" in page
     assert "not_a_case" not in page
     # the Chinese department is drawn by the embedded glyphs, listed first as in the report

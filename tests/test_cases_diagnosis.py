@@ -1,4 +1,4 @@
-"""crmnb.cases and crmnb.diagnosis: typical cases picked by rule, problems found, the improvement plan."""
+"""crmnb.analysis.cases and crmnb.analysis.diagnosis: typical cases picked by rule, problems found, the improvement plan."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.cases import case_timeline, missing_case, pick_cases
-from crmnb.diagnosis import MEASURES, PLAN_COLUMNS, find_problems, improvement_plan, unchecked_receipts
-from crmnb.funnel import gaps
-from crmnb.i18n import set_language
+from crmnb.analysis.cases import case_timeline, missing_case, pick_cases
+from crmnb.analysis.diagnosis import MEASURES, PLAN_COLUMNS, find_problems, improvement_plan, unchecked_receipts
+from crmnb.analysis.funnel import gaps
+from crmnb.present.words import set_language
 
 T = pd.Timestamp
 NaT = pd.NaT

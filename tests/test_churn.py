@@ -8,11 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb import churn
+from crmnb.analysis import churn
+
+from crmnb.analysis import churn_model
 from crmnb.errors import NotEnoughData
-from crmnb.demo import generate
-from crmnb.io import intake, read_export
-from crmnb.schema import DEFAULT_FILES, TABLES
+from crmnb.demo.generator import generate
+from crmnb.intake.parse import intake
+from crmnb.intake.read import read_export
+from crmnb.intake.schema import DEFAULT_FILES, TABLES
 
 AS_OF = pd.Timestamp("2026-04-01")
 EVENT_TABLES = ("customers", "orders", "visits", "tickets", "activities")
@@ -113,15 +116,15 @@ def test_changing_a_threshold_changes_the_levels():
 def test_watch_list_from_rules_alone():
     t = _hand_built()
     rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
-    w = churn.watch_list(t["customers"], rules, top_n=None)
-    assert list(w.columns) == churn.WATCH_COLUMNS
+    w = churn_model.watch_list(t["customers"], rules, top_n=None)
+    assert list(w.columns) == churn_model.WATCH_COLUMNS
     assert list(w["customer_id"]) == ["A", "C", "D", "G", "K", "B", "E", "F", "H"]  # by level, then id
     assert w["churn_probability"].isna().all()
     a = w.set_index("customer_id").loc["A"]
     assert a["name"] == "客**" and a["phone"] == "138****0000" and a["company"] == "*科技有限公司"
     assert "service recovery call" in a["action"] and "re-engagement offer" in a["action"]
     assert w.set_index("customer_id").loc["E", "action"] == "keep the regular contact plan"
-    assert churn.watch_list(t["customers"], rules, top_n=2)["customer_id"].tolist() == ["A", "C"]
+    assert churn_model.watch_list(t["customers"], rules, top_n=2)["customer_id"].tolist() == ["A", "C"]
 
 
 # --------------------------------------------------------------------------- demo data
@@ -215,7 +218,7 @@ def test_labels_read_only_the_window_after_the_cutoff():
 
 
 def test_models_on_demo_data(demo):
-    res = churn.train_and_evaluate(*_args(demo), AS_OF)
+    res = churn_model.train_and_evaluate(*_args(demo), AS_OF)
     assert res.train_cutoff == AS_OF - pd.Timedelta(days=180) and res.holdout_cutoff == AS_OF - pd.Timedelta(days=90)
     m = res.metrics.set_index("model")
     assert set(m.index) == {"logistic", "tree"}
@@ -230,26 +233,26 @@ def test_models_on_demo_data(demo):
         assert lift["cumulative_capture"].iloc[-1] == pytest.approx(1.0)
     assert set(res.importance["logistic"]["feature"]) == set(churn.FEATURES)
     assert "coefficient" in res.importance["logistic"] and "importance" in res.importance["tree"]
-    again = churn.train_and_evaluate(*_args(demo), AS_OF)  # deterministic
+    again = churn_model.train_and_evaluate(*_args(demo), AS_OF)  # deterministic
     pd.testing.assert_frame_equal(res.metrics, again.metrics)
 
     features = churn.build_features(*_args(demo), AS_OF)
-    p = churn.score(res, features)
+    p = churn_model.score(res, features)
     assert p.index.equals(features.index) and p.between(0, 1).all()
     for model in res.models.values():  # drivers work for both kinds of model
-        c = churn.contributions(model, features)
+        c = churn_model.contributions(model, features)
         assert c.shape == features.shape and np.isfinite(c.to_numpy()).all()
-        d = churn.drivers(model, features)
+        d = churn_model.drivers(model, features)
         assert d.index.equals(features.index) and (d != "").mean() > 0.5
 
 
 def test_watch_list_masks_and_explains(demo):
     t = demo
-    res = churn.train_and_evaluate(*_args(t), AS_OF)
+    res = churn_model.train_and_evaluate(*_args(t), AS_OF)
     features = churn.build_features(*_args(t), AS_OF)
     rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
-    p = churn.score(res, features)
-    w = churn.watch_list(t["customers"], rules, p, top_n=None, drivers=churn.drivers(res, features))
+    p = churn_model.score(res, features)
+    w = churn_model.watch_list(t["customers"], rules, p, top_n=None, drivers=churn_model.drivers(res, features))
     assert len(w) == len(rules) and set(w["customer_id"]) == set(features.index)
     assert w["risk_level"].isin(churn.RISK_LEVELS).all()
     assert w["churn_probability"].between(0, 1).all()
@@ -272,7 +275,7 @@ def test_watch_list_masks_and_explains(demo):
     assert w["phone"].dropna().str.fullmatch(r"\d{3}\*{4}\d{4}").all()
     assert "email" not in w.columns
 
-    top = churn.watch_list(t["customers"], rules, p, top_n=20, language="zh")
+    top = churn_model.watch_list(t["customers"], rules, p, top_n=20, language="zh")
     assert len(top) == 20 and top["risk_level"].iloc[0] == "high"
     assert top["action"].str.contains("48小时").any()
 
@@ -283,7 +286,7 @@ def test_no_buyers_before_the_cutoff_is_a_clear_error(demo):
         churn.build_features(*_args(demo), first)
     with pytest.raises(NotEnoughData, match=r"^Churn model not trained: it needs customers who bought before the "
                                             r"training cutoff .*; this data has 0 such customers, 0 of whom stopped\.$"):
-        churn.train_and_evaluate(*_args(demo), first + pd.Timedelta(days=100))
+        churn_model.train_and_evaluate(*_args(demo), first + pd.Timedelta(days=100))
 
 
 def test_too_few_churners_says_what_the_model_needs(demo):
@@ -291,12 +294,12 @@ def test_too_few_churners_says_what_the_model_needs(demo):
     few = t["customers"]["customer_id"].drop_duplicates().head(4)
     t["customers"] = t["customers"][t["customers"]["customer_id"].isin(few)]
     with pytest.raises(NotEnoughData) as err:
-        churn.train_and_evaluate(*_args(t), demo["orders"]["order_date"].max())
+        churn_model.train_and_evaluate(*_args(t), demo["orders"]["order_date"].max())
     assert err.value.en.startswith("Churn model not trained: it needs customers who bought before the training cutoff")
     assert re.search(r"at least 3 who then stopped buying and 3 who went on; this data has [0-4] such customers?, "
                      r"\d of whom stopped\.$", err.value.en)
     assert err.value.zh.startswith("未训练流失预测模型")
-    probability, reasons = churn.score_at(None, *_args(t), demo["orders"]["order_date"].max())
+    probability, reasons = churn_model.score_at(None, *_args(t), demo["orders"]["order_date"].max())
     assert probability is None and reasons is None
-    assert list(churn.empty_metrics().columns) == churn.METRIC_COLUMNS
-    assert churn.empty_lift().empty and "lift" in churn.empty_lift().columns
+    assert list(churn_model.empty_metrics().columns) == churn_model.METRIC_COLUMNS
+    assert churn_model.empty_lift().empty and "lift" in churn_model.empty_lift().columns

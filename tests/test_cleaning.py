@@ -1,16 +1,15 @@
-"""crmnb.cleaning: nothing is lost — every row kept, changed with a log line, or quarantined with a reason."""
+"""crmnb.intake.cleaning: nothing is lost — every row kept, changed with a log line, or quarantined with a reason."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
-import pytest
 
-from crmnb.cleaning import clean, find_duplicate_customers, normalise_email, normalise_name, normalise_phone
-from crmnb.io import ROW, intake
-from crmnb.schema import TABLES
+from crmnb.intake.cleaning import clean, find_duplicate_customers, normalise_email, normalise_name, normalise_phone
+from crmnb.intake.schema import ROW
+from crmnb.intake.parse import intake
+from crmnb.intake.schema import TABLES
 
 AS_OF = pd.Timestamp("2025-06-30")
 DTYPES = {"id": object, "str": object, "float": "float64", "int": "float64", "datetime": "datetime64[ns]",

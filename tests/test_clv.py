@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb import clv
+from crmnb.analysis import bgnbd
+
+from crmnb.analysis import clv
 from crmnb.errors import NotEnoughData
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -41,17 +43,17 @@ def cdnow_orders() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def cdnow_rfm(cdnow_orders) -> pd.DataFrame:
     # Distinct purchase days, time in weeks: how Fader & Hardie built their summary.
-    return clv.rfm_summary(cdnow_orders, CALIBRATION_END, freq="D", freq_multiplier=7)
+    return bgnbd.rfm_summary(cdnow_orders, CALIBRATION_END, freq="D", freq_multiplier=7)
 
 
 @pytest.fixture(scope="module")
-def bg(summary) -> clv.BGNBDParams:
-    return clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+def bg(summary) -> bgnbd.BGNBDParams:
+    return bgnbd.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
 
 
 @pytest.fixture(scope="module")
-def gg(cdnow_rfm) -> clv.GammaGammaParams:
-    return clv.fit_gamma_gamma(cdnow_rfm["frequency"], cdnow_rfm["monetary_value"])
+def gg(cdnow_rfm) -> bgnbd.GammaGammaParams:
+    return bgnbd.fit_gamma_gamma(cdnow_rfm["frequency"], cdnow_rfm["monetary_value"])
 
 
 def _matches_published(value: float, published: float, decimals: int) -> None:
@@ -90,7 +92,7 @@ def test_gamma_gamma_reproduces_fader_hardie_2013(gg):
 def test_gamma_gamma_fit_on_bgnbd_input_columns(cdnow_rfm, gg):
     # Customers with x = 0 are ignored: fitting on the repeat buyers alone gives the same.
     rep = cdnow_rfm[cdnow_rfm["frequency"] > 0]
-    again = clv.fit_gamma_gamma(rep["frequency"], rep["monetary_value"])
+    again = bgnbd.fit_gamma_gamma(rep["frequency"], rep["monetary_value"])
     assert again.p == pytest.approx(gg.p, rel=1e-6) and again.gamma == pytest.approx(gg.gamma, rel=1e-6)
 
 
@@ -98,39 +100,39 @@ def test_gamma_gamma_fit_on_bgnbd_input_columns(cdnow_rfm, gg):
 
 
 def test_conditional_expectation_matches_the_paper(bg):
-    published = clv.BGNBDParams(0.243, 4.414, 0.793, 2.426, float("nan"))
+    published = bgnbd.BGNBDParams(0.243, 4.414, 0.793, 2.426, float("nan"))
     for params in (published, bg):
-        assert float(clv.expected_purchases(params, 39, 2, 30.43, 38.86)) == pytest.approx(1.226, abs=5e-4)
+        assert float(bgnbd.expected_purchases(params, 39, 2, 30.43, 38.86)) == pytest.approx(1.226, abs=5e-4)
 
 
 def test_expected_purchases_grow_with_horizon_and_frequency(bg):
     horizons = np.array([0.0, 1, 10, 39, 52, 520])
-    e = clv.expected_purchases(bg, horizons, 2, 30.43, 38.86)
+    e = bgnbd.expected_purchases(bg, horizons, 2, 30.43, 38.86)
     assert e[0] == 0 and np.all(np.diff(e) > 0)
-    by_x = clv.expected_purchases(bg, 39, np.array([0, 1, 5, 20]), 38.0, 38.86)
+    by_x = bgnbd.expected_purchases(bg, 39, np.array([0, 1, 5, 20]), 38.0, 38.86)
     assert np.all(np.diff(by_x) > 0)
     # A customer seen at their first purchase (x = t_x = T = 0) expects the unconditional E[X(t)].
-    np.testing.assert_allclose(clv.expected_purchases(bg, horizons, 0, 0.0, 0.0),
-                               clv.unconditional_expected_purchases(bg, horizons), rtol=1e-10)
+    np.testing.assert_allclose(bgnbd.expected_purchases(bg, horizons, 0, 0.0, 0.0),
+                               bgnbd.unconditional_expected_purchases(bg, horizons), rtol=1e-10)
     # Heavy buyers stay finite (the Euler-transformed 2F1 takes over where the published form overflows).
-    assert np.all(np.isfinite(clv.expected_purchases(bg, 52, np.arange(200), 38.0, 38.86)))
+    assert np.all(np.isfinite(bgnbd.expected_purchases(bg, 52, np.arange(200), 38.0, 38.86)))
 
 
-@pytest.mark.parametrize("params", [clv.BGNBDParams(0.243, 4.414, 0.793, 2.426, 0.0),
-                                    clv.BGNBDParams(1.19, 25.4, 4.2e5, 1.1e7, 0.0)])  # near-constant dropout
+@pytest.mark.parametrize("params", [bgnbd.BGNBDParams(0.243, 4.414, 0.793, 2.426, 0.0),
+                                    bgnbd.BGNBDParams(1.19, 25.4, 4.2e5, 1.1e7, 0.0)])  # near-constant dropout
 def test_expected_purchases_agree_with_quadrature(params):
     # (t, x, t_x, T): the paper's customer, a non-buyer, a heavy buyer over a long horizon.
     for t, x, t_x, T in [(39, 2, 30.43, 38.86), (39, 0, 0.0, 38.86), (5200, 600, 38.0, 38.86), (52, 13, 199, 273)]:
-        by_quadrature = clv._alive_mean_by_quadrature(*params[:4], t, x, T) * clv.prob_alive(params, x, t_x, T)
-        assert float(clv.expected_purchases(params, t, x, t_x, T)) == pytest.approx(by_quadrature, rel=1e-7)
+        by_quadrature = bgnbd._alive_mean_by_quadrature(*params[:4], t, x, T) * bgnbd.prob_alive(params, x, t_x, T)
+        assert float(bgnbd.expected_purchases(params, t, x, t_x, T)) == pytest.approx(by_quadrature, rel=1e-7)
 
 
 def test_prob_alive_is_a_probability_and_rises_with_recency(bg, summary):
-    p = clv.prob_alive(bg, summary["frequency"], summary["recency"], summary["T"])
+    p = bgnbd.prob_alive(bg, summary["frequency"], summary["recency"], summary["T"])
     assert np.all((p >= 0) & (p <= 1))
     assert np.all(p[summary["frequency"].to_numpy() == 0] == 1.0)
     recency = np.linspace(0.5, 38.86, 30)
-    by_recency = clv.prob_alive(bg, 3, recency, 38.86)
+    by_recency = bgnbd.prob_alive(bg, 3, recency, 38.86)
     assert np.all(np.diff(by_recency) > 0)
     # Bought just now: alive unless they dropped out right after that purchase, p = (b+x-1)/(a+b+x-1).
     assert by_recency[-1] == pytest.approx((bg.b + 2) / (bg.a + bg.b + 2))
@@ -138,9 +140,9 @@ def test_prob_alive_is_a_probability_and_rises_with_recency(bg, summary):
 
 def test_expected_spend_shrinks_towards_the_population_mean(gg):
     population = gg.p * gg.gamma / (gg.q - 1)
-    assert float(clv.expected_spend(gg, 0, 0.0)) == pytest.approx(population)
+    assert float(bgnbd.expected_spend(gg, 0, 0.0)) == pytest.approx(population)
     for m in (5.0, 100.0):
-        e = clv.expected_spend(gg, np.array([1, 5, 50]), m)
+        e = bgnbd.expected_spend(gg, np.array([1, 5, 50]), m)
         lo, hi = sorted((m, population))
         assert np.all((e > lo) & (e < hi))
         assert np.all(np.diff(np.abs(e - m)) < 0)  # more purchases: closer to the customer's own mean
@@ -168,7 +170,7 @@ def test_clv_table_end_to_end_on_cdnow(cdnow_orders, bg, summary):
     # Whole weeks (same-week orders merged) instead of days in fractional weeks: different
     # parameters, but nearly the same expected purchases over the next 12 months.
     horizon = 12 * 365.25 / 12 / 7
-    published_fit = clv.expected_purchases(bg, horizon, summary["frequency"], summary["recency"], summary["T"])
+    published_fit = bgnbd.expected_purchases(bg, horizon, summary["frequency"], summary["recency"], summary["T"])
     assert t["expected_purchases"].sum() == pytest.approx(published_fit.sum(), rel=0.05)
     assert result.gamma_gamma.n == int((t["frequency"] > 0).sum())
 
@@ -193,7 +195,7 @@ def three_customers() -> pd.DataFrame:
 
 
 def test_rfm_summary_weekly_by_hand(three_customers):
-    s = clv.rfm_summary(three_customers, "2024-02-04", freq="W").set_index("customer_id")
+    s = bgnbd.rfm_summary(three_customers, "2024-02-04", freq="W").set_index("customer_id")
     # A: weeks 1 Jan, 15 Jan, 29 Jan -> x=2, t_x=4, T=4 (as_of's week starts 29 Jan), m=(50+60)/2.
     # B: week 8 Jan only -> x=0, T=3, m=0.   C: weeks 22 Jan, 29 Jan -> x=1, t_x=1, T=1, m=40.
     expected = pd.DataFrame({"frequency": [2, 0, 1], "recency": [4.0, 0.0, 1.0], "T": [4.0, 3.0, 1.0],
@@ -203,14 +205,14 @@ def test_rfm_summary_weekly_by_hand(three_customers):
 
 
 def test_rfm_summary_daily_by_hand(three_customers):
-    s = clv.rfm_summary(three_customers, "2024-02-04", freq="D").set_index("customer_id")
+    s = bgnbd.rfm_summary(three_customers, "2024-02-04", freq="D").set_index("customer_id")
     # A: days 1, 3, 16, 20, 30 Jan -> x=4, t_x=29, T=34, m=(50+30+20+60)/4.
     # B: 10 Jan -> x=0, T=25.   C: 22 Jan (25), 4 Feb (40) -> x=1, t_x=13, T=13, m=40.
     assert s["frequency"].tolist() == [4, 0, 1]
     assert s["recency"].tolist() == [29.0, 0.0, 13.0]
     assert s["T"].tolist() == [34.0, 25.0, 13.0]
     assert s["monetary_value"].tolist() == [40.0, 0.0, 40.0]
-    weeks = clv.rfm_summary(three_customers, "2024-02-04", freq="D", freq_multiplier=7).set_index("customer_id")
+    weeks = bgnbd.rfm_summary(three_customers, "2024-02-04", freq="D", freq_multiplier=7).set_index("customer_id")
     np.testing.assert_allclose(weeks["T"], [34 / 7, 25 / 7, 13 / 7])
     assert weeks["frequency"].tolist() == [4, 0, 1]
 
@@ -225,36 +227,36 @@ def test_too_few_repeat_buyers(three_customers):
     assert (err.value.needed, err.value.found) == (10, 2)
     assert err.value.zh == "未估算客户生命周期价值：至少需要10位有复购的客户，本数据只有2位。"
     with pytest.raises(ValueError, match=r"too few repeat customers .*: 2 with frequency > 0, need at least 10"):
-        clv.fit_gamma_gamma([4, 0, 1], [40.0, 0.0, 40.0])
+        bgnbd.fit_gamma_gamma([4, 0, 1], [40.0, 0.0, 40.0])
 
 
 def test_no_orders(three_customers):
     with pytest.raises(ValueError, match=r"no orders on or before as_of=2024-02-04 \(0 order rows"):
-        clv.rfm_summary(three_customers.iloc[:0], "2024-02-04")
+        bgnbd.rfm_summary(three_customers.iloc[:0], "2024-02-04")
     with pytest.raises(NotEnoughData, match=r"it needs at least 10 customers .*; this data has no orders up to 2023-12-31"):
         clv.clv_table(three_customers, "2023-12-31")
 
 
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="none of the 3 customers made a repeat purchase"):
-        clv.fit_bgnbd([0, 0, 0], [0, 0, 0], [5, 5, 5])
+        bgnbd.fit_bgnbd([0, 0, 0], [0, 0, 0], [5, 5, 5])
     with pytest.raises(ValueError, match=r"recency must lie in \[0, T\]"):
-        clv.fit_bgnbd([1, 2], [3.0, 9.0], [5.0, 5.0])
+        bgnbd.fit_bgnbd([1, 2], [3.0, 9.0], [5.0, 5.0])
     with pytest.raises(ValueError, match="monetary value ≤ 0"):
-        clv.fit_gamma_gamma(np.ones(12), np.r_[np.full(11, 10.0), -5.0])
+        bgnbd.fit_gamma_gamma(np.ones(12), np.r_[np.full(11, 10.0), -5.0])
     with pytest.raises(ValueError, match="freq must be one of"):
-        clv.rfm_summary(pd.DataFrame(columns=["customer_id", "order_date", "amount"]), "2024-01-01", freq="M")
+        bgnbd.rfm_summary(pd.DataFrame(columns=["customer_id", "order_date", "amount"]), "2024-01-01", freq="M")
 
 
 def test_non_convergence_names_the_optimiser_message(monkeypatch, summary):
-    real = clv.optimize.minimize
+    real = bgnbd.optimize.minimize
 
     def starved(fun, x0, method=None, options=None, **kw):
         return real(fun, x0, method=method, options={**(options or {}), "maxiter": 5, "maxfev": 5}, **kw)
 
-    monkeypatch.setattr(clv.optimize, "minimize", starved)
+    monkeypatch.setattr(bgnbd.optimize, "minimize", starved)
     with pytest.raises(ValueError, match=r"BG/NBD fit did not converge: .*(ITERATIONS|[Mm]aximum number)"):
-        clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+        bgnbd.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
 
 
 
@@ -271,11 +273,11 @@ def test_heavy_tailed_spend_falls_back_to_observed_means(monkeypatch):
             rows.append({"customer_id": i, "order_date": pd.Timestamp("1997-01-01") + pd.Timedelta(weeks=3 * k),
                          "amount": 20.0 + 10 * (i % 7)})
     orders = pd.DataFrame(rows)
-    heavy = clv.GammaGammaParams(p=2.0, q=0.8, gamma=10.0, loglik=0.0, n=100)
+    heavy = bgnbd.GammaGammaParams(p=2.0, q=0.8, gamma=10.0, loglik=0.0, n=100)
     monkeypatch.setattr(clv, "fit_gamma_gamma", lambda x, m: heavy)
     res = clv.clv_table(orders, "1997-12-31")
     assert res.gamma_gamma is None and "q ≤ 1" in res.note and "own mean spend" in res.note
-    s = clv.rfm_summary(orders, "1997-12-31")
+    s = bgnbd.rfm_summary(orders, "1997-12-31")
     assert np.allclose(res.table["expected_spend"], clv.observed_spend(s["frequency"], s["monetary_value"]))
     with pytest.raises(ValueError, match="q ≤ 1"):
         clv.clv_table(orders, "1997-12-31", spend_fallback=False)

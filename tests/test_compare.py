@@ -1,4 +1,4 @@
-"""crmnb.compare: change rates, before/after differences with intervals, difference-in-differences."""
+"""crmnb.analysis.compare: change rates, before/after differences with intervals, difference-in-differences."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.compare import (Difference, bootstrap_means, change_rate, compare_units, describe_change, diff_in_diff,
-                           nothing_measured, two_proportions)
+from crmnb.analysis.compare import (
+    Difference,
+    bootstrap_means,
+    change_rate,
+    compare_units,
+    describe_change,
+    diff_in_diff,
+    nothing_measured,
+    two_proportions,
+)
 
 Z = 1.959963984540054  # the 97.5% normal quantile
 

@@ -10,7 +10,7 @@ import pytest
 
 from crmnb.params import load_case
 from crmnb.paths import resolve
-from crmnb.runner import KERNEL, NOTEBOOK_PARAMETERS, step_notebooks
+from crmnb.run.steps import KERNEL, NOTEBOOK_PARAMETERS, step_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted(p for p in (ROOT / "parameters").glob("*.yaml") if not p.name.startswith("_"))
@@ -80,15 +80,15 @@ def test_git_strips_notebook_outputs_through_the_filter():
     attributes = (ROOT / ".gitattributes").read_text(encoding="utf-8").splitlines()
     assert "*.ipynb filter=crmnb-strip" in attributes
     install = (ROOT / "Makefile").read_text(encoding="utf-8").split("\ninstall:", 1)[1].split("\n\n", 1)[0]
-    assert "git config filter.crmnb-strip.clean" in install and "crmnb/strip.py" in install
+    assert "git config filter.crmnb-strip.clean" in install and "crmnb/run/strip.py" in install
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_strip_filter_leaves_a_stored_notebook_as_it_is(path: Path):
-    from crmnb.strip import strip_text
+    from crmnb.run.strip import strip_text
 
     text = path.read_text(encoding="utf-8")
-    assert strip_text(text) == text, "run `python -m crmnb.strip notebooks/*.ipynb` (or `make install` once)"
+    assert strip_text(text) == text, "run `python -m crmnb.run.strip notebooks/*.ipynb` (or `make install` once)"
 
 
 def _executed() -> str:
@@ -107,7 +107,7 @@ def _executed() -> str:
 
 
 def test_strip_filter_cleans_an_executed_notebook(tmp_path: Path):
-    from crmnb.strip import strip_text
+    from crmnb.run.strip import strip_text
 
     clean = strip_text(_executed())
     assert clean == NOTEBOOKS[0].read_text(encoding="utf-8"), "stripping gives back the stored notebook exactly"
@@ -127,10 +127,10 @@ def test_git_add_stores_a_run_notebook_without_outputs(tmp_path: Path):
                               encoding="utf-8").stdout
 
     git("init", "-q")
-    (tmp_path / "crmnb").mkdir()
-    shutil.copy(ROOT / "crmnb" / "strip.py", tmp_path / "crmnb" / "strip.py")
+    (tmp_path / "crmnb" / "run").mkdir(parents=True)
+    shutil.copy(ROOT / "crmnb" / "run" / "strip.py", tmp_path / "crmnb" / "run" / "strip.py")
     shutil.copy(ROOT / ".gitattributes", tmp_path / ".gitattributes")
-    git("config", "filter.crmnb-strip.clean", f'"{sys.executable}" crmnb/strip.py')
+    git("config", "filter.crmnb-strip.clean", f'"{sys.executable}" crmnb/run/strip.py')
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / NOTEBOOKS[0].name).write_text(_executed(), encoding="utf-8")
     git("add", "notebooks")

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from crmnb.errors import CaseFileError
-from crmnb.params import Thresholds, case_settings, deep_merge, load_case, read_case_mapping
+from crmnb.params import Thresholds
+from crmnb.params import case_settings, deep_merge, load_case, read_case_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crmnb.demo import generate
-from crmnb.schema import DEFAULT_FILES, DEPARTMENTS, LOSS_REASONS, TABLES
+from crmnb.demo.generator import generate
+from crmnb.intake.schema import DEFAULT_FILES, DEPARTMENTS, LOSS_REASONS, TABLES
 
 SALES, CONTROL = DEPARTMENTS
 EXPORT_END = pd.Timestamp("2026-03-31 23:59:59")

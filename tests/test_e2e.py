@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from crmnb.demo import generate
+from crmnb.demo.generator import generate
 from crmnb.errors import StepFailed
-from crmnb.runner import run_case
+from crmnb.run.steps import run_case
 from raw_figures import lead_conversion
 
 ROOT = Path(__file__).resolve().parents[1]

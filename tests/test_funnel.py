@@ -1,4 +1,4 @@
-"""crmnb.funnel: stage counts, conversion, dwell time and loss reasons of a cohort of leads."""
+"""crmnb.analysis.funnel: stage counts, conversion, dwell time and loss reasons of a cohort of leads."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.funnel import conversion_table, funnel
-from crmnb.schema import FUNNEL_STAGES
+from crmnb.analysis.funnel import conversion_table, funnel
+from crmnb.intake.schema import FUNNEL_STAGES
 
 T = pd.Timestamp
 NaT = pd.NaT

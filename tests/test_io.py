@@ -1,4 +1,4 @@
-"""crmnb.io: exports are read as they are, every unreadable value is listed, hand-offs say what to run first."""
+"""crmnb.intake.schema: exports are read as they are, every unreadable value is listed, hand-offs say what to run first."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from crmnb.errors import DataError, HandoffMissing
-from crmnb.io import DATE_FORMATS, ROW, Workspace, intake, parse_dates, read_export
-from crmnb.schema import TABLES
+from crmnb.intake.parse import DATE_FORMATS, intake, parse_dates
+from crmnb.intake.schema import ROW
+from crmnb.handoffs import Workspace
+from crmnb.intake.read import read_export
+from crmnb.intake.schema import TABLES
 
 
 # --------------------------------------------------------------------------- parse_dates

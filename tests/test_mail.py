@@ -10,7 +10,7 @@ from email import policy
 import pytest
 
 from crmnb.errors import CrmnbError
-from crmnb.mail import build_message, send, write_eml
+from crmnb.present.mail import build_message, send, write_eml
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is in the test extra")
 

@@ -12,15 +12,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from crm_mini import AS_OF, mini_case, write_mini  # noqa: E402
 
-from crmnb import metrics  # noqa: E402
-from crmnb.cleaning import clean  # noqa: E402
-from crmnb.errors import DataError  # noqa: E402
-from crmnb.funnel import funnel  # noqa: E402
-from crmnb.io import intake  # noqa: E402
-from crmnb.mappings import PRESETS, MappingSpec, normalise_value, resolve, translate  # noqa: E402
-from crmnb.schema import OPPORTUNITY_STAGES  # noqa: E402
-from crmnb.sources import load_tables, read_csv_text  # noqa: E402
-from crmnb.validate import check_intake  # noqa: E402
+from crmnb.analysis import metrics
+from crmnb.intake.cleaning import clean
+from crmnb.errors import DataError
+from crmnb.analysis.funnel import funnel
+from crmnb.intake.parse import intake
+from crmnb.intake.presets import PRESETS
+from crmnb.intake.mappings import MappingSpec, normalise_value, resolve, translate
+from crmnb.intake.schema import OPPORTUNITY_STAGES
+from crmnb.intake.load import load_tables
+from crmnb.intake.read import read_csv_text
+from crmnb.intake.checks import check_intake
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -1,4 +1,4 @@
-"""Tests of crmnb.marketing: campaign figures, CPA alerts, channel × stage matrix, attribution."""
+"""Tests of crmnb.present.charts: campaign figures, CPA alerts, channel × stage matrix, attribution."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb import io as cio
-from crmnb import marketing as mk
-from crmnb.demo import generate
+from crmnb.intake import parse
+
+from crmnb.intake import read
+from crmnb.analysis import marketing
+from crmnb.analysis import attribution as analysis_attribution
+from crmnb.present import charts
+from crmnb.demo.generator import generate
 from crmnb.errors import NotEnoughData
-from crmnb.plots import Chart
-from crmnb.schema import DEFAULT_FILES
+from crmnb.present.charts import Chart
+from crmnb.intake.schema import DEFAULT_FILES
 
 T = pd.Timestamp
 
@@ -58,7 +62,7 @@ def tables() -> dict[str, pd.DataFrame]:
 
 
 def _perf(t, **kw) -> pd.DataFrame:
-    return mk.campaign_performance(t["campaigns"], t["leads"], t["opportunities"], t["orders"], **kw).set_index(
+    return marketing.campaign_performance(t["campaigns"], t["leads"], t["opportunities"], t["orders"], **kw).set_index(
         "campaign_id")
 
 
@@ -110,14 +114,14 @@ def test_ltv_to_cac_scalar_and_series(tables):
 
 def test_ltv_to_cac_of_a_channel_without_spend_is_nan_not_infinite(tables):
     free = {**tables, "campaigns": tables["campaigns"].assign(spend=0.0)}
-    p = mk.channel_performance(free["campaigns"], free["leads"], free["opportunities"], free["orders"],
+    p = marketing.channel_performance(free["campaigns"], free["leads"], free["opportunities"], free["orders"],
                                ltv_per_customer=2000.0)
     won = p[p["customers"] > 0]
     assert len(won) and (won["cac"] == 0).all() and won["ltv_cac"].isna().all()
 
 
 def test_channel_performance(tables):
-    c = mk.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"],
+    c = marketing.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"],
                                tables["orders"]).set_index("channel")
     assert c.loc["search", "cac"] == pytest.approx(500.0)
     assert c.loc["search", "cpa_benchmark"] == pytest.approx(400.0)
@@ -128,23 +132,23 @@ def test_channel_performance(tables):
 def test_unknown_campaign_of_a_lead_is_kept_with_unknown_spend(tables):
     leads = pd.concat([tables["leads"], pd.DataFrame({"lead_id": ["L9"], "created_at": [T("2025-01-04")],
                                                       "channel": ["search"], "campaign_id": ["Z"]})])
-    p = mk.campaign_performance(tables["campaigns"], leads, tables["opportunities"], tables["orders"])
+    p = marketing.campaign_performance(tables["campaigns"], leads, tables["opportunities"], tables["orders"])
     assert p["campaign_id"].tolist() == ["A", "B", "C", "Z"]
     assert np.isnan(p.set_index("campaign_id").loc["Z", "spend"])
 
 
 def test_campaign_performance_failures(tables):
     with pytest.raises(ValueError, match="table 'leads' is empty"):
-        mk.campaign_performance(tables["campaigns"], tables["leads"].iloc[:0], tables["opportunities"],
+        marketing.campaign_performance(tables["campaigns"], tables["leads"].iloc[:0], tables["opportunities"],
                                 tables["orders"])
     with pytest.raises(ValueError, match="campaigns.*spend"):
-        mk.campaign_performance(tables["campaigns"].drop(columns="spend"), tables["leads"],
+        marketing.campaign_performance(tables["campaigns"].drop(columns="spend"), tables["leads"],
                                 tables["opportunities"], tables["orders"])
     with pytest.raises(ValueError, match="campaign_id must be unique"):
-        mk.campaign_performance(pd.concat([tables["campaigns"]] * 2), tables["leads"], tables["opportunities"],
+        marketing.campaign_performance(pd.concat([tables["campaigns"]] * 2), tables["leads"], tables["opportunities"],
                                 tables["orders"])
     with pytest.raises(ValueError, match="opportunities.*closed_at"):
-        mk.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"].drop(columns="closed_at"),
+        marketing.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"].drop(columns="closed_at"),
                                tables["orders"])
 
 
@@ -161,7 +165,7 @@ def _alert_frame() -> pd.DataFrame:
 
 
 def test_cpa_alerts_31_over_alerts_29_does_not():
-    a = mk.cpa_alerts(_alert_frame()).set_index("campaign_id")
+    a = marketing.cpa_alerts(_alert_frame()).set_index("campaign_id")
     assert set(a.index) == {"over31", "none"}
     assert a.loc["over31", "alert"] == "over_benchmark"
     assert a.loc["over31", "overrun"] == pytest.approx(0.31)
@@ -171,17 +175,17 @@ def test_cpa_alerts_31_over_alerts_29_does_not():
 
 
 def test_cpa_alerts_tolerance_is_configurable():
-    a = mk.cpa_alerts(_alert_frame(), tolerance=0.25)
+    a = marketing.cpa_alerts(_alert_frame(), tolerance=0.25)
     assert set(a.loc[a["alert"] == "over_benchmark", "campaign_id"]) == {"over31", "over29", "exact30"}
 
 
 def test_cpa_alerts_failures():
     with pytest.raises(ValueError, match="table 'performance' is empty"):
-        mk.cpa_alerts(_alert_frame().iloc[:0])
+        marketing.cpa_alerts(_alert_frame().iloc[:0])
     with pytest.raises(ValueError, match="cpa_benchmark"):
-        mk.cpa_alerts(_alert_frame().drop(columns="cpa_benchmark"))
+        marketing.cpa_alerts(_alert_frame().drop(columns="cpa_benchmark"))
     with pytest.raises(ValueError, match="tolerance"):
-        mk.cpa_alerts(_alert_frame(), tolerance=-0.1)
+        marketing.cpa_alerts(_alert_frame(), tolerance=-0.1)
 
 
 # --------------------------------------------------------------------------- attribution
@@ -215,12 +219,12 @@ def journey() -> tuple[pd.DataFrame, pd.DataFrame]:
     return touches, conversions
 
 
-def _credit(att: mk.Attribution, lead: str) -> pd.DataFrame:
+def _credit(att: analysis_attribution.Attribution, lead: str) -> pd.DataFrame:
     return att.credits[att.credits["lead_id"] == lead].set_index("channel")[list(att.models)]
 
 
 def test_four_touches_under_each_model(journey):
-    att = mk.attribute(*journey)
+    att = analysis_attribution.attribute(*journey)
     c = _credit(att, "L1")
     assert list(c.index) == ["a", "b", "c", "d"]  # by time; e came after creation and is ignored
     assert c["first_touch"].tolist() == [1.0, 0.0, 0.0, 0.0]
@@ -230,7 +234,7 @@ def test_four_touches_under_each_model(journey):
 
 
 def test_one_and_two_touches(journey):
-    att = mk.attribute(*journey)
+    att = analysis_attribution.attribute(*journey)
     one = _credit(att, "L2")
     assert one.loc["b"].tolist() == [1.0, 1.0, 1.0, 1.0]
     two = _credit(att, "L3")
@@ -241,17 +245,17 @@ def test_one_and_two_touches(journey):
 
 def test_touches_after_cutoff_are_ignored_and_untouched_conversions_kept(journey):
     touches, conversions = journey
-    att = mk.attribute(touches, conversions)
+    att = analysis_attribution.attribute(touches, conversions)
     assert "e" not in set(att.credits["channel"])
-    assert _credit(att, "L4").index.tolist() == [mk.NO_TOUCH]  # its only touch came later
-    later = mk.attribute(touches, conversions.assign(converted_at=T("2025-03-01")), cutoff="converted_at")
+    assert _credit(att, "L4").index.tolist() == [marketing.NO_TOUCH]  # its only touch came later
+    later = analysis_attribution.attribute(touches, conversions.assign(converted_at=T("2025-03-01")), cutoff="converted_at")
     assert _credit(later, "L1").index.tolist() == ["a", "b", "c", "d", "e"]
     assert _credit(later, "L4").index.tolist() == ["d"]
 
 
 def test_credits_sum_to_one_per_conversion_and_to_the_totals(journey):
     touches, conversions = journey
-    att = mk.attribute(touches, conversions)
+    att = analysis_attribution.attribute(touches, conversions)
     per = att.credits.groupby("lead_id")[list(att.models)].sum()
     assert per.to_numpy() == pytest.approx(np.ones((4, 4)))
     for m in att.models:
@@ -267,7 +271,7 @@ def test_credits_sum_to_one_per_conversion_and_to_the_totals(journey):
 
 
 def test_custom_position_weights(journey):
-    att = mk.attribute(*journey, models=("position_based",), position_weights=(0.3, 0.4, 0.3))
+    att = analysis_attribution.attribute(*journey, models=("position_based",), position_weights=(0.3, 0.4, 0.3))
     assert _credit(att, "L1")["position_based"].tolist() == pytest.approx([0.3, 0.2, 0.2, 0.3])
     assert _credit(att, "L3")["position_based"].tolist() == pytest.approx([0.5, 0.5])
     assert list(att.channel.columns) == ["channel", "position_based_conversions", "position_based_revenue"]
@@ -276,26 +280,26 @@ def test_custom_position_weights(journey):
 def test_attribute_failures(journey):
     touches, conversions = journey
     with pytest.raises(NotEnoughData, match="^Attribution not done: it needs leads won in the period") as err:
-        mk.attribute(touches, conversions.iloc[:0])
+        analysis_attribution.attribute(touches, conversions.iloc[:0])
     assert err.value.zh.startswith("未做归因分析")
-    assert list(mk.empty_attribution(("linear",)).columns) == ["channel", "linear_conversions", "linear_revenue"]
+    assert list(analysis_attribution.empty_attribution(("linear",)).columns) == ["channel", "linear_conversions", "linear_revenue"]
     with pytest.raises(ValueError, match="conversions.*created_at"):
-        mk.attribute(touches, conversions.drop(columns="created_at"))
+        analysis_attribution.attribute(touches, conversions.drop(columns="created_at"))
     with pytest.raises(ValueError, match="unknown attribution model"):
-        mk.attribute(touches, conversions, models=("time_decay",))
+        analysis_attribution.attribute(touches, conversions, models=("time_decay",))
     with pytest.raises(ValueError, match="position_weights"):
-        mk.attribute(touches, conversions, position_weights=(0.5, 0.2, 0.4))
+        analysis_attribution.attribute(touches, conversions, position_weights=(0.5, 0.2, 0.4))
     with pytest.raises(ValueError, match="more than once"):
-        mk.attribute(touches, pd.concat([conversions, conversions]))
+        analysis_attribution.attribute(touches, pd.concat([conversions, conversions]))
     with pytest.raises(ValueError, match="touches.*touched_at"):
-        mk.attribute(touches.drop(columns="touched_at"), conversions)
+        analysis_attribution.attribute(touches.drop(columns="touched_at"), conversions)
 
 
 def test_won_leads(tables):
-    w = mk.won_leads(tables["leads"], tables["opportunities"])
+    w = analysis_attribution.won_leads(tables["leads"], tables["opportunities"])
     assert w.set_index("lead_id")["value"].to_dict() == {"L1": 1000.0, "L2": 500.0, "L5": 2000.0}
     with pytest.raises(ValueError, match="table 'leads' is empty"):
-        mk.won_leads(tables["leads"].iloc[:0], tables["opportunities"])
+        analysis_attribution.won_leads(tables["leads"].iloc[:0], tables["opportunities"])
 
 
 # --------------------------------------------------------------------------- channel x stage
@@ -324,12 +328,12 @@ STAGES = ("lead", "first_contact", "needs_confirmed", "proposal", "won")
 
 
 def test_channel_stage_matrix_by_hand(funnel_tables):
-    m = mk.channel_stage_matrix(*funnel_tables, stages=STAGES)
-    reach = mk.stage_matrix(m)
+    m = marketing.channel_stage_matrix(*funnel_tables, stages=STAGES)
+    reach = marketing.stage_matrix(m)
     assert reach.loc["x"].tolist() == pytest.approx([1.0, 0.75, 0.5, 0.5, 0.25])
     assert reach.loc["y"].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
-    assert reach.loc[mk.ALL_CHANNELS].tolist() == pytest.approx([1.0, 5 / 6, 3 / 6, 2 / 6, 1 / 6])
-    step = mk.stage_matrix(m, "step_rate")
+    assert reach.loc[marketing.ALL_CHANNELS].tolist() == pytest.approx([1.0, 5 / 6, 3 / 6, 2 / 6, 1 / 6])
+    step = marketing.stage_matrix(m, "step_rate")
     assert step.columns[0] == "lead → first_contact"
     assert step.loc["x"].tolist() == pytest.approx([0.75, 2 / 3, 1.0, 0.5])
     assert step.loc["y"].iloc[:3].tolist() == pytest.approx([1.0, 0.5, 0.0])
@@ -341,23 +345,23 @@ def test_channel_stage_matrix_by_hand(funnel_tables):
 def test_channel_stage_matrix_failures(funnel_tables):
     leads, opps, sh = funnel_tables
     with pytest.raises(ValueError, match="table 'leads' is empty"):
-        mk.channel_stage_matrix(leads.iloc[:0], opps, sh)
+        marketing.channel_stage_matrix(leads.iloc[:0], opps, sh)
     with pytest.raises(ValueError, match="unknown stage"):
-        mk.channel_stage_matrix(leads, opps, sh, stages=("lead", "signed"))
+        marketing.channel_stage_matrix(leads, opps, sh, stages=("lead", "signed"))
     with pytest.raises(ValueError, match="funnel's order"):
-        mk.channel_stage_matrix(leads, opps, sh, stages=("won", "lead"))
+        marketing.channel_stage_matrix(leads, opps, sh, stages=("won", "lead"))
     with pytest.raises(ValueError, match="leads.*first_contact_at"):
-        mk.channel_stage_matrix(leads.drop(columns="first_contact_at"), opps, sh)
+        marketing.channel_stage_matrix(leads.drop(columns="first_contact_at"), opps, sh)
 
 
 def test_heatmap_chart(funnel_tables):
-    m = mk.stage_matrix(mk.channel_stage_matrix(*funnel_tables, stages=STAGES))
-    chart = mk.heatmap(m, "Reach by channel", labels={"won": "赢单"})
+    m = marketing.stage_matrix(marketing.channel_stage_matrix(*funnel_tables, stages=STAGES))
+    chart = charts.heatmap(m, "Reach by channel", labels={"won": "赢单"})
     assert isinstance(chart, Chart) and chart.png.startswith(b"\x89PNG")
     assert chart.alt.startswith("Reach by channel. Heatmap")
     assert "x: lead 100%, first_contact 75%, needs_confirmed 50%, proposal 50%, 赢单 25%" in chart.alt
     with pytest.raises(ValueError, match="empty"):
-        mk.heatmap(m.iloc[:0], "nothing")
+        charts.heatmap(m.iloc[:0], "nothing")
 
 
 # --------------------------------------------------------------------------- demo data
@@ -366,15 +370,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, pd.DataFra
     out = tmp_path_factory.mktemp("mkt_demo")
     generate(out, scale=0.3)
     names = ("campaigns", "leads", "opportunities", "orders", "touches", "stage_history")
-    t = {n: cio.intake(cio.read_export(Path(out) / DEFAULT_FILES[n], n), n).table for n in names}
+    t = {n: parse.intake(read.read_export(Path(out) / DEFAULT_FILES[n], n), n).table for n in names}
     return t, json.loads((out / "planted.json").read_text(encoding="utf-8"))
 
 
 def test_demo_campaigns_and_planted_alerts(demo):
     t, planted = demo
-    perf = mk.campaign_performance(t["campaigns"], t["leads"], t["opportunities"], t["orders"])
+    perf = marketing.campaign_performance(t["campaigns"], t["leads"], t["opportunities"], t["orders"])
     assert perf["campaign_id"].tolist() == t["campaigns"]["campaign_id"].tolist()
-    alerts = mk.cpa_alerts(perf)
+    alerts = marketing.cpa_alerts(perf)
     over = {c["campaign_id"] for c in planted["over_benchmark_campaigns"]}
     assert over and set(alerts.loc[alerts["alert"] == "over_benchmark", "campaign_id"]) == over
     assert set(alerts.loc[alerts["alert"] == "no_customers", "campaign_id"]) == set(
@@ -387,8 +391,8 @@ def test_demo_campaigns_and_planted_alerts(demo):
 
 def test_demo_attribution_reconciles(demo):
     t, _ = demo
-    conv = mk.won_leads(t["leads"], t["opportunities"])
-    att = mk.attribute(t["touches"], conv)
+    conv = analysis_attribution.won_leads(t["leads"], t["opportunities"])
+    att = analysis_attribution.attribute(t["touches"], conv)
     per = att.credits.groupby("lead_id")[list(att.models)].sum()
     assert len(per) == len(conv) and np.allclose(per.to_numpy(), 1.0)
     last = att.channel.set_index("channel")["last_touch_conversions"]

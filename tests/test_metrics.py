@@ -1,4 +1,4 @@
-"""crmnb.metrics: every catalogue metric on a few rows, against figures worked out by hand."""
+"""crmnb.analysis.metrics: every catalogue metric on a few rows, against figures worked out by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.metrics import CATALOGUE, HEADLINE, compute, headline, units, value
+from crmnb.analysis.metrics import CATALOGUE, HEADLINE, compute, headline, units, value
 
 T = pd.Timestamp
 NaT = pd.NaT
@@ -282,7 +282,7 @@ def test_sales_cycle_without_any_lead_rows_counts_from_the_deal():
 
 def test_breakdown_when_leads_have_no_reps_but_deals_do():
     """Exports without lead owners (a deals-only CRM export) still give the by-rep table."""
-    from crmnb.metrics import breakdown
+    from crmnb.analysis.metrics import breakdown
 
     t = tables(leads=[lead("L1", "2025-03-01 00:00", "2025-03-01 02:00", rep=None),
                       lead("L2", "2025-03-02 00:00", "2025-03-02 04:00", rep=None)],

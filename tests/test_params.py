@@ -1,4 +1,4 @@
-"""crmnb.params: case files are checked up front, and a bad one names the file, the key and the fix."""
+"""crmnb.params.model: case files are checked up front, and a bad one names the file, the key and the fix."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from crmnb.errors import CaseFileError
-from crmnb.params import GOAL_METRICS, CaseParams, load_case, parse_case
+from crmnb.params import GOAL_METRICS, CaseParams, parse_case
+from crmnb.params import load_case
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE_FILES = sorted(p for p in (ROOT / "parameters").glob("*.yaml") if not p.name.startswith("_"))

@@ -1,12 +1,12 @@
-"""crmnb.pii: personal data is masked in everything shown or shared."""
+"""crmnb.present.masking: personal data is masked in everything shown or shared."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from crmnb.pii import mask_company, mask_email, mask_frame, mask_name, mask_phone
-from crmnb.schema import TABLES
+from crmnb.present.masking import mask_company, mask_email, mask_frame, mask_name, mask_phone
+from crmnb.intake.schema import TABLES
 
 
 @pytest.mark.parametrize("raw,masked", [

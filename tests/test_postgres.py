@@ -16,13 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from crmnb import metrics
-from crmnb.cleaning import clean
-from crmnb.demo import generate
-from crmnb.io import read_export
+from crmnb.analysis import metrics
+from crmnb.intake.cleaning import clean
+from crmnb.demo.generator import generate
+from crmnb.intake.read import read_export
 from crmnb.params import parse_case
-from crmnb.schema import DEFAULT_FILES, TABLES
-from crmnb.sources import load_tables, read_sql_text, readonly_engine
+from crmnb.intake.schema import DEFAULT_FILES, TABLES
+from crmnb.intake.load import load_tables
+from crmnb.intake.read import read_sql_text, readonly_engine
 from raw_figures import lead_conversion
 
 PG_URL = os.environ.get("CRMNB_TEST_PG_URL", "")
@@ -115,7 +116,7 @@ def test_postgres_connection_is_read_only(pg):
 
 @pytest.mark.e2e
 def test_a_case_runs_from_postgres(pg, tmp_path: Path):
-    from crmnb.runner import run_case
+    from crmnb.run.steps import run_case
 
     demo, _, typed_schema, _ = pg
     raw = yaml.safe_load((ROOT / "parameters" / "lead_conversion_uplift.yaml").read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from crmnb.runner import run_case
+from crmnb.run.steps import run_case
 
 FIX = Path(__file__).parent / "fixtures"
 DEPT = "Inside sales"

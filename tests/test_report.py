@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from crmnb.display import table, text
-from crmnb.report import cjk_font_face, render_notebook, render_output, write_sheet
+from crmnb.present.display import table, text
+from crmnb.present.fonts import cjk_font_face
+from crmnb.present.report import render_notebook, render_output
+from crmnb.present.workbook import write_sheet
 
 TRICKY = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "=HYPERLINK(\"http://x\",\"y\")",
           "+86 客户要求回电", "-1+1", "@SUM(A1)"]
@@ -78,7 +80,8 @@ def test_chinese_glyphs_are_embedded_only_when_needed():
 def test_embedded_face_names_only_its_characters_and_comes_first():
     import re
 
-    from crmnb.report import CJK_FAMILY, CSS, FONT_STACK
+    from crmnb.present.fonts import CJK_FAMILY, FONT_STACK
+    from crmnb.present.report import CSS
 
     text = "<h3>执行摘要</h3><p>“初步沟通” — 39.4% → ×2 · Sales</p>"
     ranges = re.search(r"unicode-range:([^;}]+)", cjk_font_face(text, "zh")).group(1).split(",")
@@ -107,43 +110,47 @@ def _latin_words(text: str) -> set[str]:
 def _zh_charts():
     import numpy as np
 
-    from crmnb import forecast, marketing, plots
-    from crmnb.i18n import phrase as tr
-    from crmnb.i18n import stage_labels
+    from crmnb.present import charts as present_charts
+
+    from crmnb.analysis import forecast
+
+
+    from crmnb.present.words import phrase as tr
+    from crmnb.present.words import stage_labels
 
     months = pd.date_range("2025-07-01", periods=6, freq="MS")
-    yield plots.trend(pd.DataFrame({"month": list(months) * 2, "value": np.linspace(0.1, 0.3, 12),
+    yield present_charts.trend(pd.DataFrame({"month": list(months) * 2, "value": np.linspace(0.1, 0.3, 12),
                                     "department": ["客户服务部"] * 6 + ["销售一部"] * 6}),
                       "month", "value", "department", title=tr("{metric} by month", metric="复购率"),
                       ylabel="复购率 (%)", percent=True, marker=months[3], marker_label=tr("intervention"),
                       target=0.35, target_label=tr("target {value}", value="35.0%"))
-    yield plots.bars(pd.DataFrame({"owner_rep": ["彭建华", "徐玉兰"] * 2, "value": [40.0, 30, 35, 28],
+    yield present_charts.bars(pd.DataFrame({"owner_rep": ["彭建华", "徐玉兰"] * 2, "value": [40.0, 30, 35, 28],
                                    "window": ["before"] * 2 + ["after"] * 2}), x="owner_rep", y="value",
                      hue="window", horizontal=True, title=tr("Lead response time by rep"),
                      ylabel=tr("average hours to first contact (h)"))
-    yield plots.bars(pd.DataFrame({"bucket": ["< 4 h", "4–12 h", "1–2 days", "> 3 days"],
+    yield present_charts.bars(pd.DataFrame({"bucket": ["< 4 h", "4–12 h", "1–2 days", "> 3 days"],
                                    "conversion_rate": [0.4, 0.3, 0.1, 0.05]}), x="bucket", y="conversion_rate",
                      hue=None, percent=True, title=tr("Lead conversion by first-response time"),
                      ylabel=tr("leads won within the window (%)"))
-    yield plots.funnel_chart(pd.DataFrame({"stage": ["lead", "first_contact", "won"], "entered": [100, 60, 20],
+    yield present_charts.funnel_chart(pd.DataFrame({"stage": ["lead", "first_contact", "won"], "entered": [100, 60, 20],
                                            "conversion_rate": [0.6, 1 / 3, np.nan]}), stage_labels(),
                              title=tr("Sales funnel, leads created {start} – {end}", start="2025-10-01",
                                       end="2025-12-31"),
                              xlabel=tr("leads reaching each stage (→ share going on to the next)"))
-    yield marketing.heatmap(pd.DataFrame([[1.0, 0.4], [1.0, np.nan]], index=["search", "all channels"],
+    yield present_charts.heatmap(pd.DataFrame([[1.0, 0.4], [1.0, np.nan]], index=["search", "all channels"],
                                          columns=["lead", "won"]),
                             title=tr("Share of each channel's leads reaching each stage"), xlabel=tr("Funnel stage"),
                             ylabel=tr("Channel"), colorbar_label=tr("Share of leads"), labels=stage_labels())
     weeks = pd.date_range("2025-01-06", periods=40, freq="7D")
     weekly = pd.Series(np.linspace(3e5, 9e5, 40) + np.tile([0, 5e4], 20), index=weeks)
-    yield forecast.forecast_chart(weekly, forecast.rolling_forecast(weekly, horizon=8), accuracy=0.12,
+    yield present_charts.forecast_chart(weekly, forecast.rolling_forecast(weekly, horizon=8), accuracy=0.12,
                                   title=tr("Weekly won revenue: actuals and forecast"),
                                   ylabel=tr("Won revenue (CNY per week)"), xlabel=tr("Week (starting Monday)"))
 
 
 def test_every_chart_word_follows_the_report_language():
     """Titles, axis labels, ticks, legends and alt text of every chart kind are Chinese in a zh report."""
-    from crmnb.i18n import set_language
+    from crmnb.present.words import set_language
 
     set_language("zh")
     try:
@@ -161,16 +168,16 @@ def test_every_chart_word_follows_the_report_language():
 
 def test_font_subsets_are_kept_between_reports(tmp_path, monkeypatch):
     """A re-run with the same characters takes the embedded font from the cache, without loading the font."""
-    from crmnb import report
+    from crmnb.present import fonts as present_fonts
 
     monkeypatch.setenv("CRMNB_CACHE_DIR", str(tmp_path))
-    first = report.cjk_font_face("<p>线索转化率</p>", "zh")
+    first = present_fonts.cjk_font_face("<p>线索转化率</p>", "zh")
     assert first.startswith("@font-face") and len(list((tmp_path / "font-subsets").glob("*.css"))) == 1
 
     def no_font(*_a, **_k):
         raise AssertionError("the font was loaded again")
 
-    monkeypatch.setattr(report, "_font_face", no_font)
-    assert report.cjk_font_face("<p>线索转化率</p>", "zh") == first
+    monkeypatch.setattr(present_fonts, "_font_face", no_font)
+    assert present_fonts.cjk_font_face("<p>线索转化率</p>", "zh") == first
     with pytest.raises(AssertionError, match="loaded again"):  # other characters: a new subset
-        report.cjk_font_face("<p>客户流失</p>", "zh")
+        present_fonts.cjk_font_face("<p>客户流失</p>", "zh")

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb import drivers, metrics, segments
+from crmnb.analysis import drivers
+
+from crmnb.analysis import metrics
+
+from crmnb.analysis import segments
 
 
 # --------------------------------------------------------------------------- RFM

@@ -10,10 +10,11 @@ import yaml
 from pydantic import BaseModel
 
 from crmnb.cli import main
-from crmnb.demo import generate
+from crmnb.demo.generator import generate
 from crmnb.errors import CaseFileError
-from crmnb.params import GOAL_METRICS, CaseParams, DataSource, Thresholds, load_case
-from crmnb.scaffold import DOC, new_case
+from crmnb.params import GOAL_METRICS, CaseParams, DataSource, Thresholds
+from crmnb.params import load_case
+from crmnb.run.scaffold import DOC, new_case
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +85,7 @@ def _dotted(model: type[BaseModel], prefix: str = "") -> set[str]:
         keys.add(key)
         kind = field.annotation
         if isinstance(kind, type) and issubclass(kind, BaseModel) and kind is not DataSource:
-            keys |= _dotted(kind, key + ".")  # data's sources are crmnb.sources' to explain: one level only
+            keys |= _dotted(kind, key + ".")  # data's sources are crmnb.intake.sources' to explain: one level only
     return keys
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from crmnb.report import CJK_FAMILY
+from crmnb.present.fonts import CJK_FAMILY
 
 pytestmark = pytest.mark.e2e
 

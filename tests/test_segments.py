@@ -1,12 +1,11 @@
-"""crmnb.segments: customer value and the three value tiers of the method."""
+"""crmnb.analysis.segments: customer value and the three value tiers of the method."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.segments import TIERS, assign_tiers, customer_value, tier_summary
+from crmnb.analysis.segments import TIERS, assign_tiers, customer_value, tier_summary
 
 T = pd.Timestamp
 

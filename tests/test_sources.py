@@ -20,12 +20,13 @@ from openpyxl import Workbook
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from crm_mini import CASE, frame, mini_case, write_mini  # noqa: E402
 
-from crmnb.cli import main  # noqa: E402
-from crmnb.demo import generate, to_sqlite  # noqa: E402
-from crmnb.errors import CaseFileError, DataError  # noqa: E402
-from crmnb.params import parse_case  # noqa: E402
-from crmnb.schema import DEFAULT_FILES, TABLES  # noqa: E402
-from crmnb.sources import detect_separator, load_tables, read_sql_text, readonly_engine  # noqa: E402
+from crmnb.cli import main
+from crmnb.demo.generator import generate, to_sqlite
+from crmnb.errors import CaseFileError, DataError
+from crmnb.params import parse_case
+from crmnb.intake.schema import DEFAULT_FILES, TABLES
+from crmnb.intake.read import detect_separator, read_sql_text, readonly_engine
+from crmnb.intake.load import load_tables
 from raw_figures import lead_conversion  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,7 +241,7 @@ def _hashes(folder: Path) -> dict[str, tuple[str, int]]:
 @pytest.mark.e2e
 def test_a_case_runs_from_sqlite_and_excel_and_writes_no_raw_file(tmp_path: Path):
     """One case, run whole: most tables from SQLite, campaigns from Excel, orders from CSV; nothing raw written."""
-    from crmnb.runner import run_case
+    from crmnb.run.steps import run_case
 
     data = tmp_path / "exports"
     generate(data, scale=0.3, seed=7)
@@ -274,8 +275,8 @@ def test_a_database_table_is_read_in_key_order_unless_order_by_says(tmp_path: Pa
     got = load_tables(mini_case(tmp_path, tables={"orders": {"sql": {"url": "sqlite:///crm.db", "table": "orders"}}}))
     assert got["orders"].table["order_id"].tolist() == ["S3", "S1", "S2"]  # SQLite: the order rows were loaded in
     # other databases return rows in no set order: the key orders them
-    from crmnb.mappings import resolve
-    from crmnb.sources import _in_key_order
+    from crmnb.intake.mappings import resolve
+    from crmnb.intake.load import _in_key_order
 
     ordered, notes = _in_key_order(shuffled.reset_index(drop=True), "orders", None)
     assert ordered["order_id"].tolist() == ["S1", "S2", "S3"] and "order of order_id" in notes[0]

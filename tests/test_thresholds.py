@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from crmnb.funnel import funnel
-from crmnb.marketing import cpa_alerts
+from crmnb.analysis.funnel import funnel
+from crmnb.analysis.marketing import cpa_alerts
 from crmnb.params import parse_case
-from crmnb.segments import assign_tiers
+from crmnb.analysis.segments import assign_tiers
 
 ROOT = Path(__file__).resolve().parents[1]
 

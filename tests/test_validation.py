@@ -1,4 +1,4 @@
-"""crmnb.validation: CRM won deals against finance receipts, every disagreement listed."""
+"""crmnb.analysis.receipts: CRM won deals against finance receipts, every disagreement listed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from crmnb.validation import reconcile_receipts
+from crmnb.analysis.receipts import reconcile_receipts
 
 T = pd.Timestamp
 

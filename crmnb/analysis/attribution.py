@@ -1,0 +1,155 @@
+"""Attribution of won deals to marketing touches: first, last, linear and position-based."""
+
+from __future__ import annotations
+from dataclasses import dataclass
+from typing import Sequence
+import numpy as np
+import pandas as pd
+from crmnb.errors import NotEnoughData
+from crmnb.frames import isin
+from crmnb.analysis.marketing import _label, MODELS, NO_TOUCH, _check, _day_bounds, _in
+
+
+# --------------------------------------------------------------------------- attribution
+def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+    """Return the conversions to attribute: one row per won lead created in the window, with its won amount.
+
+    Columns: lead_id, created_at, converted_at (first win) and value (all its won amounts, CNY).
+
+    >>> leads = pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": pd.to_datetime(["2025-01-02", "2025-01-03"])})
+    >>> opps = pd.DataFrame({"lead_id": ["L1", "L1", "L2"], "status": ["won", "won", "lost"],
+    ...                      "amount": [100.0, 50.0, 80.0], "closed_at": pd.to_datetime(["2025-02-01"] * 3)})
+    >>> won_leads(leads, opps)[["lead_id", "value"]].values.tolist()
+    [['L1', 150.0]]
+    """
+    _check(leads, "leads", ["lead_id", "created_at"])
+    _check(opportunities, "opportunities", ["lead_id", "status", "amount", "closed_at"], allow_empty=True)
+    lo, hi = _day_bounds(start, end)
+    cohort = leads[_in(leads["created_at"], lo, hi)].drop_duplicates("lead_id")
+    opp = opportunities
+    won = opp[(opp["status"] == "won") & opp["closed_at"].notna() & isin(opp["lead_id"], cohort["lead_id"])
+              & _in(opp["closed_at"], None, hi)]
+    g = won.groupby("lead_id")
+    per = pd.DataFrame({"converted_at": g["closed_at"].min(), "value": g["amount"].sum()})
+    out = cohort[["lead_id", "created_at"]].join(per, on="lead_id", how="inner")
+    return out.reset_index(drop=True)
+
+
+def empty_attribution(models: Sequence[str] = MODELS) -> pd.DataFrame:
+    """Return the per-channel attribution table with no rows (the columns of :attr:`Attribution.channel`)."""
+    cols = {"channel": pd.Series(dtype=object)}
+    for m in models:
+        cols[f"{m}_conversions"] = pd.Series(dtype=float)
+        cols[f"{m}_revenue"] = pd.Series(dtype=float)
+    return pd.DataFrame(cols)
+
+
+@dataclass
+class Attribution:
+    """Credits of each conversion to its touches, and their totals per channel and per campaign."""
+
+    credits: pd.DataFrame  # one row per counted touch (or unattributed conversion): a credit column per model
+    channel: pd.DataFrame  # channel, then <model>_conversions and <model>_revenue for each model
+    campaign: pd.DataFrame  # campaign_id, channel, then the same columns
+    models: tuple[str, ...]
+
+
+def _position_credit(pos: np.ndarray, n: np.ndarray, weights: tuple[float, float, float]) -> np.ndarray:
+    """Return position-based credits: first w0, last w2, w1 spread over the middle touches.
+
+    One touch takes everything; with two, the middle share goes to first and last in
+    proportion to their weights (50/50 for the default 40/20/40).
+    """
+    w0, w1, w2 = weights
+    first, last = pos == 0, pos == n - 1
+    middle = np.where(n > 2, w1 / np.maximum(n - 2, 1), 0.0)
+    two = np.where(first, w0, w2) / (w0 + w2) if (w0 + w2) > 0 else np.full(len(pos), 0.5)
+    many = np.where(first, w0, np.where(last, w2, middle))
+    return np.where(n == 1, 1.0, np.where(n == 2, two, many))
+
+
+def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence[str] = MODELS,
+              position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
+              cutoff: str | None = "created_at") -> Attribution:
+    """Spread each conversion over the touches before it under several models, side by side.
+
+    ``conversions`` has one row per converted lead: lead_id, value (CNY, the won amount;
+    missing counts as 0) and the ``cutoff`` column (default: the lead's ``created_at``;
+    ``converted_at`` to count touches up to the win; None for every touch). Only
+    touches at or before the cut-off count; a lead's touches are ordered by time (then
+    touch_id). Models:
+
+    * ``first_touch`` / ``last_touch``: all credit to the first / last touch;
+    * ``linear``: 1/n to each of n touches;
+    * ``position_based``: ``position_weights`` (default 40% first, 20% spread evenly over
+      the middle touches, 40% last); with one touch it takes 100%, with two they share
+      the middle part in proportion to their weights (50/50 by default).
+
+    Each conversion's credits sum to 1 under every model; a conversion without any
+    counted touch is credited whole to ``(no touch)``, so the totals always equal the
+    number of conversions and their value.
+    """
+    _check(touches, "touches", ["touch_id", "lead_id", "channel", "touched_at"], allow_empty=True)
+    need = ["lead_id", "value"] + ([cutoff] if cutoff else [])
+    _check(conversions, "conversions", need, allow_empty=True)
+    if conversions.empty:
+        raise NotEnoughData("Attribution not done: it needs leads won in the period, to credit them to the marketing "
+                            "touches before them; this data has none.",
+                            "未做归因分析：需要本期成交的线索，才能把成交归功于之前的营销触点；本数据没有。", 1, 0)
+    models = tuple(models)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"unknown attribution model(s) {', '.join(unknown) or '(none given)'}; "
+                         f"expected some of {', '.join(MODELS)}")
+    w = tuple(float(x) for x in position_weights)
+    if len(w) != 3 or min(w) < 0 or not np.isclose(sum(w), 1.0):
+        raise ValueError(f"position_weights must be three shares ≥ 0 summing to 1 (first, middle, last), "
+                         f"got {position_weights}")
+    if conversions["lead_id"].duplicated().any():
+        dup = conversions.loc[conversions["lead_id"].duplicated(), "lead_id"].iloc[0]
+        raise ValueError(f"table 'conversions': one row per converted lead, {dup!r} appears more than once")
+
+    conv = pd.DataFrame({"lead_id": conversions["lead_id"].to_numpy(),
+                         "value": pd.to_numeric(conversions["value"]).fillna(0.0).to_numpy(dtype=float),
+                         "_cutoff": conversions[cutoff].to_numpy() if cutoff else pd.NaT})
+    cols = ["touch_id", "lead_id", "channel", "touched_at"] + (["campaign_id"] if "campaign_id" in touches else [])
+    t = touches[cols].merge(conv, on="lead_id", how="inner")
+    keep = t["touched_at"].notna() & (t["_cutoff"].isna() | (t["touched_at"] <= t["_cutoff"]))
+    t = t[keep].sort_values(["lead_id", "touched_at", "touch_id"], kind="stable").reset_index(drop=True)
+    if "campaign_id" not in t:
+        t["campaign_id"] = None
+    g = t.groupby("lead_id", sort=False)
+    pos = g.cumcount().to_numpy()
+    n = g["touch_id"].transform("size").to_numpy()
+    t["position"] = pos + 1
+    t["touches"] = n
+    credit = {
+        "first_touch": (pos == 0).astype(float),
+        "last_touch": (pos == n - 1).astype(float),
+        "linear": 1.0 / np.maximum(n, 1),
+        "position_based": _position_credit(pos, n, w),
+    }
+    for m in models:
+        t[m] = credit[m]
+    none = conv[~isin(conv["lead_id"], t["lead_id"])]
+    if len(none):
+        extra = pd.DataFrame({"touch_id": None, "lead_id": none["lead_id"].to_numpy(), "channel": NO_TOUCH,
+                              "touched_at": pd.NaT, "value": none["value"].to_numpy(), "campaign_id": NO_TOUCH,
+                              "position": 0, "touches": 0, **{m: 1.0 for m in models}})
+        t = pd.concat([t, extra], ignore_index=True)
+    t["channel"] = _label(t["channel"])
+    t["campaign_id"] = _label(t["campaign_id"])
+    credits = t[["lead_id", "touch_id", "channel", "campaign_id", "touched_at", "position", "touches", "value",
+                 *models]]
+
+    def table(keys: list[str]) -> pd.DataFrame:
+        parts = {}
+        for m in models:
+            parts[f"{m}_conversions"] = credits[m]
+            parts[f"{m}_revenue"] = credits[m] * credits["value"]
+        df = pd.DataFrame(parts).join(credits[keys]).groupby(keys, sort=False).sum()
+        by = "linear" if "linear" in models else models[0]
+        return df.sort_values(f"{by}_revenue", ascending=False, kind="stable").reset_index()
+
+    return Attribution(credits.reset_index(drop=True), table(["channel"]), table(["campaign_id", "channel"]),
+                       models)

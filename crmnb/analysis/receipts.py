@@ -1,0 +1,99 @@
+"""Cross-validation of CRM data against finance records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crmnb.frames import isin
+
+@dataclass
+class Reconciliation:
+    """Won deals matched with finance receipts."""
+
+    detail: pd.DataFrame  # one row per won deal or stray receipt, with its status
+    summary: dict  # counts, amounts, difference rate and verdict
+
+
+STATUS_ORDER = ["mismatch", "no receipt", "receipt without won deal", "matched"]
+
+
+def reconcile_receipts(
+    opportunities: pd.DataFrame,
+    receipts: pd.DataFrame,
+    tolerance: float = 1.0,
+    max_diff_rate: float = 0.01,
+    start=None,
+    end=None,
+) -> Reconciliation:
+    """Match won deals to receipts by opportunity and list every deal that does not agree.
+
+    A deal matches when the receipts for it add up to the won amount within
+    ``tolerance`` (CNY). The difference rate is the sum of absolute differences over
+    the won amount; it passes when at most ``max_diff_rate``. ``start``/``end`` limit
+    the deals, and the receipts for them, to those closed in that span (inclusive).
+
+    >>> opp = pd.DataFrame({"opportunity_id": ["O1"], "status": ["won"], "amount": [100.0],
+    ...                     "customer_id": ["C1"], "closed_at": [pd.Timestamp("2025-01-02")]})
+    >>> rec = pd.DataFrame({"opportunity_id": ["O1"], "amount": [101.0]})
+    >>> reconcile_receipts(opp, rec).summary["mismatched"]
+    0
+    """
+    in_span = pd.Series(True, index=opportunities.index)
+    if start is not None:
+        in_span &= opportunities["closed_at"] >= pd.Timestamp(start)
+    if end is not None:
+        in_span &= opportunities["closed_at"] < pd.Timestamp(end) + pd.Timedelta(days=1)
+    won = opportunities[in_span & (opportunities["status"] == "won")]
+    won = won[["opportunity_id", "customer_id", "closed_at", "amount"]].rename(columns={"amount": "crm_amount"})
+    paid = (receipts.groupby("opportunity_id")
+            .agg(finance_amount=("amount", "sum"), receipts=("amount", "size")).reset_index())
+    if start is not None or end is not None:
+        # receipts of deals closed in the span (a lost deal's too), and of deals the CRM does not know
+        paid = paid[isin(paid["opportunity_id"], opportunities.loc[in_span, "opportunity_id"]) |
+                    ~isin(paid["opportunity_id"], opportunities["opportunity_id"])]
+    d = won.merge(paid, on="opportunity_id", how="outer", indicator=True)
+    d["difference"] = d["finance_amount"].fillna(0) - d["crm_amount"].fillna(0)
+    d["difference_rate"] = d["difference"] / d["crm_amount"]
+    status = np.select(
+        [d["_merge"] == "left_only", d["_merge"] == "right_only", d["difference"].abs() > tolerance],
+        ["no receipt", "receipt without won deal", "mismatch"],
+        default="matched",
+    )
+    d["status"] = pd.Categorical(status, categories=STATUS_ORDER, ordered=True)
+    d = d.drop(columns="_merge").sort_values(["status", "opportunity_id"]).reset_index(drop=True)
+    crm_total = float(won["crm_amount"].sum())
+    abs_diff = float(d["difference"].abs().sum())
+    rate = abs_diff / crm_total if crm_total else float("nan")
+    summary = {
+        "won_deals": int(len(won)),
+        "matched": int((d["status"] == "matched").sum()),
+        "mismatched": int((d["status"] == "mismatch").sum()),
+        "no_receipt": int((d["status"] == "no receipt").sum()),
+        "stray_receipts": int((d["status"] == "receipt without won deal").sum()),
+        "crm_amount": crm_total,
+        "finance_amount": float(d["finance_amount"].sum()),
+        "abs_difference": abs_diff,
+        "difference_rate": rate,
+        "max_diff_rate": max_diff_rate,
+        "passes": bool(rate <= max_diff_rate) if crm_total else True,
+    }
+    d["status"] = d["status"].astype(str)
+    return Reconciliation(d, summary)
+
+
+def describe(summary: dict) -> str:
+    """State the receipts check in one sentence, in the report language."""
+    from crmnb.present.words import language
+
+    s = summary
+    if language() == "zh":
+        return (f"共 {s['won_deals']:,} 笔成交商机：{s['matched']:,} 笔与回款一致，{s['mismatched']} 笔金额不符，"
+                f"{s['no_receipt']} 笔无回款，{s['stray_receipts']} 笔回款无对应成交。差异率 {s['difference_rate']:.3%}，"
+                f"阈值 {s['max_diff_rate']:.0%}：{'未超过' if s['passes'] else '超过'}阈值。")
+    return (f"{s['won_deals']:,} won deals: {s['matched']:,} match their receipts, {s['mismatched']} differ in amount, "
+            f"{s['no_receipt']} have no receipt, {s['stray_receipts']} receipts have no won deal. "
+            f"Difference rate {s['difference_rate']:.3%} against a {s['max_diff_rate']:.0%} threshold: "
+            f"{'within' if s['passes'] else 'ABOVE'} the threshold.")

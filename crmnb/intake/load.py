@@ -1,0 +1,134 @@
+"""Load every canonical table a case names: read, map, take in and check each, never writing to a source."""
+
+from __future__ import annotations
+from pathlib import Path
+from typing import Any, Callable
+import pandas as pd
+from crmnb.errors import CrmnbError, DataError
+from crmnb.intake.schema import TABLES
+from crmnb.intake.sources import Located, locate
+from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
+
+
+# --------------------------------------------------------------------------- loading a case's tables
+def expected_columns(table: str, mapping) -> list[str]:
+    """Return the export columns a table's source should have."""
+    return mapping.expected_columns() if mapping is not None else list(TABLES[table].columns)
+
+
+def read_mapped(data: Any, table: str, base: Path | None = None) -> tuple[pd.DataFrame, Located, Raw]:
+    """Read one table's source and apply its mapping; return canonical-named text columns."""
+    from crmnb.intake import mappings
+
+    loc = locate(data, table)
+    if loc.kind == "sql":
+        loc = Located(loc.table, loc.kind, loc.spec, url=resolve_url(loc.url, base or Path(data.dir)), key=loc.key)
+    mapping = mappings.resolve(loc.spec.mapping, table)
+    raw = read(loc, expected_columns(table, mapping))
+    if loc.kind == "sql" and loc.spec.sql.table is not None and loc.spec.sql.order_by is None \
+            and not _is_sqlite(loc.url):  # SQLite: rowid order, the order the rows were loaded in
+        raw.frame, notes = _in_key_order(raw.frame, table, mapping)
+        raw.notes.extend(notes)
+    frame = raw.frame
+    if mapping is not None:
+        frame = mapping.apply(frame, loc.label)
+    return frame, loc, raw
+
+
+def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, list[str]]:
+    """Return a database table's rows in a fixed order: a database returns a table's rows in no
+    particular order, and row numbers must mean the same row every time.
+
+    The order is the table's key (its export column, under a mapping), else all columns
+    from the left; ``order_by`` in the case file sets another.
+    """
+    key = TABLES[table].key
+    cands = (mapping.columns.get(key, ()) if mapping is not None else (key,)) if key else ()
+    by = [c for c in cands if c in df.columns][:1] or list(df.columns)
+    if not len(df) or not by:
+        return df, []
+    out = df.sort_values(by, kind="stable", na_position="last", key=lambda s: s.astype("string"))
+    return out.reset_index(drop=True), [f"rows numbered in the order of {', '.join(by[:3])}"
+                                        + (" …" if len(by) > 3 else "") + " (set order_by to choose)"]
+
+
+def load_tables(case: Any, progress: Callable[[str], None] | None = None,
+                errors: dict[str, CrmnbError] | None = None) -> dict:
+    """Read, map, take in and validate every canonical table of a case; never writes to a source.
+
+    Raises the first :class:`DataError` (naming the table and source), or, when
+    ``errors`` is given, collects each table's error there and goes on.
+    """
+    from crmnb.intake.parse import intake
+    from crmnb.intake.checks import check_intake
+
+    out: dict[str, Any] = {}
+
+    def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
+        try:
+            got = intake(frame, name, loc.label)
+            if not len(got.table):
+                if not TABLES[name].may_be_empty:
+                    raise DataError(f"{loc.label} (table '{name}'): the export has a header but no rows; "
+                                    f"the analysis cannot do without {name}")
+                got.notes.append("the export has a header but no rows: an empty table")
+            got.source = loc.label
+            got.read_as = {"encoding": "utf-8" if raw.encoding == "utf-8-sig" else raw.encoding, "sep": raw.sep}
+            got.notes.extend(raw.notes)
+            got.validation = check_intake(got.table, name, loc.label)
+            out[name] = got
+        except Exception as exc:
+            if errors is None:
+                raise
+            errors[name] = _as_data_error(exc, name)
+
+    # Each table is taken in as soon as it is read and its text dropped, so that only one
+    # export's text is in memory at a time; leads and opportunities wait for each other,
+    # because converted leads can fill the opportunities' lead ids.
+    held: dict[str, tuple[pd.DataFrame, Located, Raw]] = {}
+    for name in TABLES:
+        try:
+            loc = locate(case.data, name)
+            if progress:
+                progress(f"reading {name} from {loc.name}")
+            got = read_mapped(case.data, name)
+        except Exception as exc:
+            if errors is None:
+                raise
+            errors[name] = _as_data_error(exc, name)
+            got = None
+        if name in _LINKED:
+            if got is not None:
+                held[name] = got
+            if name == _LINKED[-1]:
+                _take_linked(held, take_in)
+        elif got is not None:
+            take_in(name, *got)
+            del got
+    _take_linked(held, take_in)
+    if errors is not None:  # in the order of the tables, as they were read before
+        found = dict(errors)
+        errors.clear()
+        errors.update({k: found[k] for k in sorted(found, key=list(TABLES).index)})
+    return {name: out[name] for name in TABLES if name in out}
+
+
+_LINKED = ("leads", "opportunities")
+"""Tables taken in together: a lead's converted-opportunity id can fill an opportunity's lead id."""
+
+
+def _take_linked(held: dict, take_in: Callable) -> None:
+    from crmnb.intake.mappings import link_converted_leads
+
+    if not held:
+        return
+    link_converted_leads({k: v[0] for k, v in held.items()})
+    for name in list(held):
+        take_in(name, *held.pop(name))
+
+
+def _as_data_error(exc: Exception, table: str) -> CrmnbError:
+    """Return a crmnb error as it is, anything else as a DataError naming the table (no bare traceback)."""
+    if isinstance(exc, CrmnbError):
+        return exc
+    return DataError(f"table '{table}': unexpected {type(exc).__name__}: {exc}")

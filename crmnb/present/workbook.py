@@ -1,0 +1,95 @@
+"""The Excel workbook of the method's tables: styled headers, number formats, formula-safe text."""
+
+from __future__ import annotations
+from pathlib import Path
+from typing import Iterable
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from crmnb.handoffs import Workspace
+from crmnb.params.model import CaseParams
+
+
+# --------------------------------------------------------------------------- Excel
+HEADER_FILL = PatternFill("solid", fgColor="2F6F9F")
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+
+
+def _cell_value(v):
+    if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def write_sheet(wb: Workbook, name: str, df: pd.DataFrame, percent: Iterable[str] = (),
+                money: Iterable[str] = ()) -> None:
+    """Add a sheet with a styled, frozen header, fitted widths and number formats; text is never a formula."""
+    ws = wb.create_sheet(name[:31])
+    percent, money = set(percent), set(money)
+    ws.append([str(c) for c in df.columns])
+    for cell in ws[1]:
+        cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+        cell.alignment = Alignment(vertical="center", wrap_text=True)
+    for row in df.itertuples(index=False):
+        ws.append([_cell_value(v) for v in row])
+    for j, col in enumerate(df.columns, start=1):
+        letter = get_column_letter(j)
+        fmt = "0.0%" if col in percent else "#,##0" if col in money else None
+        width = max([len(str(col))] + [len(str(v)) for v in df[col].head(200)]) + 2
+        ws.column_dimensions[letter].width = min(max(width * (1.6 if df[col].astype(str).str.contains(
+            r"[\u4e00-\u9fff]").any() else 1.0), 8), 60)
+        for cell in ws[letter][1:]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # '=SUM(…)' from the CRM stays text
+            elif fmt and isinstance(cell.value, (int, float)):
+                cell.number_format = fmt
+            elif hasattr(cell.value, "year"):
+                cell.number_format = "yyyy-mm-dd"
+    ws.freeze_panes = "A2"
+
+
+def build_workbook(case: CaseParams, ws: Workspace) -> Path:
+    """Write ``tables.xlsx``: the case card, KPI comparison, improvement plan and the step tables."""
+    wb = Workbook()
+    wb.remove(wb.active)
+    sheets = [
+        ("Table 1 case card", "scope/case_card", [], []),
+        ("Table 2 KPI before-after", "report/kpi_compare", [], []),
+        ("Table 3 improvement plan", "plan/plan", [], []),
+        ("Metric catalogue", "metrics/catalogue", [], []),
+        ("Headline metrics", "metrics/headline", [], []),
+        ("Data inventory", "intake/inventory", ["coverage"], []),
+        ("Cleaning log", "clean/log", [], []),
+        ("Row reconciliation", "clean/reconciliation", [], []),
+        ("Receipts check", "clean/receipts", ["difference_rate"], ["crm_amount", "finance_amount", "difference"]),
+        ("Funnel", "deep_dive/funnel", ["conversion_rate", "overall_rate"], []),
+        ("Value tiers", "deep_dive/tiers", ["revenue_share", "customer_share"], ["revenue"]),
+        ("RFM segments", "deep_dive/segments", ["revenue_share", "customer_share"], ["revenue"]),
+        ("Metrics by rep", "metrics/by_rep", ["followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate"], []),
+        ("CAC and LTV", "metrics/unit_economics", [], []),
+        ("Response-time drivers", "deep_dive/response_buckets", ["conversion_rate", "ci_low", "ci_high"], []),
+        ("CLV by tier", "deep_dive/clv_by_tier", ["prob_alive"], ["clv", "clv_total"]),
+        ("Channels", "deep_dive/channels", ["conversion", "roi"], ["spend", "cac", "revenue"]),
+        ("Campaigns", "deep_dive/campaigns", ["conversion", "roi"], ["spend", "cac", "revenue"]),
+        ("Attribution", "deep_dive/attribution", [], []),
+        ("CPA alerts", "plan/cpa_alerts", ["overrun"], ["spend", "cac", "excess_spend"]),
+        ("Churn model", "plan/churn_model", [], []),
+        ("Churn watch list", "plan/watch_list", ["churn_probability"], []),
+        ("Problems", "plan/problems", [], []),
+        ("Forecast", "report/forecast", [], ["forecast", "lower", "upper"]),
+        ("Forecast accuracy", "report/forecast_accuracy", ["wape", "bias", "total_wape", "total_bias"], []),
+        ("Action tracking", "report/tracking", [], []),
+    ]
+    for title, name, pct, money in sheets:
+        if ws.exists(name):
+            write_sheet(wb, title, ws.read(name), pct, money)
+    out = ws.folder / "tables.xlsx"
+    wb.save(out)
+    return out
+
+

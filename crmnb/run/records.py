@@ -1,0 +1,176 @@
+"""Run many cases: a department's case files, a few at a time, with a summary and an index page.
+
+Each case runs as its own ``python -m crmnb.cli run`` process, so a case that fails,
+hangs or kills its kernel cannot take the others down, and its output is its log
+(``outputs/<case_id>/run.log``). Every run leaves ``outputs/<case_id>/run.json``;
+``outputs/index.html`` lists every case found in the output root.
+
+>>> run_batch(["parameters"], department="销售一部", jobs=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from crmnb.params.model import GOAL_METRICS, CaseParams
+
+RUN_FILE = "run.json"
+LOG_FILE = "run.log"
+INDEX_FILE = "index.html"
+
+STATUSES = ("ok", "failed", "timeout", "skipped")
+
+
+# --------------------------------------------------------------------------- run records and fingerprints
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _when(iso: str | None) -> str:
+    """Return an ISO time as 'YYYY-MM-DD hh:mm' for people."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def code_hash(notebooks: Iterable[Path]) -> str:
+    """Return one hash of the crmnb package's source files and the given notebooks."""
+    pkg = Path(__file__).resolve().parent
+    files = sorted(p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                   and p.suffix not in (".pyc", ".pyo"))
+    h = hashlib.sha256()
+    for p in [*files, *sorted(Path(n) for n in notebooks)]:
+        name = p.relative_to(pkg).as_posix() if p.is_relative_to(pkg) else p.name
+        h.update(name.encode("utf-8") + b"\0" + _sha256(p).encode("ascii") + b"\0")
+    return h.hexdigest()
+
+
+def _data_file(case: CaseParams, table: str) -> Path:
+    """Return the file ``table`` is read from: its export, or the SQLite database file it is queried from."""
+    source = getattr(case.data, "source", None)
+    loc = source(table) if callable(source) else None
+    if loc is not None and getattr(loc, "kind", "") == "sql":
+        url = str(loc.url or "")
+        if not url.startswith("sqlite:///"):
+            raise ValueError(f"{table}: read from a database server")
+        db = Path(url[len("sqlite:///"):])
+        return db if db.is_absolute() else Path(case.data.dir) / db
+    return Path(case.data_path(table))
+
+
+def fingerprint(case: CaseParams, settings: dict, notebooks: Iterable[Path]) -> dict:
+    """Return what a run depends on: the merged settings, each data file's content, and the code.
+
+    Data files are those the case reads (``case.data_path(table)`` for every canonical
+    table); one that is absent is recorded as ``missing``.
+    """
+    from crmnb.intake.schema import TABLES
+
+    data: dict[str, str] = {}
+    for table in TABLES:
+        try:
+            path = _data_file(case, table)
+            data[table] = _sha256(path) if path.is_file() else "missing"
+        except Exception:  # a live database cannot be fingerprinted: such a case is never skipped
+            data[table] = f"unhashable:{uuid.uuid4()}"
+    text = json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str)
+    return {"settings": hashlib.sha256(text.encode("utf-8")).hexdigest(), "data": data,
+            "code": code_hash(notebooks)}
+
+
+def changes(old: dict | None, new: dict) -> list[str]:
+    """Return what differs between two fingerprints, in words ('data: orders', 'case file settings', 'code')."""
+    if not old:
+        return ["no earlier run"]
+    out = []
+    if old.get("settings") != new["settings"]:
+        out.append("case file settings")
+    tables = sorted(t for t in set(old.get("data", {})) | set(new["data"])
+                    if old.get("data", {}).get(t) != new["data"].get(t))
+    if tables:
+        out.append("data: " + ", ".join(tables))
+    if old.get("code") != new["code"]:
+        out.append("code or notebooks")
+    return out
+
+
+def read_record(folder: Path) -> dict | None:
+    """Return a case's ``run.json``, or None when it has none (or it is unreadable)."""
+    try:
+        rec = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_record(folder: Path, record: dict) -> Path:
+    """Write a case's ``run.json`` (atomically: a reader never sees half a file)."""
+    path = folder / RUN_FILE
+    _write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n")
+    return path
+
+
+def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: str | None = None) -> dict:
+    """Return the start of a run record: which case, from which file, with which fingerprint."""
+    g = case.goal
+    return {"case_id": case.case_id, "title": case.title, "department": case.department,
+            "goal": {"metric": g.metric, "unit": GOAL_METRICS[g.metric], "baseline": g.baseline,
+                     "target": g.target, "deadline": str(g.deadline)},
+            "case_file": str(case_file), "run_id": run_id, "started": _now(), "fingerprint": prints}
+
+
+def finish_record(folder: Path, record: dict, status: str, seconds: float, **fields: Any) -> Path:
+    """Complete a run record with its status, run time and details, and write it."""
+    assert status in STATUSES, status
+    rec = {**record, "status": status, "seconds": round(seconds, 1), "finished": _now(),
+           **{k: v for k, v in fields.items() if v is not None}}
+    return write_record(folder, rec)
+
+
+def unchanged_since(folder: Path, prints: dict) -> str | None:
+    """Return when the case last ran successfully if nothing it depends on changed since, else None."""
+    rec = read_record(folder)
+    if not rec or rec.get("status") != "ok" or rec.get("fingerprint") != prints:
+        return None
+    if not (folder / "report.html").is_file():
+        return None  # the outputs were removed: run again
+    return _when(rec.get("finished"))
+
+
+def resume_check(folder: Path, prints: dict) -> tuple[str | None, str]:
+    """Return (when it last ran, '') for a case ``--resume`` skips, else (None, why it runs)."""
+    since = unchanged_since(folder, prints)
+    if since is not None:
+        return since, ""
+    rec = read_record(folder) or {}
+    if rec.get("status") == "ok":
+        return None, "changed since its last run: " + ("; ".join(changes(rec.get("fingerprint"), prints))
+                                                       or "outputs missing")
+    return None, f"its last run {rec['status']}" if rec.get("status") else "no earlier run"
+
+
