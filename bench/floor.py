@@ -111,8 +111,9 @@ def main(argv: list[str]) -> int:
         for i, nb in enumerate(books, start=1):
             t = time.perf_counter()
             run_notebook(nb, parameters)
-            print(f"step {i}/{len(books)} {nb.stem} done in {time.perf_counter() - t:.1f} s", file=sys.stderr,
-                  flush=True)
+            print(
+                f"step {i}/{len(books)} {nb.stem} done in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True
+            )
         t = time.perf_counter()
         import crmnb
         import crmnb.present.report
@@ -124,8 +125,9 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         print(f"floor: failed in {exc}", file=sys.stderr)
         return 1
-    print(f"floor: done in {time.perf_counter() - T0:.1f} s (since the interpreter reached this script)",
-          file=sys.stderr)
+    print(
+        f"floor: done in {time.perf_counter() - T0:.1f} s (since the interpreter reached this script)", file=sys.stderr
+    )
     return 0
 
 

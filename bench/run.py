@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -119,8 +119,15 @@ class Measured(dict):
     """One command's wall seconds, peak memory, exit status and output files."""
 
 
-def measure(what: str, cmd: list[str], log: Path, cwd: Path = REPO, env: dict | None = None,
-            echo_steps: bool = True, check: bool = True) -> Measured:
+def measure(
+    what: str,
+    cmd: list[str],
+    log: Path,
+    cwd: Path = REPO,
+    env: dict | None = None,
+    echo_steps: bool = True,
+    check: bool = True,
+) -> Measured:
     """Run ``cmd``, timing it and sampling the memory of it and its children every 0.1 s.
 
     stdout and stderr go to ``log`` (.out / .err); lines reporting a finished step are echoed
@@ -173,13 +180,18 @@ def measure(what: str, cmd: list[str], log: Path, cwd: Path = REPO, env: dict | 
         wall = time.perf_counter() - t0
         stop.set()
         sampler.join()
-    result = Measured(what=what, seconds=round(wall, 2), peak_rss_mb=round(peak["total"] / MB),
-                      peak_single_process_rss_mb=round(peak["single"] / MB), returncode=rc,
-                      stderr=str(err), stdout=str(out))
+    result = Measured(
+        what=what,
+        seconds=round(wall, 2),
+        peak_rss_mb=round(peak["total"] / MB),
+        peak_single_process_rss_mb=round(peak["single"] / MB),
+        returncode=rc,
+        stderr=str(err),
+        stdout=str(out),
+    )
     if check and rc != 0:
         tail = "\n".join(err.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:])
-        raise BenchError(f"{what} failed (exit status {rc}): {' '.join(map(str, cmd))}\n{tail}\n"
-                         f"(full output: {err})")
+        raise BenchError(f"{what} failed (exit status {rc}): {' '.join(map(str, cmd))}\n{tail}\n(full output: {err})")
     return result
 
 
@@ -197,8 +209,9 @@ def env_for_runs() -> dict:
     """Return the environment for every command: this venv's kernelspec first, output unbuffered."""
     env = dict(os.environ)
     mine = str(Path(sys.prefix) / "share" / "jupyter")
-    env["JUPYTER_PATH"] = os.pathsep.join([mine, *[p for p in env.get("JUPYTER_PATH", "").split(os.pathsep)
-                                                    if p and p != mine]])
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [mine, *[p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != mine]]
+    )
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     return env
@@ -207,8 +220,10 @@ def env_for_runs() -> dict:
 def tool(name: str) -> str:
     path = BIN / name
     if not path.exists():
-        raise BenchError(f"{name} not found in {BIN}: run the benchmark with the workbook's venv, "
-                         f"e.g. .venv/bin/python bench/run.py (make install creates it)")
+        raise BenchError(
+            f"{name} not found in {BIN}: run the benchmark with the workbook's venv, "
+            f"e.g. .venv/bin/python bench/run.py (make install creates it)"
+        )
     return str(path)
 
 
@@ -223,9 +238,13 @@ def demo_data(data_dir: Path, scale: float, env: dict, logs: Path) -> tuple[Path
         partial = data_dir / f"scale-{scale:g}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         say(f"  generating {scale:g}x demo data into {folder} (once; not timed) …")
-        m = measure(f"crmnb demo-data --scale {scale:g}",
-                    [tool("crmnb"), "demo-data", "--out", str(partial), "--scale", f"{scale:g}"],
-                    logs / f"demo-data-{scale:g}", env=env, echo_steps=False)
+        m = measure(
+            f"crmnb demo-data --scale {scale:g}",
+            [tool("crmnb"), "demo-data", "--out", str(partial), "--scale", f"{scale:g}"],
+            logs / f"demo-data-{scale:g}",
+            env=env,
+            echo_steps=False,
+        )
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
         say(f"    done in {m['seconds']:.0f} s")
@@ -257,8 +276,12 @@ def write_case(source: str, folder: Path, data: Path, case_id: str | None = None
 
 def run_a(case: Path, out: Path, env: dict, logs: Path, label: str) -> Measured:
     """a: crmnb run, end to end with the report and workbook."""
-    m = measure(f"crmnb run ({label})", [tool("crmnb"), "run", str(case), "--output-root", str(out)],
-                logs / f"run-{label}", env=env)
+    m = measure(
+        f"crmnb run ({label})",
+        [tool("crmnb"), "run", str(case), "--output-root", str(out)],
+        logs / f"run-{label}",
+        env=env,
+    )
     m["steps"] = step_seconds(m["stderr"])
     m["output"] = str(out / yaml.safe_load(case.read_text(encoding="utf-8"))["case_id"])
     return m
@@ -275,27 +298,56 @@ def run_b(case: Path, out: Path, env: dict, logs: Path) -> Measured:
     t0 = time.perf_counter()
     for nb in books:
         executed = target / nb.name
-        p = measure(f"b. papermill {nb.name}",
-                    [tool("papermill"), str(nb), str(executed), "-p", "case_file", str(case),
-                     "-p", "output_root", str(out), "--no-progress-bar"],
-                    logs / f"naive-papermill-{nb.stem}", cwd=NOTEBOOKS, env=env, echo_steps=False)
-        c = measure(f"b. jupyter nbconvert --to html {nb.name}",
-                    [tool("jupyter"), "nbconvert", "--to", "html", str(executed)],
-                    logs / f"naive-nbconvert-{nb.stem}", cwd=NOTEBOOKS, env=env, echo_steps=False)
+        p = measure(
+            f"b. papermill {nb.name}",
+            [
+                tool("papermill"),
+                str(nb),
+                str(executed),
+                "-p",
+                "case_file",
+                str(case),
+                "-p",
+                "output_root",
+                str(out),
+                "--no-progress-bar",
+            ],
+            logs / f"naive-papermill-{nb.stem}",
+            cwd=NOTEBOOKS,
+            env=env,
+            echo_steps=False,
+        )
+        c = measure(
+            f"b. jupyter nbconvert --to html {nb.name}",
+            [tool("jupyter"), "nbconvert", "--to", "html", str(executed)],
+            logs / f"naive-nbconvert-{nb.stem}",
+            cwd=NOTEBOOKS,
+            env=env,
+            echo_steps=False,
+        )
         per[nb.stem] = {"papermill": p["seconds"], "nbconvert": c["seconds"]}
         peak_total = max(peak_total, p["peak_rss_mb"], c["peak_rss_mb"])
         peak_single = max(peak_single, p["peak_single_process_rss_mb"], c["peak_single_process_rss_mb"])
         say(f"      {nb.stem}: papermill {p['seconds']:.1f} s, nbconvert {c['seconds']:.1f} s")
-    return Measured(what="papermill + nbconvert", seconds=round(time.perf_counter() - t0, 2),
-                    peak_rss_mb=peak_total, peak_single_process_rss_mb=peak_single, steps=per,
-                    papermill_seconds=round(sum(v["papermill"] for v in per.values()), 2),
-                    nbconvert_seconds=round(sum(v["nbconvert"] for v in per.values()), 2))
+    return Measured(
+        what="papermill + nbconvert",
+        seconds=round(time.perf_counter() - t0, 2),
+        peak_rss_mb=peak_total,
+        peak_single_process_rss_mb=peak_single,
+        steps=per,
+        papermill_seconds=round(sum(v["papermill"] for v in per.values()), 2),
+        nbconvert_seconds=round(sum(v["nbconvert"] for v in per.values()), 2),
+    )
 
 
 def run_c(case: Path, out: Path, env: dict, logs: Path, label: str) -> Measured:
     """c: the floor, bench/floor.py in one plain Python process."""
-    m = measure(f"floor ({label})", [sys.executable, str(HERE / "floor.py"), str(case), str(out), str(NOTEBOOKS)],
-                logs / f"floor-{label}", env=env)
+    m = measure(
+        f"floor ({label})",
+        [sys.executable, str(HERE / "floor.py"), str(case), str(out), str(NOTEBOOKS)],
+        logs / f"floor-{label}",
+        env=env,
+    )
     m["steps"] = step_seconds(m["stderr"])
     return m
 
@@ -330,13 +382,20 @@ def linearity(scale_runs: list[dict]) -> dict | None:
         return None
     marginal = []
     for lo, hi in zip(runs, runs[1:]):
-        marginal.append({"from": lo["scale"], "to": hi["scale"],
-                         "seconds_per_1000_rows": round((hi["seconds"] - lo["seconds"]) / (hi["rows"] - lo["rows"])
-                                                        * 1000, 5)})
+        marginal.append(
+            {
+                "from": lo["scale"],
+                "to": hi["scale"],
+                "seconds_per_1000_rows": round((hi["seconds"] - lo["seconds"]) / (hi["rows"] - lo["rows"]) * 1000, 5),
+            }
+        )
     first, last = marginal[0]["seconds_per_1000_rows"], marginal[-1]["seconds_per_1000_rows"]
     ratio = (last / first) if first > 0 else None
-    return {"marginal": marginal, "ratio": None if ratio is None else round(ratio, 2),
-            "ok": (last <= 0) if ratio is None else ratio <= LINEAR_TOLERANCE}
+    return {
+        "marginal": marginal,
+        "ratio": None if ratio is None else round(ratio, 2),
+        "ok": (last <= 0) if ratio is None else ratio <= LINEAR_TOLERANCE,
+    }
 
 
 def targets(res: dict) -> list[dict]:
@@ -348,26 +407,43 @@ def targets(res: dict) -> list[dict]:
 
     r = res.get("ratios", {})
     ab = r.get("b_over_a")
-    add("a_vs_b", "–" if ab is None else f"{ab:.1f}x faster ({fmt_s(res['b']['seconds'])} vs "
-                                        f"{fmt_s(res['a']['seconds'])})", None if ab is None else ab >= 4)
+    add(
+        "a_vs_b",
+        "–" if ab is None else f"{ab:.1f}x faster ({fmt_s(res['b']['seconds'])} vs {fmt_s(res['a']['seconds'])})",
+        None if ab is None else ab >= 4,
+    )
     ac = r.get("a_over_c")
-    add("a_vs_c", "–" if ac is None else f"{ac:.2f}x ({fmt_s(res['a']['seconds'])} vs {fmt_s(res['c']['seconds'])})",
-        None if ac is None else ac <= 1.5)
+    add(
+        "a_vs_c",
+        "–" if ac is None else f"{ac:.2f}x ({fmt_s(res['a']['seconds'])} vs {fmt_s(res['c']['seconds'])})",
+        None if ac is None else ac <= 1.5,
+    )
     big = next((s for s in res.get("scale", []) if s["scale"] == 100), None)
     add("scale_100_time", "–" if big is None else fmt_s(big["seconds"]), None if big is None else big["seconds"] <= 90)
-    add("scale_100_memory", "–" if big is None else
-        f"{big['peak_rss_mb'] / 1000:.2f} GB (largest process {big['peak_single_process_rss_mb'] / 1000:.2f} GB)",
-        None if big is None else big["peak_rss_mb"] * MB <= 3 * GB)
+    add(
+        "scale_100_memory",
+        "–"
+        if big is None
+        else f"{big['peak_rss_mb'] / 1000:.2f} GB (largest process {big['peak_single_process_rss_mb'] / 1000:.2f} GB)",
+        None if big is None else big["peak_rss_mb"] * MB <= 3 * GB,
+    )
     lin = res.get("linearity")
     if lin:
         m = lin["marginal"]
-        value = (f"marginal {m[0]['seconds_per_1000_rows'] * 1000:.2f} → {m[-1]['seconds_per_1000_rows'] * 1000:.2f}"
-                 f" s per 1M rows (ratio {lin['ratio']}, ≤ {LINEAR_TOLERANCE} accepted)")
+        value = (
+            f"marginal {m[0]['seconds_per_1000_rows'] * 1000:.2f} → {m[-1]['seconds_per_1000_rows'] * 1000:.2f}"
+            f" s per 1M rows (ratio {lin['ratio']}, ≤ {LINEAR_TOLERANCE} accepted)"
+        )
     add("linear", value if lin else "– (needs three scales)", lin["ok"] if lin else None)
     b = res.get("batch")
-    add("batch", "–" if not b else f"{b['throughput_ratio']:.2f}x ({fmt_s(b['jobs_1']['seconds'])} vs "
-                                  f"{fmt_s(b['jobs_2']['seconds'])}, {b['cases']} cases)",
-        None if not b else b["throughput_ratio"] >= 1.6)
+    add(
+        "batch",
+        "–"
+        if not b
+        else f"{b['throughput_ratio']:.2f}x ({fmt_s(b['jobs_1']['seconds'])} vs "
+        f"{fmt_s(b['jobs_2']['seconds'])}, {b['cases']} cases)",
+        None if not b else b["throughput_ratio"] >= 1.6,
+    )
     size = res.get("report_mb")
     add("report_size", "–" if size is None else f"{size:.2f} MB", None if size is None else size <= 2)
     return rows
@@ -386,23 +462,47 @@ def print_table(rows: list[dict]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scales", default="1,10,100",
-                   help="demo-data sizes for the scale runs, comma-separated (default 1,10,100)")
-    p.add_argument("--batch-cases", type=int, default=4, metavar="N",
-                   help="cases in the batch runs, 0 to skip them (default 4)")
-    p.add_argument("--repeat", type=int, default=3, metavar="N",
-                   help="runs of a and c each, alternating; the median counts (default 3)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--scales", default="1,10,100", help="demo-data sizes for the scale runs, comma-separated (default 1,10,100)"
+    )
+    p.add_argument(
+        "--batch-cases", type=int, default=4, metavar="N", help="cases in the batch runs, 0 to skip them (default 4)"
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="runs of a and c each, alternating; the median counts (default 3)",
+    )
     p.add_argument("--skip-naive", action="store_true", help="leave out b (papermill + nbconvert, the slowest)")
-    p.add_argument("--no-warmup", action="store_true",
-                   help="leave out the untimed crmnb run that first fills the disk cache and byte-code")
-    p.add_argument("--data-dir", type=Path, default=HERE / ".data",
-                   help="where generated demo data is kept between runs (default bench/.data)")
-    p.add_argument("--keep", type=Path, metavar="DIR",
-                   help="write runs' outputs and logs here and keep them (default: a temporary folder, removed)")
-    p.add_argument("--json", type=Path, default=HERE / "results.json", metavar="PATH",
-                   help="where to write all figures (default bench/results.json)")
+    p.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="leave out the untimed crmnb run that first fills the disk cache and byte-code",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=HERE / ".data",
+        help="where generated demo data is kept between runs (default bench/.data)",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="write runs' outputs and logs here and keep them (default: a temporary folder, removed)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=HERE / "results.json",
+        metavar="PATH",
+        help="where to write all figures (default bench/results.json)",
+    )
     args = p.parse_args(argv)
     try:
         args.scale_list = sorted({float(s) for s in args.scales.split(",") if s.strip()})
@@ -418,8 +518,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def part_a_c(args, ctx: dict, res: dict) -> None:
     """a and c on the demo case, alternating; the demo report's size."""
     demo, work, env, logs = ctx["demo"], ctx["work"], ctx["env"], ctx["logs"]
-    say(f"\na. crmnb run {DEMO_CASE} on 1x data, end to end with report and workbook; "
-        f"c. the floor, the same notebooks' code in one plain Python process ({args.repeat} run(s) each)")
+    say(
+        f"\na. crmnb run {DEMO_CASE} on 1x data, end to end with report and workbook; "
+        f"c. the floor, the same notebooks' code in one plain Python process ({args.repeat} run(s) each)"
+    )
     runs_a, runs_c = [], []
     for i in range(1, args.repeat + 1):
         a = run_a(demo, work / "out" / f"a-{i}", env, logs, f"a-{i}")
@@ -443,8 +545,10 @@ def part_b(args, ctx: dict, res: dict) -> None:
     """b, the naive way, and b/a."""
     say("\nb. the naive way: papermill CLI per notebook, then jupyter nbconvert --to html per notebook")
     res["b"] = run_b(ctx["demo"], ctx["work"] / "out" / "b", ctx["env"], ctx["logs"])
-    say(f"  b. total {res['b']['seconds']:.1f} s (papermill {res['b']['papermill_seconds']:.1f} s, "
-        f"nbconvert {res['b']['nbconvert_seconds']:.1f} s)")
+    say(
+        f"  b. total {res['b']['seconds']:.1f} s (papermill {res['b']['papermill_seconds']:.1f} s, "
+        f"nbconvert {res['b']['nbconvert_seconds']:.1f} s)"
+    )
     if "a" in res:
         res["ratios"]["b_over_a"] = round(res["b"]["seconds"] / res["a"]["seconds"], 2)
         say(f"  b/a = {res['ratios']['b_over_a']:.1f}: a is {res['ratios']['b_over_a']:.1f}x faster than b")
@@ -460,13 +564,21 @@ def part_scale(args, ctx: dict, res: dict, s: float) -> None:
         case = write_case(DEMO_CASE, case_folder(ctx["work"] / "cases" / f"scale-{s:g}"), folder)
         say(f"  {s:g}x ({rows:,} rows) …")
         m = run_a(case, ctx["work"] / "out" / f"scale-{s:g}", ctx["env"], ctx["logs"], f"scale-{s:g}")
-    entry = {"scale": s, "rows": rows, "seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"],
-             "peak_single_process_rss_mb": m["peak_single_process_rss_mb"], "steps": m["steps"],
-             "seconds_per_1000_rows": round(m["seconds"] / rows * 1000, 5)}
+    entry = {
+        "scale": s,
+        "rows": rows,
+        "seconds": m["seconds"],
+        "peak_rss_mb": m["peak_rss_mb"],
+        "peak_single_process_rss_mb": m["peak_single_process_rss_mb"],
+        "steps": m["steps"],
+        "seconds_per_1000_rows": round(m["seconds"] / rows * 1000, 5),
+    }
     res["scale"].append(entry)
-    say(f"  {s:g}x: {m['seconds']:.1f} s, peak {m['peak_rss_mb'] / 1000:.2f} GB summed "
+    say(
+        f"  {s:g}x: {m['seconds']:.1f} s, peak {m['peak_rss_mb'] / 1000:.2f} GB summed "
         f"(largest process {m['peak_single_process_rss_mb'] / 1000:.2f} GB), "
-        f"{entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows")
+        f"{entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows"
+    )
 
 
 def print_scale(res: dict) -> None:
@@ -481,8 +593,10 @@ def print_scale(res: dict) -> None:
     say(f"  {'input rows':<28}" + "".join(f"{e['rows']:>12,}" for e in res["scale"]))
     if res.get("linearity"):
         for m in res["linearity"]["marginal"]:
-            say(f"  marginal cost {m['from']:g}x → {m['to']:g}x: {m['seconds_per_1000_rows'] * 1000:.2f} s "
-                f"per 1M more rows")
+            say(
+                f"  marginal cost {m['from']:g}x → {m['to']:g}x: {m['seconds_per_1000_rows'] * 1000:.2f} s "
+                f"per 1M more rows"
+            )
 
 
 def part_batch(args, ctx: dict, res: dict) -> None:
@@ -496,13 +610,26 @@ def part_batch(args, ctx: dict, res: dict) -> None:
     b = {"cases": n}
     for jobs in (1, 2):
         say(f"  --jobs {jobs} …")
-        m = measure(f"crmnb batch --jobs {jobs}",
-                    [tool("crmnb"), "batch", str(folder), "--jobs", str(jobs),
-                     "--output-root", str(ctx["work"] / "out" / f"batch-{jobs}")],
-                    ctx["logs"] / f"batch-{jobs}", env=ctx["env"], echo_steps=False)
+        m = measure(
+            f"crmnb batch --jobs {jobs}",
+            [
+                tool("crmnb"),
+                "batch",
+                str(folder),
+                "--jobs",
+                str(jobs),
+                "--output-root",
+                str(ctx["work"] / "out" / f"batch-{jobs}"),
+            ],
+            ctx["logs"] / f"batch-{jobs}",
+            env=ctx["env"],
+            echo_steps=False,
+        )
         b[f"jobs_{jobs}"] = m
-        say(f"  --jobs {jobs}: {m['seconds']:.1f} s ({m['seconds'] / n:.1f} s per case), "
-            f"peak {m['peak_rss_mb'] / 1000:.2f} GB")
+        say(
+            f"  --jobs {jobs}: {m['seconds']:.1f} s ({m['seconds'] / n:.1f} s per case), "
+            f"peak {m['peak_rss_mb'] / 1000:.2f} GB"
+        )
     b["throughput_ratio"] = round(b["jobs_1"]["seconds"] / b["jobs_2"]["seconds"], 2)
     res["batch"] = b
     say(f"  throughput --jobs 2 / --jobs 1: {b['throughput_ratio']:.2f}x")
@@ -510,10 +637,19 @@ def part_batch(args, ctx: dict, res: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    res: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "options": {"scales": args.scale_list, "batch_cases": args.batch_cases, "repeat": args.repeat,
-                             "naive": not args.skip_naive, "warmup": not args.no_warmup},
-                 "ratios": {}, "scale": [], "errors": []}
+    res: dict = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "options": {
+            "scales": args.scale_list,
+            "batch_cases": args.batch_cases,
+            "repeat": args.repeat,
+            "naive": not args.skip_naive,
+            "warmup": not args.no_warmup,
+        },
+        "ratios": {},
+        "scale": [],
+        "errors": [],
+    }
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="crmnb-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     ctx = {"work": work, "logs": work / "logs"}
@@ -526,10 +662,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         res["machine"] = mc = machine()
-        say(f"machine: {mc['cpu']}, {mc['logical_cores']} cores ({mc['physical_cores']} physical), "
-            f"{mc['ram_gb']} GB RAM, {mc['os']}")
-        say(f"         Python {mc['python']}, pandas {mc['pandas']}, numpy {mc['numpy']}, "
-            f"papermill {mc['papermill']}, nbconvert {mc['nbconvert']}; crmnb {mc['crmnb']} at {mc['crmnb_commit']}")
+        say(
+            f"machine: {mc['cpu']}, {mc['logical_cores']} cores ({mc['physical_cores']} physical), "
+            f"{mc['ram_gb']} GB RAM, {mc['os']}"
+        )
+        say(
+            f"         Python {mc['python']}, pandas {mc['pandas']}, numpy {mc['numpy']}, "
+            f"papermill {mc['papermill']}, nbconvert {mc['nbconvert']}; crmnb {mc['crmnb']} at {mc['crmnb_commit']}"
+        )
         say(f"         load average at start {mc['load_average_at_start']}")
         say(f"work folder: {work}{'' if args.keep else ' (removed at the end)'}")
         try:
@@ -537,8 +677,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("crmnb", "papermill", "jupyter"):
                 tool(name)
             say("\ndata")
-            ctx["data"] = {s: demo_data(args.data_dir.resolve(), s, env, ctx["logs"])
-                           for s in sorted({1.0, *args.scale_list})}
+            ctx["data"] = {
+                s: demo_data(args.data_dir.resolve(), s, env, ctx["logs"]) for s in sorted({1.0, *args.scale_list})
+            }
             for s, (folder, rows) in ctx["data"].items():
                 say(f"  {s:g}x: {rows:,} input rows in {folder}")
             ctx["demo"] = write_case(DEMO_CASE, case_folder(work / "cases" / "demo"), ctx["data"][1.0][0])
@@ -555,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed(exc)
                 demo_ok = False
                 say("  the demo case does not run: a, b and c are left out")
-        for part in ((part_a_c, part_b) if demo_ok else ()):
+        for part in (part_a_c, part_b) if demo_ok else ():
             if part is part_b and args.skip_naive:
                 continue
             try:
@@ -587,9 +728,11 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
         if "machine" in res:
             res["targets"] = targets(res)
-            say(f"\ntargets (issue 7), measured {res['started']} on {res['machine']['cpu']}, "
+            say(
+                f"\ntargets (issue 7), measured {res['started']} on {res['machine']['cpu']}, "
                 f"{res['machine']['logical_cores']} cores, {res['machine']['ram_gb']} GB RAM; "
-                f"load average at start {res['machine']['load_average_at_start']}, at end {res['load_average_at_end']}")
+                f"load average at start {res['machine']['load_average_at_start']}, at end {res['load_average_at_end']}"
+            )
             print_table(res["targets"])
         for err in res["errors"]:
             say(f"\nbench: FAILED: {err.splitlines()[0]}")

@@ -5,8 +5,17 @@ from crmnb.params import CaseParams, load_case
 
 __version__ = "0.1.0"
 
-__all__ = ["CaseFileError", "CaseParams", "CrmnbError", "DataError", "HandoffMissing", "StepFailed",
-           "load_case", "open_case", "__version__"]
+__all__ = [
+    "CaseFileError",
+    "CaseParams",
+    "CrmnbError",
+    "DataError",
+    "HandoffMissing",
+    "StepFailed",
+    "load_case",
+    "open_case",
+    "__version__",
+]
 
 PACKAGES = ("analysis", "demo", "intake", "present", "run")
 MODULES = ("cli", "errors", "frames", "handoffs", "params", "paths")

@@ -16,8 +16,9 @@ def _demo_data(args: argparse.Namespace) -> int:
     from crmnb.demo.generator import generate
 
     out = Path(args.out)
-    summary = generate(out, scale=args.scale, seed=args.seed,
-                       progress=lambda m: print(f"demo-data: {m}", file=sys.stderr, flush=True))
+    summary = generate(
+        out, scale=args.scale, seed=args.seed, progress=lambda m: print(f"demo-data: {m}", file=sys.stderr, flush=True)
+    )
     rows = summary.get("rows", {})
     print(f"demo data written to {out.resolve()} ({sum(rows.values()):,} rows in {len(rows)} tables)")
     if getattr(args, "sqlite", None):
@@ -25,8 +26,10 @@ def _demo_data(args: argparse.Namespace) -> int:
 
         db = Path(args.sqlite)
         loaded = to_sqlite(out, db)
-        print(f"demo data loaded into {db.resolve()} ({sum(loaded.values()):,} rows in {len(loaded)} tables); "
-              f"a case reads it with data.sql_url: sqlite:///{db.resolve()}")
+        print(
+            f"demo data loaded into {db.resolve()} ({sum(loaded.values()):,} rows in {len(loaded)} tables); "
+            f"a case reads it with data.sql_url: sqlite:///{db.resolve()}"
+        )
     return 0
 
 
@@ -62,8 +65,9 @@ def _run(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from crmnb.run.batch import run_batch, summary_table
 
-    res = run_batch(args.paths, department=args.department, jobs=args.jobs, resume=args.resume,
-                    output_root=args.output_root)
+    res = run_batch(
+        args.paths, department=args.department, jobs=args.jobs, resume=args.resume, output_root=args.output_root
+    )
     print(summary_table(res.jobs))
     print(f"index: {res.index}")
     return 0 if res.ok else 1
@@ -72,8 +76,16 @@ def _batch(args: argparse.Namespace) -> int:
 def _new(args: argparse.Namespace) -> int:
     from crmnb.run.scaffold import new_case
 
-    path, todo = new_case(args.case_id, args.department, title=args.title, owner=args.owner, metric=args.metric,
-                          data_dir=args.data_dir, parameters_dir=args.parameters_dir, language=args.language)
+    path, todo = new_case(
+        args.case_id,
+        args.department,
+        title=args.title,
+        owner=args.owner,
+        metric=args.metric,
+        data_dir=args.data_dir,
+        parameters_dir=args.parameters_dir,
+        language=args.language,
+    )
     print(f"wrote {path}")
     if todo:
         print("  fill in: " + ", ".join(todo))
@@ -90,8 +102,14 @@ def _email(args: argparse.Namespace) -> int:
         print(f"message written to {path} ({len(msg.as_bytes()) / 1024:,.0f} KB); open it in a mail client to send")
         return 0
     host, _, port = args.smtp.partition(":")
-    send(msg, host or "localhost", int(port or 25), starttls=args.starttls, user=args.user,
-         password=os.environ.get("CRMNB_SMTP_PASSWORD"))
+    send(
+        msg,
+        host or "localhost",
+        int(port or 25),
+        starttls=args.starttls,
+        user=args.user,
+        password=os.environ.get("CRMNB_SMTP_PASSWORD"),
+    )
     print(f"sent {Path(args.report)} to {', '.join(args.to)} through {host or 'localhost'}:{port or 25}")
     return 0
 
@@ -125,18 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run a case end to end: notebooks, report.html, tables.xlsx")
     r.add_argument("case")
     r.add_argument("--output-root", default="outputs")
-    r.add_argument("--resume", action="store_true",
-                   help="skip the case when its settings, data and code are unchanged since its last successful run")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the case when its settings, data and code are unchanged since its last successful run",
+    )
     r.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # crmnb batch writes the index once
     r.set_defaults(func=_run)
 
     b = sub.add_parser("batch", help="run every case file in a folder, a few at a time, with a summary and index")
-    b.add_argument("paths", nargs="+", metavar="path", help="folders of case files (files starting with '_' are "
-                   "defaults, not cases) or case files")
+    b.add_argument(
+        "paths",
+        nargs="+",
+        metavar="path",
+        help="folders of case files (files starting with '_' are defaults, not cases) or case files",
+    )
     b.add_argument("--department", help="only the cases of this department (as written in the case files)")
     b.add_argument("--jobs", "-j", type=int, default=1, help="cases to run at the same time (default 1)")
-    b.add_argument("--resume", action="store_true",
-                   help="skip cases whose settings, data and code are unchanged since their last successful run")
+    b.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip cases whose settings, data and code are unchanged since their last successful run",
+    )
     b.add_argument("--output-root", default="outputs")
     b.set_defaults(func=_batch)
 

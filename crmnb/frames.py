@@ -50,8 +50,9 @@ def isin(s: pd.Series, values: Any) -> pd.Series:
             pa_vals = pa.array(vals, from_pandas=True)
         if isinstance(pa_vals, pa.ChunkedArray):
             pa_vals = pa_vals.combine_chunks()
-        if not (pa.types.is_string(pa_vals.type) or pa.types.is_large_string(pa_vals.type)
-                or pa.types.is_null(pa_vals.type)):
+        if not (
+            pa.types.is_string(pa_vals.type) or pa.types.is_large_string(pa_vals.type) or pa.types.is_null(pa_vals.type)
+        ):
             return s.isin(values)  # numbers or mixed values: pandas' own rules
         has_null = pa_vals.null_count > 0
         pa_vals = pa_vals.drop_null().cast(arr.type)

@@ -1,17 +1,19 @@
 """The step hand-offs of a case: each step writes its tables and records under outputs/<case_id>/data/, later steps read them."""
 
 from __future__ import annotations
+
 import json
 import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-import pandas as pd
-from crmnb.errors import HandoffMissing
-from crmnb.intake.schema import TABLES
-from crmnb.intake.parse import Intake
 
+import pandas as pd
+
+from crmnb.errors import HandoffMissing
+from crmnb.intake.parse import Intake
+from crmnb.intake.schema import TABLES
 
 # --------------------------------------------------------------------------- hand-offs
 HANDOFF_STEPS: dict[str, tuple[int, str]] = {
@@ -84,7 +86,7 @@ class Workspace:
         """Return True when the hand-off has been written."""
         return self._path(name, "parquet").exists() or self._path(name, "json").exists()
 
-    def tables(self, step: str) -> "Tables":
+    def tables(self, step: str) -> Tables:
         """Return every canonical table a step wrote (``intake`` or ``clean``), each read when first used."""
         return Tables(self, step)
 

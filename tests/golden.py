@@ -36,6 +36,7 @@ def run_demo_cases(tmp: Path) -> dict[str, Path]:
     import yaml
 
     from crmnb.demo.generator import generate
+
     try:
         from crmnb.run.steps import run_case
     except ImportError:  # before the regrouping
@@ -71,8 +72,9 @@ def handoff_digests(data: Path) -> dict[str, str]:
             text = "\n".join(f"{c}: {t}" for c, t in df.dtypes.astype(str).items()) + "\n" + df.to_csv()
             out[rel] = _sha(text.encode())
         elif f.suffix == ".json":
-            out[rel] = _sha(json.dumps(json.loads(f.read_text(encoding="utf-8")), sort_keys=True,
-                                       ensure_ascii=False).encode())
+            out[rel] = _sha(
+                json.dumps(json.loads(f.read_text(encoding="utf-8")), sort_keys=True, ensure_ascii=False).encode()
+            )
         else:
             out[rel] = _sha(f.read_bytes())
     return out
@@ -97,8 +99,31 @@ def workbook_cells(path: Path) -> dict[str, list[str]]:
 class _Text(HTMLParser):
     """The text a reader sees, one line per block; the digests of inline images."""
 
-    BLOCKS = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "figcaption", "br", "table",
-              "section", "header", "footer", "summary", "details", "ul", "ol", "dt", "dd"}
+    BLOCKS = {
+        "p",
+        "div",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "caption",
+        "figcaption",
+        "br",
+        "table",
+        "section",
+        "header",
+        "footer",
+        "summary",
+        "details",
+        "ul",
+        "ol",
+        "dt",
+        "dd",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -153,8 +178,12 @@ def report_text(path: Path) -> tuple[list[str], list[str]]:
 def snapshot(folder: Path) -> dict:
     """Everything of one case's outputs that the snapshot compares."""
     text, images = report_text(folder / "report.html")
-    return {"handoffs": handoff_digests(folder / "data"), "workbook": workbook_cells(folder / "tables.xlsx"),
-            "report_text": text, "report_images": images}
+    return {
+        "handoffs": handoff_digests(folder / "data"),
+        "workbook": workbook_cells(folder / "tables.xlsx"),
+        "report_text": text,
+        "report_images": images,
+    }
 
 
 def record() -> None:

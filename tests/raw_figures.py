@@ -16,8 +16,11 @@ def lead_conversion(data: Path, department: str, start, end, window_days: int) -
     opps = pd.read_csv(data / "opportunities.csv", encoding="utf-8-sig", dtype=str)
     leads["created_at"] = pd.to_datetime(leads["created_at"])
     opps["closed_at"] = pd.to_datetime(opps["closed_at"])
-    mine = leads[(leads["department"] == department) & (leads["created_at"] >= str(start))
-                 & (leads["created_at"] < pd.Timestamp(end) + pd.Timedelta(days=1))]
+    mine = leads[
+        (leads["department"] == department)
+        & (leads["created_at"] >= str(start))
+        & (leads["created_at"] < pd.Timestamp(end) + pd.Timedelta(days=1))
+    ]
     won = opps[opps["status"] == "won"].groupby("lead_id")["closed_at"].min()
     first_win = mine["lead_id"].map(won)
     converted = first_win.notna() & (first_win <= mine["created_at"] + pd.Timedelta(days=window_days))

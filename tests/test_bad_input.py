@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from crm_mini import AS_OF, CASE, frame, mini_case, write_mini  # noqa: E402
+from crm_mini import AS_OF, CASE, frame, mini_case, write_mini
 
-from crmnb.intake.cleaning import clean
 from crmnb.cli import main
 from crmnb.errors import DataError
-from crmnb.intake.schema import TABLES
+from crmnb.intake.cleaning import clean
 from crmnb.intake.load import load_tables
+from crmnb.intake.schema import TABLES
 
 
 @pytest.fixture
@@ -83,12 +83,18 @@ def test_header_only_optional_table_is_an_empty_table_with_a_log_line(mini: Path
     assert "header but no rows" in intakes["tickets"].notes[0]
     line = cleaned.log[cleaned.log["rule"] == "empty table"]
     assert line[["table", "rows", "action"]].to_dict("records") == [
-        {"table": "tickets", "rows": 0, "action": "kept as an empty table"}]
+        {"table": "tickets", "rows": 0, "action": "kept as an empty table"}
+    ]
 
 
 def test_which_tables_may_be_empty():
     assert sorted(t for t, s in TABLES.items() if not s.may_be_empty) == [
-        "campaigns", "customers", "leads", "opportunities", "orders"]
+        "campaigns",
+        "customers",
+        "leads",
+        "opportunities",
+        "orders",
+    ]
 
 
 def test_semicolon_file_is_detected_and_read(mini: Path):
@@ -185,7 +191,8 @@ def test_dates_that_cannot_be_read(mini: Path):
     assert pd.isna(cleaned.tables["activities"].loc[0, "completed_at"])
     line = logged(cleaned, "activities", "unreadable date")
     assert line[["column", "rows", "action"]].to_dict("records") == [
-        {"column": "completed_at", "rows": 1, "action": "set to missing, row kept"}]
+        {"column": "completed_at", "rows": 1, "action": "set to missing, row kept"}
+    ]
 
 
 def test_dates_in_the_future(mini: Path):

@@ -17,14 +17,13 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from crmnb.run import batch as run_batch
-from crmnb.run import records as run_records
-
-from crmnb.run import index as run_index
 from crmnb.cli import main
 from crmnb.demo.generator import generate
 from crmnb.errors import StepFailed
 from crmnb.params import case_settings, load_case
+from crmnb.run import batch as run_batch
+from crmnb.run import index as run_index
+from crmnb.run import records as run_records
 from crmnb.run.steps import StepTimeout, run_case, step_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +73,19 @@ def workbook(tmp_path_factory) -> Path:
     old = tmp / "outputs" / "old_case"
     old.mkdir(parents=True)
     (old / "report.html").write_text("<html></html>", encoding="utf-8")
-    run_records.write_record(old, {"case_id": "old_case", "title": "An earlier case", "department": "市场部",
-                             "goal": {"metric": "csat", "unit": "score", "baseline": 4.1, "target": 4.5},
-                             "status": "ok", "seconds": 12.0, "finished": "2025-01-02T03:04:05+00:00",
-                             "report": "old_case/report.html"})
+    run_records.write_record(
+        old,
+        {
+            "case_id": "old_case",
+            "title": "An earlier case",
+            "department": "市场部",
+            "goal": {"metric": "csat", "unit": "score", "baseline": 4.1, "target": 4.5},
+            "status": "ok",
+            "seconds": 12.0,
+            "finished": "2025-01-02T03:04:05+00:00",
+            "report": "old_case/report.html",
+        },
+    )
     return tmp
 
 
@@ -112,8 +120,11 @@ def test_progress_shows_each_cases_steps_and_the_counts(first):
 
 
 def test_each_case_keeps_its_log_and_run_record(first):
-    for case_id, status in (("lead_conversion_uplift", "ok"), ("repeat_purchase_optimisation", "ok"),
-                            ("broken_case", "failed")):
+    for case_id, status in (
+        ("lead_conversion_uplift", "ok"),
+        ("repeat_purchase_optimisation", "ok"),
+        ("broken_case", "failed"),
+    ):
         folder = first.root / case_id
         log = (folder / "run.log").read_text(encoding="utf-8")
         assert f"[{case_id}] step 1/7 01_goal_and_scope" in log
@@ -124,7 +135,8 @@ def test_each_case_keeps_its_log_and_run_record(first):
     assert rec["fingerprint"]["data"]["orders"] == "missing"
     assert rec["where"].startswith("step 02_data_collection, cell ") and "orders" in rec["reason"]
     assert "crmnb: error: case 'broken_case' failed in step 02_data_collection" in (
-        first.root / "broken_case" / "run.log").read_text(encoding="utf-8")
+        first.root / "broken_case" / "run.log"
+    ).read_text(encoding="utf-8")
     # the partly executed notebook is kept, its failing cell marked by papermill
     nb = nbformat.read(first.root / "broken_case" / rec["notebook"], as_version=4)
     assert any(c.metadata.get("papermill", {}).get("exception") for c in nb.cells)
@@ -152,8 +164,13 @@ def test_index_lists_every_case_with_working_links(first):
     assert "Broken &lt;case&gt; &amp; co" in page and "Broken <case>" not in page, "text is escaped"
     assert "市场部" in page and "客户服务部" in page
     assert "Lead conversion rate: 15.0% → 20.0%" in page
-    assert page.count('class="b reached"') + page.count('class="b improving"') + page.count(
-        'class="b flat"') + page.count('class="b worse"') == 2, "a verdict for each finished demo case"
+    assert (
+        page.count('class="b reached"')
+        + page.count('class="b improving"')
+        + page.count('class="b flat"')
+        + page.count('class="b worse"')
+        == 2
+    ), "a verdict for each finished demo case"
     assert "step 02_data_collection, cell" in page
     assert parser.hrefs, "links to the reports"
     for href in parser.hrefs:
@@ -169,8 +186,12 @@ def test_merged_defaults_are_in_the_executed_notebooks_parameters(first, workboo
     for nb_path in step_notebooks(first.root / "lead_conversion_uplift" / "notebooks"):
         passed = nbformat.read(nb_path, as_version=4).metadata["papermill"]["parameters"]["case"]
         assert passed == case_settings(case_file)
-        assert passed["thresholds"]["tiers"] == {"high_spend": 300000, "high_repeat": 0.6,
-                                                 "potential_spend": 100000, "potential_repeat": 0.3}  # _defaults
+        assert passed["thresholds"]["tiers"] == {
+            "high_spend": 300000,
+            "high_repeat": 0.6,
+            "potential_spend": 100000,
+            "potential_repeat": 0.3,
+        }  # _defaults
         assert passed["cell_timeout_seconds"] == 300  # _departments/销售一部.yaml
         assert passed["thresholds"]["conversion_window_days"] == 90  # the case file
     assert "tiers" not in yaml.safe_load(case_file.read_text(encoding="utf-8"))["thresholds"]
@@ -178,8 +199,10 @@ def test_merged_defaults_are_in_the_executed_notebooks_parameters(first, workboo
 
 def test_resume_skips_unchanged_cases_and_reruns_changed_ones(first, workbook):
     root = first.root
-    before = {c: json.loads((root / c / "run.json").read_text("utf-8"))
-              for c in ("lead_conversion_uplift", "repeat_purchase_optimisation")}
+    before = {
+        c: json.loads((root / c / "run.json").read_text("utf-8"))
+        for c in ("lead_conversion_uplift", "repeat_purchase_optimisation")
+    }
     with (workbook / "data" / "demo2" / "tickets.csv").open("ab") as f:
         f.write(b"\n")  # a blank line: the same rows, another file
     res = _batch(workbook / "parameters", "--jobs", 2, "--resume", "--output-root", root)
@@ -196,8 +219,15 @@ def test_resume_skips_unchanged_cases_and_reruns_changed_ones(first, workbook):
     # and the same from crmnb run
     out = io.StringIO()
     with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        rc = main(["run", str(workbook / "parameters" / "repeat_purchase_optimisation.yaml"), "--resume",
-                   "--output-root", str(root)])
+        rc = main(
+            [
+                "run",
+                str(workbook / "parameters" / "repeat_purchase_optimisation.yaml"),
+                "--resume",
+                "--output-root",
+                str(root),
+            ]
+        )
     assert rc == 0 and "repeat_purchase_optimisation: skipped: unchanged since" in out.getvalue()
 
 
@@ -221,16 +251,22 @@ def toy(tmp_path_factory) -> Path:
     """A workbook whose one step sleeps for ``notes`` seconds, or ends its kernel when ``notes`` is 'exit'."""
     tmp = tmp_path_factory.mktemp("toy")
     (tmp / "notebooks").mkdir()
-    nb = new_notebook(cells=[
-        new_markdown_cell("# Toy step"),
-        new_code_cell('case_file = ""\noutput_root = "outputs"\ncase = None', metadata={"tags": ["parameters"]}),
-        new_code_cell(TOY_CELL)])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Toy step"),
+            new_code_cell('case_file = ""\noutput_root = "outputs"\ncase = None', metadata={"tags": ["parameters"]}),
+            new_code_cell(TOY_CELL),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp / "notebooks" / "01_toy.ipynb")
     params = tmp / "parameters"
     params.mkdir()
-    for case_id, extra in (("dies", {"notes": "exit"}), ("sleeps", {"notes": "30", "cell_timeout_seconds": 1}),
-                           ("slow", {"notes": "30", "timeout_minutes": 0.04})):
+    for case_id, extra in (
+        ("dies", {"notes": "exit"}),
+        ("sleeps", {"notes": "30", "cell_timeout_seconds": 1}),
+        ("slow", {"notes": "30", "timeout_minutes": 0.04}),
+    ):
         _case(params, "lead_conversion_uplift", tmp / "data", case_id=case_id, **extra)
     return tmp
 
@@ -260,12 +296,19 @@ def test_a_case_past_its_time_limit_is_stopped(toy):
 
 
 def test_batch_reports_timeouts_and_dead_kernels(toy, monkeypatch):
-    res = _batch(toy / "parameters" / "dies.yaml", toy / "parameters" / "sleeps.yaml", "--jobs", 2,
-                 "--output-root", toy / "outputs")
+    res = _batch(
+        toy / "parameters" / "dies.yaml",
+        toy / "parameters" / "sleeps.yaml",
+        "--jobs",
+        2,
+        "--output-root",
+        toy / "outputs",
+    )
     assert res.rc == 1
     assert res.rows["dies"].status == "failed" and "step 01_toy, cell 4: kernel died" in res.rows["dies"].text
-    assert res.rows["sleeps"].status == "timeout" and "step 01_toy, cell 4: stopped after 1 s" in res.rows[
-        "sleeps"].text
+    assert (
+        res.rows["sleeps"].status == "timeout" and "step 01_toy, cell 4: stopped after 1 s" in res.rows["sleeps"].text
+    )
     # a case process that outlives its limit is stopped by the batch itself
     monkeypatch.setattr(run_batch, "GRACE_SECONDS", 0)
     res = _batch(toy / "parameters" / "slow.yaml", "--output-root", toy / "outputs")
@@ -289,7 +332,9 @@ def test_fingerprint_notices_settings_data_and_code(tmp_path, workbook):
     assert run_records.changes(base, other) == ["case file settings"]
     extra = tmp_path / "99_extra.ipynb"
     extra.write_text("{}", encoding="utf-8")
-    assert run_records.changes(base, run_records.fingerprint(case, case_settings(file), [*books, extra])) == ["code or notebooks"]
+    assert run_records.changes(base, run_records.fingerprint(case, case_settings(file), [*books, extra])) == [
+        "code or notebooks"
+    ]
     moved = case.model_copy(update={"data": case.data.model_copy(update={"dir": workbook / "data" / "broken"})})
     assert run_records.changes(base, run_records.fingerprint(moved, case_settings(file), books)) == ["data: orders"]
 
@@ -300,13 +345,23 @@ def test_index_of_an_empty_or_unusual_output_root(tmp_path):
     # outputs from before run records existed: what the executed notebooks recorded is shown
     folder = tmp_path / "outputs" / "legacy"
     (folder / "notebooks").mkdir(parents=True)
-    nb = new_notebook(metadata={"papermill": {"parameters": {"case": {
-        "title": "<i>Legacy</i>", "department": "销售一部",
-        "goal": {"metric": "lead_response_hours", "baseline": 30, "target": 24}}}}})
+    nb = new_notebook(
+        metadata={
+            "papermill": {
+                "parameters": {
+                    "case": {
+                        "title": "<i>Legacy</i>",
+                        "department": "销售一部",
+                        "goal": {"metric": "lead_response_hours", "baseline": 30, "target": 24},
+                    }
+                }
+            }
+        }
+    )
     nbformat.write(nb, folder / "notebooks" / "01_goal_and_scope.ipynb")
     (tmp_path / "outputs" / "not_a_case").mkdir()
     page = run_index.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
     assert "&lt;i&gt;Legacy&lt;/i&gt;" in page and "Lead response hours: 30.0 h → 24.0 h" in page
     assert "not_a_case" not in page
     # the Chinese department is drawn by the embedded glyphs, listed first as in the report
-    assert "@font-face" in page and "font:14px/1.45 \"crmnb CJK\"," in page
+    assert "@font-face" in page and 'font:14px/1.45 "crmnb CJK",' in page

@@ -18,10 +18,16 @@ def floor():
 
 
 def notebook(path: Path, *cells: tuple[str, list[str]]) -> Path:
-    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# a step"}]
-          + [{"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": None}
-             for src, tags in cells],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": "# a step"}]
+        + [
+            {"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": None}
+            for src, tags in cells
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     path.write_text(json.dumps(nb), encoding="utf-8")
     return path
 
@@ -34,11 +40,13 @@ def test_floor_runs_code_cells_in_order_and_displays_last_expressions(floor, tmp
             shown.append("html")
             return "<p>x</p>"
 
-    nb = notebook(tmp_path / "01_x.ipynb",
-                  ('case_file = "default.yaml"\noutput_root = "outputs"', ["parameters"]),
-                  ("%matplotlib inline\nseen = [case_file, output_root]", []),
-                  ("seen.append(len(seen))\nmake()", []),
-                  ("display(make(), make())", []))
+    nb = notebook(
+        tmp_path / "01_x.ipynb",
+        ('case_file = "default.yaml"\noutput_root = "outputs"', ["parameters"]),
+        ("%matplotlib inline\nseen = [case_file, output_root]", []),
+        ("seen.append(len(seen))\nmake()", []),
+        ("display(make(), make())", []),
+    )
     parameters = {"case_file": "c.yaml", "output_root": "/out", "make": Shown}
     namespace = floor.run_notebook(nb, parameters)
     assert namespace["seen"] == ["c.yaml", "/out", 2]

@@ -20,46 +20,72 @@ START, END = date(2025, 3, 1), date(2025, 3, 31)
 
 # --------------------------------------------------------------------------- typical cases
 def leads() -> pd.DataFrame:
-    return pd.DataFrame({
-        "lead_id": ["L1", "L2", "L3", "L4"],
-        "created_at": [T("2025-02-01 00:00"), T("2025-02-01 00:00"), T("2025-02-01 00:00"), T("2025-02-03 09:00")],
-        "first_contact_at": [T("2025-02-01 02:00"), T("2025-02-03 00:00"), T("2025-02-01 01:00"),
-                             T("2025-02-03 10:00")],
-        "channel": ["web", "phone", "web", "exhibition"],
-    })
+    return pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L4"],
+            "created_at": [T("2025-02-01 00:00"), T("2025-02-01 00:00"), T("2025-02-01 00:00"), T("2025-02-03 09:00")],
+            "first_contact_at": [
+                T("2025-02-01 02:00"),
+                T("2025-02-03 00:00"),
+                T("2025-02-01 01:00"),
+                T("2025-02-03 10:00"),
+            ],
+            "channel": ["web", "phone", "web", "exhibition"],
+        }
+    )
 
 
 def opportunities() -> pd.DataFrame:
     rows = [
         # id, lead, department, status, amount, closed_at, loss_reason
-        ("W1", "L1", "D1", "won", 500.0, "2025-03-10", None),      # contacted in 2 h
-        ("W2", "L2", "D1", "won", 900.0, "2025-03-12", None),      # bigger, but contacted after 48 h
-        ("W3", "L3", "D1", "won", 5000.0, "2025-04-02", None),     # closed after the period
-        ("W4", "L3", "D2", "won", 3000.0, "2025-03-15", None),     # another department
+        ("W1", "L1", "D1", "won", 500.0, "2025-03-10", None),  # contacted in 2 h
+        ("W2", "L2", "D1", "won", 900.0, "2025-03-12", None),  # bigger, but contacted after 48 h
+        ("W3", "L3", "D1", "won", 5000.0, "2025-04-02", None),  # closed after the period
+        ("W4", "L3", "D2", "won", 3000.0, "2025-03-15", None),  # another department
         ("F1", "L4", "D1", "lost", 100.0, "2025-03-20", "price"),  # lost in negotiation
         ("F2", "L1", "D1", "lost", 1000.0, "2025-03-21", "competitor"),  # lost at proposal
         ("F3", "L4", "D1", "lost", 800.0, "2025-03-22", "slow_response"),  # lost in negotiation, bigger than F1
         ("F4", "L4", "D1", "open", 9999.0, None, None),
     ]
-    return pd.DataFrame({
-        "opportunity_id": [r[0] for r in rows], "lead_id": [r[1] for r in rows],
-        "customer_id": "C1", "department": [r[2] for r in rows], "owner_rep": "wang",
-        "created_at": T("2025-02-10"), "status": [r[3] for r in rows], "stage": [r[3] for r in rows],
-        "amount": [r[4] for r in rows], "closed_at": [T(r[5]) if r[5] else NaT for r in rows],
-        "loss_reason": [r[6] for r in rows],
-    })
+    return pd.DataFrame(
+        {
+            "opportunity_id": [r[0] for r in rows],
+            "lead_id": [r[1] for r in rows],
+            "customer_id": "C1",
+            "department": [r[2] for r in rows],
+            "owner_rep": "wang",
+            "created_at": T("2025-02-10"),
+            "status": [r[3] for r in rows],
+            "stage": [r[3] for r in rows],
+            "amount": [r[4] for r in rows],
+            "closed_at": [T(r[5]) if r[5] else NaT for r in rows],
+            "loss_reason": [r[6] for r in rows],
+        }
+    )
 
 
 def history() -> pd.DataFrame:
     rows = [
-        ("F1", "needs_confirmed", "2025-02-10"), ("F1", "proposal", "2025-02-20"),
-        ("F1", "negotiation", "2025-03-01"), ("F1", "lost", "2025-03-20"),
-        ("F2", "needs_confirmed", "2025-02-10"), ("F2", "proposal", "2025-02-25"), ("F2", "lost", "2025-03-21"),
-        ("F3", "needs_confirmed", "2025-02-11"), ("F3", "proposal", "2025-02-21"),
-        ("F3", "negotiation", "2025-03-05"), ("F3", "lost", "2025-03-22"),
+        ("F1", "needs_confirmed", "2025-02-10"),
+        ("F1", "proposal", "2025-02-20"),
+        ("F1", "negotiation", "2025-03-01"),
+        ("F1", "lost", "2025-03-20"),
+        ("F2", "needs_confirmed", "2025-02-10"),
+        ("F2", "proposal", "2025-02-25"),
+        ("F2", "lost", "2025-03-21"),
+        ("F3", "needs_confirmed", "2025-02-11"),
+        ("F3", "proposal", "2025-02-21"),
+        ("F3", "negotiation", "2025-03-05"),
+        ("F3", "lost", "2025-03-22"),
     ]
-    return pd.DataFrame({"opportunity_id": [r[0] for r in rows], "stage": [r[1] for r in rows],
-                         "entered_at": [T(r[2]) for r in rows], "exited_at": NaT})
+    return pd.DataFrame(
+        {
+            "opportunity_id": [r[0] for r in rows],
+            "stage": [r[1] for r in rows],
+            "entered_at": [T(r[2]) for r in rows],
+            "exited_at": NaT,
+        }
+    )
 
 
 def test_pick_cases_success_is_the_largest_win_contacted_within_the_target():
@@ -91,14 +117,26 @@ def test_pick_cases_with_nothing_closed_gives_none():
 
 
 def test_case_timeline_in_time_order():
-    acts = pd.DataFrame({
-        "activity_id": ["A1", "A2", "A3"], "lead_id": ["L4", "L4", "L9"], "type": ["call", "visit", "call"],
-        "completed_at": [T("2025-02-05"), NaT, T("2025-02-06")], "note": ["sent brochure", None, "other lead"],
-    })
+    acts = pd.DataFrame(
+        {
+            "activity_id": ["A1", "A2", "A3"],
+            "lead_id": ["L4", "L4", "L9"],
+            "type": ["call", "visit", "call"],
+            "completed_at": [T("2025-02-05"), NaT, T("2025-02-06")],
+            "note": ["sent brochure", None, "other lead"],
+        }
+    )
     t = {"opportunities": opportunities(), "leads": leads(), "activities": acts, "stage_history": history()}
     tl = case_timeline("F3", t)
-    assert tl["event"].tolist() == ["lead created", "first contact", "follow-up: call", "stage: needs_confirmed",
-                                    "stage: proposal", "stage: negotiation", "stage: lost"]
+    assert tl["event"].tolist() == [
+        "lead created",
+        "first contact",
+        "follow-up: call",
+        "stage: needs_confirmed",
+        "stage: proposal",
+        "stage: negotiation",
+        "stage: lost",
+    ]
     assert tl["when"].is_monotonic_increasing
     assert tl["detail"].iloc[0] == "channel exhibition"
     assert tl["detail"].iloc[2] == "sent brochure"
@@ -106,17 +144,21 @@ def test_case_timeline_in_time_order():
 
 
 def test_case_timeline_without_stage_history_shows_the_deal_opening_and_closing():
-    t = {"opportunities": opportunities(), "leads": leads(),
-         "activities": pd.DataFrame(columns=["lead_id", "type", "completed_at", "note"]),
-         "stage_history": history().iloc[:0]}
+    t = {
+        "opportunities": opportunities(),
+        "leads": leads(),
+        "activities": pd.DataFrame(columns=["lead_id", "type", "completed_at", "note"]),
+        "stage_history": history().iloc[:0],
+    }
     tl = case_timeline("F3", t)
     assert tl["event"].tolist()[-2:] == ["deal created", "stage: lost"]
     assert tl["detail"].iloc[-1] == "slow_response"
 
 
 def test_no_typical_case_is_said_in_plain_words():
-    assert missing_case("success") == ("No success case: it needs a deal of the department won in the period; "
-                                       "this data has none.")
+    assert missing_case("success") == (
+        "No success case: it needs a deal of the department won in the period; this data has none."
+    )
     set_language("zh")
     try:
         assert missing_case("failure") == "无失败案例：需要本部门本周期丢单的商机，本数据没有。"
@@ -129,55 +171,87 @@ def test_funnel_gaps_name_what_an_export_of_deals_lacks():
     deals = pd.DataFrame({"opportunity_id": ["D1", "D2"], "lead_id": [None, None]})
     sh = pd.DataFrame({"opportunity_id": pd.Series([], dtype=object)})
     got = gaps(lead, deals, sh)
-    assert got == ["Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
-                   "(a lead id on each deal); none of this data's 2 deals has one.",
-                   "Deal-stage dwell times not measured: they need the deals' stage history; this data has none."]
+    assert got == [
+        "Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
+        "(a lead id on each deal); none of this data's 2 deals has one.",
+        "Deal-stage dwell times not measured: they need the deals' stage history; this data has none.",
+    ]
     assert gaps(lead, deals.assign(lead_id=["L1", None]), pd.DataFrame({"opportunity_id": ["D1"]})) == []
 
 
 def test_case_timeline_unknown_deal_raises():
-    t = {"opportunities": opportunities(), "leads": leads(), "activities": pd.DataFrame(),
-         "stage_history": history()}
+    t = {"opportunities": opportunities(), "leads": leads(), "activities": pd.DataFrame(), "stage_history": history()}
     with pytest.raises(KeyError):
         case_timeline("NOPE", t)
 
 
 # --------------------------------------------------------------------------- diagnosis
 def headline_after(response: float = 30.0, ontime: float = 0.85) -> pd.DataFrame:
-    return pd.DataFrame({"metric": ["lead_response_hours", "followup_ontime_rate", "lead_conversion_rate"],
-                         "value": [response, ontime, 0.17]})
+    return pd.DataFrame(
+        {
+            "metric": ["lead_response_hours", "followup_ontime_rate", "lead_conversion_rate"],
+            "value": [response, ontime, 0.17],
+        }
+    )
 
 
 def funnel_table(alert: bool = True) -> pd.DataFrame:
-    return pd.DataFrame({
-        "stage": ["lead", "first_contact", "needs_confirmed", "won"],
-        "entered": [100, 80, 40, 28],
-        "conversion_rate": [0.8, 0.5, 0.7, np.nan],
-        "avg_dwell_days": [1.0, 3.0, 14.0, np.nan],
-        "dwell_benchmark_days": [np.nan, np.nan, 10.0, np.nan],
-        "dwell_alert": [False, False, alert, False],
-        "top_loss_reasons": ["never contacted (5)", "", "price (7), competitor (2)", ""],
-    })
+    return pd.DataFrame(
+        {
+            "stage": ["lead", "first_contact", "needs_confirmed", "won"],
+            "entered": [100, 80, 40, 28],
+            "conversion_rate": [0.8, 0.5, 0.7, np.nan],
+            "avg_dwell_days": [1.0, 3.0, 14.0, np.nan],
+            "dwell_benchmark_days": [np.nan, np.nan, 10.0, np.nan],
+            "dwell_alert": [False, False, alert, False],
+            "top_loss_reasons": ["never contacted (5)", "", "price (7), competitor (2)", ""],
+        }
+    )
 
 
 RECON = {"mismatched": 2, "no_receipt": 1, "difference_rate": 0.02, "passes": False, "max_diff_rate": 0.01}
-LOG = pd.DataFrame({"rule": ["duplicate customer", "duplicate customer", "phone format"],
-                    "table": ["customers", "orders", "customers"], "rows": [3, 5, 9]})
-GOAL = {"metric": "lead_conversion_rate", "name": "Lead conversion rate", "now": 0.17, "target": 0.20,
-        "unit": "rate", "higher_is_better": True}
+LOG = pd.DataFrame(
+    {
+        "rule": ["duplicate customer", "duplicate customer", "phone format"],
+        "table": ["customers", "orders", "customers"],
+        "rows": [3, 5, 9],
+    }
+)
+GOAL = {
+    "metric": "lead_conversion_rate",
+    "name": "Lead conversion rate",
+    "now": 0.17,
+    "target": 0.20,
+    "unit": "rate",
+    "higher_is_better": True,
+}
 
 
 def problems(**kw) -> pd.DataFrame:
-    args = {"headline_after": headline_after(), "funnel_table": funnel_table(), "reconciliation": RECON,
-            "cleaning_log": LOG, "response_target_hours": 24.0, "followup_target": 0.8, "goal": GOAL}
+    args = {
+        "headline_after": headline_after(),
+        "funnel_table": funnel_table(),
+        "reconciliation": RECON,
+        "cleaning_log": LOG,
+        "response_target_hours": 24.0,
+        "followup_target": 0.8,
+        "goal": GOAL,
+    }
     args.update(kw)
     return find_problems(**args)
 
 
 def test_find_problems_most_important_first():
     p = problems()
-    assert p["kind"].tolist() == ["goal_gap", "slow_response", "weak_stage", "slow_stage", "loss_reason",
-                                  "receipts", "data_quality"]
+    assert p["kind"].tolist() == [
+        "goal_gap",
+        "slow_response",
+        "weak_stage",
+        "slow_stage",
+        "loss_reason",
+        "receipts",
+        "data_quality",
+    ]
     assert list(p.columns) == ["kind", "problem", "evidence", "cause"]
 
 
@@ -196,9 +270,13 @@ def test_find_problems_evidence_carries_the_figures():
 
 
 def test_find_problems_quiet_when_targets_are_met():
-    p = problems(headline_after=headline_after(response=24.0, ontime=0.8), funnel_table=funnel_table(alert=False),
-                 reconciliation={"mismatched": 0, "no_receipt": 0}, cleaning_log=LOG.iloc[2:],
-                 goal={**GOAL, "now": 0.21})
+    p = problems(
+        headline_after=headline_after(response=24.0, ontime=0.8),
+        funnel_table=funnel_table(alert=False),
+        reconciliation={"mismatched": 0, "no_receipt": 0},
+        cleaning_log=LOG.iloc[2:],
+        goal={**GOAL, "now": 0.21},
+    )
     assert "goal_gap" not in set(p["kind"])
     assert "slow_response" not in set(p["kind"])  # exactly on target is not a problem
     assert "followup_late" not in set(p["kind"])
@@ -208,17 +286,30 @@ def test_find_problems_quiet_when_targets_are_met():
 
 
 def test_find_problems_late_followups_and_a_lower_is_better_goal():
-    goal = {"metric": "lead_response_hours", "name": "Lead response time", "now": 30.0, "target": 24.0,
-            "unit": "hours", "higher_is_better": False}
+    goal = {
+        "metric": "lead_response_hours",
+        "name": "Lead response time",
+        "now": 30.0,
+        "target": 24.0,
+        "unit": "hours",
+        "higher_is_better": False,
+    }
     p = problems(headline_after=headline_after(ontime=0.62), goal=goal).set_index("kind")
     assert p.loc["goal_gap", "problem"] == "Lead response time is above its target"
     assert p.loc["followup_late", "evidence"] == "62.0% done on time against 80%"
 
 
 def test_improvement_plan_puts_the_analyst_rows_first():
-    analyst = [{"problem": "Reps skip the CRM on WeChat deals", "cause": "no WeChat integration",
-                "measure": "Log WeChat follow-ups daily", "owner": "Sales 1 lead", "deadline": date(2026, 1, 31),
-                "expected_effect": "complete follow-up history"}]
+    analyst = [
+        {
+            "problem": "Reps skip the CRM on WeChat deals",
+            "cause": "no WeChat integration",
+            "measure": "Log WeChat follow-ups daily",
+            "owner": "Sales 1 lead",
+            "deadline": date(2026, 1, 31),
+            "expected_effect": "complete follow-up history",
+        }
+    ]
     p = problems()
     plan = improvement_plan(p, analyst, owner="Sales 1 operations lead", deadline=date(2026, 6, 30))
     assert list(plan.columns) == PLAN_COLUMNS
@@ -241,8 +332,10 @@ def test_improvement_plan_without_problems_or_analyst_rows_is_empty():
 def test_receipts_not_checked_are_said_and_not_a_problem():
     none = pd.DataFrame(columns=["receipt_id", "opportunity_id", "amount"])
     note = unchecked_receipts(none, {"won_deals": 1})
-    assert note == ("Won deals not checked against finance: the check needs the finance receipts (the receipts table); "
-                    "this data has none, so 1 won deal stays unchecked.")
+    assert note == (
+        "Won deals not checked against finance: the check needs the finance receipts (the receipts table); "
+        "this data has none, so 1 won deal stays unchecked."
+    )
     assert unchecked_receipts(pd.DataFrame({"receipt_id": ["R1"]}), {"won_deals": 1}) is None
     kinds = problems(reconciliation={**RECON, "checked": False})["kind"].tolist()
     assert "receipts" not in kinds and "receipts" in problems()["kind"].tolist()

@@ -8,11 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import churn
-
-from crmnb.analysis import churn_model
-from crmnb.errors import NotEnoughData
+from crmnb.analysis import churn, churn_model
 from crmnb.demo.generator import generate
+from crmnb.errors import NotEnoughData
 from crmnb.intake.parse import intake
 from crmnb.intake.read import read_export
 from crmnb.intake.schema import DEFAULT_FILES, TABLES
@@ -38,19 +36,35 @@ def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
 def _hand_built() -> dict[str, pd.DataFrame]:
     """Customers A–J with visits, orders and complaints worked out by hand for AS_OF (lookback 2026-01-01 to 03-31)."""
     ids = list("ABCDEFGHIJK")
-    customers = _frame("customers", [
-        {"customer_id": c, "name": f"客户{c}", "company": f"杭州{c}科技有限公司", "phone": f"1381234{i:04d}",
-         "email": f"user{c.lower()}@example.com", "department": "销售一部", "owner_rep": "王芳",
-         "created_at": "2024-01-01"} for i, c in enumerate(ids)
-    ])
+    customers = _frame(
+        "customers",
+        [
+            {
+                "customer_id": c,
+                "name": f"客户{c}",
+                "company": f"杭州{c}科技有限公司",
+                "phone": f"1381234{i:04d}",
+                "email": f"user{c.lower()}@example.com",
+                "department": "销售一部",
+                "owner_rep": "王芳",
+                "created_at": "2024-01-01",
+            }
+            for i, c in enumerate(ids)
+        ],
+    )
     # visits in the lookback (one per day from Jan 5): A 6 = 2.0/month, B 9 = exactly 3.0/month, C/D/E 8 = 2.67,
     # F 12 = 4.0, G 0 (but 20 in Dec 2025), H 8 plus one at 2026-01-01 00:00 (in) = 9, K 8 plus one at AS_OF (out)
     n_visits = {"A": 6, "B": 9, "C": 8, "D": 8, "E": 8, "F": 12, "G": 0, "H": 8, "K": 8}
-    visits = [{"customer_id": c, "visited_at": pd.Timestamp("2026-01-05") + pd.Timedelta(days=k)}
-              for c, n in n_visits.items() for k in range(n)]
+    visits = [
+        {"customer_id": c, "visited_at": pd.Timestamp("2026-01-05") + pd.Timedelta(days=k)}
+        for c, n in n_visits.items()
+        for k in range(n)
+    ]
     visits += [{"customer_id": "G", "visited_at": pd.Timestamp("2025-12-01") + pd.Timedelta(days=k)} for k in range(20)]
-    visits += [{"customer_id": "H", "visited_at": pd.Timestamp("2026-01-01 00:00:00")},
-               {"customer_id": "K", "visited_at": AS_OF}]
+    visits += [
+        {"customer_id": "H", "visited_at": pd.Timestamp("2026-01-01 00:00:00")},
+        {"customer_id": "K", "visited_at": AS_OF},
+    ]
     visits = _frame("visits", [dict(v, visit_id=f"V{i}") for i, v in enumerate(visits)])
     # every buyer ordered in Oct 2025 (active, but no order in the lookback); D and E also in Feb 2026;
     # I last ordered 400 days before AS_OF (lapsed, not graded); J never ordered (a prospect)
@@ -60,16 +74,29 @@ def _hand_built() -> dict[str, pd.DataFrame]:
     orders += [{"customer_id": "K", "order_date": AS_OF, "amount": 900.0}]  # at AS_OF: not in the lookback
     orders = _frame("orders", [dict(o, order_id=f"O{i}") for i, o in enumerate(orders)])
     # complaints: A 1, B 1, D 1, F 2; G one just before the lookback; C a request only
-    tickets = [("A", "complaint", "2026-02-01"), ("B", "complaint", "2026-02-01"), ("D", "complaint", "2026-03-01"),
-               ("F", "complaint", "2026-01-10"), ("F", "complaint", "2026-03-10"),
-               ("G", "complaint", "2025-12-31 23:59:59"), ("C", "request", "2026-02-01")]
-    tickets = _frame("tickets", [{"ticket_id": f"T{i}", "customer_id": c, "type": t, "created_at": when}
-                                 for i, (c, t, when) in enumerate(tickets)])
+    tickets = [
+        ("A", "complaint", "2026-02-01"),
+        ("B", "complaint", "2026-02-01"),
+        ("D", "complaint", "2026-03-01"),
+        ("F", "complaint", "2026-01-10"),
+        ("F", "complaint", "2026-03-10"),
+        ("G", "complaint", "2025-12-31 23:59:59"),
+        ("C", "request", "2026-02-01"),
+    ]
+    tickets = _frame(
+        "tickets",
+        [
+            {"ticket_id": f"T{i}", "customer_id": c, "type": t, "created_at": when}
+            for i, (c, t, when) in enumerate(tickets)
+        ],
+    )
     return {"customers": customers, "orders": orders, "visits": visits, "tickets": tickets}
 
 
 def _rules(t: dict[str, pd.DataFrame], rules=None) -> pd.DataFrame:
-    return churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF, rules).set_index("customer_id")
+    return churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF, rules).set_index(
+        "customer_id"
+    )
 
 
 def test_rule_levels_by_hand():
@@ -161,21 +188,70 @@ def _add_future(t: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict[str, p
     n = len(ids)
     at = [cutoff, cutoff + pd.Timedelta(days=1)]
     out = dict(t)
-    out["orders"] = pd.concat([t["orders"], _frame("orders", [
-        {"order_id": f"F{k}{i}", "customer_id": c, "order_date": w, "amount": 1e6}
-        for k, w in enumerate(at) for i, c in enumerate(ids)])], ignore_index=True)
-    out["visits"] = pd.concat([t["visits"], _frame("visits", [
-        {"visit_id": f"F{k}{i}", "customer_id": c, "visited_at": w} for k, w in enumerate(at) for i, c in enumerate(ids)])],
-        ignore_index=True)
-    out["tickets"] = pd.concat([t["tickets"], _frame("tickets", [
-        {"ticket_id": f"F{i}", "customer_id": c, "type": "complaint", "created_at": at[1], "resolved_at": at[1],
-         "csat": 1.0} for i, c in enumerate(ids)])], ignore_index=True)
+    out["orders"] = pd.concat(
+        [
+            t["orders"],
+            _frame(
+                "orders",
+                [
+                    {"order_id": f"F{k}{i}", "customer_id": c, "order_date": w, "amount": 1e6}
+                    for k, w in enumerate(at)
+                    for i, c in enumerate(ids)
+                ],
+            ),
+        ],
+        ignore_index=True,
+    )
+    out["visits"] = pd.concat(
+        [
+            t["visits"],
+            _frame(
+                "visits",
+                [
+                    {"visit_id": f"F{k}{i}", "customer_id": c, "visited_at": w}
+                    for k, w in enumerate(at)
+                    for i, c in enumerate(ids)
+                ],
+            ),
+        ],
+        ignore_index=True,
+    )
+    out["tickets"] = pd.concat(
+        [
+            t["tickets"],
+            _frame(
+                "tickets",
+                [
+                    {
+                        "ticket_id": f"F{i}",
+                        "customer_id": c,
+                        "type": "complaint",
+                        "created_at": at[1],
+                        "resolved_at": at[1],
+                        "csat": 1.0,
+                    }
+                    for i, c in enumerate(ids)
+                ],
+            ),
+        ],
+        ignore_index=True,
+    )
     act = t["activities"].copy()
     # an open task due before the cutoff gets done after it: still overdue at the cutoff
     act.loc[act["completed_at"].isna() & (act["due_at"] < cutoff), "completed_at"] = at[1]
-    out["activities"] = pd.concat([act, _frame("activities", [
-        {"activity_id": f"F{i}", "customer_id": c, "due_at": at[0], "completed_at": at[1]}
-        for i, c in enumerate(ids)])], ignore_index=True)
+    out["activities"] = pd.concat(
+        [
+            act,
+            _frame(
+                "activities",
+                [
+                    {"activity_id": f"F{i}", "customer_id": c, "due_at": at[0], "completed_at": at[1]}
+                    for i, c in enumerate(ids)
+                ],
+            ),
+        ],
+        ignore_index=True,
+    )
     # tickets open at the cutoff get resolved and rated after it: their CSAT was not yet known
     tk = out["tickets"]
     early = tk.index[(tk["created_at"] < cutoff) & tk["resolved_at"].isna()]
@@ -203,13 +279,16 @@ def test_labels_read_only_the_window_after_the_cutoff():
     cutoff = pd.Timestamp("2026-01-01")
     end = cutoff + pd.Timedelta(days=90)
     one = pd.Timedelta(seconds=1)
-    orders = _frame("orders", [
-        {"order_id": "1", "customer_id": "before", "order_date": cutoff - one, "amount": 1.0},
-        {"order_id": "2", "customer_id": "at_cutoff", "order_date": cutoff, "amount": 1.0},
-        {"order_id": "3", "customer_id": "last_second", "order_date": end - one, "amount": 1.0},
-        {"order_id": "4", "customer_id": "at_end", "order_date": end, "amount": 1.0},
-        {"order_id": "5", "customer_id": "no_date", "order_date": pd.NaT, "amount": 1.0},
-    ])
+    orders = _frame(
+        "orders",
+        [
+            {"order_id": "1", "customer_id": "before", "order_date": cutoff - one, "amount": 1.0},
+            {"order_id": "2", "customer_id": "at_cutoff", "order_date": cutoff, "amount": 1.0},
+            {"order_id": "3", "customer_id": "last_second", "order_date": end - one, "amount": 1.0},
+            {"order_id": "4", "customer_id": "at_end", "order_date": end, "amount": 1.0},
+            {"order_id": "5", "customer_id": "no_date", "order_date": pd.NaT, "amount": 1.0},
+        ],
+    )
     who = pd.Index(["before", "at_cutoff", "last_second", "at_end", "no_date", "never"], name="customer_id")
     y = churn.label_churn(orders, who, cutoff, horizon_days=90)
     assert y.to_dict() == {"before": 1, "at_cutoff": 0, "last_second": 0, "at_end": 1, "no_date": 1, "never": 1}
@@ -284,8 +363,11 @@ def test_no_buyers_before_the_cutoff_is_a_clear_error(demo):
     first = demo["orders"]["order_date"].min()
     with pytest.raises(ValueError, match="no customers with an order before the cutoff"):
         churn.build_features(*_args(demo), first)
-    with pytest.raises(NotEnoughData, match=r"^Churn model not trained: it needs customers who bought before the "
-                                            r"training cutoff .*; this data has 0 such customers, 0 of whom stopped\.$"):
+    with pytest.raises(
+        NotEnoughData,
+        match=r"^Churn model not trained: it needs customers who bought before the "
+        r"training cutoff .*; this data has 0 such customers, 0 of whom stopped\.$",
+    ):
         churn_model.train_and_evaluate(*_args(demo), first + pd.Timedelta(days=100))
 
 
@@ -296,8 +378,11 @@ def test_too_few_churners_says_what_the_model_needs(demo):
     with pytest.raises(NotEnoughData) as err:
         churn_model.train_and_evaluate(*_args(t), demo["orders"]["order_date"].max())
     assert err.value.en.startswith("Churn model not trained: it needs customers who bought before the training cutoff")
-    assert re.search(r"at least 3 who then stopped buying and 3 who went on; this data has [0-4] such customers?, "
-                     r"\d of whom stopped\.$", err.value.en)
+    assert re.search(
+        r"at least 3 who then stopped buying and 3 who went on; this data has [0-4] such customers?, "
+        r"\d of whom stopped\.$",
+        err.value.en,
+    )
     assert err.value.zh.startswith("未训练流失预测模型")
     probability, reasons = churn_model.score_at(None, *_args(t), demo["orders"]["order_date"].max())
     assert probability is None and reasons is None

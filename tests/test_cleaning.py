@@ -7,20 +7,26 @@ import json
 import pandas as pd
 
 from crmnb.intake.cleaning import clean, find_duplicate_customers, normalise_email, normalise_name, normalise_phone
-from crmnb.intake.schema import ROW
 from crmnb.intake.parse import intake
-from crmnb.intake.schema import TABLES
+from crmnb.intake.schema import ROW, TABLES
 
 AS_OF = pd.Timestamp("2025-06-30")
-DTYPES = {"id": object, "str": object, "float": "float64", "int": "float64", "datetime": "datetime64[ns]",
-          "bool": object}
+DTYPES = {
+    "id": object,
+    "str": object,
+    "float": "float64",
+    "int": "float64",
+    "datetime": "datetime64[ns]",
+    "bool": object,
+}
 
 
 def empty_tables() -> dict[str, pd.DataFrame]:
     """Return every canonical table, empty, typed as intake types it, with the ``_row`` column."""
     return {
-        name: pd.DataFrame({ROW: pd.Series(dtype="int64"),
-                            **{c: pd.Series(dtype=DTYPES[k]) for c, k in spec.columns.items()}})
+        name: pd.DataFrame(
+            {ROW: pd.Series(dtype="int64"), **{c: pd.Series(dtype=DTYPES[k]) for c, k in spec.columns.items()}}
+        )
         for name, spec in TABLES.items()
     }
 
@@ -33,7 +39,7 @@ class Data:
         self.issues: list[pd.DataFrame] = []
         self.formats: list[pd.DataFrame] = []
 
-    def add(self, name: str, rows: list[dict]) -> "Data":
+    def add(self, name: str, rows: list[dict]) -> Data:
         got = intake(pd.DataFrame(rows, dtype=object), name, f"{name}.csv")
         self.tables[name] = got.table
         self.issues.append(got.issues)
@@ -74,10 +80,13 @@ def test_empty_tables_clean_to_empty_tables():
 
 # --------------------------------------------------------------------------- normalisers
 def test_normalise_phone():
-    got = normalise_phone(pd.Series(["+86 138-1234-5678", "138 1234 5678", "8613812345678", "13812345678",
-                                     "0571-8888-6666", "", None], dtype=object))
-    assert got.tolist() == ["13812345678", "13812345678", "13812345678", "13812345678", "057188886666",
-                            None, None]
+    got = normalise_phone(
+        pd.Series(
+            ["+86 138-1234-5678", "138 1234 5678", "8613812345678", "13812345678", "0571-8888-6666", "", None],
+            dtype=object,
+        )
+    )
+    assert got.tolist() == ["13812345678", "13812345678", "13812345678", "13812345678", "057188886666", None, None]
 
 
 def test_normalise_email():
@@ -94,13 +103,16 @@ def test_normalise_name():
 # --------------------------------------------------------------------------- duplicates
 def duplicates_data() -> Data:
     d = Data()
-    d.add("customers", [
-        customer("C1", "2025-02-01", phone="+86 138-1234-5678", email="c1@example.com"),
-        customer("C2", "2025-01-10", phone="13812345678", email="c2@example.com"),  # earliest of C1/C2
-        customer("C3", "2025-01-01", email="Wang@Example.COM"),
-        customer("C4", "2025-01-20", phone="13900000004", email="wang@example.com"),
-        customer("C5", "2025-01-05", phone="13900000005", email="c5@example.com"),  # unique
-    ])
+    d.add(
+        "customers",
+        [
+            customer("C1", "2025-02-01", phone="+86 138-1234-5678", email="c1@example.com"),
+            customer("C2", "2025-01-10", phone="13812345678", email="c2@example.com"),  # earliest of C1/C2
+            customer("C3", "2025-01-01", email="Wang@Example.COM"),
+            customer("C4", "2025-01-20", phone="13900000004", email="wang@example.com"),
+            customer("C5", "2025-01-05", phone="13900000005", email="c5@example.com"),  # unique
+        ],
+    )
     d.add("orders", [order("O1", "C1"), order("O2", "C4"), order("O3", "C5"), order("O4", "C2")])
     return d
 
@@ -139,19 +151,29 @@ def test_kept_phones_and_emails_are_normalised_and_logged():
 
 
 def test_no_duplicates_when_phone_and_email_differ():
-    customers = intake(pd.DataFrame([customer("C1", phone="13800000001", email="a@x.cn"),
-                                     customer("C2", phone="13800000002", email="b@x.cn")], dtype=object),
-                       "customers").table
+    customers = intake(
+        pd.DataFrame(
+            [customer("C1", phone="13800000001", email="a@x.cn"), customer("C2", phone="13800000002", email="b@x.cn")],
+            dtype=object,
+        ),
+        "customers",
+    ).table
     assert find_duplicate_customers(customers).empty
 
 
 def test_duplicates_chain_through_a_third_record():
     # C1 and C2 share a phone, C2 and C3 an e-mail: all three are one customer, kept as the earliest
-    customers = intake(pd.DataFrame([
-        customer("C1", "2025-01-03", phone="13800000001"),
-        customer("C2", "2025-01-02", phone="138-0000-0001", email="x@y.cn"),
-        customer("C3", "2025-01-01", email="X@Y.cn"),
-    ], dtype=object), "customers").table
+    customers = intake(
+        pd.DataFrame(
+            [
+                customer("C1", "2025-01-03", phone="13800000001"),
+                customer("C2", "2025-01-02", phone="138-0000-0001", email="x@y.cn"),
+                customer("C3", "2025-01-01", email="X@Y.cn"),
+            ],
+            dtype=object,
+        ),
+        "customers",
+    ).table
     m = find_duplicate_customers(customers)
     assert dict(zip(m["duplicate_id"], m["kept_id"])) == {"C1": "C3", "C2": "C3"}
 
@@ -210,10 +232,13 @@ def test_unreadable_required_date_is_quarantined_with_the_raw_value():
 def test_unreadable_optional_value_keeps_the_row_and_is_logged():
     d = Data()
     d.add("customers", [customer("C1")])
-    d.add("tickets", [
-        {"ticket_id": "T1", "customer_id": "C1", "type": "complaint", "created_at": "2025-03-01", "csat": "n/a"},
-        {"ticket_id": "T2", "customer_id": "C1", "type": "request", "created_at": "2025-03-02", "csat": "4"},
-    ])
+    d.add(
+        "tickets",
+        [
+            {"ticket_id": "T1", "customer_id": "C1", "type": "complaint", "created_at": "2025-03-01", "csat": "n/a"},
+            {"ticket_id": "T2", "customer_id": "C1", "type": "request", "created_at": "2025-03-02", "csat": "4"},
+        ],
+    )
     c = d.clean()
     tk = c.tables["tickets"].set_index("ticket_id")
     assert sorted(tk.index) == ["T1", "T2"]
@@ -221,7 +246,8 @@ def test_unreadable_optional_value_keeps_the_row_and_is_logged():
     assert quarantined(c, "tickets").empty
     log = log_rows(c, "not a number", "tickets")
     assert log[["column", "rows", "action"]].to_dict("records") == [
-        {"column": "csat", "rows": 1, "action": "set to missing, row kept"}]
+        {"column": "csat", "rows": 1, "action": "set to missing, row kept"}
+    ]
     assert "'n/a'" in log["detail"].iloc[0]
 
 
@@ -249,8 +275,19 @@ def test_orphan_customer_id_is_quarantined():
     d = Data()
     d.add("customers", [customer("C1")])
     d.add("orders", [order("O1", "C1"), order("O2", "C99")])
-    d.add("leads", [{"lead_id": "L1", "created_at": "2025-03-01", "department": "销售一部", "channel": "web",
-                     "status": "open", "customer_id": None}])  # a lead not yet a customer is no orphan
+    d.add(
+        "leads",
+        [
+            {
+                "lead_id": "L1",
+                "created_at": "2025-03-01",
+                "department": "销售一部",
+                "channel": "web",
+                "status": "open",
+                "customer_id": None,
+            }
+        ],
+    )  # a lead not yet a customer is no orphan
     c = d.clean()
     q = quarantined(c, "orders", "unknown customer")
     assert q["key"].tolist() == ["O2"]
@@ -275,24 +312,48 @@ def test_non_iso_date_formats_are_logged():
     c = d.clean()
     log = log_rows(c, "date format", "customers")
     assert log[["column", "rows", "detail"]].to_dict("records") == [
-        {"column": "created_at", "rows": 1, "detail": "written as YYYY/M/D"}]
+        {"column": "created_at", "rows": 1, "detail": "written as YYYY/M/D"}
+    ]
 
 
 # --------------------------------------------------------------------------- the whole account
 def messy_data() -> Data:
     d = Data()
-    d.add("customers", [
-        customer("C1", "2025-01-01", phone="+86 138-1234-5678", email="a@x.cn"),
-        customer("C2", "2025-02-01", phone="138 1234 5678", email="b@x.cn", name="张伟"),  # dup of C1
-        customer("C3", "2025-01-05", phone="13900000003"),
-        customer("C4", "not a date", phone="13900000004"),  # required date unreadable
-        customer("C3", "2025-01-06", phone="13900000033"),  # duplicate key
-    ])
-    d.add("orders", [order("O1", "C1"), order("O2", "C2"), order("O3", "C404"), order("O4", "C3", "2031-01-01"),
-                     order("O5", "C3", amount="abc")])
+    d.add(
+        "customers",
+        [
+            customer("C1", "2025-01-01", phone="+86 138-1234-5678", email="a@x.cn"),
+            customer("C2", "2025-02-01", phone="138 1234 5678", email="b@x.cn", name="张伟"),  # dup of C1
+            customer("C3", "2025-01-05", phone="13900000003"),
+            customer("C4", "not a date", phone="13900000004"),  # required date unreadable
+            customer("C3", "2025-01-06", phone="13900000033"),  # duplicate key
+        ],
+    )
+    d.add(
+        "orders",
+        [
+            order("O1", "C1"),
+            order("O2", "C2"),
+            order("O3", "C404"),
+            order("O4", "C3", "2031-01-01"),
+            order("O5", "C3", amount="abc"),
+        ],
+    )
     d.add("activities", activities("C1", 60, "A") + activities("C2", 41, "B") + activities("C3", 3, "D"))
-    d.add("leads", [{"lead_id": "L1", "created_at": "2025-03-01", "department": "销售一部", "channel": "web",
-                     "status": "open", "first_contact_at": "soon", "phone": "+86 139 0000 0003"}])
+    d.add(
+        "leads",
+        [
+            {
+                "lead_id": "L1",
+                "created_at": "2025-03-01",
+                "department": "销售一部",
+                "channel": "web",
+                "status": "open",
+                "first_contact_at": "soon",
+                "phone": "+86 139 0000 0003",
+            }
+        ],
+    )
     return d
 
 
@@ -357,8 +418,16 @@ def test_clean_does_not_modify_its_inputs():
 def test_every_change_is_in_the_log():
     c = messy_data().clean()
     rules = set(c.log["rule"])
-    for rule in ("duplicate customer", "unreadable date", "not a number", "duplicate key", "date in the future",
-                 "unknown customer", "outlier: follow-ups per customer", "phone format"):
+    for rule in (
+        "duplicate customer",
+        "unreadable date",
+        "not a number",
+        "duplicate key",
+        "date in the future",
+        "unknown customer",
+        "outlier: follow-ups per customer",
+        "phone format",
+    ):
         assert rule in rules, rule
     # the optional first_contact_at of the lead was unreadable: kept, flagged
     assert c.tables["leads"]["lead_id"].tolist() == ["L1"]

@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import bgnbd
-
-from crmnb.analysis import clv
+from crmnb.analysis import bgnbd, clv
 from crmnb.errors import NotEnoughData
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -34,10 +32,21 @@ def summary() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def cdnow_orders() -> pd.DataFrame:
-    raw = pd.read_csv(_data("CDNOW_sample.txt"), sep=r"\s+", header=None, dtype={2: str},
-                      names=["master_id", "customer_id", "date", "cds", "amount"])
-    return pd.DataFrame({"order_id": np.arange(len(raw)), "customer_id": raw["customer_id"],
-                         "order_date": pd.to_datetime(raw["date"], format="%Y%m%d"), "amount": raw["amount"]})
+    raw = pd.read_csv(
+        _data("CDNOW_sample.txt"),
+        sep=r"\s+",
+        header=None,
+        dtype={2: str},
+        names=["master_id", "customer_id", "date", "cds", "amount"],
+    )
+    return pd.DataFrame(
+        {
+            "order_id": np.arange(len(raw)),
+            "customer_id": raw["customer_id"],
+            "order_date": pd.to_datetime(raw["date"], format="%Y%m%d"),
+            "amount": raw["amount"],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def gg(cdnow_rfm) -> bgnbd.GammaGammaParams:
 
 def _matches_published(value: float, published: float, decimals: int) -> None:
     assert f"{value:.3g}" == f"{published:.3g}", (value, published)
-    assert abs(value - published) <= 0.51 * 10.0 ** -decimals, (value, published)
+    assert abs(value - published) <= 0.51 * 10.0**-decimals, (value, published)
 
 
 # --------------------------------------------------------------------------- CDNOW reproduction
@@ -112,14 +121,18 @@ def test_expected_purchases_grow_with_horizon_and_frequency(bg):
     by_x = bgnbd.expected_purchases(bg, 39, np.array([0, 1, 5, 20]), 38.0, 38.86)
     assert np.all(np.diff(by_x) > 0)
     # A customer seen at their first purchase (x = t_x = T = 0) expects the unconditional E[X(t)].
-    np.testing.assert_allclose(bgnbd.expected_purchases(bg, horizons, 0, 0.0, 0.0),
-                               bgnbd.unconditional_expected_purchases(bg, horizons), rtol=1e-10)
+    np.testing.assert_allclose(
+        bgnbd.expected_purchases(bg, horizons, 0, 0.0, 0.0),
+        bgnbd.unconditional_expected_purchases(bg, horizons),
+        rtol=1e-10,
+    )
     # Heavy buyers stay finite (the Euler-transformed 2F1 takes over where the published form overflows).
     assert np.all(np.isfinite(bgnbd.expected_purchases(bg, 52, np.arange(200), 38.0, 38.86)))
 
 
-@pytest.mark.parametrize("params", [bgnbd.BGNBDParams(0.243, 4.414, 0.793, 2.426, 0.0),
-                                    bgnbd.BGNBDParams(1.19, 25.4, 4.2e5, 1.1e7, 0.0)])  # near-constant dropout
+@pytest.mark.parametrize(
+    "params", [bgnbd.BGNBDParams(0.243, 4.414, 0.793, 2.426, 0.0), bgnbd.BGNBDParams(1.19, 25.4, 4.2e5, 1.1e7, 0.0)]
+)  # near-constant dropout
 def test_expected_purchases_agree_with_quadrature(params):
     # (t, x, t_x, T): the paper's customer, a non-buyer, a heavy buyer over a long horizon.
     for t, x, t_x, T in [(39, 2, 30.43, 38.86), (39, 0, 0.0, 38.86), (5200, 600, 38.0, 38.86), (52, 13, 199, 273)]:
@@ -162,8 +175,17 @@ def test_clv_and_discounting(bg, gg, cdnow_rfm):
 def test_clv_table_end_to_end_on_cdnow(cdnow_orders, bg, summary):
     result = clv.clv_table(cdnow_orders, CALIBRATION_END, horizon_months=12, freq="W")
     t = result.table
-    assert list(t.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value",
-                               "expected_purchases", "prob_alive", "expected_spend", "clv"]
+    assert list(t.columns) == [
+        "customer_id",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "expected_purchases",
+        "prob_alive",
+        "expected_spend",
+        "clv",
+    ]
     assert len(t) == 2357 and t["customer_id"].is_unique
     assert t[["expected_purchases", "expected_spend", "clv"]].ge(0).all().all()
     assert t["prob_alive"].between(0, 1).all()
@@ -182,25 +204,37 @@ def test_clv_table_end_to_end_on_cdnow(cdnow_orders, bg, summary):
 def three_customers() -> pd.DataFrame:
     # 2024-01-01 is a Monday; pandas' "W" weeks run Monday to Sunday.
     rows = [
-        ("A", "2024-01-01 09:00", 100.0), ("A", "2024-01-03 10:00", 50.0),  # week of 1 Jan: 150
-        ("A", "2024-01-16 11:00", 30.0), ("A", "2024-01-20 12:00", 20.0),  # week of 15 Jan: 50
-        ("A", "2024-01-30 13:00", 60.0),                                     # week of 29 Jan: 60
-        ("B", "2024-01-10 14:00", 80.0), ("B", "2024-02-10 15:00", 999.0),  # the second is after as_of
-        ("C", "2024-01-22 16:00", 10.0), ("C", "2024-01-22 17:00", 15.0),  # same day: one occasion of 25
-        ("C", "2024-02-04 18:30", 40.0),                                     # on as_of's day: counted
-        (None, "2024-01-05 00:00", 7.0), ("C", None, 7.0),                  # no customer / no date: ignored
+        ("A", "2024-01-01 09:00", 100.0),
+        ("A", "2024-01-03 10:00", 50.0),  # week of 1 Jan: 150
+        ("A", "2024-01-16 11:00", 30.0),
+        ("A", "2024-01-20 12:00", 20.0),  # week of 15 Jan: 50
+        ("A", "2024-01-30 13:00", 60.0),  # week of 29 Jan: 60
+        ("B", "2024-01-10 14:00", 80.0),
+        ("B", "2024-02-10 15:00", 999.0),  # the second is after as_of
+        ("C", "2024-01-22 16:00", 10.0),
+        ("C", "2024-01-22 17:00", 15.0),  # same day: one occasion of 25
+        ("C", "2024-02-04 18:30", 40.0),  # on as_of's day: counted
+        (None, "2024-01-05 00:00", 7.0),
+        ("C", None, 7.0),  # no customer / no date: ignored
     ]
-    return pd.DataFrame({"order_id": range(len(rows)), "customer_id": [r[0] for r in rows],
-                         "order_date": pd.to_datetime([r[1] for r in rows]), "amount": [r[2] for r in rows]})
+    return pd.DataFrame(
+        {
+            "order_id": range(len(rows)),
+            "customer_id": [r[0] for r in rows],
+            "order_date": pd.to_datetime([r[1] for r in rows]),
+            "amount": [r[2] for r in rows],
+        }
+    )
 
 
 def test_rfm_summary_weekly_by_hand(three_customers):
     s = bgnbd.rfm_summary(three_customers, "2024-02-04", freq="W").set_index("customer_id")
     # A: weeks 1 Jan, 15 Jan, 29 Jan -> x=2, t_x=4, T=4 (as_of's week starts 29 Jan), m=(50+60)/2.
     # B: week 8 Jan only -> x=0, T=3, m=0.   C: weeks 22 Jan, 29 Jan -> x=1, t_x=1, T=1, m=40.
-    expected = pd.DataFrame({"frequency": [2, 0, 1], "recency": [4.0, 0.0, 1.0], "T": [4.0, 3.0, 1.0],
-                             "monetary_value": [55.0, 0.0, 40.0]},
-                            index=pd.Index(["A", "B", "C"], name="customer_id"))
+    expected = pd.DataFrame(
+        {"frequency": [2, 0, 1], "recency": [4.0, 0.0, 1.0], "T": [4.0, 3.0, 1.0], "monetary_value": [55.0, 0.0, 40.0]},
+        index=pd.Index(["A", "B", "C"], name="customer_id"),
+    )
     pd.testing.assert_frame_equal(s, expected)
 
 
@@ -221,8 +255,11 @@ def test_rfm_summary_daily_by_hand(three_customers):
 
 
 def test_too_few_repeat_buyers(three_customers):
-    with pytest.raises(NotEnoughData, match=r"^Lifetime value not estimated: it needs at least 10 customers with "
-                                            r"repeat purchases; this data has 2\.$") as err:
+    with pytest.raises(
+        NotEnoughData,
+        match=r"^Lifetime value not estimated: it needs at least 10 customers with "
+        r"repeat purchases; this data has 2\.$",
+    ) as err:
         clv.clv_table(three_customers, "2024-02-04")
     assert (err.value.needed, err.value.found) == (10, 2)
     assert err.value.zh == "未估算客户生命周期价值：至少需要10位有复购的客户，本数据只有2位。"
@@ -233,7 +270,9 @@ def test_too_few_repeat_buyers(three_customers):
 def test_no_orders(three_customers):
     with pytest.raises(ValueError, match=r"no orders on or before as_of=2024-02-04 \(0 order rows"):
         bgnbd.rfm_summary(three_customers.iloc[:0], "2024-02-04")
-    with pytest.raises(NotEnoughData, match=r"it needs at least 10 customers .*; this data has no orders up to 2023-12-31"):
+    with pytest.raises(
+        NotEnoughData, match=r"it needs at least 10 customers .*; this data has no orders up to 2023-12-31"
+    ):
         clv.clv_table(three_customers, "2023-12-31")
 
 
@@ -259,7 +298,6 @@ def test_non_convergence_names_the_optimiser_message(monkeypatch, summary):
         bgnbd.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
 
 
-
 def test_observed_spend_uses_own_mean_and_the_typical_repeat_spend():
     got = clv.observed_spend([0, 2, 3, 1], [0.0, 100.0, 300.0, 50.0])
     assert got.tolist() == [100.0, 100.0, 300.0, 50.0]  # one-time buyer gets the repeat buyers' median
@@ -270,8 +308,13 @@ def test_heavy_tailed_spend_falls_back_to_observed_means(monkeypatch):
     rows = []
     for i, r in summary.head(300).iterrows():  # build orders whose summary has enough repeat buyers
         for k in range(int(r["frequency"]) + 1):
-            rows.append({"customer_id": i, "order_date": pd.Timestamp("1997-01-01") + pd.Timedelta(weeks=3 * k),
-                         "amount": 20.0 + 10 * (i % 7)})
+            rows.append(
+                {
+                    "customer_id": i,
+                    "order_date": pd.Timestamp("1997-01-01") + pd.Timedelta(weeks=3 * k),
+                    "amount": 20.0 + 10 * (i % 7),
+                }
+            )
     orders = pd.DataFrame(rows)
     heavy = bgnbd.GammaGammaParams(p=2.0, q=0.8, gamma=10.0, loglik=0.0, n=100)
     monkeypatch.setattr(clv, "fit_gamma_gamma", lambda x, m: heavy)

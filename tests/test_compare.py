@@ -110,10 +110,22 @@ def test_bootstrap_with_an_empty_side_gives_nan():
 
 
 def test_a_metric_measured_in_one_window_only_says_it_was_not_compared():
-    row = pd.Series({"name": "Opportunity win rate", "unit": "rate", "before": np.nan, "after": 0.5,
-                     "change_rate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_before": 0, "n_after": 2})
-    assert describe_change(row) == ("Opportunity win rate: – → 50.0% "
-                                    "(not compared: nothing to measure it on before the intervention).")
+    row = pd.Series(
+        {
+            "name": "Opportunity win rate",
+            "unit": "rate",
+            "before": np.nan,
+            "after": 0.5,
+            "change_rate": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "n_before": 0,
+            "n_after": 2,
+        }
+    )
+    assert describe_change(row) == (
+        "Opportunity win rate: – → 50.0% (not compared: nothing to measure it on before the intervention)."
+    )
     neither = pd.concat([row.drop(["n_after", "after"]), pd.Series({"n_after": 0, "after": np.nan})])
     assert describe_change(neither).endswith("(not compared: nothing to measure it on before or after).")
     assert nothing_measured("lead_response_hours", "owner_rep", "zh").startswith("未按销售代表展示线索响应时长")
@@ -136,7 +148,7 @@ def test_diff_in_diff_by_hand():
     control = diff(0.02, 0.03)
     did, lo, hi = diff_in_diff(treated, control)
     assert did == pytest.approx(0.08)
-    half = math.sqrt(0.04 ** 2 + 0.03 ** 2)  # independent groups: half-widths add in quadrature
+    half = math.sqrt(0.04**2 + 0.03**2)  # independent groups: half-widths add in quadrature
     assert lo == pytest.approx(0.08 - half)
     assert hi == pytest.approx(0.08 + half)
 

@@ -65,8 +65,11 @@ def test_notebook_is_thin_and_stored_clean(path: Path):
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata["kernelspec"]["name"] == KERNEL
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert any("analyst-only" in c.metadata.get("tags", []) and "What you fill in" in c.source
-               for c in nb.cells if c.cell_type == "markdown"), "the header tells the analyst what to fill in"
+    assert any(
+        "analyst-only" in c.metadata.get("tags", []) and "What you fill in" in c.source
+        for c in nb.cells
+        if c.cell_type == "markdown"
+    ), "the header tells the analyst what to fill in"
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -95,8 +98,9 @@ def _executed() -> str:
     nb = nbformat.read(NOTEBOOKS[0], as_version=4)
     nb.metadata["papermill"] = {"parameters": {"case_file": "x.yaml"}}
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    nb.cells.insert(at + 1, nbformat.v4.new_code_cell('case_file = "x.yaml"',
-                                                      metadata={"tags": ["injected-parameters"]}))
+    nb.cells.insert(
+        at + 1, nbformat.v4.new_code_cell('case_file = "x.yaml"', metadata={"tags": ["injected-parameters"]})
+    )
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = n + 1
         cell.outputs = [nbformat.v4.new_output("stream", text="hello\n")]
@@ -123,8 +127,9 @@ def test_git_add_stores_a_run_notebook_without_outputs(tmp_path: Path):
         pytest.skip("git not installed")
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True,
-                              encoding="utf-8").stdout
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True, encoding="utf-8"
+        ).stdout
 
     git("init", "-q")
     (tmp_path / "crmnb" / "run").mkdir(parents=True)

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from crmnb.errors import CaseFileError
-from crmnb.params import Thresholds
-from crmnb.params import case_settings, deep_merge, load_case, read_case_mapping
+from crmnb.params import Thresholds, case_settings, deep_merge, load_case, read_case_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +41,7 @@ def _folder(tmp_path: Path, case: str = CASE, defaults: str | None = None, **dep
 def test_mappings_merge_key_by_key_and_lists_and_scalars_replace():
     base = {"a": {"x": 1, "y": {"p": 1, "q": 2}}, "l": [1, 2, 3], "s": "base", "m": {"k": 1}}
     over = {"a": {"y": {"q": 9}}, "l": [7], "s": "over", "m": None, "new": 1}
-    assert deep_merge(base, over) == {"a": {"x": 1, "y": {"p": 1, "q": 9}}, "l": [7], "s": "over", "m": None,
-                                      "new": 1}
+    assert deep_merge(base, over) == {"a": {"x": 1, "y": {"p": 1, "q": 9}}, "l": [7], "s": "over", "m": None, "new": 1}
     assert base["a"]["y"]["q"] == 2, "the inputs are left as they were"
 
 
@@ -52,9 +50,9 @@ def test_order_is_defaults_then_department_then_case(tmp_path):
         tmp_path,
         CASE + "thresholds:\n  tiers: {high_spend: 500000}\n  funnel_stages: [lead, proposal, won]\n",
         defaults="language: zh\nthresholds:\n  tiers: {high_spend: 200000, potential_spend: 50000}\n"
-                 "  cpa_overrun_max: 0.5\n  funnel_stages: [lead, first_contact, won]\n"
-                 "  dwell_benchmark_days: {proposal: 20}\n",
-        **{"销售一部": "thresholds:\n  cpa_overrun_max: 0.4\n  dwell_benchmark_days: {negotiation: 30}\n"},
+        "  cpa_overrun_max: 0.5\n  funnel_stages: [lead, first_contact, won]\n"
+        "  dwell_benchmark_days: {proposal: 20}\n",
+        销售一部="thresholds:\n  cpa_overrun_max: 0.4\n  dwell_benchmark_days: {negotiation: 30}\n",
     )
     case = load_case(file)
     t = case.thresholds
@@ -68,7 +66,7 @@ def test_order_is_defaults_then_department_then_case(tmp_path):
 
 
 def test_department_file_with_a_chinese_name_is_found(tmp_path):
-    file = _folder(tmp_path, defaults="", **{"销售一部": "mask_pii: false\n", "客户服务部": "language: zh\n"})
+    file = _folder(tmp_path, defaults="", 销售一部="mask_pii: false\n", 客户服务部="language: zh\n")
     case = load_case(file)
     assert case.mask_pii is False and case.language == "en", "only the case's own department applies"
     raw, _ = read_case_mapping(file)
@@ -78,8 +76,9 @@ def test_department_file_with_a_chinese_name_is_found(tmp_path):
 def test_department_file_written_in_another_unicode_form_is_found(tmp_path):
     # macOS writes file names decomposed (NFD); the case file has the composed form
     composed = "Vente Île-de-France"
-    file = _folder(tmp_path, CASE.replace("销售一部", composed),
-                   **{unicodedata.normalize("NFD", composed): "language: zh\n"})
+    file = _folder(
+        tmp_path, CASE.replace("销售一部", composed), **{unicodedata.normalize("NFD", composed): "language: zh\n"}
+    )
     assert load_case(file).language == "zh"
 
 
@@ -91,8 +90,7 @@ def test_without_defaults_files_the_case_file_alone_counts(tmp_path):
 
 
 def test_settings_passed_to_notebooks_are_the_merged_ones(tmp_path):
-    file = _folder(tmp_path, defaults="thresholds:\n  clv_horizon_months: 6\n",
-                   **{"销售一部": "cell_timeout_seconds: 120\n"})
+    file = _folder(tmp_path, defaults="thresholds:\n  clv_horizon_months: 6\n", 销售一部="cell_timeout_seconds: 120\n")
     settings = case_settings(file)
     assert settings["thresholds"]["clv_horizon_months"] == 6
     assert settings["cell_timeout_seconds"] == 120
@@ -103,8 +101,9 @@ def test_settings_passed_to_notebooks_are_the_merged_ones(tmp_path):
 
 
 def test_bad_key_in_the_defaults_names_that_file(tmp_path):
-    file = _folder(tmp_path, defaults="thresholds:\n  tiers: {high_spnd: 1}\n",
-                   **{"销售一部": "thresholds:\n  cpa_overrun_max: -1\n"})
+    file = _folder(
+        tmp_path, defaults="thresholds:\n  tiers: {high_spnd: 1}\n", 销售一部="thresholds:\n  cpa_overrun_max: -1\n"
+    )
     with pytest.raises(CaseFileError) as exc:
         load_case(file)
     msg = str(exc.value)
@@ -130,11 +129,14 @@ def test_case_overriding_a_bad_default_validates(tmp_path):
     assert load_case(file).language == "en"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("case_id: everyone\n", "key 'case_id' cannot be a default"),
-    ("language: [en\n", "not valid YAML"),
-    ("- a list\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("case_id: everyone\n", "key 'case_id' cannot be a default"),
+        ("language: [en\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping"),
+    ],
+)
 def test_unusable_defaults_file_is_named(tmp_path, text, expected):
     file = _folder(tmp_path, defaults=text)
     with pytest.raises(CaseFileError) as exc:
@@ -143,7 +145,7 @@ def test_unusable_defaults_file_is_named(tmp_path, text, expected):
 
 
 def test_department_file_cannot_change_the_department(tmp_path):
-    file = _folder(tmp_path, **{"销售一部": "department: 客户服务部\n"})
+    file = _folder(tmp_path, 销售一部="department: 客户服务部\n")
     with pytest.raises(CaseFileError, match="_departments/销售一部.yaml: key 'department' cannot be a default"):
         load_case(file)
 
@@ -167,7 +169,9 @@ def test_demo_cases_get_their_departments_defaults(name):
     raw, _ = read_case_mapping(file)
     case = load_case(file)
     assert [p.relative_to(ROOT / "parameters").as_posix() for p in raw.defaults] == [
-        "_defaults.yaml", f"_departments/{case.department}.yaml"]
+        "_defaults.yaml",
+        f"_departments/{case.department}.yaml",
+    ]
     own = yaml.safe_load(file.read_text(encoding="utf-8"))
     assert len(own["thresholds"]) < len(Thresholds.model_fields), "the case file lists only what it cares about"
     assert case.thresholds == Thresholds()  # the demo results do not depend on where a threshold is written

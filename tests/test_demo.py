@@ -26,7 +26,9 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 def _csv(folder: Path, table: str) -> pd.DataFrame:
     """Read one CSV of the demo as strings (empty cells -> NaN)."""
-    return pd.read_csv(folder / DEFAULT_FILES[table], dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+    return pd.read_csv(
+        folder / DEFAULT_FILES[table], dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+    )
 
 
 def _dt(s: pd.Series) -> pd.Series:
@@ -118,7 +120,17 @@ def test_rows_grow_with_scale(small: Path, tiny: Path) -> None:
 
 def test_references_and_keys(small: Path) -> None:
     cu, le, op = _csv(small, "customers"), _csv(small, "leads"), _csv(small, "opportunities")
-    for table in ("customers", "leads", "opportunities", "activities", "orders", "tickets", "touches", "visits", "receipts"):
+    for table in (
+        "customers",
+        "leads",
+        "opportunities",
+        "activities",
+        "orders",
+        "tickets",
+        "touches",
+        "visits",
+        "receipts",
+    ):
         df = _csv(small, table)
         key = TABLES[table].key
         assert df[key].is_unique, table

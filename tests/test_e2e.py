@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from raw_figures import lead_conversion
 
 from crmnb.demo.generator import generate
 from crmnb.errors import StepFailed
 from crmnb.run.steps import run_case
-from raw_figures import lead_conversion
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -128,7 +128,7 @@ def test_planted_intervention_effects_are_found_with_intervals(finished):
     assert response["ci_high"] < 0 and response["change_rate"] < -0.35, "response time roughly halves"
     assert conversion["ci_low"] > 0, "conversion rises, with an interval that excludes zero"
     html = finished.report.read_text(encoding="utf-8")
-    summary = html[html.index("Executive summary"):html.index("Contents")]
+    summary = html[html.index("Executive summary") : html.index("Contents")]
     assert "Lead conversion rate:" in summary and "Lead response time (hours):" in summary
     assert summary.count("95% CI") >= 2
 

@@ -9,21 +9,20 @@ import pandas as pd
 import pytest
 
 from crmnb.analysis import forecast as analysis_forecast
-
-from crmnb.present import charts
-from crmnb.intake import parse
-from crmnb.intake import read
 from crmnb.demo.generator import generate
 from crmnb.errors import NotEnoughData
-from crmnb.present.charts import Chart
+from crmnb.intake import parse, read
 from crmnb.intake.schema import DEFAULT_FILES
+from crmnb.present import charts
+from crmnb.present.charts import Chart
 
 T = pd.Timestamp
 
 
 def _weekly(values, start: str = "2025-01-06") -> pd.DataFrame:
-    return pd.DataFrame({"week": pd.date_range(start, periods=len(values), freq="W-MON"),
-                         "revenue": np.asarray(values, dtype=float)})
+    return pd.DataFrame(
+        {"week": pd.date_range(start, periods=len(values), freq="W-MON"), "revenue": np.asarray(values, dtype=float)}
+    )
 
 
 # --------------------------------------------------------------------------- WAPE and flags
@@ -35,7 +34,9 @@ def test_wape_worked_example_with_zero_weeks():
     with np.errstate(divide="ignore"):
         ape = np.abs(np.subtract(actual, forecast)) / np.abs(actual)
     assert np.isinf(ape[1])  # MAPE would divide by the zero week: undefined
-    assert analysis_forecast.wape([0.0, 10.0, np.nan], [5.0, 10.0, 3.0]) == pytest.approx(5 / 10)  # the NaN pair is skipped
+    assert analysis_forecast.wape([0.0, 10.0, np.nan], [5.0, 10.0, 3.0]) == pytest.approx(
+        5 / 10
+    )  # the NaN pair is skipped
 
 
 def test_wape_failures():
@@ -61,13 +62,20 @@ def test_deviation_flag_at_the_eight_percent_line():
 
 # --------------------------------------------------------------------------- weekly revenue
 def test_weekly_revenue_fills_empty_weeks_with_zero():
-    opps = pd.DataFrame({
-        "status": ["won", "won", "won", "lost", "won"],
-        "amount": [100.0, 20.0, 50.0, 999.0, 7.0],
-        "closed_at": [T("2025-01-06 09:00"), T("2025-01-12 23:00"),  # Monday and Sunday: one week
-                      T("2025-01-29"), T("2025-01-14"), pd.NaT],  # a Wednesday two weeks on; lost; no date
-        "department": ["A", "B", "A", "A", "A"],
-    })
+    opps = pd.DataFrame(
+        {
+            "status": ["won", "won", "won", "lost", "won"],
+            "amount": [100.0, 20.0, 50.0, 999.0, 7.0],
+            "closed_at": [
+                T("2025-01-06 09:00"),
+                T("2025-01-12 23:00"),  # Monday and Sunday: one week
+                T("2025-01-29"),
+                T("2025-01-14"),
+                pd.NaT,
+            ],  # a Wednesday two weeks on; lost; no date
+            "department": ["A", "B", "A", "A", "A"],
+        }
+    )
     w = analysis_forecast.weekly_revenue(opps)
     assert w["week"].tolist() == [T("2025-01-06"), T("2025-01-13"), T("2025-01-20"), T("2025-01-27")]
     assert w["revenue"].tolist() == [120.0, 0.0, 0.0, 50.0]
@@ -78,7 +86,9 @@ def test_weekly_revenue_fills_empty_weeks_with_zero():
     cut = analysis_forecast.weekly_revenue(opps, start="2024-12-30", end="2025-01-28")
     assert cut["week"].tolist() == [T("2024-12-30"), T("2025-01-06"), T("2025-01-13"), T("2025-01-20")]
     assert cut["revenue"].tolist() == [0.0, 120.0, 0.0, 0.0]
-    assert analysis_forecast.weekly_revenue(opps, start="2025-01-07", end="2025-02-02")["week"].iloc[0] == T("2025-01-13")
+    assert analysis_forecast.weekly_revenue(opps, start="2025-01-07", end="2025-02-02")["week"].iloc[0] == T(
+        "2025-01-13"
+    )
 
 
 def test_weekly_revenue_failures():
@@ -107,8 +117,14 @@ def test_backtest_on_a_constant_series_is_exact(method):
 
 
 def test_forecast_accuracy_by_hand():
-    bt = pd.DataFrame({"origin": [T("2025-01-06")] * 2 + [T("2025-01-13")] * 2, "step": [1, 2, 1, 2],
-                       "actual": [100.0, 0.0, 100.0, 100.0], "forecast": [80.0, 20.0, 110.0, 100.0]})
+    bt = pd.DataFrame(
+        {
+            "origin": [T("2025-01-06")] * 2 + [T("2025-01-13")] * 2,
+            "step": [1, 2, 1, 2],
+            "actual": [100.0, 0.0, 100.0, 100.0],
+            "forecast": [80.0, 20.0, 110.0, 100.0],
+        }
+    )
     acc = analysis_forecast.forecast_accuracy(bt).iloc[0]
     assert acc["wape"] == pytest.approx((20 + 20 + 10 + 0) / 300)
     assert acc["bias"] == pytest.approx((-20 + 20 + 10 + 0) / 300)
@@ -192,8 +208,9 @@ def test_forecast_chart():
 # --------------------------------------------------------------------------- demo data
 def test_demo_weekly_backtest(tmp_path: Path):
     generate(tmp_path, scale=0.3)
-    opp = parse.intake(read.read_export(tmp_path / DEFAULT_FILES["opportunities"], "opportunities"),
-                     "opportunities").table
+    opp = parse.intake(
+        read.read_export(tmp_path / DEFAULT_FILES["opportunities"], "opportunities"), "opportunities"
+    ).table
     weekly = analysis_forecast.weekly_revenue(opp, end="2026-03-31")
     assert weekly["week"].iloc[-1] == T("2026-03-23")  # the export's partial week is left out
     won = opp[(opp["status"] == "won") & (opp["closed_at"] < T("2026-03-30"))]
@@ -206,8 +223,9 @@ def test_demo_weekly_backtest(tmp_path: Path):
 
 # --------------------------------------------------------------------------- a case's forecast
 def _deals(closed: list[str], amounts: list[float], department: str = "Sales") -> pd.DataFrame:
-    return pd.DataFrame({"status": "won", "amount": amounts, "closed_at": pd.to_datetime(closed),
-                         "department": department})
+    return pd.DataFrame(
+        {"status": "won", "amount": amounts, "closed_at": pd.to_datetime(closed), "department": department}
+    )
 
 
 def test_weekly_forecast_is_the_separate_steps_in_one_call():
@@ -216,9 +234,13 @@ def test_weekly_forecast_is_the_separate_steps_in_one_call():
     got = analysis_forecast.weekly_forecast(opps, "Sales", "2025-10-12", horizon=4)
     weekly = analysis_forecast.weekly_revenue(opps, "Sales", end="2025-10-12")
     pd.testing.assert_frame_equal(got.weekly, weekly)
-    pd.testing.assert_frame_equal(got.accuracy, analysis_forecast.forecast_accuracy(analysis_forecast.backtest(weekly, horizon=4)))
+    pd.testing.assert_frame_equal(
+        got.accuracy, analysis_forecast.forecast_accuracy(analysis_forecast.backtest(weekly, horizon=4))
+    )
     pd.testing.assert_frame_equal(got.forecast, analysis_forecast.rolling_forecast(weekly, horizon=4))
-    assert list(got.forecast.columns) == list(analysis_forecast.FORECAST_COLUMNS)  # an empty forecast has the same columns
+    assert list(got.forecast.columns) == list(
+        analysis_forecast.FORECAST_COLUMNS
+    )  # an empty forecast has the same columns
     assert list(got.accuracy.columns) == list(analysis_forecast.ACCURACY_COLUMNS)
 
 
@@ -226,11 +248,15 @@ def test_weekly_forecast_on_too_little_history_says_what_it_needs():
     opps = _deals(["2025-05-07", "2025-06-04"], [100.0, 50.0])
     with pytest.raises(NotEnoughData) as err:
         analysis_forecast.weekly_forecast(opps, "Sales", pd.Timestamp("2025-06-30").date())
-    assert str(err.value) == ("Forecast not made: it needs at least 27 weeks of won-deal history (26 to fit the model "
-                              "on, then weeks to test it on); this data has 8 weeks from the first win to 2025-06-30.")
+    assert str(err.value) == (
+        "Forecast not made: it needs at least 27 weeks of won-deal history (26 to fit the model "
+        "on, then weeks to test it on); this data has 8 weeks from the first win to 2025-06-30."
+    )
     assert (err.value.needed, err.value.found) == (27, 8)
     assert err.value.zh.startswith("未做收入预测：至少需要27周的成交历史")
     with pytest.raises(NotEnoughData, match="this data has 0 weeks"):  # no win at all, or none in the department
         analysis_forecast.weekly_forecast(opps, "Service", "2025-06-30")
-    assert analysis_forecast.empty_forecast().empty and list(analysis_forecast.empty_forecast().columns) == list(analysis_forecast.FORECAST_COLUMNS)
+    assert analysis_forecast.empty_forecast().empty and list(analysis_forecast.empty_forecast().columns) == list(
+        analysis_forecast.FORECAST_COLUMNS
+    )
     assert list(analysis_forecast.empty_accuracy().columns) == list(analysis_forecast.ACCURACY_COLUMNS)

@@ -7,10 +7,21 @@ import pytest
 from crmnb.frames import isin
 
 
-@pytest.mark.parametrize("values", [
-    ["C1", "C3"], [], [None], ["C2", None], {"C1": "x", "C9": "y"}, {"C4"},
-    np.array(["C1", "C4"], dtype=object), pd.Index(["C2"]), [1, 2], ["C1", 3],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["C1", "C3"],
+        [],
+        [None],
+        ["C2", None],
+        {"C1": "x", "C9": "y"},
+        {"C4"},
+        np.array(["C1", "C4"], dtype=object),
+        pd.Index(["C2"]),
+        [1, 2],
+        ["C1", 3],
+    ],
+)
 def test_isin_matches_pandas_on_text(values):
     s = pd.Series(["C1", "C2", None, "C3", "C4", "C1"], dtype="str")
     assert isin(s, values).tolist() == s.isin(values).tolist()

@@ -45,21 +45,25 @@ def test_conversion_table_with_an_empty_stage():
 
 # --------------------------------------------------------------------------- a small cohort
 def leads_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "lead_id": ["L1", "L2", "L3", "L4", "L5"],
-        "created_at": [T("2025-03-01"), T("2025-03-01"), T("2025-03-01"), T("2025-03-01"), T("2025-03-01")],
-        "first_contact_at": [T("2025-03-02"), T("2025-03-03"), T("2025-03-04"), T("2025-03-03"), NaT],
-    })
+    return pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L4", "L5"],
+            "created_at": [T("2025-03-01"), T("2025-03-01"), T("2025-03-01"), T("2025-03-01"), T("2025-03-01")],
+            "first_contact_at": [T("2025-03-02"), T("2025-03-03"), T("2025-03-04"), T("2025-03-03"), NaT],
+        }
+    )
 
 
 def opps_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "opportunity_id": ["O1", "O2", "O3"],
-        "lead_id": ["L1", "L2", "L3"],
-        "created_at": [T("2025-03-05"), T("2025-03-05"), T("2025-03-06")],
-        "status": ["won", "lost", "lost"],
-        "loss_reason": [None, "price", "unclear_needs"],
-    })
+    return pd.DataFrame(
+        {
+            "opportunity_id": ["O1", "O2", "O3"],
+            "lead_id": ["L1", "L2", "L3"],
+            "created_at": [T("2025-03-05"), T("2025-03-05"), T("2025-03-06")],
+            "status": ["won", "lost", "lost"],
+            "loss_reason": [None, "price", "unclear_needs"],
+        }
+    )
 
 
 def history_frame() -> pd.DataFrame:
@@ -77,12 +81,14 @@ def history_frame() -> pd.DataFrame:
         ("O3", "needs_confirmed", "2025-03-06", "2025-03-18"),
         ("O3", "lost", "2025-03-18", None),
     ]
-    return pd.DataFrame({
-        "opportunity_id": [r[0] for r in rows],
-        "stage": [r[1] for r in rows],
-        "entered_at": [T(r[2]) for r in rows],
-        "exited_at": [T(r[3]) if r[3] else NaT for r in rows],
-    })
+    return pd.DataFrame(
+        {
+            "opportunity_id": [r[0] for r in rows],
+            "stage": [r[1] for r in rows],
+            "entered_at": [T(r[2]) for r in rows],
+            "exited_at": [T(r[3]) if r[3] else NaT for r in rows],
+        }
+    )
 
 
 BENCH = {"needs_confirmed": 10.0, "proposal": 12.0, "negotiation": 15.0}

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 
 from crmnb.errors import DataError, HandoffMissing
-from crmnb.intake.parse import DATE_FORMATS, intake, parse_dates
-from crmnb.intake.schema import ROW
 from crmnb.handoffs import Workspace
+from crmnb.intake.parse import DATE_FORMATS, intake, parse_dates
 from crmnb.intake.read import read_export
-from crmnb.intake.schema import TABLES
+from crmnb.intake.schema import ROW, TABLES
 
 
 # --------------------------------------------------------------------------- parse_dates
@@ -32,8 +31,7 @@ def test_parse_dates_reads_each_format(fmt: str, label: str):
 
 def test_parse_dates_reads_months_and_days_without_leading_zeros():
     parsed, labels = parse_dates(pd.Series(["2025/3/4 10:05", "2025年3月4日", " 2025-03-04 "]))
-    assert parsed.tolist() == [pd.Timestamp("2025-03-04 10:05"), pd.Timestamp("2025-03-04"),
-                               pd.Timestamp("2025-03-04")]
+    assert parsed.tolist() == [pd.Timestamp("2025-03-04 10:05"), pd.Timestamp("2025-03-04"), pd.Timestamp("2025-03-04")]
     assert labels.tolist() == ["YYYY/M/D hh:mm", "YYYY年M月D日", "YYYY-MM-DD"]
 
 
@@ -51,9 +49,22 @@ def test_parse_dates_unreadable_is_nat_with_none_label():
     assert all(lab is None for lab in labels.iloc[1:])
 
 
-@pytest.mark.parametrize("value", ["2025-02-29", "2025-04-31 10:00", "2025/2/30", "2025年2月30日", "2025-4-31",
-                                   "2025年02月30日 08:30", "2025/3/4 10:00:60", "2025-02-30T10:00:00Z",
-                                   "2025-03-04 10:00:60", "2025-03-04 24:00:00", "2025-03-04 10:61"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-02-29",
+        "2025-04-31 10:00",
+        "2025/2/30",
+        "2025年2月30日",
+        "2025-4-31",
+        "2025年02月30日 08:30",
+        "2025/3/4 10:00:60",
+        "2025-02-30T10:00:00Z",
+        "2025-03-04 10:00:60",
+        "2025-03-04 24:00:00",
+        "2025-03-04 10:61",
+    ],
+)
 def test_parse_dates_refuses_impossible_dates_and_times(value: str):
     """Dates are parsed by Arrow, which would roll 30 February into March: such values stay unreadable."""
     parsed, labels = parse_dates(pd.Series([value, "2024-02-29 23:59:59"]))
@@ -69,8 +80,12 @@ def test_parse_dates_keeps_the_index():
 
 # --------------------------------------------------------------------------- intake
 def orders_raw(**cols) -> pd.DataFrame:
-    base = {"order_id": ["O1", "O2", "O3"], "customer_id": ["C1", "C2", "C3"],
-            "order_date": ["2025-01-05", "2025/1/6", "2025-01-07"], "amount": ["100", "1,250.50", "300"]}
+    base = {
+        "order_id": ["O1", "O2", "O3"],
+        "customer_id": ["C1", "C2", "C3"],
+        "order_date": ["2025-01-05", "2025/1/6", "2025-01-07"],
+        "amount": ["100", "1,250.50", "300"],
+    }
     base.update(cols)
     return pd.DataFrame({k: v for k, v in base.items() if v is not None}, dtype=object)
 
@@ -81,8 +96,11 @@ def test_intake_types_a_clean_export():
     assert list(t.columns) == [ROW, *TABLES["orders"].columns]
     assert t[ROW].tolist() == [1, 2, 3]
     assert t["amount"].tolist() == [100.0, 1250.5, 300.0]
-    assert t["order_date"].tolist() == [pd.Timestamp("2025-01-05"), pd.Timestamp("2025-01-06"),
-                                        pd.Timestamp("2025-01-07")]
+    assert t["order_date"].tolist() == [
+        pd.Timestamp("2025-01-05"),
+        pd.Timestamp("2025-01-06"),
+        pd.Timestamp("2025-01-07"),
+    ]
     assert got.issues.empty
     fm = got.formats.set_index("format")["rows"].to_dict()
     assert fm == {"YYYY-MM-DD": 2, "YYYY/M/D": 1}
@@ -98,8 +116,7 @@ def test_intake_missing_required_column_names_file_and_column():
 
 
 def test_intake_lists_non_numeric_amount_and_unreadable_date_with_row_and_value():
-    raw = orders_raw(order_date=["2025-01-05", "next Tuesday", "2025-01-07"],
-                     amount=["100", "200", "about 300"])
+    raw = orders_raw(order_date=["2025-01-05", "next Tuesday", "2025-01-07"], amount=["100", "200", "about 300"])
     got = intake(raw, "orders", "orders.csv")
     issues = got.issues.sort_values("column").reset_index(drop=True)
     assert issues[["table", "row", "column", "value", "problem"]].to_dict("records") == [
@@ -124,8 +141,15 @@ def test_intake_adds_absent_optional_columns_as_missing():
     for col in ("opportunity_id", "department"):
         assert col in t.columns
         assert t[col].isna().all()
-    leads = pd.DataFrame({"lead_id": ["L1"], "created_at": ["2025-01-01 09:00"], "department": ["销售一部"],
-                          "channel": ["web"], "status": ["open"]})
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["L1"],
+            "created_at": ["2025-01-01 09:00"],
+            "department": ["销售一部"],
+            "channel": ["web"],
+            "status": ["open"],
+        }
+    )
     lt = intake(leads, "leads").table
     assert lt["first_contact_at"].isna().all()
     assert pd.api.types.is_datetime64_any_dtype(lt["first_contact_at"])
@@ -156,8 +180,15 @@ def test_read_export_gb18030_csv(tmp_path: Path):
     text = "customer_id,name,company,department,created_at\nC1,张伟,杭州云启科技有限公司,销售一部,2025年3月4日\n"
     f.write_bytes(text.encode("gb18030"))
     df = read_export(f, "customers")
-    assert df.to_dict("records") == [{"customer_id": "C1", "name": "张伟", "company": "杭州云启科技有限公司",
-                                      "department": "销售一部", "created_at": "2025年3月4日"}]
+    assert df.to_dict("records") == [
+        {
+            "customer_id": "C1",
+            "name": "张伟",
+            "company": "杭州云启科技有限公司",
+            "department": "销售一部",
+            "created_at": "2025年3月4日",
+        }
+    ]
 
 
 def test_read_export_utf8_with_bom_and_text_kept_as_text(tmp_path: Path):
@@ -182,9 +213,11 @@ def workbook(tmp_path: Path) -> Path:
     with pd.ExcelWriter(f) as w:
         pd.DataFrame({"note": ["read me"]}).to_excel(w, sheet_name="README", index=False)
         pd.DataFrame({"campaign_id": ["K1"], "channel": ["web"], "spend": [1000]}).to_excel(
-            w, sheet_name="campaigns", index=False)
+            w, sheet_name="campaigns", index=False
+        )
         pd.DataFrame({"campaign_id": ["K9"], "channel": ["app"], "spend": [5]}).to_excel(
-            w, sheet_name="2025Q4", index=False)
+            w, sheet_name="2025Q4", index=False
+        )
     return f
 
 
@@ -218,13 +251,15 @@ def test_read_export_unreadable_file_names_it(tmp_path: Path):
 
 # --------------------------------------------------------------------------- workspace
 def test_workspace_round_trip(tmp_path: Path):
-    df = pd.DataFrame({
-        "customer_id": ["C1", "C2", None],
-        "amount": [1.5, np.nan, 3.0],
-        "orders": [1, 2, 3],
-        "when": pd.Series([pd.Timestamp("2025-01-01 10:00"), pd.NaT, pd.Timestamp("2025-03-04")]),
-        "name": ["张伟", "李娜", "王芳"],
-    })
+    df = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2", None],
+            "amount": [1.5, np.nan, 3.0],
+            "orders": [1, 2, 3],
+            "when": pd.Series([pd.Timestamp("2025-01-01 10:00"), pd.NaT, pd.Timestamp("2025-03-04")]),
+            "name": ["张伟", "李娜", "王芳"],
+        }
+    )
     path = Workspace(tmp_path, "case_a").write("clean/orders", df)
     assert path == tmp_path / "case_a" / "data" / "clean" / "orders.parquet"
     assert path.exists()
@@ -243,14 +278,20 @@ def test_workspace_json_round_trip(tmp_path: Path):
     ws.write_json("clean/receipts_summary", {"passes": True, "rate": 0.005, "名": "销售一部"})
     assert ws.exists("clean/receipts_summary")
     assert Workspace(tmp_path, "case_a").read_json("clean/receipts_summary") == {
-        "passes": True, "rate": 0.005, "名": "销售一部"}
+        "passes": True,
+        "rate": 0.005,
+        "名": "销售一部",
+    }
 
 
-@pytest.mark.parametrize("name,notebook", [
-    ("intake/customers", "02_data_collection"),
-    ("clean/orders", "04_cleaning_and_validation"),
-    ("deep_dive/funnel", "05_case_deep_dive"),
-])
+@pytest.mark.parametrize(
+    "name,notebook",
+    [
+        ("intake/customers", "02_data_collection"),
+        ("clean/orders", "04_cleaning_and_validation"),
+        ("deep_dive/funnel", "05_case_deep_dive"),
+    ],
+)
 def test_missing_handoff_names_the_step_to_run_first(tmp_path: Path, name: str, notebook: str):
     ws = Workspace(tmp_path, "case_a")
     assert not ws.exists(name)

@@ -21,7 +21,9 @@ def report(tmp_path):
     folder.mkdir()
     (folder / "report.html").write_text(
         "<!DOCTYPE html><html><head><title>Lead conversion uplift</title><style>p{}</style></head>"
-        "<body><h2>Executive summary</h2><p>Verdict: Target reached &amp; more</p></body></html>", encoding="utf-8")
+        "<body><h2>Executive summary</h2><p>Verdict: Target reached &amp; more</p></body></html>",
+        encoding="utf-8",
+    )
     (folder / "tables.xlsx").write_bytes(b"PK\x03\x04 not really a workbook, but bytes to carry")
     return folder / "report.html"
 
@@ -30,7 +32,7 @@ class _Inbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
         return "250 OK"
 
@@ -64,8 +66,9 @@ def test_report_is_received_with_its_workbook(report):
 
 
 def test_eml_file_opens_as_the_same_message(report, tmp_path):
-    path = write_eml(build_message(report, ["a@example.com", "b@example.com"], "x@example.com", subject="Q4"),
-                     tmp_path / "out.eml")
+    path = write_eml(
+        build_message(report, ["a@example.com", "b@example.com"], "x@example.com", subject="Q4"), tmp_path / "out.eml"
+    )
     got = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert got["To"] == "a@example.com, b@example.com" and got["Subject"] == "Q4"
     assert len(list(got.iter_attachments())) == 1

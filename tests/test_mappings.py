@@ -10,19 +10,19 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from crm_mini import AS_OF, mini_case, write_mini  # noqa: E402
+from crm_mini import AS_OF, mini_case, write_mini
 
 from crmnb.analysis import metrics
-from crmnb.intake.cleaning import clean
-from crmnb.errors import DataError
 from crmnb.analysis.funnel import funnel
+from crmnb.errors import DataError
+from crmnb.intake.checks import check_intake
+from crmnb.intake.cleaning import clean
+from crmnb.intake.load import load_tables
+from crmnb.intake.mappings import MappingSpec, normalise_value, resolve, translate
 from crmnb.intake.parse import intake
 from crmnb.intake.presets import PRESETS
-from crmnb.intake.mappings import MappingSpec, normalise_value, resolve, translate
-from crmnb.intake.schema import OPPORTUNITY_STAGES
-from crmnb.intake.load import load_tables
 from crmnb.intake.read import read_csv_text
-from crmnb.intake.checks import check_intake
+from crmnb.intake.schema import OPPORTUNITY_STAGES
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -40,8 +40,12 @@ def mapped(file: str, table: str, spec) -> pd.DataFrame:
 # --------------------------------------------------------------------------- each preset on its fixture
 def test_salesforce_opportunity():
     t = mapped("salesforce/Opportunity.csv", "opportunities", "salesforce_opportunity")
-    assert t["opportunity_id"].tolist() == ["0065g00000OPPT001", "0065g00000OPPT002", "0065g00000OPPT003",
-                                            "0065g00000OPPT004"]
+    assert t["opportunity_id"].tolist() == [
+        "0065g00000OPPT001",
+        "0065g00000OPPT002",
+        "0065g00000OPPT003",
+        "0065g00000OPPT004",
+    ]
     assert t["stage"].tolist() == ["won", "lost", "negotiation", "needs_confirmed"]
     assert t["status"].tolist() == ["won", "lost", "open", "open"]  # from IsWon / IsClosed
     assert t["amount"].tolist() == [120000.0, 80000.0, 50000.0, 15000.0]
@@ -107,8 +111,10 @@ def test_every_preset_maps_stages_onto_canonical_stages():
 # --------------------------------------------------------------------------- overrides and values
 def test_stage_values_match_ignoring_case_punctuation_and_pipeline():
     assert normalise_value("Decision Maker Bought-In") == "decisionmakerboughtin"
-    got = translate(pd.Series(["Closed Won (Sales Pipeline)", "  closed lost ", "Proposal/Price Quote", None]),
-                    {"closedwon": "won", "Closed Lost": "lost", "Proposal/Price Quote": "proposal"})
+    got = translate(
+        pd.Series(["Closed Won (Sales Pipeline)", "  closed lost ", "Proposal/Price Quote", None]),
+        {"closedwon": "won", "Closed Lost": "lost", "Proposal/Price Quote": "proposal"},
+    )
     assert got.tolist()[:3] == ["won", "lost", "proposal"] and pd.isna(got.iloc[3])
 
 
@@ -132,11 +138,20 @@ def test_an_unmapped_stage_stops_intake_naming_the_value_rows_and_how_to_map_it(
 
 def test_a_mapping_without_a_preset(tmp_path: Path):
     f = tmp_path / "cases.csv"
-    f.write_text("Case Number,Account ID,Case Type,Opened\n00001,C1,Problem,2025-02-01 09:00\n"
-                 "00002,C2,Question,2025-02-02 09:00\n", encoding="utf-8")
-    spec = MappingSpec(columns={"ticket_id": "Case Number", "customer_id": "Account ID", "type": "Case Type",
-                                "created_at": ["Created", "Opened"]},
-                       values={"type": {"Problem": "complaint", "Question": "request"}})
+    f.write_text(
+        "Case Number,Account ID,Case Type,Opened\n00001,C1,Problem,2025-02-01 09:00\n"
+        "00002,C2,Question,2025-02-02 09:00\n",
+        encoding="utf-8",
+    )
+    spec = MappingSpec(
+        columns={
+            "ticket_id": "Case Number",
+            "customer_id": "Account ID",
+            "type": "Case Type",
+            "created_at": ["Created", "Opened"],
+        },
+        values={"type": {"Problem": "complaint", "Question": "request"}},
+    )
     raw, _, _ = read_csv_text(f)
     got = intake(resolve(spec, "tickets").apply(raw, str(f)), "tickets", str(f))
     check_intake(got.table, "tickets", str(f))
@@ -150,22 +165,37 @@ def test_salesforce_case_intake_cleaning_funnel_and_metrics(tmp_path: Path):
     write_mini(tmp_path)
     for f in ("Lead.csv", "Opportunity.csv", "OpportunityHistory.csv"):
         shutil.copy(FIX / "salesforce" / f, tmp_path / f)
-    customers = pd.DataFrame({"customer_id": ["0015g00000ACCT001", "0015g00000ACCT002", "0015g00000ACCT003"],
-                              "department": "销售一部", "created_at": "2025-01-01"})
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["0015g00000ACCT001", "0015g00000ACCT002", "0015g00000ACCT003"],
+            "department": "销售一部",
+            "created_at": "2025-01-01",
+        }
+    )
     customers.to_csv(tmp_path / "customers.csv", index=False)
-    for name, cols in {"orders": ["order_id", "customer_id", "order_date", "amount"],
-                       "activities": ["activity_id", "due_at"], "tickets": ["ticket_id", "customer_id", "type", "created_at"],
-                       "visits": ["visit_id", "customer_id", "visited_at"],
-                       "receipts": ["receipt_id", "opportunity_id", "received_at", "amount"],
-                       "touches": ["touch_id", "lead_id", "channel", "touched_at"]}.items():
+    for name, cols in {
+        "orders": ["order_id", "customer_id", "order_date", "amount"],
+        "activities": ["activity_id", "due_at"],
+        "tickets": ["ticket_id", "customer_id", "type", "created_at"],
+        "visits": ["visit_id", "customer_id", "visited_at"],
+        "receipts": ["receipt_id", "opportunity_id", "received_at", "amount"],
+        "touches": ["touch_id", "lead_id", "channel", "touched_at"],
+    }.items():
         (tmp_path / f"{name}.csv").write_text(",".join(cols) + "\n", encoding="utf-8")
-    pd.DataFrame({"order_id": ["S1"], "customer_id": ["0015g00000ACCT001"], "order_date": ["2025-02-21"],
-                  "amount": ["120000"]}).to_csv(tmp_path / "orders.csv", index=False)
-    case = mini_case(tmp_path, tables={
-        "leads": {"file": "Lead.csv", "mapping": {"preset": "salesforce_lead", "constants": {"department": "销售一部"}}},
-        "opportunities": {"file": "Opportunity.csv", "mapping": "salesforce_opportunity"},
-        "stage_history": {"file": "OpportunityHistory.csv", "mapping": "salesforce_opportunity_history"},
-    })
+    pd.DataFrame(
+        {"order_id": ["S1"], "customer_id": ["0015g00000ACCT001"], "order_date": ["2025-02-21"], "amount": ["120000"]}
+    ).to_csv(tmp_path / "orders.csv", index=False)
+    case = mini_case(
+        tmp_path,
+        tables={
+            "leads": {
+                "file": "Lead.csv",
+                "mapping": {"preset": "salesforce_lead", "constants": {"department": "销售一部"}},
+            },
+            "opportunities": {"file": "Opportunity.csv", "mapping": "salesforce_opportunity"},
+            "stage_history": {"file": "OpportunityHistory.csv", "mapping": "salesforce_opportunity_history"},
+        },
+    )
     intakes = load_tables(case)
     opps = intakes["opportunities"].table
     # the lead of each converted opportunity comes from Lead.ConvertedOpportunityId
@@ -179,8 +209,12 @@ def test_salesforce_case_intake_cleaning_funnel_and_metrics(tmp_path: Path):
     log = cleaned.log
     assert ((log["rule"] == "date format") & log["detail"].str.contains("time zone dropped")).any()
     t = cleaned.tables
-    f = funnel(t["leads"], t["opportunities"], t["stage_history"],
-               stages=("lead", "needs_confirmed", "proposal", "negotiation", "won"))
+    f = funnel(
+        t["leads"],
+        t["opportunities"],
+        t["stage_history"],
+        stages=("lead", "needs_confirmed", "proposal", "negotiation", "won"),
+    )
     assert f["entered"].tolist() == [5, 2, 2, 1, 1]
     win = metrics.value("opportunity_win_rate", t, "2025-01-01", "2025-06-30")
     assert win == pytest.approx(0.5)
@@ -188,10 +222,13 @@ def test_salesforce_case_intake_cleaning_funnel_and_metrics(tmp_path: Path):
     assert conv == pytest.approx(1 / 5)
 
 
-@pytest.mark.parametrize("file,preset", [
-    ("hubspot/deals_export_labels.csv", "hubspot_deal"),
-    ("zoho/Deals.csv", "zoho_deal"),
-])
+@pytest.mark.parametrize(
+    "file,preset",
+    [
+        ("hubspot/deals_export_labels.csv", "hubspot_deal"),
+        ("zoho/Deals.csv", "zoho_deal"),
+    ],
+)
 def test_hubspot_and_zoho_deals_give_a_win_rate(file: str, preset: str):
     t = {"opportunities": mapped(file, "opportunities", preset)}
     assert metrics.value("opportunity_win_rate", t, "2025-01-01", "2025-06-30") == pytest.approx(0.5)

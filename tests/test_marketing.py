@@ -9,16 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.intake import parse
-
-from crmnb.intake import read
-from crmnb.analysis import marketing
 from crmnb.analysis import attribution as analysis_attribution
-from crmnb.present import charts
+from crmnb.analysis import marketing
 from crmnb.demo.generator import generate
 from crmnb.errors import NotEnoughData
-from crmnb.present.charts import Chart
+from crmnb.intake import parse, read
 from crmnb.intake.schema import DEFAULT_FILES
+from crmnb.present import charts
+from crmnb.present.charts import Chart
 
 T = pd.Timestamp
 
@@ -27,43 +25,59 @@ T = pd.Timestamp
 @pytest.fixture()
 def tables() -> dict[str, pd.DataFrame]:
     """Two campaigns with customers and one with spend but no lead, in January 2025."""
-    campaigns = pd.DataFrame({
-        "campaign_id": ["A", "B", "C"], "name": ["Search Q1", "Mail Q1", "Fair"],
-        "channel": ["search", "email", "trade_show"],
-        "start_date": [T("2025-01-01")] * 3, "end_date": [T("2025-01-10")] * 3,
-        "spend": [1000.0, 600.0, 700.0], "cpa_benchmark": [400.0, 500.0, 300.0],
-    })
-    leads = pd.DataFrame({
-        "lead_id": ["L1", "L2", "L3", "L4", "L5", "L6", "L7"],
-        "created_at": [T("2025-01-02")] * 4 + [T("2025-01-03")] * 3,
-        "channel": ["search"] * 4 + ["email"] * 3,
-        "campaign_id": ["A"] * 4 + ["B"] * 3,
-        "customer_id": ["K1", "K2", None, None, "K5", None, None],
-    })
-    opportunities = pd.DataFrame({
-        "opportunity_id": ["O1", "O2", "O3", "O5", "O6"],
-        "lead_id": ["L1", "L2", "L3", "L5", "L6"],
-        "customer_id": ["K1", "K2", "K3", "K5", "K6"],
-        "status": ["won", "won", "lost", "won", "open"],
-        "amount": [1000.0, 500.0, 800.0, 2000.0, 900.0],
-        "closed_at": [T("2025-01-20"), T("2025-01-25"), T("2025-01-22"), T("2025-01-21"), pd.NaT],
-    })
-    orders = pd.DataFrame({
-        "order_id": ["S1", "S2", "S3", "S4", "S5", "S6"],
-        "customer_id": ["K1", "K2", "K5", "K1", "K1", "K5"],
-        "opportunity_id": ["O1", "O2", "O5", None, None, None],
-        "order_date": [T("2025-01-20"), T("2025-01-25"), T("2025-01-21"),  # the deals' own orders
-                       T("2025-02-10"),  # K1 buys again: counts for A
-                       T("2025-01-05"),  # K1 before its win: not "later"
-                       T("2025-06-01")],  # K5 again, after a window ending in March
-        "amount": [1000.0, 500.0, 2000.0, 300.0, 999.0, 400.0],
-    })
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": ["A", "B", "C"],
+            "name": ["Search Q1", "Mail Q1", "Fair"],
+            "channel": ["search", "email", "trade_show"],
+            "start_date": [T("2025-01-01")] * 3,
+            "end_date": [T("2025-01-10")] * 3,
+            "spend": [1000.0, 600.0, 700.0],
+            "cpa_benchmark": [400.0, 500.0, 300.0],
+        }
+    )
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L4", "L5", "L6", "L7"],
+            "created_at": [T("2025-01-02")] * 4 + [T("2025-01-03")] * 3,
+            "channel": ["search"] * 4 + ["email"] * 3,
+            "campaign_id": ["A"] * 4 + ["B"] * 3,
+            "customer_id": ["K1", "K2", None, None, "K5", None, None],
+        }
+    )
+    opportunities = pd.DataFrame(
+        {
+            "opportunity_id": ["O1", "O2", "O3", "O5", "O6"],
+            "lead_id": ["L1", "L2", "L3", "L5", "L6"],
+            "customer_id": ["K1", "K2", "K3", "K5", "K6"],
+            "status": ["won", "won", "lost", "won", "open"],
+            "amount": [1000.0, 500.0, 800.0, 2000.0, 900.0],
+            "closed_at": [T("2025-01-20"), T("2025-01-25"), T("2025-01-22"), T("2025-01-21"), pd.NaT],
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": ["S1", "S2", "S3", "S4", "S5", "S6"],
+            "customer_id": ["K1", "K2", "K5", "K1", "K1", "K5"],
+            "opportunity_id": ["O1", "O2", "O5", None, None, None],
+            "order_date": [
+                T("2025-01-20"),
+                T("2025-01-25"),
+                T("2025-01-21"),  # the deals' own orders
+                T("2025-02-10"),  # K1 buys again: counts for A
+                T("2025-01-05"),  # K1 before its win: not "later"
+                T("2025-06-01"),
+            ],  # K5 again, after a window ending in March
+            "amount": [1000.0, 500.0, 2000.0, 300.0, 999.0, 400.0],
+        }
+    )
     return {"campaigns": campaigns, "leads": leads, "opportunities": opportunities, "orders": orders}
 
 
 def _perf(t, **kw) -> pd.DataFrame:
     return marketing.campaign_performance(t["campaigns"], t["leads"], t["opportunities"], t["orders"], **kw).set_index(
-        "campaign_id")
+        "campaign_id"
+    )
 
 
 def test_campaign_cac_conversion_roi_by_hand(tables):
@@ -114,15 +128,17 @@ def test_ltv_to_cac_scalar_and_series(tables):
 
 def test_ltv_to_cac_of_a_channel_without_spend_is_nan_not_infinite(tables):
     free = {**tables, "campaigns": tables["campaigns"].assign(spend=0.0)}
-    p = marketing.channel_performance(free["campaigns"], free["leads"], free["opportunities"], free["orders"],
-                               ltv_per_customer=2000.0)
+    p = marketing.channel_performance(
+        free["campaigns"], free["leads"], free["opportunities"], free["orders"], ltv_per_customer=2000.0
+    )
     won = p[p["customers"] > 0]
     assert len(won) and (won["cac"] == 0).all() and won["ltv_cac"].isna().all()
 
 
 def test_channel_performance(tables):
-    c = marketing.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"],
-                               tables["orders"]).set_index("channel")
+    c = marketing.channel_performance(
+        tables["campaigns"], tables["leads"], tables["opportunities"], tables["orders"]
+    ).set_index("channel")
     assert c.loc["search", "cac"] == pytest.approx(500.0)
     assert c.loc["search", "cpa_benchmark"] == pytest.approx(400.0)
     assert c.loc["trade_show", "customers"] == 0 and np.isnan(c.loc["trade_show", "cac"])
@@ -130,8 +146,14 @@ def test_channel_performance(tables):
 
 
 def test_unknown_campaign_of_a_lead_is_kept_with_unknown_spend(tables):
-    leads = pd.concat([tables["leads"], pd.DataFrame({"lead_id": ["L9"], "created_at": [T("2025-01-04")],
-                                                      "channel": ["search"], "campaign_id": ["Z"]})])
+    leads = pd.concat(
+        [
+            tables["leads"],
+            pd.DataFrame(
+                {"lead_id": ["L9"], "created_at": [T("2025-01-04")], "channel": ["search"], "campaign_id": ["Z"]}
+            ),
+        ]
+    )
     p = marketing.campaign_performance(tables["campaigns"], leads, tables["opportunities"], tables["orders"])
     assert p["campaign_id"].tolist() == ["A", "B", "C", "Z"]
     assert np.isnan(p.set_index("campaign_id").loc["Z", "spend"])
@@ -139,29 +161,35 @@ def test_unknown_campaign_of_a_lead_is_kept_with_unknown_spend(tables):
 
 def test_campaign_performance_failures(tables):
     with pytest.raises(ValueError, match="table 'leads' is empty"):
-        marketing.campaign_performance(tables["campaigns"], tables["leads"].iloc[:0], tables["opportunities"],
-                                tables["orders"])
+        marketing.campaign_performance(
+            tables["campaigns"], tables["leads"].iloc[:0], tables["opportunities"], tables["orders"]
+        )
     with pytest.raises(ValueError, match="campaigns.*spend"):
-        marketing.campaign_performance(tables["campaigns"].drop(columns="spend"), tables["leads"],
-                                tables["opportunities"], tables["orders"])
+        marketing.campaign_performance(
+            tables["campaigns"].drop(columns="spend"), tables["leads"], tables["opportunities"], tables["orders"]
+        )
     with pytest.raises(ValueError, match="campaign_id must be unique"):
-        marketing.campaign_performance(pd.concat([tables["campaigns"]] * 2), tables["leads"], tables["opportunities"],
-                                tables["orders"])
+        marketing.campaign_performance(
+            pd.concat([tables["campaigns"]] * 2), tables["leads"], tables["opportunities"], tables["orders"]
+        )
     with pytest.raises(ValueError, match="opportunities.*closed_at"):
-        marketing.channel_performance(tables["campaigns"], tables["leads"], tables["opportunities"].drop(columns="closed_at"),
-                               tables["orders"])
+        marketing.channel_performance(
+            tables["campaigns"], tables["leads"], tables["opportunities"].drop(columns="closed_at"), tables["orders"]
+        )
 
 
 # --------------------------------------------------------------------------- alerts
 def _alert_frame() -> pd.DataFrame:
     bench = 1000.0
-    return pd.DataFrame({
-        "campaign_id": ["over31", "over29", "exact30", "none", "idle"],
-        "spend": [1310.0 * 2, 1290.0 * 2, 1300.0, 800.0, 0.0],
-        "customers": [2, 2, 1, 0, 0],
-        "cac": [1310.0, 1290.0, 1300.0, np.nan, np.nan],
-        "cpa_benchmark": [bench] * 5,
-    })
+    return pd.DataFrame(
+        {
+            "campaign_id": ["over31", "over29", "exact30", "none", "idle"],
+            "spend": [1310.0 * 2, 1290.0 * 2, 1300.0, 800.0, 0.0],
+            "customers": [2, 2, 1, 0, 0],
+            "cac": [1310.0, 1290.0, 1300.0, np.nan, np.nan],
+            "cpa_benchmark": [bench] * 5,
+        }
+    )
 
 
 def test_cpa_alerts_31_over_alerts_29_does_not():
@@ -191,31 +219,41 @@ def test_cpa_alerts_failures():
 # --------------------------------------------------------------------------- attribution
 def _touches(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     """Touches from (lead, channel, time) rows; campaign = channel upper-cased."""
-    return pd.DataFrame({
-        "touch_id": [f"T{i:02d}" for i in range(len(rows))],
-        "lead_id": [r[0] for r in rows],
-        "channel": [r[1] for r in rows],
-        "campaign_id": [r[1].upper() for r in rows],
-        "touched_at": [T(r[2]) for r in rows],
-    })
+    return pd.DataFrame(
+        {
+            "touch_id": [f"T{i:02d}" for i in range(len(rows))],
+            "lead_id": [r[0] for r in rows],
+            "channel": [r[1] for r in rows],
+            "campaign_id": [r[1].upper() for r in rows],
+            "touched_at": [T(r[2]) for r in rows],
+        }
+    )
 
 
 @pytest.fixture()
 def journey() -> tuple[pd.DataFrame, pd.DataFrame]:
     """L1: A, B, C, D then E after creation; L2: one touch; L3: two; L4: none before creation."""
-    touches = _touches([
-        ("L1", "c", "2025-01-03"), ("L1", "a", "2025-01-01"), ("L1", "d", "2025-01-04"),  # out of order on purpose
-        ("L1", "b", "2025-01-02"), ("L1", "e", "2025-01-20"),  # e: after the lead was created
-        ("L2", "b", "2025-01-05"),
-        ("L3", "a", "2025-01-01"), ("L3", "c", "2025-01-02"),
-        ("L4", "d", "2025-02-01"),
-        ("L9", "a", "2025-01-01"),  # not a conversion
-    ])
-    conversions = pd.DataFrame({
-        "lead_id": ["L1", "L2", "L3", "L4"],
-        "created_at": [T("2025-01-10"), T("2025-01-06"), T("2025-01-03"), T("2025-01-15")],
-        "value": [1000.0, 200.0, 100.0, 50.0],
-    })
+    touches = _touches(
+        [
+            ("L1", "c", "2025-01-03"),
+            ("L1", "a", "2025-01-01"),
+            ("L1", "d", "2025-01-04"),  # out of order on purpose
+            ("L1", "b", "2025-01-02"),
+            ("L1", "e", "2025-01-20"),  # e: after the lead was created
+            ("L2", "b", "2025-01-05"),
+            ("L3", "a", "2025-01-01"),
+            ("L3", "c", "2025-01-02"),
+            ("L4", "d", "2025-02-01"),
+            ("L9", "a", "2025-01-01"),  # not a conversion
+        ]
+    )
+    conversions = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L4"],
+            "created_at": [T("2025-01-10"), T("2025-01-06"), T("2025-01-03"), T("2025-01-15")],
+            "value": [1000.0, 200.0, 100.0, 50.0],
+        }
+    )
     return touches, conversions
 
 
@@ -248,7 +286,9 @@ def test_touches_after_cutoff_are_ignored_and_untouched_conversions_kept(journey
     att = analysis_attribution.attribute(touches, conversions)
     assert "e" not in set(att.credits["channel"])
     assert _credit(att, "L4").index.tolist() == [marketing.NO_TOUCH]  # its only touch came later
-    later = analysis_attribution.attribute(touches, conversions.assign(converted_at=T("2025-03-01")), cutoff="converted_at")
+    later = analysis_attribution.attribute(
+        touches, conversions.assign(converted_at=T("2025-03-01")), cutoff="converted_at"
+    )
     assert _credit(later, "L1").index.tolist() == ["a", "b", "c", "d", "e"]
     assert _credit(later, "L4").index.tolist() == ["d"]
 
@@ -282,7 +322,11 @@ def test_attribute_failures(journey):
     with pytest.raises(NotEnoughData, match="^Attribution not done: it needs leads won in the period") as err:
         analysis_attribution.attribute(touches, conversions.iloc[:0])
     assert err.value.zh.startswith("未做归因分析")
-    assert list(analysis_attribution.empty_attribution(("linear",)).columns) == ["channel", "linear_conversions", "linear_revenue"]
+    assert list(analysis_attribution.empty_attribution(("linear",)).columns) == [
+        "channel",
+        "linear_conversions",
+        "linear_revenue",
+    ]
     with pytest.raises(ValueError, match="conversions.*created_at"):
         analysis_attribution.attribute(touches, conversions.drop(columns="created_at"))
     with pytest.raises(ValueError, match="unknown attribution model"):
@@ -307,20 +351,33 @@ def test_won_leads(tables):
 def funnel_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Channel x: never contacted, contacted, proposal, won; channel y: needs confirmed then lost, contacted."""
     day = T("2025-01-02")
-    leads = pd.DataFrame({
-        "lead_id": ["X1", "X2", "X3", "X4", "Y1", "Y2"],
-        "channel": ["x", "x", "x", "x", "y", "y"],
-        "created_at": [day] * 6,
-        "first_contact_at": [pd.NaT, day, day, day, day, day],
-    })
-    opps = pd.DataFrame({"opportunity_id": ["O3", "O4", "O5"], "lead_id": ["X3", "X4", "Y1"],
-                         "status": ["open", "won", "lost"]})
-    sh = pd.DataFrame({
-        "opportunity_id": ["O3", "O3", "O4", "O4", "O4", "O4", "O5", "O5"],
-        "stage": ["needs_confirmed", "proposal", "needs_confirmed", "proposal", "negotiation", "won",
-                  "needs_confirmed", "lost"],
-        "entered_at": [day] * 8,
-    })
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["X1", "X2", "X3", "X4", "Y1", "Y2"],
+            "channel": ["x", "x", "x", "x", "y", "y"],
+            "created_at": [day] * 6,
+            "first_contact_at": [pd.NaT, day, day, day, day, day],
+        }
+    )
+    opps = pd.DataFrame(
+        {"opportunity_id": ["O3", "O4", "O5"], "lead_id": ["X3", "X4", "Y1"], "status": ["open", "won", "lost"]}
+    )
+    sh = pd.DataFrame(
+        {
+            "opportunity_id": ["O3", "O3", "O4", "O4", "O4", "O4", "O5", "O5"],
+            "stage": [
+                "needs_confirmed",
+                "proposal",
+                "needs_confirmed",
+                "proposal",
+                "negotiation",
+                "won",
+                "needs_confirmed",
+                "lost",
+            ],
+            "entered_at": [day] * 8,
+        }
+    )
     return leads, opps, sh
 
 
@@ -382,7 +439,8 @@ def test_demo_campaigns_and_planted_alerts(demo):
     over = {c["campaign_id"] for c in planted["over_benchmark_campaigns"]}
     assert over and set(alerts.loc[alerts["alert"] == "over_benchmark", "campaign_id"]) == over
     assert set(alerts.loc[alerts["alert"] == "no_customers", "campaign_id"]) == set(
-        planted["campaigns_without_acquisitions"])
+        planted["campaigns_without_acquisitions"]
+    )
     p = perf.set_index("campaign_id")
     for c in planted["over_benchmark_campaigns"]:
         assert p.loc[c["campaign_id"], "customers"] == c["acquired_customers"]
@@ -397,5 +455,6 @@ def test_demo_attribution_reconciles(demo):
     assert len(per) == len(conv) and np.allclose(per.to_numpy(), 1.0)
     last = att.channel.set_index("channel")["last_touch_conversions"]
     # the demo's last touch is the lead's own channel
-    assert last.to_dict() == pytest.approx(conv["lead_id"].map(t["leads"].set_index("lead_id")["channel"])
-                                           .value_counts().astype(float).to_dict())
+    assert last.to_dict() == pytest.approx(
+        conv["lead_id"].map(t["leads"].set_index("lead_id")["channel"]).value_counts().astype(float).to_dict()
+    )

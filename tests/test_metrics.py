@@ -26,10 +26,19 @@ def frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return df
 
 
-LEAD_COLS = ["lead_id", "created_at", "first_contact_at", "department", "owner_rep", "channel", "status",
-             "customer_id"]
-OPP_COLS = ["opportunity_id", "lead_id", "customer_id", "department", "owner_rep", "created_at", "stage",
-            "status", "amount", "closed_at"]
+LEAD_COLS = ["lead_id", "created_at", "first_contact_at", "department", "owner_rep", "channel", "status", "customer_id"]
+OPP_COLS = [
+    "opportunity_id",
+    "lead_id",
+    "customer_id",
+    "department",
+    "owner_rep",
+    "created_at",
+    "stage",
+    "status",
+    "amount",
+    "closed_at",
+]
 ACT_COLS = ["activity_id", "customer_id", "department", "owner_rep", "due_at", "completed_at"]
 ORDER_COLS = ["order_id", "customer_id", "department", "order_date", "amount"]
 TICKET_COLS = ["ticket_id", "customer_id", "department", "type", "created_at", "resolved_at", "csat", "nps"]
@@ -37,14 +46,31 @@ CUST_COLS = ["customer_id", "department", "owner_rep"]
 
 
 def lead(lid, created, contacted=NaT, dep="D1", rep="r1"):
-    return {"lead_id": lid, "created_at": T(created), "first_contact_at": T(contacted) if contacted else NaT,
-            "department": dep, "owner_rep": rep, "channel": "web", "status": "open", "customer_id": None}
+    return {
+        "lead_id": lid,
+        "created_at": T(created),
+        "first_contact_at": T(contacted) if contacted else NaT,
+        "department": dep,
+        "owner_rep": rep,
+        "channel": "web",
+        "status": "open",
+        "customer_id": None,
+    }
 
 
 def opp(oid, lid, status, closed=None, created="2025-03-01", amount=100.0, dep="D1", rep="r1"):
-    return {"opportunity_id": oid, "lead_id": lid, "customer_id": "C1", "department": dep, "owner_rep": rep,
-            "created_at": T(created), "stage": status, "status": status, "amount": amount,
-            "closed_at": T(closed) if closed else NaT}
+    return {
+        "opportunity_id": oid,
+        "lead_id": lid,
+        "customer_id": "C1",
+        "department": dep,
+        "owner_rep": rep,
+        "created_at": T(created),
+        "stage": status,
+        "status": status,
+        "amount": amount,
+        "closed_at": T(closed) if closed else NaT,
+    }
 
 
 def order(oid, cid, date, amount, dep="D1"):
@@ -52,15 +78,35 @@ def order(oid, cid, date, amount, dep="D1"):
 
 
 def ticket(tid, created, kind="request", resolved=None, csat=np.nan, nps=np.nan, dep="D1"):
-    return {"ticket_id": tid, "customer_id": "C1", "department": dep, "type": kind, "created_at": T(created),
-            "resolved_at": T(resolved) if resolved else NaT, "csat": csat, "nps": nps}
+    return {
+        "ticket_id": tid,
+        "customer_id": "C1",
+        "department": dep,
+        "type": kind,
+        "created_at": T(created),
+        "resolved_at": T(resolved) if resolved else NaT,
+        "csat": csat,
+        "nps": nps,
+    }
 
 
 def tables(**t) -> dict[str, pd.DataFrame]:
-    out = {"leads": frame([], LEAD_COLS), "opportunities": frame([], OPP_COLS), "activities": frame([], ACT_COLS),
-           "orders": frame([], ORDER_COLS), "tickets": frame([], TICKET_COLS), "customers": frame([], CUST_COLS)}
-    cols = {"leads": LEAD_COLS, "opportunities": OPP_COLS, "activities": ACT_COLS, "orders": ORDER_COLS,
-            "tickets": TICKET_COLS, "customers": CUST_COLS}
+    out = {
+        "leads": frame([], LEAD_COLS),
+        "opportunities": frame([], OPP_COLS),
+        "activities": frame([], ACT_COLS),
+        "orders": frame([], ORDER_COLS),
+        "tickets": frame([], TICKET_COLS),
+        "customers": frame([], CUST_COLS),
+    }
+    cols = {
+        "leads": LEAD_COLS,
+        "opportunities": OPP_COLS,
+        "activities": ACT_COLS,
+        "orders": ORDER_COLS,
+        "tickets": TICKET_COLS,
+        "customers": CUST_COLS,
+    }
     for name, rows in t.items():
         out[name] = frame(rows, cols[name])
     return out
@@ -68,41 +114,50 @@ def tables(**t) -> dict[str, pd.DataFrame]:
 
 # --------------------------------------------------------------------------- efficiency
 def test_lead_response_hours():
-    t = tables(leads=[
-        lead("L1", "2025-03-01 09:00", "2025-03-01 15:00"),  # 6 h
-        lead("L2", "2025-03-10 00:00", "2025-03-11 06:00"),  # 30 h
-        lead("L3", "2025-03-12 00:00"),                       # never contacted: not averaged
-        lead("L4", "2025-02-28 23:00", "2025-03-01 00:00"),  # created before the period
-        lead("L5", "2025-03-31 23:00", "2025-04-01 01:00"),  # last day of the period: 2 h
-    ])
+    t = tables(
+        leads=[
+            lead("L1", "2025-03-01 09:00", "2025-03-01 15:00"),  # 6 h
+            lead("L2", "2025-03-10 00:00", "2025-03-11 06:00"),  # 30 h
+            lead("L3", "2025-03-12 00:00"),  # never contacted: not averaged
+            lead("L4", "2025-02-28 23:00", "2025-03-01 00:00"),  # created before the period
+            lead("L5", "2025-03-31 23:00", "2025-04-01 01:00"),  # last day of the period: 2 h
+        ]
+    )
     r = compute("lead_response_hours", t, START, END)
     assert r["n"].iloc[0] == 3
     assert r["value"].iloc[0] == pytest.approx((6 + 30 + 2) / 3)
 
 
 def test_followup_ontime_rate():
-    t = tables(activities=[
-        {"activity_id": "A1", "due_at": T("2025-03-05 10:00"), "completed_at": T("2025-03-05 09:00")},  # on time
-        {"activity_id": "A2", "due_at": T("2025-03-05 10:00"), "completed_at": T("2025-03-06 10:00")},  # late
-        {"activity_id": "A3", "due_at": T("2025-03-20 10:00"), "completed_at": NaT},                    # not done
-        {"activity_id": "A4", "due_at": T("2025-03-31 18:00"), "completed_at": T("2025-03-31 18:00")},  # at due
-        {"activity_id": "A5", "due_at": T("2025-04-01 09:00"), "completed_at": T("2025-04-01 08:00")},  # outside
-    ])
+    t = tables(
+        activities=[
+            {"activity_id": "A1", "due_at": T("2025-03-05 10:00"), "completed_at": T("2025-03-05 09:00")},  # on time
+            {"activity_id": "A2", "due_at": T("2025-03-05 10:00"), "completed_at": T("2025-03-06 10:00")},  # late
+            {"activity_id": "A3", "due_at": T("2025-03-20 10:00"), "completed_at": NaT},  # not done
+            {"activity_id": "A4", "due_at": T("2025-03-31 18:00"), "completed_at": T("2025-03-31 18:00")},  # at due
+            {"activity_id": "A5", "due_at": T("2025-04-01 09:00"), "completed_at": T("2025-04-01 08:00")},  # outside
+        ]
+    )
     r = compute("followup_ontime_rate", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (0.5, 4)
 
 
 def test_lead_conversion_rate_counts_wins_within_the_window_only():
     t = tables(
-        leads=[lead("L1", "2025-03-01"), lead("L2", "2025-03-10"), lead("L3", "2025-03-15"),
-               lead("L4", "2025-03-05"), lead("L5", "2025-02-20")],
+        leads=[
+            lead("L1", "2025-03-01"),
+            lead("L2", "2025-03-10"),
+            lead("L3", "2025-03-15"),
+            lead("L4", "2025-03-05"),
+            lead("L5", "2025-02-20"),
+        ],
         opportunities=[
-            opp("O1", "L1", "won", "2025-03-20"),   # 19 days
-            opp("O2", "L2", "won", "2025-04-20"),   # 41 days: outside a 30-day window
+            opp("O1", "L1", "won", "2025-03-20"),  # 19 days
+            opp("O2", "L2", "won", "2025-04-20"),  # 41 days: outside a 30-day window
             opp("O3", "L3", "lost", "2025-03-25"),
-            opp("O4", "L4", "won", "2025-04-04"),   # exactly 30 days: counts
-            opp("O5", "L4", "won", "2025-06-01"),   # a later second win of L4 changes nothing
-            opp("O6", "L5", "won", "2025-03-01"),   # lead created before the period
+            opp("O4", "L4", "won", "2025-04-04"),  # exactly 30 days: counts
+            opp("O5", "L4", "won", "2025-06-01"),  # a later second win of L4 changes nothing
+            opp("O6", "L5", "won", "2025-03-01"),  # lead created before the period
         ],
     )
     assert value("lead_conversion_rate", t, START, END, conversion_window_days=30) == 2 / 4
@@ -111,11 +166,16 @@ def test_lead_conversion_rate_counts_wins_within_the_window_only():
 
 
 def test_opportunity_win_rate():
-    t = tables(opportunities=[
-        opp("O1", "L1", "won", "2025-03-02"), opp("O2", "L2", "won", "2025-03-31 20:00"),
-        opp("O3", "L3", "lost", "2025-03-10"), opp("O4", "L4", "open"),
-        opp("O5", "L5", "won", "2025-04-01"), opp("O6", "L6", "lost", "2025-02-28"),
-    ])
+    t = tables(
+        opportunities=[
+            opp("O1", "L1", "won", "2025-03-02"),
+            opp("O2", "L2", "won", "2025-03-31 20:00"),
+            opp("O3", "L3", "lost", "2025-03-10"),
+            opp("O4", "L4", "open"),
+            opp("O5", "L5", "won", "2025-04-01"),
+            opp("O6", "L6", "lost", "2025-02-28"),
+        ]
+    )
     r = compute("opportunity_win_rate", t, START, END)
     assert r["n"].iloc[0] == 3
     assert r["value"].iloc[0] == pytest.approx(2 / 3)
@@ -136,9 +196,15 @@ def test_sales_cycle_days_from_lead_else_from_deal():
 
 # --------------------------------------------------------------------------- effect
 def test_avg_order_value():
-    t = tables(orders=[order("O1", "C1", "2025-03-01", 100.0), order("O2", "C2", "2025-03-15", 200.0),
-                       order("O3", "C3", "2025-03-31 23:59:59", 600.0), order("O4", "C4", "2025-04-01", 10_000.0),
-                       order("O5", "C5", "2025-03-20", np.nan)])
+    t = tables(
+        orders=[
+            order("O1", "C1", "2025-03-01", 100.0),
+            order("O2", "C2", "2025-03-15", 200.0),
+            order("O3", "C3", "2025-03-31 23:59:59", 600.0),
+            order("O4", "C4", "2025-04-01", 10_000.0),
+            order("O5", "C5", "2025-03-20", np.nan),
+        ]
+    )
     r = compute("avg_order_value", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (300.0, 3)
 
@@ -146,11 +212,15 @@ def test_avg_order_value():
 def test_repeat_purchase_rate_is_share_of_buyers_with_two_orders_in_the_period():
     t = tables(
         orders=[
-            order("O1", "C1", "2025-03-02", 10.0), order("O2", "C1", "2025-03-20", 10.0),   # 2 in period
-            order("O3", "C2", "2025-02-10", 10.0), order("O4", "C2", "2025-03-05", 10.0),   # 1 in period
-            order("O5", "C3", "2025-03-01", 10.0), order("O6", "C3", "2025-03-01", 10.0),
-            order("O7", "C3", "2025-03-31", 10.0),                                          # 3 in period
-            order("O8", "C4", "2025-04-02", 10.0), order("O9", "C4", "2025-04-03", 10.0),   # none in period
+            order("O1", "C1", "2025-03-02", 10.0),
+            order("O2", "C1", "2025-03-20", 10.0),  # 2 in period
+            order("O3", "C2", "2025-02-10", 10.0),
+            order("O4", "C2", "2025-03-05", 10.0),  # 1 in period
+            order("O5", "C3", "2025-03-01", 10.0),
+            order("O6", "C3", "2025-03-01", 10.0),
+            order("O7", "C3", "2025-03-31", 10.0),  # 3 in period
+            order("O8", "C4", "2025-04-02", 10.0),
+            order("O9", "C4", "2025-04-03", 10.0),  # none in period
         ],
         customers=[{"customer_id": c, "department": "D1", "owner_rep": "r1"} for c in ("C1", "C2", "C3", "C4")],
     )
@@ -161,19 +231,32 @@ def test_repeat_purchase_rate_is_share_of_buyers_with_two_orders_in_the_period()
 
 # --------------------------------------------------------------------------- experience
 def test_csat():
-    t = tables(tickets=[ticket("T1", "2025-03-01", csat=5.0), ticket("T2", "2025-03-02", csat=4.0),
-                        ticket("T3", "2025-03-03"), ticket("T4", "2025-03-31", csat=3.0),
-                        ticket("T5", "2025-04-01", csat=1.0)])
+    t = tables(
+        tickets=[
+            ticket("T1", "2025-03-01", csat=5.0),
+            ticket("T2", "2025-03-02", csat=4.0),
+            ticket("T3", "2025-03-03"),
+            ticket("T4", "2025-03-31", csat=3.0),
+            ticket("T5", "2025-04-01", csat=1.0),
+        ]
+    )
     r = compute("csat", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (4.0, 3)
 
 
 def test_nps():
     # 3 promoters (10, 9, 9), 1 passive (8), 1 detractor (3): 60% − 20% = 40 points
-    t = tables(tickets=[ticket("T1", "2025-03-01", nps=10.0), ticket("T2", "2025-03-02", nps=9.0),
-                        ticket("T3", "2025-03-03", nps=9.0), ticket("T4", "2025-03-04", nps=8.0),
-                        ticket("T5", "2025-03-05", nps=3.0), ticket("T6", "2025-03-06"),
-                        ticket("T7", "2025-04-01", nps=0.0)])
+    t = tables(
+        tickets=[
+            ticket("T1", "2025-03-01", nps=10.0),
+            ticket("T2", "2025-03-02", nps=9.0),
+            ticket("T3", "2025-03-03", nps=9.0),
+            ticket("T4", "2025-03-04", nps=8.0),
+            ticket("T5", "2025-03-05", nps=3.0),
+            ticket("T6", "2025-03-06"),
+            ticket("T7", "2025-04-01", nps=0.0),
+        ]
+    )
     r = compute("nps", t, START, END)
     assert r["n"].iloc[0] == 5
     assert r["value"].iloc[0] == pytest.approx(40.0)
@@ -185,22 +268,33 @@ def test_nps_boundaries_seven_is_passive_six_is_detractor():
 
 
 def test_complaint_resolution_hours():
-    t = tables(tickets=[
-        ticket("T1", "2025-03-01 00:00", "complaint", "2025-03-01 12:00"),  # 12 h
-        ticket("T2", "2025-03-02 00:00", "complaint", "2025-03-04 00:00"),  # 48 h
-        ticket("T3", "2025-03-03 00:00", "complaint"),                      # unresolved: not averaged
-        ticket("T4", "2025-03-03 00:00", "request", "2025-03-03 01:00"),    # not a complaint
-        ticket("T5", "2025-04-01 00:00", "complaint", "2025-04-01 01:00"),  # outside the period
-    ])
+    t = tables(
+        tickets=[
+            ticket("T1", "2025-03-01 00:00", "complaint", "2025-03-01 12:00"),  # 12 h
+            ticket("T2", "2025-03-02 00:00", "complaint", "2025-03-04 00:00"),  # 48 h
+            ticket("T3", "2025-03-03 00:00", "complaint"),  # unresolved: not averaged
+            ticket("T4", "2025-03-03 00:00", "request", "2025-03-03 01:00"),  # not a complaint
+            ticket("T5", "2025-04-01 00:00", "complaint", "2025-04-01 01:00"),  # outside the period
+        ]
+    )
     r = compute("complaint_resolution_hours", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (30.0, 2)
 
 
 # --------------------------------------------------------------------------- breakdowns
 def test_the_method_metrics_are_in_the_catalogue():
-    tested = {"lead_response_hours", "followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate",
-              "sales_cycle_days", "avg_order_value", "repeat_purchase_rate", "csat", "nps",
-              "complaint_resolution_hours"}
+    tested = {
+        "lead_response_hours",
+        "followup_ontime_rate",
+        "lead_conversion_rate",
+        "opportunity_win_rate",
+        "sales_cycle_days",
+        "avg_order_value",
+        "repeat_purchase_rate",
+        "csat",
+        "nps",
+        "complaint_resolution_hours",
+    }
     assert tested <= set(CATALOGUE)
     assert set(HEADLINE) <= tested
     assert not CATALOGUE["lead_response_hours"].higher_is_better
@@ -208,8 +302,13 @@ def test_the_method_metrics_are_in_the_catalogue():
 
 
 def test_breakdown_by_department():
-    t = tables(orders=[order("O1", "C1", "2025-03-01", 100.0, "D1"), order("O2", "C2", "2025-03-02", 300.0, "D1"),
-                       order("O3", "C3", "2025-03-03", 600.0, "D2")])
+    t = tables(
+        orders=[
+            order("O1", "C1", "2025-03-01", 100.0, "D1"),
+            order("O2", "C2", "2025-03-02", 300.0, "D1"),
+            order("O3", "C3", "2025-03-03", 600.0, "D2"),
+        ]
+    )
     r = compute("avg_order_value", t, START, END, by="department").set_index("department")
     assert r["value"].to_dict() == {"D1": 200.0, "D2": 600.0}
     assert r["n"].to_dict() == {"D1": 2, "D2": 1}
@@ -217,16 +316,26 @@ def test_breakdown_by_department():
 
 
 def test_breakdown_by_owner_rep():
-    t = tables(leads=[lead("L1", "2025-03-01 00:00", "2025-03-01 02:00", rep="wang"),
-                      lead("L2", "2025-03-02 00:00", "2025-03-02 04:00", rep="wang"),
-                      lead("L3", "2025-03-03 00:00", "2025-03-04 00:00", rep="li")])
+    t = tables(
+        leads=[
+            lead("L1", "2025-03-01 00:00", "2025-03-01 02:00", rep="wang"),
+            lead("L2", "2025-03-02 00:00", "2025-03-02 04:00", rep="wang"),
+            lead("L3", "2025-03-03 00:00", "2025-03-04 00:00", rep="li"),
+        ]
+    )
     r = compute("lead_response_hours", t, START, END, by="owner_rep").set_index("owner_rep")
     assert r["value"].to_dict() == {"li": 24.0, "wang": 3.0}
 
 
 def test_breakdown_by_month():
-    t = tables(orders=[order("O1", "C1", "2025-01-31 23:00", 100.0), order("O2", "C2", "2025-02-01", 200.0),
-                       order("O3", "C3", "2025-02-28", 400.0), order("O4", "C4", "2025-03-31", 50.0)])
+    t = tables(
+        orders=[
+            order("O1", "C1", "2025-01-31 23:00", 100.0),
+            order("O2", "C2", "2025-02-01", 200.0),
+            order("O3", "C3", "2025-02-28", 400.0),
+            order("O4", "C4", "2025-03-31", 50.0),
+        ]
+    )
     r = compute("avg_order_value", t, "2025-01-01", "2025-03-31", by="month")
     assert r["month"].tolist() == [T("2025-01-01"), T("2025-02-01"), T("2025-03-01")]
     assert r["value"].tolist() == [100.0, 300.0, 50.0]
@@ -234,14 +343,19 @@ def test_breakdown_by_month():
 
 
 def test_period_end_date_is_inclusive_to_the_last_second():
-    t = tables(orders=[order("O1", "C1", "2025-03-31 23:59:59", 100.0),
-                       order("O2", "C2", "2025-04-01 00:00:00", 900.0),
-                       order("O3", "C3", "2025-03-01 00:00:00", 300.0),
-                       order("O4", "C4", "2025-02-28 23:59:59", 700.0)])
+    t = tables(
+        orders=[
+            order("O1", "C1", "2025-03-31 23:59:59", 100.0),
+            order("O2", "C2", "2025-04-01 00:00:00", 900.0),
+            order("O3", "C3", "2025-03-01 00:00:00", 300.0),
+            order("O4", "C4", "2025-02-28 23:59:59", 700.0),
+        ]
+    )
     r = compute("avg_order_value", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (200.0, 2)
     # dates as date objects work the same as text
     from datetime import date
+
     assert value("avg_order_value", t, date(2025, 3, 1), date(2025, 3, 31)) == 200.0
 
 
@@ -259,8 +373,10 @@ def test_unknown_metric_raises_key_error_naming_it():
 
 
 def test_headline_lists_the_headline_metrics():
-    t = tables(orders=[order("O1", "C1", "2025-03-01", 100.0)],
-               customers=[{"customer_id": "C1", "department": "D1", "owner_rep": "r1"}])
+    t = tables(
+        orders=[order("O1", "C1", "2025-03-01", 100.0)],
+        customers=[{"customer_id": "C1", "department": "D1", "owner_rep": "r1"}],
+    )
     h = headline(t, START, END)
     assert h["metric"].tolist() == list(HEADLINE)
     row = h.set_index("metric").loc["avg_order_value"]
@@ -269,8 +385,10 @@ def test_headline_lists_the_headline_metrics():
 
 def test_lead_conversion_is_zero_when_nothing_was_won_yet():
     # a new case, or a department without a win: every lead counts as not converted, no error
-    t = tables(leads=[lead("L1", "2025-03-01"), lead("L2", "2025-03-02")],
-               opportunities=[opp("O1", "L1", "lost", "2025-03-10"), opp("O2", "L2", "open")])
+    t = tables(
+        leads=[lead("L1", "2025-03-01"), lead("L2", "2025-03-02")],
+        opportunities=[opp("O1", "L1", "lost", "2025-03-10"), opp("O2", "L2", "open")],
+    )
     r = compute("lead_conversion_rate", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (0.0, 2)
 
@@ -284,9 +402,13 @@ def test_breakdown_when_leads_have_no_reps_but_deals_do():
     """Exports without lead owners (a deals-only CRM export) still give the by-rep table."""
     from crmnb.analysis.metrics import breakdown
 
-    t = tables(leads=[lead("L1", "2025-03-01 00:00", "2025-03-01 02:00", rep=None),
-                      lead("L2", "2025-03-02 00:00", "2025-03-02 04:00", rep=None)],
-               opportunities=[opp("O1", "L1", "won", "2025-03-05", rep="wang")])
+    t = tables(
+        leads=[
+            lead("L1", "2025-03-01 00:00", "2025-03-01 02:00", rep=None),
+            lead("L2", "2025-03-02 00:00", "2025-03-02 04:00", rep=None),
+        ],
+        opportunities=[opp("O1", "L1", "won", "2025-03-05", rep="wang")],
+    )
     r = breakdown(t, START, END, None, "owner_rep", ["lead_response_hours", "opportunity_win_rate"])
     by = {("–" if pd.isna(k) else k): row for k, row in r.set_index("owner_rep").iterrows()}
     assert set(by) == {"–", "wang"}

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from crmnb.errors import CaseFileError
-from crmnb.params import GOAL_METRICS, CaseParams, parse_case
-from crmnb.params import load_case
+from crmnb.params import GOAL_METRICS, CaseParams, load_case, parse_case
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE_FILES = sorted(p for p in (ROOT / "parameters").glob("*.yaml") if not p.name.startswith("_"))
@@ -145,8 +144,9 @@ def test_rate_baseline_written_as_percent_is_refused_with_the_fix():
 
 
 def test_non_rate_goal_accepts_numbers_above_one():
-    case = parse_case(raw(goal={"metric": "lead_response_hours", "baseline": 48, "target": 24,
-                                "deadline": date(2026, 6, 30)}), SOURCE)
+    case = parse_case(
+        raw(goal={"metric": "lead_response_hours", "baseline": 48, "target": 24, "deadline": date(2026, 6, 30)}), SOURCE
+    )
     assert case.goal.baseline == 48
     assert not case.goal.higher_is_better
 
@@ -194,9 +194,14 @@ def test_case_file_not_yaml_mapping(tmp_path: Path):
 # --------------------------------------------------------------------------- dates and windows
 def test_dates_as_strings_parse_the_same_as_yaml_dates():
     as_dates = parse_case(raw(), SOURCE)
-    as_text = parse_case(raw(period={"start": "2025-07-01", "end": "2025-12-31"},
-                             intervention_date="2025-10-01",
-                             **{"goal.deadline": "2026-06-30"}), SOURCE)
+    as_text = parse_case(
+        raw(
+            period={"start": "2025-07-01", "end": "2025-12-31"},
+            intervention_date="2025-10-01",
+            **{"goal.deadline": "2026-06-30"},
+        ),
+        SOURCE,
+    )
     assert as_text.period == as_dates.period
     assert as_text.period.start == date(2025, 7, 1) and type(as_text.period.start) is date
     assert as_text.intervention_date == as_dates.intervention_date

@@ -5,23 +5,29 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crmnb.present.masking import mask_company, mask_email, mask_frame, mask_name, mask_phone
 from crmnb.intake.schema import TABLES
+from crmnb.present.masking import mask_company, mask_email, mask_frame, mask_name, mask_phone
 
 
-@pytest.mark.parametrize("raw,masked", [
-    ("13812345678", "138****5678"),
-    ("138-1234-5678", "138****5678"),
-    ("12345", "*****"),
-])
+@pytest.mark.parametrize(
+    "raw,masked",
+    [
+        ("13812345678", "138****5678"),
+        ("138-1234-5678", "138****5678"),
+        ("12345", "*****"),
+    ],
+)
 def test_mask_phone(raw, masked):
     assert mask_phone(raw) == masked
 
 
-@pytest.mark.parametrize("raw,masked", [
-    ("zhangwei88@example.com", "z***@example.com"),
-    (" Li.Na@corp.cn", "L***@corp.cn"),
-])
+@pytest.mark.parametrize(
+    "raw,masked",
+    [
+        ("zhangwei88@example.com", "z***@example.com"),
+        (" Li.Na@corp.cn", "L***@corp.cn"),
+    ],
+)
 def test_mask_email(raw, masked):
     assert mask_email(raw) == masked
 
@@ -31,12 +37,15 @@ def test_mask_name(raw, masked):
     assert mask_name(raw) == masked
 
 
-@pytest.mark.parametrize("raw,masked", [
-    ("杭州云启科技有限公司", "*科技有限公司"),
-    ("上海某某贸易有限责任公司", "*贸易有限责任公司"),
-    ("深圳华信股份有限公司", "*股份有限公司"),
-    ("Acme Trading Ltd", "******"),  # no Chinese legal form: everything hidden
-])
+@pytest.mark.parametrize(
+    "raw,masked",
+    [
+        ("杭州云启科技有限公司", "*科技有限公司"),
+        ("上海某某贸易有限责任公司", "*贸易有限责任公司"),
+        ("深圳华信股份有限公司", "*股份有限公司"),
+        ("Acme Trading Ltd", "******"),  # no Chinese legal form: everything hidden
+    ],
+)
 def test_mask_company(raw, masked):
     assert mask_company(raw) == masked
 
@@ -59,8 +68,13 @@ def test_mask_frame_masks_every_pii_column_of_every_table():
     for name, spec in TABLES.items():
         if not spec.pii:
             continue
-        values = {"name": "张伟", "contact_name": "王芳", "company": "杭州云启科技有限公司",
-                  "phone": "13812345678", "email": "zhangwei88@example.com"}
+        values = {
+            "name": "张伟",
+            "contact_name": "王芳",
+            "company": "杭州云启科技有限公司",
+            "phone": "13812345678",
+            "email": "zhangwei88@example.com",
+        }
         df = pd.DataFrame([{c: values[c] for c in spec.pii} | {spec.key: "X1", "city": "杭州"}])
         original = df.copy()
         out = mask_frame(df)

@@ -15,25 +15,30 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from raw_figures import lead_conversion
 
 from crmnb.analysis import metrics
-from crmnb.intake.cleaning import clean
 from crmnb.demo.generator import generate
-from crmnb.intake.read import read_export
-from crmnb.params import parse_case
-from crmnb.intake.schema import DEFAULT_FILES, TABLES
+from crmnb.intake.cleaning import clean
 from crmnb.intake.load import load_tables
-from crmnb.intake.read import read_sql_text, readonly_engine
-from raw_figures import lead_conversion
+from crmnb.intake.read import read_export, read_sql_text, readonly_engine
+from crmnb.intake.schema import DEFAULT_FILES, TABLES
+from crmnb.params import parse_case
 
 PG_URL = os.environ.get("CRMNB_TEST_PG_URL", "")
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="CRMNB_TEST_PG_URL not set: PostgreSQL test did not run; .ci/run starts a server")
+    not PG_URL, reason="CRMNB_TEST_PG_URL not set: PostgreSQL test did not run; .ci/run starts a server"
+)
 
-CASE = {"case_id": "pg", "title": "From PostgreSQL", "department": "销售一部", "owner": "tests",
-        "period": {"start": "2025-07-01", "end": "2025-12-31"},
-        "goal": {"metric": "lead_conversion_rate", "baseline": 0.15, "target": 0.2, "deadline": "2026-06-30"}}
+CASE = {
+    "case_id": "pg",
+    "title": "From PostgreSQL",
+    "department": "销售一部",
+    "owner": "tests",
+    "period": {"start": "2025-07-01", "end": "2025-12-31"},
+    "goal": {"metric": "lead_conversion_rate", "baseline": 0.15, "target": 0.2, "deadline": "2026-06-30"},
+}
 
 
 def _case(folder: Path, **data):
@@ -42,8 +47,10 @@ def _case(folder: Path, **data):
 
 def _from_schema(schema: str) -> dict:
     # a database returns rows in no set order: number them as the export does
-    return {"sql_url": PG_URL,
-            "tables": {t: {"sql": {"table": f"{schema}.{t}", "order_by": "export_row"}} for t in TABLES}}
+    return {
+        "sql_url": PG_URL,
+        "tables": {t: {"sql": {"table": f"{schema}.{t}", "order_by": "export_row"}} for t in TABLES},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +73,13 @@ def pg(tmp_path_factory):
             raw = read_export(demo / file, name)
             raw = raw.astype(object).where(raw.notna(), None)
             raw.insert(0, "export_row", range(1, len(raw) + 1))
-            raw.to_sql(name, engine, schema=text_schema, index=False,
-                       dtype={c: sa.Text() for c in raw.columns if c != "export_row"})
+            raw.to_sql(
+                name,
+                engine,
+                schema=text_schema,
+                index=False,
+                dtype={c: sa.Text() for c in raw.columns if c != "export_row"},
+            )
             # as a CRM database holds it: timestamps, numbers and text
             typed = reference[name].table.rename(columns={"_row": "export_row"})
             typed.to_sql(name, engine, schema=typed_schema, index=False)

@@ -33,20 +33,33 @@ pytestmark = pytest.mark.e2e
 # deal's stage reads as in the export
 PRESETS = {
     "salesforce": dict(
-        deals="salesforce/Opportunity.csv", mapping="salesforce_opportunity",
-        cols=("Id", "AccountId", "StageName", "Amount", "CloseDate"), won="Closed Won", lost="Closed Lost"),
+        deals="salesforce/Opportunity.csv",
+        mapping="salesforce_opportunity",
+        cols=("Id", "AccountId", "StageName", "Amount", "CloseDate"),
+        won="Closed Won",
+        lost="Closed Lost",
+    ),
     "hubspot_internal": dict(
-        deals="hubspot/deals_internal_names.csv", mapping="hubspot_deal",
+        deals="hubspot/deals_internal_names.csv",
+        mapping="hubspot_deal",
         cols=("hs_object_id", "associatedcompanyid", "dealstage", "amount", "closedate"),
-        won="closedwon", lost="closedlost"),
+        won="closedwon",
+        lost="closedlost",
+    ),
     "hubspot_labels": dict(
-        deals="hubspot/deals_export_labels.csv", mapping="hubspot_deal",
+        deals="hubspot/deals_export_labels.csv",
+        mapping="hubspot_deal",
         cols=("Record ID", "Associated Company IDs", "Deal Stage", "Amount", "Close Date"),
-        won="Closed Won (Sales Pipeline)", lost="Closed Lost (Sales Pipeline)"),
+        won="Closed Won (Sales Pipeline)",
+        lost="Closed Lost (Sales Pipeline)",
+    ),
     "zoho": dict(
-        deals="zoho/Deals.csv", mapping="zoho_deal",
+        deals="zoho/Deals.csv",
+        mapping="zoho_deal",
         cols=("id", "Account_Name", "Stage", "Amount", "Closing_Date"),
-        won="Closed Won", lost="Closed Lost to Competition"),
+        won="Closed Won",
+        lost="Closed Lost to Competition",
+    ),
 }
 
 EMPTY = {  # tables an export of deals does not hold: a header only
@@ -100,31 +113,65 @@ def write_case(tmp: Path, name: str) -> Path:
     data = tmp / "data"
     data.mkdir()
     deals = _deals(p)
-    pd.DataFrame({"customer_id": sorted(deals["customer"].unique()), "department": DEPT,
-                  "created_at": "2024-12-01"}).to_csv(data / "customers.csv", index=False)
+    pd.DataFrame(
+        {"customer_id": sorted(deals["customer"].unique()), "department": DEPT, "created_at": "2024-12-01"}
+    ).to_csv(data / "customers.csv", index=False)
     won = deals[deals["stage"] == p["won"]]
-    pd.DataFrame({"order_id": "S" + won["id"], "customer_id": won["customer"], "opportunity_id": won["id"],
-                  "department": DEPT, "order_date": won["closed"].dt.strftime("%Y-%m-%d"),
-                  "amount": won["amount"]}).to_csv(data / "orders.csv", index=False)
-    pd.DataFrame({"campaign_id": ["K1"], "name": ["Web leads"], "channel": ["Web"], "start_date": ["2025-01-01"],
-                  "end_date": ["2025-06-30"], "spend": [2000]}).to_csv(data / "campaigns.csv", index=False)
+    pd.DataFrame(
+        {
+            "order_id": "S" + won["id"],
+            "customer_id": won["customer"],
+            "opportunity_id": won["id"],
+            "department": DEPT,
+            "order_date": won["closed"].dt.strftime("%Y-%m-%d"),
+            "amount": won["amount"],
+        }
+    ).to_csv(data / "orders.csv", index=False)
+    pd.DataFrame(
+        {
+            "campaign_id": ["K1"],
+            "name": ["Web leads"],
+            "channel": ["Web"],
+            "start_date": ["2025-01-01"],
+            "end_date": ["2025-06-30"],
+            "spend": [2000],
+        }
+    ).to_csv(data / "campaigns.csv", index=False)
     for table, cols in EMPTY.items():
         (data / f"{table}.csv").write_text(",".join(cols) + "\n", encoding="utf-8")
     dept = {"constants": {"department": DEPT}}
-    tables = {"opportunities": {"file": str(FIX / p["deals"]), "mapping": {"preset": p["mapping"], **dept}},
-              "campaigns": "campaigns.csv"}
+    tables = {
+        "opportunities": {"file": str(FIX / p["deals"]), "mapping": {"preset": p["mapping"], **dept}},
+        "campaigns": "campaigns.csv",
+    }
     if name == "salesforce":
-        tables["leads"] = {"file": str(FIX / "salesforce" / "Lead.csv"),
-                           "mapping": {"preset": "salesforce_lead", **dept}}
-        tables["stage_history"] = {"file": str(FIX / "salesforce" / "OpportunityHistory.csv"),
-                                   "mapping": "salesforce_opportunity_history"}
+        tables["leads"] = {
+            "file": str(FIX / "salesforce" / "Lead.csv"),
+            "mapping": {"preset": "salesforce_lead", **dept},
+        }
+        tables["stage_history"] = {
+            "file": str(FIX / "salesforce" / "OpportunityHistory.csv"),
+            "mapping": "salesforce_opportunity_history",
+        }
     else:  # the deals' CRM export has no leads; a case needs at least one (an open one, owned by a deal's owner)
-        pd.DataFrame({"lead_id": ["L1"], "created_at": ["2025-01-02 09:00"], "department": [DEPT],
-                      "owner_rep": [_owner(p)], "channel": ["Web"], "campaign_id": ["K1"], "status": ["open"]}).to_csv(
-            data / "leads.csv", index=False)
+        pd.DataFrame(
+            {
+                "lead_id": ["L1"],
+                "created_at": ["2025-01-02 09:00"],
+                "department": [DEPT],
+                "owner_rep": [_owner(p)],
+                "channel": ["Web"],
+                "campaign_id": ["K1"],
+                "status": ["open"],
+            }
+        ).to_csv(data / "leads.csv", index=False)
     case = {
-        "case_id": f"preset_{name}", "title": f"{name} export", "department": DEPT, "owner": "Sales operations",
-        "period": {"start": PERIOD[0], "end": PERIOD[1]}, "intervention_date": PERIOD[0],
+        "case_id": f"preset_{name}",
+        "title": f"{name} export",
+        "department": DEPT,
+        "owner": "Sales operations",
+        "period": {"start": PERIOD[0], "end": PERIOD[1]},
+        "intervention_date": PERIOD[0],
         "goal": {"metric": "opportunity_win_rate", "baseline": 0.4, "target": 0.6, "deadline": "2025-12-31"},
         "data": {"dir": "data", "tables": tables},
     }
@@ -145,7 +192,7 @@ def _text(html: str) -> str:
 
 def _table2_after(html: str, name: str) -> str:
     """Return the 'after' cell of a metric's row in the report's Table 2."""
-    part = html[html.index("Table 2"):]
+    part = html[html.index("Table 2") :]
     row = re.search(r"<tr>\s*<td>" + re.escape(name) + r"</td>(.*?)</tr>", part, re.S)
     assert row, f"no row {name!r} in Table 2"
     cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
@@ -179,11 +226,13 @@ def test_a_preset_export_runs_as_a_case(name: str, tmp_path: Path):
         assert table2.loc["lead_conversion_rate", "after"] == pytest.approx(conv)
 
     # what could not be computed on a few deals is said, in plain words, with what it needs
-    for needs in ("Lifetime value not estimated: it needs at least 10 customers with repeat purchases; this data has 0.",
-                  "Churn model not trained: it needs customers who bought before the training cutoff",
-                  "Forecast not made: it needs at least 27 weeks of won-deal history",
-                  "Response-time effect not estimated",
-                  "Won deals not checked against finance: the check needs the finance receipts"):
+    for needs in (
+        "Lifetime value not estimated: it needs at least 10 customers with repeat purchases; this data has 0.",
+        "Churn model not trained: it needs customers who bought before the training cutoff",
+        "Forecast not made: it needs at least 27 weeks of won-deal history",
+        "Response-time effect not estimated",
+        "Won deals not checked against finance: the check needs the finance receipts",
+    ):
         assert needs in text, needs
     if name != "salesforce":  # deals without leads or stage history
         assert "Funnel traced only to the lead stage" in text

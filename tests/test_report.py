@@ -12,13 +12,22 @@ from crmnb.present.fonts import cjk_font_face
 from crmnb.present.report import render_notebook, render_output
 from crmnb.present.workbook import write_sheet
 
-TRICKY = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "=HYPERLINK(\"http://x\",\"y\")",
-          "+86 客户要求回电", "-1+1", "@SUM(A1)"]
+TRICKY = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '=HYPERLINK("http://x","y")',
+    "+86 客户要求回电",
+    "-1+1",
+    "@SUM(A1)",
+]
 
 
 def _display(obj) -> dict:
-    return {"output_type": "display_data", "data": {"text/html": obj._repr_html_(), "text/plain": repr(obj)},
-            "metadata": {}}
+    return {
+        "output_type": "display_data",
+        "data": {"text/html": obj._repr_html_(), "text/plain": repr(obj)},
+        "metadata": {},
+    }
 
 
 def test_crm_free_text_shows_as_text_not_markup():
@@ -55,8 +64,10 @@ def _notebook() -> nbformat.NotebookNode:
     cells[1].metadata["tags"] = ["analyst-only"]
     cells[2].metadata["tags"] = ["lang-en"]
     cells[3].metadata["tags"] = ["lang-zh"]
-    cells[5].outputs = [nbformat.v4.new_output("stream", name="stderr", text="WARNING noise"),
-                        nbformat.v4.new_output("display_data", data={"text/plain": "shown"})]
+    cells[5].outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="WARNING noise"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "shown"}),
+    ]
     nb.cells = cells
     return nb
 
@@ -110,42 +121,85 @@ def _latin_words(text: str) -> set[str]:
 def _zh_charts():
     import numpy as np
 
-    from crmnb.present import charts as present_charts
-
     from crmnb.analysis import forecast
-
-
+    from crmnb.present import charts as present_charts
     from crmnb.present.words import phrase as tr
     from crmnb.present.words import stage_labels
 
     months = pd.date_range("2025-07-01", periods=6, freq="MS")
-    yield present_charts.trend(pd.DataFrame({"month": list(months) * 2, "value": np.linspace(0.1, 0.3, 12),
-                                    "department": ["客户服务部"] * 6 + ["销售一部"] * 6}),
-                      "month", "value", "department", title=tr("{metric} by month", metric="复购率"),
-                      ylabel="复购率 (%)", percent=True, marker=months[3], marker_label=tr("intervention"),
-                      target=0.35, target_label=tr("target {value}", value="35.0%"))
-    yield present_charts.bars(pd.DataFrame({"owner_rep": ["彭建华", "徐玉兰"] * 2, "value": [40.0, 30, 35, 28],
-                                   "window": ["before"] * 2 + ["after"] * 2}), x="owner_rep", y="value",
-                     hue="window", horizontal=True, title=tr("Lead response time by rep"),
-                     ylabel=tr("average hours to first contact (h)"))
-    yield present_charts.bars(pd.DataFrame({"bucket": ["< 4 h", "4–12 h", "1–2 days", "> 3 days"],
-                                   "conversion_rate": [0.4, 0.3, 0.1, 0.05]}), x="bucket", y="conversion_rate",
-                     hue=None, percent=True, title=tr("Lead conversion by first-response time"),
-                     ylabel=tr("leads won within the window (%)"))
-    yield present_charts.funnel_chart(pd.DataFrame({"stage": ["lead", "first_contact", "won"], "entered": [100, 60, 20],
-                                           "conversion_rate": [0.6, 1 / 3, np.nan]}), stage_labels(),
-                             title=tr("Sales funnel, leads created {start} – {end}", start="2025-10-01",
-                                      end="2025-12-31"),
-                             xlabel=tr("leads reaching each stage (→ share going on to the next)"))
-    yield present_charts.heatmap(pd.DataFrame([[1.0, 0.4], [1.0, np.nan]], index=["search", "all channels"],
-                                         columns=["lead", "won"]),
-                            title=tr("Share of each channel's leads reaching each stage"), xlabel=tr("Funnel stage"),
-                            ylabel=tr("Channel"), colorbar_label=tr("Share of leads"), labels=stage_labels())
+    yield present_charts.trend(
+        pd.DataFrame(
+            {
+                "month": list(months) * 2,
+                "value": np.linspace(0.1, 0.3, 12),
+                "department": ["客户服务部"] * 6 + ["销售一部"] * 6,
+            }
+        ),
+        "month",
+        "value",
+        "department",
+        title=tr("{metric} by month", metric="复购率"),
+        ylabel="复购率 (%)",
+        percent=True,
+        marker=months[3],
+        marker_label=tr("intervention"),
+        target=0.35,
+        target_label=tr("target {value}", value="35.0%"),
+    )
+    yield present_charts.bars(
+        pd.DataFrame(
+            {
+                "owner_rep": ["彭建华", "徐玉兰"] * 2,
+                "value": [40.0, 30, 35, 28],
+                "window": ["before"] * 2 + ["after"] * 2,
+            }
+        ),
+        x="owner_rep",
+        y="value",
+        hue="window",
+        horizontal=True,
+        title=tr("Lead response time by rep"),
+        ylabel=tr("average hours to first contact (h)"),
+    )
+    yield present_charts.bars(
+        pd.DataFrame({"bucket": ["< 4 h", "4–12 h", "1–2 days", "> 3 days"], "conversion_rate": [0.4, 0.3, 0.1, 0.05]}),
+        x="bucket",
+        y="conversion_rate",
+        hue=None,
+        percent=True,
+        title=tr("Lead conversion by first-response time"),
+        ylabel=tr("leads won within the window (%)"),
+    )
+    yield present_charts.funnel_chart(
+        pd.DataFrame(
+            {
+                "stage": ["lead", "first_contact", "won"],
+                "entered": [100, 60, 20],
+                "conversion_rate": [0.6, 1 / 3, np.nan],
+            }
+        ),
+        stage_labels(),
+        title=tr("Sales funnel, leads created {start} – {end}", start="2025-10-01", end="2025-12-31"),
+        xlabel=tr("leads reaching each stage (→ share going on to the next)"),
+    )
+    yield present_charts.heatmap(
+        pd.DataFrame([[1.0, 0.4], [1.0, np.nan]], index=["search", "all channels"], columns=["lead", "won"]),
+        title=tr("Share of each channel's leads reaching each stage"),
+        xlabel=tr("Funnel stage"),
+        ylabel=tr("Channel"),
+        colorbar_label=tr("Share of leads"),
+        labels=stage_labels(),
+    )
     weeks = pd.date_range("2025-01-06", periods=40, freq="7D")
     weekly = pd.Series(np.linspace(3e5, 9e5, 40) + np.tile([0, 5e4], 20), index=weeks)
-    yield present_charts.forecast_chart(weekly, forecast.rolling_forecast(weekly, horizon=8), accuracy=0.12,
-                                  title=tr("Weekly won revenue: actuals and forecast"),
-                                  ylabel=tr("Won revenue (CNY per week)"), xlabel=tr("Week (starting Monday)"))
+    yield present_charts.forecast_chart(
+        weekly,
+        forecast.rolling_forecast(weekly, horizon=8),
+        accuracy=0.12,
+        title=tr("Weekly won revenue: actuals and forecast"),
+        ylabel=tr("Won revenue (CNY per week)"),
+        xlabel=tr("Week (starting Monday)"),
+    )
 
 
 def test_every_chart_word_follows_the_report_language():

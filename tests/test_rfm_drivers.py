@@ -6,11 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import drivers
-
-from crmnb.analysis import metrics
-
-from crmnb.analysis import segments
+from crmnb.analysis import drivers, metrics, segments
 
 
 # --------------------------------------------------------------------------- RFM
@@ -37,10 +33,14 @@ def test_segment_map_covers_all_25_score_pairs_with_the_usual_names():
 
 def test_rfm_scores_and_segments_by_hand():
     # ten customers: recency falls and frequency/spend rise with the index, so #9 is best on every axis
-    value = pd.DataFrame({"customer_id": [f"C{i}" for i in range(10)],
-                          "recency_days": [300 - 30 * i for i in range(10)],
-                          "orders": [1 + i for i in range(10)],
-                          "spend": [1000.0 * (i + 1) for i in range(10)]})
+    value = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(10)],
+            "recency_days": [300 - 30 * i for i in range(10)],
+            "orders": [1 + i for i in range(10)],
+            "spend": [1000.0 * (i + 1) for i in range(10)],
+        }
+    )
     got = segments.rfm(value).set_index("customer_id")
     assert got.loc["C9", ["r", "f", "m"]].tolist() == [5, 5, 5] and got.loc["C9", "segment"] == "champions"
     assert got.loc["C0", ["r", "f", "m"]].tolist() == [1, 1, 1] and got.loc["C0", "segment"] == "hibernating"
@@ -54,11 +54,20 @@ def test_rfm_scores_and_segments_by_hand():
 # --------------------------------------------------------------------------- drivers
 def _leads(hours, won):
     created = pd.Timestamp("2025-07-01")
-    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(len(hours))], "created_at": created,
-                          "first_contact_at": [created + pd.Timedelta(hours=h) if h is not None else pd.NaT
-                                               for h in hours]})
-    opps = pd.DataFrame({"lead_id": [f"L{i}" for i, w in enumerate(won) if w], "status": "won",
-                         "closed_at": created + pd.Timedelta(days=30)})
+    leads = pd.DataFrame(
+        {
+            "lead_id": [f"L{i}" for i in range(len(hours))],
+            "created_at": created,
+            "first_contact_at": [created + pd.Timedelta(hours=h) if h is not None else pd.NaT for h in hours],
+        }
+    )
+    opps = pd.DataFrame(
+        {
+            "lead_id": [f"L{i}" for i, w in enumerate(won) if w],
+            "status": "won",
+            "closed_at": created + pd.Timedelta(days=30),
+        }
+    )
     return leads, opps
 
 
@@ -98,17 +107,31 @@ def test_slope_needs_enough_varied_leads():
 def _tables():
     t = {
         "customers": pd.DataFrame({"customer_id": ["A", "B", "C"], "department": "D1", "owner_rep": "r1"}),
-        "orders": pd.DataFrame({
-            "customer_id": ["A", "A", "B", "C", "A"],
-            "department": "D1",
-            "order_date": pd.to_datetime(["2024-03-01", "2024-09-01", "2024-10-01", "2024-11-01", "2025-02-01"]),
-            "amount": [100.0, 100.0, 200.0, 300.0, 100.0]}),
-        "campaigns": pd.DataFrame({"campaign_id": ["K"], "spend": [3100.0],
-                                   "start_date": pd.to_datetime(["2025-01-01"]),
-                                   "end_date": pd.to_datetime(["2025-01-31"])}),
+        "orders": pd.DataFrame(
+            {
+                "customer_id": ["A", "A", "B", "C", "A"],
+                "department": "D1",
+                "order_date": pd.to_datetime(["2024-03-01", "2024-09-01", "2024-10-01", "2024-11-01", "2025-02-01"]),
+                "amount": [100.0, 100.0, 200.0, 300.0, 100.0],
+            }
+        ),
+        "campaigns": pd.DataFrame(
+            {
+                "campaign_id": ["K"],
+                "spend": [3100.0],
+                "start_date": pd.to_datetime(["2025-01-01"]),
+                "end_date": pd.to_datetime(["2025-01-31"]),
+            }
+        ),
         "leads": pd.DataFrame({"lead_id": ["L1", "L2"], "campaign_id": ["K", "K"], "department": ["D1", "D2"]}),
-        "opportunities": pd.DataFrame({"lead_id": ["L1", "L2"], "status": ["won", "won"], "department": ["D1", "D2"],
-                                       "closed_at": pd.to_datetime(["2025-01-10", "2025-01-20"])}),
+        "opportunities": pd.DataFrame(
+            {
+                "lead_id": ["L1", "L2"],
+                "status": ["won", "won"],
+                "department": ["D1", "D2"],
+                "closed_at": pd.to_datetime(["2025-01-10", "2025-01-20"]),
+            }
+        ),
     }
     return t
 

@@ -10,7 +10,6 @@ import difflib
 import json
 
 import pytest
-
 from golden import CASES, GOLDEN, snapshot
 
 
@@ -19,13 +18,15 @@ from golden import CASES, GOLDEN, snapshot
 def test_demo_outputs_are_as_recorded(demo_outputs, case_id):
     want = json.loads((GOLDEN / f"{case_id}.json").read_text(encoding="utf-8"))
     got = snapshot(demo_outputs[case_id])
-    changed = sorted(k for k in set(want["handoffs"]) | set(got["handoffs"])
-                     if want["handoffs"].get(k) != got["handoffs"].get(k))
+    changed = sorted(
+        k for k in set(want["handoffs"]) | set(got["handoffs"]) if want["handoffs"].get(k) != got["handoffs"].get(k)
+    )
     assert not changed, f"{case_id}: hand-offs differ from the recording: {changed}"
     for sheet in sorted(set(want["workbook"]) | set(got["workbook"])):
         a, b = want["workbook"].get(sheet), got["workbook"].get(sheet)
         assert a == b, f"{case_id}: workbook sheet {sheet!r} differs:\n" + "\n".join(
-            list(difflib.unified_diff(a or [], b or [], lineterm="", n=1))[:40])
+            list(difflib.unified_diff(a or [], b or [], lineterm="", n=1))[:40]
+        )
     diff = list(difflib.unified_diff(want["report_text"], got["report_text"], lineterm="", n=1))
     assert not diff, f"{case_id}: report text differs:\n" + "\n".join(diff[:60])
     assert got["report_images"] == want["report_images"], f"{case_id}: report images differ"

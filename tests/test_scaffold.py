@@ -12,8 +12,7 @@ from pydantic import BaseModel
 from crmnb.cli import main
 from crmnb.demo.generator import generate
 from crmnb.errors import CaseFileError
-from crmnb.params import GOAL_METRICS, CaseParams, DataSource, Thresholds
-from crmnb.params import load_case
+from crmnb.params import GOAL_METRICS, CaseParams, DataSource, Thresholds, load_case
 from crmnb.run.scaffold import DOC, new_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,17 +37,34 @@ def workbook(tmp_path) -> Path:
 
 def test_new_case_validates_as_written(workbook, demo, monkeypatch, capsys):
     monkeypatch.chdir(workbook)
-    rc = main(["new", "churn_watch", "--department", "销售一部", "--title", "Churn watch Q3",
-               "--owner", "Sales 1 operations lead", "--data-dir", str(demo)])
+    rc = main(
+        [
+            "new",
+            "churn_watch",
+            "--department",
+            "销售一部",
+            "--title",
+            "Churn watch Q3",
+            "--owner",
+            "Sales 1 operations lead",
+            "--data-dir",
+            str(demo),
+        ]
+    )
     out = capsys.readouterr().out
     path = workbook / "parameters" / "churn_watch.yaml"
     assert rc == 0 and str(path) in out and "fill in:" in out
     case = load_case(path)
     assert (case.case_id, case.department, case.title, case.owner) == (
-        "churn_watch", "销售一部", "Churn watch Q3", "Sales 1 operations lead")
+        "churn_watch",
+        "销售一部",
+        "Churn watch Q3",
+        "Sales 1 operations lead",
+    )
     assert case.data.dir == demo.resolve()
-    assert not Path(yaml.safe_load(path.read_text("utf-8"))["data"]["dir"]).is_absolute(), \
+    assert not Path(yaml.safe_load(path.read_text("utf-8"))["data"]["dir"]).is_absolute(), (
         "the data folder is written relative to the case file, so the workbook can move"
+    )
     assert main(["validate", str(path)]) == 0
 
 
@@ -92,8 +108,11 @@ def _dotted(model: type[BaseModel], prefix: str = "") -> set[str]:
 def test_template_explains_every_key_of_the_case_model(workbook):
     from crmnb.params import PlanItem
 
-    expected = _dotted(CaseParams) | {f"data.{k}" for k in DataSource.model_fields} | {
-        f"plan.{k}" for k in PlanItem.model_fields}
+    expected = (
+        _dotted(CaseParams)
+        | {f"data.{k}" for k in DataSource.model_fields}
+        | {f"plan.{k}" for k in PlanItem.model_fields}
+    )
     missing = sorted(expected - set(DOC))
     assert not missing, f"add these keys to crmnb/scaffold.py DOC so `crmnb new` explains them: {missing}"
     path, _ = new_case("every_key", "销售一部", parameters_dir=workbook / "parameters")
@@ -104,7 +123,8 @@ def test_template_explains_every_key_of_the_case_model(workbook):
 
 def test_defaults_shown_in_the_template_are_the_ones_the_case_gets(workbook):
     (workbook / "parameters" / "_departments" / "销售一部.yaml").write_text(
-        "thresholds:\n  cpa_overrun_max: 0.45\n", encoding="utf-8")
+        "thresholds:\n  cpa_overrun_max: 0.45\n", encoding="utf-8"
+    )
     path, _ = new_case("shown_defaults", "销售一部", parameters_dir=workbook / "parameters")
     lines = path.read_text(encoding="utf-8").splitlines()
     assert any(x.startswith("#   cpa_overrun_max: 0.45 ") for x in lines)

@@ -48,8 +48,12 @@ def _font_files() -> list[Path]:
         out = subprocess.run(["fc-list", "--format", "%{file}\n"], capture_output=True, text=True, check=False)
         files = {Path(line) for line in out.stdout.splitlines() if line.strip()}
     else:
-        roots = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts",
-                 Path.home() / ".local/share/fonts"]
+        roots = [
+            Path("/usr/share/fonts"),
+            Path("/usr/local/share/fonts"),
+            Path.home() / ".fonts",
+            Path.home() / ".local/share/fonts",
+        ]
         files = {p for r in roots if r.is_dir() for p in r.rglob("*") if p.suffix.lower() in (".ttf", ".otf", ".ttc")}
     return sorted(p for p in files if p.is_file())
 
@@ -60,7 +64,7 @@ def _has_han(path: Path) -> bool:
     try:
         fonts = TTCollection(str(path)).fonts if path.suffix.lower() == ".ttc" else [TTFont(str(path), lazy=True)]
         return any(HAN in (f.getBestCmap() or {}) for f in fonts)
-    except Exception:  # noqa: BLE001 - a file fontTools cannot read is left out, like a CJK one
+    except Exception:
         return True
 
 
@@ -78,13 +82,16 @@ def fontconfig_without_cjk(folder: Path) -> dict[str, str]:
             kept += 1
     conf = folder / "fonts.conf"
     include = '<include ignore_missing="yes">/etc/fonts/conf.d</include>' if Path("/etc/fonts/conf.d").is_dir() else ""
-    conf.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
-                    f"<dir>{fonts}</dir><cachedir>{folder / 'cache'}</cachedir>{include}</fontconfig>\n",
-                    encoding="utf-8")
+    conf.write_text(
+        f'<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
+        f"<dir>{fonts}</dir><cachedir>{folder / 'cache'}</cachedir>{include}</fontconfig>\n",
+        encoding="utf-8",
+    )
     env = dict(os.environ, FONTCONFIG_FILE=str(conf))
     if shutil.which("fc-list"):
-        seen = subprocess.run(["fc-list", f":charset={HAN:x}", "family"], capture_output=True, text=True,
-                              env=env, check=False).stdout.strip()
+        seen = subprocess.run(
+            ["fc-list", f":charset={HAN:x}", "family"], capture_output=True, text=True, env=env, check=False
+        ).stdout.strip()
         assert not seen, f"the test's fontconfig ({conf}) still has CJK fonts: {seen}"
     assert kept, "no font without CJK glyphs found for Chromium to draw Latin text with"
     return env
@@ -97,17 +104,34 @@ class DevTools:
     def __init__(self, exe: str, env: dict[str, str], profile: Path, timeout: float = 60.0):
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        args = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                "--disable-extensions", "--mute-audio", f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                f"--window-size={WIDTH},{HEIGHT}", "about:blank"]
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-extensions",
+            "--mute-audio",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            f"--window-size={WIDTH},{HEIGHT}",
+            "about:blank",
+        ]
         # Chromium reads fd 3 and writes fd 4: a small Python step puts the pipe ends there, then becomes Chromium
-        hop = ("import fcntl, os, sys; r, w = (fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3]); "
-               "os.dup2(r, 3); os.dup2(w, 4); os.execv(sys.argv[3], sys.argv[3:])")
+        hop = (
+            "import fcntl, os, sys; r, w = (fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3]); "
+            "os.dup2(r, 3); os.dup2(w, 4); os.execv(sys.argv[3], sys.argv[3:])"
+        )
         self.log = profile.parent / "chromium.log"
         self._logfile = self.log.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-c", hop, str(to_chrome_r), str(from_chrome_w), *args],
-                                     pass_fds=(to_chrome_r, from_chrome_w), env=env,
-                                     stdout=self._logfile, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", hop, str(to_chrome_r), str(from_chrome_w), *args],
+            pass_fds=(to_chrome_r, from_chrome_w),
+            env=env,
+            stdout=self._logfile,
+            stderr=subprocess.STDOUT,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self.timeout, self._buf, self._id, self._events = timeout, b"", 0, []
@@ -116,7 +140,7 @@ class DevTools:
     def close(self) -> None:
         try:
             self.call("Browser.close", browser=True)
-        except Exception:  # noqa: BLE001 - closing is best effort; the process is waited for below
+        except Exception:
             pass
         try:
             self.proc.wait(10)
@@ -163,8 +187,11 @@ class DevTools:
 
     def open(self, url: str) -> None:
         pages = [t for t in self.call("Target.getTargets", browser=True)["targetInfos"] if t["type"] == "page"]
-        target = pages[0]["targetId"] if pages else self.call("Target.createTarget", browser=True,
-                                                               url="about:blank")["targetId"]
+        target = (
+            pages[0]["targetId"]
+            if pages
+            else self.call("Target.createTarget", browser=True, url="about:blank")["targetId"]
+        )
         self.session = self.call("Target.attachToTarget", browser=True, targetId=target, flatten=True)["sessionId"]
         self.call("Page.enable")
         self.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
@@ -229,8 +256,10 @@ def chromium() -> str:
         exe = shutil.which(name)
         if exe:
             return exe
-    pytest.skip(f"NOT RUN: no Chromium binary on PATH (looked for {', '.join(BROWSERS)}), so the reports were not "
-                "opened in a browser; install Debian's 'chromium' package (.ci/run does) to run these checks")
+    pytest.skip(
+        f"NOT RUN: no Chromium binary on PATH (looked for {', '.join(BROWSERS)}), so the reports were not "
+        "opened in a browser; install Debian's 'chromium' package (.ci/run does) to run these checks"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -250,8 +279,12 @@ def rendered(chromium, browser_env, demo_reports, tmp_path_factory) -> dict[str,
             tools.open(report.resolve().as_uri())
             facts = tools.evaluate(FACTS_JS)
             height = min(int(facts["height"]), 30_000)
-            shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                              clip={"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1})
+            shot = tools.call(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1},
+            )
             boxes = _text_fonts(tools)
         finally:
             tools.close()
@@ -289,11 +322,15 @@ def test_summary_is_drawn_at_the_top(rendered, lang):
     assert s[1] < HEIGHT, f"the summary starts at {s[1]:.0f} px, below the first screen"
     assert s[3] > 150, f"the summary is only {s[3]:.0f} px high"
     colours, ink = _ink(_region(page.png, s))
-    assert colours > 40 and ink > 0.04, f"the summary region of {page.png} looks blank ({colours} colours, {ink:.1%} ink)"
+    assert colours > 40 and ink > 0.04, (
+        f"the summary region of {page.png} looks blank ({colours} colours, {ink:.1%} ink)"
+    )
     top_colours, top_ink = _ink(_region(page.png, [0, 0, WIDTH, HEIGHT]))
     assert top_colours > 40 and top_ink > 0.1, f"the first screen of {page.png} looks blank"
-    words = {"en": ("Executive summary", "Verdict", "Main findings", "Top actions"),
-             "zh": ("执行摘要", "结论", "主要发现", "重点行动")}[lang]
+    words = {
+        "en": ("Executive summary", "Verdict", "Main findings", "Top actions"),
+        "zh": ("执行摘要", "结论", "主要发现", "重点行动"),
+    }[lang]
     for w in words:
         assert w in page.facts["summaryText"], f"'{w}' is not in the summary as drawn"
 
@@ -312,8 +349,7 @@ def test_every_chart_loads_at_a_readable_size_with_alt_text(rendered, lang):
         assert len(img["alt"]) > 20, f"a chart has no alt text worth reading: {img['alt']!r}"
         if lang == "zh":
             assert any(map(is_cjk, img["alt"])), f"alt text not in Chinese: {img['alt'][:80]}"
-            english = re.findall(r"\b(chart|Funnel|Heatmap|go on|latest|forecast|band|rows|columns|CNY)\b",
-                                 img["alt"])
+            english = re.findall(r"\b(chart|Funnel|Heatmap|go on|latest|forecast|band|rows|columns|CNY)\b", img["alt"])
             assert not english, f"English words {english} in a Chinese alt text: {img['alt'][:120]}"
 
 
@@ -341,10 +377,14 @@ def test_no_chinese_character_is_drawn_as_an_empty_box(rendered, lang):
     for element, text, fonts in page.boxes:
         from_embedded = sum(f["glyphCount"] for f in fonts if f["isCustomFont"])
         if from_embedded < sum(map(is_cjk, text)):
-            bad.append(f"<{element.lower()}> {text[:40]!r} drawn with "
-                       + ", ".join(f"{f['postScriptName'] or f['familyName']} ({f['glyphCount']})" for f in fonts))
-    assert not bad, f"{len(bad)} elements have Chinese text not drawn with the embedded font (empty boxes), " \
-                    f"see {page.png}:\n" + "\n".join(bad[:15])
+            bad.append(
+                f"<{element.lower()}> {text[:40]!r} drawn with "
+                + ", ".join(f"{f['postScriptName'] or f['familyName']} ({f['glyphCount']})" for f in fonts)
+            )
+    assert not bad, (
+        f"{len(bad)} elements have Chinese text not drawn with the embedded font (empty boxes), "
+        f"see {page.png}:\n" + "\n".join(bad[:15])
+    )
 
 
 # --------------------------------------------------------------------------- the embedded font, statically

@@ -15,17 +15,26 @@ def values(rows: list[tuple[float, float]]) -> pd.DataFrame:
 
 
 def test_tiers_with_the_method_defaults_boundaries_included():
-    v = values([
-        (300_000, 0.60),     # high: both thresholds met exactly
-        (1_000_000, 0.59),   # spends a lot, repeats too little for high: potential
-        (299_999, 0.90),     # repeats a lot, spends just too little for high: potential
-        (100_000, 0.30),     # potential: both thresholds met exactly
-        (99_999, 0.90),      # low: spend below 100k
-        (150_000, 0.29),     # low: repeat share below 0.3
-        (0, 0.0),            # low
-    ])
-    assert assign_tiers(v).tolist() == ["high_value", "potential", "potential", "potential",
-                                        "low_value", "low_value", "low_value"]
+    v = values(
+        [
+            (300_000, 0.60),  # high: both thresholds met exactly
+            (1_000_000, 0.59),  # spends a lot, repeats too little for high: potential
+            (299_999, 0.90),  # repeats a lot, spends just too little for high: potential
+            (100_000, 0.30),  # potential: both thresholds met exactly
+            (99_999, 0.90),  # low: spend below 100k
+            (150_000, 0.29),  # low: repeat share below 0.3
+            (0, 0.0),  # low
+        ]
+    )
+    assert assign_tiers(v).tolist() == [
+        "high_value",
+        "potential",
+        "potential",
+        "potential",
+        "low_value",
+        "low_value",
+        "low_value",
+    ]
 
 
 def test_tiers_with_changed_thresholds():
@@ -42,12 +51,20 @@ def test_tiers_keep_the_index():
 
 
 def orders() -> pd.DataFrame:
-    return pd.DataFrame({
-        "customer_id": ["C1", "C1", "C1", "C2", "C3", "C2"],
-        "order_date": [T("2025-01-10"), T("2025-06-01"), T("2025-12-31 18:00"), T("2025-11-30"),
-                       T("2026-01-01"), T("2026-02-01")],
-        "amount": [100_000.0, 150_000.0, 100_000.0, 50_000.0, 999_999.0, 999_999.0],
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": ["C1", "C1", "C1", "C2", "C3", "C2"],
+            "order_date": [
+                T("2025-01-10"),
+                T("2025-06-01"),
+                T("2025-12-31 18:00"),
+                T("2025-11-30"),
+                T("2026-01-01"),
+                T("2026-02-01"),
+            ],
+            "amount": [100_000.0, 150_000.0, 100_000.0, 50_000.0, 999_999.0, 999_999.0],
+        }
+    )
 
 
 def test_customer_value_up_to_as_of_inclusive():

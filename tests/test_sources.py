@@ -18,16 +18,16 @@ import yaml
 from openpyxl import Workbook
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from crm_mini import CASE, frame, mini_case, write_mini  # noqa: E402
+from crm_mini import CASE, frame, mini_case, write_mini
+from raw_figures import lead_conversion
 
 from crmnb.cli import main
 from crmnb.demo.generator import generate, to_sqlite
 from crmnb.errors import CaseFileError, DataError
-from crmnb.params import parse_case
-from crmnb.intake.schema import DEFAULT_FILES, TABLES
-from crmnb.intake.read import detect_separator, read_sql_text, readonly_engine
 from crmnb.intake.load import load_tables
-from raw_figures import lead_conversion  # noqa: E402
+from crmnb.intake.read import detect_separator, read_sql_text, readonly_engine
+from crmnb.intake.schema import DEFAULT_FILES, TABLES
+from crmnb.params import parse_case
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDERS = frame("orders")
@@ -49,8 +49,10 @@ def test_csv_encoding_and_separator_are_detected(tmp_path: Path, encoding: str, 
     assert got.table["name"].tolist() == ["张伟", "李娜", "王芳"]
     assert got.table["department"].tolist() == ["销售一部", "销售一部", "客户服务部"]
     assert got.read_as["sep"] == sep
-    assert got.read_as["encoding"] == {"utf-8": "utf-8", "utf-8-sig": "utf-8", "gbk": "gb18030",
-                                       "gb18030": "gb18030"}[encoding]
+    assert (
+        got.read_as["encoding"]
+        == {"utf-8": "utf-8", "utf-8-sig": "utf-8", "gbk": "gb18030", "gb18030": "gb18030"}[encoding]
+    )
 
 
 def test_declared_encoding_and_separator_win(tmp_path: Path):
@@ -97,11 +99,28 @@ def test_excel_named_sheet_and_header_row(tmp_path: Path):
 def crm_db(tmp_path: Path) -> Path:
     db = tmp_path / "crm.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("create table leads (lead_id text, created_at text, first_contact_at text, department text, "
-                     "channel text, campaign_id text, status text, customer_id text, score real, hot integer)")
-        conn.executemany("insert into leads values (?,?,?,?,?,?,?,?,?,?)", [
-            (r["lead_id"], r["created_at"], r["first_contact_at"] or None, r["department"], r["channel"],
-             r["campaign_id"] or None, r["status"], r["customer_id"] or None, 1.5, 1) for r in frame("leads").to_dict("records")])
+        conn.execute(
+            "create table leads (lead_id text, created_at text, first_contact_at text, department text, "
+            "channel text, campaign_id text, status text, customer_id text, score real, hot integer)"
+        )
+        conn.executemany(
+            "insert into leads values (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r["lead_id"],
+                    r["created_at"],
+                    r["first_contact_at"] or None,
+                    r["department"],
+                    r["channel"],
+                    r["campaign_id"] or None,
+                    r["status"],
+                    r["customer_id"] or None,
+                    1.5,
+                    1,
+                )
+                for r in frame("leads").to_dict("records")
+            ],
+        )
     conn.close()
     return db
 
@@ -145,22 +164,37 @@ def test_case_reads_a_table_from_sql_with_a_relative_url_and_env_var(tmp_path: P
     assert "crm.db (table leads)" in got.source
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"tables": {"order": {"file": "o.csv"}}}, "unknown table(s) order"),
-    ({"tables": {"orders": {"file": "o.csv", "sql": {"url": "sqlite:///x.db", "table": "o"}}}}, "either 'file' or 'sql'"),
-    ({"tables": {"orders": {"sql": {"url": "sqlite:///x.db", "query": "delete from orders"}}}}, "SELECT"),
-    ({"tables": {"orders": {"sql": {"url": "sqlite:///x.db", "query": "select 1; drop table x"}}}}, "single statement"),
-    ({"tables": {"orders": {"sql": {"table": "orders"}}}}, "needs a 'url'"),
-    ({"tables": {"orders": {"sql": {"url": "sqlite:///x.db"}}}}, "exactly one of 'table' or 'query'"),
-    ({"tables": {"orders": {"file": "o.csv", "sep": ":"}}}, "separator ':' not supported"),
-    ({"tables": {"orders": {"file": "o.csv", "encoding": "klingon"}}}, "unknown encoding"),
-    ({"tables": {"orders": {"file": "o.csv", "sheet": "x"}}}, "'sheet' is for Excel"),
-    ({"tables": {"orders": {"file": "o.csv", "header_row": 0}}}, "header_row"),
-    ({"tables": {"orders": {"file": "o.csv", "encodng": "gbk"}}}, "unknown key"),
-    ({"files": {"orders": "a.csv"}, "tables": {"orders": {"file": "b.csv"}}}, "data.files says 'a.csv'"),
-    ({"tables": {"orders": {"file": "o.csv", "mapping": "salesforce_opportunity"}}}, "maps the table 'opportunities'"),
-    ({"tables": {"opportunities": {"file": "o.csv", "mapping": "salesforce"}}}, "unknown mapping preset 'salesforce'"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"tables": {"order": {"file": "o.csv"}}}, "unknown table(s) order"),
+        (
+            {"tables": {"orders": {"file": "o.csv", "sql": {"url": "sqlite:///x.db", "table": "o"}}}},
+            "either 'file' or 'sql'",
+        ),
+        ({"tables": {"orders": {"sql": {"url": "sqlite:///x.db", "query": "delete from orders"}}}}, "SELECT"),
+        (
+            {"tables": {"orders": {"sql": {"url": "sqlite:///x.db", "query": "select 1; drop table x"}}}},
+            "single statement",
+        ),
+        ({"tables": {"orders": {"sql": {"table": "orders"}}}}, "needs a 'url'"),
+        ({"tables": {"orders": {"sql": {"url": "sqlite:///x.db"}}}}, "exactly one of 'table' or 'query'"),
+        ({"tables": {"orders": {"file": "o.csv", "sep": ":"}}}, "separator ':' not supported"),
+        ({"tables": {"orders": {"file": "o.csv", "encoding": "klingon"}}}, "unknown encoding"),
+        ({"tables": {"orders": {"file": "o.csv", "sheet": "x"}}}, "'sheet' is for Excel"),
+        ({"tables": {"orders": {"file": "o.csv", "header_row": 0}}}, "header_row"),
+        ({"tables": {"orders": {"file": "o.csv", "encodng": "gbk"}}}, "unknown key"),
+        ({"files": {"orders": "a.csv"}, "tables": {"orders": {"file": "b.csv"}}}, "data.files says 'a.csv'"),
+        (
+            {"tables": {"orders": {"file": "o.csv", "mapping": "salesforce_opportunity"}}},
+            "maps the table 'opportunities'",
+        ),
+        (
+            {"tables": {"opportunities": {"file": "o.csv", "mapping": "salesforce"}}},
+            "unknown mapping preset 'salesforce'",
+        ),
+    ],
+)
 def test_bad_source_declarations_are_refused_naming_the_key(tmp_path: Path, data: dict, message: str):
     with pytest.raises(CaseFileError) as exc:
         parse_case({**CASE, "data": {"dir": str(tmp_path), **data}}, tmp_path / "case.yaml")
@@ -188,8 +222,11 @@ def test_csv_excel_sqlite_and_gbk_give_the_same_tables(demo_small: Path, tmp_pat
     book = Workbook()
     book.remove(book.active)
     for name, file in DEFAULT_FILES.items():
-        text = pd.read_excel(demo_small / file, dtype=str, keep_default_na=False) if file.endswith("xlsx") else \
-            pd.read_csv(demo_small / file, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+        text = (
+            pd.read_excel(demo_small / file, dtype=str, keep_default_na=False)
+            if file.endswith("xlsx")
+            else pd.read_csv(demo_small / file, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+        )
         write_csv(gbk / f"{name}.csv", text, "gb18030", ";")
         sheet = book.create_sheet(name)
         sheet.append(list(text.columns))
@@ -203,8 +240,7 @@ def test_csv_excel_sqlite_and_gbk_give_the_same_tables(demo_small: Path, tmp_pat
     to_sqlite(demo_small, tmp_path / "crm.db")
     variants = {
         "gbk;": _case(gbk, files={n: f"{n}.csv" for n in TABLES}),
-        "excel": _case(tmp_path, files={n: "crm.xlsx" for n in TABLES},
-                       tables={n: {"sheet": n} for n in TABLES}),
+        "excel": _case(tmp_path, files=dict.fromkeys(TABLES, "crm.xlsx"), tables={n: {"sheet": n} for n in TABLES}),
         "sqlite": _case(tmp_path, sql_url="sqlite:///crm.db"),
     }
     for label, case in variants.items():
@@ -223,8 +259,10 @@ def test_demo_data_sqlite_flag_and_validate_from_sqlite(tmp_path: Path, capsys):
     conn.close()
     assert names == set(TABLES)
     case = tmp_path / "case.yaml"
-    case.write_text(yaml.safe_dump({**CASE, "data": {"dir": "demo", "sql_url": "sqlite:///../demo.db"}},
-                                   allow_unicode=True), encoding="utf-8")
+    case.write_text(
+        yaml.safe_dump({**CASE, "data": {"dir": "demo", "sql_url": "sqlite:///../demo.db"}}, allow_unicode=True),
+        encoding="utf-8",
+    )
     assert main(["validate", str(case)]) == 0
     printed = capsys.readouterr().out
     for name in TABLES:
@@ -234,8 +272,11 @@ def test_demo_data_sqlite_flag_and_validate_from_sqlite(tmp_path: Path, capsys):
 
 # --------------------------------------------------------------------------- one whole run
 def _hashes(folder: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.e2e
@@ -247,9 +288,14 @@ def test_a_case_runs_from_sqlite_and_excel_and_writes_no_raw_file(tmp_path: Path
     generate(data, scale=0.3, seed=7)
     to_sqlite(data, data / "crm.db")
     raw = yaml.safe_load((ROOT / "parameters" / "lead_conversion_uplift.yaml").read_text(encoding="utf-8"))
-    raw["data"] = {"dir": str(data), "sql_url": "sqlite:///crm.db",
-                   "tables": {"orders": {"file": "orders.csv", "sep": ","},
-                              "campaigns": {"file": "campaigns.xlsx", "sheet": "campaigns"}}}
+    raw["data"] = {
+        "dir": str(data),
+        "sql_url": "sqlite:///crm.db",
+        "tables": {
+            "orders": {"file": "orders.csv", "sep": ","},
+            "campaigns": {"file": "campaigns.xlsx", "sheet": "campaigns"},
+        },
+    }
     raw["case_id"] = "from_sqlite"
     (tmp_path / "parameters").mkdir()
     case_file = tmp_path / "parameters" / "from_sqlite.yaml"
@@ -275,15 +321,23 @@ def test_a_database_table_is_read_in_key_order_unless_order_by_says(tmp_path: Pa
     got = load_tables(mini_case(tmp_path, tables={"orders": {"sql": {"url": "sqlite:///crm.db", "table": "orders"}}}))
     assert got["orders"].table["order_id"].tolist() == ["S3", "S1", "S2"]  # SQLite: the order rows were loaded in
     # other databases return rows in no set order: the key orders them
-    from crmnb.intake.mappings import resolve
     from crmnb.intake.load import _in_key_order
+    from crmnb.intake.mappings import resolve
 
     ordered, notes = _in_key_order(shuffled.reset_index(drop=True), "orders", None)
     assert ordered["order_id"].tolist() == ["S1", "S2", "S3"] and "order of order_id" in notes[0]
     sf = pd.DataFrame({"Id": ["b", "a"], "StageName": ["x", "y"]})
-    assert _in_key_order(sf, "opportunities", resolve("salesforce_opportunity", "opportunities"))[0]["Id"].tolist() \
-        == ["a", "b"]
-    got = load_tables(mini_case(tmp_path, tables={"orders": {"sql": {"url": "sqlite:///crm.db", "table": "orders",
-                                                                      "order_by": "department, order_id"}}}))
+    assert _in_key_order(sf, "opportunities", resolve("salesforce_opportunity", "opportunities"))[0]["Id"].tolist() == [
+        "a",
+        "b",
+    ]
+    got = load_tables(
+        mini_case(
+            tmp_path,
+            tables={
+                "orders": {"sql": {"url": "sqlite:///crm.db", "table": "orders", "order_by": "department, order_id"}}
+            },
+        )
+    )
     assert got["orders"].table["order_id"].tolist() == ["S3", "S1", "S2"]  # 客户服务部 sorts before 销售一部
     assert got["orders"].table["_row"].tolist() == [1, 2, 3]

@@ -10,8 +10,8 @@ import yaml
 
 from crmnb.analysis.funnel import funnel
 from crmnb.analysis.marketing import cpa_alerts
-from crmnb.params import parse_case
 from crmnb.analysis.segments import assign_tiers
+from crmnb.params import parse_case
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,14 +31,30 @@ def test_tier_thresholds_from_the_case_file_move_customers():
 
 
 def test_dwell_benchmark_from_the_case_file_fires_the_alert():
-    leads = pd.DataFrame({"lead_id": ["L1"], "created_at": [pd.Timestamp("2025-07-01")],
-                          "first_contact_at": [pd.Timestamp("2025-07-01 10:00")]})
-    opps = pd.DataFrame({"opportunity_id": ["O1"], "lead_id": ["L1"], "created_at": [pd.Timestamp("2025-07-02")],
-                         "status": ["won"], "loss_reason": [None]})
-    sh = pd.DataFrame({"opportunity_id": ["O1"] * 4,
-                       "stage": ["needs_confirmed", "proposal", "negotiation", "won"],
-                       "entered_at": pd.to_datetime(["2025-07-02", "2025-07-10", "2025-07-20", "2025-08-01"]),
-                       "exited_at": pd.to_datetime(["2025-07-10", "2025-07-20", "2025-08-01", None])})
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["L1"],
+            "created_at": [pd.Timestamp("2025-07-01")],
+            "first_contact_at": [pd.Timestamp("2025-07-01 10:00")],
+        }
+    )
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": ["O1"],
+            "lead_id": ["L1"],
+            "created_at": [pd.Timestamp("2025-07-02")],
+            "status": ["won"],
+            "loss_reason": [None],
+        }
+    )
+    sh = pd.DataFrame(
+        {
+            "opportunity_id": ["O1"] * 4,
+            "stage": ["needs_confirmed", "proposal", "negotiation", "won"],
+            "entered_at": pd.to_datetime(["2025-07-02", "2025-07-10", "2025-07-20", "2025-08-01"]),
+            "exited_at": pd.to_datetime(["2025-07-10", "2025-07-20", "2025-08-01", None]),
+        }
+    )
 
     def alerts(case):
         f = funnel(leads, opps, sh, case.thresholds.funnel_stages, case.thresholds.dwell_benchmark_days)
@@ -49,8 +65,9 @@ def test_dwell_benchmark_from_the_case_file_fires_the_alert():
 
 
 def test_cpa_tolerance_from_the_case_file_changes_the_alerts():
-    perf = pd.DataFrame({"campaign_id": ["A"], "spend": [125.0], "customers": [1], "cac": [125.0],
-                         "cpa_benchmark": [100.0]})
+    perf = pd.DataFrame(
+        {"campaign_id": ["A"], "spend": [125.0], "customers": [1], "cac": [125.0], "cpa_benchmark": [100.0]}
+    )
     assert cpa_alerts(perf, _case().thresholds.cpa_overrun_max).empty
     assert len(cpa_alerts(perf, _case(cpa_overrun_max=0.2).thresholds.cpa_overrun_max)) == 1
 
@@ -58,5 +75,7 @@ def test_cpa_tolerance_from_the_case_file_changes_the_alerts():
 def test_unknown_threshold_is_refused_with_its_key():
     from crmnb.errors import CaseFileError
 
-    with pytest.raises(CaseFileError, match=r"thresholds\.tiers\.high_spnd': unknown key \(did you mean 'high_spend'\?\)"):
+    with pytest.raises(
+        CaseFileError, match=r"thresholds\.tiers\.high_spnd': unknown key \(did you mean 'high_spend'\?\)"
+    ):
         _case(tiers={"high_spnd": 1})

@@ -15,32 +15,47 @@ T = pd.Timestamp
 def opps(rows: list[tuple]) -> pd.DataFrame:
     """rows: (opportunity_id, status, amount, closed_at)."""
     return pd.DataFrame(
-        [{"opportunity_id": o, "customer_id": "C" + o[1:], "status": s, "amount": float(a),
-          "closed_at": T(c) if c else pd.NaT} for o, s, a, c in rows]
+        [
+            {
+                "opportunity_id": o,
+                "customer_id": "C" + o[1:],
+                "status": s,
+                "amount": float(a),
+                "closed_at": T(c) if c else pd.NaT,
+            }
+            for o, s, a, c in rows
+        ]
     )
 
 
 def receipts(rows: list[tuple]) -> pd.DataFrame:
     """rows: (receipt_id, opportunity_id, amount)."""
     return pd.DataFrame(
-        [{"receipt_id": r, "opportunity_id": o, "received_at": T("2025-02-01"), "amount": float(a)}
-         for r, o, a in rows],
+        [
+            {"receipt_id": r, "opportunity_id": o, "received_at": T("2025-02-01"), "amount": float(a)}
+            for r, o, a in rows
+        ],
         columns=["receipt_id", "opportunity_id", "received_at", "amount"],
     )
 
 
-OPPS = opps([
-    ("O1", "won", 1000, "2025-01-10"),   # matched by two receipts, 0.50 off
-    ("O2", "won", 2000, "2025-01-20"),   # 1.5% more in finance
-    ("O3", "won", 500, "2025-01-25"),    # no receipt
-    ("O4", "lost", 300, "2025-01-15"),   # lost, yet paid
-    ("O5", "open", 700, None),           # open, no receipt: not a won deal, not listed
-])
-RECEIPTS = receipts([
-    ("R1", "O1", 600), ("R2", "O1", 400.5),
-    ("R3", "O2", 2030),
-    ("R4", "O4", 300),
-])
+OPPS = opps(
+    [
+        ("O1", "won", 1000, "2025-01-10"),  # matched by two receipts, 0.50 off
+        ("O2", "won", 2000, "2025-01-20"),  # 1.5% more in finance
+        ("O3", "won", 500, "2025-01-25"),  # no receipt
+        ("O4", "lost", 300, "2025-01-15"),  # lost, yet paid
+        ("O5", "open", 700, None),  # open, no receipt: not a won deal, not listed
+    ]
+)
+RECEIPTS = receipts(
+    [
+        ("R1", "O1", 600),
+        ("R2", "O1", 400.5),
+        ("R3", "O2", 2030),
+        ("R4", "O4", 300),
+    ]
+)
 
 
 def by_id(r) -> pd.DataFrame:
@@ -50,8 +65,12 @@ def by_id(r) -> pd.DataFrame:
 def test_statuses_of_each_deal():
     r = reconcile_receipts(OPPS, RECEIPTS)
     d = by_id(r)
-    assert d["status"].to_dict() == {"O1": "matched", "O2": "mismatch", "O3": "no receipt",
-                                     "O4": "receipt without won deal"}
+    assert d["status"].to_dict() == {
+        "O1": "matched",
+        "O2": "mismatch",
+        "O3": "no receipt",
+        "O4": "receipt without won deal",
+    }
     assert d.loc["O1", "receipts"] == 2 and d.loc["O1", "finance_amount"] == 1000.5
     # problems first, in the order an analyst works through them
     assert r.detail["status"].tolist() == ["mismatch", "no receipt", "receipt without won deal", "matched"]
@@ -119,16 +138,17 @@ def test_tolerance_is_respected():
 
 
 def test_start_end_limit_the_deals_to_those_closed_in_the_span():
-    o = opps([
-        ("O1", "won", 1000, "2024-12-31 23:00"),  # before
-        ("O2", "won", 2000, "2025-01-01 00:00"),  # first day
-        ("O3", "won", 500, "2025-01-31 23:59"),   # last day, included
-        ("O4", "won", 800, "2025-02-01 00:00"),   # after
-        ("O5", "lost", 300, "2025-01-15"),        # lost in the span, yet paid
-        ("O6", "lost", 400, "2025-03-15"),        # lost after the span, paid
-    ])
-    rec = receipts([("R1", "O1", 1000), ("R2", "O2", 2000), ("R4", "O4", 10), ("R5", "O5", 300),
-                    ("R6", "O6", 400)])
+    o = opps(
+        [
+            ("O1", "won", 1000, "2024-12-31 23:00"),  # before
+            ("O2", "won", 2000, "2025-01-01 00:00"),  # first day
+            ("O3", "won", 500, "2025-01-31 23:59"),  # last day, included
+            ("O4", "won", 800, "2025-02-01 00:00"),  # after
+            ("O5", "lost", 300, "2025-01-15"),  # lost in the span, yet paid
+            ("O6", "lost", 400, "2025-03-15"),  # lost after the span, paid
+        ]
+    )
+    rec = receipts([("R1", "O1", 1000), ("R2", "O2", 2000), ("R4", "O4", 10), ("R5", "O5", 300), ("R6", "O6", 400)])
     r = reconcile_receipts(o, rec, start="2025-01-01", end="2025-01-31")
     d = by_id(r)
     assert d["status"].to_dict() == {"O2": "matched", "O3": "no receipt", "O5": "receipt without won deal"}

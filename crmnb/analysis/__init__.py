@@ -3,7 +3,24 @@ segments, drivers, lifetime value, churn, marketing and attribution, forecast, b
 typical cases, diagnosis.
 """
 
-MODULES = ('attribution', 'bgnbd', 'cases', 'churn', 'churn_model', 'clv', 'compare', 'diagnosis', 'drivers', 'forecast', 'funnel', 'marketing', 'metrics', 'receipts', 'scope', 'segments')
+MODULES = (
+    "attribution",
+    "bgnbd",
+    "cases",
+    "churn",
+    "churn_model",
+    "clv",
+    "compare",
+    "diagnosis",
+    "drivers",
+    "forecast",
+    "funnel",
+    "marketing",
+    "metrics",
+    "receipts",
+    "scope",
+    "segments",
+)
 
 
 def __getattr__(name: str):

@@ -1,13 +1,16 @@
 """Attribution of won deals to marketing touches: first, last, linear and position-based."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+
 import numpy as np
 import pandas as pd
+
+from crmnb.analysis.marketing import MODELS, NO_TOUCH, _check, _day_bounds, _in, _label
 from crmnb.errors import NotEnoughData
 from crmnb.frames import isin
-from crmnb.analysis.marketing import _label, MODELS, NO_TOUCH, _check, _day_bounds, _in
 
 
 # --------------------------------------------------------------------------- attribution
@@ -27,8 +30,12 @@ def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=
     lo, hi = _day_bounds(start, end)
     cohort = leads[_in(leads["created_at"], lo, hi)].drop_duplicates("lead_id")
     opp = opportunities
-    won = opp[(opp["status"] == "won") & opp["closed_at"].notna() & isin(opp["lead_id"], cohort["lead_id"])
-              & _in(opp["closed_at"], None, hi)]
+    won = opp[
+        (opp["status"] == "won")
+        & opp["closed_at"].notna()
+        & isin(opp["lead_id"], cohort["lead_id"])
+        & _in(opp["closed_at"], None, hi)
+    ]
     g = won.groupby("lead_id")
     per = pd.DataFrame({"converted_at": g["closed_at"].min(), "value": g["amount"].sum()})
     out = cohort[["lead_id", "created_at"]].join(per, on="lead_id", how="inner")
@@ -68,9 +75,13 @@ def _position_credit(pos: np.ndarray, n: np.ndarray, weights: tuple[float, float
     return np.where(n == 1, 1.0, np.where(n == 2, two, many))
 
 
-def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence[str] = MODELS,
-              position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
-              cutoff: str | None = "created_at") -> Attribution:
+def attribute(
+    touches: pd.DataFrame,
+    conversions: pd.DataFrame,
+    models: Sequence[str] = MODELS,
+    position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
+    cutoff: str | None = "created_at",
+) -> Attribution:
     """Spread each conversion over the touches before it under several models, side by side.
 
     ``conversions`` has one row per converted lead: lead_id, value (CNY, the won amount;
@@ -93,25 +104,35 @@ def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence
     need = ["lead_id", "value"] + ([cutoff] if cutoff else [])
     _check(conversions, "conversions", need, allow_empty=True)
     if conversions.empty:
-        raise NotEnoughData("Attribution not done: it needs leads won in the period, to credit them to the marketing "
-                            "touches before them; this data has none.",
-                            "未做归因分析：需要本期成交的线索，才能把成交归功于之前的营销触点；本数据没有。", 1, 0)
+        raise NotEnoughData(
+            "Attribution not done: it needs leads won in the period, to credit them to the marketing "
+            "touches before them; this data has none.",
+            "未做归因分析：需要本期成交的线索，才能把成交归功于之前的营销触点；本数据没有。",
+            1,
+            0,
+        )
     models = tuple(models)
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
-        raise ValueError(f"unknown attribution model(s) {', '.join(unknown) or '(none given)'}; "
-                         f"expected some of {', '.join(MODELS)}")
+        raise ValueError(
+            f"unknown attribution model(s) {', '.join(unknown) or '(none given)'}; expected some of {', '.join(MODELS)}"
+        )
     w = tuple(float(x) for x in position_weights)
     if len(w) != 3 or min(w) < 0 or not np.isclose(sum(w), 1.0):
-        raise ValueError(f"position_weights must be three shares ≥ 0 summing to 1 (first, middle, last), "
-                         f"got {position_weights}")
+        raise ValueError(
+            f"position_weights must be three shares ≥ 0 summing to 1 (first, middle, last), got {position_weights}"
+        )
     if conversions["lead_id"].duplicated().any():
         dup = conversions.loc[conversions["lead_id"].duplicated(), "lead_id"].iloc[0]
         raise ValueError(f"table 'conversions': one row per converted lead, {dup!r} appears more than once")
 
-    conv = pd.DataFrame({"lead_id": conversions["lead_id"].to_numpy(),
-                         "value": pd.to_numeric(conversions["value"]).fillna(0.0).to_numpy(dtype=float),
-                         "_cutoff": conversions[cutoff].to_numpy() if cutoff else pd.NaT})
+    conv = pd.DataFrame(
+        {
+            "lead_id": conversions["lead_id"].to_numpy(),
+            "value": pd.to_numeric(conversions["value"]).fillna(0.0).to_numpy(dtype=float),
+            "_cutoff": conversions[cutoff].to_numpy() if cutoff else pd.NaT,
+        }
+    )
     cols = ["touch_id", "lead_id", "channel", "touched_at"] + (["campaign_id"] if "campaign_id" in touches else [])
     t = touches[cols].merge(conv, on="lead_id", how="inner")
     keep = t["touched_at"].notna() & (t["_cutoff"].isna() | (t["touched_at"] <= t["_cutoff"]))
@@ -133,14 +154,25 @@ def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence
         t[m] = credit[m]
     none = conv[~isin(conv["lead_id"], t["lead_id"])]
     if len(none):
-        extra = pd.DataFrame({"touch_id": None, "lead_id": none["lead_id"].to_numpy(), "channel": NO_TOUCH,
-                              "touched_at": pd.NaT, "value": none["value"].to_numpy(), "campaign_id": NO_TOUCH,
-                              "position": 0, "touches": 0, **{m: 1.0 for m in models}})
+        extra = pd.DataFrame(
+            {
+                "touch_id": None,
+                "lead_id": none["lead_id"].to_numpy(),
+                "channel": NO_TOUCH,
+                "touched_at": pd.NaT,
+                "value": none["value"].to_numpy(),
+                "campaign_id": NO_TOUCH,
+                "position": 0,
+                "touches": 0,
+                **dict.fromkeys(models, 1.0),
+            }
+        )
         t = pd.concat([t, extra], ignore_index=True)
     t["channel"] = _label(t["channel"])
     t["campaign_id"] = _label(t["campaign_id"])
-    credits = t[["lead_id", "touch_id", "channel", "campaign_id", "touched_at", "position", "touches", "value",
-                 *models]]
+    credits = t[
+        ["lead_id", "touch_id", "channel", "campaign_id", "touched_at", "position", "touches", "value", *models]
+    ]
 
     def table(keys: list[str]) -> pd.DataFrame:
         parts = {}
@@ -151,5 +183,4 @@ def attribute(touches: pd.DataFrame, conversions: pd.DataFrame, models: Sequence
         by = "linear" if "linear" in models else models[0]
         return df.sort_values(f"{by}_revenue", ascending=False, kind="stable").reset_index()
 
-    return Attribution(credits.reset_index(drop=True), table(["channel"]), table(["campaign_id", "channel"]),
-                       models)
+    return Attribution(credits.reset_index(drop=True), table(["channel"]), table(["campaign_id", "channel"]), models)

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-
 PERIOD_DAYS = {"D": 1.0, "W": 7.0}
 """Length of each supported period, in days."""
 
@@ -75,9 +74,15 @@ class CLVTable(NamedTuple):
 # --------------------------------------------------------------------------- summary
 
 
-def rfm_summary(orders: pd.DataFrame, as_of, freq: str = "W", freq_multiplier: float = 1.0,
-                customer_col: str = "customer_id", date_col: str = "order_date",
-                amount_col: str | None = "amount") -> pd.DataFrame:
+def rfm_summary(
+    orders: pd.DataFrame,
+    as_of,
+    freq: str = "W",
+    freq_multiplier: float = 1.0,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str | None = "amount",
+) -> pd.DataFrame:
     """Return per customer: frequency, recency, T and monetary value, from orders on or before ``as_of``.
 
     Dates are floored to ``freq`` periods ("D": days; "W": weeks ending Sunday), as
@@ -112,24 +117,33 @@ def rfm_summary(orders: pd.DataFrame, as_of, freq: str = "W", freq_multiplier: f
     keep = orders[customer_col].notna() & dates.notna() & (dates < as_of.normalize() + pd.Timedelta(days=1))
     if not keep.any():
         first = f", the earliest on {dates.min().date()}" if dates.notna().any() else ""
-        raise ValueError(f"no orders on or before as_of={as_of.date()} "
-                         f"({len(orders)} order rows, {int(dates.notna().sum())} with a date{first})")
-    o = pd.DataFrame({"customer_id": orders.loc[keep, customer_col].to_numpy(),
-                      "period": _period_start(dates[keep], freq).to_numpy(),
-                      "amount": (pd.to_numeric(orders.loc[keep, amount_col]).fillna(0.0).to_numpy()
-                                 if amount_col is not None else 0.0)})
+        raise ValueError(
+            f"no orders on or before as_of={as_of.date()} "
+            f"({len(orders)} order rows, {int(dates.notna().sum())} with a date{first})"
+        )
+    o = pd.DataFrame(
+        {
+            "customer_id": orders.loc[keep, customer_col].to_numpy(),
+            "period": _period_start(dates[keep], freq).to_numpy(),
+            "amount": (
+                pd.to_numeric(orders.loc[keep, amount_col]).fillna(0.0).to_numpy() if amount_col is not None else 0.0
+            ),
+        }
+    )
     occ = o.groupby(["customer_id", "period"], sort=True)["amount"].sum().reset_index()
     g = occ.groupby("customer_id", sort=True)
     first, last = g["period"].min(), g["period"].max()
     unit = pd.Timedelta(days=PERIOD_DAYS[freq] * freq_multiplier)
     x = g.size() - 1
     repeat_total = g["amount"].sum() - g["amount"].first()  # occasions are sorted: first() is the first occasion
-    out = pd.DataFrame({
-        "frequency": x.astype(int),
-        "recency": (last - first) / unit,
-        "T": (end - first) / unit,
-        "monetary_value": (repeat_total / x.where(x > 0)).fillna(0.0),
-    })
+    out = pd.DataFrame(
+        {
+            "frequency": x.astype(int),
+            "recency": (last - first) / unit,
+            "T": (end - first) / unit,
+            "monetary_value": (repeat_total / x.where(x > 0)).fillna(0.0),
+        }
+    )
     out.index.name = "customer_id"
     return out.reset_index()
 
@@ -162,15 +176,16 @@ def _check_rft(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
         raise ValueError("a customer with repeat purchases (frequency > 0) must have recency > 0")
 
 
-def _bgnbd_loglik(r: float, alpha: float, a: float, b: float,
-                  x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+def _bgnbd_loglik(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
     """Return each customer's BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. 6)."""
     a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
     a2 = special.betaln(a, b + x) - special.betaln(a, b)
     a3 = -(r + x) * np.log(alpha + T)
     rep = x > 0
     a4 = np.full_like(x, -np.inf)
-    a4[rep] = (np.log(a) - np.log(b + x[rep] - 1) - (r + x[rep]) * np.log(alpha + t_x[rep]))
+    a4[rep] = np.log(a) - np.log(b + x[rep] - 1) - (r + x[rep]) * np.log(alpha + t_x[rep])
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
@@ -182,8 +197,7 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
         raise ValueError("no customers to fit the BG/NBD model on")
     _check_rft(x, t_x, T)
     if not (x > 0).any():
-        raise ValueError(f"none of the {x.size} customers made a repeat purchase: "
-                         "the BG/NBD model cannot be fitted")
+        raise ValueError(f"none of the {x.size} customers made a repeat purchase: the BG/NBD model cannot be fitted")
     # Start at r = 1 with α matching the mean purchase rate, so the time unit does not matter.
     rate = max(x.sum() / max(T.sum(), 1e-12), 1e-6)
     start = np.log([1.0, 1.0 / rate, 1.0, 1.0])
@@ -204,30 +218,38 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     # bound stands in for that limit (reported in ``note``).
     lim = np.log(MAX_DROPOUT_CONCENTRATION)
     bounds = [(-15.0, 15.0), (-25.0, 25.0), (-15.0, lim), (-15.0, lim)]
-    res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-13, "gtol": 1e-10, "maxiter": 5_000})
+    res = optimize.minimize(
+        nll, start, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-10, "maxiter": 5_000}
+    )
     # L-BFGS-B stops "abnormally" when its line search can no longer lower the objective: with
     # finite-difference gradients that happens at the optimum when the likelihood is flat along
     # a/(a+b) fixed (large a and b). The simplex polish below then has the last word.
     stalled = not res.success and "ABNORMAL" in str(res.message).upper()
     if (not res.success and not stalled) or not np.isfinite(res.fun):
-        raise ValueError(f"BG/NBD fit did not converge: {res.message} "
-                         f"(log-parameters {np.round(res.x, 3).tolist()}, objective {res.fun:.6g})")
-    polish = optimize.minimize(nll, res.x, method="Nelder-Mead",
-                               options={"xatol": 1e-8, "fatol": 1e-12, "maxfev": 2_000})
+        raise ValueError(
+            f"BG/NBD fit did not converge: {res.message} "
+            f"(log-parameters {np.round(res.x, 3).tolist()}, objective {res.fun:.6g})"
+        )
+    polish = optimize.minimize(
+        nll, res.x, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-12, "maxfev": 2_000}
+    )
     if np.isfinite(polish.fun) and polish.fun <= res.fun and np.all(polish.x[2:] <= lim):
         res = polish
     at_bound = bool(np.any(res.x[2:] >= lim - 1e-6))
-    note = (f"dropout nearly the same for every customer: a and b reached the bound "
-            f"a + b ~ {MAX_DROPOUT_CONCENTRATION:g}" if at_bound else "")
+    note = (
+        f"dropout nearly the same for every customer: a and b reached the bound a + b ~ {MAX_DROPOUT_CONCENTRATION:g}"
+        if at_bound
+        else ""
+    )
     r, alpha, a, b = np.exp(res.x)
     return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * x.size), int(x.size), note)
 
 
 def _minimize(f, start: np.ndarray, what: str) -> optimize.OptimizeResult:
     """Return the minimum of ``f`` over log-parameters, or raise ValueError naming the optimiser's message."""
-    res = optimize.minimize(f, start, method="Nelder-Mead",
-                            options={"xatol": 1e-7, "fatol": 1e-11, "maxiter": 20_000, "maxfev": 40_000})
+    res = optimize.minimize(
+        f, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-11, "maxiter": 20_000, "maxfev": 40_000}
+    )
     if res.success:
         # Polish from the simplex's best point; keep it only if it is no worse.
         res2 = optimize.minimize(f, res.x, method="BFGS", options={"gtol": 1e-9})
@@ -235,11 +257,15 @@ def _minimize(f, start: np.ndarray, what: str) -> optimize.OptimizeResult:
             res2.success = True
             res = res2
     if not res.success or not np.isfinite(res.fun) or not np.all(np.isfinite(res.x)):
-        raise ValueError(f"{what} fit did not converge: {res.message} "
-                         f"(log-parameters {np.round(res.x, 3).tolist()}, objective {res.fun:.6g})")
+        raise ValueError(
+            f"{what} fit did not converge: {res.message} "
+            f"(log-parameters {np.round(res.x, 3).tolist()}, objective {res.fun:.6g})"
+        )
     if np.any(np.abs(res.x) > 30):
-        raise ValueError(f"{what} fit did not converge: parameters ran off to a boundary "
-                         f"(log-parameters {np.round(res.x, 3).tolist()}); the data do not identify the model")
+        raise ValueError(
+            f"{what} fit did not converge: parameters ran off to a boundary "
+            f"(log-parameters {np.round(res.x, 3).tolist()}); the data do not identify the model"
+        )
     return res
 
 
@@ -253,8 +279,9 @@ def prob_alive(params: BGNBDParams, x, t_x, T) -> np.ndarray:
     x, t_x, T = _arrays(x, t_x, T)
     rep = x > 0
     log_odds = np.full_like(x, -np.inf)
-    log_odds[rep] = (np.log(a) - np.log(b + x[rep] - 1)
-                     + (r + x[rep]) * (np.log(alpha + T[rep]) - np.log(alpha + t_x[rep])))
+    log_odds[rep] = (
+        np.log(a) - np.log(b + x[rep] - 1) + (r + x[rep]) * (np.log(alpha + T[rep]) - np.log(alpha + t_x[rep]))
+    )
     return special.expit(-log_odds)
 
 
@@ -281,8 +308,7 @@ def expected_purchases(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
         hyp = np.exp((r + x) * np.log1p(-z)) * special.hyp2f1(r + x, b + x, c, z)
         bad = ~np.isfinite(hyp)
         if bad.any():
-            hyp[bad] = (np.exp((a - 1) * np.log1p(-z[bad]))
-                        * special.hyp2f1(a + b - 1 - r, a - 1, c[bad], z[bad]))
+            hyp[bad] = np.exp((a - 1) * np.log1p(-z[bad])) * special.hyp2f1(a + b - 1 - r, a - 1, c[bad], z[bad])
         alive_mean = (c / (a - 1)) * (1.0 - hyp)
     for i in np.flatnonzero(~np.isfinite(alive_mean)):
         alive_mean[i] = _alive_mean_by_quadrature(r, alpha, a, b, t[i], x[i], T[i])
@@ -326,8 +352,15 @@ def unconditional_expected_purchases(params: BGNBDParams, t) -> np.ndarray:
 def _gg_loglik(p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Return each repeat buyer's Gamma-Gamma log-likelihood of mean spend ``m`` over ``x`` purchases."""
     px = p * x
-    return (special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(gamma)
-            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(gamma + m * x))
+    return (
+        special.gammaln(px + q)
+        - special.gammaln(px)
+        - special.gammaln(q)
+        + q * np.log(gamma)
+        + (px - 1) * np.log(m)
+        + px * np.log(x)
+        - (px + q) * np.log(gamma + m * x)
+    )
 
 
 def fit_gamma_gamma(x, m) -> GammaGammaParams:
@@ -345,11 +378,15 @@ def fit_gamma_gamma(x, m) -> GammaGammaParams:
     rep = x > 0
     x, m = x[rep], m[rep]
     if x.size < MIN_REPEAT_CUSTOMERS:
-        raise ValueError(f"too few repeat customers to fit the Gamma-Gamma spend model: {x.size} "
-                         f"with frequency > 0, need at least {MIN_REPEAT_CUSTOMERS}")
+        raise ValueError(
+            f"too few repeat customers to fit the Gamma-Gamma spend model: {x.size} "
+            f"with frequency > 0, need at least {MIN_REPEAT_CUSTOMERS}"
+        )
     if (m <= 0).any():
-        raise ValueError(f"{int((m <= 0).sum())} repeat customer(s) have monetary value ≤ 0; "
-                         "the Gamma-Gamma model needs positive spend (drop refunds or zero-value orders first)")
+        raise ValueError(
+            f"{int((m <= 0).sum())} repeat customer(s) have monetary value ≤ 0; "
+            "the Gamma-Gamma model needs positive spend (drop refunds or zero-value orders first)"
+        )
     corr = float(np.corrcoef(x, m)[0, 1]) if x.std() > 0 and m.std() > 0 else float("nan")
     # Start at p = 1, q = 2 with γ matching the mean spend p·γ/(q−1), so the currency unit does not matter.
     start = np.log([1.0, 2.0, float(m.mean())])
@@ -376,11 +413,11 @@ def expected_spend(gg: GammaGammaParams, x, m) -> np.ndarray:
     """
     p, q, gamma = gg[:3]
     if q <= 1:
-        raise ValueError(f"expected spend is undefined for q ≤ 1 (q = {q:.4g}): the fitted population mean spend "
-                         "is infinite; spend per purchase is too heavy-tailed for the Gamma-Gamma model "
-                         "(look for outlying orders or mixed order types)")
+        raise ValueError(
+            f"expected spend is undefined for q ≤ 1 (q = {q:.4g}): the fitted population mean spend "
+            "is infinite; spend per purchase is too heavy-tailed for the Gamma-Gamma model "
+            "(look for outlying orders or mixed order types)"
+        )
     x, m = _arrays(x, m)
     m = np.where(x > 0, m, 0.0)
     return p * (gamma + m * x) / (p * x + q - 1)
-
-

@@ -5,21 +5,33 @@ from __future__ import annotations
 import pandas as pd
 
 from crmnb.analysis.funnel import loss_stage
-from crmnb.present.words import category, language, say
 from crmnb.analysis.metrics import in_period
+from crmnb.present.masking import mask_frame
+from crmnb.present.words import category, language, say
 
-_ZH = {"lead created": "创建线索", "channel": "渠道", "first contact": "首次联系", "follow-up": "跟进", "stage": "阶段",
-       "deal created": "创建商机"}
+_ZH = {
+    "lead created": "创建线索",
+    "channel": "渠道",
+    "first contact": "首次联系",
+    "follow-up": "跟进",
+    "stage": "阶段",
+    "deal created": "创建商机",
+}
 
 
 def _w(word: str) -> str:
     return _ZH.get(word, word) if language() == "zh" else word
-from crmnb.present.masking import mask_frame
 
 
-def pick_cases(opportunities: pd.DataFrame, leads: pd.DataFrame, start, end,
-               department: str | None = None, response_target_hours: float = 24.0,
-               stage_history: pd.DataFrame | None = None) -> dict[str, str | None]:
+def pick_cases(
+    opportunities: pd.DataFrame,
+    leads: pd.DataFrame,
+    start,
+    end,
+    department: str | None = None,
+    response_target_hours: float = 24.0,
+    stage_history: pd.DataFrame | None = None,
+) -> dict[str, str | None]:
     """Return the ids of a typical success and a typical failure among deals closed in the period.
 
     Success: the largest won deal whose lead was first contacted within the response
@@ -30,7 +42,7 @@ def pick_cases(opportunities: pd.DataFrame, leads: pd.DataFrame, start, end,
     if department:
         o = o[o["department"] == department]
     resp = leads.set_index("lead_id")
-    hours = ((resp["first_contact_at"] - resp["created_at"]).dt.total_seconds() / 3600)
+    hours = (resp["first_contact_at"] - resp["created_at"]).dt.total_seconds() / 3600
     o = o.assign(response_hours=o["lead_id"].map(hours))
     won = o[(o["status"] == "won") & (o["response_hours"] <= response_target_hours)]
     if won.empty:
@@ -43,9 +55,10 @@ def pick_cases(opportunities: pd.DataFrame, leads: pd.DataFrame, start, end,
     else:
         lost["late"] = 3
     success = won.sort_values(["amount", "opportunity_id"], ascending=[False, True])["opportunity_id"].head(1)
-    failure = lost.sort_values(["late", "amount", "opportunity_id"], ascending=[True, False, True])["opportunity_id"].head(1)
-    return {"success": success.iloc[0] if len(success) else None,
-            "failure": failure.iloc[0] if len(failure) else None}
+    failure = lost.sort_values(["late", "amount", "opportunity_id"], ascending=[True, False, True])[
+        "opportunity_id"
+    ].head(1)
+    return {"success": success.iloc[0] if len(success) else None, "failure": failure.iloc[0] if len(failure) else None}
 
 
 def case_profile(opportunity_id: str, t: dict[str, pd.DataFrame], mask: bool = True) -> pd.DataFrame:
@@ -55,23 +68,33 @@ def case_profile(opportunity_id: str, t: dict[str, pd.DataFrame], mask: bool = T
     c = cust.loc[opp["customer_id"]] if opp["customer_id"] in cust.index else pd.Series(dtype=object)
     lead = t["leads"].set_index("lead_id")
     ld = lead.loc[opp["lead_id"]] if opp["lead_id"] in lead.index else pd.Series(dtype=object)
-    row = pd.DataFrame([{
-        "opportunity_id": opportunity_id,
-        "customer_id": opp["customer_id"],
-        "company": c.get("company"),
-        "name": c.get("name"),
-        "industry": c.get("industry"),
-        "department": opp["department"],
-        "owner_rep": opp["owner_rep"],
-        "channel": ld.get("channel"),
-        "amount": opp["amount"],
-        "status": opp["status"],
-        "loss_reason": opp.get("loss_reason") if opp["status"] == "lost" else None,
-        "response_hours": ((ld.get("first_contact_at") - ld.get("created_at")).total_seconds() / 3600
-                           if pd.notna(ld.get("first_contact_at", pd.NaT)) else None),
-        "cycle_days": ((opp["closed_at"] - ld.get("created_at", opp["created_at"])).total_seconds() / 86400
-                       if pd.notna(opp["closed_at"]) else None),
-    }])
+    row = pd.DataFrame(
+        [
+            {
+                "opportunity_id": opportunity_id,
+                "customer_id": opp["customer_id"],
+                "company": c.get("company"),
+                "name": c.get("name"),
+                "industry": c.get("industry"),
+                "department": opp["department"],
+                "owner_rep": opp["owner_rep"],
+                "channel": ld.get("channel"),
+                "amount": opp["amount"],
+                "status": opp["status"],
+                "loss_reason": opp.get("loss_reason") if opp["status"] == "lost" else None,
+                "response_hours": (
+                    (ld.get("first_contact_at") - ld.get("created_at")).total_seconds() / 3600
+                    if pd.notna(ld.get("first_contact_at", pd.NaT))
+                    else None
+                ),
+                "cycle_days": (
+                    (opp["closed_at"] - ld.get("created_at", opp["created_at"])).total_seconds() / 86400
+                    if pd.notna(opp["closed_at"])
+                    else None
+                ),
+            }
+        ]
+    )
     return mask_frame(row) if mask else row
 
 
@@ -88,8 +111,9 @@ def case_timeline(opportunity_id: str, t: dict[str, pd.DataFrame]) -> pd.DataFra
         act = t["activities"]
         act = act[(act["lead_id"] == opp["lead_id"]) & act["completed_at"].notna()]
         for _, a in act.iterrows():
-            events.append((a["completed_at"], f"{_w('follow-up')}: {a['type']}",
-                           a["note"] if isinstance(a["note"], str) else ""))
+            events.append(
+                (a["completed_at"], f"{_w('follow-up')}: {a['type']}", a["note"] if isinstance(a["note"], str) else "")
+            )
     sh = t["stage_history"]
     mine = sh[sh["opportunity_id"] == opportunity_id]
     for _, s in mine.iterrows():
@@ -98,8 +122,9 @@ def case_timeline(opportunity_id: str, t: dict[str, pd.DataFrame]) -> pd.DataFra
     if mine.empty:  # no stage history exported: the deal's own creation and close still tell the story
         events.append((opp["created_at"], _w("deal created"), ""))
         if pd.notna(opp["closed_at"]) and opp["status"] in ("won", "lost"):
-            detail = category(opp["loss_reason"]) if opp["status"] == "lost" and isinstance(opp["loss_reason"], str) \
-                else ""
+            detail = (
+                category(opp["loss_reason"]) if opp["status"] == "lost" and isinstance(opp["loss_reason"], str) else ""
+            )
             events.append((opp["closed_at"], f"{_w('stage')}: {category(opp['status'])}", detail))
     out = pd.DataFrame(events, columns=["when", "event", "detail"]).sort_values("when", kind="stable")
     return out.reset_index(drop=True)
@@ -112,7 +137,11 @@ def missing_case(kind: str) -> str:
     'No failure case: it needs a deal of the department lost in the period; this data has none.'
     """
     if kind == "success":
-        return say("No success case: it needs a deal of the department won in the period; this data has none.",
-                   "无成功案例：需要本部门本周期成交的商机，本数据没有。")
-    return say("No failure case: it needs a deal of the department lost in the period; this data has none.",
-               "无失败案例：需要本部门本周期丢单的商机，本数据没有。")
+        return say(
+            "No success case: it needs a deal of the department won in the period; this data has none.",
+            "无成功案例：需要本部门本周期成交的商机，本数据没有。",
+        )
+    return say(
+        "No failure case: it needs a deal of the department lost in the period; this data has none.",
+        "无失败案例：需要本部门本周期丢单的商机，本数据没有。",
+    )

@@ -22,8 +22,9 @@ Dates are instants: ``"2026-04-01"`` means 2026-04-01 00:00, so everything on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,8 +107,9 @@ def _codes(ids: pd.Series | pd.Index, index: pd.Index) -> np.ndarray:
         return index.get_indexer(pd.Index(ids)).astype(np.intp)
 
 
-def _buyers(customers: pd.DataFrame, orders: pd.DataFrame, cutoff: pd.Timestamp,
-            max_lapse_days: int | None) -> pd.DataFrame:
+def _buyers(
+    customers: pd.DataFrame, orders: pd.DataFrame, cutoff: pd.Timestamp, max_lapse_days: int | None
+) -> pd.DataFrame:
     """Return first_order, last_order, orders and spend per customer who bought before ``cutoff``.
 
     Only customers of the customers table count; those whose last order is more than
@@ -129,9 +131,15 @@ def _buyers(customers: pd.DataFrame, orders: pd.DataFrame, cutoff: pd.Timestamp,
     keep = n > 0
     if max_lapse_days is not None:
         keep &= last >= c - int(max_lapse_days) * DAY_NS
-    out = pd.DataFrame({"first_order": first[keep], "last_order": last[keep], "orders_total": n[keep],
-                        "spend_total": np.bincount(code, weights=amount, minlength=len(ids))[keep]},
-                       index=ids[keep])
+    out = pd.DataFrame(
+        {
+            "first_order": first[keep],
+            "last_order": last[keep],
+            "orders_total": n[keep],
+            "spend_total": np.bincount(code, weights=amount, minlength=len(ids))[keep],
+        },
+        index=ids[keep],
+    )
     out.index.name = "customer_id"
     return out
 
@@ -145,8 +153,9 @@ class _Events:
     t: np.ndarray  # int64 ns
     n: int  # customers in the index
 
-    def count(self, since: int | None = None, weights: np.ndarray | None = None,
-              mask: np.ndarray | None = None) -> np.ndarray:
+    def count(
+        self, since: int | None = None, weights: np.ndarray | None = None, mask: np.ndarray | None = None
+    ) -> np.ndarray:
         """Return per customer the number (or sum of ``weights``) of events at or after ``since`` (ns; None: all)."""
         m = np.ones(len(self.t), bool) if since is None else self.t >= since
         if mask is not None:
@@ -181,8 +190,14 @@ def _fmt(values: np.ndarray, spec: str) -> pd.Series:
     return pd.Series(values).map(spec.format)
 
 
-def rule_risk(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.DataFrame, tickets: pd.DataFrame,
-              as_of: Any, rules: ChurnRules | Mapping[str, Any] | None = None) -> pd.DataFrame:
+def rule_risk(
+    customers: pd.DataFrame,
+    orders: pd.DataFrame,
+    visits: pd.DataFrame,
+    tickets: pd.DataFrame,
+    as_of: Any,
+    rules: ChurnRules | Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Grade each active buyer's churn risk by the rules, evaluated high → medium → low.
 
     Returns one row per buyer (last order at most ``active_within_days`` before
@@ -221,38 +236,68 @@ def rule_risk(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.DataFram
     thr = f"{r.min_visits_per_month:g}"
     v_txt = _fmt(per_month, "{:.1f}") + " visits/month" + pd.Series(np.where(low_visits, f" < {thr}", ""))
     o_int = n_orders.astype(int)
-    o_txt = pd.Series(np.where(
-        o_int == 0, f"no order in {months}",
-        pd.Series(o_int).astype(str).to_numpy() + _plural(o_int, " order", " orders") + f" in {months}"
-        + np.where(no_orders, f" ≤ {r.max_orders}", "")))
+    o_txt = pd.Series(
+        np.where(
+            o_int == 0,
+            f"no order in {months}",
+            pd.Series(o_int).astype(str).to_numpy()
+            + _plural(o_int, " order", " orders")
+            + f" in {months}"
+            + np.where(no_orders, f" ≤ {r.max_orders}", ""),
+        )
+    )
     c_int = n_complaints.astype(int)
-    c_txt = pd.Series(np.where(c_int == 0, "no complaint",
-                               pd.Series(c_int).astype(str).to_numpy() + _plural(c_int, " complaint", " complaints")))
+    c_txt = pd.Series(
+        np.where(
+            c_int == 0,
+            "no complaint",
+            pd.Series(c_int).astype(str).to_numpy() + _plural(c_int, " complaint", " complaints"),
+        )
+    )
     reasons = v_txt + "; " + o_txt + "; " + c_txt
 
-    return pd.DataFrame({
-        "customer_id": idx.to_numpy(),
-        "visits": n_visits.astype(int),
-        "visits_per_month": per_month,
-        "orders": o_int,
-        "complaints": c_int,
-        "last_order": pd.to_datetime(buyers["last_order"].to_numpy()),
-        "spend_12m": spend,
-        "low_visits": low_visits,
-        "no_orders": no_orders,
-        "complained": complained,
-        "risk_level": level,
-        "reasons": reasons.to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": idx.to_numpy(),
+            "visits": n_visits.astype(int),
+            "visits_per_month": per_month,
+            "orders": o_int,
+            "complaints": c_int,
+            "last_order": pd.to_datetime(buyers["last_order"].to_numpy()),
+            "spend_12m": spend,
+            "low_visits": low_visits,
+            "no_orders": no_orders,
+            "complained": complained,
+            "risk_level": level,
+            "reasons": reasons.to_numpy(),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- features and labels
 FEATURES: tuple[str, ...] = (
-    "recency_days", "tenure_days", "orders_total", "mean_gap_days", "recency_gap_ratio",
-    "orders_90", "orders_180", "orders_365", "spend_90", "spend_180", "spend_365",
-    "visits_30", "visits_90", "visits_trend", "days_since_visit",
-    "tickets_90", "complaints_90", "complaints_365", "csat_mean", "csat_answers",
-    "followups_90", "overdue_followups_90",
+    "recency_days",
+    "tenure_days",
+    "orders_total",
+    "mean_gap_days",
+    "recency_gap_ratio",
+    "orders_90",
+    "orders_180",
+    "orders_365",
+    "spend_90",
+    "spend_180",
+    "spend_365",
+    "visits_30",
+    "visits_90",
+    "visits_trend",
+    "days_since_visit",
+    "tickets_90",
+    "complaints_90",
+    "complaints_365",
+    "csat_mean",
+    "csat_answers",
+    "followups_90",
+    "overdue_followups_90",
 )
 """Model features, in column order."""
 
@@ -283,11 +328,28 @@ FEATURE_LABELS: dict[str, str] = {
 """Plain-English name of each feature, for the reasons of the watch list."""
 
 RISKY_SIDE: dict[str, int] = {
-    "recency_days": 1, "tenure_days": -1, "orders_total": -1, "mean_gap_days": 1, "recency_gap_ratio": 1,
-    "orders_90": -1, "orders_180": -1, "orders_365": -1, "spend_90": -1, "spend_180": -1, "spend_365": -1,
-    "visits_30": -1, "visits_90": -1, "visits_trend": -1, "days_since_visit": 1,
-    "tickets_90": 0, "complaints_90": 1, "complaints_365": 1, "csat_mean": -1, "csat_answers": 0,
-    "followups_90": -1, "overdue_followups_90": 1,
+    "recency_days": 1,
+    "tenure_days": -1,
+    "orders_total": -1,
+    "mean_gap_days": 1,
+    "recency_gap_ratio": 1,
+    "orders_90": -1,
+    "orders_180": -1,
+    "orders_365": -1,
+    "spend_90": -1,
+    "spend_180": -1,
+    "spend_365": -1,
+    "visits_30": -1,
+    "visits_90": -1,
+    "visits_trend": -1,
+    "days_since_visit": 1,
+    "tickets_90": 0,
+    "complaints_90": 1,
+    "complaints_365": 1,
+    "csat_mean": -1,
+    "csat_answers": 0,
+    "followups_90": -1,
+    "overdue_followups_90": 1,
 }
 """Which side of the average reads as a churn signal: 1 above, −1 below, 0 either."""
 
@@ -298,8 +360,15 @@ VISIT_GAP_CAP = 365.0
 """Days since last visit are capped here; customers never seen get the cap."""
 
 
-def build_features(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.DataFrame, tickets: pd.DataFrame,
-                   activities: pd.DataFrame, cutoff: Any, max_lapse_days: int | None = 365) -> pd.DataFrame:
+def build_features(
+    customers: pd.DataFrame,
+    orders: pd.DataFrame,
+    visits: pd.DataFrame,
+    tickets: pd.DataFrame,
+    activities: pd.DataFrame,
+    cutoff: Any,
+    max_lapse_days: int | None = 365,
+) -> pd.DataFrame:
     """Build the model features at ``cutoff`` from events dated before it only.
 
     One row per customer with an order before the cutoff whose last order is at most
@@ -316,18 +385,26 @@ def build_features(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.Dat
         raise NotEnoughData(
             f"no customers with an order before the cutoff {cutoff:%Y-%m-%d %H:%M}{lapse}: churn features need "
             f"customers who have bought; check the cutoff (orders table has {len(orders):,} rows"
-            + (f", dated {orders['order_date'].min():%Y-%m-%d} to {orders['order_date'].max():%Y-%m-%d})"
-               if orders["order_date"].notna().any() else ", none with a date)"),
+            + (
+                f", dated {orders['order_date'].min():%Y-%m-%d} to {orders['order_date'].max():%Y-%m-%d})"
+                if orders["order_date"].notna().any()
+                else ", none with a date)"
+            ),
             f"截至{cutoff:%Y-%m-%d %H:%M}没有{('近' + str(max_lapse_days) + '天内') if max_lapse_days is not None else ''}"
             f"有购买的客户：流失特征需要已购买的客户（订单表共 {len(orders):,} 行）",
-            1, 0,
+            1,
+            0,
         )
     idx = buyers.index
     d = {k: c - k * DAY_NS for k in (30, 90, 180, 365)}
 
     ov = _events(orders, "order_date", idx, cutoff)
     amount = np.nan_to_num(orders["amount"].to_numpy(dtype=float, na_value=np.nan)[ov.pos])
-    first, last, n_total = buyers["first_order"].to_numpy(), buyers["last_order"].to_numpy(), buyers["orders_total"].to_numpy()
+    first, last, n_total = (
+        buyers["first_order"].to_numpy(),
+        buyers["last_order"].to_numpy(),
+        buyers["orders_total"].to_numpy(),
+    )
     recency = (c - last) / DAY_NS
     began = first.copy()  # the earlier of created_at and the first order
     cc, created = _codes(customers["customer_id"], idx), _ns(customers["created_at"])
@@ -356,35 +433,39 @@ def build_features(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.Dat
     completed = _ns(activities["completed_at"])[due.pos]
     open_at_cutoff = (completed == NAT_NS) | (completed >= c)
 
-    out = pd.DataFrame({
-        "recency_days": recency,
-        "tenure_days": tenure,
-        "orders_total": n_total.astype(float),
-        "mean_gap_days": mean_gap,
-        "recency_gap_ratio": recency / mean_gap,
-        "orders_90": ov.count(d[90]),
-        "orders_180": ov.count(d[180]),
-        "orders_365": ov.count(d[365]),
-        "spend_90": ov.count(d[90], weights=amount),
-        "spend_180": ov.count(d[180], weights=amount),
-        "spend_365": ov.count(d[365], weights=amount),
-        "visits_30": v30,
-        "visits_90": v90,
-        "visits_trend": v30 - (v90 - v30) / 2.0,
-        "days_since_visit": since_visit,
-        "tickets_90": tv.count(d[90]),
-        "complaints_90": tv.count(d[90], mask=complaint),
-        "complaints_365": tv.count(d[365], mask=complaint),
-        "csat_mean": np.where(csat_n > 0, csat_sum / np.maximum(csat_n, 1), CSAT_NEUTRAL),
-        "csat_answers": csat_n,
-        "followups_90": done.count(d[90]),
-        "overdue_followups_90": due.count(d[90], mask=open_at_cutoff),
-    }, index=idx)
+    out = pd.DataFrame(
+        {
+            "recency_days": recency,
+            "tenure_days": tenure,
+            "orders_total": n_total.astype(float),
+            "mean_gap_days": mean_gap,
+            "recency_gap_ratio": recency / mean_gap,
+            "orders_90": ov.count(d[90]),
+            "orders_180": ov.count(d[180]),
+            "orders_365": ov.count(d[365]),
+            "spend_90": ov.count(d[90], weights=amount),
+            "spend_180": ov.count(d[180], weights=amount),
+            "spend_365": ov.count(d[365], weights=amount),
+            "visits_30": v30,
+            "visits_90": v90,
+            "visits_trend": v30 - (v90 - v30) / 2.0,
+            "days_since_visit": since_visit,
+            "tickets_90": tv.count(d[90]),
+            "complaints_90": tv.count(d[90], mask=complaint),
+            "complaints_365": tv.count(d[365], mask=complaint),
+            "csat_mean": np.where(csat_n > 0, csat_sum / np.maximum(csat_n, 1), CSAT_NEUTRAL),
+            "csat_answers": csat_n,
+            "followups_90": done.count(d[90]),
+            "overdue_followups_90": due.count(d[90], mask=open_at_cutoff),
+        },
+        index=idx,
+    )
     return out[list(FEATURES)]
 
 
-def label_churn(orders: pd.DataFrame, customers_index: pd.Index | pd.DataFrame | pd.Series, cutoff: Any,
-                horizon_days: int = 90) -> pd.Series:
+def label_churn(
+    orders: pd.DataFrame, customers_index: pd.Index | pd.DataFrame | pd.Series, cutoff: Any, horizon_days: int = 90
+) -> pd.Series:
     """Label each customer churned (1) when they placed no order in ``[cutoff, cutoff + horizon_days)``.
 
     Only that window is read, so the label never sees the features' past. The
@@ -400,5 +481,3 @@ def label_churn(orders: pd.DataFrame, customers_index: pd.Index | pd.DataFrame |
     code = _codes(orders["customer_id"], index)
     bought = np.bincount(code[inside & (code >= 0)], minlength=len(index)) > 0
     return pd.Series((~bought).astype(np.int8), index=customers_index, name="churned")
-
-

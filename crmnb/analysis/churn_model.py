@@ -1,8 +1,10 @@
 """Churn model: logistic regression and a decision tree, calibrated, judged on a later cutoff; the watch list."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -13,9 +15,19 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+
+from crmnb.analysis.churn import (
+    FEATURE_LABELS,
+    FEATURES,
+    RISK_LEVELS,
+    RISKY_SIDE,
+    _codes,
+    _ts,
+    build_features,
+    label_churn,
+)
 from crmnb.errors import NotEnoughData
 from crmnb.present.masking import mask_frame
-from crmnb.analysis.churn import _ts, FEATURES, FEATURE_LABELS, RISKY_SIDE, RISK_LEVELS, _codes, build_features, label_churn
 
 
 # --------------------------------------------------------------------------- models
@@ -26,19 +38,31 @@ def _signed_log1p(x: np.ndarray) -> np.ndarray:
 
 
 def _logistic(random_state: int) -> Pipeline:
-    return Pipeline([
-        ("log", FunctionTransformer(_signed_log1p)),
-        ("scale", StandardScaler()),
-        ("clf", LogisticRegression(class_weight="balanced", solver="newton-cholesky", max_iter=200,
-                                   random_state=random_state)),
-    ])
+    return Pipeline(
+        [
+            ("log", FunctionTransformer(_signed_log1p)),
+            ("scale", StandardScaler()),
+            (
+                "clf",
+                LogisticRegression(
+                    class_weight="balanced", solver="newton-cholesky", max_iter=200, random_state=random_state
+                ),
+            ),
+        ]
+    )
 
 
 def _tree(random_state: int, depth: int, min_leaf: int) -> Pipeline:
-    return Pipeline([
-        ("clf", DecisionTreeClassifier(max_depth=depth, min_samples_leaf=min_leaf, class_weight="balanced",
-                                       random_state=random_state)),
-    ])
+    return Pipeline(
+        [
+            (
+                "clf",
+                DecisionTreeClassifier(
+                    max_depth=depth, min_samples_leaf=min_leaf, class_weight="balanced", random_state=random_state
+                ),
+            ),
+        ]
+    )
 
 
 def _calibrated(base: Pipeline, method: str, folds: int, random_state: int) -> CalibratedClassifierCV:
@@ -72,14 +96,16 @@ def lift_table(churned: pd.Series | np.ndarray, probability: pd.Series | np.ndar
     base = y.mean() if len(y) else np.nan
     rate = np.divide(k, n, out=np.full(bins, np.nan), where=n > 0)
     total = k.sum()
-    return pd.DataFrame({
-        "decile": np.arange(1, bins + 1),
-        "customers": n,
-        "churners": k.astype(int),
-        "churn_rate": rate,
-        "lift": rate / base if base else np.nan,
-        "cumulative_capture": np.cumsum(k) / total if total else np.nan,
-    })
+    return pd.DataFrame(
+        {
+            "decile": np.arange(1, bins + 1),
+            "customers": n,
+            "churners": k.astype(int),
+            "churn_rate": rate,
+            "lift": rate / base if base else np.nan,
+            "cumulative_capture": np.cumsum(k) / total if total else np.nan,
+        }
+    )
 
 
 def _importance(name: str, model: Any) -> pd.DataFrame:
@@ -118,10 +144,21 @@ class ChurnModelResult:
         return self.final if self.final is not None else self.models[self.chosen]
 
 
-def train_and_evaluate(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.DataFrame, tickets: pd.DataFrame,
-                       activities: pd.DataFrame, as_of: Any, horizon_days: int = 90, max_lapse_days: int | None = 365,
-                       tree_depth: int = 4, calibration: str = "sigmoid", folds: int = 3, random_state: int = 0,
-                       refit: bool = True) -> ChurnModelResult:
+def train_and_evaluate(
+    customers: pd.DataFrame,
+    orders: pd.DataFrame,
+    visits: pd.DataFrame,
+    tickets: pd.DataFrame,
+    activities: pd.DataFrame,
+    as_of: Any,
+    horizon_days: int = 90,
+    max_lapse_days: int | None = 365,
+    tree_depth: int = 4,
+    calibration: str = "sigmoid",
+    folds: int = 3,
+    random_state: int = 0,
+    refit: bool = True,
+) -> ChurnModelResult:
     """Train logistic regression and a decision tree at one cutoff and evaluate them on a later one.
 
     Train cutoff ``as_of − 2·horizon``, holdout cutoff ``as_of − horizon``: the
@@ -151,7 +188,9 @@ def train_and_evaluate(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd
                 f"未训练流失预测模型：需要在{'训练' if what == 'training' else '检验'}截止日{cut:%Y-%m-%d}"
                 f"（{as_of:%Y-%m-%d}之前{2 if what == 'training' else 1}个{horizon_days}天的预测期）之前有购买的客户，"
                 f"其中至少{folds}位随后停止购买、{folds}位继续购买；本数据有{len(y)}位这样的客户，其中{churners}位停止购买。",
-                folds, min(churners, len(y) - churners))
+                folds,
+                min(churners, len(y) - churners),
+            )
         sets.append((x, y))
     (x_train, y_train), (x_hold, y_hold) = sets
 
@@ -166,18 +205,28 @@ def train_and_evaluate(customers: pd.DataFrame, orders: pd.DataFrame, visits: pd
         holdout[name] = p
         lift[name] = lift_table(y_hold.to_numpy(), p)
         importance[name] = _importance(name, m)
-        rows.append({"model": name, "roc_auc": roc_auc_score(y_hold, p), "pr_auc": average_precision_score(y_hold, p),
-                     "base_rate": float(y_hold.mean()), "brier": brier_score_loss(y_hold, p),
-                     "top_decile_lift": float(lift[name]["lift"].iloc[0]),
-                     "n_train": len(y_train), "train_base_rate": float(y_train.mean()), "n_holdout": len(y_hold)})
+        rows.append(
+            {
+                "model": name,
+                "roc_auc": roc_auc_score(y_hold, p),
+                "pr_auc": average_precision_score(y_hold, p),
+                "base_rate": float(y_hold.mean()),
+                "brier": brier_score_loss(y_hold, p),
+                "top_decile_lift": float(lift[name]["lift"].iloc[0]),
+                "n_train": len(y_train),
+                "train_base_rate": float(y_train.mean()),
+                "n_holdout": len(y_hold),
+            }
+        )
     metrics = pd.DataFrame(rows)
     chosen = str(metrics.loc[metrics["pr_auc"].idxmax(), "model"])
     metrics["chosen"] = metrics["model"] == chosen
     final = None
     if refit:
         final = _calibrated(specs[chosen], calibration, folds, random_state).fit(x_hold.to_numpy(), y_hold.to_numpy())
-    return ChurnModelResult(as_of, train_cut, hold_cut, horizon_days, metrics, lift, importance, models, chosen,
-                            holdout, final)
+    return ChurnModelResult(
+        as_of, train_cut, hold_cut, horizon_days, metrics, lift, importance, models, chosen, holdout, final
+    )
 
 
 def _matrix(features: pd.DataFrame) -> np.ndarray:
@@ -219,8 +268,10 @@ def contributions(model: ChurnModelResult | Any, features: pd.DataFrame) -> pd.D
             has = side >= 0
             parent[side[has]] = np.flatnonzero(has)
         child = np.flatnonzero(parent >= 0)
-        delta = sp.csr_matrix((share[child] - share[parent[child]], (child, tree.feature[parent[child]])),
-                              shape=(tree.node_count, len(FEATURES)))
+        delta = sp.csr_matrix(
+            (share[child] - share[parent[child]], (child, tree.feature[parent[child]])),
+            shape=(tree.node_count, len(FEATURES)),
+        )
         xt = base[:-1].transform(x) if len(base) > 1 else x
         c = (clf.decision_path(xt) @ delta).toarray()
     return pd.DataFrame(c, index=features.index, columns=list(FEATURES))
@@ -246,16 +297,27 @@ def drivers(model: ChurnModelResult | Any, features: pd.DataFrame, top: int = 2)
         col = best[:, j]
         val = np.take_along_axis(x, col[:, None], axis=1)[:, 0]
         push = np.take_along_axis(c, col[:, None], axis=1)[:, 0] > 0
-        part = pd.Series(names[col], index=features.index) + " " + pd.Series(np.round(val, 1), index=features.index).map("{:g}".format)
+        part = (
+            pd.Series(names[col], index=features.index)
+            + " "
+            + pd.Series(np.round(val, 1), index=features.index).map("{:g}".format)
+        )
         part = part.where(push, "")
         sep = np.where((text != "") & (part != ""), ", ", "")
         text = text + sep + part
     return text.rename("drivers")
 
 
-def score_at(model: ChurnModelResult | None, customers: pd.DataFrame, orders: pd.DataFrame, visits: pd.DataFrame,
-             tickets: pd.DataFrame, activities: pd.DataFrame, as_of: Any,
-             max_lapse_days: int | None = 365) -> tuple[pd.Series | None, pd.Series | None]:
+def score_at(
+    model: ChurnModelResult | None,
+    customers: pd.DataFrame,
+    orders: pd.DataFrame,
+    visits: pd.DataFrame,
+    tickets: pd.DataFrame,
+    activities: pd.DataFrame,
+    as_of: Any,
+    max_lapse_days: int | None = 365,
+) -> tuple[pd.Series | None, pd.Series | None]:
     """Return each buyer's churn probability at ``as_of`` and its model drivers, by customer_id.
 
     ``(None, None)`` without a model (it could not be trained); empty series when no
@@ -267,20 +329,33 @@ def score_at(model: ChurnModelResult | None, customers: pd.DataFrame, orders: pd
         features = build_features(customers, orders, visits, tickets, activities, as_of, max_lapse_days)
     except NotEnoughData:
         none = pd.Index([], name="customer_id", dtype=object)
-        return (pd.Series([], index=none, dtype=float, name="churn_probability"),
-                pd.Series([], index=none, dtype=object, name="drivers"))
+        return (
+            pd.Series([], index=none, dtype=float, name="churn_probability"),
+            pd.Series([], index=none, dtype=object, name="drivers"),
+        )
     return score(model, features), drivers(model, features)
 
 
-METRIC_COLUMNS = ["model", "roc_auc", "pr_auc", "base_rate", "brier", "top_decile_lift", "n_train", "train_base_rate",
-                  "n_holdout", "chosen"]
+METRIC_COLUMNS = [
+    "model",
+    "roc_auc",
+    "pr_auc",
+    "base_rate",
+    "brier",
+    "top_decile_lift",
+    "n_train",
+    "train_base_rate",
+    "n_holdout",
+    "chosen",
+]
 """Columns of :attr:`ChurnModelResult.metrics`."""
 
 
 def empty_metrics() -> pd.DataFrame:
     """Return the model comparison table with no rows, for a case where no churn model could be trained."""
-    return pd.DataFrame({c: pd.Series(dtype=object if c == "model" else bool if c == "chosen" else float)
-                         for c in METRIC_COLUMNS})
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object if c == "model" else bool if c == "chosen" else float) for c in METRIC_COLUMNS}
+    )
 
 
 def empty_lift() -> pd.DataFrame:
@@ -298,13 +373,29 @@ ACTIONS: dict[str, tuple[str, str]] = {
 }
 """Suggested actions (干预建议): key → (English, Chinese)."""
 
-WATCH_COLUMNS = ["customer_id", "name", "company", "phone", "department", "owner_rep", "risk_level",
-                 "churn_probability", "reasons", "action"]
+WATCH_COLUMNS = [
+    "customer_id",
+    "name",
+    "company",
+    "phone",
+    "department",
+    "owner_rep",
+    "risk_level",
+    "churn_probability",
+    "reasons",
+    "action",
+]
 
 
-def suggest_actions(risk_level: pd.Series, complained: pd.Series, low_activity: pd.Series, high_value: pd.Series,
-                    probability: pd.Series | None = None, language: str = "en",
-                    check_in_probability: float = 0.8) -> pd.Series:
+def suggest_actions(
+    risk_level: pd.Series,
+    complained: pd.Series,
+    low_activity: pd.Series,
+    high_value: pd.Series,
+    probability: pd.Series | None = None,
+    language: str = "en",
+    check_in_probability: float = 0.8,
+) -> pd.Series:
     """Return the suggested actions per customer, most important first, joined by '; '.
 
     High or medium risk: a high-value account gets a manager review, a complaint a
@@ -328,10 +419,17 @@ def suggest_actions(risk_level: pd.Series, complained: pd.Series, low_activity: 
     return text.where(text != "", ACTIONS["routine"][lang]).rename("action")
 
 
-def watch_list(customers: pd.DataFrame, rule_table: pd.DataFrame, probabilities: pd.Series | None = None,
-               top_n: int | None = 50, mask: bool = True, drivers: pd.Series | None = None,
-               high_value_quantile: float = 0.8, check_in_probability: float = 0.8,
-               language: str = "en") -> pd.DataFrame:
+def watch_list(
+    customers: pd.DataFrame,
+    rule_table: pd.DataFrame,
+    probabilities: pd.Series | None = None,
+    top_n: int | None = 50,
+    mask: bool = True,
+    drivers: pd.Series | None = None,
+    high_value_quantile: float = 0.8,
+    check_in_probability: float = 0.8,
+    language: str = "en",
+) -> pd.DataFrame:
     """Return the churn watch list: who, owner, risk level, probability, reasons and action.
 
     One row per customer of ``rule_table`` (with probabilities: those scored too),
@@ -348,7 +446,9 @@ def watch_list(customers: pd.DataFrame, rule_table: pd.DataFrame, probabilities:
     else:
         prob = np.full(len(rt), np.nan)
     spend = rt["spend_12m"].astype(float)
-    high_value = ((spend >= spend.quantile(high_value_quantile)) & (spend > 0)).to_numpy() if len(rt) else np.zeros(0, bool)
+    high_value = (
+        ((spend >= spend.quantile(high_value_quantile)) & (spend > 0)).to_numpy() if len(rt) else np.zeros(0, bool)
+    )
     rank = pd.Categorical(rt["risk_level"], categories=list(RISK_LEVELS), ordered=True).codes
     order = np.lexsort((rt["customer_id"].astype(str).to_numpy(), -np.nan_to_num(prob, nan=-1.0), rank))
     if top_n is not None:
@@ -365,16 +465,25 @@ def watch_list(customers: pd.DataFrame, rule_table: pd.DataFrame, probabilities:
     if drivers is not None:
         d = rt["customer_id"].map(drivers).fillna("").astype(object)
         reasons = reasons + np.where(d != "", "; model: ", "") + d
-    action = suggest_actions(rt["risk_level"], rt["complained"], rt["low_visits"] | rt["no_orders"],
-                             pd.Series(high_value), pd.Series(prob), language, check_in_probability)
-    out = pd.DataFrame({
-        "customer_id": rt["customer_id"].to_numpy(),
-        **{c: people[c].to_numpy() for c in who},
-        "risk_level": rt["risk_level"].to_numpy(),
-        "churn_probability": prob,
-        "reasons": reasons.to_numpy(),
-        "action": action.to_numpy(),
-    })
+    action = suggest_actions(
+        rt["risk_level"],
+        rt["complained"],
+        rt["low_visits"] | rt["no_orders"],
+        pd.Series(high_value),
+        pd.Series(prob),
+        language,
+        check_in_probability,
+    )
+    out = pd.DataFrame(
+        {
+            "customer_id": rt["customer_id"].to_numpy(),
+            **{c: people[c].to_numpy() for c in who},
+            "risk_level": rt["risk_level"].to_numpy(),
+            "churn_probability": prob,
+            "reasons": reasons.to_numpy(),
+            "action": action.to_numpy(),
+        }
+    )
     return out[WATCH_COLUMNS]
 
 

@@ -1,12 +1,27 @@
 """Customer lifetime value for a case: BG/NBD and Gamma-Gamma per customer, by tier, described."""
 
 from __future__ import annotations
+
 import math
+
 import numpy as np
 import pandas as pd
-from crmnb.errors import NotEnoughData
-from crmnb.analysis.bgnbd import BGNBDParams, CLVTable, DAYS_PER_MONTH, GammaGammaParams, MIN_REPEAT_CUSTOMERS, PERIOD_DAYS, expected_purchases, expected_spend, fit_bgnbd, fit_gamma_gamma, prob_alive, rfm_summary
 
+from crmnb.analysis.bgnbd import (
+    DAYS_PER_MONTH,
+    MIN_REPEAT_CUSTOMERS,
+    PERIOD_DAYS,
+    BGNBDParams,
+    CLVTable,
+    GammaGammaParams,
+    expected_purchases,
+    expected_spend,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    prob_alive,
+    rfm_summary,
+)
+from crmnb.errors import NotEnoughData
 
 # --------------------------------------------------------------------------- CLV
 
@@ -22,8 +37,13 @@ def observed_spend(x, m) -> np.ndarray:
     return np.where(repeat, m, typical)
 
 
-def clv(bg: BGNBDParams, gg: GammaGammaParams | None, summary: pd.DataFrame, horizon_periods: float,
-        discount_rate_per_period: float = 0.0) -> pd.DataFrame:
+def clv(
+    bg: BGNBDParams,
+    gg: GammaGammaParams | None,
+    summary: pd.DataFrame,
+    horizon_periods: float,
+    discount_rate_per_period: float = 0.0,
+) -> pd.DataFrame:
     """Return per customer: expected purchases over the horizon, probability alive, expected spend and CLV.
 
     ``summary`` has the columns of :func:`rfm_summary`. CLV is expected purchases
@@ -56,10 +76,17 @@ def clv(bg: BGNBDParams, gg: GammaGammaParams | None, summary: pd.DataFrame, hor
     return out
 
 
-def clv_table(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str = "W",
-              discount_rate_per_period: float = 0.0, customer_col: str = "customer_id",
-              date_col: str = "order_date", amount_col: str = "amount",
-              spend_fallback: bool = True) -> CLVTable:
+def clv_table(
+    orders: pd.DataFrame,
+    as_of,
+    horizon_months: float = 12,
+    freq: str = "W",
+    discount_rate_per_period: float = 0.0,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str = "amount",
+    spend_fallback: bool = True,
+) -> CLVTable:
     """Return the per-customer CLV table over ``horizon_months`` and the fitted BG/NBD and Gamma-Gamma models.
 
     Summarises ``orders`` up to ``as_of`` with :func:`rfm_summary`, fits both
@@ -69,11 +96,13 @@ def clv_table(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str
     ``note`` says why; otherwise the error is raised.
     """
     dates = pd.to_datetime(orders[date_col]) if date_col in orders.columns else None
-    if dates is not None and customer_col in orders.columns and not (
-            orders[customer_col].notna() & (dates < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))).any():
+    if (
+        dates is not None
+        and customer_col in orders.columns
+        and not (orders[customer_col].notna() & (dates < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))).any()
+    ):
         raise _too_few(0, f"no orders up to {pd.Timestamp(as_of).date()}", f"截至{pd.Timestamp(as_of).date()}没有订单")
-    summary = rfm_summary(orders, as_of, freq=freq, customer_col=customer_col,
-                          date_col=date_col, amount_col=amount_col)
+    summary = rfm_summary(orders, as_of, freq=freq, customer_col=customer_col, date_col=date_col, amount_col=amount_col)
     repeat = int((summary["frequency"] > 0).sum())
     if repeat < MIN_REPEAT_CUSTOMERS:
         raise _too_few(repeat, f"{repeat}", f"{repeat}位")
@@ -97,11 +126,22 @@ def _too_few(repeat: int, has_en: str, has_zh: str) -> NotEnoughData:
         f"Lifetime value not estimated: it needs at least {MIN_REPEAT_CUSTOMERS} customers with repeat purchases; "
         f"this data has {has_en}.",
         f"未估算客户生命周期价值：至少需要{MIN_REPEAT_CUSTOMERS}位有复购的客户，本数据{'只有' if repeat else ''}{has_zh}。",
-        MIN_REPEAT_CUSTOMERS, repeat)
+        MIN_REPEAT_CUSTOMERS,
+        repeat,
+    )
 
 
-CLV_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value", "expected_purchases", "prob_alive",
-               "expected_spend", "clv"]
+CLV_COLUMNS = [
+    "customer_id",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "expected_purchases",
+    "prob_alive",
+    "expected_spend",
+    "clv",
+]
 """Columns of :func:`clv_table`'s per-customer table (an empty one has them too)."""
 
 
@@ -115,9 +155,18 @@ def by_tier(table: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
 
     ``table`` is :func:`clv_table`'s per-customer table, ``tiers`` has customer_id and tier.
     """
-    return table.merge(tiers[["customer_id", "tier"]], on="customer_id", how="left").groupby("tier").agg(
-        customers=("customer_id", "size"), prob_alive=("prob_alive", "mean"),
-        expected_purchases=("expected_purchases", "mean"), clv=("clv", "mean"), clv_total=("clv", "sum")).reset_index()
+    return (
+        table.merge(tiers[["customer_id", "tier"]], on="customer_id", how="left")
+        .groupby("tier")
+        .agg(
+            customers=("customer_id", "size"),
+            prob_alive=("prob_alive", "mean"),
+            expected_purchases=("expected_purchases", "mean"),
+            clv=("clv", "mean"),
+            clv_total=("clv", "sum"),
+        )
+        .reset_index()
+    )
 
 
 def fitted_params(result: CLVTable | None) -> dict:
@@ -131,13 +180,17 @@ def fitted_params(result: CLVTable | None) -> dict:
 def describe_fit(result: CLVTable) -> str:
     """State the fitted models in one paragraph: parameters, and what was assumed or replaced."""
     bg, gg = result.bgnbd, result.gamma_gamma
-    parts = [f"BG/NBD (time in weeks): r = {bg.r:.3g}, α = {bg.alpha:.3g}, a = {bg.a:.3g}, b = {bg.b:.3g}, "
-             f"fitted on {bg.n:,} customers."]
+    parts = [
+        f"BG/NBD (time in weeks): r = {bg.r:.3g}, α = {bg.alpha:.3g}, a = {bg.a:.3g}, b = {bg.b:.3g}, "
+        f"fitted on {bg.n:,} customers."
+    ]
     if bg.note:
         parts.append(bg.note[:1].upper() + bg.note[1:] + ".")
     if gg is not None:
-        parts.append(f"Gamma-Gamma: p = {gg.p:.3g}, q = {gg.q:.3g}, γ = {gg.gamma:.3g}, on {gg.n:,} repeat buyers; "
-                     f"frequency–spend correlation {gg.corr_frequency_monetary:+.2f} (the model assumes none).")
+        parts.append(
+            f"Gamma-Gamma: p = {gg.p:.3g}, q = {gg.q:.3g}, γ = {gg.gamma:.3g}, on {gg.n:,} repeat buyers; "
+            f"frequency–spend correlation {gg.corr_frequency_monetary:+.2f} (the model assumes none)."
+        )
     if result.note:
         parts.append(result.note + ".")
     return " ".join(parts)

@@ -47,8 +47,17 @@ def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
     a, b = np.asarray(x_before, float), np.asarray(x_after, float)
     n1, n2 = len(a), len(b)
     if n1 == 0 or n2 == 0:  # one window has nothing: its figure is missing, the other stands
-        return Difference(a.mean() if n1 else np.nan, b.mean() if n2 else np.nan, np.nan, np.nan, np.nan, np.nan,
-                          "two-proportion z", n1, n2)
+        return Difference(
+            a.mean() if n1 else np.nan,
+            b.mean() if n2 else np.nan,
+            np.nan,
+            np.nan,
+            np.nan,
+            np.nan,
+            "two-proportion z",
+            n1,
+            n2,
+        )
     p1, p2 = a.mean(), b.mean()
     d = p2 - p1
     se = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
@@ -64,8 +73,17 @@ def bootstrap_means(x_before: np.ndarray, x_after: np.ndarray, n_boot: int = 200
     a, b = np.asarray(x_before, float), np.asarray(x_after, float)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(a) == 0 or len(b) == 0:  # one window has nothing: its figure is missing, the other stands
-        return Difference(a.mean() if len(a) else np.nan, b.mean() if len(b) else np.nan, np.nan, np.nan, np.nan,
-                          np.nan, "bootstrap", len(a), len(b))
+        return Difference(
+            a.mean() if len(a) else np.nan,
+            b.mean() if len(b) else np.nan,
+            np.nan,
+            np.nan,
+            np.nan,
+            np.nan,
+            "bootstrap",
+            len(a),
+            len(b),
+        )
     d = b.mean() - a.mean()
     if min(len(a), len(b)) > 20_000:  # the bootstrap and Welch agree at this size; Welch is instant
         se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
@@ -110,7 +128,6 @@ def _fmt_diff(d: float, unit: str) -> str:
     return f"{d:+,.1f}"
 
 
-
 def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> pd.DataFrame:
     """Return Table 2: per metric before, after, change rate, 95% interval of the difference, test and notes.
 
@@ -127,13 +144,29 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
         ub = units(mid, tables, b0, b1, case.department, **opts)
         ua = units(mid, tables, a0, a1, case.department, **opts)
         d = compare_units(ub, ua, m.unit)
-        row = {"metric": mid, "name": m.name(case.language), "unit": m.unit, "before": d.before, "after": d.after,
-               "change_rate": change_rate(d.before, d.after), "difference": d.diff, "ci_low": d.ci_low,
-               "ci_high": d.ci_high, "p_value": d.p_value, "test": d.test, "n_before": d.n_before,
-               "n_after": d.n_after, "did": np.nan, "did_ci_low": np.nan, "did_ci_high": np.nan}
+        row = {
+            "metric": mid,
+            "name": m.name(case.language),
+            "unit": m.unit,
+            "before": d.before,
+            "after": d.after,
+            "change_rate": change_rate(d.before, d.after),
+            "difference": d.diff,
+            "ci_low": d.ci_low,
+            "ci_high": d.ci_high,
+            "p_value": d.p_value,
+            "test": d.test,
+            "n_before": d.n_before,
+            "n_after": d.n_after,
+            "did": np.nan,
+            "did_ci_low": np.nan,
+            "did_ci_high": np.nan,
+        }
         ci = f"{_fmt_diff(d.ci_low, m.unit)} ~ {_fmt_diff(d.ci_high, m.unit)}"
-        notes = [say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
-                 f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})"]
+        notes = [
+            say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
+            f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})",
+        ]
         if not (d.n_before and d.n_after):
             notes = [_not_compared(d.n_before, d.n_after)]
         if case.control_department:
@@ -144,8 +177,12 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
                 did, lo, hi = diff_in_diff(d, c)
                 row.update(did=did, did_ci_low=lo, did_ci_high=hi)
                 ci = f"{_fmt_diff(lo, m.unit)} ~ {_fmt_diff(hi, m.unit)}"
-                notes.append(say(f"vs control {_fmt_diff(did, m.unit)} (95% CI {ci})",
-                                  f"相对对照组 {_fmt_diff(did, m.unit)}（95%置信区间 {ci}）"))
+                notes.append(
+                    say(
+                        f"vs control {_fmt_diff(did, m.unit)} (95% CI {ci})",
+                        f"相对对照组 {_fmt_diff(did, m.unit)}（95%置信区间 {ci}）",
+                    )
+                )
         row["notes"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -156,8 +193,7 @@ def _not_compared(n_before: int, n_after: int) -> str:
     if not n_before and not n_after:
         return say("not compared: nothing to measure it on before or after", "未比较：实施前后均无可计算的数据")
     if not n_before:
-        return say("not compared: nothing to measure it on before the intervention",
-                   "未比较：实施前无可计算的数据")
+        return say("not compared: nothing to measure it on before the intervention", "未比较：实施前无可计算的数据")
     return say("not compared: nothing to measure it on after the intervention", "未比较：实施后无可计算的数据")
 
 
@@ -176,8 +212,10 @@ def describe_change(row: pd.Series) -> str:
     s = head + say(f"; 95% CI of the difference {ci})", f"；差值95%置信区间 {ci.replace(' to ', ' ~ ')}）")
     if pd.notna(row.get("did")):
         dci = f"{_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)}"
-        s += say(f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
-                  f"；相对对照部门 {_fmt_diff(row['did'], u)}（95%置信区间 {dci.replace(' to ', ' ~ ')}）")
+        s += say(
+            f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
+            f"；相对对照部门 {_fmt_diff(row['did'], u)}（95%置信区间 {dci.replace(' to ', ' ~ ')}）",
+        )
     return s + say(".", "。")
 
 
@@ -197,9 +235,13 @@ def nothing_measured(metric: str, by: str, language: str = "en") -> str:
     m = CATALOGUE[metric]
     en_by, zh_by = BY_WORDS.get(by, (by, by))
     if language == "zh":
-        return f"未按{zh_by}展示{m.name('zh')}：实施前后两个时段均无可计算的数据（{FORMULA_ZH.get(metric, m.formula)}）。"
-    return (f"{m.name('en')} by {en_by} not shown: neither the before nor the after window has anything to "
-            f"measure it on ({m.formula}).")
+        return (
+            f"未按{zh_by}展示{m.name('zh')}：实施前后两个时段均无可计算的数据（{FORMULA_ZH.get(metric, m.formula)}）。"
+        )
+    return (
+        f"{m.name('en')} by {en_by} not shown: neither the before nor the after window has anything to "
+        f"measure it on ({m.formula})."
+    )
 
 
 def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:
@@ -207,6 +249,8 @@ def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd
     from crmnb.analysis.metrics import compute
 
     opts = {"conversion_window_days": case.thresholds.conversion_window_days}
-    parts = [compute(metric, tables, *case.windows[w], case.department, by=by, **opts).assign(window=w)
-             for w in ("before", "after")]
+    parts = [
+        compute(metric, tables, *case.windows[w], case.department, by=by, **opts).assign(window=w)
+        for w in ("before", "after")
+    ]
     return pd.concat(parts, ignore_index=True)

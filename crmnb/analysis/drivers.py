@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from crmnb.errors import NotEnoughData
 from crmnb.analysis.metrics import converted_within
+from crmnb.errors import NotEnoughData
 
 RESPONSE_BUCKETS: tuple[tuple[float, float, str], ...] = (
     (0, 4, "< 4 h"),
@@ -22,13 +22,19 @@ RESPONSE_BUCKETS: tuple[tuple[float, float, str], ...] = (
 """Response-time buckets, in hours: lower bound included, upper excluded."""
 
 
-def response_conversion(leads: pd.DataFrame, opportunities: pd.DataFrame,
-                        conversion_window_days: int = 90) -> pd.DataFrame:
+def response_conversion(
+    leads: pd.DataFrame, opportunities: pd.DataFrame, conversion_window_days: int = 90
+) -> pd.DataFrame:
     """Return one row per contacted lead: response hours and whether it was won within the window."""
     converted = converted_within(leads, opportunities, conversion_window_days)
     hours = (leads["first_contact_at"] - leads["created_at"]).dt.total_seconds() / 3600
-    out = pd.DataFrame({"lead_id": leads["lead_id"].to_numpy(), "response_hours": hours.to_numpy(),
-                        "converted": converted.to_numpy().astype(float)})
+    out = pd.DataFrame(
+        {
+            "lead_id": leads["lead_id"].to_numpy(),
+            "response_hours": hours.to_numpy(),
+            "converted": converted.to_numpy().astype(float),
+        }
+    )
     return out[out["response_hours"].notna() & (out["response_hours"] >= 0)].reset_index(drop=True)
 
 
@@ -89,7 +95,10 @@ def response_slope(rc: pd.DataFrame, cap_hours: float = 120.0) -> Slope:
         raise NotEnoughData(
             f"Response-time effect not estimated: it needs at least 10 contacted leads whose first-response "
             f"times differ; this data has {n}{same_en}.",
-            f"未估计首次响应时长对转化的影响：至少需要10条首次响应时长各异的已联系线索，本数据有{n}条{same_zh}。", 10, n)
+            f"未估计首次响应时长对转化的影响：至少需要10条首次响应时长各异的已联系线索，本数据有{n}条{same_zh}。",
+            10,
+            n,
+        )
     X = np.column_stack([np.ones(n), x])
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ beta
@@ -107,8 +116,14 @@ def slope_record(s: Slope | None, gap: Exception | None = None) -> dict:
     """Return the slope as step 5 hands it on: its figures and the sentence, or, when it could not be
     estimated, empty figures and the reason (``gap``, a :class:`crmnb.errors.NotEnoughData`)."""
     if s is None:
-        return {"per_unit": None, "ci_low": None, "ci_high": None, "p_value": None,
-                "n": getattr(gap, "found", None), "sentence": gap.say() if gap is not None else ""}
+        return {
+            "per_unit": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
+            "n": getattr(gap, "found", None),
+            "sentence": gap.say() if gap is not None else "",
+        }
     return {**s.__dict__, "sentence": slope_sentence(s)}
 
 
@@ -121,7 +136,11 @@ def slope_sentence(s: Slope) -> str:
     from crmnb.present.words import language
 
     if language() == "zh":
-        return (f"首次响应每快一天，线索转化率约{s.per_unit * 100:+.1f}个百分点"
-                f"（95%置信区间 {s.ci_low * 100:+.1f} ~ {s.ci_high * 100:+.1f} 个百分点；{s.n:,} 条线索）。")
-    return (f"Each day faster first response goes with {s.per_unit * 100:+.1f} pp conversion "
-            f"(95% CI {s.ci_low * 100:+.1f} to {s.ci_high * 100:+.1f} pp; {s.n:,} leads).")
+        return (
+            f"首次响应每快一天，线索转化率约{s.per_unit * 100:+.1f}个百分点"
+            f"（95%置信区间 {s.ci_low * 100:+.1f} ~ {s.ci_high * 100:+.1f} 个百分点；{s.n:,} 条线索）。"
+        )
+    return (
+        f"Each day faster first response goes with {s.per_unit * 100:+.1f} pp conversion "
+        f"(95% CI {s.ci_low * 100:+.1f} to {s.ci_high * 100:+.1f} pp; {s.n:,} leads)."
+    )

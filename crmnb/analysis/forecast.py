@@ -14,7 +14,8 @@ actual/forecast ratios at the same horizon.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -71,8 +72,10 @@ def weekly_revenue(opportunities: pd.DataFrame, department: str | None = None, s
     week = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
     g = pd.DataFrame({"week": week, "amount": won["amount"].astype(float)}).groupby("week")["amount"]
     if start is None and end is None and won.empty:
-        raise ValueError("table 'opportunities': no won deal with a close date and amount"
-                         + (f" in department {department!r}" if department is not None else ""))
+        raise ValueError(
+            "table 'opportunities': no won deal with a close date and amount"
+            + (f" in department {department!r}" if department is not None else "")
+        )
     if start is not None:
         s = pd.Timestamp(start).normalize()
         first = s + pd.Timedelta(days=(7 - s.weekday()) % 7)  # the first Monday on or after start
@@ -86,9 +89,13 @@ def weekly_revenue(opportunities: pd.DataFrame, department: str | None = None, s
     if pd.isna(first) or pd.isna(last) or last < first:
         raise ValueError(f"no complete week between {start} and {end}")
     weeks = pd.date_range(first, last, freq="W-MON", name="week")
-    out = pd.DataFrame({"week": weeks,
-                        "revenue": g.sum().reindex(weeks, fill_value=0.0).to_numpy(dtype=float),
-                        "deals": g.size().reindex(weeks, fill_value=0).to_numpy(dtype=int)})
+    out = pd.DataFrame(
+        {
+            "week": weeks,
+            "revenue": g.sum().reindex(weeks, fill_value=0.0).to_numpy(dtype=float),
+            "deals": g.size().reindex(weeks, fill_value=0).to_numpy(dtype=int),
+        }
+    )
     return out
 
 
@@ -108,8 +115,10 @@ def _series(weekly: pd.DataFrame | pd.Series) -> tuple[pd.DatetimeIndex, np.ndar
     if np.isnan(values).any():
         raise ValueError("table 'weekly': revenue has missing weeks (NaN); a week without a win is 0")
     if len(weeks) > 1 and ((weeks[1:] - weeks[:-1]) != pd.Timedelta(days=7)).any():
-        raise ValueError("table 'weekly': weeks must be consecutive, 7 days apart (use weekly_revenue, "
-                         "which fills weeks without a win with 0)")
+        raise ValueError(
+            "table 'weekly': weeks must be consecutive, 7 days apart (use weekly_revenue, "
+            "which fills weeks without a win with 0)"
+        )
     return weeks, values
 
 
@@ -131,7 +140,7 @@ def _holt_damped(y: np.ndarray, horizon: int) -> np.ndarray:
     a, b = a.ravel(), b.ravel()
     k = min(4, len(y) // 2)
     level = np.full(len(a), y[:k].mean())
-    trend = np.full(len(a), (y[k:2 * k].mean() - y[:k].mean()) / k)
+    trend = np.full(len(a), (y[k : 2 * k].mean() - y[:k].mean()) / k)
     sse = np.zeros(len(a))
     for v in y:
         pred = level + PHI * trend
@@ -151,7 +160,9 @@ def _moving_average(y: np.ndarray, horizon: int) -> np.ndarray:
 
 
 _METHODS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "ses": _ses, "holt_damped": _holt_damped, "moving_average": _moving_average,
+    "ses": _ses,
+    "holt_damped": _holt_damped,
+    "moving_average": _moving_average,
 }
 
 
@@ -167,8 +178,9 @@ def _check_horizon(horizon: int) -> None:
 
 
 # --------------------------------------------------------------------------- backtest and forecast
-def backtest(weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_train: int = 26, step: int = 1,
-             method: str = "holt_damped") -> pd.DataFrame:
+def backtest(
+    weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_train: int = 26, step: int = 1, method: str = "holt_damped"
+) -> pd.DataFrame:
     """Return a rolling-origin backtest: forecast vs actual per origin and weeks ahead.
 
     The model is fitted on the first ``min_train`` weeks, then on each ``step`` weeks
@@ -197,8 +209,15 @@ def backtest(weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_train: int
         parts.append(np.column_stack([np.full(h, o - 1), np.arange(1, h + 1), fit(y[:o], h)]))
     arr = np.vstack(parts)
     at = arr[:, 0].astype(int) + arr[:, 1].astype(int)
-    out = pd.DataFrame({"origin": weeks[arr[:, 0].astype(int)], "step": arr[:, 1].astype(int), "week": weeks[at],
-                        "actual": y[at], "forecast": arr[:, 2]})
+    out = pd.DataFrame(
+        {
+            "origin": weeks[arr[:, 0].astype(int)],
+            "step": arr[:, 1].astype(int),
+            "week": weeks[at],
+            "actual": y[at],
+            "forecast": arr[:, 2],
+        }
+    )
     out["error"] = out["forecast"] - out["actual"]
     out["method"] = method
     return out
@@ -215,8 +234,14 @@ def _band(bt: pd.DataFrame, horizon: int, level: float, min_points: int = 8) -> 
     return lo.reindex(steps).to_numpy(dtype=float), hi.reindex(steps).to_numpy(dtype=float)
 
 
-def rolling_forecast(weekly: pd.DataFrame | pd.Series, horizon: int = 12, method: str = "holt_damped",
-                     level: float = 0.8, as_of=None, min_train: int = 26) -> pd.DataFrame:
+def rolling_forecast(
+    weekly: pd.DataFrame | pd.Series,
+    horizon: int = 12,
+    method: str = "holt_damped",
+    level: float = 0.8,
+    as_of=None,
+    min_train: int = 26,
+) -> pd.DataFrame:
     """Return the next ``horizon`` weeks' forecast with a ``level`` prediction band: week, step, forecast, lower, upper.
 
     ``method`` is ``holt_damped`` (the default: exponential smoothing of the level
@@ -242,17 +267,27 @@ def rolling_forecast(weekly: pd.DataFrame | pd.Series, horizon: int = 12, method
         keep = weeks <= pd.Timestamp(as_of)
         weeks, y = weeks[keep], y[keep]
     if len(y) < MIN_HISTORY:
-        raise ValueError(f"table 'weekly' has {len(y)} weeks up to {as_of or 'the end'}; "
-                         f"a forecast needs at least {MIN_HISTORY}")
+        raise ValueError(
+            f"table 'weekly' has {len(y)} weeks up to {as_of or 'the end'}; a forecast needs at least {MIN_HISTORY}"
+        )
     point = fit(y, horizon)
     if len(y) > max(min_train, MIN_HISTORY):
         lo, hi = _band(backtest(pd.Series(y, index=weeks), horizon, min_train, 1, method), horizon, level)
     else:
         lo = hi = np.full(horizon, np.nan)
     ahead = pd.date_range(weeks[-1] + pd.Timedelta(days=7), periods=horizon, freq="W-MON")
-    return pd.DataFrame({"week": ahead, "step": np.arange(1, horizon + 1), "forecast": point,
-                         "lower": np.maximum(point * lo, 0.0), "upper": point * hi, "level": level,
-                         "method": method, "origin": weeks[-1]})
+    return pd.DataFrame(
+        {
+            "week": ahead,
+            "step": np.arange(1, horizon + 1),
+            "forecast": point,
+            "lower": np.maximum(point * lo, 0.0),
+            "upper": point * hi,
+            "level": level,
+            "method": method,
+            "origin": weeks[-1],
+        }
+    )
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -292,8 +327,12 @@ def forecast_accuracy(backtest: pd.DataFrame, by_step: bool = False) -> pd.DataF
     def score(df: pd.DataFrame) -> dict:
         a, f = df["actual"].to_numpy(float), df["forecast"].to_numpy(float)
         scale = np.abs(a).sum()
-        return {"n": len(df), "wape": np.abs(f - a).sum() / scale if scale else np.nan,
-                "bias": (f - a).sum() / scale if scale else np.nan, "mae": np.abs(f - a).mean()}
+        return {
+            "n": len(df),
+            "wape": np.abs(f - a).sum() / scale if scale else np.nan,
+            "bias": (f - a).sum() / scale if scale else np.nan,
+            "mae": np.abs(f - a).mean(),
+        }
 
     if by_step:
         rows = [{"step": int(s), **score(g)} for s, g in backtest.groupby("step")]
@@ -301,9 +340,14 @@ def forecast_accuracy(backtest: pd.DataFrame, by_step: bool = False) -> pd.DataF
     full = backtest.groupby("origin").filter(lambda g: len(g) == backtest["step"].max())
     tot = full.groupby("origin")[["actual", "forecast"]].sum()
     scale = tot["actual"].abs().sum()
-    row = {"step": "all", **score(backtest), "horizon": int(backtest["step"].max()), "origins": len(tot),
-           "total_wape": (tot["forecast"] - tot["actual"]).abs().sum() / scale if scale else np.nan,
-           "total_bias": (tot["forecast"] - tot["actual"]).sum() / scale if scale else np.nan}
+    row = {
+        "step": "all",
+        **score(backtest),
+        "horizon": int(backtest["step"].max()),
+        "origins": len(tot),
+        "total_wape": (tot["forecast"] - tot["actual"]).abs().sum() / scale if scale else np.nan,
+        "total_bias": (tot["forecast"] - tot["actual"]).sum() / scale if scale else np.nan,
+    }
     return pd.DataFrame([row])
 
 
@@ -350,8 +394,9 @@ def deviation_rate(forecast: pd.DataFrame, weekly: pd.DataFrame | pd.Series, tol
     return out
 
 
-def compare_methods(weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_train: int = 26,
-                    methods: tuple[str, ...] = METHODS) -> pd.DataFrame:
+def compare_methods(
+    weekly: pd.DataFrame | pd.Series, horizon: int = 12, min_train: int = 26, methods: tuple[str, ...] = METHODS
+) -> pd.DataFrame:
     """Return each method's backtest accuracy on the same weeks, best (lowest WAPE) first."""
     rows = [forecast_accuracy(backtest(weekly, horizon, min_train, 1, m)).assign(method=m) for m in methods]
     out = pd.concat(rows, ignore_index=True).drop(columns="step")
@@ -368,8 +413,14 @@ class WeeklyForecast(NamedTuple):
     forecast: pd.DataFrame
 
 
-def weekly_forecast(opportunities: pd.DataFrame, department: str | None, end, horizon: int = 12,
-                    min_train: int = 26, method: str = "holt_damped") -> WeeklyForecast:
+def weekly_forecast(
+    opportunities: pd.DataFrame,
+    department: str | None,
+    end,
+    horizon: int = 12,
+    min_train: int = 26,
+    method: str = "holt_damped",
+) -> WeeklyForecast:
     """Return the department's weekly won revenue up to ``end``, its rolling backtest and accuracy, and the
     ``horizon``-week forecast: :func:`weekly_revenue`, :func:`backtest`, :func:`forecast_accuracy` and
     :func:`rolling_forecast` in one call.
@@ -390,16 +441,36 @@ def weekly_forecast(opportunities: pd.DataFrame, department: str | None, end, ho
             f"then weeks to test it on); this data has {n} week{'s' if n != 1 else ''} from the first win to {end}.",
             f"未做收入预测：至少需要{need}周的成交历史（{min_train}周用于拟合模型，其后各周用于检验）；"
             f"本数据从首笔成交到{end}只有{n}周。",
-            need, n)
+            need,
+            n,
+        )
     bt = backtest(weekly, horizon=horizon, min_train=min_train, method=method)
-    return WeeklyForecast(weekly, bt, forecast_accuracy(bt),
-                          rolling_forecast(weekly, horizon=horizon, method=method, min_train=min_train))
+    return WeeklyForecast(
+        weekly, bt, forecast_accuracy(bt), rolling_forecast(weekly, horizon=horizon, method=method, min_train=min_train)
+    )
 
 
-FORECAST_COLUMNS = {"week": "datetime64[ns]", "step": "int64", "forecast": float, "lower": float, "upper": float,
-                    "level": float, "method": object, "origin": "datetime64[ns]"}
-ACCURACY_COLUMNS = {"step": object, "n": "int64", "wape": float, "bias": float, "mae": float, "horizon": "int64",
-                    "origins": "int64", "total_wape": float, "total_bias": float}
+FORECAST_COLUMNS = {
+    "week": "datetime64[ns]",
+    "step": "int64",
+    "forecast": float,
+    "lower": float,
+    "upper": float,
+    "level": float,
+    "method": object,
+    "origin": "datetime64[ns]",
+}
+ACCURACY_COLUMNS = {
+    "step": object,
+    "n": "int64",
+    "wape": float,
+    "bias": float,
+    "mae": float,
+    "horizon": "int64",
+    "origins": "int64",
+    "total_wape": float,
+    "total_bias": float,
+}
 
 
 def empty_forecast() -> pd.DataFrame:
@@ -420,9 +491,13 @@ def describe_accuracy(accuracy: pd.DataFrame, tolerance: float = 0.08) -> str:
     flag = bool(deviation_flag(a["total_wape"], tolerance))
     h = int(a["horizon"])
     if language() == "zh":
-        return (f"回测 {int(a['origins'])} 个起点：周度WAPE {a['wape']:.1%}，偏差 {a['bias']:+.1%}；"
-                f"{h}周合计预测偏差率 {a['total_wape']:.1%}，容差 {tolerance:.0%}："
-                + ("超出容差，预测值应作为区间参考。" if flag else "在容差以内。"))
-    return (f"Backtest over {int(a['origins'])} origins: weekly WAPE {a['wape']:.1%}, bias {a['bias']:+.1%}; "
-            f"{h}-week total deviation {a['total_wape']:.1%} against a {tolerance:.0%} tolerance: "
-            + ("above tolerance: read the forecast as a range, not a number." if flag else "within tolerance."))
+        return (
+            f"回测 {int(a['origins'])} 个起点：周度WAPE {a['wape']:.1%}，偏差 {a['bias']:+.1%}；"
+            f"{h}周合计预测偏差率 {a['total_wape']:.1%}，容差 {tolerance:.0%}："
+            + ("超出容差，预测值应作为区间参考。" if flag else "在容差以内。")
+        )
+    return (
+        f"Backtest over {int(a['origins'])} origins: weekly WAPE {a['wape']:.1%}, bias {a['bias']:+.1%}; "
+        f"{h}-week total deviation {a['total_wape']:.1%} against a {tolerance:.0%} tolerance: "
+        + ("above tolerance: read the forecast as a range, not a number." if flag else "within tolerance.")
+    )

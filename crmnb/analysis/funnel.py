@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,16 +25,22 @@ def conversion_table(stages: Sequence[str], entered: Sequence[int]) -> pd.DataFr
     nxt = np.append(e[1:], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(e > 0, nxt / e, np.nan)
-    out = pd.DataFrame({"stage": list(stages), "entered": e.astype(int),
-                        "converted": pd.array(np.append(e[1:], np.nan), dtype="Int64"),
-                        "conversion_rate": rate})
+    out = pd.DataFrame(
+        {
+            "stage": list(stages),
+            "entered": e.astype(int),
+            "converted": pd.array(np.append(e[1:], np.nan), dtype="Int64"),
+            "conversion_rate": rate,
+        }
+    )
     out.loc[out.index[-1], "conversion_rate"] = np.nan
     out["overall_rate"] = e / e[0] if e[0] else np.nan
     return out
 
 
-def stage_reach(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame,
-                stages: Sequence[str] = FUNNEL_STAGES) -> pd.DataFrame:
+def stage_reach(
+    leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame, stages: Sequence[str] = FUNNEL_STAGES
+) -> pd.DataFrame:
     """Return, per lead, the furthest funnel stage it reached (index into ``stages``).
 
     A lead reaches ``first_contact`` when it was contacted, and an opportunity stage
@@ -58,19 +64,42 @@ def dwell_days(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: 
     """Return one row per stage visit with its dwell time in days: stage, lead_id, days."""
     parts = []
     contacted = leads[leads["first_contact_at"].notna()]
-    parts.append(pd.DataFrame({"stage": "lead", "lead_id": contacted["lead_id"].to_numpy(),
-                               "days": ((contacted["first_contact_at"] - contacted["created_at"])
-                                        .dt.total_seconds() / 86400).to_numpy()}))
+    parts.append(
+        pd.DataFrame(
+            {
+                "stage": "lead",
+                "lead_id": contacted["lead_id"].to_numpy(),
+                "days": (
+                    (contacted["first_contact_at"] - contacted["created_at"]).dt.total_seconds() / 86400
+                ).to_numpy(),
+            }
+        )
+    )
     first_opp = opportunities.dropna(subset=["lead_id"]).groupby("lead_id")["created_at"].min()
     fc = contacted.set_index("lead_id")["first_contact_at"]
     both = fc.index.intersection(first_opp.index)
-    parts.append(pd.DataFrame({"stage": "first_contact", "lead_id": both,
-                               "days": ((first_opp[both] - fc[both]).dt.total_seconds() / 86400).to_numpy()}))
+    parts.append(
+        pd.DataFrame(
+            {
+                "stage": "first_contact",
+                "lead_id": both,
+                "days": ((first_opp[both] - fc[both]).dt.total_seconds() / 86400).to_numpy(),
+            }
+        )
+    )
     # inner: only the stage visits of the given opportunities (the cohort's), not every deal's
     sh = stage_history[stage_history["exited_at"].notna()].merge(
-        opportunities[["opportunity_id", "lead_id"]], on="opportunity_id", how="inner")
-    parts.append(pd.DataFrame({"stage": sh["stage"].to_numpy(), "lead_id": sh["lead_id"].to_numpy(),
-                               "days": ((sh["exited_at"] - sh["entered_at"]).dt.total_seconds() / 86400).to_numpy()}))
+        opportunities[["opportunity_id", "lead_id"]], on="opportunity_id", how="inner"
+    )
+    parts.append(
+        pd.DataFrame(
+            {
+                "stage": sh["stage"].to_numpy(),
+                "lead_id": sh["lead_id"].to_numpy(),
+                "days": ((sh["exited_at"] - sh["entered_at"]).dt.total_seconds() / 86400).to_numpy(),
+            }
+        )
+    )
     out = pd.concat(parts, ignore_index=True)
     return out[out["days"] >= 0]
 
@@ -78,17 +107,23 @@ def dwell_days(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: 
 def loss_stage(opportunities: pd.DataFrame, stage_history: pd.DataFrame) -> pd.DataFrame:
     """Return lost opportunities with the stage they were lost from and their loss reason."""
     lost = opportunities[opportunities["status"] == "lost"]
-    sh = stage_history[isin(stage_history["opportunity_id"], lost["opportunity_id"]) &
-                       stage_history["stage"].isin(FUNNEL_STAGES)]
+    sh = stage_history[
+        isin(stage_history["opportunity_id"], lost["opportunity_id"]) & stage_history["stage"].isin(FUNNEL_STAGES)
+    ]
     last = sh.sort_values("entered_at").groupby("opportunity_id")["stage"].last()
     out = lost[["opportunity_id", "lead_id", "loss_reason"]].copy()
     out["lost_at_stage"] = out["opportunity_id"].map(last).fillna("needs_confirmed")
     return out
 
 
-def funnel(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame,
-           stages: Sequence[str] = FUNNEL_STAGES, benchmarks: dict[str, float] | None = None,
-           top_reasons: int = 2) -> pd.DataFrame:
+def funnel(
+    leads: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    stage_history: pd.DataFrame,
+    stages: Sequence[str] = FUNNEL_STAGES,
+    benchmarks: dict[str, float] | None = None,
+    top_reasons: int = 2,
+) -> pd.DataFrame:
     """Return the funnel of a cohort of leads: per stage entered, converted, rate, dwell, loss reasons, alert.
 
     The cohort is ``leads``; pass the leads created in the period (and department).
@@ -132,17 +167,31 @@ def gaps(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.Dat
 
     out = []
     if not len(leads):
-        out.append(say("Funnel not traced: it needs leads of the department created in the period; this data has none.",
-                       "未绘制销售漏斗：需要本部门本周期创建的线索，本数据没有。"))
+        out.append(
+            say(
+                "Funnel not traced: it needs leads of the department created in the period; this data has none.",
+                "未绘制销售漏斗：需要本部门本周期创建的线索，本数据没有。",
+            )
+        )
         return out
-    linked = opportunities["lead_id"].notna() if "lead_id" in opportunities else pd.Series(False, index=opportunities.index)
+    linked = (
+        opportunities["lead_id"].notna() if "lead_id" in opportunities else pd.Series(False, index=opportunities.index)
+    )
     if len(opportunities) and not linked.any():
         n = len(opportunities)
-        out.append(say(f"Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
-                       f"(a lead id on each deal); none of this data's {n} deal{'s' if n != 1 else ''} has one.",
-                       f"销售漏斗只能追踪到线索阶段：后续阶段需要商机关联到其线索（每个商机带有线索编号），"
-                       f"本数据的{n}个商机均未关联。"))
+        out.append(
+            say(
+                f"Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
+                f"(a lead id on each deal); none of this data's {n} deal{'s' if n != 1 else ''} has one.",
+                f"销售漏斗只能追踪到线索阶段：后续阶段需要商机关联到其线索（每个商机带有线索编号），"
+                f"本数据的{n}个商机均未关联。",
+            )
+        )
     if len(opportunities) and not isin(stage_history["opportunity_id"], opportunities["opportunity_id"]).any():
-        out.append(say("Deal-stage dwell times not measured: they need the deals' stage history; this data has none.",
-                       "未计算商机各阶段的停留时长：需要商机的阶段变更记录，本数据没有。"))
+        out.append(
+            say(
+                "Deal-stage dwell times not measured: they need the deals' stage history; this data has none.",
+                "未计算商机各阶段的停留时长：需要商机的阶段变更记录，本数据没有。",
+            )
+        )
     return out

@@ -12,13 +12,13 @@ one of its opportunities was won. Multi-touch views of the same conversions come
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from crmnb.frames import isin
 from crmnb.analysis.funnel import stage_reach
+from crmnb.frames import isin
 from crmnb.intake.schema import FUNNEL_STAGES
 
 MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "position_based")
@@ -41,8 +41,10 @@ def _check(df: pd.DataFrame, table: str, columns: Sequence[str], allow_empty: bo
         raise ValueError(f"table '{table}' must be a DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"table '{table}': missing column(s) {', '.join(missing)}; "
-                         f"found: {', '.join(map(str, df.columns)) or 'none'}")
+        raise ValueError(
+            f"table '{table}': missing column(s) {', '.join(missing)}; "
+            f"found: {', '.join(map(str, df.columns)) or 'none'}"
+        )
     if not allow_empty and df.empty:
         raise ValueError(f"table '{table}' is empty: nothing to analyse")
 
@@ -72,8 +74,9 @@ def _label(s: pd.Series, missing: str = UNKNOWN) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- outcomes per lead
-def lead_outcomes(leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.DataFrame,
-                  start=None, end=None) -> pd.DataFrame:
+def lead_outcomes(
+    leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.DataFrame, start=None, end=None
+) -> pd.DataFrame:
     """Return one row per lead created in the window: won or not, its customer and the revenue it brought.
 
     A lead is *won* when one of its opportunities was won (closed by ``end``). Its
@@ -92,8 +95,12 @@ def lead_outcomes(leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.D
     [['L1', True, 140.0], ['L2', False, 0.0]]
     """
     _check(leads, "leads", ["lead_id", "created_at", "channel", "campaign_id"])
-    _check(opportunities, "opportunities", ["opportunity_id", "lead_id", "customer_id", "status", "amount",
-                                            "closed_at"], allow_empty=True)
+    _check(
+        opportunities,
+        "opportunities",
+        ["opportunity_id", "lead_id", "customer_id", "status", "amount", "closed_at"],
+        allow_empty=True,
+    )
     _check(orders, "orders", ["customer_id", "order_date", "amount"], allow_empty=True)
     if leads["lead_id"].duplicated().any():
         dup = leads.loc[leads["lead_id"].duplicated(), "lead_id"].iloc[0]
@@ -105,10 +112,21 @@ def lead_outcomes(leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.D
     won = won_all[isin(won_all["lead_id"], cohort["lead_id"]) & _in(won_all["closed_at"], None, hi)]
     won = won.sort_values(["closed_at", "opportunity_id"], kind="stable")
     g = won.groupby("lead_id", sort=False)
-    per = pd.DataFrame({"won_at": g["closed_at"].min(), "customer_id": g["customer_id"].first(),
-                        "deal_revenue": g["amount"].sum(min_count=1)})
-    out = pd.DataFrame({"lead_id": cohort["lead_id"].to_numpy(), "created_at": cohort["created_at"].to_numpy(),
-                        "channel": cohort["channel"].to_numpy(), "campaign_id": cohort["campaign_id"].to_numpy()})
+    per = pd.DataFrame(
+        {
+            "won_at": g["closed_at"].min(),
+            "customer_id": g["customer_id"].first(),
+            "deal_revenue": g["amount"].sum(min_count=1),
+        }
+    )
+    out = pd.DataFrame(
+        {
+            "lead_id": cohort["lead_id"].to_numpy(),
+            "created_at": cohort["created_at"].to_numpy(),
+            "channel": cohort["channel"].to_numpy(),
+            "campaign_id": cohort["campaign_id"].to_numpy(),
+        }
+    )
     out = out.join(per, on="lead_id")
     out["won"] = out["won_at"].notna()
     if "customer_id" in cohort:  # a won deal without a customer: fall back to the lead's customer
@@ -171,13 +189,26 @@ def _metrics(out: pd.DataFrame, ltv: pd.Series | float | None, won: pd.DataFrame
 
 def _aggregate(outcomes: pd.DataFrame, key: str) -> pd.DataFrame:
     g = outcomes.groupby(key, sort=False, dropna=False)
-    return pd.DataFrame({"leads": g.size(), "customers": g["won"].sum(), "deal_revenue": g["deal_revenue"].sum(),
-                         "repeat_revenue": g["repeat_revenue"].sum(), "revenue": g["revenue"].sum()})
+    return pd.DataFrame(
+        {
+            "leads": g.size(),
+            "customers": g["won"].sum(),
+            "deal_revenue": g["deal_revenue"].sum(),
+            "repeat_revenue": g["repeat_revenue"].sum(),
+            "revenue": g["revenue"].sum(),
+        }
+    )
 
 
-def campaign_performance(campaigns: pd.DataFrame, leads: pd.DataFrame, opportunities: pd.DataFrame,
-                         orders: pd.DataFrame, start=None, end=None,
-                         ltv_per_customer: pd.Series | float | None = None) -> pd.DataFrame:
+def campaign_performance(
+    campaigns: pd.DataFrame,
+    leads: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    orders: pd.DataFrame,
+    start=None,
+    end=None,
+    ltv_per_customer: pd.Series | float | None = None,
+) -> pd.DataFrame:
     """Return per campaign: spend, leads, customers, conversion, CAC, revenue, ROI (and LTV/CAC).
 
     * leads: leads created in the window whose ``campaign_id`` is the campaign (last touch);
@@ -215,15 +246,39 @@ def campaign_performance(campaigns: pd.DataFrame, leads: pd.DataFrame, opportuni
     out = pd.concat([out[known], out[~known]], ignore_index=True)  # the campaign table's order, then strays
     out["campaign_id"] = out["campaign_id"].astype(object)
     out = _metrics(out, ltv_per_customer, outcomes[outcomes["won"]], "campaign_id")
-    order = ["campaign_id", "name", "channel", "start_date", "end_date", "spend_total", "spend_share", "spend",
-             "cpa_benchmark", "leads", "customers", "conversion", "cac", "deal_revenue", "repeat_revenue", "revenue",
-             "roi", "ltv", "ltv_cac"]
+    order = [
+        "campaign_id",
+        "name",
+        "channel",
+        "start_date",
+        "end_date",
+        "spend_total",
+        "spend_share",
+        "spend",
+        "cpa_benchmark",
+        "leads",
+        "customers",
+        "conversion",
+        "cac",
+        "deal_revenue",
+        "repeat_revenue",
+        "revenue",
+        "roi",
+        "ltv",
+        "ltv_cac",
+    ]
     return out[[c for c in order if c in out]]
 
 
-def channel_performance(campaigns: pd.DataFrame, leads: pd.DataFrame, opportunities: pd.DataFrame,
-                        orders: pd.DataFrame, start=None, end=None,
-                        ltv_per_customer: pd.Series | float | None = None) -> pd.DataFrame:
+def channel_performance(
+    campaigns: pd.DataFrame,
+    leads: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    orders: pd.DataFrame,
+    start=None,
+    end=None,
+    ltv_per_customer: pd.Series | float | None = None,
+) -> pd.DataFrame:
     """Return :func:`campaign_performance`'s figures per channel (the lead's channel, spend of the channel's campaigns).
 
     ``cpa_benchmark`` of a channel is the CAC it would have had if each of its
@@ -236,24 +291,43 @@ def channel_performance(campaigns: pd.DataFrame, leads: pd.DataFrame, opportunit
     camp_channel = campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["channel"]
     channel = outcomes["channel"].fillna(outcomes["campaign_id"].map(camp_channel))
     outcomes = outcomes.assign(channel=_label(channel))
-    spend = pd.DataFrame({"channel": _label(campaigns["channel"]).to_numpy(),
-                          "spend": campaigns["spend"].to_numpy(dtype=float) * _spend_share(campaigns, lo, hi),
-                          "campaigns": 1})
+    spend = pd.DataFrame(
+        {
+            "channel": _label(campaigns["channel"]).to_numpy(),
+            "spend": campaigns["spend"].to_numpy(dtype=float) * _spend_share(campaigns, lo, hi),
+            "campaigns": 1,
+        }
+    )
     agg_spend = spend.groupby("channel", sort=False).agg(spend=("spend", "sum"), campaigns=("campaigns", "sum"))
     agg = _aggregate(outcomes, "channel")
     out = agg_spend.join(agg, how="outer").rename_axis("channel").reset_index()
     out["campaigns"] = out["campaigns"].fillna(0).astype(int)
     out["spend"] = out["spend"].fillna(0.0)
     if "cpa_benchmark" in campaigns:
-        bench = outcomes["campaign_id"].map(campaigns.drop_duplicates("campaign_id")
-                                            .set_index("campaign_id")["cpa_benchmark"])
+        bench = outcomes["campaign_id"].map(
+            campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["cpa_benchmark"]
+        )
         w = outcomes.assign(b=bench)[outcomes["won"] & bench.notna()]
         g = w.groupby("channel")["b"]
         out["cpa_benchmark"] = out["channel"].map(g.sum() / g.size())
     out = _metrics(out, ltv_per_customer, outcomes[outcomes["won"]], "channel")
     out = out.sort_values(["leads", "spend"], ascending=False, kind="stable").reset_index(drop=True)
-    order = ["channel", "campaigns", "spend", "cpa_benchmark", "leads", "customers", "conversion", "cac",
-             "deal_revenue", "repeat_revenue", "revenue", "roi", "ltv", "ltv_cac"]
+    order = [
+        "channel",
+        "campaigns",
+        "spend",
+        "cpa_benchmark",
+        "leads",
+        "customers",
+        "conversion",
+        "cac",
+        "deal_revenue",
+        "repeat_revenue",
+        "revenue",
+        "roi",
+        "ltv",
+        "ltv_cac",
+    ]
     return out[[c for c in order if c in out]]
 
 
@@ -291,8 +365,13 @@ def cpa_alerts(performance: pd.DataFrame, tolerance: float = 0.30) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- channel x stage
-def channel_stage_matrix(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame,
-                         stages: Sequence[str] = FUNNEL_STAGES, total: bool = True) -> pd.DataFrame:
+def channel_stage_matrix(
+    leads: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    stage_history: pd.DataFrame,
+    stages: Sequence[str] = FUNNEL_STAGES,
+    total: bool = True,
+) -> pd.DataFrame:
     """Return per channel and funnel stage: leads reaching it, share of the channel's leads, stage-to-stage rate.
 
     Reach follows :func:`crmnb.analysis.funnel.stage_reach` (the furthest stage a lead got to
@@ -307,8 +386,9 @@ def channel_stage_matrix(leads: pd.DataFrame, opportunities: pd.DataFrame, stage
     stages = list(stages)
     bad = [s for s in stages if s not in FUNNEL_STAGES]
     if bad or not stages:
-        raise ValueError(f"unknown stage(s) {', '.join(bad) or '(none given)'}; expected some of "
-                         f"{', '.join(FUNNEL_STAGES)}")
+        raise ValueError(
+            f"unknown stage(s) {', '.join(bad) or '(none given)'}; expected some of {', '.join(FUNNEL_STAGES)}"
+        )
     idx = np.array([FUNNEL_STAGES.index(s) for s in stages])
     if (np.diff(idx) <= 0).any():
         raise ValueError(f"stages must follow the funnel's order ({', '.join(FUNNEL_STAGES)}), got {stages}")
@@ -330,14 +410,16 @@ def channel_stage_matrix(leads: pd.DataFrame, opportunities: pd.DataFrame, stage
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.where(prev > 0, reached / prev, np.nan)
     k = len(stages)
-    return pd.DataFrame({
-        "channel": np.repeat(counts.index.to_numpy(), k),
-        "stage": np.tile(stages, len(counts)),
-        "leads": np.repeat(n.to_numpy(), k).astype(int),
-        "reached": reached.ravel().astype(int),
-        "reach_rate": (reached / n.to_numpy()[:, None]).ravel(),
-        "step_rate": step.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "channel": np.repeat(counts.index.to_numpy(), k),
+            "stage": np.tile(stages, len(counts)),
+            "leads": np.repeat(n.to_numpy(), k).astype(int),
+            "reached": reached.ravel().astype(int),
+            "reach_rate": (reached / n.to_numpy()[:, None]).ravel(),
+            "step_rate": step.ravel(),
+        }
+    )
 
 
 def stage_matrix(table: pd.DataFrame, value: str = "reach_rate") -> pd.DataFrame:
@@ -362,5 +444,3 @@ def stage_matrix(table: pd.DataFrame, value: str = "reach_rate") -> pd.DataFrame
         m.columns = [f"{a} → {b}" for a, b in zip(stages[:-1], stages[1:])]
     m.columns.name = None
     return m
-
-

@@ -13,9 +13,9 @@ tested for a before/after change, from the same units.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -200,8 +200,7 @@ def cac_value(t: Tables, start, end, department: str | None = None, **_) -> tupl
     return (spend / n if n else float("nan")), n
 
 
-def ltv_value(t: Tables, start, end, department: str | None = None, max_years: float = 10.0,
-              **_) -> tuple[float, int]:
+def ltv_value(t: Tables, start, end, department: str | None = None, max_years: float = 10.0, **_) -> tuple[float, int]:
     """Return the average-based lifetime value: order value × orders a year per buyer × expected years.
 
     Measured over the 365 days up to the period's end; expected years = 1 / annual churn
@@ -256,48 +255,154 @@ class Metric:
 CATALOGUE: dict[str, Metric] = {
     m.id: m
     for m in [
-        Metric("lead_response_hours", "Lead response time (hours)", "线索响应时长（小时）", "efficiency",
-               "average hours from lead creation to first contact, contacted leads created in the period",
-               ("leads",), "hours", lead_response_units, higher_is_better=False),
-        Metric("followup_ontime_rate", "Follow-up task completion rate (on time)", "跟进任务完成率", "efficiency",
-               "follow-up tasks completed by their due time / tasks due in the period",
-               ("activities",), "rate", followup_ontime_units),
-        Metric("lead_conversion_rate", "Lead conversion rate", "线索转化率", "effect",
-               "leads won within the conversion window / leads created in the period",
-               ("leads", "opportunities"), "rate", lead_conversion_units),
-        Metric("opportunity_win_rate", "Opportunity win rate", "商机赢单率", "effect",
-               "opportunities won / opportunities closed (won or lost) in the period",
-               ("opportunities",), "rate", opportunity_win_units),
-        Metric("sales_cycle_days", "Sales cycle (days)", "成交周期（天）", "efficiency",
-               "average days from lead creation to win, deals won in the period",
-               ("opportunities", "leads"), "days", sales_cycle_units, higher_is_better=False),
-        Metric("avg_order_value", "Average order value (CNY)", "客单价（元）", "effect",
-               "order revenue / number of orders placed in the period",
-               ("orders",), "CNY", order_value_units),
-        Metric("repeat_purchase_rate", "Repeat-purchase rate", "复购率", "effect",
-               "customers with two or more orders in the period / customers with an order in the period",
-               ("orders", "customers"), "rate", repeat_purchase_units),
-        Metric("csat", "Customer satisfaction (CSAT, 1–5)", "客户满意度评分（CSAT）", "experience",
-               "average satisfaction score of surveyed tickets opened in the period",
-               ("tickets",), "score", csat_units),
-        Metric("nps", "Net promoter score (NPS)", "净推荐值（NPS）", "experience",
-               "% promoters (9–10) − % detractors (0–6) among NPS answers in the period",
-               ("tickets",), "points", nps_units),
-        Metric("complaint_resolution_hours", "Complaint resolution time (hours)", "投诉解决时长（小时）", "experience",
-               "average hours from complaint to resolution, resolved complaints opened in the period",
-               ("tickets",), "hours", complaint_resolution_units, higher_is_better=False),
-        Metric("churn_rate", "Churn rate", "客户流失率", "effect",
-               "customers who bought in the 12 months before the period and bought nothing in it / those customers",
-               ("orders", "customers"), "rate", churn_units, higher_is_better=False),
-        Metric("cac", "Customer acquisition cost (CAC, CNY)", "获客成本（CAC）", "efficiency",
-               "campaign spend falling in the period / customers won from leads in the period",
-               ("campaigns", "leads", "opportunities"), "CNY", None, higher_is_better=False, total=cac_value),
-        Metric("ltv", "Customer lifetime value (LTV, CNY)", "客户生命周期价值（LTV）", "effect",
-               "average order value × orders a year per buyer × 1 / annual churn rate (12 months to period end)",
-               ("orders", "customers"), "CNY", None, total=ltv_value),
-        Metric("ltv_cac", "LTV / CAC", "LTV/CAC", "effect",
-               "lifetime value / customer acquisition cost",
-               ("orders", "campaigns", "leads", "opportunities"), "ratio", None, total=ltv_cac_value),
+        Metric(
+            "lead_response_hours",
+            "Lead response time (hours)",
+            "线索响应时长（小时）",
+            "efficiency",
+            "average hours from lead creation to first contact, contacted leads created in the period",
+            ("leads",),
+            "hours",
+            lead_response_units,
+            higher_is_better=False,
+        ),
+        Metric(
+            "followup_ontime_rate",
+            "Follow-up task completion rate (on time)",
+            "跟进任务完成率",
+            "efficiency",
+            "follow-up tasks completed by their due time / tasks due in the period",
+            ("activities",),
+            "rate",
+            followup_ontime_units,
+        ),
+        Metric(
+            "lead_conversion_rate",
+            "Lead conversion rate",
+            "线索转化率",
+            "effect",
+            "leads won within the conversion window / leads created in the period",
+            ("leads", "opportunities"),
+            "rate",
+            lead_conversion_units,
+        ),
+        Metric(
+            "opportunity_win_rate",
+            "Opportunity win rate",
+            "商机赢单率",
+            "effect",
+            "opportunities won / opportunities closed (won or lost) in the period",
+            ("opportunities",),
+            "rate",
+            opportunity_win_units,
+        ),
+        Metric(
+            "sales_cycle_days",
+            "Sales cycle (days)",
+            "成交周期（天）",
+            "efficiency",
+            "average days from lead creation to win, deals won in the period",
+            ("opportunities", "leads"),
+            "days",
+            sales_cycle_units,
+            higher_is_better=False,
+        ),
+        Metric(
+            "avg_order_value",
+            "Average order value (CNY)",
+            "客单价（元）",
+            "effect",
+            "order revenue / number of orders placed in the period",
+            ("orders",),
+            "CNY",
+            order_value_units,
+        ),
+        Metric(
+            "repeat_purchase_rate",
+            "Repeat-purchase rate",
+            "复购率",
+            "effect",
+            "customers with two or more orders in the period / customers with an order in the period",
+            ("orders", "customers"),
+            "rate",
+            repeat_purchase_units,
+        ),
+        Metric(
+            "csat",
+            "Customer satisfaction (CSAT, 1–5)",
+            "客户满意度评分（CSAT）",
+            "experience",
+            "average satisfaction score of surveyed tickets opened in the period",
+            ("tickets",),
+            "score",
+            csat_units,
+        ),
+        Metric(
+            "nps",
+            "Net promoter score (NPS)",
+            "净推荐值（NPS）",
+            "experience",
+            "% promoters (9–10) − % detractors (0–6) among NPS answers in the period",
+            ("tickets",),
+            "points",
+            nps_units,
+        ),
+        Metric(
+            "complaint_resolution_hours",
+            "Complaint resolution time (hours)",
+            "投诉解决时长（小时）",
+            "experience",
+            "average hours from complaint to resolution, resolved complaints opened in the period",
+            ("tickets",),
+            "hours",
+            complaint_resolution_units,
+            higher_is_better=False,
+        ),
+        Metric(
+            "churn_rate",
+            "Churn rate",
+            "客户流失率",
+            "effect",
+            "customers who bought in the 12 months before the period and bought nothing in it / those customers",
+            ("orders", "customers"),
+            "rate",
+            churn_units,
+            higher_is_better=False,
+        ),
+        Metric(
+            "cac",
+            "Customer acquisition cost (CAC, CNY)",
+            "获客成本（CAC）",
+            "efficiency",
+            "campaign spend falling in the period / customers won from leads in the period",
+            ("campaigns", "leads", "opportunities"),
+            "CNY",
+            None,
+            higher_is_better=False,
+            total=cac_value,
+        ),
+        Metric(
+            "ltv",
+            "Customer lifetime value (LTV, CNY)",
+            "客户生命周期价值（LTV）",
+            "effect",
+            "average order value × orders a year per buyer × 1 / annual churn rate (12 months to period end)",
+            ("orders", "customers"),
+            "CNY",
+            None,
+            total=ltv_value,
+        ),
+        Metric(
+            "ltv_cac",
+            "LTV / CAC",
+            "LTV/CAC",
+            "effect",
+            "lifetime value / customer acquisition cost",
+            ("orders", "campaigns", "leads", "opportunities"),
+            "ratio",
+            None,
+            total=ltv_cac_value,
+        ),
     ]
 }
 """Every metric crmnb computes, by id."""
@@ -319,8 +424,10 @@ def units(metric: str, tables: Tables, start, end, department: str | None = None
     if metric not in CATALOGUE:
         raise KeyError(f"unknown metric {metric!r}; known: {', '.join(CATALOGUE)}")
     if CATALOGUE[metric].units is None:
-        raise ValueError(f"metric {metric!r} is a ratio of totals: it has a value per period and department, "
-                         f"not per lead or customer")
+        raise ValueError(
+            f"metric {metric!r} is a ratio of totals: it has a value per period and department, "
+            f"not per lead or customer"
+        )
     u = CATALOGUE[metric].units(tables, start, end, **opts)
     if department is not None:
         u = u[u["department"] == department]
@@ -339,8 +446,16 @@ def aggregate(u: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFram
     return pd.DataFrame({"value": g.mean(), "n": g.size()}).reset_index()
 
 
-def compute(metric: str, tables: Tables, start, end, department: str | None = None,
-            by: str | list[str] | None = None, segments: pd.Series | None = None, **opts) -> pd.DataFrame:
+def compute(
+    metric: str,
+    tables: Tables,
+    start,
+    end,
+    department: str | None = None,
+    by: str | list[str] | None = None,
+    segments: pd.Series | None = None,
+    **opts,
+) -> pd.DataFrame:
     """Compute ``metric`` for the period, overall or per ``by`` (department, owner_rep, month, segment).
 
     ``segments`` maps customer_id to a segment (a tier, an RFM segment) for ``by='segment'``.
@@ -348,8 +463,10 @@ def compute(metric: str, tables: Tables, start, end, department: str | None = No
     m = CATALOGUE.get(metric)
     if m is not None and m.total is not None:
         if by is not None:
-            raise ValueError(f"metric {metric!r} is a ratio of totals and cannot be broken down by {by!r}; "
-                             f"compute it per department instead")
+            raise ValueError(
+                f"metric {metric!r} is a ratio of totals and cannot be broken down by {by!r}; "
+                f"compute it per department instead"
+            )
         v, n = m.total(tables, start, end, department, **opts)
         return pd.DataFrame({"value": [v], "n": [n]})
     u = units(metric, tables, start, end, department, **opts)
@@ -365,15 +482,30 @@ def value(metric: str, tables: Tables, start, end, department: str | None = None
     return float(compute(metric, tables, start, end, department, **opts)["value"].iloc[0])
 
 
-def headline(tables: Tables, start, end, department: str | None = None,
-             metrics: Iterable[str] = HEADLINE, language: str = "en", **opts) -> pd.DataFrame:
+def headline(
+    tables: Tables,
+    start,
+    end,
+    department: str | None = None,
+    metrics: Iterable[str] = HEADLINE,
+    language: str = "en",
+    **opts,
+) -> pd.DataFrame:
     """Return the headline metrics for the period: id, name, dimension, value, unit, n."""
     rows = []
     for mid in metrics:
         m = CATALOGUE[mid]
         r = compute(mid, tables, start, end, department, **opts).iloc[0]
-        rows.append({"metric": mid, "name": m.name(language), "dimension": m.dimension,
-                     "value": r["value"], "unit": m.unit, "n": int(r["n"])})
+        rows.append(
+            {
+                "metric": mid,
+                "name": m.name(language),
+                "dimension": m.dimension,
+                "value": r["value"],
+                "unit": m.unit,
+                "n": int(r["n"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -399,14 +531,24 @@ FORMULA_ZH = {
 def catalogue_table(period: str, language: str = "en") -> pd.DataFrame:
     """Return the metric list: name, dimension, formula, source tables and period."""
     return pd.DataFrame(
-        [{"metric": m.id, "name": m.name(language), "dimension": m.dimension,
-          "formula": FORMULA_ZH.get(m.id, m.formula) if language == "zh" else m.formula,
-          "source": ", ".join(m.sources), "period": period, "unit": m.unit} for m in CATALOGUE.values()]
+        [
+            {
+                "metric": m.id,
+                "name": m.name(language),
+                "dimension": m.dimension,
+                "formula": FORMULA_ZH.get(m.id, m.formula) if language == "zh" else m.formula,
+                "source": ", ".join(m.sources),
+                "period": period,
+                "unit": m.unit,
+            }
+            for m in CATALOGUE.values()
+        ]
     )
 
 
-def breakdown(tables: Tables, start, end, department: str | None, by: str, metrics: Iterable[str],
-              **opts) -> pd.DataFrame:
+def breakdown(
+    tables: Tables, start, end, department: str | None, by: str, metrics: Iterable[str], **opts
+) -> pd.DataFrame:
     """Return several metrics side by side per ``by`` (owner_rep, month, segment…): one column per metric id,
     and ``n_<id>`` with the units counted."""
     out: pd.DataFrame | None = None

@@ -9,6 +9,7 @@ import pandas as pd
 
 from crmnb.frames import isin
 
+
 @dataclass
 class Reconciliation:
     """Won deals matched with finance receipts."""
@@ -48,12 +49,17 @@ def reconcile_receipts(
         in_span &= opportunities["closed_at"] < pd.Timestamp(end) + pd.Timedelta(days=1)
     won = opportunities[in_span & (opportunities["status"] == "won")]
     won = won[["opportunity_id", "customer_id", "closed_at", "amount"]].rename(columns={"amount": "crm_amount"})
-    paid = (receipts.groupby("opportunity_id")
-            .agg(finance_amount=("amount", "sum"), receipts=("amount", "size")).reset_index())
+    paid = (
+        receipts.groupby("opportunity_id")
+        .agg(finance_amount=("amount", "sum"), receipts=("amount", "size"))
+        .reset_index()
+    )
     if start is not None or end is not None:
         # receipts of deals closed in the span (a lost deal's too), and of deals the CRM does not know
-        paid = paid[isin(paid["opportunity_id"], opportunities.loc[in_span, "opportunity_id"]) |
-                    ~isin(paid["opportunity_id"], opportunities["opportunity_id"])]
+        paid = paid[
+            isin(paid["opportunity_id"], opportunities.loc[in_span, "opportunity_id"])
+            | ~isin(paid["opportunity_id"], opportunities["opportunity_id"])
+        ]
     d = won.merge(paid, on="opportunity_id", how="outer", indicator=True)
     d["difference"] = d["finance_amount"].fillna(0) - d["crm_amount"].fillna(0)
     d["difference_rate"] = d["difference"] / d["crm_amount"]
@@ -90,10 +96,14 @@ def describe(summary: dict) -> str:
 
     s = summary
     if language() == "zh":
-        return (f"共 {s['won_deals']:,} 笔成交商机：{s['matched']:,} 笔与回款一致，{s['mismatched']} 笔金额不符，"
-                f"{s['no_receipt']} 笔无回款，{s['stray_receipts']} 笔回款无对应成交。差异率 {s['difference_rate']:.3%}，"
-                f"阈值 {s['max_diff_rate']:.0%}：{'未超过' if s['passes'] else '超过'}阈值。")
-    return (f"{s['won_deals']:,} won deals: {s['matched']:,} match their receipts, {s['mismatched']} differ in amount, "
-            f"{s['no_receipt']} have no receipt, {s['stray_receipts']} receipts have no won deal. "
-            f"Difference rate {s['difference_rate']:.3%} against a {s['max_diff_rate']:.0%} threshold: "
-            f"{'within' if s['passes'] else 'ABOVE'} the threshold.")
+        return (
+            f"共 {s['won_deals']:,} 笔成交商机：{s['matched']:,} 笔与回款一致，{s['mismatched']} 笔金额不符，"
+            f"{s['no_receipt']} 笔无回款，{s['stray_receipts']} 笔回款无对应成交。差异率 {s['difference_rate']:.3%}，"
+            f"阈值 {s['max_diff_rate']:.0%}：{'未超过' if s['passes'] else '超过'}阈值。"
+        )
+    return (
+        f"{s['won_deals']:,} won deals: {s['matched']:,} match their receipts, {s['mismatched']} differ in amount, "
+        f"{s['no_receipt']} have no receipt, {s['stray_receipts']} receipts have no won deal. "
+        f"Difference rate {s['difference_rate']:.3%} against a {s['max_diff_rate']:.0%} threshold: "
+        f"{'within' if s['passes'] else 'ABOVE'} the threshold."
+    )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 
-from crmnb.present.words import department, fmt_value
 from crmnb.params.model import GOAL_METRICS, CaseParams
+from crmnb.present.words import department, fmt_value
 
 
 def case_card(case: CaseParams) -> pd.DataFrame:
@@ -16,15 +15,21 @@ def case_card(case: CaseParams) -> pd.DataFrame:
     from crmnb.analysis.metrics import CATALOGUE
 
     by = "截止" if case.language == "zh" else "by"
-    goal = (f"{CATALOGUE[g.metric].name(case.language)}: {fmt_value(g.baseline, unit)} → "
-            f"{fmt_value(g.target, unit)} {by} {g.deadline}")
-    return pd.DataFrame([{
-        "case": case.title,
-        "department": department(case.department, case.language),
-        "period": f"{case.period.start} – {case.period.end}",
-        "owner": case.owner,
-        "goal": goal,
-    }])
+    goal = (
+        f"{CATALOGUE[g.metric].name(case.language)}: {fmt_value(g.baseline, unit)} → "
+        f"{fmt_value(g.target, unit)} {by} {g.deadline}"
+    )
+    return pd.DataFrame(
+        [
+            {
+                "case": case.title,
+                "department": department(case.department, case.language),
+                "period": f"{case.period.start} – {case.period.end}",
+                "owner": case.owner,
+                "goal": goal,
+            }
+        ]
+    )
 
 
 def goal_table(case: CaseParams) -> pd.DataFrame:
@@ -48,8 +53,18 @@ def goal_table(case: CaseParams) -> pd.DataFrame:
         ("control group", department(case.control_department, case.language) if case.control_department else none),
     ]
     if zh:
-        names = ["指标（具体）", "计算公式（可衡量）", "基线", "目标值（可实现）", "方向", "截止时间（有时限）",
-                 "干预措施上线日期", "实施前时段", "实施后时段", "对照组"]
+        names = [
+            "指标（具体）",
+            "计算公式（可衡量）",
+            "基线",
+            "目标值（可实现）",
+            "方向",
+            "截止时间（有时限）",
+            "干预措施上线日期",
+            "实施前时段",
+            "实施后时段",
+            "对照组",
+        ]
         rows = [(n, v) for n, (_, v) in zip(names, rows)]
     return pd.DataFrame(rows, columns=["item", "value"])
 
@@ -58,24 +73,31 @@ def scope_table(case: CaseParams) -> pd.DataFrame:
     """Return the scope: team, customer group, period and data dimensions."""
     dep = department(case.department, case.language)
     if case.language == "zh":
-        return pd.DataFrame([
-            ("团队", dep),
-            ("客户群体", f"{dep}负责的线索与客户"),
-            ("分析周期", f"{case.period.start} – {case.period.end}（{case.period.days} 天）"),
-            ("数据维度", "时间（月）、部门、销售代表、渠道、漏斗阶段、客户层级"),
-            ("数据来源", case.data.dir.name),
-        ], columns=["item", "value"])
-    return pd.DataFrame([
-        ("team", dep),
-        ("customer group", f"leads and customers owned by {dep}"),
-        ("period", f"{case.period.start} – {case.period.end} ({case.period.days} days)"),
-        ("data dimensions", "time (month), department, rep, channel, funnel stage, customer tier"),
-        ("data source", case.data.dir.name),
-    ], columns=["item", "value"])
+        return pd.DataFrame(
+            [
+                ("团队", dep),
+                ("客户群体", f"{dep}负责的线索与客户"),
+                ("分析周期", f"{case.period.start} – {case.period.end}（{case.period.days} 天）"),
+                ("数据维度", "时间（月）、部门、销售代表、渠道、漏斗阶段、客户层级"),
+                ("数据来源", case.data.dir.name),
+            ],
+            columns=["item", "value"],
+        )
+    return pd.DataFrame(
+        [
+            ("team", dep),
+            ("customer group", f"leads and customers owned by {dep}"),
+            ("period", f"{case.period.start} – {case.period.end} ({case.period.days} days)"),
+            ("data dimensions", "time (month), department, rep, channel, funnel stage, customer tier"),
+            ("data source", case.data.dir.name),
+        ],
+        columns=["item", "value"],
+    )
 
 
-def leads_in(tables: dict[str, pd.DataFrame], case: CaseParams, window: str = "period",
-             department_name: str | None = None) -> pd.DataFrame:
+def leads_in(
+    tables: dict[str, pd.DataFrame], case: CaseParams, window: str = "period", department_name: str | None = None
+) -> pd.DataFrame:
     """Return the leads of the case's department created in the period (or the 'before'/'after' window)."""
     start, end = (case.period.start, case.period.end) if window == "period" else case.windows[window]
     from crmnb.analysis.metrics import in_period

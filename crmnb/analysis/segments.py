@@ -23,8 +23,13 @@ def customer_value(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     return out.reset_index()
 
 
-def assign_tiers(value: pd.DataFrame, high_spend: float = 300_000, high_repeat: float = 0.6,
-                 potential_spend: float = 100_000, potential_repeat: float = 0.3) -> pd.Series:
+def assign_tiers(
+    value: pd.DataFrame,
+    high_spend: float = 300_000,
+    high_repeat: float = 0.6,
+    potential_spend: float = 100_000,
+    potential_repeat: float = 0.3,
+) -> pd.Series:
     """Return each customer's tier: high value, potential, or low value.
 
     >>> v = pd.DataFrame({"spend": [350_000, 150_000, 150_000], "repeat_share": [0.7, 0.4, 0.1]})
@@ -40,8 +45,13 @@ def tier_summary(value: pd.DataFrame, tiers: pd.Series) -> pd.DataFrame:
     """Return per tier: customers, revenue, revenue share and median recency in days."""
     v = value.assign(tier=tiers)
     g = v.groupby("tier")
-    out = pd.DataFrame({"customers": g.size(), "revenue": g["spend"].sum(),
-                        "median_recency_days": g["recency_days"].median()}).reindex(TIERS).fillna(0)
+    out = (
+        pd.DataFrame(
+            {"customers": g.size(), "revenue": g["spend"].sum(), "median_recency_days": g["recency_days"].median()}
+        )
+        .reindex(TIERS)
+        .fillna(0)
+    )
     out["customers"] = out["customers"].astype(int)
     out["revenue_share"] = out["revenue"] / out["revenue"].sum() if out["revenue"].sum() else np.nan
     out["customer_share"] = out["customers"] / out["customers"].sum() if out["customers"].sum() else np.nan
@@ -63,8 +73,18 @@ RFM_SEGMENTS: tuple[tuple[str, str], ...] = (
 )
 """The usual RFM segment map on (recency score, frequency score); it covers all 25 pairs."""
 
-SEGMENT_ORDER = ("champions", "loyal", "potential_loyalists", "new", "promising", "need_attention",
-                 "about_to_sleep", "at_risk", "cant_lose", "hibernating")
+SEGMENT_ORDER = (
+    "champions",
+    "loyal",
+    "potential_loyalists",
+    "new",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "at_risk",
+    "cant_lose",
+    "hibernating",
+)
 
 
 def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
@@ -100,9 +120,14 @@ def rfm(value: pd.DataFrame) -> pd.DataFrame:
 def segment_summary(scored: pd.DataFrame, by: str = "segment", order: tuple[str, ...] = SEGMENT_ORDER) -> pd.DataFrame:
     """Return per segment: customers, revenue, revenue share, median recency and average orders."""
     g = scored.groupby(by)
-    out = pd.DataFrame({"customers": g.size(), "revenue": g["spend"].sum(),
-                        "median_recency_days": g["recency_days"].median(),
-                        "avg_orders": g["orders"].mean()})
+    out = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "revenue": g["spend"].sum(),
+            "median_recency_days": g["recency_days"].median(),
+            "avg_orders": g["orders"].mean(),
+        }
+    )
     out = out.reindex([s for s in order if s in out.index])
     total = out["revenue"].sum()
     out["revenue_share"] = out["revenue"] / total if total else np.nan

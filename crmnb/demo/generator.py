@@ -86,8 +86,16 @@ CARE_PROGRAM = INTERVENTION
 QUARTER_STARTS = tuple(
     _ts(s)
     for s in (
-        "2024-01-01", "2024-04-01", "2024-07-01", "2024-10-01", "2025-01-01",
-        "2025-04-01", "2025-07-01", "2025-10-01", "2026-01-01", "2026-04-01",
+        "2024-01-01",
+        "2024-04-01",
+        "2024-07-01",
+        "2024-10-01",
+        "2025-01-01",
+        "2025-04-01",
+        "2025-07-01",
+        "2025-10-01",
+        "2026-01-01",
+        "2026-04-01",
     )
 )
 Q3_2025, Q4_2025 = 6, 7  # indices into QUARTER_STARTS
@@ -123,31 +131,118 @@ ON_TIME = {"before": 0.75, "sales_after": 0.89}
 # ---------------------------------------------------------------------------
 
 SURNAMES = (
-    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"),
-    ("杨", "yang"), ("黄", "huang"), ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"),
-    ("徐", "xu"), ("孙", "sun"), ("马", "ma"), ("朱", "zhu"), ("胡", "hu"),
-    ("郭", "guo"), ("何", "he"), ("高", "gao"), ("林", "lin"), ("罗", "luo"),
-    ("郑", "zheng"), ("梁", "liang"), ("谢", "xie"), ("宋", "song"), ("唐", "tang"),
-    ("韩", "han"), ("冯", "feng"), ("邓", "deng"), ("曹", "cao"), ("彭", "peng"),
-    ("曾", "zeng"), ("萧", "xiao"), ("田", "tian"), ("董", "dong"), ("潘", "pan"),
-    ("袁", "yuan"), ("蔡", "cai"), ("蒋", "jiang"), ("余", "yu"), ("杜", "du"),
+    ("王", "wang"),
+    ("李", "li"),
+    ("张", "zhang"),
+    ("刘", "liu"),
+    ("陈", "chen"),
+    ("杨", "yang"),
+    ("黄", "huang"),
+    ("赵", "zhao"),
+    ("吴", "wu"),
+    ("周", "zhou"),
+    ("徐", "xu"),
+    ("孙", "sun"),
+    ("马", "ma"),
+    ("朱", "zhu"),
+    ("胡", "hu"),
+    ("郭", "guo"),
+    ("何", "he"),
+    ("高", "gao"),
+    ("林", "lin"),
+    ("罗", "luo"),
+    ("郑", "zheng"),
+    ("梁", "liang"),
+    ("谢", "xie"),
+    ("宋", "song"),
+    ("唐", "tang"),
+    ("韩", "han"),
+    ("冯", "feng"),
+    ("邓", "deng"),
+    ("曹", "cao"),
+    ("彭", "peng"),
+    ("曾", "zeng"),
+    ("萧", "xiao"),
+    ("田", "tian"),
+    ("董", "dong"),
+    ("潘", "pan"),
+    ("袁", "yuan"),
+    ("蔡", "cai"),
+    ("蒋", "jiang"),
+    ("余", "yu"),
+    ("杜", "du"),
 )
 GIVEN_NAMES = (
-    ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"),
-    ("磊", "lei"), ("洋", "yang"), ("艳", "yan"), ("勇", "yong"), ("军", "jun"),
-    ("杰", "jie"), ("娟", "juan"), ("涛", "tao"), ("明", "ming"), ("超", "chao"),
-    ("秀英", "xiuying"), ("霞", "xia"), ("平", "ping"), ("刚", "gang"), ("丽", "li"),
-    ("强", "qiang"), ("鹏", "peng"), ("浩", "hao"), ("婷", "ting"), ("晨", "chen"),
-    ("宇", "yu"), ("欣怡", "xinyi"), ("子涵", "zihan"), ("俊杰", "junjie"),
-    ("文博", "wenbo"), ("思远", "siyuan"), ("雨桐", "yutong"), ("建华", "jianhua"),
-    ("志强", "zhiqiang"), ("海燕", "haiyan"), ("晓东", "xiaodong"), ("佳琪", "jiaqi"),
-    ("梓萱", "zixuan"), ("浩然", "haoran"), ("嘉怡", "jiayi"), ("国庆", "guoqing"),
-    ("红梅", "hongmei"), ("立新", "lixin"), ("春生", "chunsheng"), ("玉兰", "yulan"),
-    ("振华", "zhenhua"), ("雪", "xue"), ("凯", "kai"), ("斌", "bin"), ("琳", "lin"),
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("磊", "lei"),
+    ("洋", "yang"),
+    ("艳", "yan"),
+    ("勇", "yong"),
+    ("军", "jun"),
+    ("杰", "jie"),
+    ("娟", "juan"),
+    ("涛", "tao"),
+    ("明", "ming"),
+    ("超", "chao"),
+    ("秀英", "xiuying"),
+    ("霞", "xia"),
+    ("平", "ping"),
+    ("刚", "gang"),
+    ("丽", "li"),
+    ("强", "qiang"),
+    ("鹏", "peng"),
+    ("浩", "hao"),
+    ("婷", "ting"),
+    ("晨", "chen"),
+    ("宇", "yu"),
+    ("欣怡", "xinyi"),
+    ("子涵", "zihan"),
+    ("俊杰", "junjie"),
+    ("文博", "wenbo"),
+    ("思远", "siyuan"),
+    ("雨桐", "yutong"),
+    ("建华", "jianhua"),
+    ("志强", "zhiqiang"),
+    ("海燕", "haiyan"),
+    ("晓东", "xiaodong"),
+    ("佳琪", "jiaqi"),
+    ("梓萱", "zixuan"),
+    ("浩然", "haoran"),
+    ("嘉怡", "jiayi"),
+    ("国庆", "guoqing"),
+    ("红梅", "hongmei"),
+    ("立新", "lixin"),
+    ("春生", "chunsheng"),
+    ("玉兰", "yulan"),
+    ("振华", "zhenhua"),
+    ("雪", "xue"),
+    ("凯", "kai"),
+    ("斌", "bin"),
+    ("琳", "lin"),
 )
 CITIES = (
-    "上海", "北京", "深圳", "杭州", "广州", "南京", "苏州", "成都", "武汉",
-    "西安", "重庆", "天津", "宁波", "厦门", "长沙", "合肥", "青岛", "无锡",
+    "上海",
+    "北京",
+    "深圳",
+    "杭州",
+    "广州",
+    "南京",
+    "苏州",
+    "成都",
+    "武汉",
+    "西安",
+    "重庆",
+    "天津",
+    "宁波",
+    "厦门",
+    "长沙",
+    "合肥",
+    "青岛",
+    "无锡",
 )
 CITY_WEIGHTS = (14, 12, 11, 10, 9, 6, 6, 5, 4, 3, 3, 3, 3, 2, 2, 2, 2, 3)
 INDUSTRIES = (
@@ -166,9 +261,35 @@ INDUSTRY_WEIGHTS = (18, 16, 10, 9, 7, 9, 6, 6, 8, 11)
 BRAND_FIRST = tuple("云华博鼎星领瑞安恒盛嘉智创天泰远佳益金宏正新锦润达睿晟卓信和")
 BRAND_SECOND = tuple("启信远盛河航丰捷通世禾源辰峰达科汇拓联业邦瑞誉诚驰腾图")
 MOBILE_PREFIXES = (
-    130, 131, 132, 133, 134, 135, 136, 137, 138, 139,
-    150, 151, 152, 153, 155, 156, 157, 158, 159,
-    180, 181, 182, 183, 184, 185, 186, 187, 188, 189,
+    130,
+    131,
+    132,
+    133,
+    134,
+    135,
+    136,
+    137,
+    138,
+    139,
+    150,
+    151,
+    152,
+    153,
+    155,
+    156,
+    157,
+    158,
+    159,
+    180,
+    181,
+    182,
+    183,
+    184,
+    185,
+    186,
+    187,
+    188,
+    189,
 )
 EMAIL_DOMAINS = ("example.com", "example.cn")
 
@@ -215,10 +336,20 @@ LOSS_WEIGHTS = np.array(
     ]
 )
 OPP_NOTES = (
-    "客户预算已批", "需要与IT部门确认", "Decision maker: 采购总监", "竞品报价更低",
-    "等待客户内部评审", "Follow up next week", "客户要求提供案例", "试用反馈良好",
-    "Budget approved for next quarter", "需要法务审核合同", "价格敏感，考虑分期付款",
-    "老板亲自参与谈判", "Requested a discount of 5%", "客户希望下月上线",
+    "客户预算已批",
+    "需要与IT部门确认",
+    "Decision maker: 采购总监",
+    "竞品报价更低",
+    "等待客户内部评审",
+    "Follow up next week",
+    "客户要求提供案例",
+    "试用反馈良好",
+    "Budget approved for next quarter",
+    "需要法务审核合同",
+    "价格敏感，考虑分期付款",
+    "老板亲自参与谈判",
+    "Requested a discount of 5%",
+    "客户希望下月上线",
 )
 TRICKY_NOTES = (
     "<script>alert(1)</script>",
@@ -244,10 +375,16 @@ NOTE_FIRST_CONTACT = "首次联系客户"
 NOTE_CARE = "客户关怀回访"
 TICKET_TYPES = ("request", "complaint")
 TICKET_NOTES = (
-    ("咨询发票开具", "申请增加账号", "咨询续费方案", "需要培训资料", "数据导出问题咨询",
-     "修改联系人信息", "咨询合同条款"),
-    ("服务响应太慢", "交付延期，客户不满", "账单金额有误", "系统故障影响业务",
-     "对客服态度不满意", "功能与宣传不符"),
+    (
+        "咨询发票开具",
+        "申请增加账号",
+        "咨询续费方案",
+        "需要培训资料",
+        "数据导出问题咨询",
+        "修改联系人信息",
+        "咨询合同条款",
+    ),
+    ("服务响应太慢", "交付延期，客户不满", "账单金额有误", "系统故障影响业务", "对客服态度不满意", "功能与宣传不符"),
 )
 VISIT_CHANNELS = ("web", "app", "store")
 VISIT_CHANNEL_WEIGHTS = (0.55, 0.35, 0.10)
@@ -335,7 +472,9 @@ def _top_k(group: np.ndarray, key: np.ndarray, eligible: np.ndarray, k: np.ndarr
     return chosen
 
 
-def _unique_redraw(rng: np.random.Generator, codes: Callable[[], np.ndarray], redraw: Callable[[np.ndarray], None]) -> None:
+def _unique_redraw(
+    rng: np.random.Generator, codes: Callable[[], np.ndarray], redraw: Callable[[np.ndarray], None]
+) -> None:
     """Redraw rows whose code repeats an earlier row until all codes are unique."""
     for _ in range(50):
         c = codes()
@@ -778,7 +917,7 @@ class _Demo:
             k_needs[c] = round(k_prop[c] / b)
         lr = -np.log(self.l_resp_h / RESPONSE_MEDIAN_H)
         contacted = ~self.l_never  # planned contact (timing may fall after the export)
-        gumbel = lambda: rng.gumbel(0.0, 1.0, n)  # noqa: E731
+        gumbel = lambda: rng.gumbel(0.0, 1.0, n)
         needs = _top_k(cell, 0.5 * lr + 0.5 * (self.l_existing >= 0) + gumbel(), contacted, k_needs)
         prop = _top_k(cell, 0.2 * lr + gumbel(), needs, k_prop)
         neg = _top_k(cell, 0.15 * lr + gumbel(), prop, k_neg)
@@ -803,7 +942,11 @@ class _Demo:
         exists = created <= EXPORT_END
         keep = np.flatnonzero(exists)
         opp_leads, fs, entered, lost_stage, lost_at = (
-            opp_leads[keep], fs[keep], entered[keep], lost_stage[keep], lost_at[keep],
+            opp_leads[keep],
+            fs[keep],
+            entered[keep],
+            lost_stage[keep],
+            lost_at[keep],
         )
         entered = np.where(entered > EXPORT_END, NAT, entered)
         is_won = entered[:, 3] != NAT
@@ -889,9 +1032,7 @@ class _Demo:
 
         def channel_at(t: np.ndarray, lead_window: bool) -> tuple[np.ndarray, np.ndarray]:
             """Draw a channel with an active campaign at ``t`` and return (channel, campaign)."""
-            avail = np.stack(
-                [lookup(t, np.full(len(t), c), lead_window) >= 0 for c in range(len(CHANNELS))], axis=1
-            )
+            avail = np.stack([lookup(t, np.full(len(t), c), lead_window) >= 0 for c in range(len(CHANNELS))], axis=1)
             ch = _pick(rng, avail * np.asarray(LEAD_CHANNEL_WEIGHTS))
             return ch, lookup(t, ch, lead_window)
 
@@ -935,7 +1076,9 @@ class _Demo:
         opp_new = np.flatnonzero(new_acc)
         n_new = len(opp_new)
         kind = np.concatenate([np.zeros(self.n_pre, np.int64), np.where(won[opp_new], 1, 2)])
-        created = np.concatenate([self.pre_created, np.where(won[opp_new], self.o_closed[opp_new], self.o_created[opp_new])])
+        created = np.concatenate(
+            [self.pre_created, np.where(won[opp_new], self.o_closed[opp_new], self.o_created[opp_new])]
+        )
         dept = np.concatenate([self.pre_dept, self.o_dept[opp_new]])
         rep = np.concatenate([self.pre_rep, self.o_rep[opp_new]])
         channel = np.concatenate([self.pre_channel, self.l_channel[o_lead[opp_new]]])
@@ -946,7 +1089,9 @@ class _Demo:
         # won deal amount defines the size of a new customer
         size = np.concatenate(
             [
-                np.round(np.clip(np.exp(rng.normal(np.log(PRE_SIZE_MEDIAN), OPP_AMOUNT_SIGMA, self.n_pre)), 3000, 1e6), -2),
+                np.round(
+                    np.clip(np.exp(rng.normal(np.log(PRE_SIZE_MEDIAN), OPP_AMOUNT_SIGMA, self.n_pre)), 3000, 1e6), -2
+                ),
                 self.o_amount[opp_new],
             ]
         )
@@ -975,8 +1120,13 @@ class _Demo:
         d_phone_fmt = rng.integers(0, 3, n_dup)  # 0 same, 1 138-1234-5678, 2 +86 138...
         d_email_case = rng.integers(0, 2, n_dup)  # 0 upper, 1 capitalised
         self.dup = {
-            "orig": orig, "created": d_created, "dept": d_dept, "rep": d_rep,
-            "variant": d_variant, "phone_fmt": d_phone_fmt, "email_case": d_email_case,
+            "orig": orig,
+            "created": d_created,
+            "dept": d_dept,
+            "rep": d_rep,
+            "variant": d_variant,
+            "phone_fmt": d_phone_fmt,
+            "email_case": d_email_case,
         }
         self.a_kind = np.concatenate([self.a_kind, np.full(n_dup, 3)])
         self.a_created = np.concatenate([self.a_created, d_created])
@@ -1131,11 +1281,15 @@ class _Demo:
         """Return each buyer's [from, to) window of activity inside the timeline."""
         lo = np.maximum(self.a_created[acc], START)
         churn = self.churn[acc]
-        hi = np.where(churn < EXPORT_END, np.minimum(churn.astype(np.float64) + tail_days * DAY, EXPORT_END), EXPORT_END)
+        hi = np.where(
+            churn < EXPORT_END, np.minimum(churn.astype(np.float64) + tail_days * DAY, EXPORT_END), EXPORT_END
+        )
         hi = hi.astype(np.int64)
         return lo, np.maximum(hi, lo)
 
-    def poisson_times(self, acc: np.ndarray, rate: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def poisson_times(
+        self, acc: np.ndarray, rate: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Poisson events per account at ``rate`` per month within [lo, hi)."""
         cnt = self.rng.poisson(rate * (hi - lo) / MONTH)
         who = np.repeat(np.arange(len(acc)), cnt)
@@ -1252,7 +1406,11 @@ class _Demo:
         heavy_b = int(big[rng.integers(0, len(big))])
         heavy = int(acc[heavy_b])
         target = int(rng.integers(130, 161))
-        have = int((who == heavy_b).sum()) + int((who2 == heavy_b).sum()) + int((lead_acc == heavy).sum() + (lead_acc[lead] == heavy).sum())
+        have = (
+            int((who == heavy_b).sum())
+            + int((who2 == heavy_b).sum())
+            + int((lead_acc == heavy).sum() + (lead_acc[lead] == heavy).sum())
+        )
         extra = max(0, target - have)
         te = START + (rng.random(extra) * (EXPORT_END - START)).astype(np.int64)
         etyp = rng.choice(len(ACTIVITY_TYPES), extra, p=CUSTOMER_ACTIVITY_WEIGHTS)
@@ -1284,14 +1442,17 @@ class _Demo:
         a_type = np.concatenate([typ0, typ, c_typ])
         a_due = np.concatenate([due0, due, c_due])
         a_done = np.concatenate([done0, done, c_done])
-        a_note = np.concatenate(
-            [np.full(n, first_note), notes(typ), np.where(c_care, care_note, notes(c_typ))]
-        )
+        a_note = np.concatenate([np.full(n, first_note), notes(typ), np.where(c_care, care_note, notes(c_typ))])
         keep = a_due <= EXPORT_END
         order = np.flatnonzero(keep)
         order = order[np.argsort(a_due[order], kind="stable")]
         self.ac_lead, self.ac_acc, self.ac_dept, self.ac_rep = a_lead[order], a_acc[order], a_dept[order], a_rep[order]
-        self.ac_type, self.ac_due, self.ac_done, self.ac_note = a_type[order], a_due[order], a_done[order], a_note[order]
+        self.ac_type, self.ac_due, self.ac_done, self.ac_note = (
+            a_type[order],
+            a_due[order],
+            a_done[order],
+            a_note[order],
+        )
         m = len(order)
         u = rng.random(m)
         self.ac_fmt = np.where(u < 0.10, 1, np.where(u < 0.15, 2, 0))  # 1 '2025/3/4 10:05', 2 '2025年3月4日 10:05'
@@ -1350,7 +1511,9 @@ class _Demo:
         ranked = np.argsort(-acquired, kind="stable")[: len(CAMPAIGNS) // 2]
         over = np.sort(rng.choice(ranked, int(rng.integers(2, 4)), replace=False))
         ratio[over] = rng.uniform(1.45, 1.8, len(over))
-        spend = np.round(np.where(acquired > 0, acquired * bench * ratio, bench * rng.uniform(0.3, 0.8, len(bench))), -2)
+        spend = np.round(
+            np.where(acquired > 0, acquired * bench * ratio, bench * rng.uniform(0.3, 0.8, len(bench))), -2
+        )
         self.c_spend, self.c_bench, self.c_acquired = spend, bench, acquired
 
     # -- run and write -------------------------------------------------------
@@ -1367,7 +1530,10 @@ class _Demo:
         self.calibrate_repeat()
         order = _sort_order(self.r_time, self.r_acc)
         self.r_acc, self.r_time, self.r_opp, self.r_amount = (
-            self.r_acc[order], self.r_time[order], self.r_opp[order], self.r_amount[order],
+            self.r_acc[order],
+            self.r_time[order],
+            self.r_opp[order],
+            self.r_amount[order],
         )
         self.tickets()
         self.visits()
@@ -1413,11 +1579,18 @@ class _Demo:
             pfmt = self.dup["phone_fmt"][j]
             ecase = self.dup["email_case"][j]
             dp = person[is_dup]
-            d_name = pc.if_else(pa.array(variant == 0), ppl.name(dp, " "), pc.if_else(pa.array(variant == 1), ppl.name(dp, "\u3000"), ppl.name(dp)))
+            d_name = pc.if_else(
+                pa.array(variant == 0),
+                ppl.name(dp, " "),
+                pc.if_else(pa.array(variant == 1), ppl.name(dp, "\u3000"), ppl.name(dp)),
+            )
             d_company = pc.if_else(pa.array(variant == 2), ppl.company(dp, ""), ppl.company(dp))
             digits = ppl.phone(dp)
             dashed = pc.binary_join_element_wise(
-                pc.utf8_slice_codeunits(digits, 0, 3), pc.utf8_slice_codeunits(digits, 3, 7), pc.utf8_slice_codeunits(digits, 7, 11), "-"
+                pc.utf8_slice_codeunits(digits, 0, 3),
+                pc.utf8_slice_codeunits(digits, 3, 7),
+                pc.utf8_slice_codeunits(digits, 7, 11),
+                "-",
             )
             plus = pc.binary_join_element_wise("+86", digits, " ")
             d_phone = pc.if_else(pa.array(pfmt == 1), dashed, pc.if_else(pa.array(pfmt == 2), plus, digits))
@@ -1773,7 +1946,7 @@ def to_sqlite(folder: str | Path, db_path: str | Path) -> dict[str, int]:
         for table, file in DEFAULT_FILES.items():
             df = read_export(src / file, table)
             df = df.astype(object).where(df.notna(), None)
-            df.to_sql(table, conn, index=False, dtype={c: "TEXT" for c in df.columns})
+            df.to_sql(table, conn, index=False, dtype=dict.fromkeys(df.columns, "TEXT"))
             rows[table] = len(df)
     conn.close()
     tmp.replace(db)

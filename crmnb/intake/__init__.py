@@ -2,7 +2,7 @@
 presets, the canonical schema and its checks, the data inventory, and cleaning.
 """
 
-MODULES = ('checks', 'cleaning', 'inventory', 'load', 'mappings', 'parse', 'presets', 'read', 'schema', 'sources')
+MODULES = ("checks", "cleaning", "inventory", "load", "mappings", "parse", "presets", "read", "schema", "sources")
 
 
 def __getattr__(name: str):

@@ -28,8 +28,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from crmnb.errors import DataError
-from crmnb.intake.schema import ROW
-from crmnb.intake.schema import TABLES
+from crmnb.intake.schema import ROW, TABLES
 
 SHOW_ROWS = 5
 """How many offending rows a message lists."""
@@ -67,10 +66,12 @@ def table_schema(table: str) -> pa.DataFrameSchema:
         if lo == 0 and hi is None:
             checks.append(pa.Check.ge(0, error="non-negative"))
         elif lo is not None or hi is not None:
-            checks.append(pa.Check.in_range(lo if lo is not None else -np.inf, hi if hi is not None else np.inf,
-                                            error="range"))
-        cols[col] = pa.Column(dtype, checks, nullable=col not in spec.required,
-                              unique=bool(spec.key) and col == spec.key, required=True)
+            checks.append(
+                pa.Check.in_range(lo if lo is not None else -np.inf, hi if hi is not None else np.inf, error="range")
+            )
+        cols[col] = pa.Column(
+            dtype, checks, nullable=col not in spec.required, unique=bool(spec.key) and col == spec.key, required=True
+        )
     return pa.DataFrameSchema(cols, name=table, strict=False, coerce=False)
 
 
@@ -95,8 +96,9 @@ class Report:
 
     def message(self, problems: pd.DataFrame | None = None) -> str:
         """Return the problems as a message for the analyst."""
-        return describe(self.source or f"table '{self.table}'", self.table,
-                        self.problems if problems is None else problems)
+        return describe(
+            self.source or f"table '{self.table}'", self.table, self.problems if problems is None else problems
+        )
 
 
 def problems(df: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -121,8 +123,16 @@ def problems(df: pd.DataFrame, table: str) -> pd.DataFrame:
             value = str(df[col].dtype) if col in df else value
         elif check == _TEXT:
             value = f"{value!r} ({type(value).__name__})"
-        out.append({"table": table, "column": col, "kind": kind, "expected": expected,
-                    "value": value, "row": None if row is None else int(row)})
+        out.append(
+            {
+                "table": table,
+                "column": col,
+                "kind": kind,
+                "expected": expected,
+                "value": value,
+                "row": None if row is None else int(row),
+            }
+        )
     got = pd.DataFrame(out, columns=PROBLEM_COLUMNS)
     # a value failing "text" whose column is mostly text is an odd cell; a whole column of numbers is a dtype
     return got.drop_duplicates(subset=["column", "kind", "row", "value"]).reset_index(drop=True)
@@ -165,7 +175,9 @@ def describe(where: str, table: str, probs: pd.DataFrame) -> str:
             counts = pd.Series([str(v) for v in vals]).value_counts()
             found = "found " + ", ".join(f"{v!r} ({n} rows)" for v, n in counts.head(SHOW_ROWS).items())
         else:
-            found = "found " + ", ".join(f"{_show(v)}" for v in vals[:SHOW_ROWS]) + (" …" if len(vals) > SHOW_ROWS else "")
+            found = (
+                "found " + ", ".join(f"{_show(v)}" for v in vals[:SHOW_ROWS]) + (" …" if len(vals) > SHOW_ROWS else "")
+            )
         where_rows = ""
         if rows:
             shown = ", ".join(map(str, rows[:SHOW_ROWS]))
@@ -173,8 +185,10 @@ def describe(where: str, table: str, probs: pd.DataFrame) -> str:
             where_rows = f" in export row(s) {shown}{more}"
         hint = ""
         if kind == "value not allowed":
-            hint = (f"; translate them in the case file: data.tables.{table}.mapping.values.{col}: "
-                    f"{{<export value>: <one of the allowed>}}")
+            hint = (
+                f"; translate them in the case file: data.tables.{table}.mapping.values.{col}: "
+                f"{{<export value>: <one of the allowed>}}"
+            )
         lines.append(f"  - column '{col}': expected {expected}; {found}{where_rows}{hint}")
     return f"{where}: does not match the '{table}' schema\n" + "\n".join(lines)
 
@@ -205,5 +219,3 @@ def check_clean(tables: dict[str, pd.DataFrame]) -> None:
             msgs.append(describe(f"cleaned table '{name}'", name, p))
     if msgs:
         raise DataError("\n".join(msgs))
-
-

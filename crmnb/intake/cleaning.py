@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from crmnb.errors import DataError
 from crmnb.frames import isin
-from crmnb.intake.schema import ROW
-from crmnb.intake.schema import TABLES
 from crmnb.intake.checks import check_clean, problems
+from crmnb.intake.schema import ROW, TABLES
 
 LOG_COLUMNS = ["rule", "table", "column", "rows", "action", "detail"]
 QUARANTINE_COLUMNS = ["table", "row", "key", "rule", "reason", "record"]
@@ -99,10 +98,15 @@ def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
     for i, cid in enumerate(ids):
         r = root(i)
         if r != i:
-            rows.append({"duplicate_id": cid, "kept_id": ids[r], "match_on": match_on.get(i, "phone"),
-                         "duplicate_row": int(c[ROW].iloc[i])})
+            rows.append(
+                {
+                    "duplicate_id": cid,
+                    "kept_id": ids[r],
+                    "match_on": match_on.get(i, "phone"),
+                    "duplicate_row": int(c[ROW].iloc[i]),
+                }
+            )
     return pd.DataFrame(rows, columns=["duplicate_id", "kept_id", "match_on", "duplicate_row"])
-
 
 
 def _copy_on_write() -> bool:
@@ -133,11 +137,18 @@ class _Book:
 
     def note(self, rule: str, table: str, column: str, rows: int, action: str, detail: str = "") -> None:
         if rows:
-            self.log.append({"rule": rule, "table": table, "column": column, "rows": int(rows),
-                             "action": action, "detail": detail})
+            self.log.append(
+                {"rule": rule, "table": table, "column": column, "rows": int(rows), "action": action, "detail": detail}
+            )
 
-    def quarantine(self, table: str, mask: pd.Series, rule: str,
-                   reasons: Callable[[pd.DataFrame], pd.Series] | str, column: str = "") -> None:
+    def quarantine(
+        self,
+        table: str,
+        mask: pd.Series,
+        rule: str,
+        reasons: Callable[[pd.DataFrame], pd.Series] | str,
+        column: str = "",
+    ) -> None:
         """Move the rows under ``mask`` to the quarantine; ``reasons`` maps those rows to a reason each."""
         df = self.tables[table]
         mask = mask.reindex(df.index, fill_value=False).astype(bool)
@@ -147,16 +158,22 @@ class _Book:
         hit = df[mask]
         key = TABLES[table].key
         reason = pd.Series(reasons, index=hit.index) if isinstance(reasons, str) else reasons(hit)
-        self.quarantined.append(pd.DataFrame({
-            "table": table,
-            "row": hit[ROW].to_numpy(),
-            "key": hit[key].astype(str).to_numpy() if key else "",
-            "rule": rule,
-            "reason": reason.astype(str).to_numpy(),
-            # the values as taken in, before any re-pointing of merged duplicates
-            "record": [json.dumps({k: _plain(v) for k, v in rec.items() if k != ROW}, ensure_ascii=False)
-                       for rec in self.original[table].loc[hit.index].to_dict("records")],
-        }))
+        self.quarantined.append(
+            pd.DataFrame(
+                {
+                    "table": table,
+                    "row": hit[ROW].to_numpy(),
+                    "key": hit[key].astype(str).to_numpy() if key else "",
+                    "rule": rule,
+                    "reason": reason.astype(str).to_numpy(),
+                    # the values as taken in, before any re-pointing of merged duplicates
+                    "record": [
+                        json.dumps({k: _plain(v) for k, v in rec.items() if k != ROW}, ensure_ascii=False)
+                        for rec in self.original[table].loc[hit.index].to_dict("records")
+                    ],
+                }
+            )
+        )
         self.tables[table] = df[~mask]
         self.note(rule, table, column, n, "quarantined", reason.iloc[0] if n == 1 else f"e.g. {reason.iloc[0]}")
 
@@ -191,14 +208,21 @@ def clean(
     # 1. date formats normalised at intake
     if formats is not None and len(formats):
         for (tname, col), grp in formats.groupby(["table", "column"], sort=False):
-            other = grp[~grp["format"].str.startswith("YYYY-MM-DD") | grp["format"].str.contains("±zone|.fraction",
-                                                                                               regex=True)]
+            other = grp[
+                ~grp["format"].str.startswith("YYYY-MM-DD") | grp["format"].str.contains("±zone|.fraction", regex=True)
+            ]
             for _, r in other.iterrows():
                 zone = "±zone" in r["format"]
-                book.note("date format", tname, col, r["rows"], "normalised to ISO datetime",
-                          f"written as {r['format']}"
-                          + ("; time zone dropped, the time kept as written" if zone else "")
-                          + ("; fractions of a second dropped" if ".fraction" in r["format"] else ""))
+                book.note(
+                    "date format",
+                    tname,
+                    col,
+                    r["rows"],
+                    "normalised to ISO datetime",
+                    f"written as {r['format']}"
+                    + ("; time zone dropped, the time kept as written" if zone else "")
+                    + ("; fractions of a second dropped" if ".fraction" in r["format"] else ""),
+                )
 
     # 2. unreadable values: required column -> quarantine, optional -> left missing and flagged
     for tname, grp in issues.groupby("table", sort=False):
@@ -209,12 +233,17 @@ def clean(
             mask = df[ROW].isin(rows)
             if col in spec.required:
                 vals = dict(zip(g["row"].astype(int), g["value"]))
-                book.quarantine(tname, mask, problem,
-                                lambda h, p=problem, c=col, v=vals: h[ROW].map(lambda r: f"{p} in {c}: {v.get(r)!r}"),
-                                col)
+                book.quarantine(
+                    tname,
+                    mask,
+                    problem,
+                    lambda h, p=problem, c=col, v=vals: h[ROW].map(lambda r: f"{p} in {c}: {v.get(r)!r}"),
+                    col,
+                )
             else:
-                book.note(problem, tname, col, int(mask.sum()), "set to missing, row kept",
-                          f"e.g. {g['value'].iloc[0]!r}")
+                book.note(
+                    problem, tname, col, int(mask.sum()), "set to missing, row kept", f"e.g. {g['value'].iloc[0]!r}"
+                )
 
     # 2b. values the schema rules out row by row: a negative amount, a score out of its range
     for tname, spec in TABLES.items():
@@ -227,21 +256,41 @@ def clean(
             vals = dict(zip(g["row"].astype(int), g["value"]))
             mask = book.tables[tname][ROW].isin(set(vals))
             if col in spec.required:
-                book.quarantine(tname, mask, kind,
-                                lambda h, c=col, e=g["expected"].iloc[0], v=vals:
-                                h[ROW].map(lambda r: f"{c} is {v.get(r)!r}, expected {e}"), col)
+                book.quarantine(
+                    tname,
+                    mask,
+                    kind,
+                    lambda h, c=col, e=g["expected"].iloc[0], v=vals: h[ROW].map(
+                        lambda r: f"{c} is {v.get(r)!r}, expected {e}"
+                    ),
+                    col,
+                )
             else:
                 df = book.tables[tname].copy()
                 df.loc[mask, col] = np.nan
                 book.tables[tname] = df
-                book.note(kind, tname, col, int(mask.sum()), "set to missing, row kept",
-                          f"e.g. {g['value'].iloc[0]!r}, expected {g['expected'].iloc[0]}")
+                book.note(
+                    kind,
+                    tname,
+                    col,
+                    int(mask.sum()),
+                    "set to missing, row kept",
+                    f"e.g. {g['value'].iloc[0]!r}, expected {g['expected'].iloc[0]}",
+                )
 
     # an export with a header and no rows is kept as an empty table, and said so
     for tname, n in book.rows_in.items():
         if n == 0:
-            book.log.append({"rule": "empty table", "table": tname, "column": "", "rows": 0,
-                             "action": "kept as an empty table", "detail": "the export has a header but no rows"})
+            book.log.append(
+                {
+                    "rule": "empty table",
+                    "table": tname,
+                    "column": "",
+                    "rows": 0,
+                    "action": "kept as an empty table",
+                    "detail": "the export has a header but no rows",
+                }
+            )
 
     for tname, spec in TABLES.items():
         df = book.tables[tname]
@@ -254,15 +303,25 @@ def clean(
         # 4. duplicate keys
         if spec.key:
             dup = df[spec.key].duplicated(keep="first")
-            book.quarantine(tname, dup, "duplicate key",
-                            lambda h, k=spec.key: h[k].map(lambda v: f"{k} {v} appears more than once"), spec.key)
+            book.quarantine(
+                tname,
+                dup,
+                "duplicate key",
+                lambda h, k=spec.key: h[k].map(lambda v: f"{k} {v} appears more than once"),
+                spec.key,
+            )
             df = book.tables[tname]
         # 5. dates in the future
         for col in spec.dates:
             fut = df[col] > as_of
             if fut.any():
-                book.quarantine(tname, fut, "date in the future",
-                                lambda h, c=col: h[c].map(lambda d: f"{c} {d:%Y-%m-%d} is after {as_of:%Y-%m-%d}"), col)
+                book.quarantine(
+                    tname,
+                    fut,
+                    "date in the future",
+                    lambda h, c=col: h[c].map(lambda d: f"{c} {d:%Y-%m-%d} is after {as_of:%Y-%m-%d}"),
+                    col,
+                )
                 df = book.tables[tname]
 
     # 6. duplicate customers: merge into the earliest record, re-point references
@@ -272,9 +331,13 @@ def clean(
         to = dict(zip(merges["duplicate_id"], merges["kept_id"]))
         how = dict(zip(merges["duplicate_id"], merges["match_on"]))
         mask = isin(cust["customer_id"], to)
-        book.quarantine("customers", mask, "duplicate customer",
-                        lambda h: h["customer_id"].map(lambda c: f"same customer as {to[c]} (same {how[c]})"),
-                        "customer_id")
+        book.quarantine(
+            "customers",
+            mask,
+            "duplicate customer",
+            lambda h: h["customer_id"].map(lambda c: f"same customer as {to[c]} (same {how[c]})"),
+            "customer_id",
+        )
         for tname, spec in TABLES.items():
             if tname == "customers" or "customer_id" not in spec.columns:
                 continue
@@ -284,8 +347,14 @@ def clean(
                 df = df.copy()
                 df.loc[hit, "customer_id"] = df.loc[hit, "customer_id"].map(to)
                 book.tables[tname] = df
-                book.note("duplicate customer", tname, "customer_id", int(hit.sum()),
-                          "re-pointed to the kept customer", "rows of merged duplicates now name the kept record")
+                book.note(
+                    "duplicate customer",
+                    tname,
+                    "customer_id",
+                    int(hit.sum()),
+                    "re-pointed to the kept customer",
+                    "rows of merged duplicates now name the kept record",
+                )
 
     # 7. references to customers that do not exist
     known = set(book.tables["customers"]["customer_id"])
@@ -294,24 +363,44 @@ def clean(
             continue
         df = book.tables[tname]
         orphan = df["customer_id"].notna() & ~isin(df["customer_id"], known)
-        book.quarantine(tname, orphan, "unknown customer",
-                        lambda h: "customer_id " + h["customer_id"].astype(str) + " is not in customers", "customer_id")
+        book.quarantine(
+            tname,
+            orphan,
+            "unknown customer",
+            lambda h: "customer_id " + h["customer_id"].astype(str) + " is not in customers",
+            "customer_id",
+        )
 
     # 8. outliers: customers with too many follow-ups
     act = book.tables["activities"]
     per = act.groupby("customer_id")["activity_id"].transform("size")
     heavy = act["customer_id"].notna() & (per > max_followups_per_customer)
     if heavy.any():
-        book.quarantine("activities", heavy, "outlier: follow-ups per customer",
-                        lambda h: "customer " + h["customer_id"].astype(str) + " has "
-                        + per[h.index].astype(int).astype(str) + f" follow-ups (> {max_followups_per_customer})",
-                        "customer_id")
+        book.quarantine(
+            "activities",
+            heavy,
+            "outlier: follow-ups per customer",
+            lambda h: (
+                "customer "
+                + h["customer_id"].astype(str)
+                + " has "
+                + per[h.index].astype(int).astype(str)
+                + f" follow-ups (> {max_followups_per_customer})"
+            ),
+            "customer_id",
+        )
 
     # 9. missing contact fields: flagged, never invented
     cust = book.tables["customers"]
     for col in ("phone", "email"):
-        book.note("missing contact field", "customers", col, int(cust[col].isna().sum()),
-                  "flagged, kept as missing", "never filled in")
+        book.note(
+            "missing contact field",
+            "customers",
+            col,
+            int(cust[col].isna().sum()),
+            "flagged, kept as missing",
+            "never filled in",
+        )
 
     # 10. phone and e-mail formats normalised in the kept rows
     for col, fn in (("phone", normalise_phone), ("email", normalise_email)):
@@ -326,11 +415,18 @@ def clean(
                 df = df.copy()
                 df[col] = new
                 book.tables[tname] = df
-                book.note(f"{col} format", tname, col, int(changed.sum()), "normalised",
-                          "digits only, +86 removed" if col == "phone" else "trimmed, lower case")
+                book.note(
+                    f"{col} format",
+                    tname,
+                    col,
+                    int(changed.sum()),
+                    "normalised",
+                    "digits only, +86 removed" if col == "phone" else "trimmed, lower case",
+                )
 
-    quarantine = (pd.concat(book.quarantined, ignore_index=True) if book.quarantined
-                  else pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    quarantine = (
+        pd.concat(book.quarantined, ignore_index=True) if book.quarantined else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
     recon = reconcile_rows(book.rows_in, book.tables, quarantine)
     if not recon["balanced"].all():
         bad = recon[~recon["balanced"]]

@@ -1,13 +1,17 @@
 """Load every canonical table a case names: read, map, take in and check each, never writing to a source."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
 import pandas as pd
+
 from crmnb.errors import CrmnbError, DataError
+from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
 from crmnb.intake.schema import TABLES
 from crmnb.intake.sources import Located, locate
-from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
 
 
 # --------------------------------------------------------------------------- loading a case's tables
@@ -25,8 +29,12 @@ def read_mapped(data: Any, table: str, base: Path | None = None) -> tuple[pd.Dat
         loc = Located(loc.table, loc.kind, loc.spec, url=resolve_url(loc.url, base or Path(data.dir)), key=loc.key)
     mapping = mappings.resolve(loc.spec.mapping, table)
     raw = read(loc, expected_columns(table, mapping))
-    if loc.kind == "sql" and loc.spec.sql.table is not None and loc.spec.sql.order_by is None \
-            and not _is_sqlite(loc.url):  # SQLite: rowid order, the order the rows were loaded in
+    if (
+        loc.kind == "sql"
+        and loc.spec.sql.table is not None
+        and loc.spec.sql.order_by is None
+        and not _is_sqlite(loc.url)
+    ):  # SQLite: rowid order, the order the rows were loaded in
         raw.frame, notes = _in_key_order(raw.frame, table, mapping)
         raw.notes.extend(notes)
     frame = raw.frame
@@ -48,19 +56,23 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     if not len(df) or not by:
         return df, []
     out = df.sort_values(by, kind="stable", na_position="last", key=lambda s: s.astype("string"))
-    return out.reset_index(drop=True), [f"rows numbered in the order of {', '.join(by[:3])}"
-                                        + (" …" if len(by) > 3 else "") + " (set order_by to choose)"]
+    return out.reset_index(drop=True), [
+        f"rows numbered in the order of {', '.join(by[:3])}"
+        + (" …" if len(by) > 3 else "")
+        + " (set order_by to choose)"
+    ]
 
 
-def load_tables(case: Any, progress: Callable[[str], None] | None = None,
-                errors: dict[str, CrmnbError] | None = None) -> dict:
+def load_tables(
+    case: Any, progress: Callable[[str], None] | None = None, errors: dict[str, CrmnbError] | None = None
+) -> dict:
     """Read, map, take in and validate every canonical table of a case; never writes to a source.
 
     Raises the first :class:`DataError` (naming the table and source), or, when
     ``errors`` is given, collects each table's error there and goes on.
     """
-    from crmnb.intake.parse import intake
     from crmnb.intake.checks import check_intake
+    from crmnb.intake.parse import intake
 
     out: dict[str, Any] = {}
 
@@ -69,8 +81,10 @@ def load_tables(case: Any, progress: Callable[[str], None] | None = None,
             got = intake(frame, name, loc.label)
             if not len(got.table):
                 if not TABLES[name].may_be_empty:
-                    raise DataError(f"{loc.label} (table '{name}'): the export has a header but no rows; "
-                                    f"the analysis cannot do without {name}")
+                    raise DataError(
+                        f"{loc.label} (table '{name}'): the export has a header but no rows; "
+                        f"the analysis cannot do without {name}"
+                    )
                 got.notes.append("the export has a header but no rows: an empty table")
             got.source = loc.label
             got.read_as = {"encoding": "utf-8" if raw.encoding == "utf-8-sig" else raw.encoding, "sep": raw.sep}

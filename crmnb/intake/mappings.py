@@ -44,8 +44,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crmnb.errors import DataError
-from crmnb.intake.schema import OPPORTUNITY_STAGES, TABLES
 from crmnb.intake.presets import DERIVATIONS, HELPER, PRESETS
+from crmnb.intake.schema import OPPORTUNITY_STAGES, TABLES
 
 
 # --------------------------------------------------------------------------- the case-file model
@@ -96,8 +96,10 @@ class MappingSpec(BaseModel):
         for part in ("columns", "values", "constants"):
             bad = sorted(set(getattr(self, part)) - set(known))
             if bad:
-                problems.append(f"{part}: unknown column(s) {', '.join(bad)} of table '{table}'; "
-                                f"expected some of {', '.join(known)}")
+                problems.append(
+                    f"{part}: unknown column(s) {', '.join(bad)} of table '{table}'; "
+                    f"expected some of {', '.join(known)}"
+                )
         return problems
 
 
@@ -142,8 +144,11 @@ class Mapping:
         Raises :class:`DataError` naming the file and the export column when a
         required canonical column has no source.
         """
-        where = f"{source} (table '{self.table}', mapping {self.name})" if source else \
-            f"table '{self.table}' (mapping {self.name})"
+        where = (
+            f"{source} (table '{self.table}', mapping {self.name})"
+            if source
+            else f"table '{self.table}' (mapping {self.name})"
+        )
         by_norm: dict[str, str] = {}
         for c in raw.columns:
             by_norm.setdefault(_norm_col(c), c)
@@ -186,12 +191,20 @@ class Mapping:
             lines = []
             for c in missing:
                 cands = self.columns.get(c)
-                looked = f"export column {' or '.join(repr(x) for x in cands)} not found" if cands else \
-                    "the mapping names no export column for it"
-                lines.append(f"'{c}': {looked}; map it with columns: {{{c}: <export column>}}"
-                             + (f" or constants: {{{c}: <value>}}" if c == "department" else ""))
-            raise DataError(f"{where}: required column(s) missing:\n    " + "\n    ".join(lines)
-                            + f"\n  the export's columns: {', '.join(map(str, raw.columns)) or 'none'}")
+                looked = (
+                    f"export column {' or '.join(repr(x) for x in cands)} not found"
+                    if cands
+                    else "the mapping names no export column for it"
+                )
+                lines.append(
+                    f"'{c}': {looked}; map it with columns: {{{c}: <export column>}}"
+                    + (f" or constants: {{{c}: <value>}}" if c == "department" else "")
+                )
+            raise DataError(
+                f"{where}: required column(s) missing:\n    "
+                + "\n    ".join(lines)
+                + f"\n  the export's columns: {', '.join(map(str, raw.columns)) or 'none'}"
+            )
         return out.reset_index(drop=True)
 
 

@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmnb.errors import DataError
-from crmnb.intake.schema import TABLES
-from crmnb.intake.schema import ROW
+from crmnb.intake.schema import ROW, TABLES
 
 DATE_FORMATS: tuple[tuple[str, str], ...] = (
     ("%Y-%m-%d %H:%M:%S", "YYYY-MM-DD hh:mm:ss"),
@@ -33,8 +32,6 @@ DATE_FORMATS: tuple[tuple[str, str], ...] = (
     ("%Y年%m月%d日", "YYYY年M月D日"),
 )
 """Date formats CRM exports use, tried in order; none puts the day before the month."""
-
-
 
 
 # --------------------------------------------------------------------------- intake
@@ -89,7 +86,9 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 _ISO_TAIL = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 
 
-_FIELDS = r"^(?P<y>\d{4})\D+(?P<m>\d{1,2})\D+(?P<d>\d{1,2})(?:\D+(?P<H>\d{1,2})\D+(?P<M>\d{1,2})(?:\D+(?P<S>\d{1,2}))?)?"
+_FIELDS = (
+    r"^(?P<y>\d{4})\D+(?P<m>\d{1,2})\D+(?P<d>\d{1,2})(?:\D+(?P<H>\d{1,2})\D+(?P<M>\d{1,2})(?:\D+(?P<S>\d{1,2}))?)?"
+)
 """The numbers of a date in any of :data:`DATE_FORMATS`, in order: year, month, day, hour, minute, second."""
 
 _SAMPLE = _dt.datetime(2000, 11, 22, 13, 44, 55)
@@ -104,16 +103,18 @@ def _written_as_parsed(arr: pa.Array, got: pa.Array, fmt: str) -> pa.Array:
     is slower but rare. Both are compared the same way.
     """
     sample = _SAMPLE.strftime(fmt)
-    fields = [(sample.index(str(v)), group, part)  # ``index`` counts characters, as Arrow's utf8 slicing does
-              for v, group, part in ((22, "d", pc.day), (55, "S", pc.second)) if str(v) in sample]
+    fields = [
+        (sample.index(str(v)), group, part)  # ``index`` counts characters, as Arrow's utf8 slicing does
+        for v, group, part in ((22, "d", pc.day), (55, "S", pc.second))
+        if str(v) in sample
+    ]
 
     def agree(written: pa.Array, parsed: pa.Array) -> np.ndarray:
         same = pc.fill_null(pc.equal(pc.cast(written, pa.int64()), parsed), False)
         return np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
 
     parsed = np.asarray(pc.is_valid(got).to_numpy(zero_copy_only=False), dtype=bool)
-    fixed = parsed & np.asarray(pc.equal(pc.utf8_length(arr), len(sample)).to_numpy(zero_copy_only=False),
-                                dtype=bool)
+    fixed = parsed & np.asarray(pc.equal(pc.utf8_length(arr), len(sample)).to_numpy(zero_copy_only=False), dtype=bool)
     fixed_pa = pa.array(fixed)
     ok = np.ones(len(arr), dtype=bool)
     for at, _, part in fields:
@@ -216,8 +217,10 @@ def _separator_hint(raw: pd.DataFrame, table: str) -> str:
     for sep, word in (("\t", "tab"), (";", "semicolon"), ("|", "pipe"), (",", "comma")):
         if any(n.count(sep) >= 2 for n in names):
             shown = "tab" if sep == "\t" else sep
-            return (f"; the header looks {word}-separated ({sep!r}), not split by the separator used: "
-                    f"declare sep: '{shown}' in data.tables.{table}, or leave sep out to detect it")
+            return (
+                f"; the header looks {word}-separated ({sep!r}), not split by the separator used: "
+                f"declare sep: '{shown}' in data.tables.{table}, or leave sep out to detect it"
+            )
     return ""
 
 

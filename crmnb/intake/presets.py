@@ -1,10 +1,11 @@
 """Mapping presets: how Salesforce, HubSpot and Zoho exports map onto the canonical tables."""
 
 from __future__ import annotations
-from dataclasses import dataclass, field
-from typing import Callable
-import pandas as pd
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
 
 # --------------------------------------------------------------------------- presets
 HELPER = "__"
@@ -155,7 +156,9 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
         Preset(
-            "salesforce_opportunity", "opportunities", "Salesforce",
+            "salesforce_opportunity",
+            "opportunities",
+            "Salesforce",
             "Opportunity object (Data Loader / report export); status from IsWon and IsClosed",
             columns={
                 "opportunity_id": ("Id", "Opportunity ID", "Opportunity Id"),
@@ -174,7 +177,9 @@ PRESETS: dict[str, Preset] = {
             derive=("status_from_stage", "closed_at_when_closed"),
         ),
         Preset(
-            "salesforce_opportunity_history", "stage_history", "Salesforce",
+            "salesforce_opportunity_history",
+            "stage_history",
+            "Salesforce",
             "OpportunityHistory object: one row per stage change; a stage is left when the next row is entered",
             columns={
                 "opportunity_id": ("OpportunityId", "Opportunity ID"),
@@ -185,7 +190,9 @@ PRESETS: dict[str, Preset] = {
             derive=("exited_at_from_next",),
         ),
         Preset(
-            "salesforce_lead", "leads", "Salesforce",
+            "salesforce_lead",
+            "leads",
+            "Salesforce",
             "Lead object; converted from IsConverted; links to opportunities through ConvertedOpportunityId",
             columns={
                 "lead_id": ("Id", "Lead ID", "Lead Id"),
@@ -200,17 +207,25 @@ PRESETS: dict[str, Preset] = {
                 "first_contact_at": ("FirstCallDateTime", "First Call Date"),
             },
             values={"status": SALESFORCE_LEAD_STATUSES},
-            helpers={"is_converted": ("IsConverted", "Converted"),
-                     "converted_opportunity_id": ("ConvertedOpportunityId", "Converted Opportunity ID")},
+            helpers={
+                "is_converted": ("IsConverted", "Converted"),
+                "converted_opportunity_id": ("ConvertedOpportunityId", "Converted Opportunity ID"),
+            },
             derive=("lead_status",),
         ),
         Preset(
-            "hubspot_deal", "opportunities", "HubSpot",
+            "hubspot_deal",
+            "opportunities",
+            "HubSpot",
             "Deals: property internal names (API, exports with internal names) or the CSV labels",
             columns={
                 "opportunity_id": ("hs_object_id", "Record ID", "Deal ID", "dealId"),
-                "customer_id": ("associatedcompanyid", "Associated Company IDs (Primary)",
-                                "Associated Company IDs", "Associated Company ID"),
+                "customer_id": (
+                    "associatedcompanyid",
+                    "Associated Company IDs (Primary)",
+                    "Associated Company IDs",
+                    "Associated Company ID",
+                ),
                 "created_at": ("createdate", "Create Date"),
                 "stage": ("dealstage", "Deal Stage"),
                 "amount": ("amount", "Amount"),
@@ -223,7 +238,9 @@ PRESETS: dict[str, Preset] = {
             derive=("status_from_stage", "closed_at_when_closed"),
         ),
         Preset(
-            "zoho_deal", "opportunities", "Zoho CRM",
+            "zoho_deal",
+            "opportunities",
+            "Zoho CRM",
             "Deals module: API names or export labels",
             columns={
                 "opportunity_id": ("id", "Record Id", "Id", "Deal Id"),
@@ -240,7 +257,9 @@ PRESETS: dict[str, Preset] = {
             derive=("status_from_stage", "closed_at_when_closed"),
         ),
         Preset(
-            "zoho_lead", "leads", "Zoho CRM",
+            "zoho_lead",
+            "leads",
+            "Zoho CRM",
             "Leads module: API names or export labels",
             columns={
                 "lead_id": ("id", "Record Id", "Id", "Lead Id"),
@@ -259,5 +278,3 @@ PRESETS: dict[str, Preset] = {
     ]
 }
 """Named mappings a case file can use by name."""
-
-

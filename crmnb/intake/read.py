@@ -1,6 +1,7 @@
 """Read a table's raw text from its source, CSV, Excel or SQL, exactly as it is and read-only."""
 
 from __future__ import annotations
+
 import codecs
 import csv
 import datetime as _dt
@@ -10,12 +11,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 import pandas as pd
+
 from crmnb.errors import DataError
 from crmnb.intake.schema import TABLES
-
-from crmnb.intake.sources import ENCODINGS, Located, SEPARATORS
-from crmnb.intake.sources import redact
+from crmnb.intake.sources import ENCODINGS, SEPARATORS, Located, redact
 
 
 # --------------------------------------------------------------------------- reading
@@ -38,15 +39,26 @@ def read(loc: Located, expected: list[str] | tuple[str, ...] = ()) -> Raw:
     empty or unreadable.
     """
     if loc.kind == "sql":
-        return Raw(read_sql_text(loc.url, table=loc.spec.sql.table, query=loc.spec.sql.query,
-                                 order_by=loc.spec.sql.order_by, label=f"table '{loc.table}'"), loc)
+        return Raw(
+            read_sql_text(
+                loc.url,
+                table=loc.spec.sql.table,
+                query=loc.spec.sql.query,
+                order_by=loc.spec.sql.order_by,
+                label=f"table '{loc.table}'",
+            ),
+            loc,
+        )
     path = loc.path
     where = f"table '{loc.table}'"
     decl = f" (declared in {loc.key})" if loc.key else ""
     if not path.exists():
         near = sorted(p.name for p in path.parent.glob(f"*{path.suffix}")) if path.parent.is_dir() else []
-        hint = f"; files there: {', '.join(near[:8])}" if near else \
-            ("" if path.parent.is_dir() else f"; the folder {path.parent} does not exist")
+        hint = (
+            f"; files there: {', '.join(near[:8])}"
+            if near
+            else ("" if path.parent.is_dir() else f"; the folder {path.parent} does not exist")
+        )
         raise DataError(f"{where}: file not found: {path}{decl}{hint}")
     if path.stat().st_size == 0:
         raise DataError(f"{where}: file is empty: {path} (not even a header row)")
@@ -67,10 +79,12 @@ def read_excel_text(path: Path, table: str, sheet: str | None = None, header_row
         names = book.sheet_names
         chosen = sheet or (table if table in names else names[0])
         if chosen not in names:
-            raise DataError(f"table '{table}': sheet '{chosen}' not in {path.name} "
-                            f"(sheets: {', '.join(names)}); full path {path}")
-        df = pd.read_excel(book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=[""],
-                           header=header_row - 1)
+            raise DataError(
+                f"table '{table}': sheet '{chosen}' not in {path.name} (sheets: {', '.join(names)}); full path {path}"
+            )
+        df = pd.read_excel(
+            book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=[""], header=header_row - 1
+        )
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
@@ -87,8 +101,9 @@ def _decode_sample(path: Path, encoding: str | None, size: int = 1 << 16) -> tup
             return codecs.getincrementaldecoder(enc)().decode(data, final=whole), enc
         except UnicodeDecodeError:
             continue
-    raise DataError(f"cannot decode {path}: neither UTF-8 nor GB18030; declare its encoding "
-                    f"(data.tables.<table>.encoding)")
+    raise DataError(
+        f"cannot decode {path}: neither UTF-8 nor GB18030; declare its encoding (data.tables.<table>.encoding)"
+    )
 
 
 def detect_separator(sample: str, expected: list[str] | tuple[str, ...] = (), header_row: int = 1) -> str:
@@ -98,7 +113,7 @@ def detect_separator(sample: str, expected: list[str] | tuple[str, ...] = (), he
     >>> detect_separator("a;b;c\\n1;2,5;3\\n", ["a", "b"])
     ';'
     """
-    lines = sample.splitlines()[header_row - 1:][:50]
+    lines = sample.splitlines()[header_row - 1 :][:50]
     if len(lines) > 1 and not sample.endswith(("\n", "\r")):
         lines = lines[:-1]  # the last line of a sample may be cut
     want = {str(c).strip().casefold() for c in expected}
@@ -120,20 +135,33 @@ def detect_separator(sample: str, expected: list[str] | tuple[str, ...] = (), he
     return best
 
 
-def read_csv_text(path: Path, encoding: str | None = None, sep: str | None = None, header_row: int = 1,
-                  expected: list[str] | tuple[str, ...] = ()) -> tuple[pd.DataFrame, str, str]:
+def read_csv_text(
+    path: Path,
+    encoding: str | None = None,
+    sep: str | None = None,
+    header_row: int = 1,
+    expected: list[str] | tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, str, str]:
     """Read a CSV export as text; return it with the encoding and separator used."""
     sample, enc = _decode_sample(path, encoding)
     if sep is None:
         sep = detect_separator(sample, expected, header_row)
-    candidates = [enc] if encoding is not None else list(ENCODINGS[ENCODINGS.index(enc):])
+    candidates = [enc] if encoding is not None else list(ENCODINGS[ENCODINGS.index(enc) :])
     last: Exception | None = None
     for e in candidates:
         try:
             df = _read_csv_fast(path, e, sep, header_row)
             if df is None:
-                df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=e, sep=sep,
-                                 skiprows=header_row - 1, engine="c")
+                df = pd.read_csv(
+                    path,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                    encoding=e,
+                    sep=sep,
+                    skiprows=header_row - 1,
+                    engine="c",
+                )
             break
         except UnicodeDecodeError as exc:  # the sample decoded, a later part does not
             last = exc
@@ -155,9 +183,17 @@ def _read_csv_fast(path: Path, encoding: str, sep: str, header_row: int) -> pd.D
     if codecs.lookup(encoding).name != "utf-8":
         return None
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding, sep=sep,
-                         skiprows=header_row - 1, engine="pyarrow")
-    except Exception:  # noqa: BLE001 - any refusal: pandas' reader gives the message
+        df = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            encoding=encoding,
+            sep=sep,
+            skiprows=header_row - 1,
+            engine="pyarrow",
+        )
+    except Exception:
         return None
     if len(set(map(str, df.columns))) != len(df.columns):
         return None
@@ -167,6 +203,7 @@ def _read_csv_fast(path: Path, encoding: str, sep: str, header_row: int) -> pd.D
 # --------------------------------------------------------------------------- SQL
 def resolve_url(url: str, base: Path | None = None) -> str:
     """Return ``url`` with ``${VAR}`` read from the environment and a relative SQLite path made absolute."""
+
     def env(m: re.Match) -> str:
         name = m.group(1)
         if name not in os.environ:
@@ -209,11 +246,13 @@ def readonly_engine(url: str):
         return sa.create_engine(u, execution_options={"postgresql_readonly": True})
     engine = sa.create_engine(u)
     if u.get_backend_name() in ("mysql", "mariadb"):
+
         @sa.event.listens_for(engine, "connect")
         def _readonly(dbapi_conn, _record):  # pragma: no cover - no MySQL server in the tests
             cur = dbapi_conn.cursor()
             cur.execute("SET SESSION TRANSACTION READ ONLY")
             cur.close()
+
     return engine
 
 
@@ -240,8 +279,9 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
-def read_sql_text(url: str, table: str | None = None, query: str | None = None, order_by: str | None = None,
-                  label: str = "") -> pd.DataFrame:
+def read_sql_text(
+    url: str, table: str | None = None, query: str | None = None, order_by: str | None = None, label: str = ""
+) -> pd.DataFrame:
     """Read a database table or SELECT query as text cells, on a read-only connection; never commits."""
     import sqlalchemy as sa
 
@@ -289,12 +329,16 @@ def read_sql_text(url: str, table: str | None = None, query: str | None = None, 
     return df
 
 
-
-
-
 # --------------------------------------------------------------------------- raw exports
-def read_export(path: Path, table: str, sheet: str | None = None, *, encoding: str | None = None,
-                sep: str | None = None, header_row: int = 1) -> pd.DataFrame:
+def read_export(
+    path: Path,
+    table: str,
+    sheet: str | None = None,
+    *,
+    encoding: str | None = None,
+    sep: str | None = None,
+    header_row: int = 1,
+) -> pd.DataFrame:
     """Read one export file as text, exactly as it is, without writing to it.
 
     CSV is read as UTF-8 (with or without BOM), falling back to GB18030 as Chinese
@@ -306,8 +350,8 @@ def read_export(path: Path, table: str, sheet: str | None = None, *, encoding: s
     """
     from crmnb.intake.sources import Located, TableSource, _is_excel
 
-    spec = TableSource.model_construct(file=str(path), sql=None, encoding=encoding, sep=sep, sheet=sheet,
-                                       header_row=header_row, mapping=None)
+    spec = TableSource.model_construct(
+        file=str(path), sql=None, encoding=encoding, sep=sep, sheet=sheet, header_row=header_row, mapping=None
+    )
     loc = Located(table, "excel" if _is_excel(Path(path)) else "csv", spec, path=Path(path))
     return read(loc, list(TABLES[table].columns) if table in TABLES else ()).frame
-

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 FUNNEL_STAGES: tuple[str, ...] = (
     "lead",
     "first_contact",
@@ -281,7 +280,6 @@ DEFAULT_FILES: dict[str, str] = {
     "receipts": "receipts.csv",
 }
 """Where each table lives in a data folder unless the case file says otherwise."""
-
 
 
 ROW = "_row"

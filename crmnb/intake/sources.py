@@ -79,7 +79,7 @@ class SqlSource(_Model):
     order_by: str | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> "SqlSource":
+    def _one_of(self) -> SqlSource:
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of 'table' or 'query'")
         if self.query is not None and not re.match(r"(?is)^\s*(select|with)\b", self.query):
@@ -143,7 +143,7 @@ class TableSource(_Model):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TableSource":
+    def _consistent(self) -> TableSource:
         if self.file is not None and self.sql is not None:
             raise ValueError("give either 'file' or 'sql', not both")
         if self.sql is not None and (self.encoding or self.sep or self.sheet or self.header_row != 1):
@@ -219,5 +219,3 @@ def locate(data: Any, table: str) -> Located:
         return Located(table, "sql", spec, url=spec.sql.url or sql_url, key=key)
     path = Path(data.dir) / (spec.file or data.files.get(table) or DEFAULT_FILES[table])
     return Located(table, "excel" if _is_excel(path) else "csv", spec, path=path, key=key)
-
-

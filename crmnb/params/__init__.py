@@ -2,7 +2,6 @@
 their shared and per-department defaults (``files``)."""
 
 from crmnb.params.files import (
-    parse_case,
     DEFAULTS_FILE,
     DEPARTMENTS_DIR,
     CaseMapping,
@@ -11,6 +10,7 @@ from crmnb.params.files import (
     department_defaults_file,
     load_case,
     merged_defaults,
+    parse_case,
     read_case_mapping,
 )
 from crmnb.params.model import (
@@ -23,9 +23,26 @@ from crmnb.params.model import (
     PlanItem,
     Thresholds,
     TierThresholds,
-
 )
 
-__all__ = ["DEFAULTS_FILE", "DEPARTMENTS_DIR", "GOAL_METRICS", "CaseMapping", "CaseParams", "ChurnThresholds",
-           "DataSource", "Goal", "Period", "PlanItem", "Thresholds", "TierThresholds", "case_settings", "deep_merge",
-           "department_defaults_file", "load_case", "merged_defaults", "parse_case", "read_case_mapping"]
+__all__ = [
+    "DEFAULTS_FILE",
+    "DEPARTMENTS_DIR",
+    "GOAL_METRICS",
+    "CaseMapping",
+    "CaseParams",
+    "ChurnThresholds",
+    "DataSource",
+    "Goal",
+    "Period",
+    "PlanItem",
+    "Thresholds",
+    "TierThresholds",
+    "case_settings",
+    "deep_merge",
+    "department_defaults_file",
+    "load_case",
+    "merged_defaults",
+    "parse_case",
+    "read_case_mapping",
+]

@@ -1,14 +1,17 @@
 """Reading case files: shared and per-department defaults merged under the case, errors naming the file and key."""
 
 from __future__ import annotations
+
+import difflib
 from pathlib import Path
 from typing import Any
+
 import yaml
-from crmnb.errors import CaseFileError
-from crmnb.paths import resolve
-from crmnb.params.model import CaseParams
-import difflib
 from pydantic import BaseModel, ValidationError
+
+from crmnb.errors import CaseFileError
+from crmnb.params.model import CaseParams
+from crmnb.paths import resolve
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
@@ -133,7 +136,11 @@ def _where(loc: str, origins: dict[str, Path], source: str | Path) -> str:
             others = sorted(str(f) for f in below if str(f) != str(source))
             if not others:
                 return ""
-            return f" (set in {', '.join(others)})" if len(below) == len(others) else f" (set in {source} and {', '.join(others)})"
+            return (
+                f" (set in {', '.join(others)})"
+                if len(below) == len(others)
+                else f" (set in {source} and {', '.join(others)})"
+            )
     return ""
 
 

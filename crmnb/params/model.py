@@ -42,7 +42,7 @@ class Period(_Model):
     end: date
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Period":
+    def _ordered(self) -> Period:
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         return self
@@ -69,7 +69,7 @@ class Goal(_Model):
         return v
 
     @model_validator(mode="after")
-    def _sensible(self) -> "Goal":
+    def _sensible(self) -> Goal:
         if self.target == self.baseline:
             raise ValueError(f"target equals baseline ({self.target}): there is nothing to reach")
         if GOAL_METRICS[self.metric] == "rate":
@@ -140,11 +140,11 @@ class DataSource(_Model):
         return v
 
     @model_validator(mode="after")
-    def _sources(self) -> "DataSource":
+    def _sources(self) -> DataSource:
         check_tables(self.tables, self.files, self.sql_url)
         return self
 
-    def source(self, table: str) -> "Located":
+    def source(self, table: str) -> Located:
         """Return where ``table`` comes from: its file (with how to read it) or its database."""
         return locate(self, table)
 
@@ -158,7 +158,7 @@ class TierThresholds(_Model):
     potential_repeat: float = Field(0.3, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _bands(self) -> "TierThresholds":
+    def _bands(self) -> TierThresholds:
         if self.potential_spend >= self.high_spend:
             raise ValueError("potential_spend must be below high_spend")
         if self.potential_repeat > self.high_repeat:
@@ -258,12 +258,10 @@ class CaseParams(_Model):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CaseParams":
+    def _consistent(self) -> CaseParams:
         if self.control_department is not None and self.control_department == self.department:
             raise ValueError("control_department must differ from department")
-        if self.intervention_date is not None and not (
-            self.period.start < self.intervention_date <= self.period.end
-        ):
+        if self.intervention_date is not None and not (self.period.start < self.intervention_date <= self.period.end):
             # the intervention may also open the period: then 'before' is the same span before it
             if self.intervention_date != self.period.start:
                 raise ValueError(

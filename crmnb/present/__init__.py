@@ -2,7 +2,7 @@
 of personal data, e-mail.
 """
 
-MODULES = ('charts', 'display', 'fonts', 'mail', 'masking', 'report', 'summary', 'words', 'workbook')
+MODULES = ("charts", "display", "fonts", "mail", "masking", "report", "summary", "words", "workbook")
 
 
 def __getattr__(name: str):

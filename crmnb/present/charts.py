@@ -15,28 +15,26 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import PercentFormatter
-from crmnb.present.words import category, phrase
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from matplotlib.ticker import FuncFormatter
-from crmnb.present.words import say
 from crmnb.analysis.forecast import _series
+from crmnb.present.words import category, phrase, say
 
 matplotlib.use("Agg")
-from matplotlib import font_manager  # noqa: E402
+from matplotlib import font_manager
 
-from crmnb.present.words import column, language
 from crmnb.paths import bundled_cjk_font
+from crmnb.present.words import column, language
 
 
 def _label(value: object) -> str:
     """Return a category or legend entry in the report language (``high_value`` reads "high value" in English)."""
     text = phrase(str(category(value)))
     return text if language() == "zh" else text.replace("_", " ")
+
 
 PALETTE = ["#2f6f9f", "#e07b39", "#5a9e6f", "#9b59b6", "#c0392b", "#7f8c8d"]
 DPI = 96
@@ -48,8 +46,11 @@ def cjk_font() -> str | None:
 
     Uses the Noto Sans SC file installed with crmnb's dependencies, else a system CJK font.
     """
-    candidates = [bundled_cjk_font(), Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-                  Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")]
+    candidates = [
+        bundled_cjk_font(),
+        Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+        Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    ]
     for path in candidates:
         if path is not None and path.is_file():
             font_manager.fontManager.addfont(str(path))
@@ -60,25 +61,27 @@ def cjk_font() -> str | None:
 def setup_style() -> None:
     """Apply crmnb's chart style: white grid, one palette, readable sizes, CJK-capable fonts."""
     cjk = cjk_font()
-    plt.rcParams.update({
-        "figure.dpi": DPI,
-        "savefig.dpi": DPI,
-        "figure.figsize": (7.5, 3.8),
-        "axes.grid": True,
-        "grid.color": "#e5e5e5",
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titlesize": 12,
-        "axes.titleweight": "bold",
-        "axes.labelsize": 10,
-        "xtick.labelsize": 9,
-        "ytick.labelsize": 9,
-        "legend.fontsize": 9,
-        "legend.frameon": False,
-        "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
-        "font.family": ["DejaVu Sans"] + ([cjk] if cjk else []),
-        "axes.unicode_minus": False,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": DPI,
+            "savefig.dpi": DPI,
+            "figure.figsize": (7.5, 3.8),
+            "axes.grid": True,
+            "grid.color": "#e5e5e5",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 12,
+            "axes.titleweight": "bold",
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
+            "legend.frameon": False,
+            "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+            "font.family": ["DejaVu Sans"] + ([cjk] if cjk else []),
+            "axes.unicode_minus": False,
+        }
+    )
 
 
 @dataclass
@@ -115,9 +118,19 @@ def _pct_axis(ax, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
-def trend(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel: str, percent: bool = False,
-          marker: pd.Timestamp | None = None, marker_label: str = "", target: float | None = None,
-          target_label: str = "") -> Chart:
+def trend(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str | None,
+    title: str,
+    ylabel: str,
+    percent: bool = False,
+    marker: pd.Timestamp | None = None,
+    marker_label: str = "",
+    target: float | None = None,
+    target_label: str = "",
+) -> Chart:
     """Return a line chart of ``y`` over ``x``, one line per ``hue``, with an optional event line and target."""
     setup_style()
     fig, ax = plt.subplots()
@@ -131,12 +144,26 @@ def trend(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel:
             lines.append(f"{_label(name)}: {last[y]:.1%}" if percent else f"{_label(name)}: {last[y]:.1f}")
     if marker is not None:
         ax.axvline(marker, color="#555", linestyle="--", linewidth=1)
-        ax.annotate(marker_label, (marker, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
-                    textcoords="offset points", fontsize=8, color="#555")
+        ax.annotate(
+            marker_label,
+            (marker, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="#555",
+        )
     if target is not None:
         ax.axhline(target, color=PALETTE[4], linestyle=":", linewidth=1.2)
-        ax.annotate(target_label, (0, target), xycoords=("axes fraction", "data"), xytext=(4, 3),
-                    textcoords="offset points", fontsize=8, color=PALETTE[4])
+        ax.annotate(
+            target_label,
+            (0, target),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=8,
+            color=PALETTE[4],
+        )
     if percent:
         _pct_axis(ax)
     ax.set_title(title)
@@ -145,13 +172,22 @@ def trend(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel:
     if hue:
         ax.legend(loc="best")
     fig.autofmt_xdate()
-    alt = phrase("{title}. Line chart by {x}; latest values: {values}.", title=title, x=column(x),
-                 values="; ".join(lines))
+    alt = phrase(
+        "{title}. Line chart by {x}; latest values: {values}.", title=title, x=column(x), values="; ".join(lines)
+    )
     return _finish(fig, title, alt)
 
 
-def bars(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, ylabel: str, percent: bool = False,
-         horizontal: bool = False) -> Chart:
+def bars(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str | None,
+    title: str,
+    ylabel: str,
+    percent: bool = False,
+    horizontal: bool = False,
+) -> Chart:
     """Return a grouped bar chart comparing ``y`` across ``x`` (e.g. reps, departments), split by ``hue``."""
     setup_style()
     cats = list(dict.fromkeys(df[x]))
@@ -193,23 +229,41 @@ def funnel_chart(table: pd.DataFrame, labels: dict[str, str], title: str, xlabel
     ax.barh(names, vals, color=PALETTE[0], left=(vals.max() - vals) / 2)
     for i, (v, r) in enumerate(zip(vals, table["conversion_rate"])):
         txt = f"{int(v):,}" + (f"   → {r:.0%}" if pd.notna(r) else "")
-        ax.text(vals.max() / 2, i, txt, va="center", ha="center", color="white" if v > vals.max() * 0.25 else "#222",
-                fontsize=9, fontweight="bold")
+        ax.text(
+            vals.max() / 2,
+            i,
+            txt,
+            va="center",
+            ha="center",
+            color="white" if v > vals.max() * 0.25 else "#222",
+            fontsize=9,
+            fontweight="bold",
+        )
     ax.invert_yaxis()
     ax.set_xticks([])
     ax.grid(False)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: ""))
-    desc = "; ".join(phrase("{name}: {count}, {rate} go on", name=n, count=f"{int(v):,}", rate=f"{r:.0%}")
-                     if pd.notna(r) else f"{n}: {int(v):,}" for n, v, r in zip(names, vals, table["conversion_rate"]))
+    desc = "; ".join(
+        phrase("{name}: {count}, {rate} go on", name=n, count=f"{int(v):,}", rate=f"{r:.0%}")
+        if pd.notna(r)
+        else f"{n}: {int(v):,}"
+        for n, v, r in zip(names, vals, table["conversion_rate"])
+    )
     return _finish(fig, title, phrase("{title}. Funnel: {values}.", title=title, values=desc))
 
 
-
-def heatmap(matrix: pd.DataFrame, title: str, xlabel: str = "Funnel stage", ylabel: str = "Channel",
-            percent: bool = True, labels: dict[str, str] | None = None, cmap: str = "Blues",
-            colorbar_label: str = "Share of leads") -> Chart:
+def heatmap(
+    matrix: pd.DataFrame,
+    title: str,
+    xlabel: str = "Funnel stage",
+    ylabel: str = "Channel",
+    percent: bool = True,
+    labels: dict[str, str] | None = None,
+    cmap: str = "Blues",
+    colorbar_label: str = "Share of leads",
+) -> Chart:
     """Return a heatmap of ``matrix`` (rows × columns) with each cell's value written in it.
 
     ``percent`` shows shares (0–1) as percentages on a 0–100% scale; ``labels`` renames
@@ -231,10 +285,18 @@ def heatmap(matrix: pd.DataFrame, title: str, xlabel: str = "Funnel stage", ylab
     fmt = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:,.1f}")
     for (i, j), v in np.ndenumerate(values):
         dark = np.isfinite(v) and (v - vmin) / ((vmax - vmin) or 1) > 0.6
-        ax.text(j, i, fmt(v) if np.isfinite(v) else "–", ha="center", va="center", fontsize=8.5,
-                color="white" if dark else "#222")
-    ax.set_xticks(np.arange(len(cols)), cols, rotation=30 if len(cols) > 4 else 0,
-                  ha="right" if len(cols) > 4 else "center")
+        ax.text(
+            j,
+            i,
+            fmt(v) if np.isfinite(v) else "–",
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            color="white" if dark else "#222",
+        )
+    ax.set_xticks(
+        np.arange(len(cols)), cols, rotation=30 if len(cols) > 4 else 0, ha="right" if len(cols) > 4 else "center"
+    )
     ax.set_yticks(np.arange(len(rows)), rows)
     ax.grid(False)
     for side in ("top", "right", "left", "bottom"):
@@ -246,13 +308,19 @@ def heatmap(matrix: pd.DataFrame, title: str, xlabel: str = "Funnel stage", ylab
     bar.set_label(colorbar_label)
     if percent:
         bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    cell = (lambda v: fmt(v) if np.isfinite(v) else phrase("n/a"))
+    cell = lambda v: fmt(v) if np.isfinite(v) else phrase("n/a")
     desc = "; ".join(f"{r}: " + ", ".join(f"{c} {cell(v)}" for c, v in zip(cols, row)) for r, row in zip(rows, values))
-    return _finish(fig, title, phrase("{title}. Heatmap, {ylabel} (rows) by {xlabel} (columns): {values}.",
-                                      title=title, ylabel=ylabel, xlabel=xlabel, values=desc))
-
-
-
+    return _finish(
+        fig,
+        title,
+        phrase(
+            "{title}. Heatmap, {ylabel} (rows) by {xlabel} (columns): {values}.",
+            title=title,
+            ylabel=ylabel,
+            xlabel=xlabel,
+            values=desc,
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- chart
@@ -264,10 +332,15 @@ def _money(v: float, _=None) -> str:
     return f"{v / 1e6:.1f}M" if a >= 1e6 else f"{v / 1e3:.0f}k" if a >= 1e3 else f"{v:.0f}"
 
 
-def forecast_chart(weekly: pd.DataFrame | pd.Series, forecast: pd.DataFrame,
-                   title: str = "Weekly won revenue: actuals and forecast",
-                   ylabel: str = "Won revenue (CNY per week)", xlabel: str = "Week (starting Monday)",
-                   history_weeks: int = 52, accuracy: float | None = None) -> Chart:
+def forecast_chart(
+    weekly: pd.DataFrame | pd.Series,
+    forecast: pd.DataFrame,
+    title: str = "Weekly won revenue: actuals and forecast",
+    ylabel: str = "Won revenue (CNY per week)",
+    xlabel: str = "Week (starting Monday)",
+    history_weeks: int = 52,
+    accuracy: float | None = None,
+) -> Chart:
     """Return a line chart of the last ``history_weeks`` actual weeks, the forecast and its band.
 
     Actual weeks that fall in the forecast (an earlier ``as_of``) are drawn too.
@@ -283,17 +356,28 @@ def forecast_chart(weekly: pd.DataFrame | pd.Series, forecast: pd.DataFrame,
     fig, ax = plt.subplots()
     ax.plot(weeks[show], y[show], color=PALETTE[0], linewidth=1.6, label=phrase("Actual"))
     fw = pd.DatetimeIndex(forecast["week"])
-    label = (phrase("Forecast ({method})", method=category(forecast["method"].iloc[0])) if "method" in forecast
-             else phrase("Forecast"))
+    label = (
+        phrase("Forecast ({method})", method=category(forecast["method"].iloc[0]))
+        if "method" in forecast
+        else phrase("Forecast")
+    )
     if accuracy is not None:
         label += phrase(", backtest WAPE {wape}", wape=f"{accuracy:.0%}")
-    ax.plot(fw, forecast["forecast"], color=PALETTE[1], linewidth=1.8, linestyle="--", marker="o", markersize=3,
-            label=label)
+    ax.plot(
+        fw, forecast["forecast"], color=PALETTE[1], linewidth=1.8, linestyle="--", marker="o", markersize=3, label=label
+    )
     has_band = {"lower", "upper"} <= set(forecast) and forecast["upper"].notna().any()
     level = float(forecast["level"].iloc[0]) if "level" in forecast else None
     if has_band:
-        ax.fill_between(fw, forecast["lower"], forecast["upper"], color=PALETTE[1], alpha=0.18, linewidth=0,
-                        label=phrase("{level} band", level=f"{level:.0%}") if level else phrase("Prediction band"))
+        ax.fill_between(
+            fw,
+            forecast["lower"],
+            forecast["upper"],
+            color=PALETTE[1],
+            alpha=0.18,
+            linewidth=0,
+            label=phrase("{level} band", level=f"{level:.0%}") if level else phrase("Prediction band"),
+        )
     ax.axvline(fw[0] - pd.Timedelta(days=3.5), color="#888", linestyle=":", linewidth=1)
     ax.yaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_ylim(bottom=0)
@@ -305,20 +389,22 @@ def forecast_chart(weekly: pd.DataFrame | pd.Series, forecast: pd.DataFrame,
     f = forecast["forecast"].to_numpy(float)
     band = forecast[["lower", "upper"]].dropna() if has_band else None  # weeks the band reaches
     lo, hi = (band["lower"], band["upper"]) if has_band else (None, None)
-    alt = say(f"{title}. Line chart of weekly won revenue in CNY: {int(show.sum())} actual weeks from "
-              f"{weeks[show][0]:%Y-%m-%d} (latest actual week {weeks[-1]:%Y-%m-%d}: {y[-1]:,.0f} CNY), then a "
-              f"{len(f)}-week forecast from {fw[0]:%Y-%m-%d} to {fw[-1]:%Y-%m-%d}, totalling {f.sum():,.0f} CNY "
-              f"({f.min():,.0f} to {f.max():,.0f} CNY per week)",
-              f"{title}。每周成交收入折线图（元）：自 {weeks[show][0]:%Y-%m-%d} 起 {int(show.sum())} 周实际值"
-              f"（最近一周 {weeks[-1]:%Y-%m-%d}：{y[-1]:,.0f} 元），随后为 {fw[0]:%Y-%m-%d} 至 {fw[-1]:%Y-%m-%d} "
-              f"共 {len(f)} 周的预测，合计 {f.sum():,.0f} 元（每周 {f.min():,.0f} 至 {f.max():,.0f} 元）")
+    alt = say(
+        f"{title}. Line chart of weekly won revenue in CNY: {int(show.sum())} actual weeks from "
+        f"{weeks[show][0]:%Y-%m-%d} (latest actual week {weeks[-1]:%Y-%m-%d}: {y[-1]:,.0f} CNY), then a "
+        f"{len(f)}-week forecast from {fw[0]:%Y-%m-%d} to {fw[-1]:%Y-%m-%d}, totalling {f.sum():,.0f} CNY "
+        f"({f.min():,.0f} to {f.max():,.0f} CNY per week)",
+        f"{title}。每周成交收入折线图（元）：自 {weeks[show][0]:%Y-%m-%d} 起 {int(show.sum())} 周实际值"
+        f"（最近一周 {weeks[-1]:%Y-%m-%d}：{y[-1]:,.0f} 元），随后为 {fw[0]:%Y-%m-%d} 至 {fw[-1]:%Y-%m-%d} "
+        f"共 {len(f)} 周的预测，合计 {f.sum():,.0f} 元（每周 {f.min():,.0f} 至 {f.max():,.0f} 元）",
+    )
     if has_band:
-        alt += say(f", {level:.0%} band {lo.iloc[0]:,.0f}–{hi.iloc[0]:,.0f} CNY in the "
-                   f"first week and {lo.iloc[-1]:,.0f}–{hi.iloc[-1]:,.0f} CNY in the last",
-                   f"，{level:.0%} 预测区间首周 {lo.iloc[0]:,.0f}–{hi.iloc[0]:,.0f} 元、"
-                   f"末周 {lo.iloc[-1]:,.0f}–{hi.iloc[-1]:,.0f} 元")
+        alt += say(
+            f", {level:.0%} band {lo.iloc[0]:,.0f}–{hi.iloc[0]:,.0f} CNY in the "
+            f"first week and {lo.iloc[-1]:,.0f}–{hi.iloc[-1]:,.0f} CNY in the last",
+            f"，{level:.0%} 预测区间首周 {lo.iloc[0]:,.0f}–{hi.iloc[0]:,.0f} 元、"
+            f"末周 {lo.iloc[-1]:,.0f}–{hi.iloc[-1]:,.0f} 元",
+        )
     if accuracy is not None:
         alt += say(f"; backtest WAPE {accuracy:.1%}", f"；回测预测偏差率 {accuracy:.1%}")
     return _finish(fig, title, alt + say(".", "。"))
-
-

@@ -53,16 +53,20 @@ class Table:
         rest = len(self.df) - self.max_rows
         more = ""
         if rest > 0:
-            more = (f"<p class='more'>另有 {rest:,} 行见Excel工作簿。</p>" if language() == "zh"
-                    else f"<p class='more'>{rest:,} more rows in the workbook.</p>")
+            more = (
+                f"<p class='more'>另有 {rest:,} 行见Excel工作簿。</p>"
+                if language() == "zh"
+                else f"<p class='more'>{rest:,} more rows in the workbook.</p>"
+            )
         return f"<div class='table'>{cap}{body}{more}</div>"
 
     def __repr__(self) -> str:
         return (self.caption + "\n" if self.caption else "") + self.formatted().to_string(index=False)
 
 
-def table(df: pd.DataFrame, caption: str = "", percent=(), money=(), decimals=None, max_rows: int = 40,
-          by_unit=()) -> Table:
+def table(
+    df: pd.DataFrame, caption: str = "", percent=(), money=(), decimals=None, max_rows: int = 40, by_unit=()
+) -> Table:
     """Return ``df`` ready to display: numbers formatted, text escaped, long tables cut.
 
     Columns in ``by_unit`` are formatted by each row's ``unit`` (a rate as %, hours with h…).
@@ -85,8 +89,9 @@ class Text:
         return f"{head}<ul>{items}</ul>"
 
     def __repr__(self) -> str:
-        return "\n".join(([self.heading] if self.heading else []) + [f"- {x}" if len(self.lines) > 1 else x
-                                                                     for x in self.lines])
+        return "\n".join(
+            ([self.heading] if self.heading else []) + [f"- {x}" if len(self.lines) > 1 else x for x in self.lines]
+        )
 
 
 def text(*lines: str, heading: str = "") -> Text:

@@ -1,23 +1,27 @@
 """The report's embedded Chinese font: a subset of just the glyphs a report uses, cached between runs."""
 
 from __future__ import annotations
+
 import hashlib
 import html
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
-from crmnb.paths import bundled_cjk_font
 
+from crmnb.paths import bundled_cjk_font
 
 CJK_FAMILY = "crmnb CJK"
 """The family of the embedded Chinese glyphs (see :func:`cjk_font_face`)."""
 
-FONT_STACK = (f'"{CJK_FAMILY}",-apple-system,"Segoe UI",Roboto,"Noto Sans SC","PingFang SC","Microsoft YaHei",'
-              'Arial,sans-serif')
+FONT_STACK = (
+    f'"{CJK_FAMILY}",-apple-system,"Segoe UI",Roboto,"Noto Sans SC","PingFang SC","Microsoft YaHei",Arial,sans-serif'
+)
 """The report's font stack. The embedded face comes first: its unicode-range limits it to the
 characters it holds, so Latin text still uses the reader's fonts. Placed after a family the
 machine has (Arial is Liberation Sans through fontconfig), Chromium drew some runs, e.g. the
 first heading of a size, with that font's empty box instead of falling back to it."""
+
+
 def cjk_font_face(text: str, language: str = "en") -> str:
     """Return an @font-face rule embedding just the glyphs ``text`` needs, or '' when it has no Chinese.
 
@@ -65,9 +69,12 @@ def _subset_cache(font: Path, language: str, wanted: set[str]) -> Path | None:
     except OSError:
         return None
     base = os.environ.get("CRMNB_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "crmnb")
-    key = hashlib.sha256(f"{font}|{st.st_size}|{st.st_mtime_ns}|{language}|{''.join(sorted(wanted))}"
-                         .encode("utf-8") + Path(__file__).read_bytes()).hexdigest()[:32]  # and this code
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "crmnb"
+    )
+    key = hashlib.sha256(
+        f"{font}|{st.st_size}|{st.st_mtime_ns}|{language}|{''.join(sorted(wanted))}".encode()
+        + Path(__file__).read_bytes()
+    ).hexdigest()[:32]  # and this code
     return Path(base) / "font-subsets" / f"{key}.css"
 
 
@@ -94,8 +101,10 @@ def _font_face(path: Path, wanted: set[str]) -> str:
     buf = io.BytesIO()
     font.save(buf)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return (f"@font-face{{font-family:'{CJK_FAMILY}';src:url(data:font/otf;base64,{data}) format('opentype');"
-            f"unicode-range:{unicode_range(codes)}}}")
+    return (
+        f"@font-face{{font-family:'{CJK_FAMILY}';src:url(data:font/otf;base64,{data}) format('opentype');"
+        f"unicode-range:{unicode_range(codes)}}}"
+    )
 
 
 def unicode_range(codes: Iterable[int]) -> str:
@@ -111,5 +120,3 @@ def unicode_range(codes: Iterable[int]) -> str:
         else:
             runs.append([c, c])
     return ",".join(f"U+{a:X}" if a == b else f"U+{a:X}-{b:X}" for a, b in runs)
-
-

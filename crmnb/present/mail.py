@@ -15,8 +15,9 @@ from crmnb.errors import CrmnbError
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def build_message(report: Path, to: list[str], sender: str, subject: str | None = None,
-                  workbook: Path | None = None) -> EmailMessage:
+def build_message(
+    report: Path, to: list[str], sender: str, subject: str | None = None, workbook: Path | None = None
+) -> EmailMessage:
     """Return the e-mail: the report as HTML body (with a plain-text part) and the workbook attached.
 
     ``workbook`` defaults to ``tables.xlsx`` beside the report; the subject to the report's title.
@@ -42,8 +43,9 @@ def build_message(report: Path, to: list[str], sender: str, subject: str | None 
     book = Path(workbook) if workbook else report.with_name("tables.xlsx")
     if book.is_file():
         maintype, subtype = XLSX.split("/")
-        msg.add_attachment(book.read_bytes(), maintype=maintype, subtype=subtype,
-                           filename=f"{report.parent.name}_{book.name}")
+        msg.add_attachment(
+            book.read_bytes(), maintype=maintype, subtype=subtype, filename=f"{report.parent.name}_{book.name}"
+        )
     return msg
 
 
@@ -54,8 +56,15 @@ def write_eml(msg: EmailMessage, path: Path) -> Path:
     return path
 
 
-def send(msg: EmailMessage, host: str = "localhost", port: int = 25, starttls: bool = False,
-         user: str | None = None, password: str | None = None, timeout: float = 30.0) -> None:
+def send(
+    msg: EmailMessage,
+    host: str = "localhost",
+    port: int = 25,
+    starttls: bool = False,
+    user: str | None = None,
+    password: str | None = None,
+    timeout: float = 30.0,
+) -> None:
     """Send the message through an SMTP server, naming the server in any error."""
     try:
         with smtplib.SMTP(host, port, timeout=timeout) as smtp:

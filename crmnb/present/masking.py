@@ -61,8 +61,13 @@ def mask_company(v: object) -> object:
     return "*" + m.group(0) if m else "*" * min(len(v), 6)
 
 
-MASKERS = {"phone": mask_phone, "email": mask_email, "name": mask_name, "contact_name": mask_name,
-           "company": mask_company}
+MASKERS = {
+    "phone": mask_phone,
+    "email": mask_email,
+    "name": mask_name,
+    "contact_name": mask_name,
+    "company": mask_company,
+}
 
 
 def mask_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 import nbformat
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-from crmnb.present.words import STEP_TITLES, department, fmt_value, word
 from crmnb.handoffs import Workspace
 from crmnb.params.model import CaseParams
 from crmnb.present.fonts import CJK_FAMILY, FONT_STACK, cjk_font_face
+from crmnb.present.words import STEP_TITLES, department, fmt_value, word
 
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
 
@@ -100,7 +100,9 @@ def _summary_html(case: CaseParams, summary: dict) -> str:
     findings = "".join(f"<li>{html.escape(f)}</li>" for f in summary["findings"][:3])
     actions = "".join(
         f"<li>{html.escape(a['measure'])} — {word('owner', lang)}: {html.escape(str(a['owner']))}, "
-        f"{word('due', lang)}: {html.escape(str(a['deadline']))}</li>" for a in summary["actions"][:3])
+        f"{word('due', lang)}: {html.escape(str(a['deadline']))}</li>"
+        for a in summary["actions"][:3]
+    )
     ci = summary.get("change_sentence", "")
     return (
         f"<section class='summary' id='summary'><h2 style='border:0;margin-top:0'>{word('summary', lang)}</h2>"
@@ -127,14 +129,17 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
         nb = nbformat.read(path, as_version=4)
         title = STEP_TITLES[lang][step]
         toc.append(f"<li><a href='#step-{step}'>{html.escape(title)}</a></li>")
-        sections.append(f"<section id='step-{step}'><h2>{step}. {html.escape(title)}</h2>"
-                        f"{render_notebook(nb, lang)}</section>")
-    notes = (f"<h3>{word('notes', lang)}</h3><p>{html.escape(case.notes)}</p>" if case.notes.strip() else "")
-    meta = (f"{word('department', lang)}: {html.escape(department(case.department, lang))} · "
-            f"{word('period', lang)}: {case.period.start} – {case.period.end} · "
-            f"{word('case_owner', lang)}: {html.escape(case.owner)} · "
-            f"{word('generated', lang)}: {datetime.now():%Y-%m-%d %H:%M}"
-            + (f" · {word('masked', lang)}" if case.mask_pii else ""))
+        sections.append(
+            f"<section id='step-{step}'><h2>{step}. {html.escape(title)}</h2>{render_notebook(nb, lang)}</section>"
+        )
+    notes = f"<h3>{word('notes', lang)}</h3><p>{html.escape(case.notes)}</p>" if case.notes.strip() else ""
+    meta = (
+        f"{word('department', lang)}: {html.escape(department(case.department, lang))} · "
+        f"{word('period', lang)}: {case.period.start} – {case.period.end} · "
+        f"{word('case_owner', lang)}: {html.escape(case.owner)} · "
+        f"{word('generated', lang)}: {datetime.now():%Y-%m-%d %H:%M}"
+        + (f" · {word('masked', lang)}" if case.mask_pii else "")
+    )
     doc = (
         f"<!DOCTYPE html><html lang='{'zh-CN' if lang == 'zh' else 'en'}'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -149,5 +154,3 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
     out = ws.folder / "report.html"
     out.write_text(doc, encoding="utf-8")
     return out
-
-

@@ -1,7 +1,9 @@
 """The executive summary of a case: goal, verdict, main findings, top actions."""
 
 from __future__ import annotations
+
 import pandas as pd
+
 from crmnb.params.model import CaseParams
 
 
@@ -34,8 +36,14 @@ def make_summary(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame, pl
         findings.append(f"{p['problem']}: {p['evidence']}.")
     actions = plan.head(3)[["measure", "owner", "deadline"]].astype(str).to_dict("records")
     return {
-        "goal": {"metric": g.metric, "name": m.name(case.language), "unit": m.unit, "baseline": g.baseline,
-                 "target": g.target, "deadline": str(g.deadline)},
+        "goal": {
+            "metric": g.metric,
+            "name": m.name(case.language),
+            "unit": m.unit,
+            "baseline": g.baseline,
+            "target": g.target,
+            "deadline": str(g.deadline),
+        },
         "before": before,
         "now": now,
         "verdict": verdict,

@@ -1,15 +1,17 @@
 """The Excel workbook of the method's tables: styled headers, number formats, formula-safe text."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+
 from crmnb.handoffs import Workspace
 from crmnb.params.model import CaseParams
-
 
 # --------------------------------------------------------------------------- Excel
 HEADER_FILL = PatternFill("solid", fgColor="2F6F9F")
@@ -26,8 +28,9 @@ def _cell_value(v):
     return v
 
 
-def write_sheet(wb: Workbook, name: str, df: pd.DataFrame, percent: Iterable[str] = (),
-                money: Iterable[str] = ()) -> None:
+def write_sheet(
+    wb: Workbook, name: str, df: pd.DataFrame, percent: Iterable[str] = (), money: Iterable[str] = ()
+) -> None:
     """Add a sheet with a styled, frozen header, fitted widths and number formats; text is never a formula."""
     ws = wb.create_sheet(name[:31])
     percent, money = set(percent), set(money)
@@ -41,8 +44,9 @@ def write_sheet(wb: Workbook, name: str, df: pd.DataFrame, percent: Iterable[str
         letter = get_column_letter(j)
         fmt = "0.0%" if col in percent else "#,##0" if col in money else None
         width = max([len(str(col))] + [len(str(v)) for v in df[col].head(200)]) + 2
-        ws.column_dimensions[letter].width = min(max(width * (1.6 if df[col].astype(str).str.contains(
-            r"[\u4e00-\u9fff]").any() else 1.0), 8), 60)
+        ws.column_dimensions[letter].width = min(
+            max(width * (1.6 if df[col].astype(str).str.contains(r"[\u4e00-\u9fff]").any() else 1.0), 8), 60
+        )
         for cell in ws[letter][1:]:
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # '=SUM(…)' from the CRM stays text
@@ -70,7 +74,12 @@ def build_workbook(case: CaseParams, ws: Workspace) -> Path:
         ("Funnel", "deep_dive/funnel", ["conversion_rate", "overall_rate"], []),
         ("Value tiers", "deep_dive/tiers", ["revenue_share", "customer_share"], ["revenue"]),
         ("RFM segments", "deep_dive/segments", ["revenue_share", "customer_share"], ["revenue"]),
-        ("Metrics by rep", "metrics/by_rep", ["followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate"], []),
+        (
+            "Metrics by rep",
+            "metrics/by_rep",
+            ["followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate"],
+            [],
+        ),
         ("CAC and LTV", "metrics/unit_economics", [], []),
         ("Response-time drivers", "deep_dive/response_buckets", ["conversion_rate", "ci_low", "ci_high"], []),
         ("CLV by tier", "deep_dive/clv_by_tier", ["prob_alive"], ["clv", "clv_total"]),
@@ -91,5 +100,3 @@ def build_workbook(case: CaseParams, ws: Workspace) -> Path:
     out = ws.folder / "tables.xlsx"
     wb.save(out)
     return out
-
-

@@ -2,7 +2,7 @@
 new-case scaffold, the notebook output filter.
 """
 
-MODULES = ('batch', 'index', 'kernel', 'preflight', 'records', 'scaffold', 'steps', 'strip')
+MODULES = ("batch", "index", "kernel", "preflight", "records", "scaffold", "steps", "strip")
 
 
 def __getattr__(name: str):

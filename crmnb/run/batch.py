@@ -1,6 +1,7 @@
 """`crmnb batch`: run many cases in separate processes, with progress, a log and a summary."""
 
 from __future__ import annotations
+
 import os
 import re
 import signal
@@ -11,15 +12,25 @@ import time
 import unicodedata
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
+
 from crmnb.errors import CaseFileError, CrmnbError
 from crmnb.params.files import case_settings, load_case, read_case_mapping
 from crmnb.paths import resolve
-from crmnb.run.records import LOG_FILE, STATUSES, _now, fingerprint, finish_record, new_record, read_record, resume_check
 from crmnb.run.index import write_index
-
+from crmnb.run.records import (
+    LOG_FILE,
+    STATUSES,
+    _now,
+    fingerprint,
+    finish_record,
+    new_record,
+    read_record,
+    resume_check,
+)
 
 # --------------------------------------------------------------------------- the batch
 GRACE_SECONDS = 120
@@ -69,8 +80,11 @@ def case_files(paths: Iterable[str | Path]) -> list[Path]:
     for p in paths:
         path = resolve(p)
         if path.is_dir():
-            out += sorted(f for f in path.iterdir() if f.is_file() and f.suffix in (".yaml", ".yml")
-                          and not f.name.startswith(("_", ".")))
+            out += sorted(
+                f
+                for f in path.iterdir()
+                if f.is_file() and f.suffix in (".yaml", ".yml") and not f.name.startswith(("_", "."))
+            )
         elif path.is_file():
             out.append(path)
         else:
@@ -78,8 +92,7 @@ def case_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def plan_jobs(paths: Iterable[str | Path], department: str | None = None,
-              warn=lambda m: None) -> list[Job]:
+def plan_jobs(paths: Iterable[str | Path], department: str | None = None, warn=lambda m: None) -> list[Job]:
     """Read every case file and return the batch's jobs; a file that does not validate becomes a failed job."""
     paths = list(paths)
     jobs: list[Job] = []
@@ -88,8 +101,7 @@ def plan_jobs(paths: Iterable[str | Path], department: str | None = None,
     for f in files:
         try:
             case = load_case(f)
-            job = Job(f, case.case_id, case.department, case.title,
-                      limit=case.timeout_minutes * 60 + GRACE_SECONDS)
+            job = Job(f, case.case_id, case.department, case.title, limit=case.timeout_minutes * 60 + GRACE_SECONDS)
         except CaseFileError as exc:
             try:
                 raw, _ = read_case_mapping(f)
@@ -99,8 +111,14 @@ def plan_jobs(paths: Iterable[str | Path], department: str | None = None,
             if department is not None and not isinstance(dept, str):
                 warn(f"batch: left out {f.name}: cannot read its department ({str(exc).splitlines()[0]})")
                 continue
-            job = Job(f, f.stem, dept if isinstance(dept, str) else "", status="failed", error=str(exc),
-                      reason=_one_line(str(exc)))
+            job = Job(
+                f,
+                f.stem,
+                dept if isinstance(dept, str) else "",
+                status="failed",
+                error=str(exc),
+                reason=_one_line(str(exc)),
+            )
         if department is not None and _nfc(job.department) != _nfc(department):
             continue
         if job.case_id in seen:
@@ -113,8 +131,9 @@ def plan_jobs(paths: Iterable[str | Path], department: str | None = None,
         where = ", ".join(str(p) for p in paths)
         if department is not None and files:
             found = sorted({_nfc(j) for j in _departments(files)} - {""})
-            raise CrmnbError(f"no case of department '{department}' in {where} "
-                             f"(departments found: {', '.join(found) or 'none'})")
+            raise CrmnbError(
+                f"no case of department '{department}' in {where} (departments found: {', '.join(found) or 'none'})"
+            )
         raise CrmnbError(f"no case files in {where} (files starting with '_' are defaults, not cases)")
     return jobs
 
@@ -212,8 +231,9 @@ def _start(job: Job, root: Path, progress: Progress) -> None:
     log.flush()
     job.started = time.perf_counter()
     job.status = "running"
-    job.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+    job.proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     job.reader = threading.Thread(target=_pump, args=(job, job.proc.stdout, log, progress), daemon=True)
     job.reader.start()
     if not progress.tty or job.why:
@@ -248,15 +268,18 @@ def _last_error(folder: Path) -> str:
         return ""
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].startswith("crmnb: error:"):
-            return "\n".join(lines[i:])[len("crmnb: error: "):].strip()
+            return "\n".join(lines[i:])[len("crmnb: error: ") :].strip()
     tail = [line for line in lines if line.strip()][-3:]
     return "\n".join(tail)
 
 
 def _one_line(text: str, limit: int = 240) -> str:
     """Return a message on one line: its lines joined, cut at ``limit`` characters."""
-    one = "; ".join(line.strip(" -") for line in text.strip().splitlines() if line.strip()
-                    and not line.strip().startswith("the partly executed notebook"))
+    one = "; ".join(
+        line.strip(" -")
+        for line in text.strip().splitlines()
+        if line.strip() and not line.strip().startswith("the partly executed notebook")
+    )
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
@@ -278,17 +301,24 @@ def _finish(job: Job, root: Path, rc: int) -> None:
     if job.killed:
         job.status = "timeout"
         minutes = ((job.limit or 0) - GRACE_SECONDS) / 60
-        job.error = job.reason = (f"still running {job.seconds:.0f} s after it started, past its time limit of "
-                                  f"{minutes:g} minutes (timeout_minutes) and {GRACE_SECONDS} s for start-ups: "
-                                  f"stopped by crmnb batch")
+        job.error = job.reason = (
+            f"still running {job.seconds:.0f} s after it started, past its time limit of "
+            f"{minutes:g} minutes (timeout_minutes) and {GRACE_SECONDS} s for start-ups: "
+            f"stopped by crmnb batch"
+        )
         if job.step:
             job.where = job.step
     else:
         job.status = "failed"
         job.error = _last_error(folder) or f"the case process ended with exit code {rc}"
         job.reason = _one_line(job.error)
-    base = ours or {"case_id": job.case_id, "title": job.title, "department": job.department,
-                    "case_file": str(job.file), "run_id": job.run_id}
+    base = ours or {
+        "case_id": job.case_id,
+        "title": job.title,
+        "department": job.department,
+        "case_file": str(job.file),
+        "run_id": job.run_id,
+    }
     if "goal" not in base:
         try:
             base = {**new_record(load_case(job.file), job.file, None, job.run_id), **base}
@@ -326,8 +356,14 @@ class BatchResult:
         return all(j.status in ("ok", "skipped") for j in self.jobs)
 
 
-def run_batch(paths: Iterable[str | Path], department: str | None = None, jobs: int = 1, resume: bool = False,
-              output_root: str | Path = "outputs", err: IO[str] | None = None) -> BatchResult:
+def run_batch(
+    paths: Iterable[str | Path],
+    department: str | None = None,
+    jobs: int = 1,
+    resume: bool = False,
+    output_root: str | Path = "outputs",
+    err: IO[str] | None = None,
+) -> BatchResult:
     """Run every case file in ``paths`` (of ``department``, when given), ``jobs`` at a time.
 
     One case failing does not stop the others. Progress goes to ``err`` (stderr). With
@@ -343,9 +379,14 @@ def run_batch(paths: Iterable[str | Path], department: str | None = None, jobs: 
         if job.status == "failed":
             progress.done += 1
             progress.failed += 1
-            finish_record(root / job.case_id, {"case_id": job.case_id, "department": job.department,
-                                               "case_file": str(job.file), "started": _now()},
-                          "failed", 0.0, error=job.error, reason=job.reason)
+            finish_record(
+                root / job.case_id,
+                {"case_id": job.case_id, "department": job.department, "case_file": str(job.file), "started": _now()},
+                "failed",
+                0.0,
+                error=job.error,
+                reason=job.reason,
+            )
             progress.line(f"{job.case_id}: failed: {job.reason}")
         elif resume:
             _skip_if_unchanged(job, root)
@@ -432,15 +473,30 @@ def summary_table(jobs: list[Job], cwd: Path | None = None) -> str:
         return _short_error(j)
 
     rows = [("case", "department", "status", "seconds", "report / error")]
-    rows += [(j.case_id, j.department or "—", j.status, f"{j.seconds:.1f}" if j.status not in ("skipped",) else "—",
-              detail(j)) for j in jobs]
+    rows += [
+        (
+            j.case_id,
+            j.department or "—",
+            j.status,
+            f"{j.seconds:.1f}" if j.status not in ("skipped",) else "—",
+            detail(j),
+        )
+        for j in jobs
+    ]
     widths = [max(_width(r[i]) for r in rows) for i in range(4)]
     lines = []
     for r in rows:
-        cells = [_pad(r[0], widths[0]), _pad(r[1], widths[1]), _pad(r[2], widths[2]),
-                 " " * (widths[3] - _width(r[3])) + r[3], r[4]]
+        cells = [
+            _pad(r[0], widths[0]),
+            _pad(r[1], widths[1]),
+            _pad(r[2], widths[2]),
+            " " * (widths[3] - _width(r[3])) + r[3],
+            r[4],
+        ]
         lines.append("  ".join(cells).rstrip())
     n = {s: sum(j.status == s for j in jobs) for s in STATUSES}
-    lines.append(f"{len(jobs)} case{'s' if len(jobs) != 1 else ''}: {n['ok']} ok, {n['failed']} failed, "
-                 f"{n['timeout']} timed out, {n['skipped']} skipped")
+    lines.append(
+        f"{len(jobs)} case{'s' if len(jobs) != 1 else ''}: {n['ok']} ok, {n['failed']} failed, "
+        f"{n['timeout']} timed out, {n['skipped']} skipped"
+    )
     return "\n".join(lines)

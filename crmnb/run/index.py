@@ -1,15 +1,16 @@
 """The index page of every case under an output root: status, goal, verdict, links."""
 
 from __future__ import annotations
+
 import html
 import json
 import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
 from crmnb.params.model import GOAL_METRICS
 from crmnb.run.records import INDEX_FILE, LOG_FILE, _now, _when, _write_atomic, read_record
-
 
 # --------------------------------------------------------------------------- the index page
 _CSS = """
@@ -76,13 +77,22 @@ def case_entry(folder: Path) -> dict | None:
             earlier = mtime < datetime.fromisoformat(rec["started"]).timestamp()
         except (OSError, ValueError):
             pass
-    return {"case_id": rec.get("case_id", folder.name), "folder": folder.name,
-            "title": rec.get("title") or settings.get("title") or "",
-            "department": rec.get("department") or settings.get("department") or "",
-            "goal": goal, "summary": summary if isinstance(summary, dict) else None, "summary_earlier": earlier,
-            "status": rec.get("status"), "seconds": rec.get("seconds"), "finished": rec.get("finished"),
-            "error": rec.get("error"), "where": rec.get("where"), "reason": rec.get("reason"),
-            "notebook": rec.get("notebook")}
+    return {
+        "case_id": rec.get("case_id", folder.name),
+        "folder": folder.name,
+        "title": rec.get("title") or settings.get("title") or "",
+        "department": rec.get("department") or settings.get("department") or "",
+        "goal": goal,
+        "summary": summary if isinstance(summary, dict) else None,
+        "summary_earlier": earlier,
+        "status": rec.get("status"),
+        "seconds": rec.get("seconds"),
+        "finished": rec.get("finished"),
+        "error": rec.get("error"),
+        "where": rec.get("where"),
+        "reason": rec.get("reason"),
+        "notebook": rec.get("notebook"),
+    }
 
 
 def _link(folder: Path, rel: str, label: str) -> str:
@@ -106,8 +116,10 @@ def _goal_text(goal: dict, summary: dict | None) -> str:
     name = name or goal["metric"].replace("_", " ").capitalize()
     unit = goal.get("unit", "")
     by = f" <small>by {html.escape(str(goal['deadline']))}</small>" if goal.get("deadline") else ""
-    return (f"{html.escape(name)}: {html.escape(_fmt(goal.get('baseline'), unit))} → "
-            f"{html.escape(_fmt(goal.get('target'), unit))}{by}")
+    return (
+        f"{html.escape(name)}: {html.escape(_fmt(goal.get('baseline'), unit))} → "
+        f"{html.escape(_fmt(goal.get('target'), unit))}{by}"
+    )
 
 
 def render_index(root: Path, entries: list[dict]) -> str:
@@ -120,18 +132,24 @@ def render_index(root: Path, entries: list[dict]) -> str:
         if s and "verdict" in s:
             now = f"{_fmt(s.get('before'), unit)} → {_fmt(s.get('now'), unit)}"
             v = str(s["verdict"])
-            verdict = (f'<span class="b {html.escape(v)}">{html.escape(v)}</span><br><small>{html.escape(now)}'
-                       + (" (earlier run)" if e["summary_earlier"] else "") + "</small>")
+            verdict = (
+                f'<span class="b {html.escape(v)}">{html.escape(v)}</span><br><small>{html.escape(now)}'
+                + (" (earlier run)" if e["summary_earlier"] else "")
+                + "</small>"
+            )
         else:
             verdict = "—"
         st = e["status"] or "—"
         status = f'<span class="b {html.escape(st)}">{html.escape(st)}</span>'
         if e["error"] and st != "ok":
-            why = f"{e['where']}: {e['reason']}" if e["where"] and e["reason"] else (
-                e["reason"] or str(e["error"]).strip().splitlines()[0])
+            why = (
+                f"{e['where']}: {e['reason']}"
+                if e["where"] and e["reason"]
+                else (e["reason"] or str(e["error"]).strip().splitlines()[0])
+            )
             status += f'<span class="err">{html.escape(why[:300])}</span>'
         secs = e["seconds"]
-        run = (f"{float(secs):,.0f} s" if isinstance(secs, (int, float)) else "—")
+        run = f"{float(secs):,.0f} s" if isinstance(secs, (int, float)) else "—"
         if e["finished"]:
             run += f"<br><small>{html.escape(_when(e['finished']))}</small>"
         earlier = " (earlier run)" if st in ("failed", "timeout") else ""  # a failed run writes neither
@@ -144,35 +162,38 @@ def render_index(root: Path, entries: list[dict]) -> str:
             f"<tr><td>{title}<small>{html.escape(e['case_id'])}</small></td>"
             f"<td>{html.escape(e['department']) or '—'}</td><td>{_goal_text(e['goal'], s)}</td>"
             f"<td>{verdict}</td><td>{status}</td><td class=num>{run}</td>"
-            f"<td>{' · '.join(x for x in links if x) or '—'}</td></tr>")
+            f"<td>{' · '.join(x for x in links if x) or '—'}</td></tr>"
+        )
     counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("ok", "failed", "timeout")}
-    meta = (f"{len(entries)} case{'s' if len(entries) != 1 else ''}: {counts['ok']} ok, {counts['failed']} failed, "
-            f"{counts['timeout']} timed out · written {_when(_now())}")
+    meta = (
+        f"{len(entries)} case{'s' if len(entries) != 1 else ''}: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['timeout']} timed out · written {_when(_now())}"
+    )
     body = "\n".join(rows) or "<tr><td colspan=7>No case has run yet.</td></tr>"
-    from crmnb.present.fonts import cjk_font_face
-
-    from crmnb.present.fonts import FONT_STACK
+    from crmnb.present.fonts import FONT_STACK, cjk_font_face
 
     face = cjk_font_face(body)  # department names and goals may be Chinese; embed just those glyphs
     css = _CSS.replace("%(stack)s", FONT_STACK)  # the embedded face first, as in the report
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>CRM cases</title><style>{face}{css}</style></head><body>\n"
         f"<h1>CRM cases</h1><p class=meta>{html.escape(meta)}</p>\n"
         "<table><thead><tr><th>Case</th><th>Department</th><th>Goal (baseline → target)</th>"
         "<th>Verdict <small>(before → now)</small></th><th>Status</th><th>Run time</th><th>Files</th></tr></thead>"
-        f"<tbody>\n{body}\n</tbody></table>\n</body></html>\n")
+        f"<tbody>\n{body}\n</tbody></table>\n</body></html>\n"
+    )
 
 
 def write_index(output_root: str | Path) -> Path:
     """Write ``<output_root>/index.html`` listing every case found there, and return its path."""
     root = Path(output_root)
-    entries = [e for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith((".", "_"))
-               if (e := case_entry(f))] if root.is_dir() else []
+    entries = (
+        [e for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith((".", "_")) if (e := case_entry(f))]
+        if root.is_dir()
+        else []
+    )
     entries.sort(key=lambda e: (unicodedata.normalize("NFC", e["department"]), e["case_id"]))
     path = root / INDEX_FILE
     _write_atomic(path, render_index(root, entries))
     return path
-
-

@@ -1,11 +1,11 @@
 """The one kernel a case's seven steps run in, and papermill's engine that saves less often."""
 
 from __future__ import annotations
+
 import os
 import sys
 import time
 from pathlib import Path
-
 
 KERNEL = "python3"
 """The kernel every step runs in: the workbook's own Python (see ``prefer_this_python``)."""
@@ -55,8 +55,10 @@ get_ipython().execution_count = 1
 namespace and no open figures, as in a kernel of its own, and counts its cells from 1.
 Imported modules stay loaded: that is the time a fresh kernel would spend again."""
 
-_WARM = ("import crmnb.run.kernel; crmnb.run.kernel.skip_unused_slow_imports()\n"
-         "import crmnb, pandas, matplotlib.pyplot, seaborn, sklearn.linear_model, sklearn.tree")
+_WARM = (
+    "import crmnb.run.kernel; crmnb.run.kernel.skip_unused_slow_imports()\n"
+    "import crmnb, pandas, matplotlib.pyplot, seaborn, sklearn.linear_model, sklearn.tree"
+)
 """Imported by the kernel as soon as it starts, while the runner checks the case and loads its
 own modules: on two cores the two start-ups overlap. (Notebooks import what they use anyway.)"""
 
@@ -126,12 +128,18 @@ class _Kernel:
         if self.kc is not None:  # the warm-up request
             if self.left() < max(timeout, STARTUP_SECONDS):
                 self.case_bound = True
-            self._await(self.pending, min(max(timeout, STARTUP_SECONDS), self.left()),
-                        "the kernel did not finish starting (importing crmnb and its libraries)")
+            self._await(
+                self.pending,
+                min(max(timeout, STARTUP_SECONDS), self.left()),
+                "the kernel did not finish starting (importing crmnb and its libraries)",
+            )
         if self.used:
             self.kc = self._client()
-            self._await(self.kc.execute(_RESET, silent=True, store_history=False), timeout,
-                        "could not empty the kernel between steps")
+            self._await(
+                self.kc.execute(_RESET, silent=True, store_history=False),
+                timeout,
+                "could not empty the kernel between steps",
+            )
         self.used = True
 
     def close(self) -> None:
@@ -188,10 +196,23 @@ def _register_engine() -> str:
 
     class Engine(NBClientEngine):
         @classmethod
-        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                             autosave_cell_every=30, **kwargs):
-            nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
-                             autosave_cell_every=autosave_cell_every)
+        def execute_notebook(
+            cls,
+            nb,
+            kernel_name,
+            output_path=None,
+            progress_bar=True,
+            log_output=False,
+            autosave_cell_every=30,
+            **kwargs,
+        ):
+            nb_man = Manager(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )
             nb_man.notebook_start()
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
@@ -202,5 +223,3 @@ def _register_engine() -> str:
 
     papermill_engines.register(ENGINE, Engine)
     return ENGINE
-
-

@@ -1,9 +1,11 @@
 """`crmnb validate`: check a case file and all its data without running a notebook."""
 
 from __future__ import annotations
+
 import pandas as pd
-from crmnb.intake.schema import TABLES
+
 from crmnb.intake.checks import SHOW_ROWS
+from crmnb.intake.schema import TABLES
 
 
 # --------------------------------------------------------------------------- crmnb validate
@@ -16,9 +18,9 @@ def validate_case(case_file, say=print) -> int:
     means some table cannot be used as it is.
     """
     from crmnb.errors import CaseFileError
-    from crmnb.params.files import load_case
     from crmnb.intake.load import load_tables
     from crmnb.intake.sources import locate
+    from crmnb.params.files import load_case
 
     try:
         case = load_case(case_file)
@@ -45,12 +47,15 @@ def validate_case(case_file, say=print) -> int:
         for note in got.notes:
             say(f"  {'':<{width}}         note: {note}")
         if len(got.issues):
-            per = got.issues.groupby(["column", "problem"]).agg(n=("row", "size"), rows=("row", list),
-                                                               value=("value", "first"))
+            per = got.issues.groupby(["column", "problem"]).agg(
+                n=("row", "size"), rows=("row", list), value=("value", "first")
+            )
             for (col, prob), r in per.iterrows():
                 rows = ", ".join(map(str, r["rows"][:SHOW_ROWS])) + (" …" if r["n"] > SHOW_ROWS else "")
-                say(f"  {'':<{width}}         {r['n']:,} {prob} in column '{col}' (e.g. {r['value']!r}; "
-                    f"export rows {rows})")
+                say(
+                    f"  {'':<{width}}         {r['n']:,} {prob} in column '{col}' (e.g. {r['value']!r}; "
+                    f"export rows {rows})"
+                )
     usable = {k: v for k, v in intakes.items() if k not in errors}
     if not errors:
         _preview_cleaning(usable, case, say, width)
@@ -66,8 +71,12 @@ def _preview_cleaning(intakes: dict, case, say, width: int) -> None:
     issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
     formats = pd.concat([g.formats for g in intakes.values()], ignore_index=True)
     try:
-        cleaned = clean({k: v.table for k, v in intakes.items()}, issues, formats,
-                        max_followups_per_customer=case.thresholds.max_followups_per_customer)
+        cleaned = clean(
+            {k: v.table for k, v in intakes.items()},
+            issues,
+            formats,
+            max_followups_per_customer=case.thresholds.max_followups_per_customer,
+        )
     except Exception as exc:  # the CLI never shows a bare traceback
         say(f"  cleaning would stop: {exc}")
         return

@@ -15,9 +15,10 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from crmnb.params.model import GOAL_METRICS, CaseParams
 
@@ -54,8 +55,9 @@ def _sha256(path: Path) -> str:
 def code_hash(notebooks: Iterable[Path]) -> str:
     """Return one hash of the crmnb package's source files and the given notebooks."""
     pkg = Path(__file__).resolve().parent
-    files = sorted(p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                   and p.suffix not in (".pyc", ".pyo"))
+    files = sorted(
+        p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
     h = hashlib.sha256()
     for p in [*files, *sorted(Path(n) for n in notebooks)]:
         name = p.relative_to(pkg).as_posix() if p.is_relative_to(pkg) else p.name
@@ -71,7 +73,7 @@ def _data_file(case: CaseParams, table: str) -> Path:
         url = str(loc.url or "")
         if not url.startswith("sqlite:///"):
             raise ValueError(f"{table}: read from a database server")
-        db = Path(url[len("sqlite:///"):])
+        db = Path(url[len("sqlite:///") :])
         return db if db.is_absolute() else Path(case.data.dir) / db
     return Path(case.data_path(table))
 
@@ -92,8 +94,7 @@ def fingerprint(case: CaseParams, settings: dict, notebooks: Iterable[Path]) -> 
         except Exception:  # a live database cannot be fingerprinted: such a case is never skipped
             data[table] = f"unhashable:{uuid.uuid4()}"
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str)
-    return {"settings": hashlib.sha256(text.encode("utf-8")).hexdigest(), "data": data,
-            "code": code_hash(notebooks)}
+    return {"settings": hashlib.sha256(text.encode("utf-8")).hexdigest(), "data": data, "code": code_hash(notebooks)}
 
 
 def changes(old: dict | None, new: dict) -> list[str]:
@@ -103,8 +104,9 @@ def changes(old: dict | None, new: dict) -> list[str]:
     out = []
     if old.get("settings") != new["settings"]:
         out.append("case file settings")
-    tables = sorted(t for t in set(old.get("data", {})) | set(new["data"])
-                    if old.get("data", {}).get(t) != new["data"].get(t))
+    tables = sorted(
+        t for t in set(old.get("data", {})) | set(new["data"]) if old.get("data", {}).get(t) != new["data"].get(t)
+    )
     if tables:
         out.append("data: " + ", ".join(tables))
     if old.get("code") != new["code"]:
@@ -138,17 +140,34 @@ def write_record(folder: Path, record: dict) -> Path:
 def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: str | None = None) -> dict:
     """Return the start of a run record: which case, from which file, with which fingerprint."""
     g = case.goal
-    return {"case_id": case.case_id, "title": case.title, "department": case.department,
-            "goal": {"metric": g.metric, "unit": GOAL_METRICS[g.metric], "baseline": g.baseline,
-                     "target": g.target, "deadline": str(g.deadline)},
-            "case_file": str(case_file), "run_id": run_id, "started": _now(), "fingerprint": prints}
+    return {
+        "case_id": case.case_id,
+        "title": case.title,
+        "department": case.department,
+        "goal": {
+            "metric": g.metric,
+            "unit": GOAL_METRICS[g.metric],
+            "baseline": g.baseline,
+            "target": g.target,
+            "deadline": str(g.deadline),
+        },
+        "case_file": str(case_file),
+        "run_id": run_id,
+        "started": _now(),
+        "fingerprint": prints,
+    }
 
 
 def finish_record(folder: Path, record: dict, status: str, seconds: float, **fields: Any) -> Path:
     """Complete a run record with its status, run time and details, and write it."""
     assert status in STATUSES, status
-    rec = {**record, "status": status, "seconds": round(seconds, 1), "finished": _now(),
-           **{k: v for k, v in fields.items() if v is not None}}
+    rec = {
+        **record,
+        "status": status,
+        "seconds": round(seconds, 1),
+        "finished": _now(),
+        **{k: v for k, v in fields.items() if v is not None},
+    }
     return write_record(folder, rec)
 
 
@@ -169,8 +188,7 @@ def resume_check(folder: Path, prints: dict) -> tuple[str | None, str]:
         return since, ""
     rec = read_record(folder) or {}
     if rec.get("status") == "ok":
-        return None, "changed since its last run: " + ("; ".join(changes(rec.get("fingerprint"), prints))
-                                                       or "outputs missing")
+        return None, "changed since its last run: " + (
+            "; ".join(changes(rec.get("fingerprint"), prints)) or "outputs missing"
+        )
     return None, f"its last run {rec['status']}" if rec.get("status") else "no earlier run"
-
-

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from crmnb.errors import CaseFileError
-from crmnb.params.model import GOAL_METRICS, CaseParams, Thresholds
 from crmnb.params.files import deep_merge, load_case, merged_defaults
+from crmnb.params.model import GOAL_METRICS, CaseParams, Thresholds
 from crmnb.paths import workbook_root
 
 COMMENT_COLUMN = 34
@@ -37,12 +37,12 @@ DOC: dict[str, str] = {
     "goal.target": "the value to reach; differs from baseline (below it for times and durations)",
     "goal.deadline": "when the target is to be reached, YYYY-MM-DD",
     "intervention_date": "the change being evaluated: after = this day to period end, before = the same "
-                         "span just before; within the period",
+    "span just before; within the period",
     "data": "where the CRM data is",
     "data.dir": "folder of the CRM exports, relative to this file; never written to",
     "data.files": "file name per table where it differs from <table>.csv (campaigns.xlsx for campaigns)",
     "data.tables": "per table, a full source: file with encoding/sep/sheet/header_row, or sql, and a column "
-                   "mapping; see README 'Case files'",
+    "mapping; see README 'Case files'",
     "data.sql_url": "a database (SQLAlchemy URL) that every table not named in files or tables is read from",
     "thresholds": "analysis thresholds; each has a default; set one here to override it",
     "thresholds.conversion_window_days": "a lead counts as converted if won within this many days (1-730)",
@@ -83,7 +83,11 @@ DOC: dict[str, str] = {
 }
 
 PLACEHOLDERS: dict[str, tuple[float, float]] = {
-    "rate": (0.15, 0.20), "hours": (24.0, 12.0), "days": (60.0, 45.0), "CNY": (1000.0, 1100.0), "score": (4.0, 4.5),
+    "rate": (0.15, 0.20),
+    "hours": (24.0, 12.0),
+    "days": (60.0, 45.0),
+    "CNY": (1000.0, 1100.0),
+    "score": (4.0, 4.5),
 }
 """Baseline and target written for a new case, by the metric's unit, until the analyst fills in theirs."""
 
@@ -113,8 +117,17 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def key(self, dotted: str, value: Any = None, *, depth: int = 0, active: bool = True, default: Any = None,
-            note: str = "", section: bool = False) -> None:
+    def key(
+        self,
+        dotted: str,
+        value: Any = None,
+        *,
+        depth: int = 0,
+        active: bool = True,
+        default: Any = None,
+        note: str = "",
+        section: bool = False,
+    ) -> None:
         """Write one key with its meaning; optional keys are commented out and show their default."""
         name = dotted.split(".")[-1]
         indent = "  " * depth
@@ -132,8 +145,10 @@ class _Writer:
 
 def _thresholds(w: _Writer, defaults: dict, prefix: str = "thresholds", depth: int = 1) -> None:
     order = list(DOC)
-    for name, value in sorted(defaults.items(), key=lambda kv: order.index(f"{prefix}.{kv[0]}")
-                              if f"{prefix}.{kv[0]}" in order else len(order)):
+    for name, value in sorted(
+        defaults.items(),
+        key=lambda kv: order.index(f"{prefix}.{kv[0]}") if f"{prefix}.{kv[0]}" in order else len(order),
+    ):
         dotted = f"{prefix}.{name}"
         if isinstance(value, dict) and dotted != "thresholds.dwell_benchmark_days":
             w.key(dotted, depth=depth, active=False, section=True)
@@ -146,8 +161,18 @@ def _thresholds(w: _Writer, defaults: dict, prefix: str = "thresholds", depth: i
             w.key(dotted, value, depth=depth, active=False, default=value)
 
 
-def render(case_id: str, department: str, *, title: str, owner: str, metric: str, data_dir: str,
-           defaults: dict, language: str | None = None, today: date | None = None) -> str:
+def render(
+    case_id: str,
+    department: str,
+    *,
+    title: str,
+    owner: str,
+    metric: str,
+    data_dir: str,
+    defaults: dict,
+    language: str | None = None,
+    today: date | None = None,
+) -> str:
     """Return the text of a new case file; ``defaults`` are the merged defaults files it will get."""
     today = today or date.today()
     end = today.replace(day=1) - timedelta(days=1)  # the last complete month …
@@ -169,8 +194,12 @@ def render(case_id: str, department: str, *, title: str, owner: str, metric: str
     w.key("case_id", case_id)
     w.key("title", title)
     w.key("department", department)
-    w.key("control_department", effective.get("control_department") or "<another department>", active=False,
-          note="default none" if not effective.get("control_department") else "")
+    w.key(
+        "control_department",
+        effective.get("control_department") or "<another department>",
+        active=False,
+        note="default none" if not effective.get("control_department") else "",
+    )
     w.key("owner", owner, note="TODO" if owner.startswith("TODO") else "")
     w.raw()
     w.raw("# ---- period and goal")
@@ -183,8 +212,12 @@ def render(case_id: str, department: str, *, title: str, owner: str, metric: str
     w.key("goal.target", target, depth=1, note="TODO")
     w.key("goal.deadline", deadline, depth=1, note="TODO")
     pivot = start + (end - start) / 2
-    w.key("intervention_date", date(pivot.year, pivot.month, 1), active=False,
-          note="default none: the period is split in two halves")
+    w.key(
+        "intervention_date",
+        date(pivot.year, pivot.month, 1),
+        active=False,
+        note="default none: the period is split in two halves",
+    )
     w.raw()
     w.raw("# ---- data")
     w.key("data", section=True)
@@ -200,26 +233,45 @@ def render(case_id: str, department: str, *, title: str, owner: str, metric: str
     _thresholds(w, effective["thresholds"])
     w.raw()
     w.raw("# ---- report and run")
-    w.key("language", language or effective["language"], active=language is not None,
-          default=None if language else effective["language"])
+    w.key(
+        "language",
+        language or effective["language"],
+        active=language is not None,
+        default=None if language else effective["language"],
+    )
     w.key("mask_pii", effective["mask_pii"], active=False, default=effective["mask_pii"])
     w.key("timeout_minutes", effective["timeout_minutes"], active=False, default=effective["timeout_minutes"])
-    w.key("cell_timeout_seconds", effective["cell_timeout_seconds"], active=False,
-          default=effective["cell_timeout_seconds"])
+    w.key(
+        "cell_timeout_seconds",
+        effective["cell_timeout_seconds"],
+        active=False,
+        default=effective["cell_timeout_seconds"],
+    )
     w.key("notes", "", note="TODO once the analysis has run")
     w.key("plan", section=True, active=False, note="default none")
     w.raw(_line("#   - problem: Leads wait too long for the first contact", DOC["plan.problem"]))
-    for field, example in (("cause", "No reminder when a lead is assigned"),
-                           ("measure", "Reminders and a 24-hour first-contact SLA"),
-                           ("owner", owner if not owner.startswith("TODO") else "Sales operations lead"),
-                           ("deadline", deadline.isoformat()), ("expected_effect", "Response time halves")):
+    for field, example in (
+        ("cause", "No reminder when a lead is assigned"),
+        ("measure", "Reminders and a 24-hour first-contact SLA"),
+        ("owner", owner if not owner.startswith("TODO") else "Sales operations lead"),
+        ("deadline", deadline.isoformat()),
+        ("expected_effect", "Response time halves"),
+    ):
         w.raw(_line(f"#     {field}: {example}", DOC[f"plan.{field}"]))
     return "\n".join(w.lines) + "\n"
 
 
-def new_case(case_id: str, department: str, *, title: str | None = None, owner: str | None = None,
-             metric: str = "lead_conversion_rate", data_dir: str | Path | None = None,
-             parameters_dir: str | Path | None = None, language: str | None = None) -> tuple[Path, list[str]]:
+def new_case(
+    case_id: str,
+    department: str,
+    *,
+    title: str | None = None,
+    owner: str | None = None,
+    metric: str = "lead_conversion_rate",
+    data_dir: str | Path | None = None,
+    parameters_dir: str | Path | None = None,
+    language: str | None = None,
+) -> tuple[Path, list[str]]:
     """Write ``parameters/<case_id>.yaml`` from the template and return it with the keys left to fill in.
 
     Refuses to overwrite a file, and refuses a case id or metric the case file would not accept.
@@ -246,9 +298,16 @@ def new_case(case_id: str, department: str, *, title: str | None = None, owner: 
         except ValueError:  # another drive (Windows)
             data = given.as_posix()
     todo = ["owner"] if owner is None else []
-    text = render(case_id, department.strip(), title=title or case_id.replace("_", " ").replace("-", " ").capitalize(),
-                  owner=owner or "TODO: who owns the case", metric=metric, data_dir=data,
-                  defaults=merged_defaults(folder, department.strip()), language=language)
+    text = render(
+        case_id,
+        department.strip(),
+        title=title or case_id.replace("_", " ").replace("-", " ").capitalize(),
+        owner=owner or "TODO: who owns the case",
+        metric=metric,
+        data_dir=data,
+        defaults=merged_defaults(folder, department.strip()),
+        language=language,
+    )
     todo += ["period", "goal.baseline", "goal.target", "goal.deadline", "intervention_date (if there is one)"]
     if not (folder / data).is_dir():
         todo.append(f"data: put the CRM exports in {(folder / data).resolve()}")
