@@ -17,7 +17,7 @@ demo: $(STAMP)
 	@for case in $(CASES); do $(BIN)/crmnb run $$case || exit 1; done
 
 test: $(STAMP) $(DEMO_DATA)/planted.json
-	$(BIN)/python -m pytest tests --nbval-lax notebooks
+	$(BIN)/python -m pytest --doctest-modules crmnb tests --nbval-lax notebooks
 
 install: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 && git config filter.crmnb-strip.clean '$(PYTHON) crmnb/run/strip.py' && git config filter.crmnb-strip.smudge cat && echo 'git: notebooks are stripped of outputs when added (filter crmnb-strip)' || true

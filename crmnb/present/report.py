@@ -14,7 +14,7 @@ from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from crmnb.handoffs import Workspace
 from crmnb.params.model import CaseParams
 from crmnb.present.fonts import CJK_FAMILY, FONT_STACK, cjk_font_face
-from crmnb.present.words import STEP_TITLES, department, fmt_value, word
+from crmnb.present.words import department, fmt_value, step_title, word
 
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
 
@@ -127,7 +127,7 @@ def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> 
     for path in sorted(notebooks):
         step = int(path.name[:2])
         nb = nbformat.read(path, as_version=4)
-        title = STEP_TITLES[lang][step]
+        title = step_title(step, lang)
         toc.append(f"<li><a href='#step-{step}'>{html.escape(title)}</a></li>")
         sections.append(
             f"<section id='step-{step}'><h2>{step}. {html.escape(title)}</h2>{render_notebook(nb, lang)}</section>"

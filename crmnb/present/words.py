@@ -2,98 +2,85 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 from typing import TypeVar
+
+import yaml
 
 T = TypeVar("T")
 
-DEPARTMENT_EN = {"销售一部": "Sales 1", "客户服务部": "Customer service"}
+CATALOGUE_DIR = Path(__file__).with_name("catalogue")
+"""The message catalogue: one YAML file per part of the product, each key with its ``en`` and ``zh`` text."""
 
-STEP_TITLES = {
-    "en": {
-        1: "Goal and scope",
-        2: "Data collection",
-        3: "Dimensions and metrics",
-        4: "Cleaning and cross-validation",
-        5: "Typical-case deep dive",
-        6: "Diagnosis and improvement plan",
-        7: "Visualisation and iteration plan",
-    },
-    "zh": {
-        1: "明确分析目标与范围",
-        2: "收集CRM系统数据与业务资料",
-        3: "拆解分析维度与指标",
-        4: "数据清洗与交叉验证",
-        5: "典型案例深度分析",
-        6: "问题诊断与方案制定",
-        7: "结果可视化与迭代规划",
-    },
-}
+LANGUAGES = ("en", "zh")
+"""The languages a report is written in."""
 
-WORDS = {
-    "en": {
-        "summary": "Executive summary",
-        "contents": "Contents",
-        "goal": "Goal",
-        "baseline": "Baseline",
-        "now": "Now",
-        "target": "Target",
-        "deadline": "by",
-        "verdict": "Verdict",
-        "findings": "Main findings",
-        "actions": "Top actions",
-        "owner": "Owner",
-        "due": "Due",
-        "reached": "Target reached",
-        "improving": "Improving, target not yet reached",
-        "flat": "No clear improvement yet",
-        "worse": "Moving away from the target",
-        "department": "Department",
-        "period": "Period",
-        "case_owner": "Case owner",
-        "generated": "Generated",
-        "masked": "Personal data masked",
-        "before": "before",
-        "after": "after",
-        "notes": "Analyst notes",
-    },
-    "zh": {
-        "summary": "执行摘要",
-        "contents": "目录",
-        "goal": "目标",
-        "baseline": "基线",
-        "now": "当前",
-        "target": "目标值",
-        "deadline": "截止",
-        "verdict": "结论",
-        "findings": "主要发现",
-        "actions": "重点行动",
-        "owner": "负责人",
-        "due": "完成时间",
-        "reached": "已达成目标",
-        "improving": "正在改善，尚未达成目标",
-        "flat": "暂无明显改善",
-        "worse": "偏离目标",
-        "department": "所属部门",
-        "period": "分析周期",
-        "case_owner": "负责人",
-        "generated": "生成时间",
-        "masked": "个人信息已脱敏",
-        "before": "实施前",
-        "after": "实施后",
-        "notes": "分析师备注",
-    },
-}
+
+@functools.cache
+def catalogue() -> dict[str, dict[str, str]]:
+    """Return every message by key, read once from the catalogue's YAML files.
+
+    A key must be in one file only and have a text in every language; a file that breaks
+    either rule is named.
+    """
+    messages: dict[str, dict[str, str]] = {}
+    where: dict[str, str] = {}
+    for file in sorted(CATALOGUE_DIR.glob("*.yaml")):
+        entries = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        for key, texts in entries.items():
+            if key in messages:
+                raise ValueError(f"{file.name}: message {key!r} is also in {where[key]}")
+            missing = [lang for lang in LANGUAGES if not isinstance((texts or {}).get(lang), str)]
+            if missing:
+                raise ValueError(f"{file.name}: message {key!r} has no {' or '.join(missing)} text")
+            messages[key], where[key] = texts, file.name
+    return messages
+
+
+def check_language(lang: str) -> str:
+    """Return ``lang`` if it is a report language, else raise ValueError naming the choices."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+    return lang
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    """Return the message ``key`` in ``lang`` with its placeholders filled.
+
+    >>> t("report.summary", "en"), t("report.summary", "zh")
+    ('Executive summary', '执行摘要')
+    >>> t("step.4", "zh")
+    '数据清洗与交叉验证'
+    """
+    check_language(lang)
+    try:
+        text = catalogue()[key][lang]
+    except KeyError:
+        raise KeyError(f"no message {key!r} in the catalogue ({CATALOGUE_DIR})") from None
+    return text.format(**values) if values else text
+
+
+def has(key: str) -> bool:
+    """Return whether the catalogue has a message ``key``."""
+    return key in catalogue()
 
 
 def word(key: str, language: str = "en") -> str:
     """Return the report word for ``key`` in ``language``."""
-    return WORDS[language][key]
+    return t(f"report.{key}", language)
+
+
+def step_title(step: int, language: str) -> str:
+    """Return the title of step ``step`` (1-7) of the method in ``language``."""
+    return t(f"step.{step}", language)
 
 
 def department(name: str, language: str = "en") -> str:
     """Return a department's display name: English in en reports, as written in zh ones."""
-    return DEPARTMENT_EN.get(name, name) if language == "en" else name
+    key = f"department.{name}"
+    return t(key, language) if has(key) else name
 
 
 def fmt_value(v: float | None, unit: str) -> str:
@@ -149,205 +136,6 @@ def say(en: T, zh: T) -> T:
     return zh if _LANGUAGE[0] == "zh" else en
 
 
-COLUMNS_ZH = {
-    "case": "案例名称",
-    "department": "所属部门",
-    "period": "分析周期",
-    "owner": "负责人",
-    "goal": "核心分析目标",
-    "item": "项目",
-    "value": "数值",
-    "metric": "指标",
-    "name": "名称",
-    "dimension": "维度",
-    "formula": "计算公式",
-    "source": "数据来源",
-    "unit": "单位",
-    "n": "样本数",
-    "table": "数据表",
-    "file": "文件",
-    "rows": "行数",
-    "columns": "列数",
-    "from": "起始",
-    "to": "截止",
-    "coverage": "完整度",
-    "unreadable_values": "无法读取的值",
-    "row": "行号",
-    "column": "列",
-    "problem": "问题",
-    "rule": "规则",
-    "action": "处理",
-    "detail": "说明",
-    "rows_in": "输入行数",
-    "rows_kept": "保留行数",
-    "rows_quarantined": "隔离行数",
-    "balanced": "行数平衡",
-    "duplicate_id": "重复记录",
-    "kept_id": "保留记录",
-    "match_on": "匹配依据",
-    "duplicate_row": "重复记录行号",
-    "opportunity_id": "商机编号",
-    "customer_id": "客户编号",
-    "closed_at": "成交日期",
-    "crm_amount": "CRM金额",
-    "finance_amount": "财务回款金额",
-    "receipts": "回款笔数",
-    "difference": "差额",
-    "difference_rate": "差异率",
-    "status": "状态",
-    "before_cleaning": "清洗前",
-    "after_cleaning": "清洗后",
-    "stage": "阶段",
-    "entered": "进入数",
-    "converted": "转化数",
-    "conversion_rate": "转化率",
-    "overall_rate": "累计转化率",
-    "avg_dwell_days": "平均停留时长（天）",
-    "median_dwell_days": "停留时长中位数（天）",
-    "top_loss_reasons": "主要丢单原因",
-    "dwell_benchmark_days": "停留基准（天）",
-    "dwell_alert": "停留预警",
-    "tier": "客户层级",
-    "customers": "客户数",
-    "revenue": "收入",
-    "median_recency_days": "最近购买间隔中位数（天）",
-    "revenue_share": "收入占比",
-    "customer_share": "客户占比",
-    "segment": "RFM分群",
-    "avg_orders": "平均订单数",
-    "bucket": "首次响应时长",
-    "leads": "线索数",
-    "ci_low": "95%置信下限",
-    "ci_high": "95%置信上限",
-    "prob_alive": "活跃概率",
-    "expected_purchases": "预期购买次数",
-    "clv": "客户生命周期价值",
-    "clv_total": "生命周期价值合计",
-    "channel": "渠道",
-    "campaigns": "活动数",
-    "spend": "投入",
-    "cpa_benchmark": "获客成本基准",
-    "conversion": "转化率",
-    "cac": "获客成本",
-    "deal_revenue": "成交收入",
-    "repeat_revenue": "复购收入",
-    "roi": "投资回报率",
-    "ltv": "LTV",
-    "ltv_cac": "LTV/CAC",
-    "campaign_id": "活动编号",
-    "start_date": "开始日期",
-    "end_date": "结束日期",
-    "spend_total": "总投入",
-    "spend_share": "期内投入占比",
-    "risk_level": "流失风险等级",
-    "company": "公司",
-    "industry": "行业",
-    "owner_rep": "销售代表",
-    "amount": "金额",
-    "loss_reason": "丢单原因",
-    "response_hours": "响应时长（小时）",
-    "cycle_days": "成交周期（天）",
-    "when": "时间",
-    "event": "事件",
-    "evidence": "证据",
-    "cause": "原因分析",
-    "measure": "改进措施",
-    "deadline": "完成时间",
-    "expected_effect": "预期效果",
-    "before": "实施前数值",
-    "after": "实施后数值",
-    "change_rate": "变化率",
-    "notes": "备注",
-    "kpi_to_watch": "跟踪指标",
-    "review": "复盘频率",
-    "model": "模型",
-    "roc_auc": "ROC-AUC",
-    "pr_auc": "PR-AUC",
-    "base_rate": "基准流失率",
-    "brier": "Brier分数",
-    "churn_probability": "流失概率",
-    "reasons": "主要原因",
-    "phone": "电话",
-    "overrun": "超出比例",
-    "excess_spend": "超额投入",
-    "alert": "预警",
-    "decile": "十分位",
-    "lift": "提升度",
-    "window": "时段",
-    "month": "月份",
-    "week": "周",
-}
-"""Chinese table headers, by column name."""
-
-VALUES_ZH = {
-    "lead": "潜在客户（线索获取）",
-    "first_contact": "初步沟通（首次跟进）",
-    "needs_confirmed": "需求确认",
-    "proposal": "方案报价",
-    "negotiation": "谈判签约",
-    "won": "成交",
-    "lost": "丢单",
-    "high_value": "高价值客户",
-    "potential": "潜力客户",
-    "low_value": "低价值客户",
-    "high": "高",
-    "medium": "中",
-    "low": "低",
-    "efficiency": "效率维度",
-    "effect": "效果维度",
-    "experience": "体验维度",
-    "price": "价格",
-    "unclear_needs": "需求不明确",
-    "competitor": "竞争对手",
-    "slow_response": "响应慢",
-    "champions": "冠军客户",
-    "loyal": "忠诚客户",
-    "potential_loyalists": "潜在忠诚客户",
-    "new": "新客户",
-    "promising": "有潜力客户",
-    "need_attention": "需关注客户",
-    "about_to_sleep": "即将沉睡客户",
-    "at_risk": "流失风险客户",
-    "cant_lose": "不能失去的客户",
-    "hibernating": "沉睡客户",
-    "matched": "一致",
-    "mismatch": "金额不符",
-    "no receipt": "无回款",
-    "receipt without won deal": "回款无对应成交",
-    "before": "实施前",
-    "after": "实施后",
-    "planned": "计划中",
-    "rate": "比率",
-    "hours": "小时",
-    "days": "天",
-    "CNY": "元",
-    "score": "分",
-    "points": "分",
-    "ratio": "倍",
-    "True": "是",
-    "False": "否",
-    "quarantined": "已隔离",
-    "over_benchmark": "超出基准",
-    "no_customers": "无获客",
-    "< 4 h": "< 4 小时",
-    "4–12 h": "4–12 小时",
-    "12–24 h": "12–24 小时",
-    "1–2 days": "1–2 天",
-    "2–3 days": "2–3 天",
-    "> 3 days": "> 3 天",
-    "search": "搜索推广",
-    "wechat": "微信",
-    "content": "内容营销",
-    "trade_show": "展会",
-    "referral": "转介绍",
-    "email": "邮件营销",
-    "all channels": "全部渠道",
-    "ses": "简单指数平滑",
-    "holt_damped": "阻尼趋势指数平滑",
-    "moving_average": "移动平均",
-}
-"""Chinese names of the categories tables show (stages, tiers, segments, levels…)."""
-
 CATEGORY_COLUMNS = {
     "stage",
     "tier",
@@ -369,14 +157,19 @@ CATEGORY_COLUMNS = {
 
 def column(name: str, lang: str | None = None) -> str:
     """Return a table header in the report language."""
-    return COLUMNS_ZH.get(name, name) if (lang or language()) == "zh" else name
+    key = f"column.{name}"
+    return t(key, lang or language()) if has(key) else name
 
 
 def category(value: object, lang: str | None = None) -> object:
     """Return a category (stage, tier, risk level…) in the report language."""
-    if (lang or language()) != "zh":
+    if value is None:
         return value
-    return VALUES_ZH.get(str(value), value) if value is not None else value
+    key = f"category.{value}"
+    if not has(key):
+        return value
+    text = t(key, lang or language())
+    return value if text == str(value) else text  # unchanged, with its type, where the wording is the value
 
 
 PHRASES_ZH = {
@@ -428,18 +221,7 @@ def phrase(text: str, lang: str | None = None, **values) -> str:
     return text.format(**values) if values else text
 
 
-STAGE_NAMES_EN = {
-    "lead": "lead",
-    "first_contact": "first contact",
-    "needs_confirmed": "needs confirmed",
-    "proposal": "proposal/quote",
-    "negotiation": "negotiation",
-    "won": "won",
-}
-
-
 def stage_labels(lang: str | None = None) -> dict[str, str]:
     """Return the funnel stages' display names in the report language."""
-    if (lang or language()) == "zh":
-        return {k: VALUES_ZH[k] for k in STAGE_NAMES_EN}
-    return dict(STAGE_NAMES_EN)
+    lang = lang or language()
+    return {k[len("stage.") :]: v[lang] for k, v in catalogue().items() if k.startswith("stage.")}
