@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (crmnb)" >/dev/null
 	touch $(STAMP)
 
-$(DEMO_DATA)/planted.json: $(STAMP) crmnb/demo.py
+$(DEMO_DATA)/planted.json: $(STAMP) $(wildcard crmnb/demo/*.py)
 	$(BIN)/crmnb demo-data --out $(DEMO_DATA)
 
 clean:
