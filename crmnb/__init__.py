@@ -35,19 +35,19 @@ def open_case(case_file: str, output_root: str = "outputs", case: dict | None = 
 
     ``case`` is the settings mapping the runner passes (None: read ``case_file``).
     This is the first call of every step notebook, so a bad case stops the notebook
-    in its first cell.
+    in its first cell. The report language is ``case.language``: pass it on to what
+    words a table, chart or sentence.
     """
     import pandas as pd
 
     from crmnb.handoffs import Workspace
     from crmnb.paths import resolve
     from crmnb.present.charts import setup_style
+    from crmnb.present.words import set_language
 
     settings = case
     case = load_case(case_file, settings)
-    from crmnb.present.words import set_language
-
-    set_language(case.language)
+    set_language(case.language)  # the old way, kept until its last callers take the language explicitly
     setup_style()
     pd.set_option("display.max_columns", 30)
     return case, Workspace(resolve(output_root), case.case_id)

@@ -197,12 +197,12 @@ def test_rolling_forecast_failures():
 def test_forecast_chart():
     weekly = _weekly(1000 + 10 * np.arange(60))
     f = analysis_forecast.rolling_forecast(weekly)
-    chart = charts.forecast_chart(weekly, f, accuracy=0.123)
+    chart = charts.forecast_chart(weekly, f, accuracy=0.123, lang="en")
     assert isinstance(chart, Chart) and chart.png.startswith(b"\x89PNG")
     assert "CNY" in chart.alt and "12-week forecast" in chart.alt and "WAPE 12.3%" in chart.alt
     assert f"{f['forecast'].sum():,.0f} CNY" in chart.alt
     with pytest.raises(ValueError, match="forecast"):
-        charts.forecast_chart(weekly, f.iloc[:0])
+        charts.forecast_chart(weekly, f.iloc[:0], lang="en")
 
 
 # --------------------------------------------------------------------------- demo data

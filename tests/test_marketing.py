@@ -413,12 +413,12 @@ def test_channel_stage_matrix_failures(funnel_tables):
 
 def test_heatmap_chart(funnel_tables):
     m = marketing.stage_matrix(marketing.channel_stage_matrix(*funnel_tables, stages=STAGES))
-    chart = charts.heatmap(m, "Reach by channel", labels={"won": "赢单"})
+    chart = charts.heatmap(m, "Reach by channel", labels={"won": "赢单"}, lang="en")
     assert isinstance(chart, Chart) and chart.png.startswith(b"\x89PNG")
     assert chart.alt.startswith("Reach by channel. Heatmap")
     assert "x: lead 100%, first_contact 75%, needs_confirmed 50%, proposal 50%, 赢单 25%" in chart.alt
     with pytest.raises(ValueError, match="empty"):
-        charts.heatmap(m.iloc[:0], "nothing")
+        charts.heatmap(m.iloc[:0], "nothing", lang="en")
 
 
 # --------------------------------------------------------------------------- demo data

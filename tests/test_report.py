@@ -31,7 +31,7 @@ def _display(obj) -> dict:
 
 
 def test_crm_free_text_shows_as_text_not_markup():
-    out = render_output(_display(table(pd.DataFrame({"note": TRICKY}))))
+    out = render_output(_display(table(pd.DataFrame({"note": TRICKY}), lang="en")))
     assert "<script>" not in out and "<img src=x" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "&lt;img src=x onerror=alert(1)&gt;" in out
     sentence = render_output(_display(text("Lost: <img src=x onerror=alert(1)>")))
@@ -118,14 +118,15 @@ def _latin_words(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z]+", text)) - ALLOWED_LATIN
 
 
-def _zh_charts():
+def _charts(lang: str):
+    """Yield one chart of each kind, worded in ``lang`` as the notebooks word them."""
     import numpy as np
 
     from crmnb.analysis import forecast
     from crmnb.present import charts as present_charts
-    from crmnb.present.words import phrase as tr
-    from crmnb.present.words import stage_labels
+    from crmnb.present.words import stage_labels, translator
 
+    tr = translator(lang)
     months = pd.date_range("2025-07-01", periods=6, freq="MS")
     yield present_charts.trend(
         pd.DataFrame(
@@ -138,13 +139,14 @@ def _zh_charts():
         "month",
         "value",
         "department",
-        title=tr("{metric} by month", metric="复购率"),
+        title=tr("chart.trend.title", metric="复购率"),
         ylabel="复购率 (%)",
         percent=True,
         marker=months[3],
-        marker_label=tr("intervention"),
+        marker_label=tr("chart.trend.intervention"),
         target=0.35,
-        target_label=tr("target {value}", value="35.0%"),
+        target_label=tr("chart.trend.target", value="35.0%"),
+        lang=lang,
     )
     yield present_charts.bars(
         pd.DataFrame(
@@ -158,8 +160,9 @@ def _zh_charts():
         y="value",
         hue="window",
         horizontal=True,
-        title=tr("Lead response time by rep"),
-        ylabel=tr("average hours to first contact (h)"),
+        title=tr("chart.rep_response.title"),
+        ylabel=tr("chart.rep_response.ylabel"),
+        lang=lang,
     )
     yield present_charts.bars(
         pd.DataFrame({"bucket": ["< 4 h", "4–12 h", "1–2 days", "> 3 days"], "conversion_rate": [0.4, 0.3, 0.1, 0.05]}),
@@ -167,8 +170,9 @@ def _zh_charts():
         y="conversion_rate",
         hue=None,
         percent=True,
-        title=tr("Lead conversion by first-response time"),
-        ylabel=tr("leads won within the window (%)"),
+        title=tr("chart.response.title"),
+        ylabel=tr("chart.response.ylabel"),
+        lang=lang,
     )
     yield present_charts.funnel_chart(
         pd.DataFrame(
@@ -178,39 +182,25 @@ def _zh_charts():
                 "conversion_rate": [0.6, 1 / 3, np.nan],
             }
         ),
-        stage_labels(),
-        title=tr("Sales funnel, leads created {start} – {end}", start="2025-10-01", end="2025-12-31"),
-        xlabel=tr("leads reaching each stage (→ share going on to the next)"),
+        stage_labels(lang),
+        title=tr("chart.funnel.title", start="2025-10-01", end="2025-12-31"),
+        xlabel=tr("chart.funnel.xlabel"),
+        lang=lang,
     )
     yield present_charts.heatmap(
         pd.DataFrame([[1.0, 0.4], [1.0, np.nan]], index=["search", "all channels"], columns=["lead", "won"]),
-        title=tr("Share of each channel's leads reaching each stage"),
-        xlabel=tr("Funnel stage"),
-        ylabel=tr("Channel"),
-        colorbar_label=tr("Share of leads"),
-        labels=stage_labels(),
+        title=tr("chart.channel_stage.title"),
+        labels=stage_labels(lang),
+        lang=lang,
     )
     weeks = pd.date_range("2025-01-06", periods=40, freq="7D")
     weekly = pd.Series(np.linspace(3e5, 9e5, 40) + np.tile([0, 5e4], 20), index=weeks)
-    yield present_charts.forecast_chart(
-        weekly,
-        forecast.rolling_forecast(weekly, horizon=8),
-        accuracy=0.12,
-        title=tr("Weekly won revenue: actuals and forecast"),
-        ylabel=tr("Won revenue (CNY per week)"),
-        xlabel=tr("Week (starting Monday)"),
-    )
+    yield present_charts.forecast_chart(weekly, forecast.rolling_forecast(weekly, horizon=8), accuracy=0.12, lang=lang)
 
 
 def test_every_chart_word_follows_the_report_language():
     """Titles, axis labels, ticks, legends and alt text of every chart kind are Chinese in a zh report."""
-    from crmnb.present.words import set_language
-
-    set_language("zh")
-    try:
-        charts = list(_zh_charts())
-    finally:
-        set_language("en")
+    charts = list(_charts("zh"))
     assert len(charts) == 6
     for chart in charts:
         assert any(w == "中" or "\u4e00" <= w <= "\u9fff" for w in chart.alt), chart.alt
@@ -218,6 +208,18 @@ def test_every_chart_word_follows_the_report_language():
         drawn = " ".join(chart.texts)
         assert chart.title in chart.texts
         assert not _latin_words(drawn), f"English drawn in '{chart.title}': {_latin_words(drawn)}"
+
+
+def test_a_chart_is_worded_in_the_language_it_is_given():
+    """The same call in two languages: each chart keeps its own, whatever was drawn before it."""
+    zh, en, zh_again = (list(_charts(lang)) for lang in ("zh", "en", "zh"))
+    assert [c.alt for c in zh] == [c.alt for c in zh_again]
+    assert en[-1].title == "Weekly won revenue: actuals and forecast"
+    assert en[-1].alt.startswith("Weekly won revenue: actuals and forecast. Line chart of weekly won revenue in CNY")
+    assert "Funnel stage" in en[4].texts and "Share of leads" in en[4].texts
+    assert en[4].alt.endswith("all channels: lead 100%, won n/a.")
+    for chart in en:
+        assert not any(w in chart.alt for w in ("。", "预测", "漏斗", "线索")), chart.alt
 
 
 def test_font_subsets_are_kept_between_reports(tmp_path, monkeypatch):

@@ -33,13 +33,17 @@ def test_chinese_texts_are_chinese_where_english_ones_are_words():
             assert zh != en, f"{key}: the Chinese text is the English one"
 
 
-def test_message_keys_used_in_the_code_are_in_the_catalogue():
-    """Every t("…") and word("…") key written in crmnb/ and the notebooks exists."""
-    used = set()
+def _sources() -> list[str]:
+    """Return the text of every module in crmnb/ and every notebook."""
     sources = [p.read_text(encoding="utf-8") for p in (ROOT / "crmnb").rglob("*.py")]
-    sources += [p.read_text(encoding="utf-8") for p in (ROOT / "notebooks").glob("*.ipynb")]
-    for src in sources:
-        used |= set(re.findall(r"\bt\(\s*\\?[\"']([a-z_]+\.[\w.]+)\\?[\"']", src))
+    return sources + [p.read_text(encoding="utf-8") for p in (ROOT / "notebooks").glob("*.ipynb")]
+
+
+def test_message_keys_used_in_the_code_are_in_the_catalogue():
+    """Every t("…"), tr("…") and word("…") key written in crmnb/ and the notebooks exists."""
+    used = set()
+    for src in _sources():
+        used |= set(re.findall(r"\btr?\(\s*\\?[\"']([a-z_]+\.[\w.]+)\\?[\"']", src))
         used |= {f"report.{k}" for k in re.findall(r"\bword\(\s*[\"'](\w+)[\"']", src)}
     missing = sorted(k for k in used if not words.has(k))
     assert not missing, f"message keys used but not in the catalogue: {missing}"
@@ -81,3 +85,47 @@ def test_placeholders_are_filled(tmp_path, monkeypatch):
             words.t("x.title", "en", start="July")
     finally:
         words.catalogue.cache_clear()
+
+
+def test_notebooks_word_charts_by_key():
+    """A notebook's tr("…") names a catalogue key, never an English text to look up."""
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for text in re.findall(r"\btr\(\s*\\\"((?:[^\"\\]|\\[^\"])*)\\\"", nb.read_text(encoding="utf-8")):
+            assert words.has(text), f"{nb.name}: tr({text!r}) is not a catalogue key"
+
+
+def test_every_chart_message_is_used():
+    """A chart message no code or notebook names is a leftover (legend entries are looked up by value)."""
+    code = "\n".join(_sources())
+    unused = [
+        k for k in words.catalogue() if k.startswith("chart.") and not k.startswith("chart.legend.") and k not in code
+    ]
+    assert not unused, f"chart messages nothing uses: {unused}"
+
+
+@pytest.mark.parametrize("module", ["charts", "display", "masking", "summary"])
+def test_presentation_takes_the_language_explicitly(module):
+    """These modules are given the language; none reads or sets the process-wide one."""
+    import ast
+
+    tree = ast.parse((ROOT / "crmnb" / "present" / f"{module}.py").read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not imported & {"language", "set_language", "say", "phrase"}, f"{module}: {imported}"
+
+
+def test_display_and_translator_are_bound_to_one_language():
+    import pandas as pd
+
+    from crmnb.present.display import Display
+
+    df = pd.DataFrame({"stage": ["won"] * 45})
+    zh, en = Display("zh").table(df), Display("en").table(df)
+    assert "成交" in zh._repr_html_() and "另有 5 行见Excel工作簿。" in zh._repr_html_()
+    assert ">won<" in en._repr_html_() and "5 more rows in the workbook." in en._repr_html_()
+    assert repr(Display("zh").text("一", heading="主要发现")) == "主要发现\n一"
+    assert words.translator("zh")("chart.trend.target", value="35%") == "目标 35%"
+    assert words.translator("en")("chart.trend.target", value="35%") == "target 35%"
+    with pytest.raises(ValueError, match="not 'fr'"):
+        Display("fr")
+    with pytest.raises(ValueError, match="not 'fr'"):
+        words.translator("fr")

@@ -1,4 +1,8 @@
-"""What notebooks display: formatted tables and generated sentences, escaped for HTML."""
+"""What notebooks display: formatted tables and generated sentences, escaped for HTML.
+
+A notebook binds the case's language once, ``show = Display(case.language)``, and then writes
+``show.table(df)`` and ``show.text(sentence)``.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from crmnb.present.words import CATEGORY_COLUMNS, category, column, fmt_value, language, phrase
+from crmnb.present.words import CATEGORY_COLUMNS, category, check_language, column, fmt_value, t
 
 
 @dataclass
 class Table:
-    """A DataFrame formatted for reading: percentages, money and hours, at most ``max_rows`` rows."""
+    """A DataFrame formatted for reading in ``lang``: percentages, money and hours, at most ``max_rows`` rows."""
 
     df: pd.DataFrame
+    lang: str
     caption: str = ""
     percent: list[str] = field(default_factory=list)
     money: list[str] = field(default_factory=list)
@@ -44,20 +49,14 @@ class Table:
             else:
                 d[c] = s.map(lambda v: "–" if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)) else str(v))
             if c in CATEGORY_COLUMNS:
-                d[c] = d[c].map(category)
-        return d.rename(columns=column)
+                d[c] = d[c].map(lambda v: category(v, self.lang))
+        return d.rename(columns=lambda c: column(c, self.lang))
 
     def _repr_html_(self) -> str:
         body = self.formatted().to_html(index=False, escape=True, border=0, classes="t")
-        cap = f"<p class='caption'>{html.escape(phrase(self.caption))}</p>" if self.caption else ""
+        cap = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
         rest = len(self.df) - self.max_rows
-        more = ""
-        if rest > 0:
-            more = (
-                f"<p class='more'>另有 {rest:,} 行见Excel工作簿。</p>"
-                if language() == "zh"
-                else f"<p class='more'>{rest:,} more rows in the workbook.</p>"
-            )
+        more = f"<p class='more'>{html.escape(t('report.more_rows', self.lang, rows=rest))}</p>" if rest > 0 else ""
         return f"<div class='table'>{cap}{body}{more}</div>"
 
     def __repr__(self) -> str:
@@ -65,13 +64,24 @@ class Table:
 
 
 def table(
-    df: pd.DataFrame, caption: str = "", percent=(), money=(), decimals=None, max_rows: int = 40, by_unit=()
+    df: pd.DataFrame,
+    caption: str = "",
+    percent=(),
+    money=(),
+    decimals=None,
+    max_rows: int = 40,
+    by_unit=(),
+    *,
+    lang: str,
 ) -> Table:
-    """Return ``df`` ready to display: numbers formatted, text escaped, long tables cut.
+    """Return ``df`` ready to display in ``lang``: headers and categories worded, numbers formatted, long tables cut.
 
     Columns in ``by_unit`` are formatted by each row's ``unit`` (a rate as %, hours with h…).
+    The caption is shown as given.
     """
-    return Table(df, caption, list(percent), list(money), dict(decimals or {}), max_rows, list(by_unit))
+    return Table(
+        df, check_language(lang), caption, list(percent), list(money), dict(decimals or {}), max_rows, list(by_unit)
+    )
 
 
 @dataclass
@@ -97,3 +107,23 @@ class Text:
 def text(*lines: str, heading: str = "") -> Text:
     """Return sentences to display as a paragraph (one) or a bullet list (several)."""
     return Text(list(lines), heading)
+
+
+@dataclass(frozen=True)
+class Display:
+    """Tables and sentences for a notebook, in one report language: ``show = Display(case.language)``."""
+
+    lang: str
+
+    def __post_init__(self) -> None:
+        check_language(self.lang)
+
+    def table(
+        self, df: pd.DataFrame, caption: str = "", percent=(), money=(), decimals=None, max_rows: int = 40, by_unit=()
+    ) -> Table:
+        """Return ``df`` ready to display in this language (see :func:`table`)."""
+        return table(df, caption, percent, money, decimals, max_rows, by_unit, lang=self.lang)
+
+    def text(self, *lines: str, heading: str = "") -> Text:
+        """Return sentences to display as a paragraph (one) or a bullet list (several)."""
+        return text(*lines, heading=heading)

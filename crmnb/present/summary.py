@@ -8,10 +8,14 @@ from crmnb.params.model import CaseParams
 
 
 def make_summary(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame, plan: pd.DataFrame) -> dict:
-    """Return the executive summary: goal, before → now against target, verdict, three findings, top actions."""
+    """Return the executive summary: goal, before → now against target, verdict, three findings, top actions.
+
+    Its words are in the case's language.
+    """
     from crmnb.analysis.compare import describe_change
     from crmnb.analysis.metrics import CATALOGUE
 
+    lang = case.language
     g = case.goal
     m = CATALOGUE[g.metric]
     row = kpi.set_index("metric").loc[g.metric]
@@ -26,6 +30,7 @@ def make_summary(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame, pl
         verdict = "worse"
     else:
         verdict = "flat"
+    # describe_change words its sentence in the process-wide language until it takes ``lang``
     findings = [describe_change(row)]
     others = kpi[(kpi["metric"] != g.metric) & ((kpi["ci_low"] > 0) | (kpi["ci_high"] < 0))]
     # the response time is the lever the method watches first; then the clearest other change
@@ -38,7 +43,7 @@ def make_summary(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame, pl
     return {
         "goal": {
             "metric": g.metric,
-            "name": m.name(case.language),
+            "name": m.name(lang),
             "unit": m.unit,
             "baseline": g.baseline,
             "target": g.target,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -115,25 +116,14 @@ def fmt_change(rate: float | None) -> str:
     return f"{rate:+.1%}"
 
 
-# --------------------------------------------------------------------------- the report's language
-_LANGUAGE = ["en"]
+def translator(lang: str) -> Callable[..., str]:
+    """Return :func:`t` bound to ``lang``, so a notebook writes ``tr(key, **values)``.
 
-
-def set_language(language: str) -> None:
-    """Set the language tables, charts and sentences are written in (``en`` or ``zh``)."""
-    if language not in ("en", "zh"):
-        raise ValueError(f"language must be 'en' or 'zh', not {language!r}")
-    _LANGUAGE[0] = language
-
-
-def language() -> str:
-    """Return the current report language."""
-    return _LANGUAGE[0]
-
-
-def say(en: T, zh: T) -> T:
-    """Return the English or the Chinese wording, whichever the report is written in."""
-    return zh if _LANGUAGE[0] == "zh" else en
+    >>> tr = translator("zh")
+    >>> tr("chart.trend.title", metric="复购率")
+    '复购率（按月）'
+    """
+    return functools.partial(t, lang=check_language(lang))
 
 
 CATEGORY_COLUMNS = {
@@ -153,16 +143,17 @@ CATEGORY_COLUMNS = {
     "channel",
     "method",
 }
+"""The columns whose values are categories, shown in the report language in displayed tables."""
 
 
 def column(name: str, lang: str | None = None) -> str:
-    """Return a table header in the report language."""
+    """Return a table header in ``lang`` (a name the catalogue lacks stays as it is)."""
     key = f"column.{name}"
     return t(key, lang or language()) if has(key) else name
 
 
 def category(value: object, lang: str | None = None) -> object:
-    """Return a category (stage, tier, risk level…) in the report language."""
+    """Return a category (stage, tier, risk level…) in ``lang``; a value the catalogue lacks stays as it is."""
     if value is None:
         return value
     key = f"category.{value}"
@@ -172,56 +163,31 @@ def category(value: object, lang: str | None = None) -> object:
     return value if text == str(value) else text  # unchanged, with its type, where the wording is the value
 
 
-PHRASES_ZH = {
-    "Sales funnel, leads created {start} – {end}": "销售转化漏斗（线索创建于 {start} 至 {end}）",
-    "leads reaching each stage (→ share going on to the next)": "各阶段线索数（→ 进入下一阶段的比例）",
-    "Customers and revenue by value tier": "各价值层级的客户与收入占比",
-    "share of customers / of revenue (%)": "客户占比 / 收入占比（%）",
-    "Revenue share by RFM segment": "各RFM分群的收入占比",
-    "share of the department's revenue (%)": "占部门收入比例（%）",
-    "Lead conversion by first-response time": "不同首次响应时长的线索转化率",
-    "leads won within the window (%)": "转化窗口内成交的线索（%）",
-    "Share of each channel's leads reaching each stage": "各渠道线索到达各阶段的比例",
-    "{metric} by month": "{metric}（按月）",
-    "intervention": "干预上线",
-    "target {value}": "目标 {value}",
-    "Lead response time by rep": "各销售代表的线索响应时长",
-    "average hours to first contact (h)": "首次联系平均时长（小时）",
-    "Weekly won revenue: actuals and forecast": "每周成交收入：实际与预测",
-    "Won revenue (CNY per week)": "成交收入（元/周）",
-    "Week (starting Monday)": "周（周一开始）",
-    "Funnel stage": "漏斗阶段",
-    "Channel": "渠道",
-    "Share of leads": "线索占比",
-    "customer_share": "客户占比",
-    "revenue_share": "收入占比",
-    "Actual": "实际",
-    "before": "实施前",
-    "after": "实施后",
-    "Forecast ({method})": "预测（{method}）",
-    "Forecast": "预测",
-    ", backtest WAPE {wape}": "，回测预测偏差率 {wape}",
-    "{level} band": "{level} 预测区间",
-    "Prediction band": "预测区间",
-    # alt text: what a reader without the image is told
-    "{title}. Line chart by {x}; latest values: {values}.": "{title}。折线图（按{x}）；最新值：{values}。",
-    "{title}. Bar chart: {values}.": "{title}。柱状图：{values}。",
-    "{title}. Funnel: {values}.": "{title}。漏斗图：{values}。",
-    "{name}: {count}, {rate} go on": "{name}：{count}，{rate} 进入下一阶段",
-    "{title}. Heatmap, {ylabel} (rows) by {xlabel} (columns): {values}.": "{title}。热力图，行为{ylabel}，列为{xlabel}：{values}。",
-    "n/a": "无数据",
-}
-"""Chinese chart titles, labels and legends, keyed by their English text (with {placeholders})."""
-
-
-def phrase(text: str, lang: str | None = None, **values) -> str:
-    """Return a chart phrase in the report language, with its placeholders filled."""
-    if (lang or language()) == "zh":
-        text = PHRASES_ZH.get(text, text)
-    return text.format(**values) if values else text
-
-
 def stage_labels(lang: str | None = None) -> dict[str, str]:
-    """Return the funnel stages' display names in the report language."""
+    """Return the funnel stages' display names in ``lang``."""
     lang = lang or language()
     return {k[len("stage.") :]: v[lang] for k, v in catalogue().items() if k.startswith("stage.")}
+
+
+# --------------------------------------------------------------------------- the old way: a global language
+# The old way, kept until the last callers are converted: one language held for the whole process, set by
+# open_case. Code that takes ``lang`` explicitly uses none of these; ``column``, ``category`` and
+# ``stage_labels`` fall back to it only when called without ``lang``.
+_LANGUAGE = ["en"]
+
+
+def set_language(language: str) -> None:
+    """Set the process-wide language of the old callers (``en`` or ``zh``)."""
+    if language not in ("en", "zh"):
+        raise ValueError(f"language must be 'en' or 'zh', not {language!r}")
+    _LANGUAGE[0] = language
+
+
+def language() -> str:
+    """Return the process-wide language of the old callers."""
+    return _LANGUAGE[0]
+
+
+def say(en: T, zh: T) -> T:
+    """Return the English or the Chinese wording, whichever the process-wide language is."""
+    return zh if _LANGUAGE[0] == "zh" else en
