@@ -9,8 +9,19 @@ import pandas as pd
 import pytest
 
 from crmnb.analysis.cases import case_timeline, missing_case, pick_cases
-from crmnb.analysis.diagnosis import MEASURES, PLAN_COLUMNS, find_problems, improvement_plan, unchecked_receipts
+from crmnb.analysis.diagnosis import (
+    PLAN_COLUMNS,
+    PLAN_WORDS,
+    PROBLEM_WORDS,
+    RULES,
+    Context,
+    find_problems,
+    improvement_plan,
+    plan_words,
+    unchecked_receipts,
+)
 from crmnb.analysis.funnel import gaps
+from crmnb.present import words
 from crmnb.present.words import set_language
 
 T = pd.Timestamp
@@ -238,7 +249,7 @@ def problems(**kw) -> pd.DataFrame:
         "goal": GOAL,
     }
     args.update(kw)
-    return find_problems(**args)
+    return find_problems(Context(**args))
 
 
 def test_find_problems_most_important_first():
@@ -319,7 +330,7 @@ def test_improvement_plan_puts_the_analyst_rows_first():
     assert plan.iloc[0]["owner"] == "Sales 1 lead"
     data = plan.iloc[1:].reset_index(drop=True)
     assert data["problem"].tolist() == p["problem"].tolist()
-    assert data["measure"].tolist() == [MEASURES[k][0] for k in p["kind"]]
+    assert data["measure"].tolist() == [plan_words(k)[0] for k in p["kind"]]
     assert set(data["owner"]) == {"Sales 1 operations lead"}
     assert set(data["deadline"]) == {date(2026, 6, 30)}
 
@@ -339,3 +350,50 @@ def test_receipts_not_checked_are_said_and_not_a_problem():
     assert unchecked_receipts(pd.DataFrame({"receipt_id": ["R1"]}), {"won_deals": 1}) is None
     kinds = problems(reconciliation={**RECON, "checked": False})["kind"].tolist()
     assert "receipts" not in kinds and "receipts" in problems()["kind"].tolist()
+
+
+# --------------------------------------------------------------------------- the rules as a registry
+def test_every_rule_has_its_words_and_its_plan_row_in_both_languages():
+    assert [r.kind for r in RULES][:3] == ["goal_gap", "slow_response", "followup_late"]
+    assert len(RULES) == 10 and all(r.find.__doc__ for r in RULES)
+    for rule in RULES:
+        for part in (*PROBLEM_WORDS, *PLAN_WORDS):
+            assert words.has(f"diagnosis.{rule.kind}.{part}"), f"diagnosis.{rule.kind}.{part}"
+
+
+def test_problems_are_worded_in_the_language_passed():
+    p = find_problems(
+        Context(headline_after(), funnel_table(), RECON, LOG, 24.0, 0.8, {**GOAL, "name": "线索转化率"}), "zh"
+    ).set_index("kind")
+    assert p.loc["goal_gap", "problem"] == "线索转化率低于目标"
+    assert p.loc["slow_response", "evidence"] == "平均 30.0 小时，目标 24 小时"
+    assert p.loc["receipts", "evidence"] == "2 笔金额不符，1 笔无回款；差异率 2.00%（超过 1%）"
+    assert plan_words("receipts", "zh") == ("与财务核对所列商机并在CRM中更正金额", "差异率低于阈值")
+    assert improvement_plan(p.reset_index(), [], "x", date(2026, 1, 1), language="zh")["measure"].iloc[0] == (
+        "持续执行上述措施，按月跟踪目标指标"
+    )
+    note = unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 3}, language="zh")
+    assert note.endswith("3笔成交商机未能核对。")
+
+
+def test_a_rule_registered_twice_or_unknown_is_refused():
+    with pytest.raises(ValueError, match="'cpa' is registered already"):
+        RULES.register("cpa", weight=1)(lambda ctx, language: [])
+    with pytest.raises(KeyError, match="no diagnosis rule for 'nope'"):
+        RULES.get("nope")
+
+
+def test_a_context_without_what_the_rules_read_is_refused():
+    with pytest.raises(ValueError, match="funnel_table has no column dwell_alert"):
+        Context(headline_after(), funnel_table().drop(columns="dwell_alert"), RECON, LOG, 24.0, 0.8, GOAL)
+    with pytest.raises(ValueError, match="the goal has no target"):
+        Context(
+            headline_after(), funnel_table(), RECON, LOG, 24.0, 0.8, {k: v for k, v in GOAL.items() if k != "target"}
+        )
+
+
+def test_a_missing_or_unmeasured_metric_finds_no_problem():
+    h = headline_after().assign(value=np.nan)
+    p = problems(headline_after=h)
+    assert not {"slow_response", "followup_late"} & set(p["kind"])
+    assert Context(h, funnel_table(), RECON, LOG, 24.0, 0.8, GOAL).metric("no_such_metric") is None

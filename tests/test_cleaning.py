@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from crmnb.intake.cleaning import clean, find_duplicate_customers, normalise_email, normalise_name, normalise_phone
-from crmnb.intake.parse import intake
+from crmnb.errors import DataError
+from crmnb.intake import cleaning_rules, ledger
+from crmnb.intake.cleaning import clean, run_rules
+from crmnb.intake.cleaning_rules import RULES, Given, Rule
+from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_name, normalise_phone
+from crmnb.intake.ledger import Ledger
+from crmnb.intake.parse import ISSUE_COLUMNS, intake
 from crmnb.intake.schema import ROW, TABLES
+from crmnb.present import words
 
 AS_OF = pd.Timestamp("2025-06-30")
 DTYPES = {
@@ -447,3 +456,51 @@ def test_clean_accepts_tables_with_any_index():
     assert sorted(q.index) == ["O3", "O4", "O5"]
     assert json.loads(q.loc["O3", "record"])["customer_id"] == "C404"
     assert c.tables["orders"]["order_id"].tolist() == ["O1", "O2"]
+
+
+# --------------------------------------------------------------------------- the rules as a registry
+def test_rules_run_in_their_registered_order_each_with_what_it_counts():
+    names = [r.name for r in RULES]
+    assert names[0] == "date_format" and names[-1] == "contact_format"
+    assert names.index("duplicate_customer") < names.index("unknown_customer")  # orphans after the merge
+    assert len(set(names)) == len(names) == len(RULES)
+    assert all(r.counts and r.apply.__doc__ for r in RULES)
+    assert RULES.get("future_date").per_table and not RULES.get("duplicate_customer").per_table
+
+
+def test_a_rule_registered_twice_or_unknown_is_refused():
+    with pytest.raises(ValueError, match="'date_format' is registered already"):
+        RULES.register("date_format", counts="x")(lambda book, given: None)
+    with pytest.raises(KeyError, match="no cleaning rule named 'nope'"):
+        RULES.get("nope")
+
+
+def test_a_rule_that_loses_rows_is_named():
+    d = messy_data()
+    book = Ledger(d.tables)
+    given = Given(pd.DataFrame(columns=ISSUE_COLUMNS), None, AS_OF, 100)
+
+    def drop_an_order(book: Ledger, given: Given) -> None:
+        book.tables["orders"] = book.tables["orders"].iloc[1:]  # not through the ledger
+
+    rules = [RULES.get("required_missing"), Rule("silent_drop", "nothing", drop_an_order)]
+    with pytest.raises(
+        DataError, match=r"cleaning rule 'silent_drop' lost rows of table 'orders': 5 in, 3 kept, 1 quarantined"
+    ):
+        run_rules(book, given, rules)
+
+
+def test_every_cleaning_message_the_rules_use_is_in_the_catalogue():
+    src = "".join(Path(m.__file__).read_text(encoding="utf-8") for m in (cleaning_rules, ledger))
+    used = set(re.findall(r"\btext\(\s*\"([\w.]+)\"", src)) | {
+        f"contact_format.{col}.{part}" for col, _ in cleaning_rules.CONTACT_FORMATS for part in ("rule", "detail")
+    }
+    assert len(used) > 25
+    assert not sorted(k for k in used if not words.has(f"cleaning.{k}"))
+
+
+def test_the_log_is_in_english_in_both_report_languages_for_now():
+    assert ledger.LOG_LANGUAGE == "en"
+    c = messy_data().clean()
+    assert "date in the future" in set(c.log["rule"])
+    assert words.t("cleaning.future_date.rule", "zh") == "日期在未来"  # ready for when the log follows the report

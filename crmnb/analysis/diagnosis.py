@@ -1,256 +1,303 @@
-"""Diagnosis: the problems the data shows, their likely causes, and the improvement plan (Table 3)."""
+"""Diagnosis: the problems the data shows, their likely causes, and the improvement plan (Table 3).
+
+Each diagnosis rule is one small function registered in :data:`RULES` with its kind and weight. It
+reads what it needs from one :class:`Context` and returns, for each problem it finds, the figures
+its words are filled with. Its words are the catalogue's ``diagnosis.<kind>.*`` messages
+(crmnb/present/catalogue/diagnosis.yaml): ``problem``, ``evidence`` and ``cause`` for the problem,
+``measure`` and ``effect`` for its row of the improvement plan. A new rule is one function under
+``@RULES.register(...)`` and its five messages.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
 
-from crmnb.present.words import fmt_value, say, stage_labels
+from crmnb.intake.ledger import LOG_LANGUAGE
+from crmnb.present.words import fmt_value, stage_labels, t
 
 PLAN_COLUMNS = ["problem", "cause", "measure", "owner", "deadline", "expected_effect", "source"]
+PROBLEM_COLUMNS = ["kind", "problem", "evidence", "cause"]
+PROBLEM_WORDS = ("problem", "evidence", "cause")
+"""The words of a problem found, each the message ``diagnosis.<kind>.<word>``."""
+PLAN_WORDS = ("measure", "effect")
+"""The words of the plan row a problem suggests, each the message ``diagnosis.<kind>.<word>``."""
 
-STAGE_NAMES = {
-    "lead": "lead",
-    "first_contact": "first contact",
-    "needs_confirmed": "needs confirmed",
-    "proposal": "proposal/quote",
-    "negotiation": "negotiation",
-    "won": "won",
+GOAL_KEYS = ("name", "unit", "now", "target", "higher_is_better")
+NEEDED_COLUMNS = {
+    "headline_after": ("metric", "value"),
+    "funnel_table": ("stage", "conversion_rate", "dwell_alert", "top_loss_reasons"),
+    "cleaning_log": ("rule", "table", "rows"),
 }
-
-MEASURES = {
-    "slow_response": (
-        "Turn on follow-up reminders and a 24-hour first-contact SLA for every new lead",
-        "response time at or below target; conversion up with it",
-    ),
-    "followup_late": (
-        "Review overdue follow-up tasks weekly per rep; reminders before the due time",
-        "on-time completion at target",
-    ),
-    "weak_stage": (
-        "Coach the stage with a checklist and review stalled deals weekly",
-        "stage conversion up by 5 points",
-    ),
-    "slow_stage": ("Set a stage time limit and escalate deals that pass it", "average dwell at or below the benchmark"),
-    "loss_reason": (
-        "Address the top loss reason: pricing guidance, needs discovery script or competitor brief",
-        "fewer deals lost for this reason",
-    ),
-    "receipts": (
-        "Reconcile listed deals with finance and correct amounts in the CRM",
-        "difference rate under the threshold",
-    ),
-    "data_quality": (
-        "Enforce unique phone/e-mail on customer creation; require contact fields",
-        "no duplicate customers next period",
-    ),
-    "churn_risk": (
-        "Call every high-risk account within 48 h; service recovery for open complaints",
-        "fewer high-risk accounts at the next review",
-    ),
-    "cpa": (
-        "Cut or re-target the campaigns over benchmark; move budget to channels with the best LTV/CAC",
-        "CAC back under benchmark",
-    ),
-    "goal_gap": ("Keep the measures above running and track the goal metric monthly", "goal reached by the deadline"),
-}
+"""The columns of each hand-off the rules read whenever it has rows."""
 
 
-MEASURES_ZH = {
-    "slow_response": ("开启跟进提醒，并对每条新线索设定24小时首次联系时限", "响应时长达到目标，转化率随之提升"),
-    "followup_late": ("每周按销售代表复盘逾期跟进任务；到期前提醒", "按时完成率达到目标"),
-    "weak_stage": ("为该阶段制定检查清单并辅导，每周复盘停滞商机", "该阶段转化率提升5个百分点"),
-    "slow_stage": ("设定阶段时限，超时商机升级处理", "平均停留时长不超过基准"),
-    "loss_reason": ("针对首要丢单原因：定价指引、需求挖掘话术或竞品应对材料", "因该原因丢单减少"),
-    "receipts": ("与财务核对所列商机并在CRM中更正金额", "差异率低于阈值"),
-    "data_quality": ("新建客户时强制电话/邮箱唯一并要求填写联系方式", "下一周期无重复客户"),
-    "churn_risk": ("48小时内联系所有高风险客户；对未关闭投诉进行服务补救", "下次复盘时高风险客户减少"),
-    "cpa": ("削减或重新定向超基准的活动；预算转向LTV/CAC最高的渠道", "获客成本回到基准以内"),
-    "goal_gap": ("持续执行上述措施，按月跟踪目标指标", "截止日前达成目标"),
-}
+@dataclass(frozen=True)
+class Context:
+    """What the diagnosis rules read: the steps' hand-offs, the case's thresholds and its goal.
 
-
-def find_problems(
-    headline_after: pd.DataFrame,
-    funnel_table: pd.DataFrame,
-    reconciliation: dict,
-    cleaning_log: pd.DataFrame,
-    response_target_hours: float,
-    followup_target: float,
-    goal: dict,
-    churn_rules: pd.DataFrame | None = None,
-    cpa_alerts: pd.DataFrame | None = None,
-    response_slope: dict | None = None,
-) -> pd.DataFrame:
-    """Return the problems the data shows, most important first: kind, problem, evidence, cause.
-
-    ``goal`` holds metric, name, unit, now, target and higher_is_better. The optional
-    churn rule table, CPA alerts and response-time slope add their problems.
+    ``goal`` holds name, unit, now, target and higher_is_better (metric may be there too). The
+    churn rule table, CPA alerts and response-time slope are optional; each adds its problems.
     """
-    rows: list[dict] = []
-    h = headline_after.set_index("metric")
 
-    def stage(name: str) -> str:
-        return stage_labels()[name] if name in STAGE_NAMES else name
+    headline_after: pd.DataFrame  # the headline metrics of the after window: metric, value
+    funnel_table: pd.DataFrame  # deep_dive/funnel
+    reconciliation: dict  # clean/receipts_summary
+    cleaning_log: pd.DataFrame  # clean/log
+    response_target_hours: float
+    followup_target: float
+    goal: dict
+    churn_rules: pd.DataFrame | None = None
+    cpa_alerts: pd.DataFrame | None = None
+    response_slope: dict | None = None
 
-    def add(kind: str, problem: str, evidence: str, cause: str, weight: float) -> None:
-        rows.append({"kind": kind, "problem": problem, "evidence": evidence, "cause": cause, "weight": weight})
+    def __post_init__(self) -> None:
+        check_context(self)
 
+    def metric(self, name: str) -> float | None:
+        """Return a headline metric's value, or None when it is not there or not measured."""
+        value = self.headline_after.set_index("metric")["value"].get(name)
+        return None if value is None or pd.isna(value) else value
+
+
+def check_context(ctx: Context) -> None:
+    """Raise ValueError naming what is missing when a hand-off lacks a column or the goal a key."""
+    for field, needed in NEEDED_COLUMNS.items():
+        frame = getattr(ctx, field)
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise ValueError(f"diagnosis: {field} has no column {', '.join(missing)}")
+    missing = [k for k in GOAL_KEYS if k not in ctx.goal]
+    if missing:
+        raise ValueError(f"diagnosis: the goal has no {', '.join(missing)}")
+
+
+Finding = dict[str, object]
+"""The figures one problem's words are filled with (the placeholders of its messages)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One diagnosis rule: the kind of problem it finds, its weight in the ranking, and its function."""
+
+    kind: str
+    weight: float
+    find: Callable[[Context, str], list[Finding]]
+
+    def words(self, finding: Finding, language: str) -> dict[str, str]:
+        """Return the problem's words (problem, evidence, cause) in ``language``, filled with ``finding``."""
+        return {w: t(f"diagnosis.{self.kind}.{w}", language, **finding) for w in PROBLEM_WORDS}
+
+
+class Rules:
+    """The diagnosis rules, in the order they were registered, which is the order they run in."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, Rule] = {}
+
+    def register(self, kind: str, weight: float) -> Callable:
+        """Return a decorator that registers a rule function finding problems of ``kind``."""
+
+        def add(fn: Callable[[Context, str], list[Finding]]) -> Callable[[Context, str], list[Finding]]:
+            if kind in self._rules:
+                raise ValueError(f"a diagnosis rule for {kind!r} is registered already")
+            self._rules[kind] = Rule(kind, weight, fn)
+            return fn
+
+        return add
+
+    def get(self, kind: str) -> Rule:
+        """Return the rule that finds problems of ``kind``."""
+        try:
+            return self._rules[kind]
+        except KeyError:
+            raise KeyError(f"no diagnosis rule for {kind!r}; the rules: {', '.join(self._rules)}") from None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._rules
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules.values())
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+
+RULES = Rules()
+
+
+def stage_name(stage: str, language: str) -> str:
+    """Return a funnel stage's display name, or the stage as written when it is not a known one."""
+    return stage_labels(language).get(stage, stage)
+
+
+# --------------------------------------------------------------------------- the rules, in order
+@RULES.register("goal_gap", weight=10)
+def goal_gap(ctx: Context, language: str) -> list[Finding]:
+    """Find the goal metric on the wrong side of its target."""
+    goal = ctx.goal
     now, target = goal["now"], goal["target"]
     gap_open = (now < target) if goal["higher_is_better"] else (now > target)
-    if pd.notna(now) and gap_open:
-        nv, tv = fmt_value(now, goal["unit"]), fmt_value(target, goal["unit"])
-        add(
-            "goal_gap",
-            say(f"{goal['name']} is below its target", f"{goal['name']}低于目标")
-            if goal["higher_is_better"]
-            else say(f"{goal['name']} is above its target", f"{goal['name']}高于目标"),
-            say(f"now {nv}, target {tv}", f"当前 {nv}，目标 {tv}"),
-            say("the drivers below", "见下列驱动因素"),
-            10,
-        )
-    rt = h["value"].get("lead_response_hours")
-    if rt is not None and pd.notna(rt) and rt > response_target_hours:
-        slope = ""
-        if response_slope and response_slope.get("ci_low", 0) > 0:
-            pp = response_slope["per_unit"] * 100
-            slope = say(f"; each day faster goes with {pp:+.1f} pp conversion", f"；每快一天转化率约{pp:+.1f}个百分点")
-        add(
-            "slow_response",
-            say("Leads wait too long for the first contact", "线索首次跟进不及时"),
-            say(
-                f"average {rt:.1f} h against a {response_target_hours:g} h target{slope}",
-                f"平均 {rt:.1f} 小时，目标 {response_target_hours:g} 小时{slope}",
-            ),
-            say("no reminder or SLA on new leads", "新线索缺少提醒和响应时限"),
-            8,
-        )
-    ot = h["value"].get("followup_ontime_rate")
-    if ot is not None and pd.notna(ot) and ot < followup_target:
-        add(
-            "followup_late",
-            say("Follow-up tasks are often late", "跟进任务经常逾期"),
-            say(
-                f"{ot:.1%} done on time against {followup_target:.0%}", f"按时完成 {ot:.1%}，目标 {followup_target:.0%}"
-            ),
-            say("tasks not scheduled or reminded", "任务未排期或无提醒"),
-            6,
-        )
-    f = funnel_table.dropna(subset=["conversion_rate"])
-    if len(f):
-        weak = f.loc[f["conversion_rate"].idxmin()]
-        reasons = weak["top_loss_reasons"] or say("not recorded", "未记录")
-        add(
-            "weak_stage",
-            say(f"Largest drop-off after '{stage(weak['stage'])}'", f"“{stage(weak['stage'])}”之后流失最多"),
-            say(
-                f"{weak['conversion_rate']:.1%} go on ({int(weak['entered'])} entered)",
-                f"仅 {weak['conversion_rate']:.1%} 进入下一阶段（进入 {int(weak['entered'])}）",
-            ),
-            say(f"top loss reasons: {reasons}", f"主要丢单原因：{reasons}"),
-            7,
-        )
-    for _, r in funnel_table[funnel_table["dwell_alert"].fillna(False).astype(bool)].iterrows():
-        add(
-            "slow_stage",
-            say(f"Deals stall in '{stage(r['stage'])}'", f"商机在“{stage(r['stage'])}”阶段停滞"),
-            say(
-                f"average {r['avg_dwell_days']:.1f} days against a {r['dwell_benchmark_days']:g}-day benchmark",
-                f"平均停留 {r['avg_dwell_days']:.1f} 天，基准 {r['dwell_benchmark_days']:g} 天",
-            ),
-            say("no stage time limit", "缺少阶段时限"),
-            5,
-        )
-    reasons = ", ".join(r for r in funnel_table["top_loss_reasons"] if r)
-    if reasons:
-        add(
-            "loss_reason",
-            say("Deals are lost for recurring reasons", "丢单原因反复出现"),
-            reasons,
-            say("see the loss reasons per stage", "见各阶段丢单原因"),
-            4,
-        )
-    if reconciliation.get("checked", True) and (
-        reconciliation.get("mismatched", 0) or reconciliation.get("no_receipt", 0)
-    ):
-        rc = reconciliation
-        add(
-            "receipts",
-            say("CRM won amounts disagree with finance receipts", "CRM成交金额与财务回款不一致"),
-            say(
-                f"{rc['mismatched']} mismatched, {rc['no_receipt']} without receipt; difference rate "
-                f"{rc['difference_rate']:.2%} ({'within' if rc['passes'] else 'above'} {rc['max_diff_rate']:.0%})",
-                f"{rc['mismatched']} 笔金额不符，{rc['no_receipt']} 笔无回款；差异率 {rc['difference_rate']:.2%}"
-                f"（{'未超过' if rc['passes'] else '超过'} {rc['max_diff_rate']:.0%}）",
-            ),
-            say("amounts edited after closing, or receipts not booked", "成交后修改金额或回款未入账"),
-            3,
-        )
-    if churn_rules is not None and len(churn_rules):
-        high = int((churn_rules["risk_level"] == "high").sum())
-        if high:
-            add(
-                "churn_risk",
-                say("Active customers show churn warning signs", "活跃客户出现流失预警信号"),
-                say(
-                    f"{high} of {len(churn_rules)} active buyers at high risk (few visits, no order, a complaint)",
-                    f"{len(churn_rules)} 位活跃客户中 {high} 位为高风险（访问少、无订单、有投诉）",
-                ),
-                say("complaints not followed up; no re-engagement of quiet accounts", "投诉未跟进；沉默客户无唤醒"),
-                6.5,
-            )
-    if cpa_alerts is not None and len(cpa_alerts):
-        over = cpa_alerts[cpa_alerts["alert"] == "over_benchmark"] if "alert" in cpa_alerts else cpa_alerts
-        if len(over):
-            names = ", ".join(str(x) for x in over.get("name", over.get("campaign_id")).head(3))
-            add(
-                "cpa",
-                say("Campaigns cost more per customer than planned", "营销活动获客成本超出计划"),
-                say(
-                    f"{len(over)} campaign(s) over their CPA benchmark by more than the tolerance: {names}",
-                    f"{len(over)} 个活动的获客成本超出基准：{names}",
-                ),
-                say("targeting or channel mix", "投放定向或渠道组合"),
-                4.5,
-            )
-    dups = cleaning_log[(cleaning_log["rule"] == "duplicate customer") & (cleaning_log["table"] == "customers")]
-    if len(dups):
-        n = int(dups["rows"].sum())
-        add(
-            "data_quality",
-            say("Duplicate customer records", "客户记录重复"),
-            say(f"{n} duplicates merged", f"合并了 {n} 条重复记录"),
-            say("no uniqueness check on phone or e-mail", "电话和邮箱未做唯一性校验"),
-            2,
-        )
-    out = pd.DataFrame(rows, columns=["kind", "problem", "evidence", "cause", "weight"])
+    if not (pd.notna(now) and gap_open):
+        return []
+    side = t("diagnosis.goal_gap.below" if goal["higher_is_better"] else "diagnosis.goal_gap.above", language)
+    return [
+        {
+            "name": goal["name"],
+            "side": side,
+            "now": fmt_value(now, goal["unit"]),
+            "target": fmt_value(target, goal["unit"]),
+        }
+    ]
+
+
+@RULES.register("slow_response", weight=8)
+def slow_response(ctx: Context, language: str) -> list[Finding]:
+    """Find leads waiting longer than the target for their first contact."""
+    hours = ctx.metric("lead_response_hours")
+    if hours is None or not hours > ctx.response_target_hours:
+        return []
+    slope, found = ctx.response_slope, ""
+    if slope and slope.get("ci_low", 0) > 0:
+        found = t("diagnosis.slow_response.slope", language, pp=slope["per_unit"] * 100)
+    return [{"hours": hours, "target": ctx.response_target_hours, "slope": found}]
+
+
+@RULES.register("followup_late", weight=6)
+def followup_late(ctx: Context, language: str) -> list[Finding]:
+    """Find follow-up tasks done on time less often than the target."""
+    rate = ctx.metric("followup_ontime_rate")
+    if rate is None or not rate < ctx.followup_target:
+        return []
+    return [{"rate": rate, "target": ctx.followup_target}]
+
+
+@RULES.register("weak_stage", weight=7)
+def weak_stage(ctx: Context, language: str) -> list[Finding]:
+    """Find the funnel stage fewest leads go on from."""
+    f = ctx.funnel_table.dropna(subset=["conversion_rate"])
+    if not len(f):
+        return []
+    weak = f.loc[f["conversion_rate"].idxmin()]
+    return [
+        {
+            "stage": stage_name(weak["stage"], language),
+            "rate": weak["conversion_rate"],
+            "entered": int(weak["entered"]),
+            "reasons": weak["top_loss_reasons"] or t("diagnosis.weak_stage.not_recorded", language),
+        }
+    ]
+
+
+@RULES.register("slow_stage", weight=5)
+def slow_stage(ctx: Context, language: str) -> list[Finding]:
+    """Find each stage whose deals dwell longer than its benchmark."""
+    funnel = ctx.funnel_table
+    slow = funnel[funnel["dwell_alert"].fillna(False).astype(bool)]
+    return [
+        {
+            "stage": stage_name(r["stage"], language),
+            "days": r["avg_dwell_days"],
+            "benchmark": r["dwell_benchmark_days"],
+        }
+        for _, r in slow.iterrows()
+    ]
+
+
+@RULES.register("loss_reason", weight=4)
+def loss_reason(ctx: Context, language: str) -> list[Finding]:
+    """Find the loss reasons recorded at any stage."""
+    reasons = ", ".join(r for r in ctx.funnel_table["top_loss_reasons"] if r)
+    return [{"reasons": reasons}] if reasons else []
+
+
+@RULES.register("receipts", weight=3)
+def receipts(ctx: Context, language: str) -> list[Finding]:
+    """Find won deals whose CRM amount finance did not receive, when receipts were checked."""
+    rc = ctx.reconciliation
+    if not rc.get("checked", True) or not (rc.get("mismatched", 0) or rc.get("no_receipt", 0)):
+        return []
+    verdict = t("diagnosis.receipts.within" if rc["passes"] else "diagnosis.receipts.above", language)
+    return [
+        {
+            "mismatched": rc["mismatched"],
+            "no_receipt": rc["no_receipt"],
+            "rate": rc["difference_rate"],
+            "verdict": verdict,
+            "max_rate": rc["max_diff_rate"],
+        }
+    ]
+
+
+@RULES.register("churn_risk", weight=6.5)
+def churn_risk(ctx: Context, language: str) -> list[Finding]:
+    """Find active customers at high risk of churning by the warning rules."""
+    rules = ctx.churn_rules
+    if rules is None or not len(rules):
+        return []
+    high = int((rules["risk_level"] == "high").sum())
+    return [{"high": high, "active": len(rules)}] if high else []
+
+
+@RULES.register("cpa", weight=4.5)
+def cpa(ctx: Context, language: str) -> list[Finding]:
+    """Find campaigns whose cost per customer is over their benchmark by more than the tolerance."""
+    alerts = ctx.cpa_alerts
+    if alerts is None or not len(alerts):
+        return []
+    over = alerts[alerts["alert"] == "over_benchmark"] if "alert" in alerts else alerts
+    if not len(over):
+        return []
+    names = ", ".join(str(x) for x in over.get("name", over.get("campaign_id")).head(3))
+    return [{"count": len(over), "names": names}]
+
+
+@RULES.register("data_quality", weight=2)
+def data_quality(ctx: Context, language: str) -> list[Finding]:
+    """Find duplicate customer records that cleaning merged."""
+    log = ctx.cleaning_log
+    merged = t("cleaning.duplicate_customer.rule", LOG_LANGUAGE)  # the log's own wording of the rule
+    dups = log[(log["rule"] == merged) & (log["table"] == "customers")]
+    return [{"merged": int(dups["rows"].sum())}] if len(dups) else []
+
+
+# --------------------------------------------------------------------------- problems and the plan
+def find_problems(context: Context, language: str = "en") -> pd.DataFrame:
+    """Return the problems the data shows, most important first: kind, problem, evidence, cause.
+
+    Every rule of :data:`RULES` runs in order on ``context``; its problems are worded in
+    ``language`` and ranked by the rule's weight (ties in the order found).
+    """
+    rows = [
+        {"kind": rule.kind, **rule.words(finding, language), "weight": rule.weight}
+        for rule in RULES
+        for finding in rule.find(context, language)
+    ]
+    out = pd.DataFrame(rows, columns=[*PROBLEM_COLUMNS, "weight"])
     return out.sort_values("weight", ascending=False, kind="stable").drop(columns="weight").reset_index(drop=True)
 
 
-def unchecked_receipts(receipts: pd.DataFrame, summary: dict) -> str | None:
-    """Return the note that won deals could not be checked against finance because the data has no
-    receipts at all, or None when there are receipts to check against.
+def plan_words(kind: str, language: str = "en") -> tuple[str, str]:
+    """Return the measure a problem of ``kind`` suggests and its expected effect, in ``language``.
 
-    >>> unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 2})
-    'Won deals not checked against finance: the check needs the finance receipts (the receipts table); this data has none, so 2 won deals stay unchecked.'
+    >>> plan_words("cpa", "en")[1], plan_words("no_such_kind", "zh")[0]
+    ('CAC back under benchmark', '进一步调查')
     """
-    if len(receipts):
-        return None
-    n = int(summary.get("won_deals", 0))
-    return say(
-        f"Won deals not checked against finance: the check needs the finance receipts (the receipts table); "
-        f"this data has none, so {n} won deal{'s' if n != 1 else ''} stay{'s' if n == 1 else ''} unchecked.",
-        f"未核对CRM成交与财务回款：核对需要财务回款数据（receipts表），本数据没有回款记录，{n}笔成交商机未能核对。",
-    )
+    key = f"diagnosis.{kind}" if kind in RULES else "diagnosis.other"
+    measure, effect = (t(f"{key}.{w}", language) for w in PLAN_WORDS)
+    return measure, effect
 
 
-def improvement_plan(problems: pd.DataFrame, analyst_items: list[dict], owner: str, deadline: date) -> pd.DataFrame:
+def improvement_plan(
+    problems: pd.DataFrame, analyst_items: list[dict], owner: str, deadline: date, language: str = "en"
+) -> pd.DataFrame:
     """Return Table 3: the analyst's own plan rows first, then one suggested measure per problem found."""
     rows = [{**item, "source": "analyst"} for item in analyst_items]
     for _, p in problems.iterrows():
-        book = say(MEASURES, MEASURES_ZH)
-        measure, effect = book.get(p["kind"], ("Investigate further", "to be defined"))
+        measure, effect = plan_words(p["kind"], language)
         rows.append(
             {
                 "problem": p["problem"],
@@ -273,6 +320,19 @@ def tracking_table(plan: pd.DataFrame, case) -> pd.DataFrame:
     out = plan[["measure", "owner", "deadline", "expected_effect"]].copy()
     out.insert(0, "action", range(1, len(out) + 1))
     out["kpi_to_watch"] = kpi
-    out["review"] = say("monthly, at the case re-run", "每月，随案例重新运行")
+    out["review"] = t("diagnosis.tracking.review", case.language)
     out["status"] = "planned"
     return out
+
+
+def unchecked_receipts(receipts: pd.DataFrame, summary: dict, language: str = "en") -> str | None:
+    """Return the note that won deals could not be checked against finance because the data has no
+    receipts at all, or None when there are receipts to check against.
+
+    >>> unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 2})
+    'Won deals not checked against finance: the check needs the finance receipts (the receipts table); this data has none, so 2 won deals stay unchecked.'
+    """
+    if len(receipts):
+        return None
+    n = int(summary.get("won_deals", 0))
+    return t("diagnosis.unchecked_receipts.one" if n == 1 else "diagnosis.unchecked_receipts.other", language, n=n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -12,6 +12,9 @@ from crmnb.errors import CrmnbError, DataError
 from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
 from crmnb.intake.schema import TABLES
 from crmnb.intake.sources import Located, locate
+
+if TYPE_CHECKING:
+    from crmnb.intake.parse import Intake
 
 
 # --------------------------------------------------------------------------- loading a case's tables
@@ -63,6 +66,29 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
+def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> Intake:
+    """Return one table's export taken in (typed) and validated, with where and how it was read.
+
+    Raises :class:`DataError` when a table the analysis cannot do without has no rows.
+    """
+    from crmnb.intake.checks import check_intake
+    from crmnb.intake.parse import intake
+
+    got = intake(frame, name, loc.label)
+    if not len(got.table):
+        if not TABLES[name].may_be_empty:
+            raise DataError(
+                f"{loc.label} (table '{name}'): the export has a header but no rows; "
+                f"the analysis cannot do without {name}"
+            )
+        got.notes.append("the export has a header but no rows: an empty table")
+    got.source = loc.label
+    got.read_as = {"encoding": "utf-8" if raw.encoding == "utf-8-sig" else raw.encoding, "sep": raw.sep}
+    got.notes.extend(raw.notes)
+    got.validation = check_intake(got.table, name, loc.label)
+    return got
+
+
 def load_tables(
     case: Any, progress: Callable[[str], None] | None = None, errors: dict[str, CrmnbError] | None = None
 ) -> dict:
@@ -71,55 +97,37 @@ def load_tables(
     Raises the first :class:`DataError` (naming the table and source), or, when
     ``errors`` is given, collects each table's error there and goes on.
     """
-    from crmnb.intake.checks import check_intake
-    from crmnb.intake.parse import intake
-
     out: dict[str, Any] = {}
 
-    def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
+    def attempt(name: str, step: Callable, *args: Any) -> Any:
         try:
-            got = intake(frame, name, loc.label)
-            if not len(got.table):
-                if not TABLES[name].may_be_empty:
-                    raise DataError(
-                        f"{loc.label} (table '{name}'): the export has a header but no rows; "
-                        f"the analysis cannot do without {name}"
-                    )
-                got.notes.append("the export has a header but no rows: an empty table")
-            got.source = loc.label
-            got.read_as = {"encoding": "utf-8" if raw.encoding == "utf-8-sig" else raw.encoding, "sep": raw.sep}
-            got.notes.extend(raw.notes)
-            got.validation = check_intake(got.table, name, loc.label)
-            out[name] = got
+            return step(*args)
         except Exception as exc:
             if errors is None:
                 raise
-            errors[name] = _as_data_error(exc, name)
+            errors[name] = as_data_error(exc, name)
+            return None
+
+    def keep(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
+        got = attempt(name, take_in, name, frame, loc, raw)
+        if got is not None:
+            out[name] = got
 
     # Each table is taken in as soon as it is read and its text dropped, so that only one
     # export's text is in memory at a time; leads and opportunities wait for each other,
     # because converted leads can fill the opportunities' lead ids.
     held: dict[str, tuple[pd.DataFrame, Located, Raw]] = {}
     for name in TABLES:
-        try:
-            loc = locate(case.data, name)
-            if progress:
-                progress(f"reading {name} from {loc.name}")
-            got = read_mapped(case.data, name)
-        except Exception as exc:
-            if errors is None:
-                raise
-            errors[name] = _as_data_error(exc, name)
-            got = None
-        if name in _LINKED:
+        got = attempt(name, read_one, case, name, progress)
+        if name in LINKED:
             if got is not None:
                 held[name] = got
-            if name == _LINKED[-1]:
-                _take_linked(held, take_in)
+            if name == LINKED[-1]:
+                take_linked(held, keep)
         elif got is not None:
-            take_in(name, *got)
+            keep(name, *got)
             del got
-    _take_linked(held, take_in)
+    take_linked(held, keep)
     if errors is not None:  # in the order of the tables, as they were read before
         found = dict(errors)
         errors.clear()
@@ -127,11 +135,20 @@ def load_tables(
     return {name: out[name] for name in TABLES if name in out}
 
 
-_LINKED = ("leads", "opportunities")
+def read_one(case: Any, name: str, progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, Located, Raw]:
+    """Return one table of a case read and mapped, saying so to ``progress`` first."""
+    loc = locate(case.data, name)
+    if progress:
+        progress(f"reading {name} from {loc.name}")
+    return read_mapped(case.data, name)
+
+
+LINKED = ("leads", "opportunities")
 """Tables taken in together: a lead's converted-opportunity id can fill an opportunity's lead id."""
 
 
-def _take_linked(held: dict, take_in: Callable) -> None:
+def take_linked(held: dict, take_in: Callable) -> None:
+    """Fill the opportunities' lead ids from the converted leads, then take in the tables held."""
     from crmnb.intake.mappings import link_converted_leads
 
     if not held:
@@ -141,7 +158,7 @@ def _take_linked(held: dict, take_in: Callable) -> None:
         take_in(name, *held.pop(name))
 
 
-def _as_data_error(exc: Exception, table: str) -> CrmnbError:
+def as_data_error(exc: Exception, table: str) -> CrmnbError:
     """Return a crmnb error as it is, anything else as a DataError naming the table (no bare traceback)."""
     if isinstance(exc, CrmnbError):
         return exc

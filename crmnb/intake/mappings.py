@@ -38,6 +38,7 @@ and punctuation, and a trailing pipeline name in brackets.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -144,24 +145,22 @@ class Mapping:
         Raises :class:`DataError` naming the file and the export column when a
         required canonical column has no source.
         """
-        where = (
-            f"{source} (table '{self.table}', mapping {self.name})"
-            if source
-            else f"table '{self.table}' (mapping {self.name})"
-        )
-        by_norm: dict[str, str] = {}
-        for c in raw.columns:
-            by_norm.setdefault(_norm_col(c), c)
+        out, mapped = self.take_columns(raw)
+        for col, table in self.values.items():
+            if col in out:
+                out[col] = translate(out[col], table)
+        for name in self.derive:
+            DERIVATIONS[name](out, mapped)
+        derived = {c for c in out.columns if not c.startswith(HELPER)} - mapped
+        missing = [c for c in TABLES[self.table].required if c not in mapped and c not in derived]
+        if missing:
+            raise DataError(self.missing_message(missing, raw, source))
+        return out.reset_index(drop=True)
 
-        def find(cands: tuple[str, ...]) -> str | None:
-            for c in cands:
-                if c in raw.columns:
-                    return c
-            for c in cands:
-                if _norm_col(c) in by_norm:
-                    return by_norm[_norm_col(c)]
-            return None
-
+    def take_columns(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+        """Return the export's columns under their canonical names, the constants and the helper
+        columns, with the set of canonical columns so filled."""
+        find = column_finder(raw)
         out = pd.DataFrame(index=raw.index)
         mapped: set[str] = set()
         for col, cands in self.columns.items():
@@ -180,32 +179,51 @@ class Mapping:
             src = find(cands)
             if src is not None:
                 out[f"{HELPER}{helper}"] = raw[src]
-        for col, table in self.values.items():
-            if col in out:
-                out[col] = translate(out[col], table)
-        for name in self.derive:
-            DERIVATIONS[name](out, mapped)
-        derived = {c for c in out.columns if not c.startswith(HELPER)} - mapped
-        missing = [c for c in TABLES[self.table].required if c not in mapped and c not in derived]
-        if missing:
-            lines = []
-            for c in missing:
-                cands = self.columns.get(c)
-                looked = (
-                    f"export column {' or '.join(repr(x) for x in cands)} not found"
-                    if cands
-                    else "the mapping names no export column for it"
-                )
-                lines.append(
-                    f"'{c}': {looked}; map it with columns: {{{c}: <export column>}}"
-                    + (f" or constants: {{{c}: <value>}}" if c == "department" else "")
-                )
-            raise DataError(
-                f"{where}: required column(s) missing:\n    "
-                + "\n    ".join(lines)
-                + f"\n  the export's columns: {', '.join(map(str, raw.columns)) or 'none'}"
+        return out, mapped
+
+    def missing_message(self, missing: list[str], raw: pd.DataFrame, source: str = "") -> str:
+        """Return the message for required canonical columns the export has no source for."""
+        where = (
+            f"{source} (table '{self.table}', mapping {self.name})"
+            if source
+            else f"table '{self.table}' (mapping {self.name})"
+        )
+        lines = []
+        for c in missing:
+            cands = self.columns.get(c)
+            looked = (
+                f"export column {' or '.join(repr(x) for x in cands)} not found"
+                if cands
+                else "the mapping names no export column for it"
             )
-        return out.reset_index(drop=True)
+            lines.append(
+                f"'{c}': {looked}; map it with columns: {{{c}: <export column>}}"
+                + (f" or constants: {{{c}: <value>}}" if c == "department" else "")
+            )
+        return (
+            f"{where}: required column(s) missing:\n    "
+            + "\n    ".join(lines)
+            + f"\n  the export's columns: {', '.join(map(str, raw.columns)) or 'none'}"
+        )
+
+
+def column_finder(raw: pd.DataFrame) -> Callable[[tuple[str, ...]], str | None]:
+    """Return a lookup of the first of some candidate names that is a column of ``raw``: as written
+    first, then ignoring case and runs of spaces."""
+    by_norm: dict[str, str] = {}
+    for c in raw.columns:
+        by_norm.setdefault(_norm_col(c), c)
+
+    def find(cands: tuple[str, ...]) -> str | None:
+        for c in cands:
+            if c in raw.columns:
+                return c
+        for c in cands:
+            if _norm_col(c) in by_norm:
+                return by_norm[_norm_col(c)]
+        return None
+
+    return find
 
 
 def translate(values: pd.Series, table: dict[str, str]) -> pd.Series:

@@ -1,0 +1,324 @@
+"""The cleaning rules, in the order they run: one small function each, registered with what it counts.
+
+A rule reads the tables from the :class:`~crmnb.intake.ledger.Ledger` and changes them only through
+it (a log line, a changed copy, rows moved to the quarantine), so nothing is lost unaccounted. Its
+words are the catalogue's ``cleaning.<name>.*`` messages (crmnb/present/catalogue/cleaning.yaml).
+A new rule is one function under ``@RULES.register(...)``; its place in this file is its place in
+the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crmnb.frames import isin
+from crmnb.intake.checks import problems
+from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
+from crmnb.intake.ledger import Ledger, text
+from crmnb.intake.schema import ROW, TABLES
+
+
+@dataclass(frozen=True)
+class Given:
+    """What the rules read besides the tables: intake's findings, the moment of the run, the limits."""
+
+    issues: pd.DataFrame  # table, row, column, value, problem: values intake could not read
+    formats: pd.DataFrame | None  # table, column, format, rows: how the dates were written
+    as_of: pd.Timestamp  # a date after this moment is in the future
+    max_followups_per_customer: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One cleaning rule: its name (the key of its words), what its log lines count, and its function.
+
+    A rule ``per_table`` runs as ``apply(ledger, given, table)`` once per canonical table, the
+    other rules as ``apply(ledger, given)`` once.
+    """
+
+    name: str
+    counts: str
+    apply: Callable[..., None]
+    per_table: bool = False
+
+
+class Rules:
+    """The cleaning rules, held in the order they were registered, which is the order they run in."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, Rule] = {}
+
+    def register(self, name: str, counts: str, per_table: bool = False) -> Callable:
+        """Return a decorator that registers a rule function under ``name``."""
+
+        def add(fn: Callable[..., None]) -> Callable[..., None]:
+            if name in self._rules:
+                raise ValueError(f"a cleaning rule named {name!r} is registered already")
+            self._rules[name] = Rule(name, counts, fn, per_table)
+            return fn
+
+        return add
+
+    def get(self, name: str) -> Rule:
+        """Return the rule named ``name``."""
+        try:
+            return self._rules[name]
+        except KeyError:
+            raise KeyError(f"no cleaning rule named {name!r}; the rules: {', '.join(self._rules)}") from None
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules.values())
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+
+RULES = Rules()
+
+
+def example(value: object) -> str:
+    """Return 'e.g. <value>' for a log line that stands for many rows."""
+    return text("example", example=value)
+
+
+# --------------------------------------------------------------------------- what intake found
+@RULES.register("date_format", counts="rows whose dates were written in another format")
+def date_formats(book: Ledger, given: Given) -> None:
+    """Log the date columns intake read from a format other than plain ISO, and what it dropped."""
+    if given.formats is None or not len(given.formats):
+        return
+    for (table, col), grp in given.formats.groupby(["table", "column"], sort=False):
+        other = grp[
+            ~grp["format"].str.startswith("YYYY-MM-DD") | grp["format"].str.contains("±zone|.fraction", regex=True)
+        ]
+        for _, r in other.iterrows():
+            detail = text("date_format.detail", format=r["format"])
+            if "±zone" in r["format"]:
+                detail += text("date_format.zone_dropped")
+            if ".fraction" in r["format"]:
+                detail += text("date_format.fraction_dropped")
+            book.note(text("date_format.rule"), table, col, r["rows"], text("date_format.action"), detail)
+
+
+@RULES.register("unreadable_value", counts="rows with a value intake could not read")
+def unreadable_values(book: Ledger, given: Given) -> None:
+    """Quarantine rows whose required value was unreadable; flag an unreadable optional value."""
+    for table, grp in given.issues.groupby("table", sort=False):
+        spec = TABLES[table]
+        df = book.tables[table]  # as the table was before this rule, for every column
+        for (col, problem), g in grp.groupby(["column", "problem"], sort=False):
+            mask = df[ROW].isin(set(g["row"].astype(int)))
+            if col in spec.required:
+                vals = dict(zip(g["row"].astype(int), g["value"]))
+                book.quarantine(
+                    table,
+                    mask,
+                    problem,
+                    lambda h, p=problem, c=col, v=vals: h[ROW].map(
+                        lambda r: text("unreadable_value.reason", problem=p, column=c, value=v.get(r))
+                    ),
+                    col,
+                )
+            else:
+                first = repr(g["value"].iloc[0])
+                book.note(problem, table, col, int(mask.sum()), text("set_missing"), example(first))
+
+
+@RULES.register("out_of_bounds", counts="rows with a negative amount or a score out of its range")
+def out_of_bounds(book: Ledger, given: Given) -> None:
+    """Quarantine rows whose required value the schema rules out; set an optional one to missing."""
+    for table, spec in TABLES.items():
+        if not len(book.tables[table]) or not spec.bounds:
+            continue
+        found = problems(book.tables[table], table)
+        found = found[found["kind"].isin(["negative amount", "out of range"]) & found["row"].notna()]
+        for (col, kind), g in found.groupby(["column", "kind"], sort=False):
+            vals = dict(zip(g["row"].astype(int), g["value"]))
+            expected = g["expected"].iloc[0]
+            mask = book.tables[table][ROW].isin(set(vals))
+            if col in spec.required:
+                book.quarantine(
+                    table,
+                    mask,
+                    kind,
+                    lambda h, c=col, e=expected, v=vals: h[ROW].map(
+                        lambda r: text("out_of_bounds.reason", column=c, value=v.get(r), expected=e)
+                    ),
+                    col,
+                )
+            else:
+                df = book.tables[table].copy()
+                df.loc[mask, col] = np.nan
+                book.replace(table, df)
+                detail = text("out_of_bounds.detail", value=g["value"].iloc[0], expected=expected)
+                book.note(kind, table, col, int(mask.sum()), text("set_missing"), detail)
+
+
+@RULES.register("empty_table", counts="none: a table exported with a header and no rows")
+def empty_tables(book: Ledger, given: Given) -> None:
+    """Log each table whose export has a header and no rows, kept as an empty table."""
+    for table, n in book.rows_in.items():
+        if n == 0:
+            book.record(text("empty_table.rule"), table, "", 0, text("empty_table.action"), text("empty_table.detail"))
+
+
+# --------------------------------------------------------------------------- row by row, table by table
+@RULES.register("required_missing", counts="rows with a required value missing", per_table=True)
+def required_missing(book: Ledger, given: Given, table: str) -> None:
+    """Quarantine rows with a required value missing, column by column."""
+    for col in TABLES[table].required:
+        miss = book.tables[table][col].isna()
+        if miss.any():
+            book.quarantine(
+                table, miss, text("required_missing.rule"), text("required_missing.reason", column=col), col
+            )
+
+
+@RULES.register("duplicate_key", counts="rows repeating a key seen in an earlier row", per_table=True)
+def duplicate_keys(book: Ledger, given: Given, table: str) -> None:
+    """Quarantine every row whose key an earlier row of the table has already."""
+    key = TABLES[table].key
+    if not key:
+        return
+    dup = book.tables[table][key].duplicated(keep="first")
+    book.quarantine(
+        table,
+        dup,
+        text("duplicate_key.rule"),
+        lambda h: h[key].map(lambda v: text("duplicate_key.reason", column=key, value=v)),
+        key,
+    )
+
+
+@RULES.register("future_date", counts="rows dated after the moment of the run", per_table=True)
+def future_dates(book: Ledger, given: Given, table: str) -> None:
+    """Quarantine rows with a date after the moment of the run, column by column."""
+    as_of = f"{given.as_of:%Y-%m-%d}"
+    for col in TABLES[table].dates:
+        fut = book.tables[table][col] > given.as_of
+        if fut.any():
+            book.quarantine(
+                table,
+                fut,
+                text("future_date.rule"),
+                lambda h, c=col: h[c].map(
+                    lambda d: text("future_date.reason", column=c, date=f"{d:%Y-%m-%d}", as_of=as_of)
+                ),
+                col,
+            )
+
+
+# --------------------------------------------------------------------------- across tables
+@RULES.register("duplicate_customer", counts="duplicate customer records merged; rows re-pointed to the kept one")
+def duplicate_customers(book: Ledger, given: Given) -> None:
+    """Merge duplicate customers into the earliest record and re-point the other tables' rows to it."""
+    merges = find_duplicate_customers(book.tables["customers"])
+    book.merges = merges
+    if not len(merges):
+        return
+    to = dict(zip(merges["duplicate_id"], merges["kept_id"]))
+    how = dict(zip(merges["duplicate_id"], merges["match_on"]))
+    rule = text("duplicate_customer.rule")
+    book.quarantine(
+        "customers",
+        isin(book.tables["customers"]["customer_id"], to),
+        rule,
+        lambda h: h["customer_id"].map(lambda c: text("duplicate_customer.reason", kept=to[c], match_on=how[c])),
+        "customer_id",
+    )
+    for table, spec in TABLES.items():
+        if table == "customers" or "customer_id" not in spec.columns:
+            continue
+        df = book.tables[table]
+        hit = isin(df["customer_id"], to)
+        if hit.any():
+            df = df.copy()
+            df.loc[hit, "customer_id"] = df.loc[hit, "customer_id"].map(to)
+            book.replace(table, df)
+            action, detail = text("duplicate_customer.action"), text("duplicate_customer.detail")
+            book.note(rule, table, "customer_id", int(hit.sum()), action, detail)
+
+
+@RULES.register("unknown_customer", counts="rows naming a customer that is not in customers")
+def unknown_customers(book: Ledger, given: Given) -> None:
+    """Quarantine rows that name a customer id the customers table does not have."""
+    known = set(book.tables["customers"]["customer_id"])
+    for table, spec in TABLES.items():
+        if spec.references.get("customer_id") != "customers":
+            continue
+        df = book.tables[table]
+        orphan = df["customer_id"].notna() & ~isin(df["customer_id"], known)
+        book.quarantine(
+            table,
+            orphan,
+            text("unknown_customer.rule"),
+            lambda h: h["customer_id"].astype(str).map(lambda c: text("unknown_customer.reason", customer=c)),
+            "customer_id",
+        )
+
+
+@RULES.register("followup_outlier", counts="follow-ups of customers with more than the limit")
+def followup_outliers(book: Ledger, given: Given) -> None:
+    """Quarantine the follow-ups of customers with more of them than the case's limit."""
+    act = book.tables["activities"]
+    limit = given.max_followups_per_customer
+    per = act.groupby("customer_id")["activity_id"].transform("size")
+    heavy = act["customer_id"].notna() & (per > limit)
+    if not heavy.any():
+        return
+    book.quarantine(
+        "activities",
+        heavy,
+        text("followup_outlier.rule"),
+        lambda h: pd.Series(
+            [
+                text("followup_outlier.reason", customer=c, count=n, limit=limit)
+                for c, n in zip(h["customer_id"].astype(str), per[h.index].astype(int).astype(str))
+            ],
+            index=h.index,
+        ),
+        "customer_id",
+    )
+
+
+# --------------------------------------------------------------------------- contact fields
+@RULES.register("missing_contact", counts="customers without a phone number, or without an e-mail")
+def missing_contacts(book: Ledger, given: Given) -> None:
+    """Flag customers without a phone number or e-mail: never filled in."""
+    cust = book.tables["customers"]
+    for col in ("phone", "email"):
+        rows = int(cust[col].isna().sum())
+        book.note(
+            text("missing_contact.rule"),
+            "customers",
+            col,
+            rows,
+            text("missing_contact.action"),
+            text("missing_contact.detail"),
+        )
+
+
+CONTACT_FORMATS = (("phone", normalise_phone), ("email", normalise_email))
+"""The contact fields written one way in the kept rows, each with the function that writes it so."""
+
+
+@RULES.register("contact_format", counts="kept rows whose phone number or e-mail was written another way")
+def contact_formats(book: Ledger, given: Given) -> None:
+    """Write phone numbers and e-mail addresses of the kept rows one way, and log how many changed."""
+    for col, normalise in CONTACT_FORMATS:
+        for table in ("customers", "leads"):
+            df = book.tables[table]
+            if col not in df:
+                continue
+            src, new = df[col], normalise(df[col])
+            changed = src.notna() & (new.astype(object) != src.astype(object))
+            if changed.any():
+                df = df.copy()
+                df[col] = new
+                book.replace(table, df)
+                rule, detail = text(f"contact_format.{col}.rule"), text(f"contact_format.{col}.detail")
+                book.note(rule, table, col, int(changed.sum()), text("contact_format.action"), detail)

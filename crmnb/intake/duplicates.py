@@ -1,0 +1,86 @@
+"""Duplicate customers: contact fields normalised for matching, and the records that are one customer."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pandas as pd
+
+from crmnb.intake.ledger import MERGE_COLUMNS
+from crmnb.intake.schema import ROW
+
+
+# --------------------------------------------------------------------------- normalisers
+def normalise_phone(s: pd.Series) -> pd.Series:
+    """Return mobile numbers as bare digits without the +86 prefix; empty stays missing.
+
+    >>> normalise_phone(pd.Series(["+86 138-1234-5678", "13812345678", None])).tolist()
+    ['13812345678', '13812345678', None]
+    """
+    digits = s.astype("string").str.replace(r"\D", "", regex=True)
+    digits = digits.where(~(digits.str.len().eq(13) & digits.str.startswith("86")), digits.str[2:])
+    out = digits.astype(object).where(digits.notna() & (digits != ""), None)
+    return out
+
+
+def normalise_email(s: pd.Series) -> pd.Series:
+    """Return e-mail addresses trimmed and lower-cased; empty stays missing."""
+    e = s.astype("string").str.strip().str.lower()
+    return e.astype(object).where(e.notna() & (e != ""), None)
+
+
+def normalise_name(s: pd.Series) -> pd.Series:
+    """Return names in NFKC form (full-width to half-width) without spaces, for matching only.
+
+    >>> normalise_name(pd.Series(["张 伟", "ＡＢＣ科技"])).tolist()
+    ['张伟', 'ABC科技']
+    """
+    return s.map(lambda x: unicodedata.normalize("NFKC", x).replace(" ", "").strip() if isinstance(x, str) else None)
+
+
+# --------------------------------------------------------------------------- duplicates
+def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
+    """Return duplicate customer records and the record each merges into.
+
+    Two records are the same customer when their normalised phone or e-mail match
+    (directly or through a third record). The earliest created record, then the
+    smallest id, is kept. Columns: duplicate_id, kept_id, match_on, duplicate_row.
+    """
+    c = customers[["customer_id", "created_at", ROW]].copy()
+    c["phone_n"] = normalise_phone(customers["phone"])
+    c["email_n"] = normalise_email(customers["email"])
+    c = c[c["customer_id"].notna()].sort_values(["created_at", "customer_id"], na_position="last", kind="stable")
+    ids = c["customer_id"].tolist()
+    pos = {cid: i for i, cid in enumerate(ids)}
+    parent = list(range(len(ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    match_on: dict[int, str] = {}
+    for key, label in (("phone_n", "phone"), ("email_n", "e-mail")):
+        sub = c[c[key].notna()]
+        first = sub.groupby(key, sort=False)["customer_id"].transform("first")
+        for dup, keep in zip(sub["customer_id"], first):
+            if dup == keep:
+                continue
+            a, b = root(pos[keep]), root(pos[dup])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+            match_on.setdefault(pos[dup], label)
+    rows = []
+    for i, cid in enumerate(ids):
+        r = root(i)
+        if r != i:
+            rows.append(
+                {
+                    "duplicate_id": cid,
+                    "kept_id": ids[r],
+                    "match_on": match_on.get(i, "phone"),
+                    "duplicate_row": int(c[ROW].iloc[i]),
+                }
+            )
+    return pd.DataFrame(rows, columns=MERGE_COLUMNS)
