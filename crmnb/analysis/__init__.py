@@ -3,30 +3,12 @@ segments, drivers, lifetime value, churn, marketing and attribution, forecast, b
 typical cases, diagnosis.
 """
 
-MODULES = (
-    "attribution",
-    "bgnbd",
-    "cases",
-    "churn",
-    "churn_model",
-    "clv",
-    "compare",
-    "diagnosis",
-    "drivers",
-    "forecast",
-    "funnel",
-    "marketing",
-    "metrics",
-    "receipts",
-    "scope",
-    "segments",
-)
-
 
 def __getattr__(name: str):
     """Import a module of this package on first use: ``analysis.funnel`` needs no import of its own."""
     import importlib
+    import importlib.util
 
-    if name in MODULES:
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,12 @@
 presets, the canonical schema and its checks, the data inventory, and cleaning.
 """
 
-MODULES = ("checks", "cleaning", "inventory", "load", "mappings", "parse", "presets", "read", "schema", "sources")
-
 
 def __getattr__(name: str):
     """Import a module of this package on first use: ``intake.load`` needs no import of its own."""
     import importlib
+    import importlib.util
 
-    if name in MODULES:
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,12 @@
 of personal data, e-mail.
 """
 
-MODULES = ("charts", "display", "fonts", "mail", "masking", "report", "summary", "words", "workbook")
-
 
 def __getattr__(name: str):
     """Import a module of this package on first use: ``present.charts`` needs no import of its own."""
     import importlib
+    import importlib.util
 
-    if name in MODULES:
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
