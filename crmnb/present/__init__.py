@@ -1,8 +1,20 @@
 """What a reader sees: the report, the workbook, charts, tables for display, words in two languages, masking
-of personal data, e-mail.
+of personal data, e-mail; the outputs a case run writes.
 """
 
-MODULES = ("charts", "display", "fonts", "mail", "masking", "report", "summary", "words", "workbook")
+MODULES = (
+    "charts",
+    "display",
+    "fonts",
+    "mail",
+    "masking",
+    "outputs",
+    "report",
+    "summary",
+    "templates",
+    "words",
+    "workbook",
+)
 
 
 def __getattr__(name: str):

@@ -1,8 +1,8 @@
-"""Running cases: the kernel, step execution and its errors, run records, batch, the index page, the
+"""Running cases: the kernel, step execution and its errors, run records, batch and its progress, the index page, the
 new-case scaffold, the notebook output filter.
 """
 
-MODULES = ("batch", "index", "kernel", "preflight", "records", "scaffold", "steps", "strip")
+MODULES = ("batch", "index", "kernel", "preflight", "progress", "records", "scaffold", "steps", "strip")
 
 
 def __getattr__(name: str):
