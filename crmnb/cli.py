@@ -48,6 +48,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from crmnb.paths import resolve
+    from crmnb.present.outputs import OUTPUTS
     from crmnb.run.steps import run_case
 
     res = run_case(args.case, args.output_root, resume=args.resume, index=not args.no_index)
@@ -55,10 +56,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{res.case.case_id}: skipped: unchanged since {res.skipped_since}")
     else:
         print(f"{res.case.case_id}: done in {res.seconds:.0f} s")
-    print(f"  report:   {res.report}")
-    print(f"  workbook: {res.workbook}")
+    for name, path in res.outputs.items():
+        print(f"  {OUTPUTS[name].key + ':':<10}{path}")
     if not args.no_index:
-        print(f"  index:    {resolve(args.output_root) / 'index.html'}")
+        print(f"  {'index:':<10}{resolve(args.output_root) / 'index.html'}")
     return 0
 
 
@@ -124,11 +125,7 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the crmnb command line."""
-    p = argparse.ArgumentParser(prog="crmnb", description="CRM case analysis workbook")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_demo_data(sub) -> None:
     d = sub.add_parser("demo-data", help="generate the demo CRM exports")
     d.add_argument("--out", default="data/demo", help="folder to write (default: data/demo)")
     d.add_argument("--scale", type=float, default=1.0, help="size multiplier (default 1: a few thousand customers)")
@@ -136,11 +133,22 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--sqlite", metavar="PATH", help="also load the exports into this SQLite database file")
     d.set_defaults(func=_demo_data)
 
+
+def _add_validate(sub) -> None:
     v = sub.add_parser("validate", help="check a case file and its data without running notebooks")
     v.add_argument("case")
     v.set_defaults(func=_validate)
 
-    r = sub.add_parser("run", help="run a case end to end: notebooks, report.html, tables.xlsx")
+
+def _add_run(sub) -> None:
+    from crmnb.present.outputs import OUTPUTS
+
+    r = sub.add_parser(
+        "run",
+        help=f"run a case end to end: notebooks, {', '.join(OUTPUTS)}",
+        epilog="writes into <output-root>/<case_id>/: the executed notebooks, "
+        + "; ".join(f"{name}, {o.purpose}" for name, o in OUTPUTS.items()),
+    )
     r.add_argument("case")
     r.add_argument("--output-root", default="outputs")
     r.add_argument(
@@ -151,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # crmnb batch writes the index once
     r.set_defaults(func=_run)
 
+
+def _add_batch(sub) -> None:
     b = sub.add_parser("batch", help="run every case file in a folder, a few at a time, with a summary and index")
     b.add_argument(
         "paths",
@@ -168,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--output-root", default="outputs")
     b.set_defaults(func=_batch)
 
+
+def _add_new(sub) -> None:
     n = sub.add_parser("new", help="write a new case file, every key explained, ready to fill in")
     n.add_argument("case_id", help="lower-case id; names the case file and the output folder")
     n.add_argument("--department", required=True, help="the department whose CRM use is analysed")
@@ -179,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--parameters-dir", default=None, help="where to write (default: the workbook's parameters/)")
     n.set_defaults(func=_new)
 
-    e = sub.add_parser("email", help="send a case's report as an HTML e-mail with its workbook attached")
+
+def _add_email(sub) -> None:
+    e = sub.add_parser("email", help="send a case's report as an HTML e-mail with its other outputs attached")
     e.add_argument("report", help="outputs/<case_id>/report.html")
     e.add_argument("--to", action="append", required=True, help="recipient (repeat for several)")
     e.add_argument("--from", dest="sender", default="crmnb@localhost", help="sender address")
@@ -190,10 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--eml", help="write the message to this .eml file instead of sending it")
     e.set_defaults(func=_email)
 
-    args = p.parse_args(argv)
-    if args.command == "batch" and args.jobs < 1:
-        p.error("--jobs must be 1 or more")
-    previous = signal.signal(signal.SIGTERM, _terminate) if args.command == "run" and _in_main_thread() else None
+
+COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_batch, _add_new, _add_email)
+"""Each subcommand's arguments, in the order ``crmnb --help`` lists them."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the command line's parser, every subcommand added."""
+    p = argparse.ArgumentParser(prog="crmnb", description="CRM case analysis workbook")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return p
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand; turn its known errors and interruptions into exit codes."""
     try:
         return args.func(args)
     except CrmnbError as exc:
@@ -204,6 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crmnb: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the crmnb command line."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "batch" and args.jobs < 1:
+        p.error("--jobs must be 1 or more")
+    previous = signal.signal(signal.SIGTERM, _terminate) if args.command == "run" and _in_main_thread() else None
+    try:
+        return _dispatch(args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

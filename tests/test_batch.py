@@ -21,6 +21,7 @@ from crmnb.cli import main
 from crmnb.demo.generator import generate
 from crmnb.errors import StepFailed
 from crmnb.params import case_settings, load_case
+from crmnb.present.outputs import OUTPUTS
 from crmnb.run import batch as run_batch
 from crmnb.run import index as run_index
 from crmnb.run import records as run_records
@@ -131,6 +132,8 @@ def test_each_case_keeps_its_log_and_run_record(first):
         rec = json.loads((folder / "run.json").read_text(encoding="utf-8"))
         assert rec["status"] == status and rec["seconds"] > 0 and rec["finished"]
         assert rec["fingerprint"]["data"]["leads"] != "missing"
+        if status == "ok":  # every output of the registry, where it was written
+            assert rec["outputs"] == {name: f"{case_id}/{name}" for name in OUTPUTS}
     rec = json.loads((first.root / "broken_case" / "run.json").read_text(encoding="utf-8"))
     assert rec["fingerprint"]["data"]["orders"] == "missing"
     assert rec["where"].startswith("step 02_data_collection, cell ") and "orders" in rec["reason"]
@@ -365,3 +368,36 @@ def test_index_of_an_empty_or_unusual_output_root(tmp_path):
     assert "not_a_case" not in page
     # the Chinese department is drawn by the embedded glyphs, listed first as in the report
     assert "@font-face" in page and 'font:14px/1.45 "crmnb CJK",' in page
+
+
+def test_index_links_every_registered_output_a_case_has(tmp_path, monkeypatch):
+    import dataclasses
+
+    from crmnb.present import outputs
+
+    pdf = dataclasses.replace(outputs.OUTPUTS["report.html"], name="report.pdf", key="pdf")
+    monkeypatch.setattr(run_index, "OUTPUTS", {**outputs.OUTPUTS, "report.pdf": pdf})
+    folder = tmp_path / "outputs" / "case_a"
+    folder.mkdir(parents=True)
+    for name in ("report.html", "report.pdf"):
+        (folder / name).write_text("x", encoding="utf-8")
+    run_records.write_record(folder, {"case_id": "case_a", "status": "ok", "seconds": 3.0})
+    page = run_index.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
+    assert '<a href="case_a/report.html">report</a> · <a href="case_a/report.pdf">report</a>' in page
+    assert "case_a/tables.xlsx" not in page, "an output the case does not have is not linked"
+
+
+def test_the_batch_and_the_runner_never_import_each_other():
+    """The batch starts cases as processes: it shares the run record with the runner, not the runner's code."""
+    import ast
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((ROOT / "crmnb" / "run" / f"{module}.py").read_text(encoding="utf-8"))
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.module:  # from crmnb.run import steps, too
+                names |= {n.module} | {f"{n.module}.{a.name}" for a in n.names}
+        return names
+
+    assert "crmnb.run.steps" not in imported("batch")
+    assert "crmnb.run.batch" not in imported("steps")

@@ -93,3 +93,27 @@ def test_email_command_writes_an_eml(report, tmp_path, capsys):
     assert got["To"] == "m@example.com" and len(list(got.iter_attachments())) == 1
     assert main(["email", str(tmp_path / "missing.html"), "--to", "m@example.com", "--eml", str(out)]) == 2
     assert "report not found" in capsys.readouterr().err
+
+
+def test_every_other_output_beside_the_report_is_attached(report, monkeypatch):
+    """The attachments come from the output registry: a new format is attached without a change here."""
+    import dataclasses
+
+    from crmnb.present import mail, outputs
+
+    extra = dataclasses.replace(
+        outputs.OUTPUTS["tables.xlsx"], name="report.pdf", key="pdf", media_type="application/pdf"
+    )
+    monkeypatch.setattr(outputs, "OUTPUTS", {**outputs.OUTPUTS, "report.pdf": extra})
+    monkeypatch.setattr(mail, "OUTPUTS", outputs.OUTPUTS)
+    (report.parent / "report.pdf").write_bytes(b"%PDF-1.4 a report to print")
+    got = email.message_from_bytes(
+        build_message(report, ["a@example.com"], "x@example.com").as_bytes(), policy=policy.default
+    )
+    attached = {a.get_filename(): a.get_content_type() for a in got.iter_attachments()}
+    assert attached == {
+        "case_x_tables.xlsx": outputs.XLSX,
+        "case_x_report.pdf": "application/pdf",
+    }
+    only = build_message(report, ["a@example.com"], "x@example.com", attachments=[])
+    assert not list(only.iter_attachments())

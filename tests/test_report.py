@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import nbformat
 import pandas as pd
 import pytest
+from markupsafe import Markup
 from openpyxl import Workbook, load_workbook
 
 from crmnb.present.display import table, text
@@ -106,6 +111,75 @@ def test_embedded_face_names_only_its_characters_and_comes_first():
     assert FONT_STACK.startswith(f'"{CJK_FAMILY}"')
     stacks = re.findall(r"font-family:([^;}]+)", CSS)
     assert stacks and all(s.startswith(f'"{CJK_FAMILY}"') for s in stacks), stacks
+
+
+# ------------------------------------------------------------------ the report's template and the outputs
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARY = {
+    "goal": {"name": "Lead conversion rate", "unit": "rate", "baseline": 0.15, "target": 0.2, "deadline": "2026-06-30"},
+    "before": 0.15,
+    "now": 0.18,
+    "verdict": "improving",
+    "findings": ["Reps answer <b>late</b> & 'often' never", "two", "three", "a fourth, left out"],
+    "actions": [{"measure": "Call within 4 h <now>", "owner": "Sales 1 lead", "deadline": "2026-03-31"}],
+}
+
+
+def test_template_message_keys_are_in_the_catalogue():
+    from crmnb.present.report import VERDICT_CLASS
+    from crmnb.present.templates import TEMPLATE_DIR
+    from crmnb.present.words import has
+
+    used = set()
+    for path in TEMPLATE_DIR.glob("*.j2"):
+        used |= set(re.findall(r"\bt\(\s*[\"']([a-z_]+\.[\w.]+)[\"']", path.read_text(encoding="utf-8")))
+    used |= {f"report.{verdict}" for verdict in VERDICT_CLASS}  # the verdict's words, looked up by its value
+    assert len(used) > 25
+    assert not sorted(k for k in used if not has(k)), "message keys used in the templates but not in the catalogue"
+
+
+def test_report_page_escapes_case_text_and_keeps_notebook_html():
+    from datetime import datetime
+
+    from crmnb.params.files import load_case
+    from crmnb.present.report import report_html
+
+    case = load_case(ROOT / "parameters" / "lead_conversion_uplift.yaml").model_copy(
+        update={"title": "Uplift <script>alert(1)</script>", "notes": "Ask <i>Wang</i> & co", "language": "zh"}
+    )
+    steps = [{"number": 1, "title": "目标", "html": Markup("<p class='x'>kept <b>as</b> markup</p>")}]
+    page = report_html(case, SUMMARY, steps, datetime(2026, 1, 2, 3, 4))
+    assert "<script>" not in page and "<title>Uplift &lt;script&gt;alert(1)&lt;/script&gt;</title>" in page
+    assert "Ask &lt;i&gt;Wang&lt;/i&gt; &amp; co" in page
+    assert "Reps answer &lt;b&gt;late&lt;/b&gt; &amp; &#39;often&#39; never" in page and "a fourth" not in page
+    assert "Call within 4 h &lt;now&gt; — 负责人: Sales 1 lead, 完成时间: 2026-03-31" in page
+    assert "<p class='x'>kept <b>as</b> markup</p>" in page
+    assert "<html lang='zh-CN'>" in page and "2026-01-02 03:04" in page
+    assert "<p class='verdict warn'>结论: 正在改善，尚未达成目标</p>" in page
+    assert page.count("@font-face") == 1 and "\n" not in page.split("<style>")[0], "the page's markup is one line"
+
+
+def test_every_registered_output_is_built_in_order(tmp_path, monkeypatch):
+    from crmnb.present import outputs
+
+    built = []
+
+    def fake(name):
+        def build(case, notebooks, ws):
+            built.append((name, notebooks))
+            return tmp_path / name
+
+        return build
+
+    fakes = {n: dataclasses.replace(o, build=fake(n)) for n, o in outputs.OUTPUTS.items()}
+    fakes["report.pdf"] = outputs.Output("report.pdf", "pdf", fake("report.pdf"), "print", "run.output.report", "x/y")
+    monkeypatch.setattr(outputs, "OUTPUTS", fakes)
+    got = outputs.build_outputs(None, iter([tmp_path / "01_x.ipynb"]), None)
+    assert list(got) == ["report.html", "tables.xlsx", "report.pdf"]
+    assert built == [(n, [tmp_path / "01_x.ipynb"]) for n in got]
+    assert outputs.by_key("pdf").name == "report.pdf" and outputs.media_type(tmp_path / "report.pdf") == "x/y"
+    with pytest.raises(KeyError, match="no output 'nope'"):
+        outputs.by_key("nope")
 
 
 # ------------------------------------------------------------------ charts follow the report language

@@ -1,26 +1,32 @@
-"""Send a case's report by e-mail: the report as the HTML body, the workbook attached."""
+"""Send a case's report by e-mail: the report as the HTML body, the case's other outputs (the workbook) attached."""
 
 from __future__ import annotations
 
 import html
 import re
 import smtplib
+from collections.abc import Iterable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from crmnb.errors import CrmnbError
+from crmnb.present.outputs import OUTPUTS, media_type
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+def attachments_beside(report: Path) -> list[Path]:
+    """Return the case's outputs found beside its report, but the report itself, in the registry's order."""
+    return [p for name in OUTPUTS if (p := report.with_name(name)) != report and p.is_file()]
 
 
 def build_message(
-    report: Path, to: list[str], sender: str, subject: str | None = None, workbook: Path | None = None
+    report: Path, to: list[str], sender: str, subject: str | None = None, attachments: Iterable[Path] | None = None
 ) -> EmailMessage:
-    """Return the e-mail: the report as HTML body (with a plain-text part) and the workbook attached.
+    """Return the e-mail: the report as HTML body (with a plain-text part) and the attachments.
 
-    ``workbook`` defaults to ``tables.xlsx`` beside the report; the subject to the report's title.
+    ``attachments`` defaults to the case's other outputs beside the report (the workbook);
+    the subject to the report's title.
     """
     report = Path(report)
     if not report.is_file():
@@ -40,11 +46,10 @@ def build_message(
     text = re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", text)).strip()
     msg.set_content(text[:20_000] + ("\n…" if len(text) > 20_000 else ""))
     msg.add_alternative(body, subtype="html")
-    book = Path(workbook) if workbook else report.with_name("tables.xlsx")
-    if book.is_file():
-        maintype, subtype = XLSX.split("/")
+    for path in attachments_beside(report) if attachments is None else map(Path, attachments):
+        maintype, subtype = media_type(path).split("/")
         msg.add_attachment(
-            book.read_bytes(), maintype=maintype, subtype=subtype, filename=f"{report.parent.name}_{book.name}"
+            path.read_bytes(), maintype=maintype, subtype=subtype, filename=f"{report.parent.name}_{path.name}"
         )
     return msg
 

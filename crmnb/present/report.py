@@ -1,4 +1,4 @@
-"""The stakeholder report (one self-contained HTML file) and the Excel workbook of template tables."""
+"""The stakeholder report: one self-contained HTML page from the executed notebooks and step 7's summary."""
 
 from __future__ import annotations
 
@@ -9,32 +9,29 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+from markupsafe import Markup
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
 from crmnb.handoffs import Workspace
 from crmnb.params.model import CaseParams
 from crmnb.present.fonts import CJK_FAMILY, FONT_STACK, cjk_font_face
-from crmnb.present.words import department, fmt_value, step_title, word
+from crmnb.present.templates import html_lang, render
+from crmnb.present.words import department, fmt_value, step_title, t
 
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
 
 
-CSS = """
-body{font-family:%(stack)s;
-color:#1f2933;margin:0;background:#f5f7fa;line-height:1.5}
-code,pre,kbd,samp{font-family:"%(cjk)s",ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:.92em}
-main{max-width:960px;margin:0 auto;background:#fff;padding:24px 32px}
-h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;border-bottom:2px solid #2f6f9f;padding-bottom:4px;margin-top:36px}
-h3{font-size:16px;margin-top:22px}.meta{color:#52606d;font-size:13px;margin:0 0 16px}
-.summary{background:#eef4f8;border-left:5px solid #2f6f9f;padding:12px 18px;margin:16px 0}
-.verdict{font-size:18px;font-weight:bold}.ok{color:#2e7d32}.warn{color:#b26a00}.bad{color:#c62828}
-.kpi{font-size:15px}.toc ol{margin:4px 0}
-table.t{border-collapse:collapse;font-size:13px;margin:8px 0}
-table.t th{background:#2f6f9f;color:#fff;text-align:left;padding:4px 8px}
-table.t td{border-bottom:1px solid #e4e7eb;padding:3px 8px;vertical-align:top}
-.caption{font-weight:bold;margin:12px 0 2px}.more{color:#52606d;font-size:12px}
-figure{margin:12px 0}figure img{max-width:100%%;height:auto}
-""" % {"stack": FONT_STACK, "cjk": CJK_FAMILY}
+VERDICT_CLASS = {"reached": "ok", "improving": "warn", "flat": "warn", "worse": "bad"}
+"""The summary's verdict, by the style of its line: reached in green, moving in amber, worse in red."""
+
+
+def stylesheet() -> str:
+    """Return the report's style sheet (templates/report.css), its font stacks filled in."""
+    return render("report.css", font_stack=FONT_STACK, cjk_family=CJK_FAMILY)
+
+
+CSS = stylesheet()
+"""The report's style sheet as inlined in every report."""
 
 
 # --------------------------------------------------------------------------- HTML
@@ -91,66 +88,44 @@ def render_notebook(nb: nbformat.NotebookNode, language: str = "en") -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _summary_html(case: CaseParams, summary: dict) -> str:
+def step_sections(notebooks: Iterable[Path], lang: str) -> list[dict]:
+    """Return each executed step notebook's number, title and reader's HTML (scripts removed), in step order."""
+    steps = []
+    for path in sorted(notebooks):
+        step = int(path.name[:2])
+        body = render_notebook(nbformat.read(path, as_version=4), lang)
+        body = re.sub(r"<script\b.*?</script>", "", body, flags=re.S | re.I)  # outputs never need scripts
+        # the notebooks' HTML is markup already: display helpers escape the CRM text they show
+        steps.append({"number": step, "title": step_title(step, lang), "html": Markup(body)})
+    return steps
+
+
+def report_html(case: CaseParams, summary: dict, steps: list[dict], generated: datetime) -> str:
+    """Return the report page: the summary, the notes, the contents and the steps, with the glyphs it needs."""
     lang = case.language
-    g = summary["goal"]
-    unit = g["unit"]
-    verdict = summary["verdict"]
-    cls = {"reached": "ok", "improving": "warn", "flat": "warn", "worse": "bad"}[verdict]
-    findings = "".join(f"<li>{html.escape(f)}</li>" for f in summary["findings"][:3])
-    actions = "".join(
-        f"<li>{html.escape(a['measure'])} — {word('owner', lang)}: {html.escape(str(a['owner']))}, "
-        f"{word('due', lang)}: {html.escape(str(a['deadline']))}</li>"
-        for a in summary["actions"][:3]
+    context = dict(
+        case=case,
+        lang=lang,
+        html_lang=html_lang(lang),
+        t=t,
+        fmt_value=fmt_value,
+        department=department,
+        generated=f"{generated:%Y-%m-%d %H:%M}",
+        summary=summary,
+        verdict_class=VERDICT_CLASS[summary["verdict"]],
+        steps=steps,
+        font_stack=FONT_STACK,
+        cjk_family=CJK_FAMILY,
     )
-    ci = summary.get("change_sentence", "")
-    return (
-        f"<section class='summary' id='summary'><h2 style='border:0;margin-top:0'>{word('summary', lang)}</h2>"
-        f"<p class='kpi'><strong>{word('goal', lang)}:</strong> {html.escape(g['name'])} "
-        f"{fmt_value(g['baseline'], unit)} → {fmt_value(g['target'], unit)} "
-        f"({word('deadline', lang)} {html.escape(str(g['deadline']))})</p>"
-        f"<p class='kpi'>{word('baseline', lang)} {fmt_value(summary['before'], unit)} → "
-        f"{word('now', lang)} <strong>{fmt_value(summary['now'], unit)}</strong> "
-        f"({word('target', lang)} {fmt_value(g['target'], unit)})</p>"
-        f"<p class='verdict {cls}'>{word('verdict', lang)}: {word(verdict, lang)}</p>"
-        + (f"<p>{html.escape(ci)}</p>" if ci else "")
-        + f"<h3>{word('findings', lang)}</h3><ol>{findings}</ol>"
-        f"<h3>{word('actions', lang)}</h3><ol>{actions}</ol></section>"
-    )
+    page = render("report.html.j2", font_face="", **context)
+    face = cjk_font_face(page, lang)  # just the glyphs the page shows
+    return render("report.html.j2", font_face=Markup(face), **context) if face else page
 
 
 def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> Path:
     """Write ``report.html`` for the case from its executed notebooks and step 7's summary."""
-    lang = case.language
-    summary = ws.read_json("report/summary")
-    sections, toc = [], []
-    for path in sorted(notebooks):
-        step = int(path.name[:2])
-        nb = nbformat.read(path, as_version=4)
-        title = step_title(step, lang)
-        toc.append(f"<li><a href='#step-{step}'>{html.escape(title)}</a></li>")
-        sections.append(
-            f"<section id='step-{step}'><h2>{step}. {html.escape(title)}</h2>{render_notebook(nb, lang)}</section>"
-        )
-    notes = f"<h3>{word('notes', lang)}</h3><p>{html.escape(case.notes)}</p>" if case.notes.strip() else ""
-    meta = (
-        f"{word('department', lang)}: {html.escape(department(case.department, lang))} · "
-        f"{word('period', lang)}: {case.period.start} – {case.period.end} · "
-        f"{word('case_owner', lang)}: {html.escape(case.owner)} · "
-        f"{word('generated', lang)}: {datetime.now():%Y-%m-%d %H:%M}"
-        + (f" · {word('masked', lang)}" if case.mask_pii else "")
-    )
-    doc = (
-        f"<!DOCTYPE html><html lang='{'zh-CN' if lang == 'zh' else 'en'}'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(case.title)}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{html.escape(case.title)}</h1><p class='meta'>{meta}</p>"
-        f"{_summary_html(case, summary)}{notes}"
-        f"<nav class='toc'><h3>{word('contents', lang)}</h3><ol>{''.join(toc)}</ol></nav>"
-        f"{''.join(sections)}</main></body></html>"
-    )
-    doc = re.sub(r"<script\b.*?</script>", "", doc, flags=re.S | re.I)  # outputs never need scripts
-    doc = doc.replace("<style>", f"<style>{cjk_font_face(doc, lang)}", 1)
+    steps = step_sections(notebooks, case.language)
+    page = report_html(case, ws.read_json("report/summary"), steps, datetime.now())
     out = ws.folder / "report.html"
-    out.write_text(doc, encoding="utf-8")
+    out.write_text(page, encoding="utf-8")
     return out

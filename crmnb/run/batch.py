@@ -21,15 +21,20 @@ from crmnb.errors import CaseFileError, CrmnbError
 from crmnb.params.files import case_settings, load_case, read_case_mapping
 from crmnb.paths import resolve
 from crmnb.run.index import write_index
+from crmnb.run.progress import Progress
 from crmnb.run.records import (
     LOG_FILE,
+    RUN_ID_ENV,
     STATUSES,
-    _now,
     fingerprint,
     finish_record,
     new_record,
+    notebooks_dir,
     read_record,
+    recorded_outputs,
     resume_check,
+    step_notebooks,
+    timestamp,
 )
 
 # --------------------------------------------------------------------------- the batch
@@ -149,58 +154,6 @@ def _departments(files: list[Path]) -> list[str]:
     return [d for d in out if isinstance(d, str)]
 
 
-class Progress:
-    """Progress on stderr: one redrawn status line on a terminal, plain lines in a log."""
-
-    def __init__(self, stream: IO[str], total: int):
-        self.stream = stream
-        self.total = total
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.lock = threading.Lock()
-        self.done = self.failed = self.timeouts = 0
-        self._shown = ""
-
-    def counts(self) -> str:
-        timeouts = f", {self.timeouts} timed out" if self.timeouts else ""
-        return f"[{self.done}/{self.total} done, {self.failed} failed{timeouts}]"
-
-    def line(self, msg: str) -> None:
-        """Print a line that stays."""
-        with self.lock:
-            if self.tty and self._shown:
-                self.stream.write("\r\x1b[K")
-            self.stream.write(f"{self.counts()} {msg}\n")
-            self._shown = ""
-            self.stream.flush()
-
-    def status(self, running: list[Job]) -> None:
-        """Redraw the status line (a terminal only): each running case's current step."""
-        if not self.tty:
-            return
-        now = " | ".join(f"{j.case_id}: {j.step or 'starting'}" for j in running)
-        text = f"{self.counts()} {now}"
-        width = _terminal_width()
-        text = text if len(text) < width else text[: width - 2] + "…"
-        with self.lock:
-            if text != self._shown:
-                self.stream.write("\r\x1b[K" + text)
-                self.stream.flush()
-                self._shown = text
-
-    def clear(self) -> None:
-        with self.lock:
-            if self.tty and self._shown:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-            self._shown = ""
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 20)).columns
-
-
 def _pump(job: Job, stream: IO[bytes], log: IO[str], progress: Progress) -> None:
     """Copy a case process's output into its log, and note its current step."""
     try:
@@ -222,12 +175,9 @@ def _start(job: Job, root: Path, progress: Progress) -> None:
     folder = root / job.case_id
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "crmnb.cli", "run", str(job.file), "--output-root", str(root), "--no-index"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-    from crmnb.run.steps import RUN_ID_ENV
-
-    env[RUN_ID_ENV] = job.run_id
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", RUN_ID_ENV: job.run_id}
     log = (folder / LOG_FILE).open("w", encoding="utf-8")
-    log.write(f"# crmnb batch, {_now()}: {' '.join(cmd)}\n")
+    log.write(f"# crmnb batch, {timestamp()}: {' '.join(cmd)}\n")
     log.flush()
     job.started = time.perf_counter()
     job.status = "running"
@@ -293,7 +243,7 @@ def _finish(job: Job, root: Path, rc: int) -> None:
         job.status = ours.get("status", "failed")
         job.seconds = float(ours.get("seconds", job.seconds))
         if job.status == "ok":
-            job.report = root / ours["report"] if ours.get("report") else None
+            job.report = next(iter(recorded_outputs(root, ours, job.case_id).values()))
         else:
             job.error = ours.get("error", "")
             job.where, job.reason = ours.get("where", ""), ours.get("reason") or _one_line(job.error)
@@ -324,13 +274,12 @@ def _finish(job: Job, root: Path, rc: int) -> None:
             base = {**new_record(load_case(job.file), job.file, None, job.run_id), **base}
         except CrmnbError:
             pass
-    keep = {k: v for k, v in base.items() if k not in ("error", "report", "workbook", "reason", "where")}
+    keep = {k: v for k, v in base.items() if k not in ("error", "outputs", "report", "workbook", "reason", "where")}
     finish_record(folder, keep, job.status, job.seconds, error=job.error, reason=job.reason, where=job.where or None)
 
 
 def _skip_if_unchanged(job: Job, root: Path) -> None:
-    from crmnb.run.steps import notebooks_dir, step_notebooks
-
+    """Mark the job skipped when nothing its case depends on changed since its last successful run."""
     try:
         case = load_case(job.file)
         prints = fingerprint(case, case_settings(job.file), step_notebooks(notebooks_dir(job.file)))
@@ -338,9 +287,8 @@ def _skip_if_unchanged(job: Job, root: Path) -> None:
         return
     since, job.why = resume_check(root / case.case_id, prints)
     if since is not None:
-        rec = read_record(root / case.case_id) or {}
         job.status, job.since = "skipped", since
-        job.report = root / rec.get("report", f"{case.case_id}/report.html")
+        job.report = next(iter(recorded_outputs(root, read_record(root / case.case_id), case.case_id).values()))
 
 
 @dataclass
@@ -354,6 +302,80 @@ class BatchResult:
     def ok(self) -> bool:
         """Return True when no case failed or timed out."""
         return all(j.status in ("ok", "skipped") for j in self.jobs)
+
+
+def _settle_before_start(todo: list[Job], root: Path, resume: bool, progress: Progress) -> None:
+    """Record the jobs whose case file did not validate, and (with ``resume``) skip the unchanged ones."""
+    for job in todo:
+        if job.status == "failed":
+            progress.done += 1
+            progress.failed += 1
+            finish_record(
+                root / job.case_id,
+                {
+                    "case_id": job.case_id,
+                    "department": job.department,
+                    "case_file": str(job.file),
+                    "started": timestamp(),
+                },
+                "failed",
+                0.0,
+                error=job.error,
+                reason=job.reason,
+            )
+            progress.line(f"{job.case_id}: failed: {job.reason}")
+        elif resume:
+            _skip_if_unchanged(job, root)
+            if job.status == "skipped":
+                progress.done += 1
+                progress.line(f"{job.case_id}: skipped: unchanged since {job.since}")
+
+
+def _check(job: Job, root: Path, progress: Progress) -> bool:
+    """Return True when the job's process has ended (its outcome taken); stop one past its time limit."""
+    assert job.proc is not None
+    rc = job.proc.poll()
+    if rc is None:
+        now = time.perf_counter()
+        if job.limit and not job.killed and now - job.started > job.limit:
+            job.killed = True
+            _stop(job)
+        elif job.stop_at is not None and now > job.stop_at:
+            _kill(job)
+        return False
+    if job.reader:
+        job.reader.join(timeout=5)
+    _finish(job, root, rc)
+    progress.done += 1
+    progress.failed += job.status == "failed"
+    progress.timeouts += job.status == "timeout"
+    why = f": {_short_error(job)}" if job.status in ("failed", "timeout") else ""
+    progress.line(f"{job.case_id}: {job.status} in {job.seconds:.0f} s{why}")
+    return True
+
+
+def _run_pending(pending: deque[Job], running: list[Job], jobs: int, root: Path, progress: Progress) -> None:
+    """Start the pending jobs ``jobs`` at a time until every one has ended."""
+    while pending or running:
+        while pending and len(running) < max(1, jobs):
+            job = pending.popleft()
+            _start(job, root, progress)
+            running.append(job)
+        time.sleep(0.1)
+        running[:] = [job for job in running if not _check(job, root, progress)]
+        progress.status(running)
+
+
+def _stop_all(running: list[Job]) -> None:
+    """Stop every running case process, killing those still there after 15 s."""
+    for job in running:
+        _stop(job)
+    deadline = time.perf_counter() + 15
+    for job in running:
+        try:
+            job.proc.wait(max(0.1, deadline - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            _kill(job)
 
 
 def run_batch(
@@ -375,64 +397,13 @@ def run_batch(
     root.mkdir(parents=True, exist_ok=True)
     todo = plan_jobs(paths, department, warn=lambda m: print(m, file=err, flush=True))
     progress = Progress(err, len(todo))
-    for job in todo:
-        if job.status == "failed":
-            progress.done += 1
-            progress.failed += 1
-            finish_record(
-                root / job.case_id,
-                {"case_id": job.case_id, "department": job.department, "case_file": str(job.file), "started": _now()},
-                "failed",
-                0.0,
-                error=job.error,
-                reason=job.reason,
-            )
-            progress.line(f"{job.case_id}: failed: {job.reason}")
-        elif resume:
-            _skip_if_unchanged(job, root)
-            if job.status == "skipped":
-                progress.done += 1
-                progress.line(f"{job.case_id}: skipped: unchanged since {job.since}")
-    pending = deque(j for j in todo if j.status == "pending")
+    _settle_before_start(todo, root, resume, progress)
     running: list[Job] = []
     try:
-        while pending or running:
-            while pending and len(running) < max(1, jobs):
-                job = pending.popleft()
-                _start(job, root, progress)
-                running.append(job)
-            time.sleep(0.1)
-            for job in list(running):
-                assert job.proc is not None
-                rc = job.proc.poll()
-                if rc is None:
-                    now = time.perf_counter()
-                    if job.limit and not job.killed and now - job.started > job.limit:
-                        job.killed = True
-                        _stop(job)
-                    elif job.stop_at is not None and now > job.stop_at:
-                        _kill(job)
-                    continue
-                if job.reader:
-                    job.reader.join(timeout=5)
-                _finish(job, root, rc)
-                running.remove(job)
-                progress.done += 1
-                progress.failed += job.status == "failed"
-                progress.timeouts += job.status == "timeout"
-                why = f": {_short_error(job)}" if job.status in ("failed", "timeout") else ""
-                progress.line(f"{job.case_id}: {job.status} in {job.seconds:.0f} s{why}")
-            progress.status(running)
+        _run_pending(deque(j for j in todo if j.status == "pending"), running, jobs, root, progress)
     except KeyboardInterrupt:
         progress.clear()
-        for job in running:
-            _stop(job)
-        deadline = time.perf_counter() + 15
-        for job in running:
-            try:
-                job.proc.wait(max(0.1, deadline - time.perf_counter()))
-            except subprocess.TimeoutExpired:
-                _kill(job)
+        _stop_all(running)
         write_index(root)
         raise
     progress.clear()

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import html
 import json
 import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from markupsafe import Markup
 
 from crmnb.params.model import GOAL_METRICS
-from crmnb.run.records import INDEX_FILE, LOG_FILE, _now, _when, _write_atomic, read_record
+from crmnb.present.fonts import FONT_STACK, cjk_font_face
+from crmnb.present.outputs import OUTPUTS
+from crmnb.present.templates import html_lang, render
+from crmnb.present.words import has, t
+from crmnb.run.records import INDEX_FILE, LOG_FILE, read_record, short_time, timestamp, write_atomic
 
-# --------------------------------------------------------------------------- the index page
-_CSS = """
-body{font:14px/1.45 %(stack)s;
-margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-h1{font-size:1.5em;margin-bottom:.2em} p.meta{color:#666;margin-top:0}
-table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #ddd;padding:.45em .6em;
-text-align:left;vertical-align:top} th{background:#f4f5f7;font-weight:600} td.num{text-align:right}
-small{color:#666} .err{color:#a33;font-size:.9em;white-space:pre-wrap;max-width:28em;display:block}
-.b{display:inline-block;padding:.05em .55em;border-radius:.8em;font-size:.9em;background:#eee}
-.ok,.reached{background:#dff3e4;color:#17612c}.improving{background:#e3eefc;color:#1d4f91}
-.failed,.worse{background:#fbe3e3;color:#8e1c1c}.timeout{background:#fdf0d5;color:#7a5200}
-.flat{background:#eee;color:#444}
-"""
+INDEX_LANGUAGE = "en"
+"""The index page's language: one page lists the cases of every department, whatever their reports' language."""
 
 
-def _fmt(value: Any, unit: str) -> str:
+def _fmt(value: Any, unit: str, lang: str) -> str:
+    """Return a goal's value with its unit, '—' when there is none."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -35,9 +31,9 @@ def _fmt(value: Any, unit: str) -> str:
     if unit == "rate":
         return f"{v:.1%}"
     if unit in ("hours", "days"):
-        return f"{v:,.1f} {'h' if unit == 'hours' else 'd'}"
+        return t(f"index.unit.{unit}", lang, value=f"{v:,.1f}")
     if unit == "CNY":
-        return f"{v:,.0f} CNY"
+        return t("index.unit.CNY", lang, value=f"{v:,.0f}")
     return f"{v:,.2f}"
 
 
@@ -57,7 +53,7 @@ def _notebook_settings(folder: Path) -> dict:
 def case_entry(folder: Path) -> dict | None:
     """Return what the index shows for one output folder, or None when it holds no case run."""
     rec = read_record(folder)
-    has_outputs = (folder / "report.html").is_file() or (folder / "notebooks").is_dir()
+    has_outputs = any((folder / name).is_file() for name in OUTPUTS) or (folder / "notebooks").is_dir()
     if rec is None and not has_outputs:
         return None
     rec = rec or {}
@@ -95,97 +91,107 @@ def case_entry(folder: Path) -> dict | None:
     }
 
 
-def _link(folder: Path, rel: str, label: str) -> str:
+def _link(folder: Path, rel: str, label: str) -> dict | None:
+    """Return the link to a file of a case folder (relative to the output root), or None when it is absent."""
     if not (folder / rel).is_file():
-        return ""
-    href = "/".join(_quote(part) for part in (folder.name, *rel.split("/")))
-    return f'<a href="{href}">{html.escape(label)}</a>'
+        return None
+    return {"href": "/".join(quote(part) for part in (folder.name, *rel.split("/"))), "label": label}
 
 
-def _quote(part: str) -> str:
-    from urllib.parse import quote
+def _word(prefix: str, key: str, lang: str) -> str:
+    """Return a badge's word (a status, a verdict), or the key itself when the catalogue has none."""
+    return t(f"{prefix}.{key}", lang) if has(f"{prefix}.{key}") else key
 
-    return html.escape(quote(part), quote=True)
 
-
-def _goal_text(goal: dict, summary: dict | None) -> str:
+def _goal(goal: dict, summary: dict | None, lang: str) -> dict | None:
+    """Return the goal as shown: its name, baseline and target with their unit, and its deadline."""
     if not goal.get("metric"):
-        return "—"
+        return None
     sgoal = (summary or {}).get("goal") or {}
     name = sgoal.get("name") if sgoal.get("metric") == goal["metric"] else None
-    name = name or goal["metric"].replace("_", " ").capitalize()
     unit = goal.get("unit", "")
-    by = f" <small>by {html.escape(str(goal['deadline']))}</small>" if goal.get("deadline") else ""
-    return (
-        f"{html.escape(name)}: {html.escape(_fmt(goal.get('baseline'), unit))} → "
-        f"{html.escape(_fmt(goal.get('target'), unit))}{by}"
-    )
+    return {
+        "name": name or goal["metric"].replace("_", " ").capitalize(),
+        "baseline": _fmt(goal.get("baseline"), unit, lang),
+        "target": _fmt(goal.get("target"), unit, lang),
+        "deadline": str(goal["deadline"]) if goal.get("deadline") else "",
+    }
 
 
-def render_index(root: Path, entries: list[dict]) -> str:
-    """Return the index page's HTML: one row per case, escaped text, relative links, no scripts."""
-    rows = []
-    for e in entries:
-        folder = root / e["folder"]
-        s = e["summary"]
-        unit = e["goal"].get("unit", "")
-        if s and "verdict" in s:
-            now = f"{_fmt(s.get('before'), unit)} → {_fmt(s.get('now'), unit)}"
-            v = str(s["verdict"])
-            verdict = (
-                f'<span class="b {html.escape(v)}">{html.escape(v)}</span><br><small>{html.escape(now)}'
-                + (" (earlier run)" if e["summary_earlier"] else "")
-                + "</small>"
-            )
-        else:
-            verdict = "—"
-        st = e["status"] or "—"
-        status = f'<span class="b {html.escape(st)}">{html.escape(st)}</span>'
-        if e["error"] and st != "ok":
-            why = (
-                f"{e['where']}: {e['reason']}"
-                if e["where"] and e["reason"]
-                else (e["reason"] or str(e["error"]).strip().splitlines()[0])
-            )
-            status += f'<span class="err">{html.escape(why[:300])}</span>'
-        secs = e["seconds"]
-        run = f"{float(secs):,.0f} s" if isinstance(secs, (int, float)) else "—"
-        if e["finished"]:
-            run += f"<br><small>{html.escape(_when(e['finished']))}</small>"
-        earlier = " (earlier run)" if st in ("failed", "timeout") else ""  # a failed run writes neither
-        links = [_link(folder, "report.html", "report" + earlier), _link(folder, "tables.xlsx", "tables" + earlier)]
-        if st in ("failed", "timeout") and e["notebook"]:
-            links.append(_link(folder, e["notebook"], "failed notebook"))
-        links.append(_link(folder, LOG_FILE, "log"))
-        title = f"<strong>{html.escape(e['title'])}</strong><br>" if e["title"] else ""
-        rows.append(
-            f"<tr><td>{title}<small>{html.escape(e['case_id'])}</small></td>"
-            f"<td>{html.escape(e['department']) or '—'}</td><td>{_goal_text(e['goal'], s)}</td>"
-            f"<td>{verdict}</td><td>{status}</td><td class=num>{run}</td>"
-            f"<td>{' · '.join(x for x in links if x) or '—'}</td></tr>"
+def _verdict(e: dict, lang: str) -> dict | None:
+    """Return step 7's verdict as shown, with the goal metric before → now, or None before step 7 ran."""
+    s, unit = e["summary"], e["goal"].get("unit", "")
+    if not s or "verdict" not in s:
+        return None
+    v = str(s["verdict"])
+    now = f"{_fmt(s.get('before'), unit, lang)} → {_fmt(s.get('now'), unit, lang)}"
+    return {"key": v, "label": _word("index.verdict", v, lang), "now": now, "earlier": e["summary_earlier"]}
+
+
+def _status(e: dict, lang: str) -> dict:
+    """Return the run's status badge and, for a run that did not end ok, why."""
+    st = e["status"] or "—"
+    why = ""
+    if e["error"] and st != "ok":
+        why = (
+            f"{e['where']}: {e['reason']}"
+            if e["where"] and e["reason"]
+            else (e["reason"] or str(e["error"]).strip().splitlines()[0])
         )
+    return {"key": st, "label": _word("index.status", st, lang), "why": why[:300]}
+
+
+def _links(root: Path, e: dict, lang: str) -> list[dict]:
+    """Return the links of a case's row: each output, the notebook that failed, the log."""
+    folder = root / e["folder"]
+    failed = e["status"] in ("failed", "timeout")  # a failed run writes no output: those are an earlier run's
+    earlier = f" {t('index.earlier_run', lang)}" if failed else ""
+    links = [_link(folder, name, t(output.label, lang) + earlier) for name, output in OUTPUTS.items()]
+    if failed and e["notebook"]:
+        links.append(_link(folder, e["notebook"], t("index.failed_notebook", lang)))
+    links.append(_link(folder, LOG_FILE, t("index.log", lang)))
+    return [link for link in links if link]
+
+
+def index_row(root: Path, e: dict, lang: str) -> dict:
+    """Return what the index page shows of one case (see :func:`case_entry`), as text for its template."""
+    secs = e["seconds"]
+    return {
+        "title": e["title"],
+        "case_id": e["case_id"],
+        "department": e["department"],
+        "goal": _goal(e["goal"], e["summary"], lang),
+        "verdict": _verdict(e, lang),
+        "status": _status(e, lang),
+        "run_time": t("index.seconds", lang, seconds=f"{float(secs):,.0f}") if isinstance(secs, (int, float)) else "—",
+        "finished": short_time(e["finished"]) if e["finished"] else "",
+        "links": _links(root, e, lang),
+    }
+
+
+def _counts(entries: list[dict], lang: str) -> str:
+    """Return the line under the title: how many cases, how many ok, failed and timed out, and when."""
     counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("ok", "failed", "timeout")}
-    meta = (
-        f"{len(entries)} case{'s' if len(entries) != 1 else ''}: {counts['ok']} ok, {counts['failed']} failed, "
-        f"{counts['timeout']} timed out · written {_when(_now())}"
+    cases = t("index.one_case" if len(entries) == 1 else "index.cases", lang, n=len(entries))
+    return t("index.counts", lang, cases=cases, when=short_time(timestamp()), **counts)
+
+
+def render_index(root: Path, entries: list[dict], lang: str = INDEX_LANGUAGE) -> str:
+    """Return the index page's HTML: one row per case, escaped text, relative links, no scripts."""
+    context = dict(
+        lang=lang,
+        html_lang=html_lang(lang),
+        t=t,
+        meta=_counts(entries, lang),
+        rows=[index_row(root, e, lang) for e in entries],
+        font_stack=FONT_STACK,
     )
-    body = "\n".join(rows) or "<tr><td colspan=7>No case has run yet.</td></tr>"
-    from crmnb.present.fonts import FONT_STACK, cjk_font_face
-
-    face = cjk_font_face(body)  # department names and goals may be Chinese; embed just those glyphs
-    css = _CSS.replace("%(stack)s", FONT_STACK)  # the embedded face first, as in the report
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>CRM cases</title><style>{face}{css}</style></head><body>\n"
-        f"<h1>CRM cases</h1><p class=meta>{html.escape(meta)}</p>\n"
-        "<table><thead><tr><th>Case</th><th>Department</th><th>Goal (baseline → target)</th>"
-        "<th>Verdict <small>(before → now)</small></th><th>Status</th><th>Run time</th><th>Files</th></tr></thead>"
-        f"<tbody>\n{body}\n</tbody></table>\n</body></html>\n"
-    )
+    page = render("index.html.j2", font_face="", **context)
+    face = cjk_font_face(page)  # department names and goals may be Chinese; embed just those glyphs
+    return render("index.html.j2", font_face=Markup(face), **context) if face else page
 
 
-def write_index(output_root: str | Path) -> Path:
+def write_index(output_root: str | Path, lang: str = INDEX_LANGUAGE) -> Path:
     """Write ``<output_root>/index.html`` listing every case found there, and return its path."""
     root = Path(output_root)
     entries = (
@@ -195,5 +201,5 @@ def write_index(output_root: str | Path) -> Path:
     )
     entries.sort(key=lambda e: (unicodedata.normalize("NFC", e["department"]), e["case_id"]))
     path = root / INDEX_FILE
-    _write_atomic(path, render_index(root, entries))
+    write_atomic(path, render_index(root, entries, lang))
     return path

@@ -67,7 +67,7 @@ STARTUP_SECONDS = 120
 """How long a new kernel may take to start and import the workbook's libraries."""
 
 
-class _Kernel:
+class Kernel:
     """One kernel for all seven steps of a case, started ahead of the first.
 
     A kernel per notebook costs a process start and the imports of pandas, seaborn and
@@ -157,16 +157,10 @@ ENGINE = "crmnb"
 """The papermill engine the runner uses: papermill's own, saving the executed notebook less often."""
 
 
-def _register_engine() -> str:
-    """Register (once) and return papermill's nbclient engine with a notebook manager that saves the
-    executed notebook when a step starts, when a cell fails, every ``autosave_cell_every`` seconds
-    of a long cell, and when the step ends, including on a timeout or a dead kernel; not before and
-    after every cell, which papermill does by default. Each save writes the whole notebook with its
-    charts: about 500 saves, 3 s, in the demo case."""
-    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
-
-    if ENGINE in papermill_engines._engines:
-        return ENGINE
+def _manager_class():
+    """Return papermill's notebook manager, changed to save only when a step starts, when a cell fails,
+    every ``autosave_cell_every`` seconds of a long cell, and when the step ends."""
+    from papermill.engines import NotebookExecutionManager
 
     class Manager(NotebookExecutionManager):
         _saving = False
@@ -194,6 +188,14 @@ def _register_engine() -> str:
         def notebook_complete(self, **kwargs):
             return self._saved(super().notebook_complete, **kwargs)
 
+    return Manager
+
+
+def _engine_class(manager):
+    """Return papermill's nbclient engine executing with ``manager``; the step ends saved, even on a
+    timeout or a dead kernel."""
+    from papermill.engines import NBClientEngine
+
     class Engine(NBClientEngine):
         @classmethod
         def execute_notebook(
@@ -206,7 +208,7 @@ def _register_engine() -> str:
             autosave_cell_every=30,
             **kwargs,
         ):
-            nb_man = Manager(
+            nb_man = manager(
                 nb,
                 output_path=output_path,
                 progress_bar=progress_bar,
@@ -221,5 +223,17 @@ def _register_engine() -> str:
                 nb_man.notebook_complete()
             return nb_man.nb
 
-    papermill_engines.register(ENGINE, Engine)
+    return Engine
+
+
+def register_engine() -> str:
+    """Register (once) and return papermill's nbclient engine with a notebook manager that saves the
+    executed notebook when a step starts, when a cell fails, every ``autosave_cell_every`` seconds
+    of a long cell, and when the step ends, including on a timeout or a dead kernel; not before and
+    after every cell, which papermill does by default. Each save writes the whole notebook with its
+    charts: about 500 saves, 3 s, in the demo case."""
+    from papermill.engines import papermill_engines
+
+    if ENGINE not in papermill_engines._engines:
+        papermill_engines.register(ENGINE, _engine_class(_manager_class()))
     return ENGINE

@@ -1,11 +1,8 @@
-"""Run many cases: a department's case files, a few at a time, with a summary and an index page.
+"""What a case run is made of and what it leaves: the step notebooks, the run record, fingerprints.
 
-Each case runs as its own ``python -m crmnb.cli run`` process, so a case that fails,
-hangs or kills its kernel cannot take the others down, and its output is its log
-(``outputs/<case_id>/run.log``). Every run leaves ``outputs/<case_id>/run.json``;
-``outputs/index.html`` lists every case found in the output root.
-
->>> run_batch(["parameters"], department="销售一部", jobs=2)  # doctest: +SKIP
+Every run leaves ``outputs/<case_id>/run.json``: status, seconds, error, each output written, and
+the fingerprint (settings, data, code) that ``--resume`` compares. The runner (``crmnb.run.steps``)
+and the batch (``crmnb.run.batch``) both read and write it through this module, never each other.
 """
 
 from __future__ import annotations
@@ -20,7 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from crmnb.errors import CaseFileError
 from crmnb.params.model import GOAL_METRICS, CaseParams
+from crmnb.paths import workbook_root
+from crmnb.present.outputs import OUTPUTS
+
+PACKAGE = Path(__file__).resolve().parents[1]
+"""The crmnb package's folder: its files are the code a run depends on."""
 
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
@@ -28,13 +31,35 @@ INDEX_FILE = "index.html"
 
 STATUSES = ("ok", "failed", "timeout", "skipped")
 
+RUN_ID_ENV = "CRMNB_RUN_ID"
+"""Environment variable by which ``crmnb batch`` recognises the run record its child wrote."""
+
+
+# --------------------------------------------------------------------------- the step notebooks
+def step_notebooks(folder: Path) -> list[Path]:
+    """Return the numbered step notebooks in run order."""
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) if folder.is_dir() else []
+
+
+def notebooks_dir(case_file: Path) -> Path:
+    """Return the workbook's ``notebooks/`` folder: above the case file, else above the working directory,
+    else beside this package (an editable install of the workbook)."""
+    tried = []
+    for start in (case_file.parent, Path.cwd(), PACKAGE.parent):
+        folder = workbook_root(start) / "notebooks"
+        if step_notebooks(folder):
+            return folder
+        tried.append(str(folder))
+    raise CaseFileError(f"{case_file}: no step notebooks found (looked in {', '.join(dict.fromkeys(tried))})")
+
 
 # --------------------------------------------------------------------------- run records and fingerprints
-def _now() -> str:
+def timestamp() -> str:
+    """Return the time now, ISO 8601 with its offset, to the second."""
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _when(iso: str | None) -> str:
+def short_time(iso: str | None) -> str:
     """Return an ISO time as 'YYYY-MM-DD hh:mm' for people."""
     if not iso:
         return ""
@@ -54,7 +79,7 @@ def _sha256(path: Path) -> str:
 
 def code_hash(notebooks: Iterable[Path]) -> str:
     """Return one hash of the crmnb package's source files and the given notebooks."""
-    pkg = Path(__file__).resolve().parent
+    pkg = PACKAGE
     files = sorted(
         p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
     )
@@ -123,7 +148,8 @@ def read_record(folder: Path) -> dict | None:
     return rec if isinstance(rec, dict) else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole, then rename it there: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -133,7 +159,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_record(folder: Path, record: dict) -> Path:
     """Write a case's ``run.json`` (atomically: a reader never sees half a file)."""
     path = folder / RUN_FILE
-    _write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n")
+    write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n")
     return path
 
 
@@ -153,7 +179,7 @@ def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: s
         },
         "case_file": str(case_file),
         "run_id": run_id,
-        "started": _now(),
+        "started": timestamp(),
         "fingerprint": prints,
     }
 
@@ -165,7 +191,7 @@ def finish_record(folder: Path, record: dict, status: str, seconds: float, **fie
         **record,
         "status": status,
         "seconds": round(seconds, 1),
-        "finished": _now(),
+        "finished": timestamp(),
         **{k: v for k, v in fields.items() if v is not None},
     }
     return write_record(folder, rec)
@@ -176,9 +202,26 @@ def unchanged_since(folder: Path, prints: dict) -> str | None:
     rec = read_record(folder)
     if not rec or rec.get("status") != "ok" or rec.get("fingerprint") != prints:
         return None
-    if not (folder / "report.html").is_file():
-        return None  # the outputs were removed: run again
-    return _when(rec.get("finished"))
+    if not all((folder / name).is_file() for name in OUTPUTS):
+        return None  # an output was removed: run again
+    return short_time(rec.get("finished"))
+
+
+def written(root: Path, outputs: dict[str, Path]) -> dict[str, Any]:
+    """Return a run record's fields for the outputs written: all of them by file name under ``outputs``,
+    and each by its short name ('report', 'workbook'), as records had them before."""
+    rel = {name: path.relative_to(root).as_posix() for name, path in outputs.items()}
+    return {"outputs": rel, **{OUTPUTS[name].key: path for name, path in rel.items() if name in OUTPUTS}}
+
+
+def recorded_outputs(root: Path, record: dict | None, case_id: str) -> dict[str, Path]:
+    """Return where a run record says each output is (records from before ``outputs`` name them by key)."""
+    rec = record or {}
+    written = rec.get("outputs") or {}
+    return {
+        name: root / (written.get(name) or rec.get(output.key) or f"{case_id}/{name}")
+        for name, output in OUTPUTS.items()
+    }
 
 
 def resume_check(folder: Path, prints: dict) -> tuple[str | None, str]:

@@ -1,7 +1,7 @@
-"""Run a case end to end: validate, execute the seven notebooks, write the report and workbook.
+"""Run a case end to end: validate, execute the seven notebooks, write its outputs (report, workbook…).
 
-Every run leaves ``outputs/<case_id>/run.json`` (status, seconds, error, and the
-fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``.
+Every run leaves ``outputs/<case_id>/run.json`` (status, seconds, error, each output written, and
+the fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``.
 """
 
 from __future__ import annotations
@@ -15,18 +15,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crmnb.errors import CaseFileError, StepFailed
+from crmnb.errors import StepFailed
 from crmnb.handoffs import Workspace
 from crmnb.params.files import case_settings, load_case
 from crmnb.params.model import CaseParams
-from crmnb.paths import resolve, workbook_root
-from crmnb.run.kernel import KERNEL, _Kernel, _register_engine, skip_unused_slow_imports
+from crmnb.paths import resolve
+from crmnb.present.outputs import build_outputs, by_key, preload
+from crmnb.run.kernel import KERNEL, Kernel, register_engine, skip_unused_slow_imports
+
+# the step notebooks and the run id belong to the run record, which the batch reads without the runner
+from crmnb.run.records import (
+    RUN_ID_ENV,
+    fingerprint,
+    finish_record,
+    new_record,
+    notebooks_dir,
+    read_record,
+    recorded_outputs,
+    resume_check,
+    step_notebooks,
+    written,
+)
 
 NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 """What the runner passes to every notebook's ``parameters`` cell."""
-
-RUN_ID_ENV = "CRMNB_RUN_ID"
-"""Environment variable by which ``crmnb batch`` recognises the run record its child wrote."""
 
 
 class StepTimeout(StepFailed):
@@ -61,35 +73,32 @@ def prefer_this_python() -> None:
         os.environ["JUPYTER_PATH"] = os.pathsep.join([mine, *paths])
 
 
-def notebooks_dir(case_file: Path) -> Path:
-    """Return the workbook's ``notebooks/`` folder: above the case file, else above the working directory,
-    else beside this package (an editable install of the workbook)."""
-    tried = []
-    for start in (case_file.parent, Path.cwd(), Path(__file__).resolve().parent.parent):
-        folder = workbook_root(start) / "notebooks"
-        if step_notebooks(folder):
-            return folder
-        tried.append(str(folder))
-    raise CaseFileError(f"{case_file}: no step notebooks found (looked in {', '.join(dict.fromkeys(tried))})")
-
-
-def step_notebooks(folder: Path) -> list[Path]:
-    """Return the numbered step notebooks in run order."""
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) if folder.is_dir() else []
-
-
 @dataclass
 class RunResult:
     """Where a finished case's outputs are."""
 
     case: CaseParams
-    report: Path
-    workbook: Path
+    outputs: dict[str, Path]
+    """Each output's path by file name (``crmnb.present.outputs.OUTPUTS``)."""
     notebooks: list[Path]
     seconds: float
     status: str = "ok"
     """``ok``, or ``skipped`` when ``resume`` found nothing changed since the last successful run."""
     skipped_since: str | None = None
+
+    def output(self, key: str) -> Path:
+        """Return the path of the output whose short name is ``key`` ('report', 'workbook')."""
+        return self.outputs[by_key(key).name]
+
+    @property
+    def report(self) -> Path:
+        """Return the report's path."""
+        return self.output("report")
+
+    @property
+    def workbook(self) -> Path:
+        """Return the workbook's path."""
+        return self.output("workbook")
 
 
 def _say(msg: str) -> None:
@@ -114,6 +123,84 @@ def _minutes(m: float) -> str:
     return f"{m:g} minute{'s' if m != 1 else ''}"
 
 
+def _past_limit(case: CaseParams) -> str:
+    return f"it ran past its time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)"
+
+
+@dataclass
+class _Step:
+    """One step notebook as it runs: where it comes from and goes, and the time it may take."""
+
+    case: CaseParams
+    source: Path
+    target: Path
+    limit: int
+    """Seconds a cell may run: the cell limit, or less when the case's time is nearly up."""
+    case_bound: bool
+    """Whether the limit is the case's time left rather than the cell limit."""
+
+
+def _plan_step(case: CaseParams, nb: Path, out_nb: Path, deadline: float) -> _Step:
+    """Return the step with its time limit, or raise StepTimeout when the case has no time left."""
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise _step_error(StepTimeout, case.case_id, "timed out before", nb.stem, None, _past_limit(case))
+    limit = max(1, math.ceil(min(case.cell_timeout_seconds, remaining)))
+    return _Step(case, nb, out_nb / nb.name, limit, remaining < case.cell_timeout_seconds)
+
+
+def _step_failure(exc: Exception, step: _Step, kernel: Kernel) -> StepFailed:
+    """Return the error naming the step (and the cell) that ``exc`` stopped."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    case, name, target = step.case, step.source.stem, step.target
+    if isinstance(exc, PapermillExecutionError):
+        reason, detail = f"{exc.ename}: {exc.evalue}", f" (execution count {exc.exec_count})"
+        return _step_error(StepFailed, case.case_id, "failed in", name, exc.cell_index + 1, reason, target, detail)
+    if isinstance(exc, CellTimeoutError):
+        why = (
+            f"the case's time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)"
+            if step.case_bound
+            else f"the cell time limit of {case.cell_timeout_seconds:g} s (cell_timeout_seconds)"
+        )
+        reason = f"stopped after {step.limit} s, {why}"
+        return _step_error(StepTimeout, case.case_id, "timed out in", name, _last_started_cell(target), reason, target)
+    if isinstance(exc, TimeoutError):  # the kernel's start-up or the reset between steps
+        if kernel.case_bound or step.case_bound:
+            return _step_error(StepTimeout, case.case_id, "timed out before", name, None, f"{exc}; {_past_limit(case)}")
+        return _step_error(StepFailed, case.case_id, "failed before", name, None, str(exc))
+    if isinstance(exc, DeadKernelError):
+        reason = "kernel died (the Python process ended: out of memory, a crash, or code that exits)"
+    else:  # a kernel that never starts, an unreadable notebook…: still name the step
+        reason = f"{type(exc).__name__}: {exc}"
+    return _step_error(StepFailed, case.case_id, "failed in", name, _last_started_cell(target), reason, target)
+
+
+def _execute_step(step: _Step, src: Path, params: dict, kernel: Kernel) -> Path:
+    """Execute one step notebook in ``kernel``, each cell within the step's limit; return the executed notebook."""
+    import papermill as pm
+
+    try:
+        kernel.reset(timeout=step.limit)
+        pm.execute_notebook(
+            str(step.source),
+            str(step.target),
+            parameters=params,
+            kernel_name=KERNEL,
+            cwd=str(src),
+            progress_bar=False,
+            log_output=False,
+            report_mode=False,
+            execution_timeout=step.limit,
+            km=kernel.km,
+            engine_name=register_engine(),
+        )
+    except Exception as exc:
+        raise _step_failure(exc, step, kernel) from None
+    return step.target
+
+
 def _execute_steps(
     case: CaseParams,
     books: list[Path],
@@ -122,106 +209,85 @@ def _execute_steps(
     params: dict,
     say: Callable[[str], None],
     deadline: float,
-    kernel: _Kernel,
+    kernel: Kernel,
 ) -> list[Path]:
     """Execute the step notebooks in order in ``kernel``, each cell within the cell limit and the
     whole within ``deadline``."""
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
     done: list[Path] = []
     for i, nb in enumerate(books, start=1):
-        target = out_nb / nb.name
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            raise _step_error(
-                StepTimeout,
-                case.case_id,
-                "timed out before",
-                nb.stem,
-                None,
-                f"it ran past its time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)",
-            )
-        case_bound = remaining < case.cell_timeout_seconds
-        limit = max(1, math.ceil(min(case.cell_timeout_seconds, remaining)))
+        step = _plan_step(case, nb, out_nb, deadline)
         t = time.perf_counter()
         say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} …")
-        try:
-            kernel.reset(timeout=limit)
-            pm.execute_notebook(
-                str(nb),
-                str(target),
-                parameters=params,
-                kernel_name=KERNEL,
-                cwd=str(src),
-                progress_bar=False,
-                log_output=False,
-                report_mode=False,
-                execution_timeout=limit,
-                km=kernel.km,
-                engine_name=_register_engine(),
-            )
-        except PapermillExecutionError as exc:
-            raise _step_error(
-                StepFailed,
-                case.case_id,
-                "failed in",
-                nb.stem,
-                exc.cell_index + 1,
-                f"{exc.ename}: {exc.evalue}",
-                target,
-                detail=f" (execution count {exc.exec_count})",
-            ) from None
-        except CellTimeoutError:
-            why = (
-                f"the case's time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)"
-                if case_bound
-                else f"the cell time limit of {case.cell_timeout_seconds:g} s (cell_timeout_seconds)"
-            )
-            raise _step_error(
-                StepTimeout,
-                case.case_id,
-                "timed out in",
-                nb.stem,
-                _last_started_cell(target),
-                f"stopped after {limit} s, {why}",
-                target,
-            ) from None
-        except TimeoutError as exc:  # the kernel's start-up or the reset between steps
-            if kernel.case_bound or case_bound:
-                raise _step_error(
-                    StepTimeout,
-                    case.case_id,
-                    "timed out before",
-                    nb.stem,
-                    None,
-                    f"{exc}; it ran past its time limit of {_minutes(case.timeout_minutes)} (timeout_minutes)",
-                ) from None
-            raise _step_error(StepFailed, case.case_id, "failed before", nb.stem, None, str(exc)) from None
-        except DeadKernelError:
-            raise _step_error(
-                StepFailed,
-                case.case_id,
-                "failed in",
-                nb.stem,
-                _last_started_cell(target),
-                "kernel died (the Python process ended: out of memory, a crash, or code that exits)",
-                target,
-            ) from None
-        except Exception as exc:  # a kernel that never starts, an unreadable notebook…: still name the step
-            raise _step_error(
-                StepFailed,
-                case.case_id,
-                "failed in",
-                nb.stem,
-                _last_started_cell(target),
-                f"{type(exc).__name__}: {exc}",
-                target,
-            ) from None
-        done.append(target)
+        done.append(_execute_step(step, src, params, kernel))
         say(f"[{case.case_id}] step {i}/{len(books)} {nb.stem} done in {time.perf_counter() - t:.1f} s")
     return done
+
+
+def _start_kernel(case: CaseParams, books: list[Path], src: Path, deadline: float) -> Kernel:
+    """Start the case's kernel, or raise StepFailed naming the first step it was for."""
+    try:
+        return Kernel(src, deadline)
+    except Exception as exc:
+        raise _step_error(
+            StepFailed,
+            case.case_id,
+            "failed before",
+            books[0].stem if books else "01",
+            None,
+            f"the kernel '{KERNEL}' did not start: {type(exc).__name__}: {exc}",
+        ) from None
+
+
+def _run_steps_and_outputs(
+    case: CaseParams, books: list[Path], src: Path, ws: Workspace, params: dict, say: Callable[[str], None], t0: float
+) -> tuple[list[Path], dict[str, Path]]:
+    """Execute the steps in one kernel, then write every output; return the executed notebooks and the outputs."""
+    deadline = t0 + case.timeout_minutes * 60
+    out_nb = ws.folder / "notebooks"
+    # the kernel imports its libraries while this process loads papermill and the outputs' modules
+    kernel = _start_kernel(case, books, src, deadline)
+    try:
+        skip_unused_slow_imports()
+        import papermill  # noqa: F401
+
+        preload()
+        done = _execute_steps(case, books, src, out_nb, params, say, deadline, kernel)
+    finally:
+        kernel.close()
+    try:
+        return done, build_outputs(case, done, ws)
+    except Exception as exc:
+        raise _step_error(StepFailed, case.case_id, "failed", "report", None, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _record_failure(folder: Path, record: dict, exc: BaseException, seconds: float) -> None:
+    """Write the run record of a run that failed, timed out or was interrupted: where and why."""
+    status = "timeout" if isinstance(exc, StepTimeout) else "failed"
+    error = (
+        str(exc)
+        if isinstance(exc, StepFailed)
+        else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+    )
+    step = getattr(exc, "step", None)
+    finish_record(
+        folder,
+        record,
+        status,
+        seconds,
+        error=error,
+        step=step,
+        cell=getattr(exc, "cell", None),
+        where=getattr(exc, "where", None),
+        reason=getattr(exc, "reason", None),
+        notebook=f"notebooks/{step}.ipynb" if step and step != "report" else None,
+    )
+
+
+def _refresh_index(root: Path) -> None:
+    """Rewrite the output root's index page (imported here: the runner needs it only at the end)."""
+    from crmnb.run.index import write_index
+
+    write_index(root)
 
 
 def run_case(
@@ -231,7 +297,7 @@ def run_case(
     resume: bool = False,
     index: bool = True,
 ) -> RunResult:
-    """Validate the case file, execute notebooks 01..07 into the case's output folder, then report.
+    """Validate the case file, execute notebooks 01..07 into the case's output folder, then write its outputs.
 
     A failing step raises :class:`StepFailed` naming the step and the cell; its partly
     executed notebook stays in ``outputs/<case_id>/notebooks/``. A cell running past
@@ -240,9 +306,6 @@ def run_case(
     unchanged since its last successful run is skipped. Each run writes
     ``outputs/<case_id>/run.json``; ``index`` also refreshes ``outputs/index.html``.
     """
-    from crmnb.run import index as run_index
-    from crmnb.run import records as run_records
-
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     file = resolve(case_file)
@@ -252,89 +315,27 @@ def run_case(
     ws = Workspace(root, case.case_id)
     src = notebooks_dir(file)
     books = step_notebooks(src)
-    prints = run_records.fingerprint(case, settings, books)
+    prints = fingerprint(case, settings, books)
     if resume:
-        since, why = run_records.resume_check(ws.folder, prints)
+        since, why = resume_check(ws.folder, prints)
         if since is not None:
-            last = run_records.read_record(ws.folder) or {}
-            return RunResult(
-                case,
-                root / last.get("report", f"{case.case_id}/report.html"),
-                root / last.get("workbook", f"{case.case_id}/tables.xlsx"),
-                step_notebooks(ws.folder / "notebooks"),
-                0.0,
-                "skipped",
-                since,
-            )
+            outputs = recorded_outputs(root, read_record(ws.folder), case.case_id)
+            return RunResult(case, outputs, step_notebooks(ws.folder / "notebooks"), 0.0, "skipped", since)
         say(f"[{case.case_id}] running: {why}")
-    out_nb = ws.folder / "notebooks"
-    out_nb.mkdir(parents=True, exist_ok=True)
-    record = run_records.new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
+    (ws.folder / "notebooks").mkdir(parents=True, exist_ok=True)
+    record = new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
     # the case's settings travel with the run, so each executed notebook records what it ran with
     params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), settings)))
     prefer_this_python()
     try:
-        try:
-            # the kernel imports its libraries while this process loads papermill and the report's modules
-            kernel = _Kernel(src, t0 + case.timeout_minutes * 60)
-        except Exception as exc:
-            raise _step_error(
-                StepFailed,
-                case.case_id,
-                "failed before",
-                books[0].stem if books else "01",
-                None,
-                f"the kernel '{KERNEL}' did not start: {type(exc).__name__}: {exc}",
-            ) from None
-        skip_unused_slow_imports()
-        import papermill  # noqa: F401
-
-        from crmnb.present.report import build_report
-        from crmnb.present.workbook import build_workbook
-
-        try:
-            done = _execute_steps(case, books, src, out_nb, params, say, t0 + case.timeout_minutes * 60, kernel)
-        finally:
-            kernel.close()
-        try:
-            report = build_report(case, done, ws)
-            workbook = build_workbook(case, ws)
-        except Exception as exc:
-            raise _step_error(
-                StepFailed, case.case_id, "failed", "report", None, f"{type(exc).__name__}: {exc}"
-            ) from exc
+        done, outputs = _run_steps_and_outputs(case, books, src, ws, params, say, t0)
     except BaseException as exc:
-        status = "timeout" if isinstance(exc, StepTimeout) else "failed"
-        error = (
-            str(exc)
-            if isinstance(exc, StepFailed)
-            else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-        )
-        step = getattr(exc, "step", None)
-        run_records.finish_record(
-            ws.folder,
-            record,
-            status,
-            time.perf_counter() - t0,
-            error=error,
-            step=step,
-            cell=getattr(exc, "cell", None),
-            where=getattr(exc, "where", None),
-            reason=getattr(exc, "reason", None),
-            notebook=f"notebooks/{step}.ipynb" if step and step != "report" else None,
-        )
+        _record_failure(ws.folder, record, exc, time.perf_counter() - t0)
         if index:
-            run_index.write_index(root)
+            _refresh_index(root)
         raise
     secs = time.perf_counter() - t0
-    run_records.finish_record(
-        ws.folder,
-        record,
-        "ok",
-        secs,
-        report=report.relative_to(root).as_posix(),
-        workbook=workbook.relative_to(root).as_posix(),
-    )
+    finish_record(ws.folder, record, "ok", secs, **written(root, outputs))
     if index:
-        run_index.write_index(root)
-    return RunResult(case, report, workbook, done, secs)
+        _refresh_index(root)
+    return RunResult(case, outputs, done, secs)
