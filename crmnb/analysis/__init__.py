@@ -13,6 +13,7 @@ MODULES = (
     "compare",
     "diagnosis",
     "drivers",
+    "events",
     "forecast",
     "funnel",
     "marketing",
@@ -20,6 +21,7 @@ MODULES = (
     "receipts",
     "scope",
     "segments",
+    "watch",
 )
 
 
