@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from crmnb.present.words import t
 
 
@@ -43,6 +45,10 @@ class NotEnoughData(CrmnbError, ValueError):
     def __init__(self, key: str, needed: float | None = None, found: float | None = None, **values: object):
         self.key, self.values, self.needed, self.found = key, values, needed, found
         super().__init__(self.say("en"))
+
+    def __reduce__(self):
+        """Pickle by key and values, which the message is made from."""
+        return functools.partial(NotEnoughData, **self.values), (self.key, self.needed, self.found)
 
     def say(self, lang: str) -> str:
         """Return the message in ``lang``."""

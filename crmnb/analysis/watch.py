@@ -11,7 +11,7 @@ from crmnb.present.masking import mask_frame
 from crmnb.present.words import t
 
 ACTIONS: tuple[str, ...] = ("manager_review", "service_recovery", "re_engage", "check_in", "routine")
-"""Suggested actions (干预建议), worded by the catalogue's ``churn_model.action.<key>``."""
+"""Suggested actions (干预建议), worded by the catalogue's ``watch.action.<key>``."""
 
 WATCH_COLUMNS = [
     "customer_id",
@@ -53,9 +53,9 @@ def suggest_actions(
     ]
     text = pd.Series([""] * len(risk_level), index=risk_level.index, dtype=object)
     for key, on in steps:
-        word = t(f"churn_model.action.{key}", language)
+        word = t(f"watch.action.{key}", language)
         text = text + np.where(on & (text != ""), "; ", "") + np.where(on, word, "")
-    return text.where(text != "", t("churn_model.action.routine", language)).rename("action")
+    return text.where(text != "", t("watch.action.routine", language)).rename("action")
 
 
 def _ranked(
