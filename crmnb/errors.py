@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
+from crmnb.present.words import t
+
 
 class CrmnbError(Exception):
     """Base of every error crmnb raises on purpose; its message is for the analyst."""
@@ -26,26 +30,39 @@ class StepFailed(CrmnbError):
 class NotEnoughData(CrmnbError, ValueError):
     """An analysis cannot be done on this case's data: it needs more of something than the data holds.
 
-    ``en`` and ``zh`` say so in plain words: what was not done, what it needs and what
-    the data has ("Lifetime value not estimated: it needs at least 10 customers with
-    repeat purchases; this data has 3."). ``needed`` and ``found`` are the figures. A
-    step catches it, shows :meth:`say` in the report and goes on; it is a ValueError
-    too, so code that caught the analyses' ValueError before still does.
+    ``key`` names the message in the catalogue that says so in plain words, filled with
+    ``values``: what was not done, what it needs and what the data has ("Lifetime value
+    not estimated: it needs at least 10 customers with repeat purchases; this data has
+    3."). ``needed`` and ``found`` are the figures. A step catches it, shows
+    :meth:`say` in the report's language and goes on; it is a ValueError too, so code
+    that caught the analyses' ValueError before still does.
 
-    >>> e = NotEnoughData("Forecast not made: it needs 8 weeks; this data has 2.", "未做预测。", 8, 2)
+    >>> e = NotEnoughData("attribution.none", 1, 0)
     >>> str(e), e.needed, e.found
-    ('Forecast not made: it needs 8 weeks; this data has 2.', 8, 2)
+    ('Attribution not done: it needs leads won in the period, to credit them to the marketing touches before them; this data has none.', 1, 0)
     """
 
-    def __init__(self, en: str, zh: str, needed: float | None = None, found: float | None = None):
-        super().__init__(en)
-        self.en, self.zh, self.needed, self.found = en, zh, needed, found
+    def __init__(self, key: str, needed: float | None = None, found: float | None = None, **values: object):
+        self.key, self.values, self.needed, self.found = key, values, needed, found
+        super().__init__(self.say("en"))
 
-    def say(self) -> str:
-        """Return the message in the report's language."""
-        from crmnb.present.words import say
+    def __reduce__(self):
+        """Pickle by key and values, which the message is made from."""
+        return functools.partial(NotEnoughData, **self.values), (self.key, self.needed, self.found)
 
-        return say(self.en, self.zh)
+    def say(self, lang: str) -> str:
+        """Return the message in ``lang``."""
+        return t(self.key, lang, **self.values)
+
+    @property
+    def en(self) -> str:
+        """Return the message in English."""
+        return self.say("en")
+
+    @property
+    def zh(self) -> str:
+        """Return the message in Chinese."""
+        return self.say("zh")
 
 
 def attempt(fn, *args, **kwargs):
@@ -54,7 +71,7 @@ def attempt(fn, *args, **kwargs):
 
     >>> def needs_two(xs):
     ...     if len(xs) < 2:
-    ...         raise NotEnoughData(f"Not done: it needs 2 values; this data has {len(xs)}.", "未完成。", 2, len(xs))
+    ...         raise NotEnoughData("attribution.none", 2, len(xs))
     ...     return sum(xs)
     >>> attempt(needs_two, [1, 2]), attempt(needs_two, [1])[1].found
     ((3, None), 1)

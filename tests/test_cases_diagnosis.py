@@ -22,7 +22,6 @@ from crmnb.analysis.diagnosis import (
 )
 from crmnb.analysis.funnel import gaps
 from crmnb.present import words
-from crmnb.present.words import set_language
 
 T = pd.Timestamp
 NaT = pd.NaT
@@ -138,7 +137,7 @@ def test_case_timeline_in_time_order():
         }
     )
     t = {"opportunities": opportunities(), "leads": leads(), "activities": acts, "stage_history": history()}
-    tl = case_timeline("F3", t)
+    tl = case_timeline("F3", t, "en")
     assert tl["event"].tolist() == [
         "lead created",
         "first contact",
@@ -161,39 +160,35 @@ def test_case_timeline_without_stage_history_shows_the_deal_opening_and_closing(
         "activities": pd.DataFrame(columns=["lead_id", "type", "completed_at", "note"]),
         "stage_history": history().iloc[:0],
     }
-    tl = case_timeline("F3", t)
+    tl = case_timeline("F3", t, "en")
     assert tl["event"].tolist()[-2:] == ["deal created", "stage: lost"]
     assert tl["detail"].iloc[-1] == "slow_response"
 
 
 def test_no_typical_case_is_said_in_plain_words():
-    assert missing_case("success") == (
+    assert missing_case("success", "en") == (
         "No success case: it needs a deal of the department won in the period; this data has none."
     )
-    set_language("zh")
-    try:
-        assert missing_case("failure") == "无失败案例：需要本部门本周期丢单的商机，本数据没有。"
-    finally:
-        set_language("en")
+    assert missing_case("failure", "zh") == "无失败案例：需要本部门本周期丢单的商机，本数据没有。"
 
 
 def test_funnel_gaps_name_what_an_export_of_deals_lacks():
     lead = pd.DataFrame({"lead_id": ["L1"]})
     deals = pd.DataFrame({"opportunity_id": ["D1", "D2"], "lead_id": [None, None]})
     sh = pd.DataFrame({"opportunity_id": pd.Series([], dtype=object)})
-    got = gaps(lead, deals, sh)
+    got = gaps(lead, deals, sh, "en")
     assert got == [
         "Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
         "(a lead id on each deal); none of this data's 2 deals has one.",
         "Deal-stage dwell times not measured: they need the deals' stage history; this data has none.",
     ]
-    assert gaps(lead, deals.assign(lead_id=["L1", None]), pd.DataFrame({"opportunity_id": ["D1"]})) == []
+    assert gaps(lead, deals.assign(lead_id=["L1", None]), pd.DataFrame({"opportunity_id": ["D1"]}), "en") == []
 
 
 def test_case_timeline_unknown_deal_raises():
     t = {"opportunities": opportunities(), "leads": leads(), "activities": pd.DataFrame(), "stage_history": history()}
     with pytest.raises(KeyError):
-        case_timeline("NOPE", t)
+        case_timeline("NOPE", t, "en")
 
 
 # --------------------------------------------------------------------------- diagnosis

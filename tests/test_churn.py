@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import churn, churn_model
+from crmnb.analysis import churn, churn_model, watch
 from crmnb.demo.generator import generate
 from crmnb.errors import NotEnoughData
 from crmnb.intake.parse import intake
@@ -143,15 +143,15 @@ def test_changing_a_threshold_changes_the_levels():
 def test_watch_list_from_rules_alone():
     t = _hand_built()
     rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
-    w = churn_model.watch_list(t["customers"], rules, top_n=None)
-    assert list(w.columns) == churn_model.WATCH_COLUMNS
+    w = watch.watch_list(t["customers"], rules, top_n=None)
+    assert list(w.columns) == watch.WATCH_COLUMNS
     assert list(w["customer_id"]) == ["A", "C", "D", "G", "K", "B", "E", "F", "H"]  # by level, then id
     assert w["churn_probability"].isna().all()
     a = w.set_index("customer_id").loc["A"]
     assert a["name"] == "客**" and a["phone"] == "138****0000" and a["company"] == "*科技有限公司"
     assert "service recovery call" in a["action"] and "re-engagement offer" in a["action"]
     assert w.set_index("customer_id").loc["E", "action"] == "keep the regular contact plan"
-    assert churn_model.watch_list(t["customers"], rules, top_n=2)["customer_id"].tolist() == ["A", "C"]
+    assert watch.watch_list(t["customers"], rules, top_n=2)["customer_id"].tolist() == ["A", "C"]
 
 
 # --------------------------------------------------------------------------- demo data
@@ -331,7 +331,7 @@ def test_watch_list_masks_and_explains(demo):
     features = churn.build_features(*_args(t), AS_OF)
     rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
     p = churn_model.score(res, features)
-    w = churn_model.watch_list(t["customers"], rules, p, top_n=None, drivers=churn_model.drivers(res, features))
+    w = watch.watch_list(t["customers"], rules, p, top_n=None, drivers=churn_model.drivers(res, features))
     assert len(w) == len(rules) and set(w["customer_id"]) == set(features.index)
     assert w["risk_level"].isin(churn.RISK_LEVELS).all()
     assert w["churn_probability"].between(0, 1).all()
@@ -354,7 +354,7 @@ def test_watch_list_masks_and_explains(demo):
     assert w["phone"].dropna().str.fullmatch(r"\d{3}\*{4}\d{4}").all()
     assert "email" not in w.columns
 
-    top = churn_model.watch_list(t["customers"], rules, p, top_n=20, language="zh")
+    top = watch.watch_list(t["customers"], rules, p, top_n=20, language="zh")
     assert len(top) == 20 and top["risk_level"].iloc[0] == "high"
     assert top["action"].str.contains("48小时").any()
 

@@ -123,11 +123,11 @@ def test_a_metric_measured_in_one_window_only_says_it_was_not_compared():
             "n_after": 2,
         }
     )
-    assert describe_change(row) == (
+    assert describe_change(row, "en") == (
         "Opportunity win rate: – → 50.0% (not compared: nothing to measure it on before the intervention)."
     )
     neither = pd.concat([row.drop(["n_after", "after"]), pd.Series({"n_after": 0, "after": np.nan})])
-    assert describe_change(neither).endswith("(not compared: nothing to measure it on before or after).")
+    assert describe_change(neither, "en").endswith("(not compared: nothing to measure it on before or after).")
     assert nothing_measured("lead_response_hours", "owner_rep", "zh").startswith("未按销售代表展示线索响应时长")
 
 

@@ -95,7 +95,7 @@ def test_slope_recovers_a_known_effect_with_an_interval():
     rc = pd.DataFrame({"response_hours": days * 24, "converted": converted.astype(float)})
     s = drivers.response_slope(rc)
     assert s.ci_low < 0.08 < s.ci_high and s.ci_low > 0
-    assert drivers.slope_sentence(s).startswith("Each day faster first response goes with +")
+    assert drivers.slope_sentence(s, "en").startswith("Each day faster first response goes with +")
 
 
 def test_slope_needs_enough_varied_leads():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crmnb.analysis.marketing import MODELS, NO_TOUCH, _check, _day_bounds, _in, _label
+from crmnb.analysis.marketing import MODELS, NO_TOUCH, as_label, check_table, day_bounds, in_window
 from crmnb.errors import NotEnoughData
 from crmnb.frames import isin
 
@@ -25,16 +25,16 @@ def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=
     >>> won_leads(leads, opps)[["lead_id", "value"]].values.tolist()
     [['L1', 150.0]]
     """
-    _check(leads, "leads", ["lead_id", "created_at"])
-    _check(opportunities, "opportunities", ["lead_id", "status", "amount", "closed_at"], allow_empty=True)
-    lo, hi = _day_bounds(start, end)
-    cohort = leads[_in(leads["created_at"], lo, hi)].drop_duplicates("lead_id")
+    check_table(leads, "leads", ["lead_id", "created_at"])
+    check_table(opportunities, "opportunities", ["lead_id", "status", "amount", "closed_at"], allow_empty=True)
+    lo, hi = day_bounds(start, end)
+    cohort = leads[in_window(leads["created_at"], lo, hi)].drop_duplicates("lead_id")
     opp = opportunities
     won = opp[
         (opp["status"] == "won")
         & opp["closed_at"].notna()
         & isin(opp["lead_id"], cohort["lead_id"])
-        & _in(opp["closed_at"], None, hi)
+        & in_window(opp["closed_at"], None, hi)
     ]
     g = won.groupby("lead_id")
     per = pd.DataFrame({"converted_at": g["closed_at"].min(), "value": g["amount"].sum()})
@@ -75,42 +75,22 @@ def _position_credit(pos: np.ndarray, n: np.ndarray, weights: tuple[float, float
     return np.where(n == 1, 1.0, np.where(n == 2, two, many))
 
 
-def attribute(
+def _checked(
     touches: pd.DataFrame,
     conversions: pd.DataFrame,
-    models: Sequence[str] = MODELS,
-    position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
-    cutoff: str | None = "created_at",
-) -> Attribution:
-    """Spread each conversion over the touches before it under several models, side by side.
+    models: Sequence[str],
+    position_weights: tuple[float, float, float],
+    cutoff: str | None,
+) -> tuple[tuple[str, ...], tuple[float, float, float]]:
+    """Return the models and position weights of :func:`attribute` once its inputs are checked.
 
-    ``conversions`` has one row per converted lead: lead_id, value (CNY, the won amount;
-    missing counts as 0) and the ``cutoff`` column (default: the lead's ``created_at``;
-    ``converted_at`` to count touches up to the win; None for every touch). Only
-    touches at or before the cut-off count; a lead's touches are ordered by time (then
-    touch_id). Models:
-
-    * ``first_touch`` / ``last_touch``: all credit to the first / last touch;
-    * ``linear``: 1/n to each of n touches;
-    * ``position_based``: ``position_weights`` (default 40% first, 20% spread evenly over
-      the middle touches, 40% last); with one touch it takes 100%, with two they share
-      the middle part in proportion to their weights (50/50 by default).
-
-    Each conversion's credits sum to 1 under every model; a conversion without any
-    counted touch is credited whole to ``(no touch)``, so the totals always equal the
-    number of conversions and their value.
+    Raises ValueError naming what is wrong, :class:`NotEnoughData` when there is no conversion.
     """
-    _check(touches, "touches", ["touch_id", "lead_id", "channel", "touched_at"], allow_empty=True)
+    check_table(touches, "touches", ["touch_id", "lead_id", "channel", "touched_at"], allow_empty=True)
     need = ["lead_id", "value"] + ([cutoff] if cutoff else [])
-    _check(conversions, "conversions", need, allow_empty=True)
+    check_table(conversions, "conversions", need, allow_empty=True)
     if conversions.empty:
-        raise NotEnoughData(
-            "Attribution not done: it needs leads won in the period, to credit them to the marketing "
-            "touches before them; this data has none.",
-            "未做归因分析：需要本期成交的线索，才能把成交归功于之前的营销触点；本数据没有。",
-            1,
-            0,
-        )
+        raise NotEnoughData("attribution.none", 1, 0)
     models = tuple(models)
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
@@ -125,14 +105,14 @@ def attribute(
     if conversions["lead_id"].duplicated().any():
         dup = conversions.loc[conversions["lead_id"].duplicated(), "lead_id"].iloc[0]
         raise ValueError(f"table 'conversions': one row per converted lead, {dup!r} appears more than once")
+    return models, w
 
-    conv = pd.DataFrame(
-        {
-            "lead_id": conversions["lead_id"].to_numpy(),
-            "value": pd.to_numeric(conversions["value"]).fillna(0.0).to_numpy(dtype=float),
-            "_cutoff": conversions[cutoff].to_numpy() if cutoff else pd.NaT,
-        }
-    )
+
+def _credits(
+    touches: pd.DataFrame, conv: pd.DataFrame, models: tuple[str, ...], w: tuple[float, float, float]
+) -> pd.DataFrame:
+    """Return one row per counted touch with each model's credit, and a ``(no touch)`` row per conversion
+    without any."""
     cols = ["touch_id", "lead_id", "channel", "touched_at"] + (["campaign_id"] if "campaign_id" in touches else [])
     t = touches[cols].merge(conv, on="lead_id", how="inner")
     keep = t["touched_at"].notna() & (t["_cutoff"].isna() | (t["touched_at"] <= t["_cutoff"]))
@@ -168,19 +148,62 @@ def attribute(
             }
         )
         t = pd.concat([t, extra], ignore_index=True)
-    t["channel"] = _label(t["channel"])
-    t["campaign_id"] = _label(t["campaign_id"])
+    t["channel"] = as_label(t["channel"])
+    t["campaign_id"] = as_label(t["campaign_id"])
     credits = t[
         ["lead_id", "touch_id", "channel", "campaign_id", "touched_at", "position", "touches", "value", *models]
     ]
+    return credits
 
-    def table(keys: list[str]) -> pd.DataFrame:
-        parts = {}
-        for m in models:
-            parts[f"{m}_conversions"] = credits[m]
-            parts[f"{m}_revenue"] = credits[m] * credits["value"]
-        df = pd.DataFrame(parts).join(credits[keys]).groupby(keys, sort=False).sum()
-        by = "linear" if "linear" in models else models[0]
-        return df.sort_values(f"{by}_revenue", ascending=False, kind="stable").reset_index()
 
-    return Attribution(credits.reset_index(drop=True), table(["channel"]), table(["campaign_id", "channel"]), models)
+def _credit_table(credits: pd.DataFrame, models: tuple[str, ...], keys: list[str]) -> pd.DataFrame:
+    """Return the conversions and revenue credited per ``keys`` under each model, most revenue first."""
+    parts = {}
+    for m in models:
+        parts[f"{m}_conversions"] = credits[m]
+        parts[f"{m}_revenue"] = credits[m] * credits["value"]
+    df = pd.DataFrame(parts).join(credits[keys]).groupby(keys, sort=False).sum()
+    by = "linear" if "linear" in models else models[0]
+    return df.sort_values(f"{by}_revenue", ascending=False, kind="stable").reset_index()
+
+
+def attribute(
+    touches: pd.DataFrame,
+    conversions: pd.DataFrame,
+    models: Sequence[str] = MODELS,
+    position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
+    cutoff: str | None = "created_at",
+) -> Attribution:
+    """Spread each conversion over the touches before it under several models, side by side.
+
+    ``conversions`` has one row per converted lead: lead_id, value (CNY, the won amount;
+    missing counts as 0) and the ``cutoff`` column (default: the lead's ``created_at``;
+    ``converted_at`` to count touches up to the win; None for every touch). Only
+    touches at or before the cut-off count; a lead's touches are ordered by time (then
+    touch_id). Models:
+
+    * ``first_touch`` / ``last_touch``: all credit to the first / last touch;
+    * ``linear``: 1/n to each of n touches;
+    * ``position_based``: ``position_weights`` (default 40% first, 20% spread evenly over
+      the middle touches, 40% last); with one touch it takes 100%, with two they share
+      the middle part in proportion to their weights (50/50 by default).
+
+    Each conversion's credits sum to 1 under every model; a conversion without any
+    counted touch is credited whole to ``(no touch)``, so the totals always equal the
+    number of conversions and their value.
+    """
+    models, w = _checked(touches, conversions, models, position_weights, cutoff)
+    conv = pd.DataFrame(
+        {
+            "lead_id": conversions["lead_id"].to_numpy(),
+            "value": pd.to_numeric(conversions["value"]).fillna(0.0).to_numpy(dtype=float),
+            "_cutoff": conversions[cutoff].to_numpy() if cutoff else pd.NaT,
+        }
+    )
+    credits = _credits(touches, conv, models, w)
+    return Attribution(
+        credits.reset_index(drop=True),
+        _credit_table(credits, models, ["channel"]),
+        _credit_table(credits, models, ["campaign_id", "channel"]),
+        models,
+    )

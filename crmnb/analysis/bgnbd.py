@@ -74,6 +74,31 @@ class CLVTable(NamedTuple):
 # --------------------------------------------------------------------------- summary
 
 
+def _check_summary_inputs(
+    orders: pd.DataFrame, freq: str, freq_multiplier: float, columns: tuple[str | None, ...]
+) -> None:
+    """Raise ValueError when ``freq`` is unknown, ``freq_multiplier`` not positive or ``orders`` lacks a column."""
+    if freq not in PERIOD_DAYS:
+        raise ValueError(f"freq must be one of {sorted(PERIOD_DAYS)}, not {freq!r}")
+    if not freq_multiplier > 0:
+        raise ValueError(f"freq_multiplier must be positive, not {freq_multiplier!r}")
+    missing = [c for c in columns if c is not None and c not in orders.columns]
+    if missing:
+        raise ValueError(f"orders lacks column(s) {missing}; it has {list(orders.columns)}")
+
+
+def _on_or_before(customers: pd.Series, dates: pd.Series, as_of: pd.Timestamp) -> pd.Series:
+    """Return True for orders with a customer dated on or before ``as_of``'s day; raise ValueError when none is."""
+    keep = customers.notna() & dates.notna() & (dates < as_of.normalize() + pd.Timedelta(days=1))
+    if not keep.any():
+        first = f", the earliest on {dates.min().date()}" if dates.notna().any() else ""
+        raise ValueError(
+            f"no orders on or before as_of={as_of.date()} "
+            f"({len(dates)} order rows, {int(dates.notna().sum())} with a date{first})"
+        )
+    return keep
+
+
 def rfm_summary(
     orders: pd.DataFrame,
     as_of,
@@ -104,23 +129,11 @@ def rfm_summary(
     >>> rfm_summary(o, "2024-01-21", freq="D").to_dict("records")[0]
     {'customer_id': 'a', 'frequency': 1, 'recency': 10.0, 'T': 20.0, 'monetary_value': 40.0}
     """
-    if freq not in PERIOD_DAYS:
-        raise ValueError(f"freq must be one of {sorted(PERIOD_DAYS)}, not {freq!r}")
-    if not freq_multiplier > 0:
-        raise ValueError(f"freq_multiplier must be positive, not {freq_multiplier!r}")
-    missing = [c for c in (customer_col, date_col, amount_col) if c is not None and c not in orders.columns]
-    if missing:
-        raise ValueError(f"orders lacks column(s) {missing}; it has {list(orders.columns)}")
+    _check_summary_inputs(orders, freq, freq_multiplier, (customer_col, date_col, amount_col))
     as_of = pd.Timestamp(as_of)
     dates = pd.to_datetime(orders[date_col])
     end = _period_start(pd.Series([as_of]), freq).iloc[0]
-    keep = orders[customer_col].notna() & dates.notna() & (dates < as_of.normalize() + pd.Timedelta(days=1))
-    if not keep.any():
-        first = f", the earliest on {dates.min().date()}" if dates.notna().any() else ""
-        raise ValueError(
-            f"no orders on or before as_of={as_of.date()} "
-            f"({len(orders)} order rows, {int(dates.notna().sum())} with a date{first})"
-        )
+    keep = _on_or_before(orders[customer_col], dates, as_of)
     o = pd.DataFrame(
         {
             "customer_id": orders.loc[keep, customer_col].to_numpy(),

@@ -7,20 +7,7 @@ import pandas as pd
 from crmnb.analysis.funnel import loss_stage
 from crmnb.analysis.metrics import in_period
 from crmnb.present.masking import mask_frame
-from crmnb.present.words import category, language, say
-
-_ZH = {
-    "lead created": "创建线索",
-    "channel": "渠道",
-    "first contact": "首次联系",
-    "follow-up": "跟进",
-    "stage": "阶段",
-    "deal created": "创建商机",
-}
-
-
-def _w(word: str) -> str:
-    return _ZH.get(word, word) if language() == "zh" else word
+from crmnb.present.words import category, t
 
 
 def pick_cases(
@@ -98,50 +85,50 @@ def case_profile(opportunity_id: str, t: dict[str, pd.DataFrame], mask: bool = T
     return mask_frame(row) if mask else row
 
 
-def case_timeline(opportunity_id: str, t: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Return the key touches of a deal in time order: lead, first contact, follow-ups, stages, close."""
-    opp = t["opportunities"].set_index("opportunity_id").loc[opportunity_id]
+def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: str) -> pd.DataFrame:
+    """Return the key touches of a deal in time order, worded in ``lang``: lead, first contact, follow-ups,
+    stages, close."""
+
+    def w(event: str) -> str:
+        return t(f"cases.event.{event}", lang)
+
+    opp = tables["opportunities"].set_index("opportunity_id").loc[opportunity_id]
     events = []
-    leads = t["leads"].set_index("lead_id")
+    leads = tables["leads"].set_index("lead_id")
     if opp["lead_id"] in leads.index:
         ld = leads.loc[opp["lead_id"]]
-        events.append((ld["created_at"], _w("lead created"), f"{_w('channel')} {ld['channel']}"))
+        events.append((ld["created_at"], w("lead_created"), f"{w('channel')} {ld['channel']}"))
         if pd.notna(ld["first_contact_at"]):
-            events.append((ld["first_contact_at"], _w("first contact"), ""))
-        act = t["activities"]
+            events.append((ld["first_contact_at"], w("first_contact"), ""))
+        act = tables["activities"]
         act = act[(act["lead_id"] == opp["lead_id"]) & act["completed_at"].notna()]
         for _, a in act.iterrows():
             events.append(
-                (a["completed_at"], f"{_w('follow-up')}: {a['type']}", a["note"] if isinstance(a["note"], str) else "")
+                (a["completed_at"], f"{w('follow_up')}: {a['type']}", a["note"] if isinstance(a["note"], str) else "")
             )
-    sh = t["stage_history"]
+    sh = tables["stage_history"]
     mine = sh[sh["opportunity_id"] == opportunity_id]
     for _, s in mine.iterrows():
-        detail = category(opp["loss_reason"]) if s["stage"] == "lost" and isinstance(opp["loss_reason"], str) else ""
-        events.append((s["entered_at"], f"{_w('stage')}: {category(s['stage'])}", detail))
+        lost = s["stage"] == "lost" and isinstance(opp["loss_reason"], str)
+        detail = category(opp["loss_reason"], lang) if lost else ""
+        events.append((s["entered_at"], f"{w('stage')}: {category(s['stage'], lang)}", detail))
     if mine.empty:  # no stage history exported: the deal's own creation and close still tell the story
-        events.append((opp["created_at"], _w("deal created"), ""))
+        events.append((opp["created_at"], w("deal_created"), ""))
         if pd.notna(opp["closed_at"]) and opp["status"] in ("won", "lost"):
             detail = (
-                category(opp["loss_reason"]) if opp["status"] == "lost" and isinstance(opp["loss_reason"], str) else ""
+                category(opp["loss_reason"], lang)
+                if opp["status"] == "lost" and isinstance(opp["loss_reason"], str)
+                else ""
             )
-            events.append((opp["closed_at"], f"{_w('stage')}: {category(opp['status'])}", detail))
+            events.append((opp["closed_at"], f"{w('stage')}: {category(opp['status'], lang)}", detail))
     out = pd.DataFrame(events, columns=["when", "event", "detail"]).sort_values("when", kind="stable")
     return out.reset_index(drop=True)
 
 
-def missing_case(kind: str) -> str:
-    """Return the note shown when there is no typical ``success`` or ``failure`` case to show.
+def missing_case(kind: str, lang: str) -> str:
+    """Return the note shown when there is no typical ``success`` or ``failure`` case to show, in ``lang``.
 
-    >>> missing_case("failure")
+    >>> missing_case("failure", "en")
     'No failure case: it needs a deal of the department lost in the period; this data has none.'
     """
-    if kind == "success":
-        return say(
-            "No success case: it needs a deal of the department won in the period; this data has none.",
-            "无成功案例：需要本部门本周期成交的商机，本数据没有。",
-        )
-    return say(
-        "No failure case: it needs a deal of the department lost in the period; this data has none.",
-        "无失败案例：需要本部门本周期丢单的商机，本数据没有。",
-    )
+    return t(f"cases.missing.{kind}", lang)

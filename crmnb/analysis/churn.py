@@ -9,7 +9,7 @@ Three parts, all DataFrame in, DataFrame out:
   ``[cutoff, cutoff + horizon)``. :func:`train_and_evaluate` trains at
   ``as_of − 2 × horizon`` and evaluates on the later cutoff ``as_of − horizon``, whose
   labels are fully observed by ``as_of``; :func:`score` gives probabilities at ``as_of``.
-* :func:`watch_list` puts both together, with masked contact data and an action.
+* :func:`crmnb.analysis.watch.watch_list` puts both together, with masked contact data and an action.
 
 >>> result = train_and_evaluate(customers, orders, visits, tickets, activities, "2026-04-01")  # doctest: +SKIP
 >>> features = build_features(customers, orders, visits, tickets, activities, "2026-04-01")  # doctest: +SKIP
@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from crmnb.analysis.events import DAY_NS, NAT_NS, codes, events_before, ns, timestamp
 from crmnb.errors import NotEnoughData
 
 RISK_LEVELS: tuple[str, ...] = ("high", "medium", "low")
@@ -38,8 +37,6 @@ RISK_LEVELS: tuple[str, ...] = ("high", "medium", "low")
 
 COMPLAINT_TYPES: frozenset[str] = frozenset({"complaint", "投诉"})
 """Ticket types that count as a complaint (compared trimmed and lower-cased)."""
-
-DAY_NS = 86_400 * 10**9
 
 
 # --------------------------------------------------------------------------- rules
@@ -80,33 +77,6 @@ def as_rules(rules: ChurnRules | Mapping[str, Any] | None) -> ChurnRules:
     raise TypeError(f"rules must be ChurnRules, a dict or None, not {type(rules).__name__}")
 
 
-def _ts(when: Any) -> pd.Timestamp:
-    t = pd.Timestamp(when)
-    if t.tzinfo is not None:
-        t = t.tz_localize(None)
-    return t
-
-
-def _ns(s: pd.Series) -> np.ndarray:
-    """Return a datetime column as int64 nanoseconds; NaT becomes the smallest int64."""
-    return s.to_numpy(dtype="datetime64[ns]").view("int64")
-
-
-NAT_NS = np.iinfo(np.int64).min
-
-
-def _codes(ids: pd.Series | pd.Index, index: pd.Index) -> np.ndarray:
-    """Return the position of each id in ``index`` (unique), −1 when absent or missing; hashed in Arrow."""
-    try:
-        a = pa.array(ids, from_pandas=True)
-        v = pa.array(index, from_pandas=True)
-        if a.type != v.type:
-            v = v.cast(a.type)
-        return pc.index_in(a, value_set=v).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
-    except (pa.ArrowException, TypeError, ValueError):
-        return index.get_indexer(pd.Index(ids)).astype(np.intp)
-
-
 def _buyers(
     customers: pd.DataFrame, orders: pd.DataFrame, cutoff: pd.Timestamp, max_lapse_days: int | None
 ) -> pd.DataFrame:
@@ -117,8 +87,8 @@ def _buyers(
     Sorted by customer_id.
     """
     ids = pd.Index(customers["customer_id"].dropna().unique()).sort_values()
-    code = _codes(orders["customer_id"], ids)
-    t = _ns(orders["order_date"])
+    code = codes(orders["customer_id"], ids)
+    t = ns(orders["order_date"])
     c = cutoff.value
     ok = (t != NAT_NS) & (t < c) & (code >= 0)
     code, t = code[ok], t[ok]
@@ -144,40 +114,6 @@ def _buyers(
     return out
 
 
-@dataclass
-class _Events:
-    """The rows of one event table dated before a cutoff, for the customers of an index."""
-
-    pos: np.ndarray  # row positions in the table
-    code: np.ndarray  # position of the customer in the index
-    t: np.ndarray  # int64 ns
-    n: int  # customers in the index
-
-    def count(
-        self, since: int | None = None, weights: np.ndarray | None = None, mask: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Return per customer the number (or sum of ``weights``) of events at or after ``since`` (ns; None: all)."""
-        m = np.ones(len(self.t), bool) if since is None else self.t >= since
-        if mask is not None:
-            m &= mask
-        w = None if weights is None else weights[m]
-        return np.bincount(self.code[m], weights=w, minlength=self.n).astype(float)
-
-    def last(self) -> np.ndarray:
-        """Return per customer the time of the latest event (ns), NAT_NS when none."""
-        out = np.full(self.n, NAT_NS, dtype=np.int64)
-        np.maximum.at(out, self.code, self.t)
-        return out
-
-
-def _events(df: pd.DataFrame, when: str, index: pd.Index, cutoff: pd.Timestamp) -> _Events:
-    """Return the rows of ``df`` dated before ``cutoff`` that belong to customers in ``index``."""
-    t = _ns(df[when])
-    code = _codes(df["customer_id"], index)
-    pos = np.flatnonzero((t != NAT_NS) & (t < cutoff.value) & (code >= 0))
-    return _Events(pos, code[pos], t[pos], len(index))
-
-
 def _is_complaint(types: pd.Series) -> np.ndarray:
     return types.astype("string").str.strip().str.lower().isin(COMPLAINT_TYPES).fillna(False).to_numpy(dtype=bool)
 
@@ -188,6 +124,51 @@ def _plural(n: np.ndarray, one: str, many: str) -> np.ndarray:
 
 def _fmt(values: np.ndarray, spec: str) -> pd.Series:
     return pd.Series(values).map(spec.format)
+
+
+def _reasons(
+    r: ChurnRules,
+    per_month: np.ndarray,
+    low_visits: np.ndarray,
+    o_int: np.ndarray,
+    no_orders: np.ndarray,
+    c_int: np.ndarray,
+) -> pd.Series:
+    """Return each buyer's reasons: visits per month, orders and complaints in the lookback, with the rule's
+    threshold where it is crossed."""
+    months = f"{r.lookback_months:g} month" + ("" if r.lookback_months == 1 else "s")
+    thr = f"{r.min_visits_per_month:g}"
+    v_txt = _fmt(per_month, "{:.1f}") + " visits/month" + pd.Series(np.where(low_visits, f" < {thr}", ""))
+    o_txt = pd.Series(
+        np.where(
+            o_int == 0,
+            f"no order in {months}",
+            pd.Series(o_int).astype(str).to_numpy()
+            + _plural(o_int, " order", " orders")
+            + f" in {months}"
+            + np.where(no_orders, f" ≤ {r.max_orders}", ""),
+        )
+    )
+    c_txt = pd.Series(
+        np.where(
+            c_int == 0,
+            "no complaint",
+            pd.Series(c_int).astype(str).to_numpy() + _plural(c_int, " complaint", " complaints"),
+        )
+    )
+    return v_txt + "; " + o_txt + "; " + c_txt
+
+
+def _grade(
+    r: ChurnRules, per_month: np.ndarray, n_orders: np.ndarray, n_complaints: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the rules' flags low visits, no orders and complained, and the risk level they give."""
+    low_visits = per_month < r.min_visits_per_month
+    no_orders = n_orders <= r.max_orders
+    complained = n_complaints >= r.min_complaints
+    high = low_visits & no_orders & complained
+    medium = (low_visits & no_orders) | (complained & low_visits)
+    return low_visits, no_orders, complained, np.select([high, medium], ["high", "medium"], "low")
 
 
 def rule_risk(
@@ -207,16 +188,16 @@ def rule_risk(
     The lookback is ``[as_of − lookback_months, as_of)``.
     """
     r = as_rules(rules)
-    as_of = _ts(as_of)
+    as_of = timestamp(as_of)
     start = (as_of - pd.DateOffset(months=int(r.lookback_months))).value
     year = (as_of - pd.DateOffset(years=1)).value
     buyers = _buyers(customers, orders, as_of, r.active_within_days)
     idx = buyers.index
 
-    ov = _events(orders, "order_date", idx, as_of)
+    ov = events_before(orders, "order_date", idx, as_of)
     amount = orders["amount"].to_numpy(dtype=float, na_value=np.nan)[ov.pos]
-    vv = _events(visits, "visited_at", idx, as_of)
-    tv = _events(tickets, "created_at", idx, as_of)
+    vv = events_before(visits, "visited_at", idx, as_of)
+    tv = events_before(tickets, "created_at", idx, as_of)
     complaint = _is_complaint(tickets["type"].iloc[tv.pos])
 
     n_visits = vv.count(start)
@@ -225,36 +206,10 @@ def rule_risk(
     n_complaints = tv.count(start, mask=complaint)
     spend = ov.count(year, weights=np.nan_to_num(amount))
 
-    low_visits = per_month < r.min_visits_per_month
-    no_orders = n_orders <= r.max_orders
-    complained = n_complaints >= r.min_complaints
-    high = low_visits & no_orders & complained
-    medium = (low_visits & no_orders) | (complained & low_visits)
-    level = np.select([high, medium], ["high", "medium"], "low")
+    low_visits, no_orders, complained, level = _grade(r, per_month, n_orders, n_complaints)
 
-    months = f"{r.lookback_months:g} month" + ("" if r.lookback_months == 1 else "s")
-    thr = f"{r.min_visits_per_month:g}"
-    v_txt = _fmt(per_month, "{:.1f}") + " visits/month" + pd.Series(np.where(low_visits, f" < {thr}", ""))
-    o_int = n_orders.astype(int)
-    o_txt = pd.Series(
-        np.where(
-            o_int == 0,
-            f"no order in {months}",
-            pd.Series(o_int).astype(str).to_numpy()
-            + _plural(o_int, " order", " orders")
-            + f" in {months}"
-            + np.where(no_orders, f" ≤ {r.max_orders}", ""),
-        )
-    )
-    c_int = n_complaints.astype(int)
-    c_txt = pd.Series(
-        np.where(
-            c_int == 0,
-            "no complaint",
-            pd.Series(c_int).astype(str).to_numpy() + _plural(c_int, " complaint", " complaints"),
-        )
-    )
-    reasons = v_txt + "; " + o_txt + "; " + c_txt
+    o_int, c_int = n_orders.astype(int), n_complaints.astype(int)
+    reasons = _reasons(r, per_month, low_visits, o_int, no_orders, c_int)
 
     return pd.DataFrame(
         {
@@ -377,28 +332,45 @@ def build_features(
     follow-up counts as overdue when it was due in the 90 days before the cutoff and
     not completed by then. Raises ValueError when no customer qualifies.
     """
-    cutoff = _ts(cutoff)
-    c = cutoff.value
+    cutoff = timestamp(cutoff)
     buyers = _buyers(customers, orders, cutoff, max_lapse_days)
     if buyers.empty:
-        lapse = f" within the {max_lapse_days} days" if max_lapse_days is not None else ""
-        raise NotEnoughData(
-            f"no customers with an order before the cutoff {cutoff:%Y-%m-%d %H:%M}{lapse}: churn features need "
-            f"customers who have bought; check the cutoff (orders table has {len(orders):,} rows"
-            + (
-                f", dated {orders['order_date'].min():%Y-%m-%d} to {orders['order_date'].max():%Y-%m-%d})"
-                if orders["order_date"].notna().any()
-                else ", none with a date)"
-            ),
-            f"截至{cutoff:%Y-%m-%d %H:%M}没有{('近' + str(max_lapse_days) + '天内') if max_lapse_days is not None else ''}"
-            f"有购买的客户：流失特征需要已购买的客户（订单表共 {len(orders):,} 行）",
-            1,
-            0,
-        )
+        raise _no_buyers(orders, cutoff, max_lapse_days)
     idx = buyers.index
-    d = {k: c - k * DAY_NS for k in (30, 90, 180, 365)}
+    d = {k: cutoff.value - k * DAY_NS for k in (30, 90, 180, 365)}
+    out = pd.DataFrame(
+        {
+            **_order_features(buyers, customers, orders, cutoff, d),
+            **_visit_features(visits, idx, cutoff, d),
+            **_ticket_features(tickets, idx, cutoff, d),
+            **_followup_features(activities, idx, cutoff, d),
+        },
+        index=idx,
+    )
+    return out[list(FEATURES)]
 
-    ov = _events(orders, "order_date", idx, cutoff)
+
+def _no_buyers(orders: pd.DataFrame, cutoff: pd.Timestamp, max_lapse_days: int | None) -> NotEnoughData:
+    """Return the error that says no customer had bought before ``cutoff``, with what the orders cover."""
+    dated = orders["order_date"].notna().any()
+    return NotEnoughData(
+        f"churn.no_buyers.{'all' if max_lapse_days is None else 'lapse'}.{'dated' if dated else 'undated'}",
+        1,
+        0,
+        cutoff=f"{cutoff:%Y-%m-%d %H:%M}",
+        days=max_lapse_days,
+        rows=len(orders),
+        first=f"{orders['order_date'].min():%Y-%m-%d}" if dated else "",
+        last=f"{orders['order_date'].max():%Y-%m-%d}" if dated else "",
+    )
+
+
+def _order_features(
+    buyers: pd.DataFrame, customers: pd.DataFrame, orders: pd.DataFrame, cutoff: pd.Timestamp, d: dict[int, int]
+) -> dict[str, np.ndarray]:
+    """Return the order features of ``buyers``: recency, tenure, order gaps, orders and spend per window."""
+    c, idx = cutoff.value, buyers.index
+    ov = events_before(orders, "order_date", idx, cutoff)
     amount = np.nan_to_num(orders["amount"].to_numpy(dtype=float, na_value=np.nan)[ov.pos])
     first, last, n_total = (
         buyers["first_order"].to_numpy(),
@@ -407,60 +379,68 @@ def build_features(
     )
     recency = (c - last) / DAY_NS
     began = first.copy()  # the earlier of created_at and the first order
-    cc, created = _codes(customers["customer_id"], idx), _ns(customers["created_at"])
+    cc, created = codes(customers["customer_id"], idx), ns(customers["created_at"])
     has = (cc >= 0) & (created != NAT_NS)
     np.minimum.at(began, cc[has], created[has])
     tenure = (c - began) / DAY_NS
     since_first = (c - first) / DAY_NS
     mean_gap = np.where(n_total >= 2, (last - first) / DAY_NS / np.maximum(n_total - 1, 1), since_first)
     mean_gap = np.maximum(mean_gap, 1.0)
+    return {
+        "recency_days": recency,
+        "tenure_days": tenure,
+        "orders_total": n_total.astype(float),
+        "mean_gap_days": mean_gap,
+        "recency_gap_ratio": recency / mean_gap,
+        "orders_90": ov.count(d[90]),
+        "orders_180": ov.count(d[180]),
+        "orders_365": ov.count(d[365]),
+        "spend_90": ov.count(d[90], weights=amount),
+        "spend_180": ov.count(d[180], weights=amount),
+        "spend_365": ov.count(d[365], weights=amount),
+    }
 
-    vv = _events(visits, "visited_at", idx, cutoff)
+
+def _visit_features(
+    visits: pd.DataFrame, idx: pd.Index, cutoff: pd.Timestamp, d: dict[int, int]
+) -> dict[str, np.ndarray]:
+    """Return the visit features: visits in 30 and 90 days, their trend, days since the last visit."""
+    vv = events_before(visits, "visited_at", idx, cutoff)
     v30, v90 = vv.count(d[30]), vv.count(d[90])
     v_last = vv.last()
-    since_visit = np.where(v_last == NAT_NS, VISIT_GAP_CAP, np.minimum((c - v_last) / DAY_NS, VISIT_GAP_CAP))
+    since = np.where(v_last == NAT_NS, VISIT_GAP_CAP, np.minimum((cutoff.value - v_last) / DAY_NS, VISIT_GAP_CAP))
+    return {"visits_30": v30, "visits_90": v90, "visits_trend": v30 - (v90 - v30) / 2.0, "days_since_visit": since}
 
-    tv = _events(tickets, "created_at", idx, cutoff)
+
+def _ticket_features(
+    tickets: pd.DataFrame, idx: pd.Index, cutoff: pd.Timestamp, d: dict[int, int]
+) -> dict[str, np.ndarray]:
+    """Return the service features: tickets and complaints per window, CSAT of tickets resolved before cutoff."""
+    tv = events_before(tickets, "created_at", idx, cutoff)
     complaint = _is_complaint(tickets["type"].iloc[tv.pos])
-    resolved = _ns(tickets["resolved_at"])[tv.pos]
+    resolved = ns(tickets["resolved_at"])[tv.pos]
     csat = tickets["csat"].to_numpy(dtype=float, na_value=np.nan)[tv.pos]
-    answered = (resolved != NAT_NS) & (resolved < c) & ~np.isnan(csat)
+    answered = (resolved != NAT_NS) & (resolved < cutoff.value) & ~np.isnan(csat)
     csat_n = tv.count(mask=answered)
     csat_sum = tv.count(weights=np.nan_to_num(csat), mask=answered)
+    return {
+        "tickets_90": tv.count(d[90]),
+        "complaints_90": tv.count(d[90], mask=complaint),
+        "complaints_365": tv.count(d[365], mask=complaint),
+        "csat_mean": np.where(csat_n > 0, csat_sum / np.maximum(csat_n, 1), CSAT_NEUTRAL),
+        "csat_answers": csat_n,
+    }
 
-    done = _events(activities, "completed_at", idx, cutoff)
-    due = _events(activities, "due_at", idx, cutoff)
-    completed = _ns(activities["completed_at"])[due.pos]
-    open_at_cutoff = (completed == NAT_NS) | (completed >= c)
 
-    out = pd.DataFrame(
-        {
-            "recency_days": recency,
-            "tenure_days": tenure,
-            "orders_total": n_total.astype(float),
-            "mean_gap_days": mean_gap,
-            "recency_gap_ratio": recency / mean_gap,
-            "orders_90": ov.count(d[90]),
-            "orders_180": ov.count(d[180]),
-            "orders_365": ov.count(d[365]),
-            "spend_90": ov.count(d[90], weights=amount),
-            "spend_180": ov.count(d[180], weights=amount),
-            "spend_365": ov.count(d[365], weights=amount),
-            "visits_30": v30,
-            "visits_90": v90,
-            "visits_trend": v30 - (v90 - v30) / 2.0,
-            "days_since_visit": since_visit,
-            "tickets_90": tv.count(d[90]),
-            "complaints_90": tv.count(d[90], mask=complaint),
-            "complaints_365": tv.count(d[365], mask=complaint),
-            "csat_mean": np.where(csat_n > 0, csat_sum / np.maximum(csat_n, 1), CSAT_NEUTRAL),
-            "csat_answers": csat_n,
-            "followups_90": done.count(d[90]),
-            "overdue_followups_90": due.count(d[90], mask=open_at_cutoff),
-        },
-        index=idx,
-    )
-    return out[list(FEATURES)]
+def _followup_features(
+    activities: pd.DataFrame, idx: pd.Index, cutoff: pd.Timestamp, d: dict[int, int]
+) -> dict[str, np.ndarray]:
+    """Return the follow-up features: done in 90 days, and due in 90 days but still open at the cutoff."""
+    done = events_before(activities, "completed_at", idx, cutoff)
+    due = events_before(activities, "due_at", idx, cutoff)
+    completed = ns(activities["completed_at"])[due.pos]
+    open_at_cutoff = (completed == NAT_NS) | (completed >= cutoff.value)
+    return {"followups_90": done.count(d[90]), "overdue_followups_90": due.count(d[90], mask=open_at_cutoff)}
 
 
 def label_churn(
@@ -473,11 +453,11 @@ def label_churn(
     """
     if isinstance(customers_index, (pd.DataFrame, pd.Series)):
         customers_index = customers_index.index
-    lo = _ts(cutoff)
+    lo = timestamp(cutoff)
     hi = lo + pd.Timedelta(days=horizon_days)
-    t = _ns(orders["order_date"])
+    t = ns(orders["order_date"])
     inside = (t != NAT_NS) & (t >= lo.value) & (t < hi.value)
     index = pd.Index(customers_index)
-    code = _codes(orders["customer_id"], index)
+    code = codes(orders["customer_id"], index)
     bought = np.bincount(code[inside & (code >= 0)], minlength=len(index)) > 0
     return pd.Series((~bought).astype(np.int8), index=customers_index, name="churned")

@@ -19,15 +19,12 @@ from sklearn.tree import DecisionTreeClassifier
 from crmnb.analysis.churn import (
     FEATURE_LABELS,
     FEATURES,
-    RISK_LEVELS,
     RISKY_SIDE,
-    _codes,
-    _ts,
     build_features,
     label_churn,
 )
+from crmnb.analysis.events import timestamp
 from crmnb.errors import NotEnoughData
-from crmnb.present.masking import mask_frame
 
 
 # --------------------------------------------------------------------------- models
@@ -144,6 +141,56 @@ class ChurnModelResult:
         return self.final if self.final is not None else self.models[self.chosen]
 
 
+def _labelled(
+    tables: tuple[pd.DataFrame, ...],
+    what: str,
+    cut: pd.Timestamp,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    max_lapse_days: int | None,
+    folds: int,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the features and churn labels at the ``what`` (training or holdout) cutoff ``cut``.
+
+    Raises :class:`NotEnoughData` when either class has fewer than ``folds`` customers.
+    """
+    orders = tables[1]
+    try:
+        x = build_features(*tables, cut, max_lapse_days)
+    except NotEnoughData:
+        x = pd.DataFrame(columns=list(FEATURES), index=pd.Index([], name="customer_id"), dtype=float)
+    y = label_churn(orders, x.index, cut, horizon_days)
+    churners = int(y.sum())
+    if y.nunique() < 2 or y.value_counts().min() < folds:
+        raise NotEnoughData(
+            f"churn_model.too_few.{what}.{'one' if len(y) == 1 else 'many'}",
+            folds,
+            min(churners, len(y) - churners),
+            cut=f"{cut:%Y-%m-%d}",
+            horizon_days=horizon_days,
+            as_of=f"{as_of:%Y-%m-%d}",
+            folds=folds,
+            n=len(y),
+            churners=churners,
+        )
+    return x, y
+
+
+def _scores(name: str, y_hold: pd.Series, p: np.ndarray, lift: pd.DataFrame, y_train: pd.Series) -> dict:
+    """Return one row of the model comparison: the holdout scores of model ``name``'s probabilities ``p``."""
+    return {
+        "model": name,
+        "roc_auc": roc_auc_score(y_hold, p),
+        "pr_auc": average_precision_score(y_hold, p),
+        "base_rate": float(y_hold.mean()),
+        "brier": brier_score_loss(y_hold, p),
+        "top_decile_lift": float(lift["lift"].iloc[0]),
+        "n_train": len(y_train),
+        "train_base_rate": float(y_train.mean()),
+        "n_holdout": len(y_hold),
+    }
+
+
 def train_and_evaluate(
     customers: pd.DataFrame,
     orders: pd.DataFrame,
@@ -167,31 +214,14 @@ def train_and_evaluate(
     predictions of the training set. The chosen model has the best holdout PR-AUC;
     with ``refit`` its spec is refitted on the holdout cutoff to score at ``as_of``.
     """
-    as_of = _ts(as_of)
+    as_of = timestamp(as_of)
     h = pd.Timedelta(days=horizon_days)
     train_cut, hold_cut = as_of - 2 * h, as_of - h
     tables = (customers, orders, visits, tickets, activities)
-    sets = []
-    for what, cut in (("training", train_cut), ("holdout", hold_cut)):
-        try:
-            x = build_features(*tables, cut, max_lapse_days)
-        except NotEnoughData:
-            x = pd.DataFrame(columns=list(FEATURES), index=pd.Index([], name="customer_id"), dtype=float)
-        y = label_churn(orders, x.index, cut, horizon_days)
-        churners = int(y.sum())
-        if y.nunique() < 2 or y.value_counts().min() < folds:
-            raise NotEnoughData(
-                f"Churn model not trained: it needs customers who bought before the {what} cutoff {cut:%Y-%m-%d} "
-                f"({'two horizons' if what == 'training' else 'one horizon'} of {horizon_days} days before "
-                f"{as_of:%Y-%m-%d}), at least {folds} who then stopped buying and {folds} who went on; this data has "
-                f"{len(y)} such customer{'s' if len(y) != 1 else ''}, {churners} of whom stopped.",
-                f"未训练流失预测模型：需要在{'训练' if what == 'training' else '检验'}截止日{cut:%Y-%m-%d}"
-                f"（{as_of:%Y-%m-%d}之前{2 if what == 'training' else 1}个{horizon_days}天的预测期）之前有购买的客户，"
-                f"其中至少{folds}位随后停止购买、{folds}位继续购买；本数据有{len(y)}位这样的客户，其中{churners}位停止购买。",
-                folds,
-                min(churners, len(y) - churners),
-            )
-        sets.append((x, y))
+    sets = [
+        _labelled(tables, what, cut, as_of, horizon_days, max_lapse_days, folds)
+        for what, cut in (("training", train_cut), ("holdout", hold_cut))
+    ]
     (x_train, y_train), (x_hold, y_hold) = sets
 
     min_leaf = max(20, len(x_train) // 100)
@@ -205,19 +235,7 @@ def train_and_evaluate(
         holdout[name] = p
         lift[name] = lift_table(y_hold.to_numpy(), p)
         importance[name] = _importance(name, m)
-        rows.append(
-            {
-                "model": name,
-                "roc_auc": roc_auc_score(y_hold, p),
-                "pr_auc": average_precision_score(y_hold, p),
-                "base_rate": float(y_hold.mean()),
-                "brier": brier_score_loss(y_hold, p),
-                "top_decile_lift": float(lift[name]["lift"].iloc[0]),
-                "n_train": len(y_train),
-                "train_base_rate": float(y_train.mean()),
-                "n_holdout": len(y_hold),
-            }
-        )
+        rows.append(_scores(name, y_hold, p, lift[name], y_train))
     metrics = pd.DataFrame(rows)
     chosen = str(metrics.loc[metrics["pr_auc"].idxmax(), "model"])
     metrics["chosen"] = metrics["model"] == chosen
@@ -361,134 +379,3 @@ def empty_metrics() -> pd.DataFrame:
 def empty_lift() -> pd.DataFrame:
     """Return a decile lift table with no rows (the columns of :func:`lift_table`)."""
     return lift_table(np.zeros(0), np.zeros(0)).iloc[:0]
-
-
-# --------------------------------------------------------------------------- watch list
-ACTIONS: dict[str, tuple[str, str]] = {
-    "manager_review": ("account review by the manager", "主管牵头大客户复盘"),
-    "service_recovery": ("service recovery call by the account owner within 48 h", "客户负责人48小时内致电修复服务"),
-    "re_engage": ("re-engagement offer", "发送召回/复购优惠"),
-    "check_in": ("check-in call by the account owner", "客户负责人电话回访"),
-    "routine": ("keep the regular contact plan", "保持常规联系"),
-}
-"""Suggested actions (干预建议): key → (English, Chinese)."""
-
-WATCH_COLUMNS = [
-    "customer_id",
-    "name",
-    "company",
-    "phone",
-    "department",
-    "owner_rep",
-    "risk_level",
-    "churn_probability",
-    "reasons",
-    "action",
-]
-
-
-def suggest_actions(
-    risk_level: pd.Series,
-    complained: pd.Series,
-    low_activity: pd.Series,
-    high_value: pd.Series,
-    probability: pd.Series | None = None,
-    language: str = "en",
-    check_in_probability: float = 0.8,
-) -> pd.Series:
-    """Return the suggested actions per customer, most important first, joined by '; '.
-
-    High or medium risk: a high-value account gets a manager review, a complaint a
-    service-recovery call, low visits or no orders a re-engagement offer. Low risk
-    gets a check-in when the model's probability reaches ``check_in_probability``,
-    else the regular plan.
-    """
-    lang = 1 if language == "zh" else 0
-    at_risk = risk_level.isin(["high", "medium"]).to_numpy()
-    prob = np.zeros(len(risk_level)) if probability is None else np.nan_to_num(np.asarray(probability, float))
-    steps = [
-        ("manager_review", at_risk & np.asarray(high_value, bool)),
-        ("service_recovery", np.asarray(complained, bool)),
-        ("re_engage", at_risk & np.asarray(low_activity, bool)),
-        ("check_in", ~at_risk & (prob >= check_in_probability)),
-    ]
-    text = pd.Series([""] * len(risk_level), index=risk_level.index, dtype=object)
-    for key, on in steps:
-        word = ACTIONS[key][lang]
-        text = text + np.where(on & (text != ""), "; ", "") + np.where(on, word, "")
-    return text.where(text != "", ACTIONS["routine"][lang]).rename("action")
-
-
-def watch_list(
-    customers: pd.DataFrame,
-    rule_table: pd.DataFrame,
-    probabilities: pd.Series | None = None,
-    top_n: int | None = 50,
-    mask: bool = True,
-    drivers: pd.Series | None = None,
-    high_value_quantile: float = 0.8,
-    check_in_probability: float = 0.8,
-    language: str = "en",
-) -> pd.DataFrame:
-    """Return the churn watch list: who, owner, risk level, probability, reasons and action.
-
-    One row per customer of ``rule_table`` (with probabilities: those scored too),
-    sorted by risk level, then probability (highest first), then customer_id, cut to
-    ``top_n``. Names, companies and phones are masked unless ``mask`` is False;
-    e-mails are left out. High value: spend in the last 12 months at or above the
-    ``high_value_quantile`` of the graded customers. Actions: :func:`suggest_actions`.
-    """
-    rt = rule_table.reset_index(drop=True)
-    if probabilities is not None:
-        at = _codes(rt["customer_id"], pd.Index(probabilities.index))
-        rt = rt[at >= 0].reset_index(drop=True)
-        prob = probabilities.to_numpy(dtype=float)[at[at >= 0]]
-    else:
-        prob = np.full(len(rt), np.nan)
-    spend = rt["spend_12m"].astype(float)
-    high_value = (
-        ((spend >= spend.quantile(high_value_quantile)) & (spend > 0)).to_numpy() if len(rt) else np.zeros(0, bool)
-    )
-    rank = pd.Categorical(rt["risk_level"], categories=list(RISK_LEVELS), ordered=True).codes
-    order = np.lexsort((rt["customer_id"].astype(str).to_numpy(), -np.nan_to_num(prob, nan=-1.0), rank))
-    if top_n is not None:
-        order = order[:top_n]
-    rt, prob, high_value = rt.iloc[order].reset_index(drop=True), prob[order], high_value[order]
-
-    who = ["name", "company", "phone", "department", "owner_rep"]
-    row = _first(customers["customer_id"], rt["customer_id"])
-    people = customers.iloc[np.maximum(row, 0)][who].reset_index(drop=True)
-    people.loc[row < 0, :] = None  # customers missing from the customers table
-    if mask:
-        people = mask_frame(people)
-    reasons = rt["reasons"].astype(object)
-    if drivers is not None:
-        d = rt["customer_id"].map(drivers).fillna("").astype(object)
-        reasons = reasons + np.where(d != "", "; model: ", "") + d
-    action = suggest_actions(
-        rt["risk_level"],
-        rt["complained"],
-        rt["low_visits"] | rt["no_orders"],
-        pd.Series(high_value),
-        pd.Series(prob),
-        language,
-        check_in_probability,
-    )
-    out = pd.DataFrame(
-        {
-            "customer_id": rt["customer_id"].to_numpy(),
-            **{c: people[c].to_numpy() for c in who},
-            "risk_level": rt["risk_level"].to_numpy(),
-            "churn_probability": prob,
-            "reasons": reasons.to_numpy(),
-            "action": action.to_numpy(),
-        }
-    )
-    return out[WATCH_COLUMNS]
-
-
-def _first(ids: pd.Series, wanted: pd.Series) -> np.ndarray:
-    """Return the row position of the first occurrence of each wanted id in ``ids`` (−1 when absent)."""
-    rows = np.flatnonzero(~ids.duplicated().to_numpy() & ids.notna().to_numpy())
-    pos = _codes(wanted, pd.Index(ids.iloc[rows]))
-    return np.where(pos >= 0, rows[np.maximum(pos, 0)], -1)

@@ -101,11 +101,14 @@ def clv_table(
         and customer_col in orders.columns
         and not (orders[customer_col].notna() & (dates < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))).any()
     ):
-        raise _too_few(0, f"no orders up to {pd.Timestamp(as_of).date()}", f"截至{pd.Timestamp(as_of).date()}没有订单")
+        raise NotEnoughData(
+            "clv.no_orders", MIN_REPEAT_CUSTOMERS, 0, need=MIN_REPEAT_CUSTOMERS, date=pd.Timestamp(as_of).date()
+        )
     summary = rfm_summary(orders, as_of, freq=freq, customer_col=customer_col, date_col=date_col, amount_col=amount_col)
     repeat = int((summary["frequency"] > 0).sum())
     if repeat < MIN_REPEAT_CUSTOMERS:
-        raise _too_few(repeat, f"{repeat}", f"{repeat}位")
+        key = "clv.too_few" if repeat else "clv.too_few.zero"
+        raise NotEnoughData(key, MIN_REPEAT_CUSTOMERS, repeat, need=MIN_REPEAT_CUSTOMERS, n=repeat)
     note = ""
     try:
         gg = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])  # first: it names too few repeat buyers
@@ -118,17 +121,6 @@ def clv_table(
     bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
     return CLVTable(clv(bg, gg, summary, horizon, discount_rate_per_period), bg, gg, note)
-
-
-def _too_few(repeat: int, has_en: str, has_zh: str) -> NotEnoughData:
-    """Return the error that says lifetime value cannot be estimated on so few repeat buyers."""
-    return NotEnoughData(
-        f"Lifetime value not estimated: it needs at least {MIN_REPEAT_CUSTOMERS} customers with repeat purchases; "
-        f"this data has {has_en}.",
-        f"未估算客户生命周期价值：至少需要{MIN_REPEAT_CUSTOMERS}位有复购的客户，本数据{'只有' if repeat else ''}{has_zh}。",
-        MIN_REPEAT_CUSTOMERS,
-        repeat,
-    )
 
 
 CLV_COLUMNS = [

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from crmnb.present.words import say
+from crmnb.present.words import fmt_change, fmt_value, has, t
 
 
 def change_rate(before: float, after: float) -> float:
@@ -117,14 +117,12 @@ def diff_in_diff(treated: Difference, control: Difference) -> tuple[float, float
     return did, did - z * se, did + z * se
 
 
-def _fmt_diff(d: float, unit: str) -> str:
-    from crmnb.present.words import language
-
-    zh = language() == "zh"
+def _fmt_diff(d: float, unit: str, lang: str) -> str:
+    """Return a difference with its unit: percentage points for rates, hours or days, else the plain number."""
     if unit == "rate":
-        return f"{d * 100:+.1f}{'个百分点' if zh else ' pp'}"
+        return t("compare.diff.rate", lang, d=f"{d * 100:+.1f}")
     if unit in ("hours", "days"):
-        return f"{d:+.1f} {('小时' if zh else 'h') if unit == 'hours' else ('天' if zh else 'd')}"
+        return t(f"compare.diff.{unit}", lang, d=f"{d:+.1f}")
     return f"{d:+,.1f}"
 
 
@@ -162,13 +160,14 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
             "did_ci_low": np.nan,
             "did_ci_high": np.nan,
         }
-        ci = f"{_fmt_diff(d.ci_low, m.unit)} ~ {_fmt_diff(d.ci_high, m.unit)}"
+        lang = case.language
+        ci = f"{_fmt_diff(d.ci_low, m.unit, lang)} ~ {_fmt_diff(d.ci_high, m.unit, lang)}"
         notes = [
-            say(f"95% CI of the difference {ci}", f"差值95%置信区间 {ci}"),
+            t("compare.note.ci", lang, ci=ci),
             f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})",
         ]
         if not (d.n_before and d.n_after):
-            notes = [_not_compared(d.n_before, d.n_after)]
+            notes = [_not_compared(d.n_before, d.n_after, lang)]
         if case.control_department:
             cb = units(mid, tables, b0, b1, case.control_department, **opts)
             ca = units(mid, tables, a0, a1, case.control_department, **opts)
@@ -176,51 +175,42 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
             if np.isfinite(c.diff) and np.isfinite(d.diff):
                 did, lo, hi = diff_in_diff(d, c)
                 row.update(did=did, did_ci_low=lo, did_ci_high=hi)
-                ci = f"{_fmt_diff(lo, m.unit)} ~ {_fmt_diff(hi, m.unit)}"
-                notes.append(
-                    say(
-                        f"vs control {_fmt_diff(did, m.unit)} (95% CI {ci})",
-                        f"相对对照组 {_fmt_diff(did, m.unit)}（95%置信区间 {ci}）",
-                    )
-                )
+                ci = f"{_fmt_diff(lo, m.unit, lang)} ~ {_fmt_diff(hi, m.unit, lang)}"
+                notes.append(t("compare.note.control", lang, did=_fmt_diff(did, m.unit, lang), ci=ci))
         row["notes"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _not_compared(n_before: int, n_after: int) -> str:
+def _not_compared(n_before: int, n_after: int, lang: str) -> str:
     """Return the note of a metric that cannot be compared: which window has nothing to measure it on."""
     if not n_before and not n_after:
-        return say("not compared: nothing to measure it on before or after", "未比较：实施前后均无可计算的数据")
-    if not n_before:
-        return say("not compared: nothing to measure it on before the intervention", "未比较：实施前无可计算的数据")
-    return say("not compared: nothing to measure it on after the intervention", "未比较：实施后无可计算的数据")
+        return t("compare.not_compared.both", lang)
+    return t("compare.not_compared.before" if not n_before else "compare.not_compared.after", lang)
 
 
-def describe_change(row: pd.Series) -> str:
-    """Return one sentence on a metric's change with its interval, for the summary."""
-    from crmnb.present.words import fmt_change, fmt_value
+def describe_change(row: pd.Series, lang: str | None = None) -> str:
+    """Return one sentence on a metric's change with its interval, for the summary, in ``lang``."""
+    if lang is None:  # the summary does not pass its language yet
+        from crmnb.present.words import language
 
+        lang = language()
     u = row["unit"]
     head = f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)}"
     if pd.isna(row["ci_low"]) or pd.isna(row["ci_high"]):
         n0, n1 = int(row.get("n_before", 0) or 0), int(row.get("n_after", 0) or 0)
-        why = _not_compared(n0, n1) if not (n0 and n1) else say("no interval", "无法计算置信区间")
-        return head + say(f" ({why}).", f"（{why}）。")
-    ci = f"{_fmt_diff(row['ci_low'], u)} to {_fmt_diff(row['ci_high'], u)}"
+        why = _not_compared(n0, n1, lang) if not (n0 and n1) else t("compare.no_interval", lang)
+        return head + t("compare.why", lang, why=why)
+
+    def span(low: float, high: float) -> str:
+        return t("compare.range", lang, low=_fmt_diff(low, u, lang), high=_fmt_diff(high, u, lang))
+
     head += f" ({fmt_change(row['change_rate'])}"
-    s = head + say(f"; 95% CI of the difference {ci})", f"；差值95%置信区间 {ci.replace(' to ', ' ~ ')}）")
+    s = head + t("compare.change_ci", lang, ci=span(row["ci_low"], row["ci_high"]))
     if pd.notna(row.get("did")):
-        dci = f"{_fmt_diff(row['did_ci_low'], u)} to {_fmt_diff(row['did_ci_high'], u)}"
-        s += say(
-            f"; against the control department {_fmt_diff(row['did'], u)} (95% CI {dci})",
-            f"；相对对照部门 {_fmt_diff(row['did'], u)}（95%置信区间 {dci.replace(' to ', ' ~ ')}）",
-        )
-    return s + say(".", "。")
-
-
-BY_WORDS = {"owner_rep": ("rep", "销售代表"), "department": ("department", "部门"), "month": ("month", "月份")}
-"""What a breakdown column is called in a sentence, in English and Chinese."""
+        dci = span(row["did_ci_low"], row["did_ci_high"])
+        s += t("compare.against_control", lang, did=_fmt_diff(row["did"], u, lang), ci=dci)
+    return s + t("compare.end", lang)
 
 
 def nothing_measured(metric: str, by: str, language: str = "en") -> str:
@@ -233,15 +223,10 @@ def nothing_measured(metric: str, by: str, language: str = "en") -> str:
     from crmnb.analysis.metrics import CATALOGUE, FORMULA_ZH
 
     m = CATALOGUE[metric]
-    en_by, zh_by = BY_WORDS.get(by, (by, by))
-    if language == "zh":
-        return (
-            f"未按{zh_by}展示{m.name('zh')}：实施前后两个时段均无可计算的数据（{FORMULA_ZH.get(metric, m.formula)}）。"
-        )
-    return (
-        f"{m.name('en')} by {en_by} not shown: neither the before nor the after window has anything to "
-        f"measure it on ({m.formula})."
-    )
+    key = f"compare.by.{by}"
+    by_word = t(key, language) if has(key) else by
+    formula = FORMULA_ZH.get(metric, m.formula) if language == "zh" else m.formula
+    return t("compare.nothing_measured", language, name=m.name(language), by=by_word, formula=formula)
 
 
 def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:

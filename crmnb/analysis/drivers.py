@@ -10,6 +10,7 @@ from scipy import stats
 
 from crmnb.analysis.metrics import converted_within
 from crmnb.errors import NotEnoughData
+from crmnb.present.words import t
 
 RESPONSE_BUCKETS: tuple[tuple[float, float, str], ...] = (
     (0, 4, "< 4 h"),
@@ -90,15 +91,7 @@ def response_slope(rc: pd.DataFrame, cap_hours: float = 120.0) -> Slope:
     y = rc["converted"].to_numpy(float)
     n = len(x)
     if n < 10 or np.ptp(x) == 0:
-        same_en = ", all with the same response time" if n >= 10 else ""
-        same_zh = "，且响应时长全部相同" if n >= 10 else ""
-        raise NotEnoughData(
-            f"Response-time effect not estimated: it needs at least 10 contacted leads whose first-response "
-            f"times differ; this data has {n}{same_en}.",
-            f"未估计首次响应时长对转化的影响：至少需要10条首次响应时长各异的已联系线索，本数据有{n}条{same_zh}。",
-            10,
-            n,
-        )
+        raise NotEnoughData("drivers.no_slope.same" if n >= 10 else "drivers.no_slope", 10, n, n=n)
     X = np.column_stack([np.ones(n), x])
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ beta
@@ -112,7 +105,7 @@ def response_slope(rc: pd.DataFrame, cap_hours: float = 120.0) -> Slope:
     return Slope(faster, faster - z * se, faster + z * se, p, n)
 
 
-def slope_record(s: Slope | None, gap: Exception | None = None) -> dict:
+def slope_record(s: Slope | None, gap: NotEnoughData | None, lang: str) -> dict:
     """Return the slope as step 5 hands it on: its figures and the sentence, or, when it could not be
     estimated, empty figures and the reason (``gap``, a :class:`crmnb.errors.NotEnoughData`)."""
     if s is None:
@@ -122,25 +115,15 @@ def slope_record(s: Slope | None, gap: Exception | None = None) -> dict:
             "ci_high": None,
             "p_value": None,
             "n": getattr(gap, "found", None),
-            "sentence": gap.say() if gap is not None else "",
+            "sentence": gap.say(lang) if gap is not None else "",
         }
-    return {**s.__dict__, "sentence": slope_sentence(s)}
+    return {**s.__dict__, "sentence": slope_sentence(s, lang)}
 
 
-def slope_sentence(s: Slope) -> str:
-    """State the slope as a sentence a manager reads.
+def slope_sentence(s: Slope, lang: str) -> str:
+    """State the slope as a sentence a manager reads, in ``lang``.
 
-    >>> slope_sentence(Slope(0.031, 0.02, 0.042, 0.0001, 500))
+    >>> slope_sentence(Slope(0.031, 0.02, 0.042, 0.0001, 500), "en")
     'Each day faster first response goes with +3.1 pp conversion (95% CI +2.0 to +4.2 pp; 500 leads).'
     """
-    from crmnb.present.words import language
-
-    if language() == "zh":
-        return (
-            f"首次响应每快一天，线索转化率约{s.per_unit * 100:+.1f}个百分点"
-            f"（95%置信区间 {s.ci_low * 100:+.1f} ~ {s.ci_high * 100:+.1f} 个百分点；{s.n:,} 条线索）。"
-        )
-    return (
-        f"Each day faster first response goes with {s.per_unit * 100:+.1f} pp conversion "
-        f"(95% CI {s.ci_low * 100:+.1f} to {s.ci_high * 100:+.1f} pp; {s.n:,} leads)."
-    )
+    return t("drivers.slope", lang, per_unit=s.per_unit * 100, ci_low=s.ci_low * 100, ci_high=s.ci_high * 100, n=s.n)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from crmnb.errors import NotEnoughData
+from crmnb.present.words import t
 
 METHODS: tuple[str, ...] = ("ses", "holt_damped", "moving_average")
 """Forecast methods: simple exponential smoothing, Holt's damped trend, moving average."""
@@ -99,7 +100,7 @@ def weekly_revenue(opportunities: pd.DataFrame, department: str | None = None, s
     return out
 
 
-def _series(weekly: pd.DataFrame | pd.Series) -> tuple[pd.DatetimeIndex, np.ndarray]:
+def weekly_series(weekly: pd.DataFrame | pd.Series) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """Return the weeks and revenue of a weekly series (a :func:`weekly_revenue` table or a Series by week)."""
     if isinstance(weekly, pd.DataFrame):
         missing = [c for c in ("week", "revenue") if c not in weekly]
@@ -120,6 +121,9 @@ def _series(weekly: pd.DataFrame | pd.Series) -> tuple[pd.DatetimeIndex, np.ndar
             "which fills weeks without a win with 0)"
         )
     return weeks, values
+
+
+_series = weekly_series  # the name present.charts still imports
 
 
 # --------------------------------------------------------------------------- methods
@@ -198,7 +202,7 @@ def backtest(
         raise ValueError(f"step must be a whole number of weeks ≥ 1, got {step!r}")
     if min_train < MIN_HISTORY:
         raise ValueError(f"min_train must be at least {MIN_HISTORY} weeks, got {min_train}")
-    weeks, y = _series(weekly)
+    weeks, y = weekly_series(weekly)
     if len(y) <= min_train:
         raise ValueError(f"table 'weekly' has {len(y)} weeks; a backtest needs more than min_train={min_train}")
     fit = _method(method)
@@ -262,7 +266,7 @@ def rolling_forecast(
     if not 0 < level < 1:
         raise ValueError(f"level must lie between 0 and 1 (write 80% as 0.8), got {level!r}")
     fit = _method(method)
-    weeks, y = _series(weekly)
+    weeks, y = weekly_series(weekly)
     if as_of is not None:
         keep = weeks <= pd.Timestamp(as_of)
         weeks, y = weeks[keep], y[keep]
@@ -378,7 +382,7 @@ def deviation_rate(forecast: pd.DataFrame, weekly: pd.DataFrame | pd.Series, tol
     missing = [c for c in ("week", "forecast") if c not in forecast]
     if missing:
         raise ValueError(f"table 'forecast': missing column(s) {', '.join(missing)}")
-    weeks, y = _series(weekly)
+    weeks, y = weekly_series(weekly)
     actual = pd.Series(y, index=weeks)
     out = forecast[["week", "step", "forecast"] if "step" in forecast else ["week", "forecast"]].copy()
     out["actual"] = out["week"].map(actual)
@@ -436,14 +440,8 @@ def weekly_forecast(
     n = len(weekly) if weekly is not None else 0
     need = max(min_train, MIN_HISTORY) + 1
     if n < need:
-        raise NotEnoughData(
-            f"Forecast not made: it needs at least {need} weeks of won-deal history ({min_train} to fit the model on, "
-            f"then weeks to test it on); this data has {n} week{'s' if n != 1 else ''} from the first win to {end}.",
-            f"未做收入预测：至少需要{need}周的成交历史（{min_train}周用于拟合模型，其后各周用于检验）；"
-            f"本数据从首笔成交到{end}只有{n}周。",
-            need,
-            n,
-        )
+        key = "forecast.not_made.one" if n == 1 else "forecast.not_made.many"
+        raise NotEnoughData(key, need, n, need=need, min_train=min_train, n=n, end=end)
     bt = backtest(weekly, horizon=horizon, min_train=min_train, method=method)
     return WeeklyForecast(
         weekly, bt, forecast_accuracy(bt), rolling_forecast(weekly, horizon=horizon, method=method, min_train=min_train)
@@ -483,21 +481,19 @@ def empty_accuracy() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in ACCURACY_COLUMNS.items()})
 
 
-def describe_accuracy(accuracy: pd.DataFrame, tolerance: float = 0.08) -> str:
-    """State the backtest's accuracy and whether the horizon total passes the tolerance, in the report language."""
-    from crmnb.present.words import language
-
+def describe_accuracy(accuracy: pd.DataFrame, lang: str, tolerance: float = 0.08) -> str:
+    """State the backtest's accuracy and whether the horizon total passes the tolerance, in ``lang``."""
     a = accuracy.iloc[0]
     flag = bool(deviation_flag(a["total_wape"], tolerance))
-    h = int(a["horizon"])
-    if language() == "zh":
-        return (
-            f"回测 {int(a['origins'])} 个起点：周度WAPE {a['wape']:.1%}，偏差 {a['bias']:+.1%}；"
-            f"{h}周合计预测偏差率 {a['total_wape']:.1%}，容差 {tolerance:.0%}："
-            + ("超出容差，预测值应作为区间参考。" if flag else "在容差以内。")
-        )
-    return (
-        f"Backtest over {int(a['origins'])} origins: weekly WAPE {a['wape']:.1%}, bias {a['bias']:+.1%}; "
-        f"{h}-week total deviation {a['total_wape']:.1%} against a {tolerance:.0%} tolerance: "
-        + ("above tolerance: read the forecast as a range, not a number." if flag else "within tolerance.")
+    verdict = t("forecast.accuracy.above" if flag else "forecast.accuracy.within", lang)
+    return t(
+        "forecast.accuracy",
+        lang,
+        origins=int(a["origins"]),
+        wape=a["wape"],
+        bias=a["bias"],
+        h=int(a["horizon"]),
+        total_wape=a["total_wape"],
+        tolerance=tolerance,
+        verdict=verdict,
     )

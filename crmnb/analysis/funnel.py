@@ -9,6 +9,7 @@ import pandas as pd
 
 from crmnb.frames import isin
 from crmnb.intake.schema import FUNNEL_STAGES
+from crmnb.present.words import t
 
 
 def conversion_table(stages: Sequence[str], entered: Sequence[int]) -> pd.DataFrame:
@@ -155,43 +156,23 @@ def funnel(
     return table
 
 
-def gaps(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame) -> list[str]:
+def gaps(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame, lang: str) -> list[str]:
     """Return what the funnel of ``leads`` could not trace, in plain words (empty when nothing is missing):
     no leads, none of ``opportunities`` (the department's deals) linked to a lead, no stage history for them.
 
     >>> none = pd.DataFrame({"lead_id": [], "opportunity_id": []})
-    >>> gaps(none, none, none)[0]
+    >>> gaps(none, none, none, "en")[0]
     'Funnel not traced: it needs leads of the department created in the period; this data has none.'
     """
-    from crmnb.present.words import say
-
-    out = []
     if not len(leads):
-        out.append(
-            say(
-                "Funnel not traced: it needs leads of the department created in the period; this data has none.",
-                "未绘制销售漏斗：需要本部门本周期创建的线索，本数据没有。",
-            )
-        )
-        return out
+        return [t("funnel.no_leads", lang)]
+    out = []
     linked = (
         opportunities["lead_id"].notna() if "lead_id" in opportunities else pd.Series(False, index=opportunities.index)
     )
     if len(opportunities) and not linked.any():
         n = len(opportunities)
-        out.append(
-            say(
-                f"Funnel traced only to the lead stage: the stages after it need deals linked to their leads "
-                f"(a lead id on each deal); none of this data's {n} deal{'s' if n != 1 else ''} has one.",
-                f"销售漏斗只能追踪到线索阶段：后续阶段需要商机关联到其线索（每个商机带有线索编号），"
-                f"本数据的{n}个商机均未关联。",
-            )
-        )
+        out.append(t("funnel.unlinked.one" if n == 1 else "funnel.unlinked.many", lang, n=n))
     if len(opportunities) and not isin(stage_history["opportunity_id"], opportunities["opportunity_id"]).any():
-        out.append(
-            say(
-                "Deal-stage dwell times not measured: they need the deals' stage history; this data has none.",
-                "未计算商机各阶段的停留时长：需要商机的阶段变更记录，本数据没有。",
-            )
-        )
+        out.append(t("funnel.no_history", lang))
     return out

@@ -35,7 +35,7 @@ ALL_CHANNELS = "all channels"
 
 
 # --------------------------------------------------------------------------- checks
-def _check(df: pd.DataFrame, table: str, columns: Sequence[str], allow_empty: bool = False) -> None:
+def check_table(df: pd.DataFrame, table: str, columns: Sequence[str], allow_empty: bool = False) -> None:
     """Raise ValueError naming the table when ``df`` lacks a column or (unless allowed) has no rows."""
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"table '{table}' must be a DataFrame, got {type(df).__name__}")
@@ -49,7 +49,7 @@ def _check(df: pd.DataFrame, table: str, columns: Sequence[str], allow_empty: bo
         raise ValueError(f"table '{table}' is empty: nothing to analyse")
 
 
-def _day_bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+def day_bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """Return the window as [lo, hi) timestamps: ``end`` is a whole day, included."""
     lo = pd.Timestamp(start) if start is not None else None
     hi = pd.Timestamp(end).normalize() + pd.Timedelta(days=1) if end is not None else None
@@ -58,7 +58,7 @@ def _day_bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     return lo, hi
 
 
-def _in(s: pd.Series, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> pd.Series:
+def in_window(s: pd.Series, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> pd.Series:
     """Return True where ``s`` falls in [lo, hi); missing bounds are open."""
     ok = pd.Series(True, index=s.index)
     if lo is not None:
@@ -68,12 +68,46 @@ def _in(s: pd.Series, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> pd.Se
     return ok
 
 
-def _label(s: pd.Series, missing: str = UNKNOWN) -> pd.Series:
+def as_label(s: pd.Series, missing: str = UNKNOWN) -> pd.Series:
     """Return ``s`` as plain text with missing values replaced by ``missing``."""
     return s.astype(object).where(s.notna(), missing)
 
 
 # --------------------------------------------------------------------------- outcomes per lead
+def _check_outcome_tables(leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.DataFrame) -> None:
+    """Raise ValueError naming the table when one lacks a column :func:`lead_outcomes` reads, or a lead repeats."""
+    check_table(leads, "leads", ["lead_id", "created_at", "channel", "campaign_id"])
+    check_table(
+        opportunities,
+        "opportunities",
+        ["opportunity_id", "lead_id", "customer_id", "status", "amount", "closed_at"],
+        allow_empty=True,
+    )
+    check_table(orders, "orders", ["customer_id", "order_date", "amount"], allow_empty=True)
+    if leads["lead_id"].duplicated().any():
+        dup = leads.loc[leads["lead_id"].duplicated(), "lead_id"].iloc[0]
+        raise ValueError(f"table 'leads': lead_id must be unique, {dup!r} appears more than once")
+
+
+def _repeat_revenue(
+    out: pd.DataFrame,
+    orders: pd.DataFrame,
+    won_all: pd.DataFrame,
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+) -> pd.Series:
+    """Return each lead's later orders in [lo, hi): orders of its customer after the first win, outside won deals,
+    credited to the customer's first won lead only."""
+    first = out[out["won"] & out["customer_id"].notna()].sort_values("won_at", kind="stable")
+    first = first.drop_duplicates("customer_id")[["customer_id", "lead_id", "won_at"]]
+    od = orders[orders["amount"].notna() & in_window(orders["order_date"], lo, hi)]
+    if "opportunity_id" in od:
+        od = od[~isin(od["opportunity_id"], won_all["opportunity_id"])]
+    later = od[["customer_id", "order_date", "amount"]].merge(first, on="customer_id", how="inner")
+    later = later[later["order_date"] > later["won_at"]]
+    return out["lead_id"].map(later.groupby("lead_id")["amount"].sum()).fillna(0.0).astype(float)
+
+
 def lead_outcomes(
     leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.DataFrame, start=None, end=None
 ) -> pd.DataFrame:
@@ -94,22 +128,12 @@ def lead_outcomes(
     >>> lead_outcomes(leads, opps, orders)[["lead_id", "won", "revenue"]].values.tolist()
     [['L1', True, 140.0], ['L2', False, 0.0]]
     """
-    _check(leads, "leads", ["lead_id", "created_at", "channel", "campaign_id"])
-    _check(
-        opportunities,
-        "opportunities",
-        ["opportunity_id", "lead_id", "customer_id", "status", "amount", "closed_at"],
-        allow_empty=True,
-    )
-    _check(orders, "orders", ["customer_id", "order_date", "amount"], allow_empty=True)
-    if leads["lead_id"].duplicated().any():
-        dup = leads.loc[leads["lead_id"].duplicated(), "lead_id"].iloc[0]
-        raise ValueError(f"table 'leads': lead_id must be unique, {dup!r} appears more than once")
-    lo, hi = _day_bounds(start, end)
-    cohort = leads[_in(leads["created_at"], lo, hi)]
+    _check_outcome_tables(leads, opportunities, orders)
+    lo, hi = day_bounds(start, end)
+    cohort = leads[in_window(leads["created_at"], lo, hi)]
     opp = opportunities
     won_all = opp[(opp["status"] == "won") & opp["closed_at"].notna()]
-    won = won_all[isin(won_all["lead_id"], cohort["lead_id"]) & _in(won_all["closed_at"], None, hi)]
+    won = won_all[isin(won_all["lead_id"], cohort["lead_id"]) & in_window(won_all["closed_at"], None, hi)]
     won = won.sort_values(["closed_at", "opportunity_id"], kind="stable")
     g = won.groupby("lead_id", sort=False)
     per = pd.DataFrame(
@@ -134,14 +158,7 @@ def lead_outcomes(
         out["customer_id"] = out["customer_id"].fillna(lead_customer.where(out["won"]))
     out["deal_revenue"] = out["deal_revenue"].fillna(0.0).astype(float)
 
-    first = out[out["won"] & out["customer_id"].notna()].sort_values("won_at", kind="stable")
-    first = first.drop_duplicates("customer_id")[["customer_id", "lead_id", "won_at"]]
-    od = orders[orders["amount"].notna() & _in(orders["order_date"], lo, hi)]
-    if "opportunity_id" in od:
-        od = od[~isin(od["opportunity_id"], won_all["opportunity_id"])]
-    later = od[["customer_id", "order_date", "amount"]].merge(first, on="customer_id", how="inner")
-    later = later[later["order_date"] > later["won_at"]]
-    out["repeat_revenue"] = out["lead_id"].map(later.groupby("lead_id")["amount"].sum()).fillna(0.0).astype(float)
+    out["repeat_revenue"] = _repeat_revenue(out, orders, won_all, lo, hi)
     out["revenue"] = out["deal_revenue"] + out["repeat_revenue"]
     return out
 
@@ -200,6 +217,41 @@ def _aggregate(outcomes: pd.DataFrame, key: str) -> pd.DataFrame:
     )
 
 
+CAMPAIGN_COLUMNS = [
+    "campaign_id",
+    "name",
+    "channel",
+    "start_date",
+    "end_date",
+    "spend_total",
+    "spend_share",
+    "spend",
+    "cpa_benchmark",
+    "leads",
+    "customers",
+    "conversion",
+    "cac",
+    "deal_revenue",
+    "repeat_revenue",
+    "revenue",
+    "roi",
+    "ltv",
+    "ltv_cac",
+]
+"""The columns of :func:`campaign_performance`, in order (those present)."""
+
+
+def _campaign_spend(campaigns: pd.DataFrame, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> pd.DataFrame:
+    """Return the campaigns' own columns with their total spend, the share of their run in [lo, hi) and its spend."""
+    cols = [c for c in ("campaign_id", "name", "channel", "start_date", "end_date", "cpa_benchmark") if c in campaigns]
+    base = campaigns[cols].copy()
+    share = _spend_share(campaigns, lo, hi)
+    base["spend_total"] = campaigns["spend"].to_numpy(dtype=float)
+    base["spend_share"] = share
+    base["spend"] = base["spend_total"] * share
+    return base
+
+
 def campaign_performance(
     campaigns: pd.DataFrame,
     leads: pd.DataFrame,
@@ -227,47 +279,21 @@ def campaign_performance(
     :func:`channel_performance`. A lead created near ``end`` has had little time to be
     won, so a window that ends at the export date understates its last weeks.
     """
-    _check(campaigns, "campaigns", ["campaign_id", "channel", "spend"])
+    check_table(campaigns, "campaigns", ["campaign_id", "channel", "spend"])
     if campaigns["campaign_id"].duplicated().any():
         dup = campaigns.loc[campaigns["campaign_id"].duplicated(), "campaign_id"].iloc[0]
         raise ValueError(f"table 'campaigns': campaign_id must be unique, {dup!r} appears more than once")
-    lo, hi = _day_bounds(start, end)
+    lo, hi = day_bounds(start, end)
+    base = _campaign_spend(campaigns, lo, hi)
     outcomes = lead_outcomes(leads, opportunities, orders, start, end)
     outcomes = outcomes[outcomes["campaign_id"].notna()]
-    cols = [c for c in ("campaign_id", "name", "channel", "start_date", "end_date", "cpa_benchmark") if c in campaigns]
-    base = campaigns[cols].copy()
-    share = _spend_share(campaigns, lo, hi)
-    base["spend_total"] = campaigns["spend"].to_numpy(dtype=float)
-    base["spend_share"] = share
-    base["spend"] = base["spend_total"] * share
     agg = _aggregate(outcomes, "campaign_id").rename_axis("campaign_id").reset_index()
     out = base.merge(agg, on="campaign_id", how="outer", sort=False, indicator=True)
     known = out.pop("_merge") != "right_only"
     out = pd.concat([out[known], out[~known]], ignore_index=True)  # the campaign table's order, then strays
     out["campaign_id"] = out["campaign_id"].astype(object)
     out = _metrics(out, ltv_per_customer, outcomes[outcomes["won"]], "campaign_id")
-    order = [
-        "campaign_id",
-        "name",
-        "channel",
-        "start_date",
-        "end_date",
-        "spend_total",
-        "spend_share",
-        "spend",
-        "cpa_benchmark",
-        "leads",
-        "customers",
-        "conversion",
-        "cac",
-        "deal_revenue",
-        "repeat_revenue",
-        "revenue",
-        "roi",
-        "ltv",
-        "ltv_cac",
-    ]
-    return out[[c for c in order if c in out]]
+    return out[[c for c in CAMPAIGN_COLUMNS if c in out]]
 
 
 def channel_performance(
@@ -285,15 +311,15 @@ def channel_performance(
     campaigns had met its own benchmark: Σ(benchmark × customers) / customers. A lead
     without a channel takes its campaign's; otherwise it is counted as ``(unknown)``.
     """
-    _check(campaigns, "campaigns", ["campaign_id", "channel", "spend"])
-    lo, hi = _day_bounds(start, end)
+    check_table(campaigns, "campaigns", ["campaign_id", "channel", "spend"])
+    lo, hi = day_bounds(start, end)
     outcomes = lead_outcomes(leads, opportunities, orders, start, end)
     camp_channel = campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["channel"]
     channel = outcomes["channel"].fillna(outcomes["campaign_id"].map(camp_channel))
-    outcomes = outcomes.assign(channel=_label(channel))
+    outcomes = outcomes.assign(channel=as_label(channel))
     spend = pd.DataFrame(
         {
-            "channel": _label(campaigns["channel"]).to_numpy(),
+            "channel": as_label(campaigns["channel"]).to_numpy(),
             "spend": campaigns["spend"].to_numpy(dtype=float) * _spend_share(campaigns, lo, hi),
             "campaigns": 1,
         }
@@ -344,7 +370,7 @@ def cpa_alerts(performance: pd.DataFrame, tolerance: float = 0.30) -> pd.DataFra
     >>> cpa_alerts(perf)[["campaign_id", "alert"]].values.tolist()
     [['A', 'over_benchmark'], ['C', 'no_customers']]
     """
-    _check(performance, "performance", ["spend", "customers", "cac", "cpa_benchmark"])
+    check_table(performance, "performance", ["spend", "customers", "cac", "cpa_benchmark"])
     if not np.isfinite(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance must be a share ≥ 0 (write 30% as 0.30), got {tolerance!r}")
     key = next((k for k in ("campaign_id", "channel") if k in performance), None)
@@ -380,9 +406,9 @@ def channel_stage_matrix(
     first). One row per channel and stage, channels by number of leads, then (with
     ``total``) the row ``all channels``. :func:`stage_matrix` pivots it for :func:`heatmap`.
     """
-    _check(leads, "leads", ["lead_id", "channel", "first_contact_at"])
-    _check(opportunities, "opportunities", ["opportunity_id", "lead_id", "status"], allow_empty=True)
-    _check(stage_history, "stage_history", ["opportunity_id", "stage"], allow_empty=True)
+    check_table(leads, "leads", ["lead_id", "channel", "first_contact_at"])
+    check_table(opportunities, "opportunities", ["opportunity_id", "lead_id", "status"], allow_empty=True)
+    check_table(stage_history, "stage_history", ["opportunity_id", "stage"], allow_empty=True)
     stages = list(stages)
     bad = [s for s in stages if s not in FUNNEL_STAGES]
     if bad or not stages:
@@ -397,7 +423,7 @@ def channel_stage_matrix(
     opp = opportunities[isin(opportunities["lead_id"], leads["lead_id"])]
     reach = stage_reach(leads, opp, stage_history)["reach"].to_numpy()
     hit = (reach[:, None] >= idx[None, :]).astype(int)
-    channel = _label(leads["channel"]).to_numpy()
+    channel = as_label(leads["channel"]).to_numpy()
     counts = pd.DataFrame(hit, columns=stages).groupby(channel, sort=False).sum()
     size = pd.Series(channel).value_counts(sort=False)
     counts.insert(0, "_leads", size.reindex(counts.index).to_numpy())
@@ -433,7 +459,7 @@ def stage_matrix(table: pd.DataFrame, value: str = "reach_rate") -> pd.DataFrame
     >>> stage_matrix(t, "step_rate").columns.tolist()
     ['lead → won']
     """
-    _check(table, "channel_stage_matrix", ["channel", "stage", value])
+    check_table(table, "channel_stage_matrix", ["channel", "stage", value])
     if value not in ("reach_rate", "step_rate"):
         raise ValueError(f"value must be 'reach_rate' or 'step_rate', got {value!r}")
     stages = list(dict.fromkeys(table["stage"]))

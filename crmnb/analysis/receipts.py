@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from crmnb.frames import isin
+from crmnb.present.words import t
 
 
 @dataclass
@@ -19,6 +20,43 @@ class Reconciliation:
 
 
 STATUS_ORDER = ["mismatch", "no receipt", "receipt without won deal", "matched"]
+
+
+def _paid(receipts: pd.DataFrame, opportunities: pd.DataFrame, in_span: pd.Series | None) -> pd.DataFrame:
+    """Return the receipts' total and count per opportunity; with ``in_span`` (the deals closed in the span), only
+    the receipts of those deals (a lost deal's too) and of deals the CRM does not know."""
+    paid = (
+        receipts.groupby("opportunity_id")
+        .agg(finance_amount=("amount", "sum"), receipts=("amount", "size"))
+        .reset_index()
+    )
+    if in_span is None:
+        return paid
+    return paid[
+        isin(paid["opportunity_id"], opportunities.loc[in_span, "opportunity_id"])
+        | ~isin(paid["opportunity_id"], opportunities["opportunity_id"])
+    ]
+
+
+def _summary(won: pd.DataFrame, d: pd.DataFrame, max_diff_rate: float) -> dict:
+    """Return the reconciliation's counts, totals and difference rate, and whether it passes ``max_diff_rate``."""
+    crm_total = float(won["crm_amount"].sum())
+    abs_diff = float(d["difference"].abs().sum())
+    rate = abs_diff / crm_total if crm_total else float("nan")
+    summary = {
+        "won_deals": int(len(won)),
+        "matched": int((d["status"] == "matched").sum()),
+        "mismatched": int((d["status"] == "mismatch").sum()),
+        "no_receipt": int((d["status"] == "no receipt").sum()),
+        "stray_receipts": int((d["status"] == "receipt without won deal").sum()),
+        "crm_amount": crm_total,
+        "finance_amount": float(d["finance_amount"].sum()),
+        "abs_difference": abs_diff,
+        "difference_rate": rate,
+        "max_diff_rate": max_diff_rate,
+        "passes": bool(rate <= max_diff_rate) if crm_total else True,
+    }
+    return summary
 
 
 def reconcile_receipts(
@@ -49,17 +87,7 @@ def reconcile_receipts(
         in_span &= opportunities["closed_at"] < pd.Timestamp(end) + pd.Timedelta(days=1)
     won = opportunities[in_span & (opportunities["status"] == "won")]
     won = won[["opportunity_id", "customer_id", "closed_at", "amount"]].rename(columns={"amount": "crm_amount"})
-    paid = (
-        receipts.groupby("opportunity_id")
-        .agg(finance_amount=("amount", "sum"), receipts=("amount", "size"))
-        .reset_index()
-    )
-    if start is not None or end is not None:
-        # receipts of deals closed in the span (a lost deal's too), and of deals the CRM does not know
-        paid = paid[
-            isin(paid["opportunity_id"], opportunities.loc[in_span, "opportunity_id"])
-            | ~isin(paid["opportunity_id"], opportunities["opportunity_id"])
-        ]
+    paid = _paid(receipts, opportunities, in_span if start is not None or end is not None else None)
     d = won.merge(paid, on="opportunity_id", how="outer", indicator=True)
     d["difference"] = d["finance_amount"].fillna(0) - d["crm_amount"].fillna(0)
     d["difference_rate"] = d["difference"] / d["crm_amount"]
@@ -70,40 +98,12 @@ def reconcile_receipts(
     )
     d["status"] = pd.Categorical(status, categories=STATUS_ORDER, ordered=True)
     d = d.drop(columns="_merge").sort_values(["status", "opportunity_id"]).reset_index(drop=True)
-    crm_total = float(won["crm_amount"].sum())
-    abs_diff = float(d["difference"].abs().sum())
-    rate = abs_diff / crm_total if crm_total else float("nan")
-    summary = {
-        "won_deals": int(len(won)),
-        "matched": int((d["status"] == "matched").sum()),
-        "mismatched": int((d["status"] == "mismatch").sum()),
-        "no_receipt": int((d["status"] == "no receipt").sum()),
-        "stray_receipts": int((d["status"] == "receipt without won deal").sum()),
-        "crm_amount": crm_total,
-        "finance_amount": float(d["finance_amount"].sum()),
-        "abs_difference": abs_diff,
-        "difference_rate": rate,
-        "max_diff_rate": max_diff_rate,
-        "passes": bool(rate <= max_diff_rate) if crm_total else True,
-    }
+    summary = _summary(won, d, max_diff_rate)
     d["status"] = d["status"].astype(str)
     return Reconciliation(d, summary)
 
 
-def describe(summary: dict) -> str:
-    """State the receipts check in one sentence, in the report language."""
-    from crmnb.present.words import language
-
-    s = summary
-    if language() == "zh":
-        return (
-            f"共 {s['won_deals']:,} 笔成交商机：{s['matched']:,} 笔与回款一致，{s['mismatched']} 笔金额不符，"
-            f"{s['no_receipt']} 笔无回款，{s['stray_receipts']} 笔回款无对应成交。差异率 {s['difference_rate']:.3%}，"
-            f"阈值 {s['max_diff_rate']:.0%}：{'未超过' if s['passes'] else '超过'}阈值。"
-        )
-    return (
-        f"{s['won_deals']:,} won deals: {s['matched']:,} match their receipts, {s['mismatched']} differ in amount, "
-        f"{s['no_receipt']} have no receipt, {s['stray_receipts']} receipts have no won deal. "
-        f"Difference rate {s['difference_rate']:.3%} against a {s['max_diff_rate']:.0%} threshold: "
-        f"{'within' if s['passes'] else 'ABOVE'} the threshold."
-    )
+def describe(summary: dict, lang: str) -> str:
+    """State the receipts check in one sentence, in ``lang``."""
+    verdict = t("receipts.within" if summary["passes"] else "receipts.above", lang)
+    return t("receipts.describe", lang, **{**summary, "verdict": verdict})

@@ -1,0 +1,140 @@
+"""The churn watch list: who is at risk, by the rules and the model, with the reasons and a suggested action."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crmnb.analysis.churn import RISK_LEVELS
+from crmnb.analysis.events import codes
+from crmnb.present.masking import mask_frame
+from crmnb.present.words import t
+
+ACTIONS: tuple[str, ...] = ("manager_review", "service_recovery", "re_engage", "check_in", "routine")
+"""Suggested actions (干预建议), worded by the catalogue's ``watch.action.<key>``."""
+
+WATCH_COLUMNS = [
+    "customer_id",
+    "name",
+    "company",
+    "phone",
+    "department",
+    "owner_rep",
+    "risk_level",
+    "churn_probability",
+    "reasons",
+    "action",
+]
+
+
+def suggest_actions(
+    risk_level: pd.Series,
+    complained: pd.Series,
+    low_activity: pd.Series,
+    high_value: pd.Series,
+    probability: pd.Series | None = None,
+    language: str = "en",
+    check_in_probability: float = 0.8,
+) -> pd.Series:
+    """Return the suggested actions per customer, most important first, joined by '; '.
+
+    High or medium risk: a high-value account gets a manager review, a complaint a
+    service-recovery call, low visits or no orders a re-engagement offer. Low risk
+    gets a check-in when the model's probability reaches ``check_in_probability``,
+    else the regular plan.
+    """
+    at_risk = risk_level.isin(["high", "medium"]).to_numpy()
+    prob = np.zeros(len(risk_level)) if probability is None else np.nan_to_num(np.asarray(probability, float))
+    steps = [
+        ("manager_review", at_risk & np.asarray(high_value, bool)),
+        ("service_recovery", np.asarray(complained, bool)),
+        ("re_engage", at_risk & np.asarray(low_activity, bool)),
+        ("check_in", ~at_risk & (prob >= check_in_probability)),
+    ]
+    text = pd.Series([""] * len(risk_level), index=risk_level.index, dtype=object)
+    for key, on in steps:
+        word = t(f"watch.action.{key}", language)
+        text = text + np.where(on & (text != ""), "; ", "") + np.where(on, word, "")
+    return text.where(text != "", t("watch.action.routine", language)).rename("action")
+
+
+def _ranked(
+    rule_table: pd.DataFrame, probabilities: pd.Series | None, top_n: int | None, high_value_quantile: float
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Return the watch list's rule rows, probabilities and high-value flags, in watch-list order, cut to
+    ``top_n``: risk level, then probability (highest first), then customer_id."""
+    rt = rule_table.reset_index(drop=True)
+    if probabilities is not None:
+        at = codes(rt["customer_id"], pd.Index(probabilities.index))
+        rt = rt[at >= 0].reset_index(drop=True)
+        prob = probabilities.to_numpy(dtype=float)[at[at >= 0]]
+    else:
+        prob = np.full(len(rt), np.nan)
+    spend = rt["spend_12m"].astype(float)
+    high_value = (
+        ((spend >= spend.quantile(high_value_quantile)) & (spend > 0)).to_numpy() if len(rt) else np.zeros(0, bool)
+    )
+    rank = pd.Categorical(rt["risk_level"], categories=list(RISK_LEVELS), ordered=True).codes
+    order = np.lexsort((rt["customer_id"].astype(str).to_numpy(), -np.nan_to_num(prob, nan=-1.0), rank))
+    if top_n is not None:
+        order = order[:top_n]
+    return rt.iloc[order].reset_index(drop=True), prob[order], high_value[order]
+
+
+def watch_list(
+    customers: pd.DataFrame,
+    rule_table: pd.DataFrame,
+    probabilities: pd.Series | None = None,
+    top_n: int | None = 50,
+    mask: bool = True,
+    drivers: pd.Series | None = None,
+    high_value_quantile: float = 0.8,
+    check_in_probability: float = 0.8,
+    language: str = "en",
+) -> pd.DataFrame:
+    """Return the churn watch list: who, owner, risk level, probability, reasons and action.
+
+    One row per customer of ``rule_table`` (with probabilities: those scored too),
+    sorted by risk level, then probability (highest first), then customer_id, cut to
+    ``top_n``. Names, companies and phones are masked unless ``mask`` is False;
+    e-mails are left out. High value: spend in the last 12 months at or above the
+    ``high_value_quantile`` of the graded customers. Actions: :func:`suggest_actions`.
+    """
+    rt, prob, high_value = _ranked(rule_table, probabilities, top_n, high_value_quantile)
+    who = ["name", "company", "phone", "department", "owner_rep"]
+    row = _first(customers["customer_id"], rt["customer_id"])
+    people = customers.iloc[np.maximum(row, 0)][who].reset_index(drop=True)
+    people.loc[row < 0, :] = None  # customers missing from the customers table
+    if mask:
+        people = mask_frame(people)
+    reasons = rt["reasons"].astype(object)
+    if drivers is not None:
+        d = rt["customer_id"].map(drivers).fillna("").astype(object)
+        reasons = reasons + np.where(d != "", "; model: ", "") + d
+    action = suggest_actions(
+        rt["risk_level"],
+        rt["complained"],
+        rt["low_visits"] | rt["no_orders"],
+        pd.Series(high_value),
+        pd.Series(prob),
+        language,
+        check_in_probability,
+    )
+    out = pd.DataFrame(
+        {
+            "customer_id": rt["customer_id"].to_numpy(),
+            **{c: people[c].to_numpy() for c in who},
+            "risk_level": rt["risk_level"].to_numpy(),
+            "churn_probability": prob,
+            "reasons": reasons.to_numpy(),
+            "action": action.to_numpy(),
+        }
+    )
+    return out[WATCH_COLUMNS]
+
+
+def _first(ids: pd.Series, wanted: pd.Series) -> np.ndarray:
+    """Return the row position of the first occurrence of each wanted id in ``ids`` (−1 when absent)."""
+    rows = np.flatnonzero(~ids.duplicated().to_numpy() & ids.notna().to_numpy())
+    pos = codes(wanted, pd.Index(ids.iloc[rows]))
+    return np.where(pos >= 0, rows[np.maximum(pos, 0)], -1)
