@@ -43,11 +43,9 @@ def open_case(case_file: str, output_root: str = "outputs", case: dict | None = 
     from crmnb.handoffs import Workspace
     from crmnb.paths import resolve
     from crmnb.present.charts import setup_style
-    from crmnb.present.words import set_language
 
     settings = case
     case = load_case(case_file, settings)
-    set_language(case.language)  # the old way, kept until its last callers take the language explicitly
     setup_style()
     pd.set_option("display.max_columns", 30)
     return case, Workspace(resolve(output_root), case.case_id)

@@ -103,14 +103,18 @@ def test_every_chart_message_is_used():
     assert not unused, f"chart messages nothing uses: {unused}"
 
 
-@pytest.mark.parametrize("module", ["charts", "display", "masking", "summary"])
-def test_presentation_takes_the_language_explicitly(module):
-    """These modules are given the language; none reads or sets the process-wide one."""
+def test_no_process_wide_language():
+    """Every function that writes words is given the language: the package holds no global one."""
+    for name in ("language", "set_language", "say", "phrase"):
+        assert not hasattr(words, name), f"crmnb.present.words.{name} is the old global-language way"
     import ast
 
-    tree = ast.parse((ROOT / "crmnb" / "present" / f"{module}.py").read_text(encoding="utf-8"))
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert not imported & {"language", "set_language", "say", "phrase"}, f"{module}: {imported}"
+    for path in (ROOT / "crmnb").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "crmnb.present.words":
+                old = {a.name for a in node.names} & {"language", "set_language", "say", "phrase"}
+                assert not old, f"{path.relative_to(ROOT)}:{node.lineno} imports {old}"
 
 
 def test_display_and_translator_are_bound_to_one_language():

@@ -189,12 +189,8 @@ def _not_compared(n_before: int, n_after: int, lang: str) -> str:
     return t("compare.not_compared.before" if not n_before else "compare.not_compared.after", lang)
 
 
-def describe_change(row: pd.Series, lang: str | None = None) -> str:
+def describe_change(row: pd.Series, lang: str) -> str:
     """Return one sentence on a metric's change with its interval, for the summary, in ``lang``."""
-    if lang is None:  # the summary does not pass its language yet
-        from crmnb.present.words import language
-
-        lang = language()
     u = row["unit"]
     head = f"{row['name']}: {fmt_value(row['before'], u)} → {fmt_value(row['after'], u)}"
     if pd.isna(row["ci_low"]) or pd.isna(row["ci_high"]):

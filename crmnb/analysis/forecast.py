@@ -123,9 +123,6 @@ def weekly_series(weekly: pd.DataFrame | pd.Series) -> tuple[pd.DatetimeIndex, n
     return weeks, values
 
 
-_series = weekly_series  # the name present.charts still imports
-
-
 # --------------------------------------------------------------------------- methods
 def _ses(y: np.ndarray, horizon: int) -> np.ndarray:
     """Forecast by simple exponential smoothing; the weight is the grid value with the least one-step error."""

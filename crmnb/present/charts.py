@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from crmnb.analysis.forecast import _series
+from crmnb.analysis.forecast import weekly_series
 
 matplotlib.use("Agg")
 from matplotlib import font_manager
@@ -377,7 +377,7 @@ def forecast_chart(
     if missing or forecast.empty:
         raise ValueError("table 'forecast' is empty or lacks week/forecast: pass rolling_forecast's result")
     title = t("chart.forecast.title", lang) if title is None else title
-    weeks, y = _series(weekly)
+    weeks, y = weekly_series(weekly)
     show = weeks >= pd.Timestamp(forecast["week"].min()) - pd.Timedelta(weeks=history_weeks)
     setup_style()
     fig, ax = plt.subplots()

@@ -30,13 +30,12 @@ def make_summary(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame, pl
         verdict = "worse"
     else:
         verdict = "flat"
-    # describe_change words its sentence in the process-wide language until it takes ``lang``
-    findings = [describe_change(row)]
+    findings = [describe_change(row, case.language)]
     others = kpi[(kpi["metric"] != g.metric) & ((kpi["ci_low"] > 0) | (kpi["ci_high"] < 0))]
     # the response time is the lever the method watches first; then the clearest other change
     others = others.assign(_first=others["metric"] != "lead_response_hours").sort_values(["_first", "p_value"])
     for _, r in others.head(1).iterrows():
-        findings.append(describe_change(r))
+        findings.append(describe_change(r, case.language))
     for _, p in problems[problems["kind"] != "goal_gap"].head(3 - len(findings)).iterrows():
         findings.append(f"{p['problem']}: {p['evidence']}.")
     actions = plan.head(3)[["measure", "owner", "deadline"]].astype(str).to_dict("records")

@@ -6,11 +6,8 @@ import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
-
-T = TypeVar("T")
 
 CATALOGUE_DIR = Path(__file__).with_name("catalogue")
 """The message catalogue: one YAML file per part of the product, each key with its ``en`` and ``zh`` text."""
@@ -146,48 +143,23 @@ CATEGORY_COLUMNS = {
 """The columns whose values are categories, shown in the report language in displayed tables."""
 
 
-def column(name: str, lang: str | None = None) -> str:
+def column(name: str, lang: str) -> str:
     """Return a table header in ``lang`` (a name the catalogue lacks stays as it is)."""
     key = f"column.{name}"
-    return t(key, lang or language()) if has(key) else name
+    return t(key, lang) if has(key) else name
 
 
-def category(value: object, lang: str | None = None) -> object:
+def category(value: object, lang: str) -> object:
     """Return a category (stage, tier, risk level…) in ``lang``; a value the catalogue lacks stays as it is."""
     if value is None:
         return value
     key = f"category.{value}"
     if not has(key):
         return value
-    text = t(key, lang or language())
+    text = t(key, lang)
     return value if text == str(value) else text  # unchanged, with its type, where the wording is the value
 
 
-def stage_labels(lang: str | None = None) -> dict[str, str]:
+def stage_labels(lang: str) -> dict[str, str]:
     """Return the funnel stages' display names in ``lang``."""
-    lang = lang or language()
     return {k[len("stage.") :]: v[lang] for k, v in catalogue().items() if k.startswith("stage.")}
-
-
-# --------------------------------------------------------------------------- the old way: a global language
-# The old way, kept until the last callers are converted: one language held for the whole process, set by
-# open_case. Code that takes ``lang`` explicitly uses none of these; ``column``, ``category`` and
-# ``stage_labels`` fall back to it only when called without ``lang``.
-_LANGUAGE = ["en"]
-
-
-def set_language(language: str) -> None:
-    """Set the process-wide language of the old callers (``en`` or ``zh``)."""
-    if language not in ("en", "zh"):
-        raise ValueError(f"language must be 'en' or 'zh', not {language!r}")
-    _LANGUAGE[0] = language
-
-
-def language() -> str:
-    """Return the process-wide language of the old callers."""
-    return _LANGUAGE[0]
-
-
-def say(en: T, zh: T) -> T:
-    """Return the English or the Chinese wording, whichever the process-wide language is."""
-    return zh if _LANGUAGE[0] == "zh" else en
