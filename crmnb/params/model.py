@@ -14,21 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crmnb.analysis.metrics import CATALOGUE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
 
-GOAL_METRICS: dict[str, str] = {
-    "lead_conversion_rate": "rate",
-    "repeat_purchase_rate": "rate",
-    "opportunity_win_rate": "rate",
-    "followup_ontime_rate": "rate",
-    "lead_response_hours": "hours",
-    "sales_cycle_days": "days",
-    "avg_order_value": "CNY",
-    "csat": "score",
-    "complaint_resolution_hours": "hours",
-}
-"""Metrics a case goal may name, with their unit."""
+GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
+"""Metrics a case goal may name, with their unit: the metric catalogue's entries marked ``goal``."""
 
 
 class _Model(BaseModel):
