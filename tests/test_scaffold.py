@@ -114,7 +114,9 @@ def test_template_explains_every_key_of_the_case_model(workbook):
         | {f"plan.{k}" for k in PlanItem.model_fields}
     )
     missing = sorted(expected - set(DOC))
-    assert not missing, f"add these keys to crmnb/scaffold.py DOC so `crmnb new` explains them: {missing}"
+    assert not missing, (
+        f"give these settings a Field(description=...) in crmnb/params/model.py so `crmnb new` explains them: {missing}"
+    )
     path, _ = new_case("every_key", "销售一部", parameters_dir=workbook / "parameters")
     text = path.read_text(encoding="utf-8")
     for key in expected:
