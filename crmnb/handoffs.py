@@ -54,16 +54,18 @@ class Handoff:
         return HANDOFF_STEPS[self.name.split("/")[0]]
 
 
-def _table(name: str, title: str | None = None, percent: tuple[str, ...] = (), money: tuple[str, ...] = ()):
+def _table(name: str, title: str | None = None, percent: tuple[str, ...] = (), money: tuple[str, ...] = ()) -> Handoff:
+    """Return a table hand-off, with a sheet in tables.xlsx when it has a title."""
     return Handoff(name, "table", Sheet(title, percent, money) if title else None)
 
 
 def _json(name: str) -> Handoff:
+    """Return a record hand-off (JSON); records have no sheet."""
     return Handoff(name, "json")
 
 
-RATE, SHARE = ("conversion", "roi"), ("revenue_share", "customer_share")
-SPEND = ("spend", "cac", "revenue")
+# columns that several sheets format alike
+_RATES, _SHARES, _SPEND = ("conversion", "roi"), ("revenue_share", "customer_share"), ("spend", "cac", "revenue")
 
 # The hand-offs with a sheet come first, in the order of the sheets in tables.xlsx (the
 # method's Tables 1-3 lead); the rest follow by step. The receipts check (step 4) is written
@@ -79,16 +81,16 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("clean/reconciliation", "Row reconciliation"),
     _table("clean/receipts", "Receipts check", ("difference_rate",), ("crm_amount", "finance_amount", "difference")),
     _table("deep_dive/funnel", "Funnel", ("conversion_rate", "overall_rate")),
-    _table("deep_dive/tiers", "Value tiers", SHARE, ("revenue",)),
-    _table("deep_dive/segments", "RFM segments", SHARE, ("revenue",)),
+    _table("deep_dive/tiers", "Value tiers", _SHARES, ("revenue",)),
+    _table("deep_dive/segments", "RFM segments", _SHARES, ("revenue",)),
     _table(
         "metrics/by_rep", "Metrics by rep", ("followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate")
     ),
     _table("metrics/unit_economics", "CAC and LTV"),
     _table("deep_dive/response_buckets", "Response-time drivers", ("conversion_rate", "ci_low", "ci_high")),
     _table("deep_dive/clv_by_tier", "CLV by tier", ("prob_alive",), ("clv", "clv_total")),
-    _table("deep_dive/channels", "Channels", RATE, SPEND),
-    _table("deep_dive/campaigns", "Campaigns", RATE, SPEND),
+    _table("deep_dive/channels", "Channels", _RATES, _SPEND),
+    _table("deep_dive/campaigns", "Campaigns", _RATES, _SPEND),
     _table("deep_dive/attribution", "Attribution"),
     _table("plan/cpa_alerts", "CPA alerts", ("overrun",), ("spend", "cac", "excess_spend")),
     _table("plan/churn_model", "Churn model"),
