@@ -235,6 +235,8 @@ class Workspace:
 
     def tables(self, step: str) -> Tables:
         """Return every canonical table a step wrote (``intake`` or ``clean``), each read when first used."""
+        for name in TABLES:
+            handoff(f"{step}/{name}")  # a step that writes no canonical tables is refused now, not at first use
         return Tables(self, step)
 
     def _missing(self, name: str, path: Path) -> HandoffMissing:

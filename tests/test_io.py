@@ -349,3 +349,10 @@ def test_the_catalogue_is_what_the_demo_cases_write():
     for case in golden.glob("*.json"):
         written = set(json.loads(case.read_text(encoding="utf-8"))["handoffs"])
         assert written == {f"{h.name}.{EXTENSIONS[h.kind]}" for h in HANDOFFS.values()}, case.name
+
+
+def test_tables_of_a_step_without_canonical_tables_are_refused(tmp_path: Path):
+    ws = Workspace(tmp_path, "case_a")
+    assert "orders" in ws.tables("clean")
+    with pytest.raises(ValueError, match="intake/"):
+        ws.tables("intak")
