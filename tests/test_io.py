@@ -310,3 +310,49 @@ def test_missing_json_handoff_names_the_step_to_run_first(tmp_path: Path):
 def test_handoff_name_must_be_step_slash_name(tmp_path: Path):
     with pytest.raises(ValueError):
         Workspace(tmp_path, "case_a").write("../escape", pd.DataFrame({"a": [1]}))
+
+
+def test_an_undeclared_handoff_is_refused_naming_the_closest(tmp_path: Path):
+    ws = Workspace(tmp_path, "case_a")
+    for call in (lambda: ws.write("deep_dive/funel", pd.DataFrame({"a": [1]})), lambda: ws.read("deep_dive/funel")):
+        with pytest.raises(ValueError, match="not declared") as exc:
+            call()
+        assert "deep_dive/funnel" in str(exc.value) and "handoffs.py" in str(exc.value)
+    with pytest.raises(ValueError, match="declared a table"):
+        ws.write_json("deep_dive/funnel", {})
+
+
+def test_every_handoff_the_notebooks_and_code_name_is_declared():
+    import re
+
+    from crmnb.handoffs import HANDOFFS
+
+    root = Path(__file__).resolve().parents[1]
+    call = re.compile(r"ws\.(write_json|read_json|write|read|exists)\(\\?\"([a-z0-9_/]+)\\?\"")
+    found = set()
+    for path in [*root.glob("notebooks/*.ipynb"), *root.glob("crmnb/**/*.py")]:
+        for method, name in call.findall(path.read_text(encoding="utf-8")):
+            assert name in HANDOFFS, f"{path.name}: {name!r} is not in crmnb.handoffs.HANDOFFS"
+            if method != "exists":
+                want = "json" if method.endswith("json") else "table"
+                assert HANDOFFS[name].kind == want, f"{path.name}: {name!r} is declared a {HANDOFFS[name].kind}"
+            found.add(name)
+    assert len(found) > 40
+
+
+def test_the_catalogue_is_what_the_demo_cases_write():
+    import json
+
+    from crmnb.handoffs import EXTENSIONS, HANDOFFS
+
+    golden = Path(__file__).with_name("golden")
+    for case in golden.glob("*.json"):
+        written = set(json.loads(case.read_text(encoding="utf-8"))["handoffs"])
+        assert written == {f"{h.name}.{EXTENSIONS[h.kind]}" for h in HANDOFFS.values()}, case.name
+
+
+def test_tables_of_a_step_without_canonical_tables_are_refused(tmp_path: Path):
+    ws = Workspace(tmp_path, "case_a")
+    assert "orders" in ws.tables("clean")
+    with pytest.raises(ValueError, match="intake/"):
+        ws.tables("intak")

@@ -413,3 +413,13 @@ def test_breakdown_when_leads_have_no_reps_but_deals_do():
     by = {("–" if pd.isna(k) else k): row for k, row in r.set_index("owner_rep").iterrows()}
     assert set(by) == {"–", "wang"}
     assert by["–"]["lead_response_hours"] == 3.0 and by["wang"]["opportunity_win_rate"] == 1.0
+
+
+def test_metric_words_come_from_the_message_catalogue():
+    from crmnb.present.words import t
+
+    for mid, m in CATALOGUE.items():
+        for lang in ("en", "zh"):
+            assert m.name(lang) == t(f"metric.{mid}.name", lang)
+            assert m.formula_in(lang) == t(f"metric.{mid}.formula", lang)
+    assert CATALOGUE["csat"].name("zh") == "客户满意度评分（CSAT）"

@@ -255,3 +255,10 @@ def test_absolute_data_dir_is_kept(tmp_path: Path):
 def test_unknown_table_in_data_files_is_refused():
     msg = refused(raw(data={"dir": "x", "files": {"order": "o.csv"}}))
     assert "data.files" in msg and "order" in msg
+
+
+def test_goal_metrics_are_the_catalogue_entries_marked_goal():
+    from crmnb.analysis.metrics import CATALOGUE
+
+    assert {mid: m.unit for mid, m in CATALOGUE.items() if m.goal} == GOAL_METRICS
+    assert "lead_conversion_rate" in GOAL_METRICS and "nps" not in GOAL_METRICS

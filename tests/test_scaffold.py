@@ -114,7 +114,9 @@ def test_template_explains_every_key_of_the_case_model(workbook):
         | {f"plan.{k}" for k in PlanItem.model_fields}
     )
     missing = sorted(expected - set(DOC))
-    assert not missing, f"add these keys to crmnb/scaffold.py DOC so `crmnb new` explains them: {missing}"
+    assert not missing, (
+        f"give these settings a Field(description=...) in crmnb/params/model.py so `crmnb new` explains them: {missing}"
+    )
     path, _ = new_case("every_key", "销售一部", parameters_dir=workbook / "parameters")
     text = path.read_text(encoding="utf-8")
     for key in expected:
@@ -136,3 +138,12 @@ def test_defaults_shown_in_the_template_are_the_ones_the_case_gets(workbook):
     path.write_text("\n".join(uncommented) + "\n", encoding="utf-8")
     assert load_case(path).thresholds.cpa_overrun_max == 0.45
     assert load_case(path).thresholds.model_dump() == {**Thresholds().model_dump(), "cpa_overrun_max": 0.45}
+
+
+def test_the_template_explains_a_key_with_its_field_description():
+    from crmnb.params import ChurnThresholds, Goal
+
+    assert DOC["thresholds.cpa_overrun_max"] == Thresholds.model_fields["cpa_overrun_max"].description
+    assert DOC["thresholds.churn.horizon_days"] == ChurnThresholds.model_fields["horizon_days"].description
+    assert DOC["goal.metric"] == Goal.model_fields["metric"].description
+    assert "source_file" not in DOC

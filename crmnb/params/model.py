@@ -14,21 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crmnb.analysis.metrics import CATALOGUE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
 
-GOAL_METRICS: dict[str, str] = {
-    "lead_conversion_rate": "rate",
-    "repeat_purchase_rate": "rate",
-    "opportunity_win_rate": "rate",
-    "followup_ontime_rate": "rate",
-    "lead_response_hours": "hours",
-    "sales_cycle_days": "days",
-    "avg_order_value": "CNY",
-    "csat": "score",
-    "complaint_resolution_hours": "hours",
-}
-"""Metrics a case goal may name, with their unit."""
+GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
+"""Metrics a case goal may name, with their unit: the metric catalogue's entries marked ``goal``."""
 
 
 class _Model(BaseModel):
@@ -38,8 +29,8 @@ class _Model(BaseModel):
 class Period(_Model):
     """The analysis period, both ends included."""
 
-    start: date
-    end: date
+    start: date = Field(description="first day analysed")
+    end: date = Field(description="last day analysed; after start")
 
     @model_validator(mode="after")
     def _ordered(self) -> Period:
@@ -56,10 +47,10 @@ class Period(_Model):
 class Goal(_Model):
     """A SMART goal: which metric moves from which baseline to which target, by when."""
 
-    metric: str
-    baseline: float
-    target: float
-    deadline: date
+    metric: str = Field(description=f"one of: {', '.join(GOAL_METRICS)}")
+    baseline: float = Field(description="the metric's value before; rates as fractions (0.15 for 15%)")
+    target: float = Field(description="the value to reach; differs from baseline (below it for times and durations)")
+    deadline: date = Field(description="when the target is to be reached, YYYY-MM-DD")
 
     @field_validator("metric")
     @classmethod
@@ -112,10 +103,18 @@ class DataSource(_Model):
             opportunities: {file: Opportunity.csv, mapping: salesforce_opportunity}
     """
 
-    dir: Path
-    files: dict[str, str] = Field(default_factory=dict)
-    tables: dict[str, TableSource] = Field(default_factory=dict)
-    sql_url: str | None = None
+    dir: Path = Field(description="folder of the CRM exports, relative to this file; never written to")
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="file name per table where it differs from <table>.csv (campaigns.xlsx for campaigns)",
+    )
+    tables: dict[str, TableSource] = Field(
+        default_factory=dict,
+        description="per table, a full source: file with encoding/sep/sheet/header_row, or sql, and a column mapping; see README 'Case files'",
+    )
+    sql_url: str | None = Field(
+        None, description="a database (SQLAlchemy URL) that every table not named in files or tables is read from"
+    )
 
     @field_validator("files")
     @classmethod
@@ -152,10 +151,12 @@ class DataSource(_Model):
 class TierThresholds(_Model):
     """Value tiers: high value needs both high spend and high repeat share; potential needs the middle band."""
 
-    high_spend: float = Field(300_000, gt=0)
-    high_repeat: float = Field(0.6, ge=0, le=1)
-    potential_spend: float = Field(100_000, ge=0)
-    potential_repeat: float = Field(0.3, ge=0, le=1)
+    high_spend: float = Field(300_000, gt=0, description="high value: spend at least this (> 0) ...")
+    high_repeat: float = Field(0.6, ge=0, le=1, description="... and repeat share at least this (0-1)")
+    potential_spend: float = Field(100_000, ge=0, description="potential: spend at least this (below high_spend) ...")
+    potential_repeat: float = Field(
+        0.3, ge=0, le=1, description="... or repeat share at least this (0-1, at most high_repeat)"
+    )
 
     @model_validator(mode="after")
     def _bands(self) -> TierThresholds:
@@ -169,33 +170,59 @@ class TierThresholds(_Model):
 class ChurnThresholds(_Model):
     """Churn warning rules (high risk: few visits, no orders and a complaint in the look-back) and model horizon."""
 
-    lookback_months: int = Field(3, gt=0, le=24)
-    min_visits_per_month: float = Field(3, ge=0)
-    max_orders: int = Field(0, ge=0)
-    min_complaints: int = Field(1, ge=1)
-    horizon_days: int = Field(90, gt=0, le=365)
+    lookback_months: int = Field(3, gt=0, le=24, description="look-back in months (1-24)")
+    min_visits_per_month: float = Field(3, ge=0, description="fewer visits a month than this counts as few (>= 0)")
+    max_orders: int = Field(0, ge=0, description="at most this many orders counts as few (>= 0)")
+    min_complaints: int = Field(1, ge=1, description="at least this many complaints (>= 1)")
+    horizon_days: int = Field(
+        90, gt=0, le=365, description="the churn model predicts no order within this many days (1-365)"
+    )
 
 
 class Thresholds(_Model):
     """Analysis thresholds; every one has the method's default."""
 
-    tiers: TierThresholds = Field(default_factory=TierThresholds)
-    churn: ChurnThresholds = Field(default_factory=ChurnThresholds)
-    cpa_overrun_max: float = Field(0.30, ge=0)
-    forecast_tolerance: float = Field(0.08, gt=0, lt=1)
-    forecast_horizon_weeks: int = Field(12, gt=0, le=52)
-    clv_horizon_months: int = Field(12, gt=0, le=60)
-
-    conversion_window_days: int = Field(90, gt=0, le=730)
-    max_followups_per_customer: int = Field(100, gt=0)
-    receipt_amount_tolerance: float = Field(1.0, ge=0)
-    receipt_diff_rate_max: float = Field(0.01, ge=0, lt=1)
-    response_time_target_hours: float = Field(24.0, gt=0)
-    followup_ontime_target: float = Field(0.8, gt=0, le=1)
-    dwell_benchmark_days: dict[str, float] = Field(
-        default_factory=lambda: {"needs_confirmed": 10.0, "proposal": 12.0, "negotiation": 15.0}
+    # in the order `crmnb new` explains them: the ones a case most often sets first
+    conversion_window_days: int = Field(
+        90, gt=0, le=730, description="a lead counts as converted if won within this many days (1-730)"
     )
-    funnel_stages: tuple[str, ...] = FUNNEL_STAGES
+    max_followups_per_customer: int = Field(
+        100, gt=0, description="more follow-ups than this on one customer is an outlier (> 0)"
+    )
+    receipt_amount_tolerance: float = Field(
+        1.0, ge=0, description="CNY a receipt may differ from its won deal and still match (>= 0)"
+    )
+    receipt_diff_rate_max: float = Field(
+        0.01, ge=0, lt=1, description="acceptable share of won deals without a matching receipt (0-1)"
+    )
+    response_time_target_hours: float = Field(
+        24.0, gt=0, description="first contact of a new lead within this many hours (> 0)"
+    )
+    followup_ontime_target: float = Field(
+        0.8, gt=0, le=1, description="share of follow-up tasks done by their due time (0-1)"
+    )
+    dwell_benchmark_days: dict[str, float] = Field(
+        default_factory=lambda: {"needs_confirmed": 10.0, "proposal": 12.0, "negotiation": 15.0},
+        description="longest stay per stage in days; longer raises a dwell alert",
+    )
+    funnel_stages: tuple[str, ...] = Field(
+        FUNNEL_STAGES, description="funnel stages in order, ending with won; a subset of the default"
+    )
+    tiers: TierThresholds = Field(
+        default_factory=TierThresholds, description="value tiers from cumulative spend (CNY) and repeat share of orders"
+    )
+    churn: ChurnThresholds = Field(
+        default_factory=ChurnThresholds,
+        description="high churn risk = all of: few visits, few orders, a complaint, in the look-back",
+    )
+    cpa_overrun_max: float = Field(
+        0.30, ge=0, description="alert when a campaign's cost per customer is this much over its benchmark"
+    )
+    forecast_tolerance: float = Field(
+        0.08, gt=0, lt=1, description="flag the forecast when its deviation (WAPE) passes this (0-1)"
+    )
+    forecast_horizon_weeks: int = Field(12, gt=0, le=52, description="weeks of won revenue to forecast (1-52)")
+    clv_horizon_months: int = Field(12, gt=0, le=60, description="lifetime value over this many months (1-60)")
 
     @field_validator("dwell_benchmark_days")
     @classmethod
@@ -221,33 +248,48 @@ class Thresholds(_Model):
 class PlanItem(_Model):
     """One row of the improvement plan (Table 3) written by the analyst."""
 
-    problem: str
-    cause: str
-    measure: str
-    owner: str
-    deadline: date
-    expected_effect: str
+    problem: str = Field(description="the problem")
+    cause: str = Field(description="its cause")
+    measure: str = Field(description="what is done about it")
+    owner: str = Field(description="who does it")
+    deadline: date = Field(description="by when, YYYY-MM-DD")
+    expected_effect: str = Field(description="what should change, and by how much")
 
 
 class CaseParams(_Model):
     """Everything a case needs, typed and checked."""
 
-    case_id: str
-    title: str
-    department: str
-    control_department: str | None = None
-    owner: str
-    period: Period
-    goal: Goal
-    intervention_date: date | None = None
-    data: DataSource
-    thresholds: Thresholds = Field(default_factory=Thresholds)
-    language: Literal["en", "zh"] = "en"
-    mask_pii: bool = True
-    notes: str = ""
-    plan: tuple[PlanItem, ...] = ()
-    timeout_minutes: float = Field(30, gt=0, le=24 * 60)
-    cell_timeout_seconds: float = Field(600, gt=0)
+    case_id: str = Field(
+        description="lower-case letters, digits, '_' or '-'; names the output folder; the file is named after it"
+    )
+    title: str = Field(description="the case's name, as the report and Table 1 show it")
+    department: str = Field(description="the department whose CRM use is analysed, written as the CRM writes it")
+    control_department: str | None = Field(
+        None, description="a department without the intervention, for difference-in-differences"
+    )
+    owner: str = Field(description="who owns the case and its improvement plan (Table 1)")
+    period: Period = Field(description="the analysis period, both ends included, as YYYY-MM-DD")
+    goal: Goal = Field(description="the SMART goal: which metric moves from which baseline to which target, by when")
+    intervention_date: date | None = Field(
+        None,
+        description="the change being evaluated: after = this day to period end, before = the same span just before; within the period",
+    )
+    data: DataSource = Field(description="where the CRM data is")
+    thresholds: Thresholds = Field(
+        default_factory=Thresholds, description="analysis thresholds; each has a default; set one here to override it"
+    )
+    language: Literal["en", "zh"] = Field("en", description="language of the report and tables: en or zh")
+    mask_pii: bool = Field(True, description="mask names, phones and e-mails in every output: true or false")
+    notes: str = Field("", description="your conclusions; they open the report")
+    plan: tuple[PlanItem, ...] = Field(
+        (), description="your own improvement-plan rows (Table 3), added to those the analysis proposes"
+    )
+    timeout_minutes: float = Field(
+        30, gt=0, le=24 * 60, description="stop the case when it runs longer than this; reported as a timeout (> 0)"
+    )
+    cell_timeout_seconds: float = Field(
+        600, gt=0, description="stop a notebook cell that runs longer than this; reported as a timeout (> 0)"
+    )
     source_file: Path | None = None
 
     @field_validator("case_id")

@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from crmnb.handoffs import Workspace
+from crmnb.handoffs import Workspace, sheets
 from crmnb.params.model import CaseParams
 
 # --------------------------------------------------------------------------- Excel
@@ -58,45 +58,12 @@ def write_sheet(
 
 
 def build_workbook(case: CaseParams, ws: Workspace) -> Path:
-    """Write ``tables.xlsx``: the case card, KPI comparison, improvement plan and the step tables."""
+    """Write ``tables.xlsx``: a sheet per hand-off the catalogue gives one (crmnb.handoffs.HANDOFFS), in its order."""
     wb = Workbook()
     wb.remove(wb.active)
-    sheets = [
-        ("Table 1 case card", "scope/case_card", [], []),
-        ("Table 2 KPI before-after", "report/kpi_compare", [], []),
-        ("Table 3 improvement plan", "plan/plan", [], []),
-        ("Metric catalogue", "metrics/catalogue", [], []),
-        ("Headline metrics", "metrics/headline", [], []),
-        ("Data inventory", "intake/inventory", ["coverage"], []),
-        ("Cleaning log", "clean/log", [], []),
-        ("Row reconciliation", "clean/reconciliation", [], []),
-        ("Receipts check", "clean/receipts", ["difference_rate"], ["crm_amount", "finance_amount", "difference"]),
-        ("Funnel", "deep_dive/funnel", ["conversion_rate", "overall_rate"], []),
-        ("Value tiers", "deep_dive/tiers", ["revenue_share", "customer_share"], ["revenue"]),
-        ("RFM segments", "deep_dive/segments", ["revenue_share", "customer_share"], ["revenue"]),
-        (
-            "Metrics by rep",
-            "metrics/by_rep",
-            ["followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate"],
-            [],
-        ),
-        ("CAC and LTV", "metrics/unit_economics", [], []),
-        ("Response-time drivers", "deep_dive/response_buckets", ["conversion_rate", "ci_low", "ci_high"], []),
-        ("CLV by tier", "deep_dive/clv_by_tier", ["prob_alive"], ["clv", "clv_total"]),
-        ("Channels", "deep_dive/channels", ["conversion", "roi"], ["spend", "cac", "revenue"]),
-        ("Campaigns", "deep_dive/campaigns", ["conversion", "roi"], ["spend", "cac", "revenue"]),
-        ("Attribution", "deep_dive/attribution", [], []),
-        ("CPA alerts", "plan/cpa_alerts", ["overrun"], ["spend", "cac", "excess_spend"]),
-        ("Churn model", "plan/churn_model", [], []),
-        ("Churn watch list", "plan/watch_list", ["churn_probability"], []),
-        ("Problems", "plan/problems", [], []),
-        ("Forecast", "report/forecast", [], ["forecast", "lower", "upper"]),
-        ("Forecast accuracy", "report/forecast_accuracy", ["wape", "bias", "total_wape", "total_bias"], []),
-        ("Action tracking", "report/tracking", [], []),
-    ]
-    for title, name, pct, money in sheets:
-        if ws.exists(name):
-            write_sheet(wb, title, ws.read(name), pct, money)
+    for h in sheets():
+        if ws.exists(h.name):
+            write_sheet(wb, h.sheet.title, ws.read(h.name), h.sheet.percent, h.sheet.money)
     out = ws.folder / "tables.xlsx"
     wb.save(out)
     return out

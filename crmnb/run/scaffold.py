@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import os
+import typing
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from crmnb.errors import CaseFileError
 from crmnb.params.files import deep_merge, load_case, merged_defaults
@@ -20,67 +23,33 @@ from crmnb.paths import workbook_root
 
 COMMENT_COLUMN = 34
 
-# What each key means and which values it allows, by dotted key. The template shows, after
-# this, the default a key left out gets (from the method, _defaults.yaml, the department).
-DOC: dict[str, str] = {
-    "case_id": "lower-case letters, digits, '_' or '-'; names the output folder; the file is named after it",
-    "title": "the case's name, as the report and Table 1 show it",
-    "department": "the department whose CRM use is analysed, written as the CRM writes it",
-    "control_department": "a department without the intervention, for difference-in-differences",
-    "owner": "who owns the case and its improvement plan (Table 1)",
-    "period": "the analysis period, both ends included, as YYYY-MM-DD",
-    "period.start": "first day analysed",
-    "period.end": "last day analysed; after start",
-    "goal": "the SMART goal: which metric moves from which baseline to which target, by when",
-    "goal.metric": "one of: " + ", ".join(GOAL_METRICS),
-    "goal.baseline": "the metric's value before; rates as fractions (0.15 for 15%)",
-    "goal.target": "the value to reach; differs from baseline (below it for times and durations)",
-    "goal.deadline": "when the target is to be reached, YYYY-MM-DD",
-    "intervention_date": "the change being evaluated: after = this day to period end, before = the same "
-    "span just before; within the period",
-    "data": "where the CRM data is",
-    "data.dir": "folder of the CRM exports, relative to this file; never written to",
-    "data.files": "file name per table where it differs from <table>.csv (campaigns.xlsx for campaigns)",
-    "data.tables": "per table, a full source: file with encoding/sep/sheet/header_row, or sql, and a column "
-    "mapping; see README 'Case files'",
-    "data.sql_url": "a database (SQLAlchemy URL) that every table not named in files or tables is read from",
-    "thresholds": "analysis thresholds; each has a default; set one here to override it",
-    "thresholds.conversion_window_days": "a lead counts as converted if won within this many days (1-730)",
-    "thresholds.max_followups_per_customer": "more follow-ups than this on one customer is an outlier (> 0)",
-    "thresholds.receipt_amount_tolerance": "CNY a receipt may differ from its won deal and still match (>= 0)",
-    "thresholds.receipt_diff_rate_max": "acceptable share of won deals without a matching receipt (0-1)",
-    "thresholds.response_time_target_hours": "first contact of a new lead within this many hours (> 0)",
-    "thresholds.followup_ontime_target": "share of follow-up tasks done by their due time (0-1)",
-    "thresholds.dwell_benchmark_days": "longest stay per stage in days; longer raises a dwell alert",
-    "thresholds.funnel_stages": "funnel stages in order, ending with won; a subset of the default",
-    "thresholds.tiers": "value tiers from cumulative spend (CNY) and repeat share of orders",
-    "thresholds.tiers.high_spend": "high value: spend at least this (> 0) ...",
-    "thresholds.tiers.high_repeat": "... and repeat share at least this (0-1)",
-    "thresholds.tiers.potential_spend": "potential: spend at least this (below high_spend) ...",
-    "thresholds.tiers.potential_repeat": "... or repeat share at least this (0-1, at most high_repeat)",
-    "thresholds.churn": "high churn risk = all of: few visits, few orders, a complaint, in the look-back",
-    "thresholds.churn.lookback_months": "look-back in months (1-24)",
-    "thresholds.churn.min_visits_per_month": "fewer visits a month than this counts as few (>= 0)",
-    "thresholds.churn.max_orders": "at most this many orders counts as few (>= 0)",
-    "thresholds.churn.min_complaints": "at least this many complaints (>= 1)",
-    "thresholds.churn.horizon_days": "the churn model predicts no order within this many days (1-365)",
-    "thresholds.cpa_overrun_max": "alert when a campaign's cost per customer is this much over its benchmark",
-    "thresholds.forecast_tolerance": "flag the forecast when its deviation (WAPE) passes this (0-1)",
-    "thresholds.forecast_horizon_weeks": "weeks of won revenue to forecast (1-52)",
-    "thresholds.clv_horizon_months": "lifetime value over this many months (1-60)",
-    "language": "language of the report and tables: en or zh",
-    "mask_pii": "mask names, phones and e-mails in every output: true or false",
-    "notes": "your conclusions; they open the report",
-    "plan": "your own improvement-plan rows (Table 3), added to those the analysis proposes",
-    "plan.problem": "the problem",
-    "plan.cause": "its cause",
-    "plan.measure": "what is done about it",
-    "plan.owner": "who does it",
-    "plan.deadline": "by when, YYYY-MM-DD",
-    "plan.expected_effect": "what should change, and by how much",
-    "timeout_minutes": "stop the case when it runs longer than this; reported as a timeout (> 0)",
-    "cell_timeout_seconds": "stop a notebook cell that runs longer than this; reported as a timeout (> 0)",
-}
+
+def field_docs(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
+    """Return what each setting means, by dotted key, from the models' field descriptions, in their order."""
+    docs: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        if not info.description:
+            continue  # not a setting (the file the case was read from)
+        docs[prefix + name] = info.description
+        inner = settings_model(info.annotation)
+        if inner is not None:
+            docs |= field_docs(inner, f"{prefix}{name}.")
+    return docs
+
+
+def settings_model(annotation: Any) -> type[BaseModel] | None:
+    """Return the settings model a field holds, itself or as a list of them (the plan's rows), if any."""
+    kinds = typing.get_args(annotation) if typing.get_origin(annotation) is tuple else (annotation,)
+    for kind in kinds:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
+    return None
+
+
+DOC: dict[str, str] = field_docs(CaseParams)
+"""What each key means and which values it allows, by dotted key: the settings' field descriptions in
+crmnb/params/model.py. The template shows, after this, the default a key left out gets (from the method,
+_defaults.yaml, the department)."""
 
 PLACEHOLDERS: dict[str, tuple[float, float]] = {
     "rate": (0.15, 0.20),
@@ -161,6 +130,22 @@ def _thresholds(w: _Writer, defaults: dict, prefix: str = "thresholds", depth: i
             w.key(dotted, value, depth=depth, active=False, default=value)
 
 
+@dataclass(frozen=True)
+class Dates:
+    """The placeholder dates of a new case: the last six complete months, a deadline half a year on."""
+
+    start: date
+    end: date
+    deadline: date
+
+    @classmethod
+    def before(cls, today: date) -> Dates:
+        """Return the dates for a case written on ``today``."""
+        end = today.replace(day=1) - timedelta(days=1)  # the last complete month …
+        first = end.year * 12 + end.month - 1 - 5  # … and the five before it
+        return cls(date(first // 12, first % 12 + 1, 1), end, end + timedelta(days=183))
+
+
 def render(
     case_id: str,
     department: str,
@@ -175,11 +160,7 @@ def render(
 ) -> str:
     """Return the text of a new case file; ``defaults`` are the merged defaults files it will get."""
     today = today or date.today()
-    end = today.replace(day=1) - timedelta(days=1)  # the last complete month …
-    first = end.year * 12 + end.month - 1 - 5  # … and the five before it
-    start = date(first // 12, first % 12 + 1, 1)
-    deadline = end + timedelta(days=183)
-    base, target = PLACEHOLDERS[GOAL_METRICS[metric]]
+    dates = Dates.before(today)
     optional = ("control_department", "language", "mask_pii", "timeout_minutes", "cell_timeout_seconds")
     method = {k: CaseParams.model_fields[k].default for k in optional}
     effective = deep_merge({**method, "thresholds": Thresholds().model_dump(mode="json")}, defaults)
@@ -190,6 +171,20 @@ def render(
     w.raw(f"# parameters/_departments/{department}.yaml; remove the '# ' to set one. Values marked TODO are")
     w.raw(f"# placeholders: put in your own. Then check the file: crmnb validate parameters/{case_id}.yaml")
     w.raw()
+    _card(w, case_id, title, department, owner, effective)
+    _period_and_goal(w, metric, dates)
+    _data(w, data_dir)
+    w.raw("# ---- thresholds (defaults shown; set only what differs for this case)")
+    w.key("thresholds", section=True, active=False)
+    _thresholds(w, effective["thresholds"])
+    w.raw()
+    _report_and_run(w, effective, language)
+    _plan(w, owner, dates.deadline)
+    return "\n".join(w.lines) + "\n"
+
+
+def _card(w: _Writer, case_id: str, title: str, department: str, owner: str, effective: dict) -> None:
+    """Write the case card's keys (Table 1)."""
     w.raw("# ---- the case card (Table 1)")
     w.key("case_id", case_id)
     w.key("title", title)
@@ -202,16 +197,21 @@ def render(
     )
     w.key("owner", owner, note="TODO" if owner.startswith("TODO") else "")
     w.raw()
+
+
+def _period_and_goal(w: _Writer, metric: str, dates: Dates) -> None:
+    """Write the period, the goal with placeholder figures for its metric's unit, and the intervention."""
+    base, target = PLACEHOLDERS[GOAL_METRICS[metric]]
     w.raw("# ---- period and goal")
     w.key("period", section=True)
-    w.key("period.start", start, depth=1, note="TODO")
-    w.key("period.end", end, depth=1, note="TODO")
+    w.key("period.start", dates.start, depth=1, note="TODO")
+    w.key("period.end", dates.end, depth=1, note="TODO")
     w.key("goal", section=True)
     w.key("goal.metric", metric, depth=1)
     w.key("goal.baseline", base, depth=1, note="TODO")
     w.key("goal.target", target, depth=1, note="TODO")
-    w.key("goal.deadline", deadline, depth=1, note="TODO")
-    pivot = start + (end - start) / 2
+    w.key("goal.deadline", dates.deadline, depth=1, note="TODO")
+    pivot = dates.start + (dates.end - dates.start) / 2
     w.key(
         "intervention_date",
         date(pivot.year, pivot.month, 1),
@@ -219,6 +219,10 @@ def render(
         note="default none: the period is split in two halves",
     )
     w.raw()
+
+
+def _data(w: _Writer, data_dir: str) -> None:
+    """Write where the data is, with the optional per-table sources as examples."""
     w.raw("# ---- data")
     w.key("data", section=True)
     w.key("data.dir", data_dir, depth=1)
@@ -228,10 +232,10 @@ def render(
     w.raw("#     orders: {file: orders.csv, encoding: gbk, sep: ';'}")
     w.key("data.sql_url", "sqlite:///crm.db", depth=1, active=False, note="default none")
     w.raw()
-    w.raw("# ---- thresholds (defaults shown; set only what differs for this case)")
-    w.key("thresholds", section=True, active=False)
-    _thresholds(w, effective["thresholds"])
-    w.raw()
+
+
+def _report_and_run(w: _Writer, effective: dict, language: str | None) -> None:
+    """Write the report's language, the masking, the time limits and the notes."""
     w.raw("# ---- report and run")
     w.key(
         "language",
@@ -239,15 +243,13 @@ def render(
         active=language is not None,
         default=None if language else effective["language"],
     )
-    w.key("mask_pii", effective["mask_pii"], active=False, default=effective["mask_pii"])
-    w.key("timeout_minutes", effective["timeout_minutes"], active=False, default=effective["timeout_minutes"])
-    w.key(
-        "cell_timeout_seconds",
-        effective["cell_timeout_seconds"],
-        active=False,
-        default=effective["cell_timeout_seconds"],
-    )
+    for key in ("mask_pii", "timeout_minutes", "cell_timeout_seconds"):
+        w.key(key, effective[key], active=False, default=effective[key])
     w.key("notes", "", note="TODO once the analysis has run")
+
+
+def _plan(w: _Writer, owner: str, deadline: date) -> None:
+    """Write an example row of the analyst's own improvement plan, commented out."""
     w.key("plan", section=True, active=False, note="default none")
     w.raw(_line("#   - problem: Leads wait too long for the first contact", DOC["plan.problem"]))
     for field, example in (
@@ -258,7 +260,6 @@ def render(
         ("expected_effect", "Response time halves"),
     ):
         w.raw(_line(f"#     {field}: {example}", DOC[f"plan.{field}"]))
-    return "\n".join(w.lines) + "\n"
 
 
 def new_case(

@@ -1,0 +1,224 @@
+"""The metrics' units: per metric, the leads, orders, tickets… it averages, each with its date and value.
+
+A unit function returns one row per unit with the columns ``when`` (the date that places
+the unit in a period), ``department``, ``owner_rep``, ``customer_id`` and ``value``; a
+total function (CAC, LTV) returns a ratio of totals and its n. :mod:`crmnb.analysis.metrics`
+declares which function measures which metric.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from crmnb.frames import isin
+
+Tables = dict[str, pd.DataFrame]
+UNIT_COLUMNS = ["when", "department", "owner_rep", "customer_id", "value"]
+
+
+def in_period(df: pd.DataFrame, col: str, start: date | str, end: date | str) -> pd.DataFrame:
+    """Return the rows whose ``col`` falls on a day from ``start`` to ``end`` inclusive."""
+    lo = pd.Timestamp(start)
+    hi = pd.Timestamp(end) + pd.Timedelta(days=1)
+    s = df[col]
+    return df[(s >= lo) & (s < hi)]
+
+
+def _units(df: pd.DataFrame, when: str, value: pd.Series | np.ndarray) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "when": df[when].to_numpy(),
+            "department": df["department"].to_numpy() if "department" in df else None,
+            "owner_rep": df["owner_rep"].to_numpy() if "owner_rep" in df else None,
+            "customer_id": df["customer_id"].to_numpy() if "customer_id" in df else None,
+            "value": np.asarray(value, dtype=float),
+        }
+    )
+    return out
+
+
+def _hours(a: pd.Series, b: pd.Series) -> pd.Series:
+    return (b - a).dt.total_seconds() / 3600.0
+
+
+def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """Return ``mapping`` at ``keys``, on the keys' index; missing where absent.
+
+    Unlike ``keys.map(mapping)`` this keeps the mapping's dtype when the mapping is
+    empty (pandas casts an empty mapper to float, which fails for datetimes).
+    """
+    return pd.Series(mapping.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=mapping.dtype)
+
+
+# --------------------------------------------------------------------------- unit functions
+def lead_response_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per contacted lead created in the period: hours from creation to first contact."""
+    leads = in_period(t["leads"], "created_at", start, end)
+    leads = leads[leads["first_contact_at"].notna()]
+    hours = _hours(leads["created_at"], leads["first_contact_at"])
+    keep = hours >= 0
+    return _units(leads[keep], "created_at", hours[keep])
+
+
+def followup_ontime_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per follow-up task due in the period: 1 if completed by its due time."""
+    act = in_period(t["activities"], "due_at", start, end)
+    ok = act["completed_at"].notna() & (act["completed_at"] <= act["due_at"])
+    return _units(act, "due_at", ok)
+
+
+def converted_within(leads: pd.DataFrame, opportunities: pd.DataFrame, days: int) -> pd.Series:
+    """Return, per lead, whether one of its deals was won within ``days`` of the lead's creation."""
+    opp = opportunities
+    won = opp[(opp["status"] == "won") & opp["lead_id"].notna() & opp["closed_at"].notna()]
+    first_win = _lookup(leads["lead_id"], won.groupby("lead_id")["closed_at"].min())
+    return first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=days))
+
+
+def lead_conversion_units(t: Tables, start, end, conversion_window_days: int = 90, **_) -> pd.DataFrame:
+    """Return one unit per lead created in the period: 1 if it became a won deal within the conversion window."""
+    leads = in_period(t["leads"], "created_at", start, end)
+    return _units(leads, "created_at", converted_within(leads, t["opportunities"], conversion_window_days))
+
+
+def opportunity_win_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per opportunity closed (won or lost) in the period: 1 if won."""
+    opp = t["opportunities"]
+    opp = in_period(opp[opp["status"].isin(["won", "lost"])], "closed_at", start, end)
+    return _units(opp, "closed_at", opp["status"] == "won")
+
+
+def sales_cycle_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per deal won in the period: days from the lead's creation (else the deal's) to the win."""
+    opp = t["opportunities"]
+    won = in_period(opp[opp["status"] == "won"], "closed_at", start, end)
+    lead_created = _lookup(won["lead_id"], t["leads"].set_index("lead_id")["created_at"])
+    began = lead_created.fillna(won["created_at"])
+    days = (won["closed_at"] - began).dt.total_seconds() / 86400.0
+    return _units(won, "closed_at", days)
+
+
+def order_value_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per order placed in the period: its amount."""
+    orders = in_period(t["orders"], "order_date", start, end)
+    orders = orders[orders["amount"].notna()]
+    return _units(orders, "order_date", orders["amount"])
+
+
+def repeat_purchase_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per customer who bought in the period: 1 if they bought at least twice in it."""
+    orders = in_period(t["orders"], "order_date", start, end)
+    g = orders.groupby("customer_id", sort=True)
+    per = pd.DataFrame(
+        {
+            "when": g["order_date"].min(),
+            "department": g["department"].first(),
+            "n": g.size(),
+        }
+    ).reset_index()
+    reps = t["customers"].drop_duplicates("customer_id").set_index("customer_id")["owner_rep"]
+    per["owner_rep"] = per["customer_id"].map(reps)
+    return _units(per, "when", per["n"] >= 2)
+
+
+def csat_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per surveyed ticket opened in the period: its satisfaction score (1–5)."""
+    tk = in_period(t["tickets"], "created_at", start, end)
+    tk = tk[tk["csat"].notna()]
+    return _units(tk, "created_at", tk["csat"])
+
+
+def nps_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per NPS answer in the period: +100 promoter (9–10), −100 detractor (0–6), else 0."""
+    tk = in_period(t["tickets"], "created_at", start, end)
+    tk = tk[tk["nps"].notna()]
+    score = np.where(tk["nps"] >= 9, 100.0, np.where(tk["nps"] <= 6, -100.0, 0.0))
+    return _units(tk, "created_at", score)
+
+
+def complaint_resolution_units(t: Tables, start, end, **_) -> pd.DataFrame:
+    """Return one unit per resolved complaint opened in the period: hours to resolution."""
+    tk = in_period(t["tickets"], "created_at", start, end)
+    tk = tk[(tk["type"] == "complaint") & tk["resolved_at"].notna()]
+    hours = _hours(tk["created_at"], tk["resolved_at"])
+    keep = hours >= 0
+    return _units(tk[keep], "created_at", hours[keep])
+
+
+def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.DataFrame:
+    """Return one unit per customer who bought in the year before the period: 1 if they bought nothing in it."""
+    lo = pd.Timestamp(start)
+    orders = t["orders"]
+    base = in_period(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
+    ids = base["customer_id"].dropna().unique()
+    bought = set(in_period(orders, "order_date", start, end)["customer_id"].dropna())
+    cust = t["customers"].drop_duplicates("customer_id").set_index("customer_id")
+    per = pd.DataFrame({"customer_id": ids, "when": lo})
+    per["department"] = per["customer_id"].map(cust["department"])
+    per["owner_rep"] = per["customer_id"].map(cust["owner_rep"])
+    return _units(per, "when", ~isin(per["customer_id"], bought))
+
+
+def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
+    """Return campaign spend falling in the period (pro rata by days), for one department by its share of leads."""
+    c = t["campaigns"].dropna(subset=["spend"])
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    c_start = c["start_date"].fillna(lo)
+    c_end = c["end_date"].fillna(hi - pd.Timedelta(days=1)) + pd.Timedelta(days=1)
+    days = (c_end - c_start).dt.days.clip(lower=1)
+    overlap = ((c_end.clip(upper=hi) - c_start.clip(lower=lo)).dt.days).clip(lower=0)
+    spend = c["spend"] * overlap / days
+    if department is not None:
+        leads = t["leads"].dropna(subset=["campaign_id"])
+        share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
+        spend = spend * c["campaign_id"].map(share).fillna(0).to_numpy()
+    return float(spend.sum())
+
+
+def _new_customers(t: Tables, start, end, department: str | None) -> int:
+    opp = in_period(t["opportunities"], "closed_at", start, end)
+    won = opp[(opp["status"] == "won") & opp["lead_id"].notna()]
+    if department is not None:
+        won = won[won["department"] == department]
+    return int(won["lead_id"].nunique())
+
+
+def cac_value(t: Tables, start, end, department: str | None = None, **_) -> tuple[float, int]:
+    """Return customer acquisition cost (campaign spend in the period / customers won from leads) and n."""
+    n = _new_customers(t, start, end, department)
+    spend = _campaign_spend(t, start, end, department)
+    return (spend / n if n else float("nan")), n
+
+
+def ltv_value(t: Tables, start, end, department: str | None = None, max_years: float = 10.0, **_) -> tuple[float, int]:
+    """Return the average-based lifetime value: order value × orders a year per buyer × expected years.
+
+    Measured over the 365 days up to the period's end; expected years = 1 / annual churn
+    rate, capped at ``max_years``. Revenue, not margin.
+    """
+    hi = pd.Timestamp(end)
+    lo = hi - pd.Timedelta(days=364)
+    orders = in_period(t["orders"], "order_date", lo, hi)
+    if department is not None:
+        orders = orders[orders["department"] == department]
+    buyers = orders["customer_id"].nunique()
+    if not buyers:
+        return float("nan"), 0
+    aov = orders["amount"].mean()
+    per_year = len(orders) / buyers
+    churn = churn_units(t, lo, hi)
+    if department is not None:
+        churn = churn[churn["department"] == department]
+    rate = churn["value"].mean() if len(churn) else float("nan")
+    years = min(1 / rate, max_years) if rate and rate > 0 else max_years
+    return float(aov * per_year * years), int(buyers)
+
+
+def ltv_cac_value(t: Tables, start, end, department: str | None = None, **_) -> tuple[float, int]:
+    """Return LTV / CAC for the period."""
+    ltv, n = ltv_value(t, start, end, department)
+    cac, _ = cac_value(t, start, end, department)
+    return (ltv / cac if cac and cac > 0 else float("nan")), n
