@@ -97,7 +97,6 @@ def test_no_import_cycle_even_inside_functions():
     assert not cycles(graph), f"import cycles: {cycles(graph)}"
 
 
-@pytest.mark.xfail(strict=True, reason="the long modules and functions are being split; remove this mark when done")
 def test_modules_are_small():
     big = {
         str(p.relative_to(ROOT)): n
@@ -107,7 +106,6 @@ def test_modules_are_small():
     assert not big, f"modules over {MAX_MODULE_LINES} lines: {big}"
 
 
-@pytest.mark.xfail(strict=True, reason="the long modules and functions are being split; remove this mark when done")
 def test_functions_are_small():
     long = {}
     for p in PKG.rglob("*.py"):

@@ -244,7 +244,7 @@ def problems(**kw) -> pd.DataFrame:
         "goal": GOAL,
     }
     args.update(kw)
-    return find_problems(Context(**args))
+    return find_problems(Context(**args), "en")
 
 
 def test_find_problems_most_important_first():
@@ -317,7 +317,7 @@ def test_improvement_plan_puts_the_analyst_rows_first():
         }
     ]
     p = problems()
-    plan = improvement_plan(p, analyst, owner="Sales 1 operations lead", deadline=date(2026, 6, 30))
+    plan = improvement_plan(p, analyst, owner="Sales 1 operations lead", deadline=date(2026, 6, 30), language="en")
     assert list(plan.columns) == PLAN_COLUMNS
     assert len(plan) == 1 + len(p)
     assert plan["source"].tolist() == ["analyst"] + ["data"] * len(p)
@@ -325,24 +325,24 @@ def test_improvement_plan_puts_the_analyst_rows_first():
     assert plan.iloc[0]["owner"] == "Sales 1 lead"
     data = plan.iloc[1:].reset_index(drop=True)
     assert data["problem"].tolist() == p["problem"].tolist()
-    assert data["measure"].tolist() == [plan_words(k)[0] for k in p["kind"]]
+    assert data["measure"].tolist() == [plan_words(k, "en")[0] for k in p["kind"]]
     assert set(data["owner"]) == {"Sales 1 operations lead"}
     assert set(data["deadline"]) == {date(2026, 6, 30)}
 
 
 def test_improvement_plan_without_problems_or_analyst_rows_is_empty():
-    plan = improvement_plan(problems().iloc[0:0], [], owner="x", deadline=date(2026, 1, 1))
+    plan = improvement_plan(problems().iloc[0:0], [], owner="x", deadline=date(2026, 1, 1), language="en")
     assert plan.empty and list(plan.columns) == PLAN_COLUMNS
 
 
 def test_receipts_not_checked_are_said_and_not_a_problem():
     none = pd.DataFrame(columns=["receipt_id", "opportunity_id", "amount"])
-    note = unchecked_receipts(none, {"won_deals": 1})
+    note = unchecked_receipts(none, {"won_deals": 1}, "en")
     assert note == (
         "Won deals not checked against finance: the check needs the finance receipts (the receipts table); "
         "this data has none, so 1 won deal stays unchecked."
     )
-    assert unchecked_receipts(pd.DataFrame({"receipt_id": ["R1"]}), {"won_deals": 1}) is None
+    assert unchecked_receipts(pd.DataFrame({"receipt_id": ["R1"]}), {"won_deals": 1}, "en") is None
     kinds = problems(reconciliation={**RECON, "checked": False})["kind"].tolist()
     assert "receipts" not in kinds and "receipts" in problems()["kind"].tolist()
 

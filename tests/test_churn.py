@@ -143,7 +143,7 @@ def test_changing_a_threshold_changes_the_levels():
 def test_watch_list_from_rules_alone():
     t = _hand_built()
     rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
-    w = watch.watch_list(t["customers"], rules, top_n=None)
+    w = watch.watch_list(t["customers"], rules, top_n=None, language="en")
     assert list(w.columns) == watch.WATCH_COLUMNS
     assert list(w["customer_id"]) == ["A", "C", "D", "G", "K", "B", "E", "F", "H"]  # by level, then id
     assert w["churn_probability"].isna().all()
@@ -151,7 +151,7 @@ def test_watch_list_from_rules_alone():
     assert a["name"] == "客**" and a["phone"] == "138****0000" and a["company"] == "*科技有限公司"
     assert "service recovery call" in a["action"] and "re-engagement offer" in a["action"]
     assert w.set_index("customer_id").loc["E", "action"] == "keep the regular contact plan"
-    assert watch.watch_list(t["customers"], rules, top_n=2)["customer_id"].tolist() == ["A", "C"]
+    assert watch.watch_list(t["customers"], rules, top_n=2, language="en")["customer_id"].tolist() == ["A", "C"]
 
 
 # --------------------------------------------------------------------------- demo data
@@ -331,7 +331,9 @@ def test_watch_list_masks_and_explains(demo):
     features = churn.build_features(*_args(t), AS_OF)
     rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
     p = churn_model.score(res, features)
-    w = watch.watch_list(t["customers"], rules, p, top_n=None, drivers=churn_model.drivers(res, features))
+    w = watch.watch_list(
+        t["customers"], rules, p, top_n=None, drivers=churn_model.drivers(res, features), language="en"
+    )
     assert len(w) == len(rules) and set(w["customer_id"]) == set(features.index)
     assert w["risk_level"].isin(churn.RISK_LEVELS).all()
     assert w["churn_probability"].between(0, 1).all()

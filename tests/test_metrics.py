@@ -377,7 +377,7 @@ def test_headline_lists_the_headline_metrics():
         orders=[order("O1", "C1", "2025-03-01", 100.0)],
         customers=[{"customer_id": "C1", "department": "D1", "owner_rep": "r1"}],
     )
-    h = headline(t, START, END)
+    h = headline(t, START, END, language="en")
     assert h["metric"].tolist() == list(HEADLINE)
     row = h.set_index("metric").loc["avg_order_value"]
     assert (row["value"], row["n"], row["unit"]) == (100.0, 1, "CNY")

@@ -109,7 +109,7 @@ def test_typed_tables_from_postgres_equal_the_csv_intake_and_give_the_same_figur
     def headline(intakes):
         issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
         cleaned = clean({k: v.table for k, v in intakes.items()}, issues, as_of=pd.Timestamp("2026-03-31"))
-        return metrics.headline(cleaned.tables, "2025-07-01", "2025-12-31", "销售一部")
+        return metrics.headline(cleaned.tables, "2025-07-01", "2025-12-31", "销售一部", language="en")
 
     a, b = headline(reference), headline(got)
     pd.testing.assert_frame_equal(a, b)

@@ -87,8 +87,8 @@ def test_report_keeps_narrative_drops_analyst_only_code_and_noise():
 
 
 def test_chinese_glyphs_are_embedded_only_when_needed():
-    assert cjk_font_face("plain English only") == ""
-    face = cjk_font_face("<h3>&#34920;1 复购率</h3>")
+    assert cjk_font_face("plain English only", "en") == ""
+    face = cjk_font_face("<h3>&#34920;1 复购率</h3>", "en")
     assert face.startswith("@font-face") and "data:font/otf;base64," in face
     assert len(face) < 60_000, "a handful of glyphs stays small"
 

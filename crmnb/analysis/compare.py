@@ -209,20 +209,19 @@ def describe_change(row: pd.Series, lang: str) -> str:
     return s + t("compare.end", lang)
 
 
-def nothing_measured(metric: str, by: str, language: str = "en") -> str:
+def nothing_measured(metric: str, by: str, language: str) -> str:
     """Return the note shown instead of a breakdown of ``metric`` by ``by`` when neither window has anything
     to measure it on, with what the metric needs.
 
-    >>> nothing_measured("lead_response_hours", "owner_rep")
+    >>> nothing_measured("lead_response_hours", "owner_rep", "en")
     'Lead response time (hours) by rep not shown: neither the before nor the after window has anything to measure it on (average hours from lead creation to first contact, contacted leads created in the period).'
     """
-    from crmnb.analysis.metrics import CATALOGUE, FORMULA_ZH
+    from crmnb.analysis.metrics import CATALOGUE
 
     m = CATALOGUE[metric]
     key = f"compare.by.{by}"
     by_word = t(key, language) if has(key) else by
-    formula = FORMULA_ZH.get(metric, m.formula) if language == "zh" else m.formula
-    return t("compare.nothing_measured", language, name=m.name(language), by=by_word, formula=formula)
+    return t("compare.nothing_measured", language, name=m.name(language), by=by_word, formula=m.formula_in(language))
 
 
 def by_window(tables: dict[str, pd.DataFrame], case, metric: str, by: str) -> pd.DataFrame:

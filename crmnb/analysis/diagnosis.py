@@ -265,7 +265,7 @@ def data_quality(ctx: Context, language: str) -> list[Finding]:
 
 
 # --------------------------------------------------------------------------- problems and the plan
-def find_problems(context: Context, language: str = "en") -> pd.DataFrame:
+def find_problems(context: Context, language: str) -> pd.DataFrame:
     """Return the problems the data shows, most important first: kind, problem, evidence, cause.
 
     Every rule of :data:`RULES` runs in order on ``context``; its problems are worded in
@@ -280,7 +280,7 @@ def find_problems(context: Context, language: str = "en") -> pd.DataFrame:
     return out.sort_values("weight", ascending=False, kind="stable").drop(columns="weight").reset_index(drop=True)
 
 
-def plan_words(kind: str, language: str = "en") -> tuple[str, str]:
+def plan_words(kind: str, language: str) -> tuple[str, str]:
     """Return the measure a problem of ``kind`` suggests and its expected effect, in ``language``.
 
     >>> plan_words("cpa", "en")[1], plan_words("no_such_kind", "zh")[0]
@@ -292,7 +292,7 @@ def plan_words(kind: str, language: str = "en") -> tuple[str, str]:
 
 
 def improvement_plan(
-    problems: pd.DataFrame, analyst_items: list[dict], owner: str, deadline: date, language: str = "en"
+    problems: pd.DataFrame, analyst_items: list[dict], owner: str, deadline: date, language: str
 ) -> pd.DataFrame:
     """Return Table 3: the analyst's own plan rows first, then one suggested measure per problem found."""
     rows = [{**item, "source": "analyst"} for item in analyst_items]
@@ -325,7 +325,7 @@ def tracking_table(plan: pd.DataFrame, case) -> pd.DataFrame:
     return out
 
 
-def unchecked_receipts(receipts: pd.DataFrame, summary: dict, language: str = "en") -> str | None:
+def unchecked_receipts(receipts: pd.DataFrame, summary: dict, language: str) -> str | None:
     """Return the note that won deals could not be checked against finance because the data has no
     receipts at all, or None when there are receipts to check against.
 

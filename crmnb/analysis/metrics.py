@@ -44,7 +44,6 @@ from crmnb.present.words import t
 # the unit functions live in crmnb.analysis.metric_units; their names stay importable from here
 __all__ = [
     "CATALOGUE",
-    "FORMULA_ZH",
     "HEADLINE",
     "UNIT_COLUMNS",
     "Metric",
@@ -75,18 +74,13 @@ class Metric:
     total: Callable[..., tuple[float, int]] | None = None  # for ratios of totals (CAC, LTV): value and n
     goal: bool = False  # a case's goal may name it (crmnb.params.model.GOAL_METRICS)
 
-    def name(self, language: str = "en") -> str:
+    def name(self, language: str) -> str:
         """Return the metric's name in ``language`` (en or zh)."""
         return t(f"metric.{self.id}.name", language)
 
     def formula_in(self, language: str) -> str:
         """Return how the metric is measured, in ``language`` (en or zh)."""
         return t(f"metric.{self.id}.formula", language)
-
-    @property
-    def formula(self) -> str:
-        """Return how the metric is measured, in English."""
-        return self.formula_in("en")
 
 
 CATALOGUE: dict[str, Metric] = {
@@ -225,7 +219,8 @@ def headline(
     end,
     department: str | None = None,
     metrics: Iterable[str] = HEADLINE,
-    language: str = "en",
+    *,
+    language: str,
     **opts,
 ) -> pd.DataFrame:
     """Return the headline metrics for the period: id, name, dimension, value, unit, n."""
@@ -246,11 +241,10 @@ def headline(
     return pd.DataFrame(rows)
 
 
-FORMULA_ZH: dict[str, str] = {mid: m.formula_in("zh") for mid, m in CATALOGUE.items()}
 """The catalogue's formulas in Chinese (kept for older callers: ``Metric.formula_in(language)`` says it)."""
 
 
-def catalogue_table(period: str, language: str = "en") -> pd.DataFrame:
+def catalogue_table(period: str, language: str) -> pd.DataFrame:
     """Return the metric list: name, dimension, formula, source tables and period."""
     return pd.DataFrame(
         [

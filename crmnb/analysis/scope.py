@@ -44,7 +44,7 @@ def goal_table(case: CaseParams) -> pd.DataFrame:
     control = case.control_department
     rows = [
         ("metric", CATALOGUE[g.metric].name(lang)),
-        ("formula", CATALOGUE[g.metric].formula),
+        ("formula", CATALOGUE[g.metric].formula_in("en")),  # English in both reports for now: a later change
         ("baseline", fmt_value(g.baseline, GOAL_METRICS[g.metric])),
         ("target", fmt_value(g.target, GOAL_METRICS[g.metric])),
         ("direction", t("scope.raise" if g.higher_is_better else "scope.lower", lang)),

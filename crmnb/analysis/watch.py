@@ -33,7 +33,8 @@ def suggest_actions(
     low_activity: pd.Series,
     high_value: pd.Series,
     probability: pd.Series | None = None,
-    language: str = "en",
+    *,
+    language: str,
     check_in_probability: float = 0.8,
 ) -> pd.Series:
     """Return the suggested actions per customer, most important first, joined by '; '.
@@ -88,9 +89,10 @@ def watch_list(
     top_n: int | None = 50,
     mask: bool = True,
     drivers: pd.Series | None = None,
+    *,
+    language: str,
     high_value_quantile: float = 0.8,
     check_in_probability: float = 0.8,
-    language: str = "en",
 ) -> pd.DataFrame:
     """Return the churn watch list: who, owner, risk level, probability, reasons and action.
 
@@ -117,8 +119,8 @@ def watch_list(
         rt["low_visits"] | rt["no_orders"],
         pd.Series(high_value),
         pd.Series(prob),
-        language,
-        check_in_probability,
+        language=language,
+        check_in_probability=check_in_probability,
     )
     out = pd.DataFrame(
         {

@@ -22,7 +22,7 @@ machine has (Arial is Liberation Sans through fontconfig), Chromium drew some ru
 first heading of a size, with that font's empty box instead of falling back to it."""
 
 
-def cjk_font_face(text: str, language: str = "en") -> str:
+def cjk_font_face(text: str, language: str) -> str:
     """Return an @font-face rule embedding just the glyphs ``text`` needs, or '' when it has no Chinese.
 
     A reader whose mail client has no Chinese font still sees the characters, and

@@ -64,7 +64,7 @@ def render_output(out: dict) -> str:
     return ""
 
 
-def render_notebook(nb: nbformat.NotebookNode, language: str = "en") -> str:
+def render_notebook(nb: nbformat.NotebookNode, language: str) -> str:
     """Return the reader's HTML of an executed notebook: markdown and outputs, never code or prompts.
 
     Cells tagged analyst-only are left out, and so are cells tagged for the other

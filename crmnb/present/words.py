@@ -65,7 +65,7 @@ def has(key: str) -> bool:
     return key in catalogue()
 
 
-def word(key: str, language: str = "en") -> str:
+def word(key: str, language: str) -> str:
     """Return the report word for ``key`` in ``language``."""
     return t(f"report.{key}", language)
 
@@ -75,7 +75,7 @@ def step_title(step: int, language: str) -> str:
     return t(f"step.{step}", language)
 
 
-def department(name: str, language: str = "en") -> str:
+def department(name: str, language: str) -> str:
     """Return a department's display name: English in en reports, as written in zh ones."""
     key = f"department.{name}"
     return t(key, language) if has(key) else name

@@ -187,7 +187,7 @@ def render_index(root: Path, entries: list[dict], lang: str = INDEX_LANGUAGE) ->
         font_stack=FONT_STACK,
     )
     page = render("index.html.j2", font_face="", **context)
-    face = cjk_font_face(page)  # department names and goals may be Chinese; embed just those glyphs
+    face = cjk_font_face(page, lang)  # department names and goals may be Chinese; embed just those glyphs
     return render("index.html.j2", font_face=Markup(face), **context) if face else page
 
 
