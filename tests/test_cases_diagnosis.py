@@ -18,6 +18,7 @@ from crmnb.analysis.diagnosis import (
     find_problems,
     improvement_plan,
     plan_words,
+    register,
     unchecked_receipts,
 )
 from crmnb.analysis.funnel import gaps
@@ -373,8 +374,8 @@ def test_problems_are_worded_in_the_language_passed():
 
 def test_a_rule_registered_twice_or_unknown_is_refused():
     with pytest.raises(ValueError, match="'cpa' is registered already"):
-        RULES.register("cpa", weight=1)(lambda ctx, language: [])
-    with pytest.raises(KeyError, match="no diagnosis rule for 'nope'"):
+        register("cpa", weight=1)(lambda ctx, language: [])
+    with pytest.raises(KeyError, match="no diagnosis rule named 'nope'"):
         RULES.get("nope")
 
 

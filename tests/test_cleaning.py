@@ -12,7 +12,7 @@ import pytest
 from crmnb.errors import DataError
 from crmnb.intake import cleaning_rules, ledger
 from crmnb.intake.cleaning import clean, run_rules
-from crmnb.intake.cleaning_rules import RULES, Given, Rule
+from crmnb.intake.cleaning_rules import RULES, Given, Rule, register
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_name, normalise_phone
 from crmnb.intake.ledger import Ledger
 from crmnb.intake.parse import ISSUE_COLUMNS, intake
@@ -470,7 +470,7 @@ def test_rules_run_in_their_registered_order_each_with_what_it_counts():
 
 def test_a_rule_registered_twice_or_unknown_is_refused():
     with pytest.raises(ValueError, match="'date_format' is registered already"):
-        RULES.register("date_format", counts="x")(lambda book, given: None)
+        register("date_format", counts="x")(lambda book, given: None)
     with pytest.raises(KeyError, match="no cleaning rule named 'nope'"):
         RULES.get("nope")
 

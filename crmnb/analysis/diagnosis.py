@@ -5,12 +5,12 @@ reads what it needs from one :class:`Context` and returns, for each problem it f
 its words are filled with. Its words are the catalogue's ``diagnosis.<kind>.*`` messages
 (crmnb/present/catalogue/diagnosis.yaml): ``problem``, ``evidence`` and ``cause`` for the problem,
 ``measure`` and ``effect`` for its row of the improvement plan. A new rule is one function under
-``@RULES.register(...)`` and its five messages.
+``@register(...)`` and its five messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,6 +18,7 @@ import pandas as pd
 
 from crmnb.intake.ledger import LOG_LANGUAGE
 from crmnb.present.words import fmt_value, stage_labels, t
+from crmnb.registry import Registry
 
 PLAN_COLUMNS = ["problem", "cause", "measure", "owner", "deadline", "expected_effect", "source"]
 PROBLEM_COLUMNS = ["kind", "problem", "evidence", "cause"]
@@ -92,41 +93,18 @@ class Rule:
         return {w: t(f"diagnosis.{self.kind}.{w}", language, **finding) for w in PROBLEM_WORDS}
 
 
-class Rules:
-    """The diagnosis rules, in the order they were registered, which is the order they run in."""
-
-    def __init__(self) -> None:
-        self._rules: dict[str, Rule] = {}
-
-    def register(self, kind: str, weight: float) -> Callable:
-        """Return a decorator that registers a rule function finding problems of ``kind``."""
-
-        def add(fn: Callable[[Context, str], list[Finding]]) -> Callable[[Context, str], list[Finding]]:
-            if kind in self._rules:
-                raise ValueError(f"a diagnosis rule for {kind!r} is registered already")
-            self._rules[kind] = Rule(kind, weight, fn)
-            return fn
-
-        return add
-
-    def get(self, kind: str) -> Rule:
-        """Return the rule that finds problems of ``kind``."""
-        try:
-            return self._rules[kind]
-        except KeyError:
-            raise KeyError(f"no diagnosis rule for {kind!r}; the rules: {', '.join(self._rules)}") from None
-
-    def __contains__(self, kind: object) -> bool:
-        return kind in self._rules
-
-    def __iter__(self) -> Iterator[Rule]:
-        return iter(self._rules.values())
-
-    def __len__(self) -> int:
-        return len(self._rules)
+RULES: Registry[Rule] = Registry("diagnosis rule")
+"""The diagnosis rules by the kind of problem they find, in the order they run."""
 
 
-RULES = Rules()
+def register(kind: str, weight: float) -> Callable:
+    """Return a decorator that registers a rule function finding problems of ``kind``, after the rules before it."""
+
+    def add(fn: Callable[[Context, str], list[Finding]]) -> Callable[[Context, str], list[Finding]]:
+        RULES.add(kind, Rule(kind, weight, fn))
+        return fn
+
+    return add
 
 
 def stage_name(stage: str, language: str) -> str:
@@ -135,7 +113,7 @@ def stage_name(stage: str, language: str) -> str:
 
 
 # --------------------------------------------------------------------------- the rules, in order
-@RULES.register("goal_gap", weight=10)
+@register("goal_gap", weight=10)
 def goal_gap(ctx: Context, language: str) -> list[Finding]:
     """Find the goal metric on the wrong side of its target."""
     goal = ctx.goal
@@ -154,7 +132,7 @@ def goal_gap(ctx: Context, language: str) -> list[Finding]:
     ]
 
 
-@RULES.register("slow_response", weight=8)
+@register("slow_response", weight=8)
 def slow_response(ctx: Context, language: str) -> list[Finding]:
     """Find leads waiting longer than the target for their first contact."""
     hours = ctx.metric("lead_response_hours")
@@ -166,7 +144,7 @@ def slow_response(ctx: Context, language: str) -> list[Finding]:
     return [{"hours": hours, "target": ctx.response_target_hours, "slope": found}]
 
 
-@RULES.register("followup_late", weight=6)
+@register("followup_late", weight=6)
 def followup_late(ctx: Context, language: str) -> list[Finding]:
     """Find follow-up tasks done on time less often than the target."""
     rate = ctx.metric("followup_ontime_rate")
@@ -175,7 +153,7 @@ def followup_late(ctx: Context, language: str) -> list[Finding]:
     return [{"rate": rate, "target": ctx.followup_target}]
 
 
-@RULES.register("weak_stage", weight=7)
+@register("weak_stage", weight=7)
 def weak_stage(ctx: Context, language: str) -> list[Finding]:
     """Find the funnel stage fewest leads go on from."""
     f = ctx.funnel_table.dropna(subset=["conversion_rate"])
@@ -192,7 +170,7 @@ def weak_stage(ctx: Context, language: str) -> list[Finding]:
     ]
 
 
-@RULES.register("slow_stage", weight=5)
+@register("slow_stage", weight=5)
 def slow_stage(ctx: Context, language: str) -> list[Finding]:
     """Find each stage whose deals dwell longer than its benchmark."""
     funnel = ctx.funnel_table
@@ -207,14 +185,14 @@ def slow_stage(ctx: Context, language: str) -> list[Finding]:
     ]
 
 
-@RULES.register("loss_reason", weight=4)
+@register("loss_reason", weight=4)
 def loss_reason(ctx: Context, language: str) -> list[Finding]:
     """Find the loss reasons recorded at any stage."""
     reasons = ", ".join(r for r in ctx.funnel_table["top_loss_reasons"] if r)
     return [{"reasons": reasons}] if reasons else []
 
 
-@RULES.register("receipts", weight=3)
+@register("receipts", weight=3)
 def receipts(ctx: Context, language: str) -> list[Finding]:
     """Find won deals whose CRM amount finance did not receive, when receipts were checked."""
     rc = ctx.reconciliation
@@ -232,7 +210,7 @@ def receipts(ctx: Context, language: str) -> list[Finding]:
     ]
 
 
-@RULES.register("churn_risk", weight=6.5)
+@register("churn_risk", weight=6.5)
 def churn_risk(ctx: Context, language: str) -> list[Finding]:
     """Find active customers at high risk of churning by the warning rules."""
     rules = ctx.churn_rules
@@ -242,7 +220,7 @@ def churn_risk(ctx: Context, language: str) -> list[Finding]:
     return [{"high": high, "active": len(rules)}] if high else []
 
 
-@RULES.register("cpa", weight=4.5)
+@register("cpa", weight=4.5)
 def cpa(ctx: Context, language: str) -> list[Finding]:
     """Find campaigns whose cost per customer is over their benchmark by more than the tolerance."""
     alerts = ctx.cpa_alerts
@@ -255,7 +233,7 @@ def cpa(ctx: Context, language: str) -> list[Finding]:
     return [{"count": len(over), "names": names}]
 
 
-@RULES.register("data_quality", weight=2)
+@register("data_quality", weight=2)
 def data_quality(ctx: Context, language: str) -> list[Finding]:
     """Find duplicate customer records that cleaning merged."""
     log = ctx.cleaning_log

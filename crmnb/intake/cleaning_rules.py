@@ -3,13 +3,13 @@
 A rule reads the tables from the :class:`~crmnb.intake.ledger.Ledger` and changes them only through
 it (a log line, a changed copy, rows moved to the quarantine), so nothing is lost unaccounted. Its
 words are the catalogue's ``cleaning.<name>.*`` messages (crmnb/present/catalogue/cleaning.yaml).
-A new rule is one function under ``@RULES.register(...)``; its place in this file is its place in
+A new rule is one function under ``@register(...)``; its place in this file is its place in
 the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from crmnb.intake.checks import problems
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
 from crmnb.intake.ledger import Ledger, text
 from crmnb.intake.schema import ROW, TABLES
+from crmnb.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -46,38 +47,18 @@ class Rule:
     per_table: bool = False
 
 
-class Rules:
-    """The cleaning rules, held in the order they were registered, which is the order they run in."""
-
-    def __init__(self) -> None:
-        self._rules: dict[str, Rule] = {}
-
-    def register(self, name: str, counts: str, per_table: bool = False) -> Callable:
-        """Return a decorator that registers a rule function under ``name``."""
-
-        def add(fn: Callable[..., None]) -> Callable[..., None]:
-            if name in self._rules:
-                raise ValueError(f"a cleaning rule named {name!r} is registered already")
-            self._rules[name] = Rule(name, counts, fn, per_table)
-            return fn
-
-        return add
-
-    def get(self, name: str) -> Rule:
-        """Return the rule named ``name``."""
-        try:
-            return self._rules[name]
-        except KeyError:
-            raise KeyError(f"no cleaning rule named {name!r}; the rules: {', '.join(self._rules)}") from None
-
-    def __iter__(self) -> Iterator[Rule]:
-        return iter(self._rules.values())
-
-    def __len__(self) -> int:
-        return len(self._rules)
+RULES: Registry[Rule] = Registry("cleaning rule")
+"""The cleaning rules, in the order they run."""
 
 
-RULES = Rules()
+def register(name: str, counts: str, per_table: bool = False) -> Callable:
+    """Return a decorator that registers a cleaning rule function under ``name``, after the rules before it."""
+
+    def add(fn: Callable[..., None]) -> Callable[..., None]:
+        RULES.add(name, Rule(name, counts, fn, per_table))
+        return fn
+
+    return add
 
 
 def example(value: object) -> str:
@@ -86,7 +67,7 @@ def example(value: object) -> str:
 
 
 # --------------------------------------------------------------------------- what intake found
-@RULES.register("date_format", counts="rows whose dates were written in another format")
+@register("date_format", counts="rows whose dates were written in another format")
 def date_formats(book: Ledger, given: Given) -> None:
     """Log the date columns intake read from a format other than plain ISO, and what it dropped."""
     if given.formats is None or not len(given.formats):
@@ -104,7 +85,7 @@ def date_formats(book: Ledger, given: Given) -> None:
             book.note(text("date_format.rule"), table, col, r["rows"], text("date_format.action"), detail)
 
 
-@RULES.register("unreadable_value", counts="rows with a value intake could not read")
+@register("unreadable_value", counts="rows with a value intake could not read")
 def unreadable_values(book: Ledger, given: Given) -> None:
     """Quarantine rows whose required value was unreadable; flag an unreadable optional value."""
     for table, grp in given.issues.groupby("table", sort=False):
@@ -128,7 +109,7 @@ def unreadable_values(book: Ledger, given: Given) -> None:
                 book.note(problem, table, col, int(mask.sum()), text("set_missing"), example(first))
 
 
-@RULES.register("out_of_bounds", counts="rows with a negative amount or a score out of its range")
+@register("out_of_bounds", counts="rows with a negative amount or a score out of its range")
 def out_of_bounds(book: Ledger, given: Given) -> None:
     """Quarantine rows whose required value the schema rules out; set an optional one to missing."""
     for table, spec in TABLES.items():
@@ -158,7 +139,7 @@ def out_of_bounds(book: Ledger, given: Given) -> None:
                 book.note(kind, table, col, int(mask.sum()), text("set_missing"), detail)
 
 
-@RULES.register("empty_table", counts="none: a table exported with a header and no rows")
+@register("empty_table", counts="none: a table exported with a header and no rows")
 def empty_tables(book: Ledger, given: Given) -> None:
     """Log each table whose export has a header and no rows, kept as an empty table."""
     for table, n in book.rows_in.items():
@@ -167,7 +148,7 @@ def empty_tables(book: Ledger, given: Given) -> None:
 
 
 # --------------------------------------------------------------------------- row by row, table by table
-@RULES.register("required_missing", counts="rows with a required value missing", per_table=True)
+@register("required_missing", counts="rows with a required value missing", per_table=True)
 def required_missing(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a required value missing, column by column."""
     for col in TABLES[table].required:
@@ -178,7 +159,7 @@ def required_missing(book: Ledger, given: Given, table: str) -> None:
             )
 
 
-@RULES.register("duplicate_key", counts="rows repeating a key seen in an earlier row", per_table=True)
+@register("duplicate_key", counts="rows repeating a key seen in an earlier row", per_table=True)
 def duplicate_keys(book: Ledger, given: Given, table: str) -> None:
     """Quarantine every row whose key an earlier row of the table has already."""
     key = TABLES[table].key
@@ -194,7 +175,7 @@ def duplicate_keys(book: Ledger, given: Given, table: str) -> None:
     )
 
 
-@RULES.register("future_date", counts="rows dated after the moment of the run", per_table=True)
+@register("future_date", counts="rows dated after the moment of the run", per_table=True)
 def future_dates(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a date after the moment of the run, column by column."""
     as_of = f"{given.as_of:%Y-%m-%d}"
@@ -213,7 +194,7 @@ def future_dates(book: Ledger, given: Given, table: str) -> None:
 
 
 # --------------------------------------------------------------------------- across tables
-@RULES.register("duplicate_customer", counts="duplicate customer records merged; rows re-pointed to the kept one")
+@register("duplicate_customer", counts="duplicate customer records merged; rows re-pointed to the kept one")
 def duplicate_customers(book: Ledger, given: Given) -> None:
     """Merge duplicate customers into the earliest record and re-point the other tables' rows to it."""
     merges = find_duplicate_customers(book.tables["customers"])
@@ -243,7 +224,7 @@ def duplicate_customers(book: Ledger, given: Given) -> None:
             book.note(rule, table, "customer_id", int(hit.sum()), action, detail)
 
 
-@RULES.register("unknown_customer", counts="rows naming a customer that is not in customers")
+@register("unknown_customer", counts="rows naming a customer that is not in customers")
 def unknown_customers(book: Ledger, given: Given) -> None:
     """Quarantine rows that name a customer id the customers table does not have."""
     known = set(book.tables["customers"]["customer_id"])
@@ -261,7 +242,7 @@ def unknown_customers(book: Ledger, given: Given) -> None:
         )
 
 
-@RULES.register("followup_outlier", counts="follow-ups of customers with more than the limit")
+@register("followup_outlier", counts="follow-ups of customers with more than the limit")
 def followup_outliers(book: Ledger, given: Given) -> None:
     """Quarantine the follow-ups of customers with more of them than the case's limit."""
     act = book.tables["activities"]
@@ -286,7 +267,7 @@ def followup_outliers(book: Ledger, given: Given) -> None:
 
 
 # --------------------------------------------------------------------------- contact fields
-@RULES.register("missing_contact", counts="customers without a phone number, or without an e-mail")
+@register("missing_contact", counts="customers without a phone number, or without an e-mail")
 def missing_contacts(book: Ledger, given: Given) -> None:
     """Flag customers without a phone number or e-mail: never filled in."""
     cust = book.tables["customers"]
@@ -306,7 +287,7 @@ CONTACT_FORMATS = (("phone", normalise_phone), ("email", normalise_email))
 """The contact fields written one way in the kept rows, each with the function that writes it so."""
 
 
-@RULES.register("contact_format", counts="kept rows whose phone number or e-mail was written another way")
+@register("contact_format", counts="kept rows whose phone number or e-mail was written another way")
 def contact_formats(book: Ledger, given: Given) -> None:
     """Write phone numbers and e-mail addresses of the kept rows one way, and log how many changed."""
     for col, normalise in CONTACT_FORMATS:
