@@ -307,7 +307,7 @@ def unchecked_receipts(receipts: pd.DataFrame, summary: dict, language: str) -> 
     """Return the note that won deals could not be checked against finance because the data has no
     receipts at all, or None when there are receipts to check against.
 
-    >>> unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 2})
+    >>> unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 2}, "en")
     'Won deals not checked against finance: the check needs the finance receipts (the receipts table); this data has none, so 2 won deals stay unchecked.'
     """
     if len(receipts):
