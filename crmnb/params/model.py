@@ -23,7 +23,8 @@ GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.go
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # allow_inf_nan: a threshold of .nan never fires and .inf changes every level it bounds
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class Period(_Model):
