@@ -74,7 +74,7 @@ def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> Intake:
     from crmnb.intake.checks import check_intake
     from crmnb.intake.parse import intake
 
-    got = intake(frame, name, loc.label)
+    got = intake(frame, name, loc.label, loc.spec.decimal)
     if not len(got.table):
         if not TABLES[name].may_be_empty:
             raise DataError(

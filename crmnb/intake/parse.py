@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmnb.errors import DataError
+from crmnb.intake.numbers import read_numbers
 from crmnb.intake.schema import ROW, TABLES
 
 DATE_FORMATS: tuple[tuple[str, str], ...] = (
@@ -159,12 +160,14 @@ def _parse_formats(text: pd.Series, todo: pd.Series, out: pd.Series, label: pd.S
         todo.loc[idx] = False
 
 
-def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
+def intake(raw: pd.DataFrame, table: str, source: str | Path = "", decimal: str | None = None) -> Intake:
     """Turn a text export into the typed canonical ``table``.
 
     Checks required columns (raising :class:`DataError` naming the file and column),
     adds absent optional columns as missing, types every column, and lists each value
     that could not be read; such a cell becomes missing and the row is judged in cleaning.
+    Amounts are read as :func:`crmnb.intake.numbers.read_numbers` says, with the
+    source's declared ``decimal`` separator if any.
     """
     spec = TABLES[table]
     where = f"{source} (table '{table}')" if source else f"table '{table}'"
@@ -179,6 +182,7 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
     df[ROW] = np.arange(1, n + 1)
     issues: list[pd.DataFrame] = []
     formats: list[dict[str, Any]] = []
+    notes: list[str] = []
     for col, kind in spec.columns.items():
         if col not in raw.columns:
             df[col] = pd.Series(pd.NaT if kind == "datetime" else np.nan, index=df.index)
@@ -197,16 +201,16 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "unreadable date"))
         elif kind in ("float", "int"):
-            txt = s.astype("string").str.replace(",", "", regex=False).str.strip()
-            num = pd.to_numeric(txt, errors="coerce")
-            bad = num.isna() & txt.notna() & (txt != "")
-            df[col] = num.astype(float)
+            got = read_numbers(s, str(source) or "the export", col, table, decimal)
+            bad = got.bad
+            df[col] = got.values.astype(float)
+            notes += got.notes
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "not a number"))
         else:
             df[col] = s.astype("str").str.strip()  # Arrow-backed text: a tenth of the memory of objects
     issue_df = pd.concat(issues, ignore_index=True) if issues else pd.DataFrame(columns=ISSUE_COLUMNS)
-    return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]))
+    return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]), notes=notes)
 
 
 def _separator_hint(raw: pd.DataFrame, table: str) -> str:
