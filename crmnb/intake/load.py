@@ -85,8 +85,32 @@ def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> Intake:
     got.source = loc.label
     got.read_as = {"encoding": "utf-8" if raw.encoding == "utf-8-sig" else raw.encoding, "sep": raw.sep}
     got.notes.extend(raw.notes)
+    if raw.cut is not None and len(got.table):
+        mark_cut(got, frame, name, raw.cut)
     got.validation = check_intake(got.table, name, loc.label)
     return got
+
+
+def mark_cut(got: Intake, frame: pd.DataFrame, name: str, why: str) -> None:
+    """List the last row of a file cut short as unreadable, so cleaning quarantines it with a log line."""
+    from crmnb.intake.parse import ISSUE_COLUMNS
+
+    spec = TABLES[name]
+    row = len(got.table)
+    present = [c for c in frame.columns if c in spec.required and pd.notna(frame[c].iloc[-1])]
+    col = present[-1] if present else spec.required[0]
+    value = frame[col].iloc[-1] if col in frame.columns else None
+    issue = pd.DataFrame(
+        [{"table": name, "row": row, "column": col, "value": str(value), "problem": CUT_PROBLEM}],
+        columns=ISSUE_COLUMNS,
+    )
+    others = got.issues[got.issues["row"] != row] if len(got.issues) else got.issues
+    got.issues = pd.concat([others, issue], ignore_index=True) if len(others) else issue
+    got.notes.append(f"the file looks truncated: {why}; its last row (export row {row:,}) is quarantined")
+
+
+CUT_PROBLEM = "file looks truncated (last row cut short)"
+"""The problem, and the quarantine's rule, of the last row of a file that looks cut in the middle."""
 
 
 def load_tables(
