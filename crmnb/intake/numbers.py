@@ -40,6 +40,7 @@ _FORMS: tuple[tuple[str, re.Pattern], ...] = (
     ("comma", re.compile(r"^[1-9]\d{0,2}(?:\.\d{3})+$")),  # 1.234.567: dots group thousands
     ("point", re.compile(r"^[1-9]\d{0,2}(?:,\d{3})+$")),  # 1,234,567: commas group thousands
     ("point", re.compile(r"^(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)?\.\d+(?:[eE][-+]?\d+)?$")),  # 1,234.50 / 1234.5
+    ("point", re.compile(r"^\d+\.$")),  # 1234.
     ("comma", re.compile(r"^(?:[1-9]\d{0,2}(?:\.\d{3})+|\d+)?,\d+$")),  # 1.234,50 / 7000,00
 )
 
@@ -83,7 +84,7 @@ def read_numbers(text: pd.Series, where: str, column: str, table: str, decimal: 
     bad = pd.Series(False, index=s.index)
     # the common case first, at full speed: plain numbers that only one convention reads
     integer = _matches(s, r"[-+]?\d+")
-    point = _matches(s, r"[-+]?(?:\d*\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)") & ~_matches(
+    point = _matches(s, r"[-+]?(?:\d*\.\d+(?:[eE][-+]?\d+)?|\d+\.|\d+[eE][-+]?\d+)") & ~_matches(
         s, r"[-+]?[1-9]\d{0,2}\.\d{3}"
     )
     quick = filled & (integer | (point if decimal != "," else False))
