@@ -20,7 +20,7 @@ from crm_mini import AS_OF, CASE, frame, mini_case, write_mini
 from crmnb.errors import CaseFileError, DataError
 from crmnb.intake.cleaning import clean
 from crmnb.intake.load import CUT_PROBLEM, load_tables
-from crmnb.params import load_case
+from crmnb.params import load_case, parse_case
 
 
 @pytest.fixture
@@ -234,6 +234,53 @@ def test_a_file_cut_in_the_middle_of_a_character(mini: Path):
     msg = error(mini)
     assert "ends in the middle of a character" in msg and f"byte offset {len(data) - 2:,}" in msg
     assert "line 4, export row 3" in msg
+
+
+# --------------------------------------------------------------------------- time zones
+def leads_with_times(folder: Path, created: list[str], contacted: list[str]) -> None:
+    df = frame("leads")
+    df["created_at"], df["first_contact_at"] = created, contacted
+    df.to_csv(folder / "leads.csv", index=False, encoding="utf-8")
+
+
+def test_times_written_with_a_zone_are_converted_to_the_case_time_zone(mini: Path):
+    leads_with_times(
+        mini,
+        ["2025-01-05T02:00:00Z", "2025-01-06T02:00:00+00:00", "2025-01-07 10:00:00"],
+        ["2025-01-05T12:00:00+08:00", "2025-01-06T02:00:00.000+0000", ""],
+    )
+    intakes, cleaned = run(mini)
+    leads = intakes["leads"].table
+    assert leads["created_at"].astype(str).tolist() == [
+        "2025-01-05 10:00:00",
+        "2025-01-06 10:00:00",
+        "2025-01-07 10:00:00",
+    ]
+    assert leads["first_contact_at"].iloc[:2].astype(str).tolist() == ["2025-01-05 12:00:00", "2025-01-06 10:00:00"]
+    f = intakes["leads"].formats
+    assert (f["format"] == "YYYY-MM-DDThh:mm:ss ±zone → Asia/Shanghai").any()
+    log = cleaned.log
+    line = log[(log["table"] == "leads") & (log["rule"] == "date format") & (log["column"] == "created_at")]
+    assert (
+        line["detail"]
+        .str.contains("converted from the time zone written to the case's (Asia/Shanghai)", regex=False)
+        .any()
+    )
+    assert not log["detail"].str.contains("time zone dropped").any()
+
+
+def test_the_case_time_zone_is_a_setting(mini: Path):
+    leads_with_times(mini, ["2025-01-05T02:00:00Z", "2025-01-06 10:00:00", "2025-01-07 10:00:00"], ["", "", ""])
+    intakes = load_tables(mini_case(mini).model_copy(update={"timezone": "Europe/Berlin"}))
+    assert str(intakes["leads"].table["created_at"].iloc[0]) == "2025-01-05 03:00:00"
+    assert str(intakes["leads"].table["created_at"].iloc[1]) == "2025-01-06 10:00:00"  # naive: local, as written
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "CST", "../etc/passwd", "Asia"])
+def test_an_unknown_time_zone_is_refused(tmp_path: Path, zone: str):
+    with pytest.raises(CaseFileError) as exc:
+        parse_case({**CASE, "data": {"dir": "."}, "timezone": zone}, tmp_path / "case.yaml")
+    assert "timezone" in str(exc.value) and "IANA" in str(exc.value)
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -66,15 +66,17 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
-def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> Intake:
+def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw, timezone: str | None = None) -> Intake:
     """Return one table's export taken in (typed) and validated, with where and how it was read.
+
+    Times written with a zone are converted to ``timezone`` (the case's; default Asia/Shanghai).
 
     Raises :class:`DataError` when a table the analysis cannot do without has no rows.
     """
     from crmnb.intake.checks import check_intake
     from crmnb.intake.parse import intake
 
-    got = intake(frame, name, loc.label, loc.spec.decimal)
+    got = intake(frame, name, loc.label, loc.spec.decimal, timezone)
     if not len(got.table):
         if not TABLES[name].may_be_empty:
             raise DataError(
@@ -133,7 +135,7 @@ def load_tables(
             return None
 
     def keep(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
-        got = attempt(name, take_in, name, frame, loc, raw)
+        got = attempt(name, take_in, name, frame, loc, raw, getattr(case, "timezone", None))
         if got is not None:
             out[name] = got
 
