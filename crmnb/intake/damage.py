@@ -33,7 +33,7 @@ def duplicate_headers(names: list[str], expected, where: str) -> list[str]:
     want = {str(c).strip() for c in expected}
     notes = []
     for name, n in Counter(names).items():
-        if n < 2:
+        if n < 2 or not name:  # blank headers over empty columns are no one's column
             continue
         at = [i + 1 for i, v in enumerate(names) if v == name]
         cols = ", ".join(map(str, at))
@@ -57,7 +57,7 @@ def header_names(sample: str, sep: str, header_row: int) -> list[str]:
 def excel_header(path: Path, sheet: str, header_row: int) -> list[str]:
     """Return the column names of a sheet's header row, as written (pandas renames duplicates)."""
     first = pd.read_excel(path, sheet_name=sheet, header=None, nrows=1, skiprows=header_row - 1, dtype=str)
-    return [str(v) for v in first.iloc[0].tolist()] if len(first) else []
+    return [str(v) if pd.notna(v) else "" for v in first.iloc[0].tolist()] if len(first) else []
 
 
 # --------------------------------------------------------------------------- a file cut short
@@ -65,7 +65,7 @@ def cut_last_row(path: Path, df: pd.DataFrame, encoding: str, sep: str) -> str |
     """Return why the last row of a CSV looks cut, or None when the file ends as a whole file does.
 
     A file cut in the middle has no line end after its last row, and that row has fewer
-    fields than the header, or its last value is not written the way the column's others are
+    fields than the header (and than the row before it), or its last value is not written the way the column's others are
     (``2025-03-04 10:0`` among ``2025-03-04 10:00:00``, ``7000.0`` among ``7000.00``).
     """
     if not len(df):
@@ -84,7 +84,7 @@ def cut_last_row(path: Path, df: pd.DataFrame, encoding: str, sep: str) -> str |
     if not rows:
         return None
     width, got = len(df.columns), len(rows[-1])
-    if got < width:
+    if got < width and (len(rows) < 2 or len(rows[-2]) >= width):  # not an export that drops empty fields
         return f"no line end after the last row, which has {got} of {width} fields"
     col = df.columns[-1]
     last = df[col].iloc[-1]
