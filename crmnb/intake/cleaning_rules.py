@@ -77,9 +77,10 @@ def date_formats(book: Ledger, given: Given) -> None:
             ~grp["format"].str.startswith("YYYY-MM-DD") | grp["format"].str.contains("±zone|.fraction", regex=True)
         ]
         for _, r in other.iterrows():
-            detail = text("date_format.detail", format=r["format"])
-            if "±zone" in r["format"]:
-                detail += text("date_format.zone_dropped")
+            written, _, zone = r["format"].partition(" → ")  # a zone converted to the case's
+            detail = text("date_format.detail", format=written)
+            if "±zone" in written:
+                detail += text("date_format.zone_converted", zone=zone) if zone else text("date_format.zone_dropped")
             if ".fraction" in r["format"]:
                 detail += text("date_format.fraction_dropped")
             book.note(text("date_format.rule"), table, col, r["rows"], text("date_format.action"), detail)

@@ -66,15 +66,17 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
-def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> Intake:
+def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw, timezone: str | None = None) -> Intake:
     """Return one table's export taken in (typed) and validated, with where and how it was read.
+
+    Times written with a zone are converted to ``timezone`` (the case's; default Asia/Shanghai).
 
     Raises :class:`DataError` when a table the analysis cannot do without has no rows.
     """
     from crmnb.intake.checks import check_intake
     from crmnb.intake.parse import intake
 
-    got = intake(frame, name, loc.label)
+    got = intake(frame, name, loc.label, loc.spec.decimal, timezone)
     if not len(got.table):
         if not TABLES[name].may_be_empty:
             raise DataError(
@@ -85,8 +87,32 @@ def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> Intake:
     got.source = loc.label
     got.read_as = {"encoding": "utf-8" if raw.encoding == "utf-8-sig" else raw.encoding, "sep": raw.sep}
     got.notes.extend(raw.notes)
+    if raw.cut is not None and len(got.table):
+        mark_cut(got, frame, name, raw.cut)
     got.validation = check_intake(got.table, name, loc.label)
     return got
+
+
+def mark_cut(got: Intake, frame: pd.DataFrame, name: str, why: str) -> None:
+    """List the last row of a file cut short as unreadable, so cleaning quarantines it with a log line."""
+    from crmnb.intake.parse import ISSUE_COLUMNS
+
+    spec = TABLES[name]
+    row = len(got.table)
+    present = [c for c in frame.columns if c in spec.required and pd.notna(frame[c].iloc[-1])]
+    col = present[-1] if present else spec.required[0]
+    value = frame[col].iloc[-1] if col in frame.columns else None
+    issue = pd.DataFrame(
+        [{"table": name, "row": row, "column": col, "value": str(value), "problem": CUT_PROBLEM}],
+        columns=ISSUE_COLUMNS,
+    )
+    others = got.issues[got.issues["row"] != row] if len(got.issues) else got.issues
+    got.issues = pd.concat([others, issue], ignore_index=True) if len(others) else issue
+    got.notes.append(f"the file looks truncated: {why}; its last row (export row {row:,}) is quarantined")
+
+
+CUT_PROBLEM = "file looks truncated (last row cut short)"
+"""The problem, and the quarantine's rule, of the last row of a file that looks cut in the middle."""
 
 
 def load_tables(
@@ -109,7 +135,7 @@ def load_tables(
             return None
 
     def keep(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
-        got = attempt(name, take_in, name, frame, loc, raw)
+        got = attempt(name, take_in, name, frame, loc, raw, getattr(case, "timezone", None))
         if got is not None:
             out[name] = got
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmnb.errors import DataError
+from crmnb.intake.numbers import read_numbers
 from crmnb.intake.schema import ROW, TABLES
 
 DATE_FORMATS: tuple[tuple[str, str], ...] = (
@@ -51,11 +52,18 @@ class Intake:
 ISSUE_COLUMNS = ["table", "row", "column", "value", "problem"]
 
 
-def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""The time zone a case's times are in unless its case file sets ``timezone``."""
+
+
+def parse_dates(values: pd.Series, timezone: str | None = None) -> tuple[pd.Series, pd.Series]:
     """Parse text dates in any of :data:`DATE_FORMATS`.
 
     Returns the parsed datetimes (NaT where empty or unreadable) and, per value, the
-    label of the format it was read with ('' for empty, None for unreadable).
+    label of the format it was read with ('' for empty, None for unreadable). A time
+    written with its zone (``…Z``, ``+00:00``, ``+0800``) is converted to ``timezone``
+    (an IANA name) and labelled ``… ±zone → <timezone>``; without ``timezone`` the
+    time is kept as written. Times without a zone are local times, kept as written.
 
     >>> parsed, fmt = parse_dates(pd.Series(["2025-03-04 10:00:00", "2025/3/4 10:05", "x"]))
     >>> list(fmt)
@@ -70,17 +78,32 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     todo = ~empty
     _parse_formats(text, todo, out, label, "")
     if todo.any():
-        # ISO timestamps from CRM APIs: fractions of a second dropped, a time zone kept as written
-        # (2025-03-04T10:00:00.000+0800 reads as 2025-03-04 10:00:00, the wall-clock time exported)
+        # ISO timestamps from CRM APIs: fractions of a second dropped, a time zone converted
+        # (2025-03-04T02:00:00.000Z reads as 2025-03-04 10:00:00 in Asia/Shanghai)
         m = text[todo].str.extract(_ISO_TAIL)
         has_tail = m[0].notna() & (m[1].notna() | m[2].notna())
         if has_tail.any():
             stripped = m.loc[has_tail, 0]
-            suffix = pd.Series(np.where(m.loc[has_tail, 2].notna(), " ±zone", " .fraction"), index=stripped.index)
+            zoned = " ±zone" + (f" → {timezone}" if timezone else "")
+            suffix = pd.Series(np.where(m.loc[has_tail, 2].notna(), zoned, " .fraction"), index=stripped.index)
             sub_todo = pd.Series(True, index=stripped.index)
             _parse_formats(stripped, sub_todo, out, label, suffix)
             todo.loc[stripped.index[~sub_todo.to_numpy()]] = False
+            if timezone:
+                _to_zone(out, m.loc[has_tail, 2].dropna(), timezone)
     return out, label
+
+
+def _to_zone(out: pd.Series, zones: pd.Series, timezone: str) -> None:
+    """Convert the times in ``out`` written with a zone (``zones``: Z, +08:00, -0500) to ``timezone``."""
+    zones = zones[out[zones.index].notna().to_numpy()]
+    if not len(zones):
+        return
+    parts = zones.str.extract(r"^(?P<sign>[+-])(?P<h>\d{2}):?(?P<m>\d{2})$")
+    minutes = (parts["h"].astype(float) * 60 + parts["m"].astype(float)).fillna(0)  # Z: UTC
+    minutes = minutes.where(parts["sign"] != "-", -minutes)
+    utc = out[zones.index] - pd.to_timedelta(minutes, unit="min")
+    out[zones.index] = utc.dt.tz_localize("UTC").dt.tz_convert(timezone).dt.tz_localize(None)
 
 
 _ISO_TAIL = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
@@ -159,12 +182,17 @@ def _parse_formats(text: pd.Series, todo: pd.Series, out: pd.Series, label: pd.S
         todo.loc[idx] = False
 
 
-def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
+def intake(
+    raw: pd.DataFrame, table: str, source: str | Path = "", decimal: str | None = None, timezone: str | None = None
+) -> Intake:
     """Turn a text export into the typed canonical ``table``.
 
     Checks required columns (raising :class:`DataError` naming the file and column),
     adds absent optional columns as missing, types every column, and lists each value
     that could not be read; such a cell becomes missing and the row is judged in cleaning.
+    Amounts are read as :func:`crmnb.intake.numbers.read_numbers` says, with the
+    source's declared ``decimal`` separator if any; times written with a zone are
+    converted to ``timezone`` (default :data:`DEFAULT_TIMEZONE`).
     """
     spec = TABLES[table]
     where = f"{source} (table '{table}')" if source else f"table '{table}'"
@@ -179,6 +207,7 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
     df[ROW] = np.arange(1, n + 1)
     issues: list[pd.DataFrame] = []
     formats: list[dict[str, Any]] = []
+    notes: list[str] = []
     for col, kind in spec.columns.items():
         if col not in raw.columns:
             df[col] = pd.Series(pd.NaT if kind == "datetime" else np.nan, index=df.index)
@@ -189,7 +218,7 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
             continue
         s = raw[col].reset_index(drop=True)
         if kind == "datetime":
-            parsed, label = parse_dates(s)
+            parsed, label = parse_dates(s, timezone or DEFAULT_TIMEZONE)
             bad = label.isna()
             df[col] = parsed
             counts = label[~bad & (label != "")].value_counts()
@@ -197,16 +226,16 @@ def intake(raw: pd.DataFrame, table: str, source: str | Path = "") -> Intake:
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "unreadable date"))
         elif kind in ("float", "int"):
-            txt = s.astype("string").str.replace(",", "", regex=False).str.strip()
-            num = pd.to_numeric(txt, errors="coerce")
-            bad = num.isna() & txt.notna() & (txt != "")
-            df[col] = num.astype(float)
+            got = read_numbers(s, str(source) or "the export", col, table, decimal)
+            bad = got.bad
+            df[col] = got.values.astype(float)
+            notes += got.notes
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "not a number"))
         else:
             df[col] = s.astype("str").str.strip()  # Arrow-backed text: a tenth of the memory of objects
     issue_df = pd.concat(issues, ignore_index=True) if issues else pd.DataFrame(columns=ISSUE_COLUMNS)
-    return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]))
+    return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]), notes=notes)
 
 
 def _separator_hint(raw: pd.DataFrame, table: str) -> str:

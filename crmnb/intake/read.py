@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from crmnb.errors import DataError
+from crmnb.intake.damage import cut_last_row, duplicate_headers, excel_header, header_names, utf8_error
 from crmnb.intake.schema import TABLES
 from crmnb.intake.sources import ENCODINGS, SEPARATORS, Located, redact
 
@@ -29,6 +30,7 @@ class Raw:
     encoding: str | None = None
     sep: str | None = None
     notes: list[str] = field(default_factory=list)
+    cut: str | None = None  # why the last row looks cut short, when it does
 
 
 def read(loc: Located, expected: list[str] | tuple[str, ...] = ()) -> Raw:
@@ -39,16 +41,14 @@ def read(loc: Located, expected: list[str] | tuple[str, ...] = ()) -> Raw:
     empty or unreadable.
     """
     if loc.kind == "sql":
-        return Raw(
-            read_sql_text(
-                loc.url,
-                table=loc.spec.sql.table,
-                query=loc.spec.sql.query,
-                order_by=loc.spec.sql.order_by,
-                label=f"table '{loc.table}'",
-            ),
-            loc,
+        df = read_sql_text(
+            loc.url,
+            table=loc.spec.sql.table,
+            query=loc.spec.sql.query,
+            order_by=loc.spec.sql.order_by,
+            label=f"table '{loc.table}'",
         )
+        return Raw(df, loc, notes=duplicate_headers(list(df.columns), expected, f"{loc.label} (table '{loc.table}')"))
     path = loc.path
     where = f"table '{loc.table}'"
     decl = f" (declared in {loc.key})" if loc.key else ""
@@ -64,9 +64,14 @@ def read(loc: Located, expected: list[str] | tuple[str, ...] = ()) -> Raw:
         raise DataError(f"{where}: file is empty: {path} (not even a header row)")
     try:
         if loc.kind == "excel":
-            return Raw(read_excel_text(path, loc.table, loc.spec.sheet, loc.spec.header_row), loc)
+            df = read_excel_text(path, loc.table, loc.spec.sheet, loc.spec.header_row)
+            names = excel_header(path, df.attrs.pop("sheet"), loc.spec.header_row)
+            return Raw(df, loc, notes=duplicate_headers(names, expected, f"{path} ({where})"))
         df, enc, sep = read_csv_text(path, loc.spec.encoding, loc.spec.sep, loc.spec.header_row, expected)
-        return Raw(df, loc, enc, sep)
+        sample, _ = _decode_sample(path, enc)
+        names = header_names(sample, sep, loc.spec.header_row)
+        notes = duplicate_headers(names, expected, f"{path} ({where})")
+        return Raw(df, loc, enc, sep, notes, cut_last_row(path, df, enc, sep))
     except DataError:
         raise
     except Exception as exc:  # pandas/openpyxl raise many kinds; the analyst needs the file name
@@ -86,10 +91,11 @@ def read_excel_text(path: Path, table: str, sheet: str | None = None, header_row
             book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=[""], header=header_row - 1
         )
     df.columns = [str(c).strip() for c in df.columns]
+    df.attrs["sheet"] = chosen
     return df
 
 
-def _decode_sample(path: Path, encoding: str | None, size: int = 1 << 16) -> tuple[str, str]:
+def _decode_sample(path: Path, encoding: str | None, size: int = 1 << 16, header_row: int = 1) -> tuple[str, str]:
     with open(path, "rb") as fh:  # read-only, and only the first bytes
         data = fh.read(size)
     whole = len(data) < size
@@ -99,11 +105,19 @@ def _decode_sample(path: Path, encoding: str | None, size: int = 1 << 16) -> tup
     for enc in ENCODINGS:
         try:  # incremental: a character cut at the end of the sample is not an error
             return codecs.getincrementaldecoder(enc)().decode(data, final=whole), enc
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
+            if enc == ENCODINGS[0] and _is_utf8_text(data[: exc.start].decode("utf-8", errors="replace")):
+                raise DataError(f"cannot decode {utf8_error(path, header_row)}") from None
             continue
     raise DataError(
         f"cannot decode {path}: neither UTF-8 nor GB18030; declare its encoding (data.tables.<table>.encoding)"
+        + (f"; as UTF-8: {utf8_error(path, header_row)}" if utf8_error(path, header_row) else "")
     )
+
+
+def _is_utf8_text(text: str) -> bool:
+    """Return True when decoded text holds enough non-ASCII characters to be UTF-8 and not GBK by chance."""
+    return sum(ord(c) > 127 for c in text[:4096]) >= 3
 
 
 def detect_separator(sample: str, expected: list[str] | tuple[str, ...] = (), header_row: int = 1) -> str:
@@ -143,11 +157,11 @@ def read_csv_text(
     expected: list[str] | tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, str, str]:
     """Read a CSV export as text; return it with the encoding and separator used."""
-    sample, enc = _decode_sample(path, encoding)
+    sample, enc = _decode_sample(path, encoding, header_row=header_row)
     if sep is None:
         sep = detect_separator(sample, expected, header_row)
     candidates = [enc] if encoding is not None else list(ENCODINGS[ENCODINGS.index(enc) :])
-    last: Exception | None = None
+    last: Exception | str | None = None
     for e in candidates:
         try:
             df = _read_csv_fast(path, e, sep, header_row)
@@ -164,7 +178,12 @@ def read_csv_text(
                 )
             break
         except UnicodeDecodeError as exc:  # the sample decoded, a later part does not
-            last = exc
+            if codecs.lookup(e).name.startswith("utf-8"):
+                last = utf8_error(path, header_row) or exc
+                if encoding is not None or _is_utf8_text(sample):  # UTF-8 text, damaged: not GB18030
+                    raise DataError(f"cannot decode {last}") from None
+            elif last is None:
+                last = exc
     else:
         how = f"as {encoding} (declared)" if encoding else "as UTF-8 or GB18030"
         raise DataError(f"cannot decode {path} {how}: {last}")

@@ -38,7 +38,7 @@ import codecs
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -100,6 +100,8 @@ class TableSource(_Model):
       usual name, e.g. ``orders.csv``); or ``sql``: a :class:`SqlSource`.
     - ``encoding`` (CSV): e.g. ``utf-8``, ``gbk``, ``gb18030``; default: detected.
     - ``sep`` (CSV): ``,`` ``;`` ``tab`` ``|``; default: detected.
+    - ``decimal``: ``","`` when amounts are written ``1.234,50``, ``"."`` for ``1,234.50``;
+      default: detected per column, and asked for when a column could be read both ways.
     - ``sheet`` (Excel): the sheet's name; ``header_row``: the row holding the column
       names, 1-based (default 1; for CSV too, for exports with title lines).
     - ``mapping``: a preset name (``salesforce_opportunity``…) or a
@@ -112,6 +114,7 @@ class TableSource(_Model):
     sql: SqlSource | None = None
     encoding: str | None = None
     sep: str | None = None
+    decimal: Literal[".", ","] | None = None
     sheet: str | None = None
     header_row: int = Field(1, ge=1, le=1000)
     mapping: str | MappingSpec | None = None

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crmnb.analysis.metrics import CATALOGUE
+from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
 
@@ -23,7 +24,8 @@ GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.go
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # allow_inf_nan: a threshold of .nan never fires and .inf changes every level it bounds
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class Period(_Model):
@@ -279,6 +281,10 @@ class CaseParams(_Model):
         default_factory=Thresholds, description="analysis thresholds; each has a default; set one here to override it"
     )
     language: Literal["en", "zh"] = Field("en", description="language of the report and tables: en or zh")
+    timezone: str = Field(
+        DEFAULT_TIMEZONE,
+        description="IANA time zone of the case (Asia/Shanghai); times exported with a zone (Z, +00:00) are converted to it",
+    )
     mask_pii: bool = Field(True, description="mask names, phones and e-mails in every output: true or false")
     notes: str = Field("", description="your conclusions; they open the report")
     plan: tuple[PlanItem, ...] = Field(
@@ -291,6 +297,19 @@ class CaseParams(_Model):
         600, gt=0, description="stop a notebook cell that runs longer than this; reported as a timeout (> 0)"
     )
     source_file: Path | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            if "/" not in v and v != "UTC":
+                raise ValueError
+            zoneinfo.ZoneInfo(v)
+        except Exception:  # not a name, not a zone, or a path: zoneinfo raises several kinds
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Shanghai or UTC") from None
+        return v
 
     @field_validator("case_id")
     @classmethod
