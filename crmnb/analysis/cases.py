@@ -6,7 +6,7 @@ import pandas as pd
 
 from crmnb.analysis.funnel import loss_stage
 from crmnb.analysis.metrics import in_period
-from crmnb.present.masking import mask_frame
+from crmnb.present.masking import mask_frame, show_text
 from crmnb.present.words import category, t
 
 
@@ -85,9 +85,12 @@ def case_profile(opportunity_id: str, t: dict[str, pd.DataFrame], mask: bool = T
     return mask_frame(row) if mask else row
 
 
-def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: str) -> pd.DataFrame:
+def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: str, mask: bool = True) -> pd.DataFrame:
     """Return the key touches of a deal in time order, worded in ``lang``: lead, first contact, follow-ups,
-    stages, close."""
+    stages, close.
+
+    A follow-up's note is shown cut to 200 characters, with the resident IDs, bank cards, phones and
+    e-mails written in it masked unless ``mask`` is False (:func:`crmnb.present.masking.show_text`)."""
 
     def w(event: str) -> str:
         return t(f"cases.event.{event}", lang)
@@ -103,9 +106,8 @@ def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: st
         act = tables["activities"]
         act = act[(act["lead_id"] == opp["lead_id"]) & act["completed_at"].notna()]
         for _, a in act.iterrows():
-            events.append(
-                (a["completed_at"], f"{w('follow_up')}: {a['type']}", a["note"] if isinstance(a["note"], str) else "")
-            )
+            note = show_text(a["note"], mask) if isinstance(a["note"], str) else ""
+            events.append((a["completed_at"], f"{w('follow_up')}: {a['type']}", note))
     sh = tables["stage_history"]
     mine = sh[sh["opportunity_id"] == opportunity_id]
     for _, s in mine.iterrows():

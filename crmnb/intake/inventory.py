@@ -8,6 +8,7 @@ import pandas as pd
 
 from crmnb.intake.parse import Intake
 from crmnb.intake.schema import TABLES
+from crmnb.intake.sources import redact
 from crmnb.params.model import CaseParams
 
 
@@ -26,7 +27,7 @@ def inventory(intakes: dict[str, Intake], case: CaseParams) -> pd.DataFrame:
                 # where it was read from: a file name, or a database and table (never a full path or password)
                 "file": Path(got.source).name
                 if got.source and "://" not in got.source
-                else (got.source or case.data_path(name).name),
+                else (redact(got.source) or case.data_path(name).name),
                 "rows": len(t),
                 "columns": len(cols),
                 "from": t[dcol].min() if dcol and len(t) else pd.NaT,

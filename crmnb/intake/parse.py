@@ -233,9 +233,17 @@ def intake(
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "not a number"))
         else:
-            df[col] = s.astype("str").str.strip()  # Arrow-backed text: a tenth of the memory of objects
+            df[col] = _text(s)
     issue_df = pd.concat(issues, ignore_index=True) if issues else pd.DataFrame(columns=ISSUE_COLUMNS)
     return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]), notes=notes)
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Return text with surrounding blanks removed, except a tab or CR before a formula (``\\t=1+1``): that
+    value is kept as written, so the workbook still sees and disarms it rather than a bare ``=1+1``."""
+    text = s.astype("str")  # Arrow-backed text: a tenth of the memory of objects
+    armed = text.str.match(r"\s*[\t\r]\s*[=+\-@]").fillna(False).astype(bool)
+    return text.str.strip().where(~armed, text)
 
 
 def _separator_hint(raw: pd.DataFrame, table: str) -> str:

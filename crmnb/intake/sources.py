@@ -53,11 +53,44 @@ ENCODINGS: tuple[str, ...] = ("utf-8-sig", "gb18030")
 """Encodings tried when none is declared: UTF-8 (a BOM is dropped), then GB18030 (a superset of GBK)."""
 
 
+_SECRET_NAME = re.compile(r"(?i)pass|pwd|secret|token|key|auth|credential")
+"""Query parameters that hold a secret: password=, pwd=, passphrase=, key=, cipher_key=, auth_token=…"""
+
+_INNER_SECRET = re.compile(r"(?i)((?:pwd|password|passphrase|key)\s*(?:=|%3D))(?!\*\*\*)(?:(?!;|%3B|&).)*")
+"""A secret inside a parameter's value, as ODBC connection strings write it: odbc_connect=…;PWD=x;…"""
+
+
 def redact(url: str | None) -> str:
-    """Return a database URL without its password."""
+    """Return a database URL without its password, in any part of it.
+
+    The password of the user part (also with an empty user name, as SQLCipher URLs have it) and the
+    value of every query parameter that holds a secret become ``***``; a whole ``${VAR}`` reference
+    is no secret and stays, so a message can say which variable is meant.
+
+    >>> redact("postgresql://analyst:s3cr@t@db:5432/crm?sslmode=require&password=hunter2")
+    'postgresql://analyst:***@db:5432/crm?sslmode=require&password=***'
+    >>> redact("sqlite+pysqlcipher://:passphrase@/crm.db?cipher=aes-256-cfb&kdf_iter=64000")
+    'sqlite+pysqlcipher://:***@/crm.db?cipher=aes-256-cfb&kdf_iter=64000'
+    >>> redact("mysql://bi:${DB_PASSWORD}@db/crm"), redact("sqlite:///data/crm.db")
+    ('mysql://bi:${DB_PASSWORD}@db/crm', 'sqlite:///data/crm.db')
+    """
     if not url:
         return ""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    base, q, query = str(url).partition("?")
+    m = re.match(r"^([^:/?]*://)([^/].*)@", base)  # the user part runs to the last '@' before the query
+    if m and ":" in m.group(2):
+        user, _, password = m.group(2).partition(":")
+        if not re.fullmatch(r"\$\{\w+\}", password):
+            base = f"{m.group(1)}{user}:***@{base[m.end() :]}"
+    query = re.sub(r"(^|&)([^=&]*)=([^&\s]*)", _redact_parameter, query)  # a value ends at '&' or a blank
+    return base + q + query
+
+
+def _redact_parameter(m: re.Match) -> str:
+    lead, name, value = m.groups()
+    if _SECRET_NAME.search(name) and not re.fullmatch(r"\$\{\w+\}|\*\*\*|", value):
+        return f"{lead}{name}=***"
+    return lead + name + "=" + _INNER_SECRET.sub(r"\1***", value)
 
 
 # --------------------------------------------------------------------------- case-file models

@@ -18,7 +18,22 @@ HEADER_FILL = PatternFill("solid", fgColor="2F6F9F")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may take as the start of a formula, once a cell is edited or saved as CSV (OWASP)."""
+
+
+def safe_text(v: str) -> str:
+    """Return text a spreadsheet never reads as a formula: with a leading apostrophe where it could be one.
+
+    >>> [safe_text(v) for v in ("=1+1", "-5%", "@SUM(A1)", "华东")]
+    ["'=1+1", "'-5%", "'@SUM(A1)", '华东']
+    """
+    return "'" + v if v.startswith(FORMULA_STARTS) else v
+
+
 def _cell_value(v):
+    if isinstance(v, str):
+        return safe_text(v)
     if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
         return None
     if isinstance(v, pd.Timestamp):
@@ -34,7 +49,7 @@ def write_sheet(
     """Add a sheet with a styled, frozen header, fitted widths and number formats; text is never a formula."""
     ws = wb.create_sheet(name[:31])
     percent, money = set(percent), set(money)
-    ws.append([str(c) for c in df.columns])
+    ws.append([safe_text(str(c)) for c in df.columns])
     for cell in ws[1]:
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
         cell.alignment = Alignment(vertical="center", wrap_text=True)

@@ -63,6 +63,10 @@ _WARM = (
 own modules: on two cores the two start-ups overlap. (Notebooks import what they use anyway.)"""
 
 
+KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
+"""IPython keeps no history: no ``history.sqlite`` holds a step's parameters (database URLs among them)
+or its cells."""
+
 STARTUP_SECONDS = 120
 """How long a new kernel may take to start and import the workbook's libraries."""
 
@@ -84,7 +88,7 @@ class Kernel:
         self.case_bound = False  # set when a wait was cut short by the case's time limit
         # asynchronous, as nbclient expects: it notices a dead kernel only while its loop is free
         self.km = AsyncKernelManager(kernel_name=KERNEL, config=_kernel_config())
-        run_sync(self.km.start_kernel)(cwd=str(cwd))
+        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGUMENTS))
         self.kc = self._client()
         self.pending = self.kc.execute(_WARM, silent=True, store_history=False)  # queued until the kernel listens
         self.used = False
