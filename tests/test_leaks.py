@@ -285,3 +285,13 @@ def test_the_step_hand_offs_hold_no_planted_number(planted):
     for path in (first.report.parent / "data").rglob("*.parquet"):
         text = _text_of(path)
         assert not any(s in text for s in SECRETS), path.name
+
+
+@pytest.mark.parametrize("url", ["sqlite://:s3cret@/", "sqlite:///?key=s3cret"])
+def test_a_sqlite_url_without_a_file_is_named_without_its_passphrase(url):
+    from crmnb.errors import DataError
+    from crmnb.intake.read import readonly_engine
+
+    with pytest.raises(DataError, match="a SQLite source needs a file path") as err:
+        readonly_engine(url)
+    assert "s3cret" not in str(err.value)

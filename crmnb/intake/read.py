@@ -255,7 +255,7 @@ def readonly_engine(url: str):
 
         db = u.database or ""
         if not db or db == ":memory:":
-            raise DataError(f"database URL {url}: a SQLite source needs a file path")
+            raise DataError(f"database URL {redact(url)}: a SQLite source needs a file path")
         file = Path(db)
         if not file.is_file():
             raise DataError(f"SQLite database not found: {file}")
