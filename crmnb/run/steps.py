@@ -1,7 +1,9 @@
 """Run a case end to end: validate, execute the seven notebooks, write its outputs (report, workbook…).
 
 Every run leaves ``outputs/<case_id>/run.json`` (status, seconds, error, each output written, and
-the fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``.
+the fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``. The record says
+``running`` from before step 1 until the last output is in place; the run writes into a folder
+of its own (``crmnb.run.staging``) whose files are moved into the case folder when it ends.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from crmnb.run.records import (
     read_record,
     recorded_outputs,
     resume_check,
+    start_record,
     step_notebooks,
     written,
 )
+from crmnb.run.staging import clear_stale, discard, moved, publish, stage_root
 
 NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 """What the runner passes to every notebook's ``parameters`` cell."""
@@ -283,6 +287,18 @@ def _record_failure(folder: Path, record: dict, exc: BaseException, seconds: flo
     )
 
 
+def _keep_failed_notebooks(stage: Workspace, ws: Workspace, exc: BaseException) -> None:
+    """Move a failed run's executed notebooks into the case folder (its report and hand-offs are left
+    out: the last good ones stay), and say in its error where they are now."""
+    try:
+        publish(stage.folder, ws.folder, complete=False)
+    except OSError:
+        discard(stage.root)
+        return
+    if isinstance(exc, StepFailed) and exc.args:
+        exc.args = (str(exc.args[0]).replace(str(stage.folder), str(ws.folder)), *exc.args[1:])
+
+
 def _refresh_index(root: Path) -> None:
     """Rewrite the output root's index page (imported here: the runner needs it only at the end)."""
     from crmnb.run.index import write_index
@@ -322,18 +338,26 @@ def run_case(
             outputs = recorded_outputs(root, read_record(ws.folder), case.case_id)
             return RunResult(case, outputs, step_notebooks(ws.folder / "notebooks"), 0.0, "skipped", since)
         say(f"[{case.case_id}] running: {why}")
-    (ws.folder / "notebooks").mkdir(parents=True, exist_ok=True)
+    clear_stale(root, case.case_id)
+    ws.folder.mkdir(parents=True, exist_ok=True)
     record = new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
+    start_record(ws.folder, record)
+    stage = Workspace(stage_root(root, case.case_id), case.case_id)
     # the case's settings travel with the run, so each executed notebook records what it ran with
-    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), settings)))
+    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(stage.root), settings)))
     prefer_this_python()
     try:
-        done, outputs = _run_steps_and_outputs(case, books, src, ws, params, say, t0)
+        (stage.folder / "notebooks").mkdir(parents=True, exist_ok=True)
+        done, outputs = _run_steps_and_outputs(case, books, src, stage, params, say, t0)
+        publish(stage.folder, ws.folder)
     except BaseException as exc:
+        _keep_failed_notebooks(stage, ws, exc)
         _record_failure(ws.folder, record, exc, time.perf_counter() - t0)
         if index:
             _refresh_index(root)
         raise
+    done = [moved(p, stage.folder, ws.folder) for p in done]
+    outputs = {name: moved(p, stage.folder, ws.folder) for name, p in outputs.items()}
     secs = time.perf_counter() - t0
     finish_record(ws.folder, record, "ok", secs, **written(root, outputs))
     if index:
