@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import nbformat
@@ -17,11 +19,13 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
+from crmnb.cli import main
 from crmnb.params import case_settings, load_case
 from crmnb.run import batch as run_batch
 from crmnb.run import index as run_index
 from crmnb.run import records as run_records
 from crmnb.run import staging
+from crmnb.run import steps as run_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = "lead_conversion_uplift"
@@ -124,6 +128,8 @@ def test_publish_replaces_a_complete_run_and_keeps_the_good_report_after_a_faile
 
 # --------------------------------------------------------------------------- a toy case whose run is killed
 KILLER = """import os, signal
+if case["notes"] == "fail":
+    raise ValueError("this step fails")
 if case["notes"] == "kill":
     os.kill(os.getppid(), signal.SIGKILL)  # the process running the case, as kill -9 would"""
 
@@ -147,7 +153,61 @@ def toy(tmp_path_factory) -> Path:
     raw.update(case_id="killed", notes="kill", data={"dir": str(tmp / "data")})
     (tmp / "parameters").mkdir()
     (tmp / "parameters" / "killed.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    raw.update(case_id="fails", notes="fail")
+    (tmp / "parameters" / "fails.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return tmp
+
+
+def _cli(*args) -> tuple[int, str]:
+    err = io.StringIO()
+    with redirect_stderr(err), redirect_stdout(io.StringIO()):
+        rc = main([*map(str, args)])
+    return rc, err.getvalue()
+
+
+@pytest.mark.parametrize("where", ["root", "case folder"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(toy, tmp_path, where):
+    root = tmp_path / "outputs"
+    if where == "root":
+        root.write_text("a file where the output root should be", encoding="utf-8")
+        folder = root / "killed"
+    else:
+        root.mkdir()
+        folder = root / "killed"
+        folder.write_text("a file where the case folder should be", encoding="utf-8")
+    rc, err = _cli("run", toy / "parameters" / "killed.yaml", "--output-root", root)
+    assert rc != 0 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"crmnb: error: cannot write the output folder {folder}: " + err.strip().split(": ")[-1]
+    ]
+    assert "exists" in err or "Not a directory" in err
+
+
+@pytest.mark.e2e
+def test_a_full_disk_when_recording_a_failed_step_is_said_without_a_traceback(toy, tmp_path, monkeypatch):
+    root = tmp_path / "outputs"
+
+    def full(folder, record, status, seconds, **fields):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "run.json"))
+
+    monkeypatch.setattr(run_steps, "finish_record", full)
+    rc, err = _cli("run", toy / "parameters" / "fails.yaml", "--output-root", root)
+    assert rc == 2 and "Traceback" not in err
+    assert "crmnb: error: case 'fails' failed in step 02_killer, cell 3" in err and "ValueError: this step fails" in err
+    assert f"the run was not recorded: cannot write the output folder {root / 'fails'}: No space left on device" in err
+    rec = run_records.read_record(root / "fails")
+    assert rec["status"] == "running" and rec["pid"] == os.getpid(), "never ok: interrupted once the process ends"
+    assert (root / "fails" / "notebooks" / "02_killer.ipynb").is_file() and not list(root.glob(".run-*"))
+
+
+def test_a_record_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_records.os, "replace", full)
+    with pytest.raises(OSError):
+        run_records.write_record(tmp_path, {"status": "ok"})
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.e2e

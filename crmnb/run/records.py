@@ -155,8 +155,12 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole, then rename it there: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # the disk full, say: leave no empty temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_record(folder: Path, record: dict) -> Path:
