@@ -253,3 +253,53 @@ def test_a_run_killed_in_step_5_is_interrupted_and_rerun(demo_outputs, tmp_path)
     seen = "".join(_kill_at(again, "step 1/7"))
     assert "running: its last run" in seen and "was interrupted" in seen and "skipped" not in seen
     assert [p for p in root.glob(".run-*") if staging._owner(p, CASE) == proc.pid] == [], "stale folder cleared"
+
+
+# --------------------------------------------------------------------------- an analysis period without rows
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory) -> Path:
+    from crmnb.demo.generator import generate
+
+    folder = tmp_path_factory.mktemp("period") / "data"
+    generate(folder, scale=0.1)
+    return folder
+
+
+def _orders_case(tmp: Path, demo: Path, name: str, change) -> Path:
+    import pandas as pd
+
+    data = shutil.copytree(demo, tmp / name)
+    orders = pd.read_csv(data / "orders.csv", dtype=str, keep_default_na=False)
+    change(orders).to_csv(data / "orders.csv", index=False)
+    raw = yaml.safe_load((ROOT / "parameters" / f"{CASE}.yaml").read_text(encoding="utf-8"))
+    raw["data"] = {"dir": str(data)}
+    file = tmp / f"{name}.yaml"
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return file
+
+
+def _cut_short(orders):
+    return orders[orders["order_date"] < "2025-03-01"]
+
+
+def _excel_serials(orders):
+    import pandas as pd
+
+    days = (pd.to_datetime(orders["order_date"]) - pd.Timestamp("1899-12-30")).dt.days
+    return orders.assign(order_date=days.astype(str))
+
+
+@pytest.mark.parametrize("change", [_cut_short, _excel_serials])
+def test_validate_says_when_no_order_falls_in_the_analysis_period(small_demo, tmp_path, change):
+    from crmnb.run.preflight import validate_case
+
+    file = _orders_case(tmp_path, small_demo, change.__name__, change)
+    lines: list[str] = []
+    assert validate_case(file, say=lines.append) == 1
+    (orders,) = [line for line in lines if line.strip().startswith("orders")]
+    assert "ERROR" in orders and "none of its" in orders and "analysis period 2025-07-01 – 2025-12-31" in orders
+    if change is _cut_short:
+        assert "its order_date runs from 2021-" in orders and "to 2025-02-" in orders
+    else:
+        assert "rows have no readable order_date, e.g. '4" in orders and "export rows 1, 2, 3" in orders
+    assert lines[-1] == "10 of 11 tables usable; 1 with errors"
