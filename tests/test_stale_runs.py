@@ -303,3 +303,34 @@ def test_validate_says_when_no_order_falls_in_the_analysis_period(small_demo, tm
     else:
         assert "rows have no readable order_date, e.g. '4" in orders and "export rows 1, 2, 3" in orders
     assert lines[-1] == "10 of 11 tables usable; 1 with errors"
+
+
+# --------------------------------------------------------------------------- a data path at a system file
+@pytest.mark.e2e
+def test_a_system_file_given_as_data_is_not_quoted(small_demo, tmp_path):
+    from crmnb.errors import StepFailed
+    from crmnb.run.preflight import validate_case
+    from crmnb.run.steps import run_case
+
+    passwd = Path("/etc/passwd")
+    if not passwd.is_file():
+        pytest.skip("no /etc/passwd here")
+    secret = passwd.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    raw = yaml.safe_load((ROOT / "parameters" / f"{CASE}.yaml").read_text(encoding="utf-8"))
+    raw["data"] = {"dir": str(small_demo), "files": {"orders": str(passwd)}}
+    file = tmp_path / "passwd.yaml"
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    lines: list[str] = []
+    assert validate_case(file, say=lines.append) == 1
+    (orders,) = [line for line in lines if line.strip().startswith("orders")]
+    assert "/etc/passwd" in orders and "required column(s) missing" in orders and "not quoted" in orders
+    assert secret not in "\n".join(lines)
+    root = tmp_path / "outputs"
+    with pytest.raises(StepFailed) as err:
+        run_case(file, root, progress=None)
+    assert "02_data_collection" in str(err.value) and "/etc/passwd" in str(err.value)
+    record = (root / CASE / "run.json").read_text(encoding="utf-8")
+    page = (root / "index.html").read_text(encoding="utf-8")
+    for text in (str(err.value), record, page):
+        assert secret not in text and "root:x:" not in text
+    assert "not quoted: a system file" in json.loads(record)["reason"]

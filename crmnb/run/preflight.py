@@ -68,6 +68,7 @@ def validate_case(case_file, say=print) -> int:
     from crmnb.intake.load import load_tables
     from crmnb.intake.sources import locate
     from crmnb.params.files import load_case
+    from crmnb.run.records import without_system_lines
 
     try:
         case = load_case(case_file)
@@ -88,7 +89,7 @@ def validate_case(case_file, say=print) -> int:
         except Exception:  # pragma: no cover - locate only joins paths
             label = "?"
         if name in errors:
-            msg = str(errors[name]).replace("\n", "\n" + " " * (width + 10))
+            msg = without_system_lines(str(errors[name])).replace("\n", "\n" + " " * (width + 10))
             say(f"  {name:<{width}}  ERROR  {msg}")
             continue
         got = intakes[name]

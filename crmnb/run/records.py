@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -36,6 +37,44 @@ says ``running`` reads once its process is gone (killed, or the machine went dow
 
 RUN_ID_ENV = "CRMNB_RUN_ID"
 """Environment variable by which ``crmnb batch`` recognises the run record its child wrote."""
+
+
+# --------------------------------------------------------------------------- messages about system files
+SYSTEM_FOLDERS = (
+    *("/etc", "/private/etc", "/proc", "/sys", "/dev", "/boot", "/usr", "/bin", "/sbin", "/lib", "/lib64"),
+    *("/var/log", "/var/lib", "/run"),
+)
+"""Folders of the operating system's own files: a case reading one is pointed at the wrong file."""
+
+_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s()'\";,]+")
+_FOUND = "; found: "
+
+
+def is_system_file(path: str) -> bool:
+    """Return True for a path in one of the operating system's folders (symbolic links and '..' followed)."""
+    if re.match(r"[A-Za-z]:\\windows\\", path, re.IGNORECASE):
+        return True
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return False
+    return any(real == f or real.startswith(f + "/") for f in SYSTEM_FOLDERS)
+
+
+def without_system_lines(text: str) -> str:
+    """Return a message with what it quotes of a system file (the header 'found' in /etc/passwd…) left out.
+
+    >>> without_system_lines("/etc/passwd (table 'orders'): required column(s) missing: amount; found: root:x:0:0")
+    "/etc/passwd (table 'orders'): required column(s) missing: amount; found: (not quoted: a system file, not a CRM export)"
+    """
+    out = []
+    for line in str(text).splitlines(keepends=True):
+        head, found, _rest = line.partition(_FOUND)
+        if found and any(is_system_file(p) for p in _PATH.findall(head)):
+            end = "\n" if line.endswith("\n") else ""
+            line = f"{head}{_FOUND}(not quoted: a system file, not a CRM export){end}"
+        out.append(line)
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- the step notebooks

@@ -37,6 +37,7 @@ from crmnb.run.records import (
     resume_check,
     start_record,
     step_notebooks,
+    without_system_lines,
     written,
 )
 from crmnb.run.staging import clear_stale, discard, moved, publish, stage_root
@@ -72,6 +73,7 @@ def _step_error(
 ) -> StepFailed:
     """Return the error of a failed step: 'case X failed in step S, cell N: reason', with where its notebook is."""
     where = f"step {step}" + (f", cell {cell}" if cell else "") if step != "report" else "writing the report"
+    reason = without_system_lines(reason)  # a case pointed at /etc/passwd: its lines are not quoted
     msg = f"case '{case_id}' {what} {where}{detail}: {reason}"
     if kept is not None:
         msg += f"\n  the partly executed notebook is {kept}"
@@ -278,7 +280,7 @@ def _run_steps_and_outputs(
 def _record_failure(folder: Path, record: dict, exc: BaseException, seconds: float) -> None:
     """Write the run record of a run that failed, timed out or was interrupted: where and why."""
     status = "timeout" if isinstance(exc, StepTimeout) else "failed"
-    error = (
+    error = without_system_lines(
         str(exc)
         if isinstance(exc, StepFailed)
         else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
