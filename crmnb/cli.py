@@ -227,6 +227,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 2
     except BrokenPipeError:  # output piped into head or less that closed early
         return 0
+    except OSError as exc:  # a folder or file that cannot be written: one line naming it, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"crmnb: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("crmnb: interrupted", file=sys.stderr)
         return 130

@@ -45,6 +45,10 @@ def _suggest(loc: str, model: type[BaseModel]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+MAX_PROBLEMS = 30
+"""The most bad keys an invalid case file's message lists one by one."""
+
+
 def parse_case(raw: Any, source: str | Path = "<case>") -> CaseParams:
     """Validate a case mapping (as read from YAML) into :class:`CaseParams`.
 
@@ -63,12 +67,15 @@ def parse_case(raw: Any, source: str | Path = "<case>") -> CaseParams:
         case = CaseParams.model_validate({**raw, "source_file": str(source)})
     except ValidationError as exc:
         lines = []
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors[:MAX_PROBLEMS]:
             loc, msg = _describe(err)
             hint = _suggest(loc, CaseParams) if msg == "unknown key" else ""
             where = _where(loc, origins, source) if loc else ""
             # a check across keys (intervention in the period…) has no single key: its message names them
             lines.append(f"  - key '{loc}': {msg}{hint}{where}" if loc else f"  - {msg}")
+        if len(errors) > MAX_PROBLEMS:
+            lines.append(f"  … and {len(errors) - MAX_PROBLEMS:,} more")
         merged = f" (merged with {', '.join(_short(f, source) for f in merged_from)})" if merged_from else ""
         raise CaseFileError(f"{source}: invalid case file{merged}\n" + "\n".join(lines)) from None
     if not case.data.dir.is_absolute():
@@ -112,16 +119,21 @@ def deep_merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _record(origins: dict[str, Path], mapping: dict, file: Path, prefix: str = "") -> None:
-    """Note ``file`` as the origin of every key in ``mapping``, nested keys included."""
+def _record(origins: dict[str, Path], mapping: dict, file: Path, prefix: str = "", before: Any = None) -> None:
+    """Note ``file`` as the origin of every key in ``mapping``, nested keys included.
+
+    ``before`` is what the layers under this one had at this place: where ``mapping`` puts a
+    scalar or list over one of its mappings, the keys below are noted as set by ``file`` too.
+    Linear in the size of ``mapping`` and of what it replaces.
+    """
+    under = before if isinstance(before, dict) else {}
     for key, value in mapping.items():
         dotted = f"{prefix}{key}"
         origins[dotted] = file
         if isinstance(value, dict):
-            _record(origins, value, file, dotted + ".")
-        else:  # a scalar or list replaces whatever was below it
-            for k in [k for k in origins if k.startswith(dotted + ".")]:
-                origins[k] = file
+            _record(origins, value, file, dotted + ".", under.get(key))
+        elif isinstance(under.get(key), dict):  # a scalar or list replaces whatever was below it
+            _record(origins, under[key], file, dotted + ".")
 
 
 def _where(loc: str, origins: dict[str, Path], source: str | Path) -> str:
@@ -152,13 +164,68 @@ def _short(file: Path, source: str | Path) -> str:
         return str(file)
 
 
+MAX_ALIASES = 500
+"""The most YAML aliases (``*name``) a case or defaults file may use."""
+
+MAX_NODES = 200_000
+"""The most values a case or defaults file may hold once its aliases are expanded."""
+
+
+def _expanded_size(root: yaml.Node, file: Path) -> int:
+    """Return how many values the YAML node tree holds with its aliases expanded (each shared node counted
+    once per use, in time linear in the file); raise CaseFileError past the limits."""
+    sizes: dict[int, int] = {}
+    aliases = 0
+
+    def size(node: yaml.Node, open_: set[int]) -> int:
+        nonlocal aliases
+        key = id(node)
+        if key in sizes:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise CaseFileError(
+                    f"{file}: uses more than {MAX_ALIASES} YAML aliases (*name); write the values out instead"
+                )
+            return sizes[key]
+        if key in open_:
+            raise CaseFileError(f"{file}: a YAML alias refers to a value that contains it; write the values out")
+        open_.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        n = 1 + sum(size(c, open_) for c in children)
+        open_.discard(key)
+        sizes[key] = n
+        if n > MAX_NODES:
+            how = " once its YAML aliases (*name) are expanded" if aliases else ""
+            raise CaseFileError(f"{file}: holds more than {MAX_NODES:,} values{how}; a case file that large is refused")
+        return n
+
+    return size(root, set())
+
+
+def _safe_load(text: str, file: Path) -> Any:
+    """Return the YAML document in ``text``, as ``yaml.safe_load`` would, refusing alias bombs before building it."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml's parser when there is one: 10x faster
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, file)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(file: Path, what: str) -> Any:
     try:
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
+        return _safe_load(file.read_text(encoding="utf-8"), file)
     except yaml.YAMLError as exc:
         raise CaseFileError(f"{file}: not valid YAML: {exc}") from None
     except UnicodeDecodeError:
         raise CaseFileError(f"{file}: not UTF-8 text; save the {what} as UTF-8") from None
+    except RecursionError:
+        raise CaseFileError(f"{file}: nested too deeply to be a case file") from None
 
 
 def _read_defaults(file: Path, forbidden: tuple[str, ...]) -> dict:
@@ -229,8 +296,8 @@ def read_case_mapping(path: str | Path) -> tuple[dict, Path]:
     merged: dict = {}
     origins: dict[str, Path] = {}
     for source, layer in [*layers, (file, raw)]:
+        _record(origins, layer, source, before=merged)
         merged = deep_merge(merged, layer)
-        _record(origins, layer, source)
     return CaseMapping(merged, origins, tuple(f for f, _ in layers)), file
 
 

@@ -233,13 +233,21 @@ def _one_line(text: str, limit: int = 240) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
+def _ended(rc: int, started: bool) -> str:
+    """Return why a case process ended without an error of its own: killed by a signal, or an exit code."""
+    how = (f"was killed (signal {-rc})" if rc < 0 else f"ended with exit code {rc}") + (
+        " before its run finished" if started else ""
+    )
+    return f"the case process {how}"
+
+
 def _finish(job: Job, root: Path, rc: int) -> None:
     """Take a finished case process's outcome from the run record it wrote, else from its exit and log."""
     folder = root / job.case_id
     job.seconds = time.perf_counter() - job.started
     rec = read_record(folder)
     ours = rec if rec and rec.get("run_id") == job.run_id else None
-    if ours and not job.killed:
+    if ours and not job.killed and ours.get("status") != "running":
         job.status = ours.get("status", "failed")
         job.seconds = float(ours.get("seconds", job.seconds))
         if job.status == "ok":
@@ -260,7 +268,8 @@ def _finish(job: Job, root: Path, rc: int) -> None:
             job.where = job.step
     else:
         job.status = "failed"
-        job.error = _last_error(folder) or f"the case process ended with exit code {rc}"
+        killed = ours is not None and rc < 0  # by a signal, before it could record how it ended
+        job.error = (_ended(rc, True) if killed else _last_error(folder)) or _ended(rc, ours is not None)
         job.reason = _one_line(job.error)
     base = ours or {
         "case_id": job.case_id,
@@ -274,7 +283,8 @@ def _finish(job: Job, root: Path, rc: int) -> None:
             base = {**new_record(load_case(job.file), job.file, None, job.run_id), **base}
         except CrmnbError:
             pass
-    keep = {k: v for k, v in base.items() if k not in ("error", "outputs", "report", "workbook", "reason", "where")}
+    gone = ("error", "outputs", "report", "workbook", "reason", "where", "status")
+    keep = {k: v for k, v in base.items() if k not in gone}
     finish_record(folder, keep, job.status, job.seconds, error=job.error, reason=job.reason, where=job.where or None)
 
 

@@ -16,7 +16,7 @@ from crmnb.present.fonts import FONT_STACK, cjk_font_face
 from crmnb.present.outputs import OUTPUTS
 from crmnb.present.templates import html_lang, render
 from crmnb.present.words import has, t
-from crmnb.run.records import INDEX_FILE, LOG_FILE, read_record, short_time, timestamp, write_atomic
+from crmnb.run.records import INDEX_FILE, LOG_FILE, read_record, record_status, short_time, timestamp, write_atomic
 
 INDEX_LANGUAGE = "en"
 """The index page's language: one page lists the cases of every department, whatever their reports' language."""
@@ -66,8 +66,9 @@ def case_entry(folder: Path) -> dict | None:
         summary = json.loads((folder / "data" / "report" / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
+    status = record_status(rec)
     earlier = False
-    if summary and rec.get("status") not in (None, "ok") and rec.get("started"):
+    if summary and status not in (None, "ok") and rec.get("started"):
         try:
             mtime = (folder / "data" / "report" / "summary.json").stat().st_mtime
             earlier = mtime < datetime.fromisoformat(rec["started"]).timestamp()
@@ -81,7 +82,8 @@ def case_entry(folder: Path) -> dict | None:
         "goal": goal,
         "summary": summary if isinstance(summary, dict) else None,
         "summary_earlier": earlier,
-        "status": rec.get("status"),
+        "status": status,
+        "started": rec.get("started"),
         "seconds": rec.get("seconds"),
         "finished": rec.get("finished"),
         "error": rec.get("error"),
@@ -138,13 +140,16 @@ def _status(e: dict, lang: str) -> dict:
             if e["where"] and e["reason"]
             else (e["reason"] or str(e["error"]).strip().splitlines()[0])
         )
+    if st in ("interrupted", "running") and not why:
+        why = t(f"index.why.{st}", lang, started=short_time(e.get("started")))
     return {"key": st, "label": _word("index.status", st, lang), "why": why[:300]}
 
 
 def _links(root: Path, e: dict, lang: str) -> list[dict]:
     """Return the links of a case's row: each output, the notebook that failed, the log."""
     folder = root / e["folder"]
-    failed = e["status"] in ("failed", "timeout")  # a failed run writes no output: those are an earlier run's
+    # a run that failed, or has not finished, wrote no output: those are an earlier run's
+    failed = e["status"] in ("failed", "timeout", "interrupted", "running")
     earlier = f" {t('index.earlier_run', lang)}" if failed else ""
     links = [_link(folder, name, t(output.label, lang) + earlier) for name, output in OUTPUTS.items()]
     if failed and e["notebook"]:

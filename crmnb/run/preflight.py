@@ -7,6 +7,53 @@ import pandas as pd
 from crmnb.intake.checks import SHOW_ROWS
 from crmnb.intake.schema import TABLES
 
+UNDATED = ("customers", "campaigns")
+"""Tables whose rows may all lie outside the analysis period: customers created earlier, campaigns spanning it."""
+
+
+def analysis_span(case) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return the first and last moment the analysis reads: from the 'before' window (or the period) to the
+    period's last day, both included."""
+    start = min(case.period.start, case.windows["before"][0])
+    return pd.Timestamp(start), pd.Timestamp(case.period.end) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+
+def _unreadable_example(issues: pd.DataFrame | None, col: str) -> str:
+    """Return "e.g. '45123' in export rows 2, 3, 4 …" for a date column's unreadable values, or ''."""
+    if issues is None or not len(issues) or "column" not in issues:
+        return ""
+    mine = issues[issues["column"] == col]
+    if not len(mine):
+        return ""
+    rows = ", ".join(map(str, mine["row"].head(SHOW_ROWS))) + (" …" if len(mine) > SHOW_ROWS else "")
+    return f", e.g. {mine['value'].iloc[0]!r} in export rows {rows}"
+
+
+def outside_period(name: str, table: pd.DataFrame, case, issues: pd.DataFrame | None = None) -> str | None:
+    """Return why no row of ``table`` falls in the analysis period (what its dates span, how many are
+    unreadable), or None when some row does, or it has no rows or dates to judge by."""
+    dates = [c for c in TABLES[name].dates if c in table.columns] if name in TABLES else []
+    if name in UNDATED or not dates or not len(table):
+        return None
+    col = dates[0]
+    when = pd.to_datetime(table[col], errors="coerce")
+    lo, hi = analysis_span(case)
+    if when.between(lo, hi).any():
+        return None
+    read = when.dropna()
+    spans = f"its {col} runs from {read.min():%Y-%m-%d} to {read.max():%Y-%m-%d}" if len(read) else ""
+    unreadable = len(when) - len(read)
+    bad = (
+        f"{unreadable:,} of {len(when):,} rows have no readable {col}{_unreadable_example(issues, col)}"
+        if unreadable
+        else ""
+    )
+    found = "; ".join(x for x in (spans, bad) if x)
+    return (
+        f"table '{name}': none of its {len(table):,} rows falls in the analysis period "
+        f"{lo:%Y-%m-%d} – {hi:%Y-%m-%d} ({found}); is the export cut short, or the period wrong?"
+    )
+
 
 # --------------------------------------------------------------------------- crmnb validate
 def validate_case(case_file, say=print) -> int:
@@ -21,6 +68,7 @@ def validate_case(case_file, say=print) -> int:
     from crmnb.intake.load import load_tables
     from crmnb.intake.sources import locate
     from crmnb.params.files import load_case
+    from crmnb.run.records import without_system_lines
 
     try:
         case = load_case(case_file)
@@ -30,6 +78,10 @@ def validate_case(case_file, say=print) -> int:
     say(f"{case_file}: case file valid ({case.case_id}, {case.title})")
     errors: dict = {}
     intakes = load_tables(case, errors=errors)
+    for name, got in intakes.items():
+        why = None if name in errors else outside_period(name, got.table, case, got.issues)
+        if why:
+            errors[name] = why
     width = max(len(t) for t in TABLES)
     for name in TABLES:
         try:
@@ -37,7 +89,7 @@ def validate_case(case_file, say=print) -> int:
         except Exception:  # pragma: no cover - locate only joins paths
             label = "?"
         if name in errors:
-            msg = str(errors[name]).replace("\n", "\n" + " " * (width + 10))
+            msg = without_system_lines(str(errors[name])).replace("\n", "\n" + " " * (width + 10))
             say(f"  {name:<{width}}  ERROR  {msg}")
             continue
         got = intakes[name]

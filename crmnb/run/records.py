@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterable
@@ -29,10 +31,50 @@ RUN_FILE = "run.json"
 LOG_FILE = "run.log"
 INDEX_FILE = "index.html"
 
-STATUSES = ("ok", "failed", "timeout", "skipped")
+STATUSES = ("ok", "failed", "timeout", "skipped", "running", "interrupted")
+"""``running``: written before step 1, replaced when the run ends; ``interrupted``: how a record that still
+says ``running`` reads once its process is gone (killed, or the machine went down)."""
 
 RUN_ID_ENV = "CRMNB_RUN_ID"
 """Environment variable by which ``crmnb batch`` recognises the run record its child wrote."""
+
+
+# --------------------------------------------------------------------------- messages about system files
+SYSTEM_FOLDERS = (
+    *("/etc", "/private/etc", "/proc", "/sys", "/dev", "/boot", "/usr", "/bin", "/sbin", "/lib", "/lib64"),
+    *("/var/log", "/var/lib", "/run"),
+)
+"""Folders of the operating system's own files: a case reading one is pointed at the wrong file."""
+
+_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s()'\";,]+")
+_FOUND = "; found: "
+
+
+def is_system_file(path: str) -> bool:
+    """Return True for a path in one of the operating system's folders (symbolic links and '..' followed)."""
+    if re.match(r"[A-Za-z]:\\windows\\", path, re.IGNORECASE):
+        return True
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return False
+    return any(real == f or real.startswith(f + "/") for f in SYSTEM_FOLDERS)
+
+
+def without_system_lines(text: str) -> str:
+    """Return a message with what it quotes of a system file (the header 'found' in /etc/passwd…) left out.
+
+    >>> without_system_lines("/etc/passwd (table 'orders'): required column(s) missing: amount; found: root:x:0:0")
+    "/etc/passwd (table 'orders'): required column(s) missing: amount; found: (not quoted: a system file, not a CRM export)"
+    """
+    out = []
+    for line in str(text).splitlines(keepends=True):
+        head, found, _rest = line.partition(_FOUND)
+        if found and any(is_system_file(p) for p in _PATH.findall(head)):
+            end = "\n" if line.endswith("\n") else ""
+            line = f"{head}{_FOUND}(not quoted: a system file, not a CRM export){end}"
+        out.append(line)
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- the step notebooks
@@ -152,8 +194,12 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole, then rename it there: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # the disk full, say: leave no empty temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_record(folder: Path, record: dict) -> Path:
@@ -184,6 +230,38 @@ def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: s
     }
 
 
+def start_record(folder: Path, record: dict) -> Path:
+    """Write the record of a run that starts now: ``running``, with this process's id and host.
+
+    A run killed before it ends leaves this record, which then reads as ``interrupted``
+    (:func:`record_status`): never as the earlier run's ``ok``.
+    """
+    return write_record(folder, {**record, "status": "running", "pid": os.getpid(), "host": socket.gethostname()})
+
+
+def pid_alive(pid: Any) -> bool:
+    """Return True when a process with id ``pid`` exists on this machine."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # someone else's process: it exists
+        return True
+    return True
+
+
+def record_status(rec: dict | None) -> str | None:
+    """Return a run record's status as it reads now: ``interrupted`` for a ``running`` run whose process is gone."""
+    if not rec:
+        return None
+    status = rec.get("status")
+    if status == "running" and rec.get("host") in (None, socket.gethostname()) and not pid_alive(rec.get("pid")):
+        return "interrupted"
+    return status
+
+
 def finish_record(folder: Path, record: dict, status: str, seconds: float, **fields: Any) -> Path:
     """Complete a run record with its status, run time and details, and write it."""
     assert status in STATUSES, status
@@ -194,13 +272,15 @@ def finish_record(folder: Path, record: dict, status: str, seconds: float, **fie
         "finished": timestamp(),
         **{k: v for k, v in fields.items() if v is not None},
     }
+    for key in ("pid", "host"):  # a finished run is no process's any more
+        rec.pop(key, None)
     return write_record(folder, rec)
 
 
 def unchanged_since(folder: Path, prints: dict) -> str | None:
     """Return when the case last ran successfully if nothing it depends on changed since, else None."""
     rec = read_record(folder)
-    if not rec or rec.get("status") != "ok" or rec.get("fingerprint") != prints:
+    if not rec or record_status(rec) != "ok" or rec.get("fingerprint") != prints:
         return None
     if not all((folder / name).is_file() for name in OUTPUTS):
         return None  # an output was removed: run again
@@ -230,8 +310,13 @@ def resume_check(folder: Path, prints: dict) -> tuple[str | None, str]:
     if since is not None:
         return since, ""
     rec = read_record(folder) or {}
-    if rec.get("status") == "ok":
+    status = record_status(rec)
+    if status == "ok":
         return None, "changed since its last run: " + (
             "; ".join(changes(rec.get("fingerprint"), prints)) or "outputs missing"
         )
-    return None, f"its last run {rec['status']}" if rec.get("status") else "no earlier run"
+    if status == "interrupted":
+        return None, f"its last run, started {short_time(rec.get('started'))}, was interrupted before it finished"
+    if status == "running":
+        return None, f"its last run, started {short_time(rec.get('started'))}, has not finished"
+    return None, f"its last run {status}" if status else "no earlier run"

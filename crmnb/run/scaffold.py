@@ -146,6 +146,22 @@ class Dates:
         return cls(date(first // 12, first % 12 + 1, 1), end, end + timedelta(days=183))
 
 
+def data_today(folder: Path) -> date | None:
+    """Return the day after the last order of a data folder's ``orders.csv``, when that is before today: a new
+    case's placeholder period is then the data's last six complete months, which validate finds rows in."""
+    import pandas as pd
+
+    file = folder / "orders.csv"
+    if not file.is_file():
+        return None
+    try:
+        dates = pd.read_csv(file, usecols=["order_date"], dtype=str, encoding="utf-8")["order_date"]
+        last = pd.to_datetime(dates, errors="coerce", format="mixed").max()
+    except Exception:  # another layout or encoding: the placeholder period is from today
+        return None
+    return None if pd.isna(last) else min(date.today(), last.date() + timedelta(days=1))
+
+
 def render(
     case_id: str,
     department: str,
@@ -308,6 +324,7 @@ def new_case(
         data_dir=data,
         defaults=merged_defaults(folder, department.strip()),
         language=language,
+        today=data_today(folder / data),
     )
     todo += ["period", "goal.baseline", "goal.target", "goal.deadline", "intervention_date (if there is one)"]
     if not (folder / data).is_dir():

@@ -1,7 +1,9 @@
 """Run a case end to end: validate, execute the seven notebooks, write its outputs (report, workbook…).
 
 Every run leaves ``outputs/<case_id>/run.json`` (status, seconds, error, each output written, and
-the fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``.
+the fingerprint ``--resume`` compares) and refreshes ``outputs/index.html``. The record says
+``running`` from before step 1 until the last output is in place; the run writes into a folder
+of its own (``crmnb.run.staging``) whose files are moved into the case folder when it ends.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crmnb.errors import StepFailed
+from crmnb.errors import CrmnbError, StepFailed
 from crmnb.handoffs import Workspace
 from crmnb.params.files import case_settings, load_case
 from crmnb.params.model import CaseParams
@@ -33,9 +35,12 @@ from crmnb.run.records import (
     read_record,
     recorded_outputs,
     resume_check,
+    start_record,
     step_notebooks,
+    without_system_lines,
     written,
 )
+from crmnb.run.staging import clear_stale, discard, moved, publish, stage_root
 
 NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 """What the runner passes to every notebook's ``parameters`` cell."""
@@ -43,6 +48,17 @@ NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 
 class StepTimeout(StepFailed):
     """A step ran past the cell's or the case's time limit and was stopped."""
+
+
+class OutputFolderError(CrmnbError):
+    """The case's output folder cannot be made or written: not writable, a file in its place, the disk full."""
+
+
+def output_folder_error(folder: Path, exc: OSError) -> OutputFolderError:
+    """Return the one-line error naming the output folder that could not be written, and why."""
+    why = exc.strerror or type(exc).__name__
+    at = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(folder) else ""
+    return OutputFolderError(f"cannot write the output folder {folder}: {why}{at}")
 
 
 def _step_error(
@@ -57,6 +73,7 @@ def _step_error(
 ) -> StepFailed:
     """Return the error of a failed step: 'case X failed in step S, cell N: reason', with where its notebook is."""
     where = f"step {step}" + (f", cell {cell}" if cell else "") if step != "report" else "writing the report"
+    reason = without_system_lines(reason)  # a case pointed at /etc/passwd: its lines are not quoted
     msg = f"case '{case_id}' {what} {where}{detail}: {reason}"
     if kept is not None:
         msg += f"\n  the partly executed notebook is {kept}"
@@ -263,7 +280,7 @@ def _run_steps_and_outputs(
 def _record_failure(folder: Path, record: dict, exc: BaseException, seconds: float) -> None:
     """Write the run record of a run that failed, timed out or was interrupted: where and why."""
     status = "timeout" if isinstance(exc, StepTimeout) else "failed"
-    error = (
+    error = without_system_lines(
         str(exc)
         if isinstance(exc, StepFailed)
         else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
@@ -283,11 +300,69 @@ def _record_failure(folder: Path, record: dict, exc: BaseException, seconds: flo
     )
 
 
+def _keep_failed_notebooks(stage: Workspace, ws: Workspace, exc: BaseException) -> None:
+    """Move a failed run's executed notebooks into the case folder (its report and hand-offs are left
+    out: the last good ones stay), and say in its error where they are now."""
+    try:
+        publish(stage.folder, ws.folder, complete=False)
+    except OSError:
+        discard(stage.root)
+        return
+    if isinstance(exc, StepFailed) and exc.args:
+        exc.args = (str(exc.args[0]).replace(str(stage.folder), str(ws.folder)), *exc.args[1:])
+
+
 def _refresh_index(root: Path) -> None:
-    """Rewrite the output root's index page (imported here: the runner needs it only at the end)."""
+    """Rewrite the output root's index page (imported here: the runner needs it only at the end); say it when
+    the page cannot be written, which leaves the case's own outputs as they are."""
     from crmnb.run.index import write_index
 
-    write_index(root)
+    try:
+        write_index(root)
+    except OSError as exc:
+        _say(f"crmnb: the index page was not refreshed: {output_folder_error(root, exc)}")
+
+
+def _failed(ws: Workspace, record: dict, exc: BaseException, seconds: float) -> None:
+    """Record a run that failed; when even its run.json cannot be written (the disk full), say so, and its
+    record is left saying running, which reads as interrupted."""
+    try:
+        _record_failure(ws.folder, record, exc, seconds)
+    except OSError as err:
+        _say(f"crmnb: the run was not recorded: {output_folder_error(ws.folder, err)}")
+
+
+def _open_folder(root: Path, ws: Workspace, record: dict) -> None:
+    """Make the case's output folder and record the run as started, or raise OutputFolderError."""
+    try:
+        clear_stale(root, ws.case_id)
+        ws.folder.mkdir(parents=True, exist_ok=True)
+        start_record(ws.folder, record)
+    except OSError as exc:
+        raise output_folder_error(ws.folder, exc) from None
+
+
+def _run_in_stage(
+    case: CaseParams,
+    books: list[Path],
+    src: Path,
+    stage: Workspace,
+    ws: Workspace,
+    params: dict,
+    say: Callable[[str], None],
+    t0: float,
+) -> tuple[list[Path], dict[str, Path]]:
+    """Run the steps and write the outputs in the run's own folder ``stage``, then move them into the case's."""
+    try:
+        (stage.folder / "notebooks").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_folder_error(stage.folder, exc) from None
+    done, outputs = _run_steps_and_outputs(case, books, src, stage, params, say, t0)
+    try:
+        publish(stage.folder, ws.folder)
+    except OSError as exc:
+        raise output_folder_error(ws.folder, exc) from None
+    return done, outputs
 
 
 def run_case(
@@ -322,20 +397,27 @@ def run_case(
             outputs = recorded_outputs(root, read_record(ws.folder), case.case_id)
             return RunResult(case, outputs, step_notebooks(ws.folder / "notebooks"), 0.0, "skipped", since)
         say(f"[{case.case_id}] running: {why}")
-    (ws.folder / "notebooks").mkdir(parents=True, exist_ok=True)
     record = new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
+    _open_folder(root, ws, record)
+    stage = Workspace(stage_root(root, case.case_id), case.case_id)
     # the case's settings travel with the run, so each executed notebook records what it ran with
-    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(root), settings)))
+    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(stage.root), settings)))
     prefer_this_python()
     try:
-        done, outputs = _run_steps_and_outputs(case, books, src, ws, params, say, t0)
+        done, outputs = _run_in_stage(case, books, src, stage, ws, params, say, t0)
     except BaseException as exc:
-        _record_failure(ws.folder, record, exc, time.perf_counter() - t0)
+        _keep_failed_notebooks(stage, ws, exc)
+        _failed(ws, record, exc, time.perf_counter() - t0)
         if index:
             _refresh_index(root)
         raise
+    done = [moved(p, stage.folder, ws.folder) for p in done]
+    outputs = {name: moved(p, stage.folder, ws.folder) for name, p in outputs.items()}
     secs = time.perf_counter() - t0
-    finish_record(ws.folder, record, "ok", secs, **written(root, outputs))
+    try:
+        finish_record(ws.folder, record, "ok", secs, **written(root, outputs))
+    except OSError as exc:
+        raise output_folder_error(ws.folder, exc) from None
     if index:
         _refresh_index(root)
     return RunResult(case, outputs, done, secs)
