@@ -1,0 +1,57 @@
+"""The statistical repairs: each on a small hand-computed frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmnb.analysis import compare
+
+
+def _rate(k: int, n: int) -> np.ndarray:
+    return np.r_[np.ones(k), np.zeros(n - k)]
+
+
+# --------------------------------------------------------------------------- Newcombe's score interval
+def test_newcombe_matches_the_published_examples():
+    # Newcombe (1998), Table II, method 10: 56/70 − 48/80 and 9/10 − 3/10
+    assert compare.newcombe(48, 80, 56, 70) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert compare.newcombe(3, 10, 9, 10) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+
+
+def test_interval_agrees_with_its_test_on_2_of_20_to_7_of_20():
+    d = compare.two_proportions(_rate(2, 20), _rate(7, 20))
+    # by hand: Wilson 2/20 = [0.02787, 0.30103], 7/20 = [0.18119, 0.56715]
+    # low = 0.25 − √((0.35 − 0.18119)² + (0.30103 − 0.10)²), high = 0.25 + √((0.56715 − 0.35)² + (0.10 − 0.02787)²)
+    assert (d.ci_low, d.ci_high) == pytest.approx((-0.0125, 0.4788), abs=1e-4)
+    assert d.p_value == pytest.approx(0.0583, abs=1e-4)
+    assert not d.significant  # the interval includes 0, as p > 0.05 says
+
+
+def test_no_events_on_either_side_does_not_give_a_point():
+    d = compare.two_proportions(_rate(0, 40), _rate(0, 40))
+    # the Wilson upper bound of 0/40 is z²/n / (1 + z²/n) = 0.0876
+    assert (d.ci_low, d.ci_high) == pytest.approx((-0.0876, 0.0876), abs=1e-4)
+    assert d.p_value == 1.0
+
+
+# --------------------------------------------------------------------------- Holm on Table 2
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 → 3 × 0.01, 2 × 0.03, max(0.06, 1 × 0.04)
+    assert compare.holm([0.04, 0.01, 0.03]).tolist() == pytest.approx([0.06, 0.03, 0.06])
+    assert compare.holm([0.5, 0.4]).tolist() == pytest.approx([0.8, 0.8])
+    assert compare.holm([0.9, 0.8, 0.7]).tolist() == pytest.approx([1.0, 1.0, 1.0])
+    out = compare.holm([np.nan, 0.02])
+    assert np.isnan(out[0]) and out[1] == pytest.approx(0.02)  # an untested metric is not counted
+
+
+@pytest.mark.parametrize(
+    "lang,word", [("en", "Holm-adjusted p = 0.060 (adjusted for the 3 metrics"), ("zh", "Holm校正后 p = 0.060")]
+)
+def test_table2_notes_carry_the_adjustment(lang, word):
+    table = pd.DataFrame({"p_value": [0.04, 0.01, 0.03, np.nan], "notes": ["a", "b", "c", "not compared"]})
+    out = compare._with_holm(table, lang)
+    assert out["p_holm"].tolist()[:3] == pytest.approx([0.06, 0.03, 0.06])
+    assert word in out.at[0, "notes"]
+    assert out.at[3, "notes"] == "not compared"
