@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import compare
+from crmnb.analysis import compare, segments
 
 
 def _rate(k: int, n: int) -> np.ndarray:
@@ -55,3 +55,21 @@ def test_table2_notes_carry_the_adjustment(lang, word):
     assert out["p_holm"].tolist()[:3] == pytest.approx([0.06, 0.03, 0.06])
     assert word in out.at[0, "notes"]
     assert out.at[3, "notes"] == "not compared"
+
+
+# --------------------------------------------------------------------------- money at cent precision
+def test_spend_of_exactly_300000_in_cents_is_high_value():
+    orders = pd.DataFrame(
+        {
+            "customer_id": ["c1"] * 4 + ["c2"] * 4,
+            "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"] * 2),
+            "amount": [299_999.7, 0.1, 0.1, 0.1, 299_999.7, 0.1, 0.1, 0.09],
+        }
+    )
+    assert sum([299_999.7, 0.1, 0.1, 0.1]) < 300_000  # what floating point makes of it
+    value = segments.customer_value(orders, "2024-12-31")
+    assert value["spend"].tolist() == [300_000.0, 299_999.99]
+    assert segments.assign_tiers(value).tolist() == ["high_value", "potential"]
+    # a spend already summed in floating point is still compared to the cent
+    v = pd.DataFrame({"spend": [299_999.99999999994], "repeat_share": [0.75]})
+    assert segments.assign_tiers(v).tolist() == ["high_value"]

@@ -8,6 +8,18 @@ import pandas as pd
 TIERS = ("high_value", "potential", "low_value")
 
 
+def cents(amount) -> pd.Series | int:
+    """Return money as whole cents (int64), so that sums and comparisons are exact to the cent; a missing
+    amount counts as 0, as it does in a sum.
+
+    >>> cents(pd.Series([299_999.7, 0.1, 0.1, 0.1])).sum(), cents(300_000)
+    (np.int64(30000000), 30000000)
+    """
+    if np.isscalar(amount):
+        return int(round(float(amount) * 100))
+    return np.round(pd.Series(amount, dtype=float).fillna(0) * 100).astype("int64")
+
+
 def customer_value(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     """Return per customer: cumulative spend, orders, repeat share and days since last order, up to ``as_of``.
 
@@ -15,8 +27,10 @@ def customer_value(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     purchases: (orders − 1) / orders.
     """
     o = orders[orders["order_date"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+    o = o.assign(_cents=cents(o["amount"]))
     g = o.groupby("customer_id")
-    out = pd.DataFrame({"spend": g["amount"].sum(), "orders": g.size(), "last_order": g["order_date"].max()})
+    spend = g["_cents"].sum() / 100  # summed in whole cents: 299,999.70 + 3 × 0.10 is exactly 300,000.00
+    out = pd.DataFrame({"spend": spend, "orders": g.size(), "last_order": g["order_date"].max()})
     out["repeat_share"] = (out["orders"] - 1) / out["orders"]
     # calendar days: an order later on the as-of day itself is 0 days ago, not -1
     out["recency_days"] = (pd.Timestamp(as_of).normalize() - out["last_order"].dt.normalize()).dt.days
@@ -36,8 +50,9 @@ def assign_tiers(
     >>> assign_tiers(v).tolist()
     ['high_value', 'potential', 'low_value']
     """
-    high = (value["spend"] >= high_spend) & (value["repeat_share"] >= high_repeat)
-    potential = ~high & (value["spend"] >= potential_spend) & (value["repeat_share"] >= potential_repeat)
+    spend = cents(value["spend"])  # money compared at cent precision, not in floating point
+    high = (spend >= cents(high_spend)) & (value["repeat_share"] >= high_repeat)
+    potential = ~high & (spend >= cents(potential_spend)) & (value["repeat_share"] >= potential_repeat)
     return pd.Series(np.select([high, potential], ["high_value", "potential"], "low_value"), index=value.index)
 
 
