@@ -73,3 +73,30 @@ def test_spend_of_exactly_300000_in_cents_is_high_value():
     # a spend already summed in floating point is still compared to the cent
     v = pd.DataFrame({"spend": [299_999.99999999994], "repeat_share": [0.75]})
     assert segments.assign_tiers(v).tolist() == ["high_value"]
+
+
+# --------------------------------------------------------------------------- tie-aware RFM
+def test_one_order_scores_f1_when_half_the_customers_have_one_order():
+    orders = pd.Series([1, 1, 1, 1, 1, 2, 2, 3, 4, 7])
+    # average-rank quintiles: the five one-order customers share rank 3 of 10 → ceil(0.3 × 5) = 2, F = 1 unreachable
+    assert segments.quintile_score(orders).tolist() == [1, 1, 1, 1, 1, 2, 2, 3, 4, 5]
+    # six tie groups of 5, 2, 1, 1, 1, 1: each band takes whole groups nearest an equal share of the rest
+    six = pd.Series([1] * 5 + [2] * 2 + [3, 4, 5, 9])
+    assert segments.quintile_score(six).tolist() == [1] * 5 + [2, 2, 3, 4, 4, 5]
+    assert set(segments.quintile_score(six)) == {1, 2, 3, 4, 5}
+
+
+def test_new_and_promising_can_be_assigned():
+    value = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(10)],
+            "recency_days": [1, 40, 3, 60, 90, 5, 120, 150, 200, 300],
+            "orders": [1, 1, 1, 1, 1, 2, 2, 3, 4, 7],
+            "spend": [100.0 * (i + 1) for i in range(10)],
+        }
+    )
+    scored = segments.rfm(value).set_index("customer_id")
+    # recency ranks (fewest days best): 1, 3 → R5; 5, 40 → R4; 60, 90 → R3; ...
+    assert scored.loc["C0", ["r", "f"]].tolist() == [5, 1] and scored.at["C0", "segment"] == "new"
+    assert scored.loc["C1", ["r", "f"]].tolist() == [4, 1] and scored.at["C1", "segment"] == "promising"
+    assert scored.at["C9", "f"] == 5

@@ -102,18 +102,58 @@ SEGMENT_ORDER = (
 )
 
 
+def _band_scores(counts: np.ndarray, k: int = 5) -> np.ndarray:
+    """Return a score 1..``k`` for each tie group (groups in ascending order, ``counts`` customers each).
+
+    Whole tie groups fill the bands from the bottom: each band takes groups while that brings it
+    nearer an equal share of the customers not yet placed, and leaves a group for every band above it.
+    With ``k`` groups or fewer the groups spread over 1..k (lowest 1, highest k); one group scores
+    the middle.
+
+    >>> _band_scores(np.array([5, 2, 1, 1, 1, 1])).tolist()
+    [1, 2, 3, 4, 4, 5]
+    >>> _band_scores(np.array([6, 3, 1])).tolist(), _band_scores(np.array([4])).tolist()
+    ([1, 3, 5], [3])
+    """
+    g = len(counts)
+    if g <= k:
+        return np.rint(1 + (k - 1) * np.arange(g) / (g - 1)).astype(int) if g > 1 else np.full(g, (k + 1) // 2)
+    scores = np.empty(g, dtype=int)
+    i = 0
+    for s in range(1, k + 1):
+        bands_left = k - s + 1
+        target = counts[i:].sum() / bands_left
+        j, got = i + 1, counts[i]
+        last = g if s == k else g - (bands_left - 1)
+        while j < last and (s == k or abs(got + counts[j] - target) <= abs(got - target)):
+            got += counts[j]
+            j += 1
+        scores[i:j] = s
+        i = j
+    return scores
+
+
 def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
-    """Return 1–5 quintile scores (5 best), ranking ties together so equal values share a score.
+    """Return 1–5 scores (5 best) in five bands of about equal size that keep ties together.
+
+    Equal values share a score, and whole tie groups fill the bands from the worst up
+    (:func:`_band_scores`), so the worst value always scores 1 and the best 5 even when one value
+    holds most customers: with over 40% of customers on one order, one order is F = 1 (average-rank
+    quintiles gave it 2 or 3, and "new" and "promising" could never be assigned).
 
     >>> quintile_score(pd.Series([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).tolist()
     [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    >>> quintile_score(pd.Series([1, 1, 1, 1, 1, 2, 2, 3, 4, 7])).tolist()
+    [1, 1, 1, 1, 1, 2, 2, 3, 4, 5]
     """
-    pct = values.rank(method="average", pct=True, ascending=higher_is_better)
-    return np.ceil(pct * 5).clip(1, 5).astype(int)
+    v = values.to_numpy(dtype=float)
+    _, inverse, counts = np.unique(v if higher_is_better else -v, return_inverse=True, return_counts=True)
+    return pd.Series(_band_scores(counts)[inverse], index=values.index)
 
 
 def rfm(value: pd.DataFrame) -> pd.DataFrame:
-    """Return R, F and M quintile scores and the named segment for each customer.
+    """Return R, F and M scores (tie-aware quintiles, :func:`quintile_score`) and the named segment for each
+    customer.
 
     ``value`` comes from :func:`customer_value` (recency_days, orders, spend). Recent,
     frequent, high-spending customers score 5.
