@@ -100,3 +100,64 @@ def test_new_and_promising_can_be_assigned():
     assert scored.loc["C0", ["r", "f"]].tolist() == [5, 1] and scored.at["C0", "segment"] == "new"
     assert scored.loc["C1", ["r", "f"]].tolist() == [4, 1] and scored.at["C1", "segment"] == "promising"
     assert scored.at["C9", "f"] == 5
+
+
+# --------------------------------------------------------------------------- Gamma-Gamma and BG/NBD
+def _orders_with_one_zero_spend_repeat_buyer() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(40):  # spend per purchase Gamma(6, ν), ν ~ Gamma(4, 15): what the spend model assumes
+        nu = rng.gamma(4.0, 1 / 15.0)
+        for _ in range(1 + rng.integers(1, 5)):
+            day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 180)))
+            rows.append((f"C{i:02d}", day, round(rng.gamma(6.0, 1 / nu), 2)))
+    rows += [("Z", pd.Timestamp(d), a) for d, a in (("2024-01-05", 40.0), ("2024-03-05", 0.0), ("2024-05-05", 0.0))]
+    return pd.DataFrame(rows, columns=["customer_id", "order_date", "amount"])
+
+
+def test_one_zero_spend_repeat_buyer_does_not_switch_gamma_gamma_off():
+    from crmnb.analysis import clv
+
+    result = clv.clv_table(_orders_with_one_zero_spend_repeat_buyer(), "2024-06-30")
+    gg = result.gamma_gamma
+    assert gg is not None and result.note == ""  # before: "Gamma-Gamma spend model not used" for all 41
+    assert gg.n == 40  # fitted on the repeat buyers with positive repeat spend only
+    table = result.table.set_index("customer_id")
+    assert table.at["Z", "frequency"] == 2 and table.at["Z", "monetary_value"] == 0
+    # Z is flagged and given the model's mean spend per purchase, p·γ / (q − 1)
+    assert table.at["Z", "expected_spend"] == pytest.approx(gg.p * gg.gamma / (gg.q - 1))
+    assert clv.spend_outside_model(result.table).tolist() == ["Z"]
+    assert "1 repeat buyer(s) with no positive repeat spend (Z) were left out" in clv.describe_fit(result)
+    assert "1 位复购金额不为正的复购客户（Z）未参与拟合" in clv.describe_fit(result, "zh")
+
+
+def _simulate(n: int, seed: int, dropout=None, weeks: float = 52.0):
+    """Simulate BG/NBD customers; ``dropout(rng)`` draws each one's dropout probability (default: 0.05 for all,
+    where a and b are not identified)."""
+    rng = np.random.default_rng(seed)
+    x, t_x = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        lam, t, p = rng.gamma(2.0, 1 / 4.0), 0.0, dropout(rng) if dropout else 0.05
+        while (t := t + rng.exponential(1 / lam)) <= weeks:
+            x[i], t_x[i] = x[i] + 1, t
+            if rng.random() < p:
+                break
+    return x, t_x, np.full(n, weeks)
+
+
+def test_bgnbd_on_a_flat_likelihood_says_so_even_short_of_the_bound():
+    from crmnb.analysis import bgnbd, clv
+
+    fit = bgnbd.fit_bgnbd(*_simulate(200, seed=4))
+    assert fit.b < 0.5 * bgnbd.MAX_DROPOUT_CONCENTRATION  # stopped well short of the bound, at arbitrary a, b
+    assert "the likelihood is nearly flat in a and b" in fit.note
+    assert f"a/(a + b) = {fit.a / (fit.a + fit.b):.3g}" in fit.note
+    table = clv.CLVTable(pd.DataFrame(columns=["customer_id", "frequency", "monetary_value"]), fit, None)
+    assert "似然函数对 a 和 b 几乎是平的" in clv.describe_fit(table, "zh")
+
+
+def test_bgnbd_with_dispersed_dropout_is_not_called_flat():
+    from crmnb.analysis import bgnbd
+
+    fit = bgnbd.fit_bgnbd(*_simulate(3000, seed=1, dropout=lambda rng: rng.beta(0.8, 2.5)))
+    assert fit.note == "" and fit.a < 5 and fit.b < 20
