@@ -161,3 +161,56 @@ def test_bgnbd_with_dispersed_dropout_is_not_called_flat():
 
     fit = bgnbd.fit_bgnbd(*_simulate(3000, seed=1, dropout=lambda rng: rng.beta(0.8, 2.5)))
     assert fit.note == "" and fit.a < 5 and fit.b < 20
+
+
+# --------------------------------------------------------------------------- difference-in-differences pre-trend
+def _tasks(dept: str, day: str, n: int, on_time: int) -> pd.DataFrame:
+    due = pd.Timestamp(day) + pd.Timedelta(hours=12)
+    done = [due - pd.Timedelta(hours=1)] * on_time + [due + pd.Timedelta(hours=5)] * (n - on_time)
+    return pd.DataFrame({"department": dept, "owner_rep": "r", "due_at": due, "completed_at": done})
+
+
+def _did_case(lang: str = "en"):
+    from datetime import date
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        windows={"before": (date(2024, 1, 1), date(2024, 1, 20)), "after": (date(2024, 1, 21), date(2024, 2, 9))},
+        thresholds=SimpleNamespace(conversion_window_days=30),
+        department="A",
+        control_department="B",
+        language=lang,
+    )
+
+
+def _did_tables(a_first: int, a_second: int) -> dict:
+    # the before window's halves: 1–10 and 11–20 January; 40 tasks each, on time out of 40
+    parts = [
+        _tasks("A", "2024-01-10", 40, a_first),  # the last day of the first half
+        _tasks("A", "2024-01-11", 40, a_second),  # the first day of the second half
+        _tasks("B", "2024-01-05", 40, 20),
+        _tasks("B", "2024-01-15", 40, 20),
+        _tasks("A", "2024-01-25", 40, 36),
+        _tasks("B", "2024-01-25", 40, 20),
+    ]
+    return {"activities": pd.concat(parts, ignore_index=True)}
+
+
+@pytest.mark.parametrize("lang,word", [("en", "pre-trend check failed"), ("zh", "平行趋势检验未通过")])
+def test_did_says_when_the_departments_did_not_move_alike_before(lang, word):
+    table = compare.kpi_table(_did_tables(8, 32), _did_case(lang), ["followup_ontime_rate"])
+    row = table.iloc[0]
+    # placebo: A 20% → 80% (+60 pp) between the halves, B 50% → 50%: +60 pp, its interval clear of 0
+    assert row["pretrend_did"] == pytest.approx(0.60)
+    assert row["pretrend_ci_low"] > 0
+    assert word in row["notes"]
+    assert "+60.0" in row["notes"]
+
+
+def test_did_with_parallel_pre_trends_has_no_warning():
+    table = compare.kpi_table(_did_tables(20, 20), _did_case(), ["followup_ontime_rate"])
+    row = table.iloc[0]
+    assert row["pretrend_did"] == pytest.approx(0.0)
+    assert row["pretrend_ci_low"] < 0 < row["pretrend_ci_high"]
+    assert "pre-trend" not in row["notes"]
+    assert row["did"] == pytest.approx(0.40)  # A 50% → 90%, B 50% → 50%

@@ -184,6 +184,9 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
             "did": np.nan,
             "did_ci_low": np.nan,
             "did_ci_high": np.nan,
+            "pretrend_did": np.nan,
+            "pretrend_ci_low": np.nan,
+            "pretrend_ci_high": np.nan,
         }
         lang = case.language
         ci = f"{_fmt_diff(d.ci_low, m.unit, lang)} ~ {_fmt_diff(d.ci_high, m.unit, lang)}"
@@ -194,14 +197,13 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
         if not (d.n_before and d.n_after):
             notes = [_not_compared(d.n_before, d.n_after, lang)]
         if case.control_department:
-            cb = units(mid, tables, b0, b1, case.control_department, **opts)
-            ca = units(mid, tables, a0, a1, case.control_department, **opts)
-            c = compare_units(cb, ca, m.unit)
+            c = _compare(mid, tables, case.windows["before"], case.windows["after"], case.control_department, opts)
             if np.isfinite(c.diff) and np.isfinite(d.diff):
                 did, lo, hi = diff_in_diff(d, c)
                 row.update(did=did, did_ci_low=lo, did_ci_high=hi)
                 ci = f"{_fmt_diff(lo, m.unit, lang)} ~ {_fmt_diff(hi, m.unit, lang)}"
                 notes.append(t("compare.note.control", lang, did=_fmt_diff(did, m.unit, lang), ci=ci))
+                notes += _pre_trend_note(row, pre_trend(mid, tables, case, opts), m.unit, lang)
         row["notes"] = "; ".join(notes)
         rows.append(row)
     return _with_holm(pd.DataFrame(rows), case.language)
@@ -235,6 +237,52 @@ def _with_holm(table: pd.DataFrame, lang: str) -> pd.DataFrame:
             p = "< 0.001" if ph < 0.001 else f"= {ph:.3f}"
             table.at[i, "notes"] += "; " + t("compare.note.holm", lang, p=p, m=m)
     return table
+
+
+def _compare(metric: str, tables, first: tuple, second: tuple, department: str, opts: dict) -> Difference:
+    """Return the difference of ``metric`` from the ``first`` window to the ``second`` for one department."""
+    from crmnb.analysis.metrics import CATALOGUE, units
+
+    ua, ub = (units(metric, tables, *w, department, **opts) for w in (first, second))
+    return compare_units(ua, ub, CATALOGUE[metric].unit)
+
+
+def halves(start, end) -> tuple[tuple, tuple]:
+    """Return the two halves of an inclusive date window (the first half is the shorter one when odd).
+
+    >>> from datetime import date
+    >>> halves(date(2024, 1, 1), date(2024, 1, 10))
+    ((datetime.date(2024, 1, 1), datetime.date(2024, 1, 5)), (datetime.date(2024, 1, 6), datetime.date(2024, 1, 10)))
+    """
+    from datetime import timedelta
+
+    h = ((end - start).days + 1) // 2
+    return (start, start + timedelta(days=h - 1)), (start + timedelta(days=h), end)
+
+
+def pre_trend(metric: str, tables, case, opts: dict) -> tuple[float, float, float] | None:
+    """Return the placebo difference-in-differences of ``metric`` with its 95% interval: the same comparison of
+    the case's department against the control, on the two halves of the before window (no intervention
+    between them). An interval that excludes 0 says the two departments did not move alike before the
+    intervention. None when either department has nothing to compare in a half."""
+    first, second = halves(*case.windows["before"])
+    d = _compare(metric, tables, first, second, case.department, opts)
+    c = _compare(metric, tables, first, second, case.control_department, opts)
+    if not (np.isfinite(d.diff) and np.isfinite(c.diff) and np.isfinite(d.ci_low) and np.isfinite(c.ci_low)):
+        return None
+    return diff_in_diff(d, c)
+
+
+def _pre_trend_note(row: dict, placebo: tuple[float, float, float] | None, unit: str, lang: str) -> list[str]:
+    """Put the placebo check in ``row`` and return the note when it fails (its interval excludes 0)."""
+    if placebo is None:
+        return []
+    did, lo, hi = placebo
+    row.update(pretrend_did=did, pretrend_ci_low=lo, pretrend_ci_high=hi)
+    if lo <= 0 <= hi:
+        return []
+    ci = f"{_fmt_diff(lo, unit, lang)} ~ {_fmt_diff(hi, unit, lang)}"
+    return [t("compare.note.pretrend", lang, did=_fmt_diff(did, unit, lang), ci=ci)]
 
 
 def _not_compared(n_before: int, n_after: int, lang: str) -> str:
