@@ -54,13 +54,19 @@ def test_two_proportions_against_the_hand_formula():
     after = np.array([1] * 45 + [0] * 55)
     d = two_proportions(before, after)
     p1, p2 = 0.30, 0.45
-    se = math.sqrt(p1 * (1 - p1) / 100 + p2 * (1 - p2) / 100)
+
+    def wilson(p, n):  # the score interval of one proportion
+        c, h = p + Z * Z / (2 * n), Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n))
+        return (c - h) / (1 + Z * Z / n), (c + h) / (1 + Z * Z / n)
+
+    (l1, u1), (l2, u2) = wilson(p1, 100), wilson(p2, 100)
     pooled = 75 / 200
     z = (p2 - p1) / math.sqrt(pooled * (1 - pooled) * (1 / 100 + 1 / 100))
     assert (d.before, d.after, d.n_before, d.n_after) == (pytest.approx(0.30), pytest.approx(0.45), 100, 100)
     assert d.diff == pytest.approx(0.15)
-    assert d.ci_low == pytest.approx(0.15 - Z * se)
-    assert d.ci_high == pytest.approx(0.15 + Z * se)
+    # Newcombe's hybrid score interval (1998, method 10)
+    assert d.ci_low == pytest.approx(0.15 - math.hypot(p2 - l2, u1 - p1))
+    assert d.ci_high == pytest.approx(0.15 + math.hypot(u2 - p2, p1 - l1))
     assert d.p_value == pytest.approx(math.erfc(z / math.sqrt(2)))  # two-sided normal p
     assert d.significant
     assert d.test == "two-proportion z"

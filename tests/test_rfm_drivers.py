@@ -14,7 +14,7 @@ def test_quintiles_give_five_equal_groups_and_ties_share_a_score():
     assert segments.quintile_score(pd.Series(range(1, 11))).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     assert segments.quintile_score(pd.Series([7, 7, 7, 7])).nunique() == 1
     # recency: fewer days is better
-    assert segments.quintile_score(pd.Series([1, 100]), higher_is_better=False).tolist() == [5, 3]
+    assert segments.quintile_score(pd.Series([1, 100]), higher_is_better=False).tolist() == [5, 1]
 
 
 def test_segment_map_covers_all_25_score_pairs_with_the_usual_names():

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from crmnb.present.words import t
+
 PERIOD_DAYS = {"D": 1.0, "W": 7.0}
 """Length of each supported period, in days."""
 
@@ -248,14 +250,28 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     )
     if np.isfinite(polish.fun) and polish.fun <= res.fun and np.all(polish.x[2:] <= lim):
         res = polish
-    at_bound = bool(np.any(res.x[2:] >= lim - 1e-6))
-    note = (
-        f"dropout nearly the same for every customer: a and b reached the bound a + b ~ {MAX_DROPOUT_CONCENTRATION:g}"
-        if at_bound
-        else ""
-    )
     r, alpha, a, b = np.exp(res.x)
+    note = t("bgnbd.flat", "en", mean=f"{a / (a + b):.3g}") if _flat_in_a_b(nll, res, x.size, lim) else ""
     return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * x.size), int(x.size), note)
+
+
+FLAT_LOGLIK = 1.92
+"""Half the 95% point of chi-square(1): a and b scaled tenfold (a/(a+b) kept) within this much of the best
+total log-likelihood means the data cannot tell them from ten times larger or smaller ones."""
+
+
+def _flat_in_a_b(nll, res: optimize.OptimizeResult, n: int, lim: float) -> bool:
+    """Return True when the fit stopped on a likelihood flat in a and b: at their bound, or where scaling both
+    tenfold up or down (the mean dropout a/(a+b) kept) moves the total log-likelihood by under FLAT_LOGLIK
+    (the 95% likelihood interval of a + b spans a factor of ten). Then a and b themselves are arbitrary and
+    only a/(a+b) is identified."""
+    if np.any(res.x[2:] >= lim - 1e-6):
+        return True
+    for step in (np.log(10.0), -np.log(10.0)):
+        moved = res.x + np.array([0.0, 0.0, step, step])
+        if np.all(moved[2:] <= lim) and abs(nll(moved) - res.fun) * n < FLAT_LOGLIK:
+            return True
+    return False
 
 
 def _minimize(f, start: np.ndarray, what: str) -> optimize.OptimizeResult:

@@ -22,6 +22,7 @@ from crmnb.analysis.bgnbd import (
     rfm_summary,
 )
 from crmnb.errors import NotEnoughData
+from crmnb.present.words import t
 
 # --------------------------------------------------------------------------- CLV
 
@@ -60,7 +61,10 @@ def clv(
     x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     m = summary["monetary_value"].to_numpy(dtype=float)
     purchases = expected_purchases(bg, horizon_periods, x, t_x, T)
-    spend = expected_spend(gg, x, m) if gg is not None else observed_spend(x, m)
+    # repeat buyers with no positive repeat spend are outside the spend model: they get its mean spend
+    out_of_model = (x > 0) & ~(m > 0)
+    x_spend, m_spend = np.where(out_of_model, 0.0, x), np.where(out_of_model, 0.0, m)
+    spend = expected_spend(gg, x_spend, m_spend) if gg is not None else observed_spend(x, m)
     if discount_rate_per_period > 0 and horizon_periods > 0:
         ends = np.append(np.arange(1, math.ceil(horizon_periods)), horizon_periods)
         cum = np.vstack([np.zeros_like(x)] + [expected_purchases(bg, t, x, t_x, T) for t in ends])
@@ -110,10 +114,12 @@ def clv_table(
         key = "clv.too_few" if repeat else "clv.too_few.zero"
         raise NotEnoughData(key, MIN_REPEAT_CUSTOMERS, repeat, need=MIN_REPEAT_CUSTOMERS, n=repeat)
     note = ""
+    # fitted on the repeat buyers with positive repeat spend; the others are flagged, not fatal for everyone
+    positive = summary[~((summary["frequency"] > 0) & ~(summary["monetary_value"] > 0))]
     try:
-        gg = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])  # first: it names too few repeat buyers
+        gg = fit_gamma_gamma(positive["frequency"], positive["monetary_value"])  # first: it names too few repeat buyers
         if gg.q <= 1:
-            expected_spend(gg, summary["frequency"], summary["monetary_value"])  # raises with the reason
+            expected_spend(gg, positive["frequency"], positive["monetary_value"])  # raises with the reason
     except ValueError as exc:
         if not spend_fallback or int((summary["frequency"] > 0).sum()) < MIN_REPEAT_CUSTOMERS:
             raise  # too few repeat buyers: no lifetime model is possible, not just no spend model
@@ -169,7 +175,19 @@ def fitted_params(result: CLVTable | None) -> dict:
     return {"bgnbd": result.bgnbd._asdict(), "gamma_gamma": gg._asdict() if gg is not None else {}}
 
 
-def describe_fit(result: CLVTable) -> str:
+def spend_outside_model(table: pd.DataFrame) -> pd.Series:
+    """Return the customer ids of the repeat buyers with no positive repeat spend: left out of the Gamma-Gamma
+    fit and given its mean spend per purchase.
+
+    >>> spend_outside_model(pd.DataFrame({"customer_id": ["a", "b", "c"], "frequency": [2, 0, 1],
+    ...                                   "monetary_value": [10.0, 0.0, 0.0]})).tolist()
+    ['c']
+    """
+    out = (table["frequency"] > 0) & ~(table["monetary_value"] > 0)
+    return table.loc[out, "customer_id"]
+
+
+def describe_fit(result: CLVTable, lang: str = "en") -> str:
     """State the fitted models in one paragraph: parameters, and what was assumed or replaced."""
     bg, gg = result.bgnbd, result.gamma_gamma
     parts = [
@@ -177,12 +195,16 @@ def describe_fit(result: CLVTable) -> str:
         f"fitted on {bg.n:,} customers."
     ]
     if bg.note:
-        parts.append(bg.note[:1].upper() + bg.note[1:] + ".")
+        parts.append(t("clv.bgnbd_note", lang, note=t("bgnbd.flat", lang, mean=f"{bg.a / (bg.a + bg.b):.3g}")))
     if gg is not None:
         parts.append(
             f"Gamma-Gamma: p = {gg.p:.3g}, q = {gg.q:.3g}, γ = {gg.gamma:.3g}, on {gg.n:,} repeat buyers; "
             f"frequency–spend correlation {gg.corr_frequency_monetary:+.2f} (the model assumes none)."
         )
+    outside = spend_outside_model(result.table)
+    if gg is not None and len(outside):
+        ids = ", ".join(map(str, outside.head(5))) + (", …" if len(outside) > 5 else "")
+        parts.append(t("clv.gg_excluded", lang, n=f"{gg.n:,}", k=f"{len(outside):,}", ids=ids) + t("compare.end", lang))
     if result.note:
         parts.append(result.note + ".")
     return " ".join(parts)

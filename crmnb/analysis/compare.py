@@ -42,8 +42,34 @@ class Difference:
         return bool(self.ci_low > 0 or self.ci_high < 0)
 
 
+def wilson(k: float, n: int, z: float | None = None) -> tuple[float, float]:
+    """Return the Wilson score 95% interval of a proportion ``k``/``n``.
+
+    >>> [round(v, 4) for v in wilson(0, 40)]
+    [0.0, 0.0876]
+    """
+    z = stats.norm.ppf(0.975) if z is None else z
+    p, z2 = k / n, z * z
+    centre = p + z2 / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return float(max(0.0, (centre - half) / (1 + z2 / n))), float(min(1.0, (centre + half) / (1 + z2 / n)))
+
+
+def newcombe(k1: float, n1: int, k2: float, n2: int) -> tuple[float, float]:
+    """Return Newcombe's hybrid score 95% interval of p2 − p1 (Newcombe 1998, method 10), from the two
+    Wilson intervals. Unlike the Wald interval it never collapses to a point and agrees with the score test.
+
+    >>> [round(v, 4) for v in newcombe(48, 80, 56, 70)]  # Newcombe's example: 56/70 − 48/80
+    [0.0524, 0.3339]
+    """
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    d = p2 - p1
+    return float(d - np.hypot(p2 - l2, u1 - p1)), float(d + np.hypot(u2 - p2, p1 - l1))
+
+
 def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
-    """Compare two rates (arrays of 0/1) with a two-proportion z-test and a Wald 95% interval."""
+    """Compare two rates (arrays of 0/1) with a pooled two-proportion z-test and Newcombe's score interval."""
     a, b = np.asarray(x_before, float), np.asarray(x_after, float)
     n1, n2 = len(a), len(b)
     if n1 == 0 or n2 == 0:  # one window has nothing: its figure is missing, the other stands
@@ -60,12 +86,11 @@ def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
         )
     p1, p2 = a.mean(), b.mean()
     d = p2 - p1
-    se = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
     pooled = (a.sum() + b.sum()) / (n1 + n2)
     se0 = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     p = 2 * stats.norm.sf(abs(d) / se0) if se0 > 0 else (0.0 if d else 1.0)
-    z = stats.norm.ppf(0.975)
-    return Difference(p1, p2, d, d - z * se, d + z * se, float(p), "two-proportion z", n1, n2)
+    lo, hi = newcombe(a.sum(), n1, b.sum(), n2)
+    return Difference(p1, p2, d, lo, hi, float(p), "two-proportion z", n1, n2)
 
 
 def bootstrap_means(x_before: np.ndarray, x_after: np.ndarray, n_boot: int = 2000, seed: int = 0) -> Difference:
@@ -159,6 +184,9 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
             "did": np.nan,
             "did_ci_low": np.nan,
             "did_ci_high": np.nan,
+            "pretrend_did": np.nan,
+            "pretrend_ci_low": np.nan,
+            "pretrend_ci_high": np.nan,
         }
         lang = case.language
         ci = f"{_fmt_diff(d.ci_low, m.unit, lang)} ~ {_fmt_diff(d.ci_high, m.unit, lang)}"
@@ -169,17 +197,92 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
         if not (d.n_before and d.n_after):
             notes = [_not_compared(d.n_before, d.n_after, lang)]
         if case.control_department:
-            cb = units(mid, tables, b0, b1, case.control_department, **opts)
-            ca = units(mid, tables, a0, a1, case.control_department, **opts)
-            c = compare_units(cb, ca, m.unit)
+            c = _compare(mid, tables, case.windows["before"], case.windows["after"], case.control_department, opts)
             if np.isfinite(c.diff) and np.isfinite(d.diff):
                 did, lo, hi = diff_in_diff(d, c)
                 row.update(did=did, did_ci_low=lo, did_ci_high=hi)
                 ci = f"{_fmt_diff(lo, m.unit, lang)} ~ {_fmt_diff(hi, m.unit, lang)}"
                 notes.append(t("compare.note.control", lang, did=_fmt_diff(did, m.unit, lang), ci=ci))
+                notes += _pre_trend_note(row, pre_trend(mid, tables, case, opts), m.unit, lang)
         row["notes"] = "; ".join(notes)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _with_holm(pd.DataFrame(rows), case.language)
+
+
+def holm(p_values) -> np.ndarray:
+    """Return Holm's step-down adjusted p-values; a missing p-value stays missing and is not counted.
+
+    >>> holm([0.01, 0.04, 0.03, np.nan]).round(3).tolist()
+    [0.03, 0.06, 0.06, nan]
+    """
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out
+
+
+def _with_holm(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Add Holm-adjusted p-values over the metrics tested (``p_holm``) and say so in each tested row's notes."""
+    if table.empty:
+        return table.assign(p_holm=pd.Series(dtype=float))
+    table = table.assign(p_holm=holm(table["p_value"]))
+    m = int(table["p_holm"].notna().sum())
+    if m > 1:
+        for i in table.index[table["p_holm"].notna()]:
+            ph = table.at[i, "p_holm"]
+            p = "< 0.001" if ph < 0.001 else f"= {ph:.3f}"
+            table.at[i, "notes"] += "; " + t("compare.note.holm", lang, p=p, m=m)
+    return table
+
+
+def _compare(metric: str, tables, first: tuple, second: tuple, department: str, opts: dict) -> Difference:
+    """Return the difference of ``metric`` from the ``first`` window to the ``second`` for one department."""
+    from crmnb.analysis.metrics import CATALOGUE, units
+
+    ua, ub = (units(metric, tables, *w, department, **opts) for w in (first, second))
+    return compare_units(ua, ub, CATALOGUE[metric].unit)
+
+
+def halves(start, end) -> tuple[tuple, tuple]:
+    """Return the two halves of an inclusive date window (the first half is the shorter one when odd).
+
+    >>> from datetime import date
+    >>> halves(date(2024, 1, 1), date(2024, 1, 10))
+    ((datetime.date(2024, 1, 1), datetime.date(2024, 1, 5)), (datetime.date(2024, 1, 6), datetime.date(2024, 1, 10)))
+    """
+    from datetime import timedelta
+
+    h = ((end - start).days + 1) // 2
+    return (start, start + timedelta(days=h - 1)), (start + timedelta(days=h), end)
+
+
+def pre_trend(metric: str, tables, case, opts: dict) -> tuple[float, float, float] | None:
+    """Return the placebo difference-in-differences of ``metric`` with its 95% interval: the same comparison of
+    the case's department against the control, on the two halves of the before window (no intervention
+    between them). An interval that excludes 0 says the two departments did not move alike before the
+    intervention. None when either department has nothing to compare in a half."""
+    first, second = halves(*case.windows["before"])
+    d = _compare(metric, tables, first, second, case.department, opts)
+    c = _compare(metric, tables, first, second, case.control_department, opts)
+    if not (np.isfinite(d.diff) and np.isfinite(c.diff) and np.isfinite(d.ci_low) and np.isfinite(c.ci_low)):
+        return None
+    return diff_in_diff(d, c)
+
+
+def _pre_trend_note(row: dict, placebo: tuple[float, float, float] | None, unit: str, lang: str) -> list[str]:
+    """Put the placebo check in ``row`` and return the note when it fails (its interval excludes 0)."""
+    if placebo is None:
+        return []
+    did, lo, hi = placebo
+    row.update(pretrend_did=did, pretrend_ci_low=lo, pretrend_ci_high=hi)
+    if lo <= 0 <= hi:
+        return []
+    ci = f"{_fmt_diff(lo, unit, lang)} ~ {_fmt_diff(hi, unit, lang)}"
+    return [t("compare.note.pretrend", lang, did=_fmt_diff(did, unit, lang), ci=ci)]
 
 
 def _not_compared(n_before: int, n_after: int, lang: str) -> str:

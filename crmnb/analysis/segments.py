@@ -8,6 +8,18 @@ import pandas as pd
 TIERS = ("high_value", "potential", "low_value")
 
 
+def cents(amount) -> pd.Series | int:
+    """Return money as whole cents (int64), so that sums and comparisons are exact to the cent; a missing
+    amount counts as 0, as it does in a sum.
+
+    >>> cents(pd.Series([299_999.7, 0.1, 0.1, 0.1])).sum(), cents(300_000)
+    (np.int64(30000000), 30000000)
+    """
+    if np.isscalar(amount):
+        return int(round(float(amount) * 100))
+    return np.round(pd.Series(amount, dtype=float).fillna(0) * 100).astype("int64")
+
+
 def customer_value(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     """Return per customer: cumulative spend, orders, repeat share and days since last order, up to ``as_of``.
 
@@ -15,8 +27,10 @@ def customer_value(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     purchases: (orders − 1) / orders.
     """
     o = orders[orders["order_date"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+    o = o.assign(_cents=cents(o["amount"]))
     g = o.groupby("customer_id")
-    out = pd.DataFrame({"spend": g["amount"].sum(), "orders": g.size(), "last_order": g["order_date"].max()})
+    spend = g["_cents"].sum() / 100  # summed in whole cents: 299,999.70 + 3 × 0.10 is exactly 300,000.00
+    out = pd.DataFrame({"spend": spend, "orders": g.size(), "last_order": g["order_date"].max()})
     out["repeat_share"] = (out["orders"] - 1) / out["orders"]
     # calendar days: an order later on the as-of day itself is 0 days ago, not -1
     out["recency_days"] = (pd.Timestamp(as_of).normalize() - out["last_order"].dt.normalize()).dt.days
@@ -36,8 +50,9 @@ def assign_tiers(
     >>> assign_tiers(v).tolist()
     ['high_value', 'potential', 'low_value']
     """
-    high = (value["spend"] >= high_spend) & (value["repeat_share"] >= high_repeat)
-    potential = ~high & (value["spend"] >= potential_spend) & (value["repeat_share"] >= potential_repeat)
+    spend = cents(value["spend"])  # money compared at cent precision, not in floating point
+    high = (spend >= cents(high_spend)) & (value["repeat_share"] >= high_repeat)
+    potential = ~high & (spend >= cents(potential_spend)) & (value["repeat_share"] >= potential_repeat)
     return pd.Series(np.select([high, potential], ["high_value", "potential"], "low_value"), index=value.index)
 
 
@@ -87,18 +102,58 @@ SEGMENT_ORDER = (
 )
 
 
+def _band_scores(counts: np.ndarray, k: int = 5) -> np.ndarray:
+    """Return a score 1..``k`` for each tie group (groups in ascending order, ``counts`` customers each).
+
+    Whole tie groups fill the bands from the bottom: each band takes groups while that brings it
+    nearer an equal share of the customers not yet placed, and leaves a group for every band above it.
+    With ``k`` groups or fewer the groups spread over 1..k (lowest 1, highest k); one group scores
+    the middle.
+
+    >>> _band_scores(np.array([5, 2, 1, 1, 1, 1])).tolist()
+    [1, 2, 3, 4, 4, 5]
+    >>> _band_scores(np.array([6, 3, 1])).tolist(), _band_scores(np.array([4])).tolist()
+    ([1, 3, 5], [3])
+    """
+    g = len(counts)
+    if g <= k:
+        return np.rint(1 + (k - 1) * np.arange(g) / (g - 1)).astype(int) if g > 1 else np.full(g, (k + 1) // 2)
+    scores = np.empty(g, dtype=int)
+    i = 0
+    for s in range(1, k + 1):
+        bands_left = k - s + 1
+        target = counts[i:].sum() / bands_left
+        j, got = i + 1, counts[i]
+        last = g if s == k else g - (bands_left - 1)
+        while j < last and (s == k or abs(got + counts[j] - target) <= abs(got - target)):
+            got += counts[j]
+            j += 1
+        scores[i:j] = s
+        i = j
+    return scores
+
+
 def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
-    """Return 1–5 quintile scores (5 best), ranking ties together so equal values share a score.
+    """Return 1–5 scores (5 best) in five bands of about equal size that keep ties together.
+
+    Equal values share a score, and whole tie groups fill the bands from the worst up
+    (:func:`_band_scores`), so the worst value always scores 1 and the best 5 even when one value
+    holds most customers: with over 40% of customers on one order, one order is F = 1 (average-rank
+    quintiles gave it 2 or 3, and "new" and "promising" could never be assigned).
 
     >>> quintile_score(pd.Series([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).tolist()
     [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    >>> quintile_score(pd.Series([1, 1, 1, 1, 1, 2, 2, 3, 4, 7])).tolist()
+    [1, 1, 1, 1, 1, 2, 2, 3, 4, 5]
     """
-    pct = values.rank(method="average", pct=True, ascending=higher_is_better)
-    return np.ceil(pct * 5).clip(1, 5).astype(int)
+    v = values.to_numpy(dtype=float)
+    _, inverse, counts = np.unique(v if higher_is_better else -v, return_inverse=True, return_counts=True)
+    return pd.Series(_band_scores(counts)[inverse], index=values.index)
 
 
 def rfm(value: pd.DataFrame) -> pd.DataFrame:
-    """Return R, F and M quintile scores and the named segment for each customer.
+    """Return R, F and M scores (tie-aware quintiles, :func:`quintile_score`) and the named segment for each
+    customer.
 
     ``value`` comes from :func:`customer_value` (recency_days, orders, spend). Recent,
     frequent, high-spending customers score 5.
