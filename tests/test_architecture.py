@@ -128,5 +128,7 @@ def _ruff() -> str:
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff_is_clean(command):
-    res = subprocess.run([_ruff(), *command, "crmnb", "tests", "bench", "notebooks"], cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(
+        [_ruff(), *command, "crmnb", "tests", "bench", "notebooks"], cwd=ROOT, capture_output=True, text=True
+    )
     assert res.returncode == 0, f"ruff {' '.join(command)}:\n{res.stdout[-4000:]}{res.stderr[-2000:]}"
