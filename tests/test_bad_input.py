@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from crm_mini import AS_OF, CASE, frame, mini_case, write_mini
+from crm_mini import CASE, frame, mini_case, take_in_and_clean, write_mini
 
 from crmnb.cli import main
 from crmnb.errors import DataError
-from crmnb.intake.cleaning import clean
 from crmnb.intake.load import load_tables
 from crmnb.intake.schema import TABLES
 
@@ -29,14 +28,7 @@ def mini(tmp_path: Path) -> Path:
     return write_mini(tmp_path / "exports")
 
 
-def run(folder: Path, **data):
-    """Take in and clean the mini case; return the intakes and the cleaning."""
-    intakes = load_tables(mini_case(folder, **data))
-    issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
-    formats = pd.concat([g.formats for g in intakes.values()], ignore_index=True)
-    cleaned = clean({k: v.table for k, v in intakes.items()}, issues, formats, as_of=AS_OF)
-    assert cleaned.reconciliation["balanced"].all()
-    return intakes, cleaned
+run = take_in_and_clean
 
 
 def spoil(folder: Path, table: str, **changes) -> Path:

@@ -15,10 +15,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from crm_mini import AS_OF, CASE, frame, mini_case, write_mini
+from crm_mini import CASE, frame, mini_case, take_in_and_clean, write_mini
 
 from crmnb.errors import CaseFileError, DataError
-from crmnb.intake.cleaning import clean
 from crmnb.intake.load import CUT_PROBLEM, load_tables
 from crmnb.params import load_case, parse_case
 
@@ -47,13 +46,7 @@ def orders(folder: Path, amounts: list[str], sep: str = ",", end: str = "\n", **
     return path
 
 
-def run(folder: Path, **data):
-    intakes = load_tables(mini_case(folder, **data))
-    issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
-    formats = pd.concat([g.formats for g in intakes.values()], ignore_index=True)
-    cleaned = clean({k: v.table for k, v in intakes.items()}, issues, formats, as_of=AS_OF)
-    assert cleaned.reconciliation["balanced"].all()
-    return intakes, cleaned
+run = take_in_and_clean
 
 
 def error(folder: Path, **data) -> str:
