@@ -143,15 +143,15 @@ def test_case_timeline_in_time_order():
         "lead created",
         "first contact",
         "follow-up: call",
-        "stage: needs_confirmed",
-        "stage: proposal",
+        "stage: needs confirmed",  # stages and reasons in readers' words
+        "stage: proposal/quote",
         "stage: negotiation",
         "stage: lost",
     ]
     assert tl["when"].is_monotonic_increasing
     assert tl["detail"].iloc[0] == "channel exhibition"
     assert tl["detail"].iloc[2] == "sent brochure"
-    assert tl["detail"].iloc[-1] == "slow_response"  # the loss reason on the lost stage
+    assert tl["detail"].iloc[-1] == "slow response"  # the loss reason on the lost stage
 
 
 def test_case_timeline_without_stage_history_shows_the_deal_opening_and_closing():
@@ -163,7 +163,7 @@ def test_case_timeline_without_stage_history_shows_the_deal_opening_and_closing(
     }
     tl = case_timeline("F3", t, "en")
     assert tl["event"].tolist()[-2:] == ["deal created", "stage: lost"]
-    assert tl["detail"].iloc[-1] == "slow_response"
+    assert tl["detail"].iloc[-1] == "slow response"
 
 
 def test_no_typical_case_is_said_in_plain_words():

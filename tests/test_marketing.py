@@ -416,7 +416,7 @@ def test_heatmap_chart(funnel_tables):
     chart = charts.heatmap(m, "Reach by channel", labels={"won": "赢单"}, lang="en")
     assert isinstance(chart, Chart) and chart.png.startswith(b"\x89PNG")
     assert chart.alt.startswith("Reach by channel. Heatmap")
-    assert "x: lead 100%, first_contact 75%, needs_confirmed 50%, proposal 50%, 赢单 25%" in chart.alt
+    assert "x: lead 100%, first contact 75%, needs confirmed 50%, proposal/quote 50%, 赢单 25%" in chart.alt
     with pytest.raises(ValueError, match="empty"):
         charts.heatmap(m.iloc[:0], "nothing", lang="en")
 

@@ -7,7 +7,7 @@ import pandas as pd
 from crmnb.analysis.funnel import loss_stage
 from crmnb.analysis.metrics import in_period
 from crmnb.present.masking import mask_frame, show_text
-from crmnb.present.words import category, t
+from crmnb.present.words import category, has, t
 
 
 def pick_cases(
@@ -85,6 +85,12 @@ def case_profile(opportunity_id: str, t: dict[str, pd.DataFrame], mask: bool = T
     return mask_frame(row) if mask else row
 
 
+def activity(kind: object, lang: str) -> str:
+    """Return a follow-up's type (call, e-mail, visit…) in ``lang``; a type the catalogue lacks stays as it is."""
+    key = f"words.activity.{kind}"
+    return t(key, lang) if has(key) else str(kind)
+
+
 def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: str, mask: bool = True) -> pd.DataFrame:
     """Return the key touches of a deal in time order, worded in ``lang``: lead, first contact, follow-ups,
     stages, close.
@@ -100,14 +106,14 @@ def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: st
     leads = tables["leads"].set_index("lead_id")
     if opp["lead_id"] in leads.index:
         ld = leads.loc[opp["lead_id"]]
-        events.append((ld["created_at"], w("lead_created"), f"{w('channel')} {ld['channel']}"))
+        events.append((ld["created_at"], w("lead_created"), f"{w('channel')} {category(ld['channel'], lang)}"))
         if pd.notna(ld["first_contact_at"]):
             events.append((ld["first_contact_at"], w("first_contact"), ""))
         act = tables["activities"]
         act = act[(act["lead_id"] == opp["lead_id"]) & act["completed_at"].notna()]
         for _, a in act.iterrows():
             note = show_text(a["note"], mask) if isinstance(a["note"], str) else ""
-            events.append((a["completed_at"], f"{w('follow_up')}: {a['type']}", note))
+            events.append((a["completed_at"], f"{w('follow_up')}: {activity(a['type'], lang)}", note))
     sh = tables["stage_history"]
     mine = sh[sh["opportunity_id"] == opportunity_id]
     for _, s in mine.iterrows():

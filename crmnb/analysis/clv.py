@@ -22,7 +22,7 @@ from crmnb.analysis.bgnbd import (
     rfm_summary,
 )
 from crmnb.errors import NotEnoughData
-from crmnb.present.words import t
+from crmnb.present.words import fmt_sig, retold, t
 
 # --------------------------------------------------------------------------- CLV
 
@@ -123,7 +123,7 @@ def clv_table(
     except ValueError as exc:
         if not spend_fallback or int((summary["frequency"] > 0).sum()) < MIN_REPEAT_CUSTOMERS:
             raise  # too few repeat buyers: no lifetime model is possible, not just no spend model
-        gg, note = None, f"Gamma-Gamma spend model not used ({exc}); CLV uses each customer's own mean spend"
+        gg, note = None, t("words.clv.gg_not_used", "en", why=exc)  # kept in English, said in the report's language
     bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
     return CLVTable(clv(bg, gg, summary, horizon, discount_rate_per_period), bg, gg, note)
@@ -191,20 +191,34 @@ def describe_fit(result: CLVTable, lang: str = "en") -> str:
     """State the fitted models in one paragraph: parameters, and what was assumed or replaced."""
     bg, gg = result.bgnbd, result.gamma_gamma
     parts = [
-        f"BG/NBD (time in weeks): r = {bg.r:.3g}, α = {bg.alpha:.3g}, a = {bg.a:.3g}, b = {bg.b:.3g}, "
-        f"fitted on {bg.n:,} customers."
+        t(
+            "words.clv.bgnbd",
+            lang,
+            r=fmt_sig(bg.r),
+            alpha=fmt_sig(bg.alpha),
+            a=fmt_sig(bg.a),
+            b=fmt_sig(bg.b),
+            n=f"{bg.n:,}",
+        )
     ]
     if bg.note:
         parts.append(t("clv.bgnbd_note", lang, note=t("bgnbd.flat", lang, mean=f"{bg.a / (bg.a + bg.b):.3g}")))
     if gg is not None:
         parts.append(
-            f"Gamma-Gamma: p = {gg.p:.3g}, q = {gg.q:.3g}, γ = {gg.gamma:.3g}, on {gg.n:,} repeat buyers; "
-            f"frequency–spend correlation {gg.corr_frequency_monetary:+.2f} (the model assumes none)."
+            t(
+                "words.clv.gamma_gamma",
+                lang,
+                p=fmt_sig(gg.p),
+                q=fmt_sig(gg.q),
+                gamma=fmt_sig(gg.gamma),
+                n=f"{gg.n:,}",
+                corr=f"{gg.corr_frequency_monetary:+.2f}",
+            )
         )
     outside = spend_outside_model(result.table)
     if gg is not None and len(outside):
         ids = ", ".join(map(str, outside.head(5))) + (", …" if len(outside) > 5 else "")
         parts.append(t("clv.gg_excluded", lang, n=f"{gg.n:,}", k=f"{len(outside):,}", ids=ids) + t("compare.end", lang))
     if result.note:
-        parts.append(result.note + ".")
+        parts.append(retold(result.note, lang) + ".")
     return " ".join(parts)

@@ -148,6 +148,8 @@ def _fmt_diff(d: float, unit: str, lang: str) -> str:
         return t("compare.diff.rate", lang, d=f"{d * 100:+.1f}")
     if unit in ("hours", "days"):
         return t(f"compare.diff.{unit}", lang, d=f"{d:+.1f}")
+    if unit == "CNY":  # money is shown without decimals everywhere
+        return f"{d:+,.0f}"
     return f"{d:+,.1f}"
 
 
@@ -192,7 +194,7 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
         ci = f"{_fmt_diff(d.ci_low, m.unit, lang)} ~ {_fmt_diff(d.ci_high, m.unit, lang)}"
         notes = [
             t("compare.note.ci", lang, ci=ci),
-            f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({d.test})",
+            f"p {'< 0.001' if d.p_value < 0.001 else f'= {d.p_value:.3f}'} ({t(f'words.test.{d.test}', lang)})",
         ]
         if not (d.n_before and d.n_after):
             notes = [_not_compared(d.n_before, d.n_after, lang)]

@@ -44,7 +44,7 @@ def goal_table(case: CaseParams) -> pd.DataFrame:
     control = case.control_department
     rows = [
         ("metric", CATALOGUE[g.metric].name(lang)),
-        ("formula", CATALOGUE[g.metric].formula_in("en")),  # English in both reports for now: a later change
+        ("formula", CATALOGUE[g.metric].formula_in(lang)),
         ("baseline", fmt_value(g.baseline, GOAL_METRICS[g.metric])),
         ("target", fmt_value(g.target, GOAL_METRICS[g.metric])),
         ("direction", t("scope.raise" if g.higher_is_better else "scope.lower", lang)),
@@ -67,7 +67,7 @@ def scope_table(case: CaseParams) -> pd.DataFrame:
         (t("scope.customer_group", lang), t("scope.customers", lang, department=dep)),
         (t("scope.period", lang), period),
         (t("scope.dimensions", lang), t("scope.dimensions_value", lang)),
-        (t("scope.source", lang), case.data.dir.name),
+        (t("scope.source", lang), f"{case.data.dir.name}/"),  # a folder, as a reader writes one
     ]
     return pd.DataFrame(rows, columns=["item", "value"])
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from crmnb.analysis.churn import RISK_LEVELS
+from crmnb.analysis.churn import FEATURE_LABELS, RISK_LEVELS
 from crmnb.analysis.events import codes
 from crmnb.present.masking import mask_frame
 from crmnb.present.words import t
@@ -53,9 +55,10 @@ def suggest_actions(
         ("check_in", ~at_risk & (prob >= check_in_probability)),
     ]
     text = pd.Series([""] * len(risk_level), index=risk_level.index, dtype=object)
+    sep = "；" if language == "zh" else "; "
     for key, on in steps:
         word = t(f"watch.action.{key}", language)
-        text = text + np.where(on & (text != ""), "; ", "") + np.where(on, word, "")
+        text = text + np.where(on & (text != ""), sep, "") + np.where(on, word, "")
     return text.where(text != "", t("watch.action.routine", language)).rename("action")
 
 
@@ -113,6 +116,7 @@ def watch_list(
     if drivers is not None:
         d = rt["customer_id"].map(drivers).fillna("").astype(object)
         reasons = reasons + np.where(d != "", "; model: ", "") + d
+    reasons = reasons.map(lambda r: reasons_in(r, language) if isinstance(r, str) else r)
     action = suggest_actions(
         rt["risk_level"],
         rt["complained"],
@@ -133,6 +137,55 @@ def watch_list(
         }
     )
     return out[WATCH_COLUMNS]
+
+
+REASON_PATTERNS = (
+    (r"([\d.]+) visits/month < ([\d.]+)", "visits_below", ("v", "limit")),
+    (r"([\d.]+) visits/month", "visits", ("v",)),
+    (r"no order in (\d+) months?", "no_order", ("months",)),
+    (r"(\d+) orders? in (\d+) months? ≤ (\d+)", "orders_at_most", ("n", "months", "limit")),
+    (r"(\d+) orders? in (\d+) months?", "orders", ("n", "months")),
+    (r"no complaint", "no_complaint", ()),
+    (r"(\d+) complaints?", "complaints", ("n",)),
+)
+"""The churn rules' reasons as crmnb.analysis.churn words them (in English, in the rule table), by message."""
+
+
+def reasons_in(text: str, lang: str) -> str:
+    """Return a watch-list reason ("1.3 visits/month < 3; no order in 3 months; model: …") in ``lang``.
+
+    The rule table keeps its reasons in English; a part this does not know stays as it is.
+
+    >>> reasons_in("0.7 visits/month < 3; 1 order in 3 months; no complaint; model: mean CSAT 2", "zh")
+    '月均到访 0.7 次（低于 3 次）；近 3 个月 1 笔订单；无投诉；模型：平均满意度评分 2'
+    """
+    if lang == "en":
+        return text
+    parts = []
+    for part in text.split("; "):
+        if part.startswith("model: "):
+            parts.append(t("words.watch.model", lang) + _drivers_in(part[len("model: ") :], lang))
+            continue
+        for pattern, key, names in REASON_PATTERNS:
+            m = re.fullmatch(pattern, part)
+            if m:
+                part = t(f"words.watch.{key}", lang, **dict(zip(names, m.groups())))
+                break
+        parts.append(part)
+    return "；".join(parts)
+
+
+def _drivers_in(text: str, lang: str) -> str:
+    """Return the churn model's drivers ("complaints in 90 days 1, mean CSAT 2") in ``lang``."""
+    labels = sorted(FEATURE_LABELS.items(), key=lambda kv: -len(kv[1]))  # the longest label first
+    out = []
+    for part in text.split(", "):
+        for feature, label in labels:
+            if part.startswith(label + " "):
+                part = t(f"words.feature.{feature}", lang) + part[len(label) :]
+                break
+        out.append(part)
+    return "，".join(out)
 
 
 def _first(ids: pd.Series, wanted: pd.Series) -> np.ndarray:

@@ -23,9 +23,8 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from crmnb.analysis.forecast import weekly_series
 
 matplotlib.use("Agg")
-from matplotlib import font_manager
 
-from crmnb.paths import bundled_cjk_font
+from crmnb.present.fonts import register_chart_font
 from crmnb.present.words import category, column, has, t
 
 
@@ -43,20 +42,8 @@ DPI = 96
 
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """Register a font with Chinese glyphs and return its family name (None when none is found).
-
-    Uses the Noto Sans SC file installed with crmnb's dependencies, else a system CJK font.
-    """
-    candidates = [
-        bundled_cjk_font(),
-        Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-        Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
-    ]
-    for path in candidates:
-        if path is not None and path.is_file():
-            font_manager.fontManager.addfont(str(path))
-            return font_manager.FontProperties(fname=str(path)).get_name()
-    return None
+    """Register a font with Chinese glyphs (bold included) and return its family name (None when none is found)."""
+    return register_chart_font()
 
 
 def setup_style() -> None:

@@ -10,6 +10,12 @@ from pathlib import Path
 
 from crmnb.paths import bundled_cjk_font
 
+CHART_FONT_CANDIDATES = (
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+)
+"""System fonts with Chinese glyphs, tried for charts after the bundled Noto Sans SC."""
+
 CJK_FAMILY = "crmnb CJK"
 """The family of the embedded Chinese glyphs (see :func:`cjk_font_face`)."""
 
@@ -120,3 +126,35 @@ def unicode_range(codes: Iterable[int]) -> str:
         else:
             runs.append([c, c])
     return ",".join(f"U+{a:X}" if a == b else f"U+{a:X}-{b:X}" for a, b in runs)
+
+
+def register_chart_font(candidates: Iterable[Path | None] | None = None) -> str | None:
+    """Register a font with Chinese glyphs for matplotlib, bold included, and return its family name.
+
+    The bundled Noto Sans SC has a regular face only. A bold chart title then made matplotlib
+    log "findfont: Failed to find font weight bold" on every chart; the same file is also
+    registered as the family's bold face, so bold Chinese is drawn in the regular weight,
+    quietly. Returns None when no candidate file exists.
+    """
+    from matplotlib import font_manager
+
+    paths = [bundled_cjk_font(), *CHART_FONT_CANDIDATES] if candidates is None else list(candidates)
+    for path in paths:
+        if path is None or not path.is_file():
+            continue
+        manager = font_manager.fontManager
+        manager.addfont(str(path))
+        name = font_manager.FontProperties(fname=str(path)).get_name()
+        faces = [f for f in manager.ttflist if f.name == name]
+        if not any(font_manager.weight_dict.get(f.weight, f.weight) == 700 for f in faces if f.style == "normal"):
+            regular = faces[-1]
+            manager.ttflist.append(
+                font_manager.FontEntry(
+                    fname=regular.fname, index=regular.index, name=name, style="normal", weight=700, size=regular.size
+                )
+            )
+            stale = getattr(manager, "_findfont_cached", None)  # a lookup made before the bold face was added
+            if stale is not None:
+                stale.cache_clear()
+        return name
+    return None

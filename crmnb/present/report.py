@@ -64,11 +64,43 @@ def render_output(out: dict) -> str:
     return ""
 
 
+BOTH_TAG = "lang-both"
+"""A markdown cell written in both languages: each heading reads ``English | 中文``, each paragraph is in one."""
+
+HEADING_SPLIT = " | "
+"""Between a two-language heading's English and Chinese titles."""
+
+
+def one_language(source: str, language: str) -> str:
+    r"""Return the ``language`` half of a two-language markdown cell (tag ``lang-both``).
+
+    A heading ``### Case card | 案例信息`` keeps the title of ``language``; a paragraph
+    (a block between blank lines) is Chinese when it holds a Chinese character, and is
+    kept in the report of its own language only.
+
+    >>> one_language("## Metrics | 指标\n\nThe metrics.\n\n各项指标。", "zh")
+    '## 指标\n\n各项指标。'
+    """
+    keep = []
+    for block in re.split(r"\n\s*\n", source.strip()):
+        lines = block.splitlines()
+        if lines and lines[0].lstrip().startswith("#") and HEADING_SPLIT in lines[0]:
+            marks, _, titles = lines[0].strip().partition(" ")
+            en, _, zh = titles.partition(HEADING_SPLIT)
+            keep.append(f"{marks} {(zh if language == 'zh' else en).strip()}")
+            block = "\n".join(lines[1:]).strip()
+            if not block:
+                continue
+        if any(ord(c) >= 0x2E80 for c in block) == (language == "zh"):
+            keep.append(block)
+    return "\n\n".join(keep)
+
+
 def render_notebook(nb: nbformat.NotebookNode, language: str) -> str:
     """Return the reader's HTML of an executed notebook: markdown and outputs, never code or prompts.
 
     Cells tagged analyst-only are left out, and so are cells tagged for the other
-    language (lang-en / lang-zh).
+    language (lang-en / lang-zh); a cell tagged lang-both shows its ``language`` half.
     """
     parts: list[str] = []
     first_md = True
@@ -78,7 +110,7 @@ def render_notebook(nb: nbformat.NotebookNode, language: str) -> str:
         if tags & HIDE_TAGS or tags & other:
             continue
         if cell.cell_type == "markdown":
-            src = cell.source
+            src = one_language(cell.source, language) if BOTH_TAG in tags else cell.source
             if first_md:
                 src, first_md = _drop_first_heading(src), False
             if src.strip():

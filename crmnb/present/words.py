@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+import string
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +62,62 @@ def t(key: str, lang: str, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+RETOLD = ("cleaning.", "words.clv.gg_not_used")
+"""The messages kept in English in the hand-offs (the cleaning log, a model's note) that a report says again."""
+
+
+@functools.cache
+def _retold_patterns(lang: str) -> list[tuple[re.Pattern, str, list[str]]]:
+    """Return, for each message kept in English, a pattern of its English text and its text in ``lang``."""
+    out = []
+    for key, texts in catalogue().items():
+        if not key.startswith(RETOLD) or texts["en"] == texts[lang]:
+            continue
+        parts, names = [], []
+        for literal, name, _spec, conversion in string.Formatter().parse(texts["en"]):
+            parts.append(re.escape(literal))
+            if name is not None:
+                names.append(name)
+                quote = "'" if conversion == "r" else ""
+                parts.append(f"{quote}(.+?){quote}")
+        if sum(c.isalpha() for c in re.sub(r"\{[^}]*\}", "", texts["en"])) < 2:
+            continue  # a message of placeholders alone would match any text
+        zh = re.sub(r"\{(\w+)![rs]\}", r"{\1}", texts[lang])
+        out.append((re.compile("".join(parts), re.S), zh, names))
+    return out
+
+
+def retold(text: str, lang: str, depth: int = 2) -> str:
+    """Return an English log message (or two joined) in ``lang``; text that is no such message stays as it is.
+
+    >>> retold("duplicate customer", "zh"), retold("written as YYYY/M/D; fractions of a second dropped", "zh")
+    ('重复客户', '原写法为 YYYY/M/D；去掉秒的小数部分')
+    """
+    if lang == "en" or not isinstance(text, str) or not text or depth == 0:
+        return text
+    for pattern, _target, _names in _retold_patterns(lang):  # a message with a second one added (detail + note)
+        literal = pattern.pattern.split("(")[0].replace("\\", "")
+        at = text.find(literal, 1) if literal else -1
+        if at > 0:
+            head, tail = retold(text[:at], lang, depth - 1), retold(text[at:], lang, depth - 1)
+            if head != text[:at] and tail != text[at:]:
+                return head + tail
+    for pattern, target, names in _retold_patterns(lang):
+        m = pattern.fullmatch(text)
+        if m:
+            values = {n: _retold_value(v, lang, depth) for n, v in zip(names, m.groups())}
+            return target.format(**values)
+    return text
+
+
+def _retold_value(value: str, lang: str, depth: int) -> str:
+    """Return a value found inside a log message in ``lang``: a message, a column or a category."""
+    if has(f"column.{value}"):
+        return t(f"column.{value}", lang)
+    told = retold(value, lang, depth - 1)
+    return told if told != value else str(category(value, lang))
+
+
 def has(key: str) -> bool:
     """Return whether the catalogue has a message ``key``."""
     return key in catalogue()
@@ -85,21 +143,33 @@ def fmt_value(v: float | None, unit: str) -> str:
     """Format a metric value with its unit: rates as %, hours and days with one decimal, money with separators.
 
     >>> fmt_value(0.153, "rate"), fmt_value(23.46, "hours"), fmt_value(41234.5, "CNY")
-    ('15.3%', '23.5 h', '41,234')
+    ('15.3%', '23.5 h', '41,235')
     """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if unit == "rate":
-        return f"{v:.1%}"
+        return f"{v:,.1%}"
     if unit == "hours":
         return f"{v:.1f} h"
     if unit == "days":
         return f"{v:.1f} d"
-    if unit == "CNY":
-        return f"{v:,.0f}"
+    if unit == "CNY":  # whole yuan, half a yuan up (as a reader rounds, not to even)
+        return f"{math.copysign(math.floor(abs(v) + 0.5), v):,.0f}"
     if unit == "points":
         return f"{v:+.1f}"
     return f"{v:.2f}"
+
+
+def fmt_sig(v: float, digits: int = 3) -> str:
+    """Return a model parameter with ``digits`` significant digits, thousands separated, never in e-notation.
+
+    >>> fmt_sig(2610.4), fmt_sig(0.032149), fmt_sig(23.71)
+    ('2,610', '0.0321', '23.7')
+    """
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    r = float(f"{v:.{digits}g}")
+    return f"{int(r):,}" if r.is_integer() else f"{r:,}"
 
 
 def fmt_change(rate: float | None) -> str:
@@ -110,7 +180,7 @@ def fmt_change(rate: float | None) -> str:
     """
     if rate is None or (isinstance(rate, float) and math.isnan(rate)):
         return "–"
-    return f"{rate:+.1%}"
+    return f"{rate:+,.1%}"
 
 
 def translator(lang: str) -> Callable[..., str]:
@@ -144,9 +214,22 @@ CATEGORY_COLUMNS = {
 
 
 def column(name: str, lang: str) -> str:
-    """Return a table header in ``lang`` (a name the catalogue lacks stays as it is)."""
+    """Return a table header in ``lang``.
+
+    A metric's id reads as the metric's name, ``n_<metric>`` as the count behind it; another
+    name the catalogue lacks reads with spaces for underscores.
+
+    >>> column("owner_rep", "en"), column("n_lead_conversion_rate", "zh")
+    ('Rep', '样本数（线索转化率）')
+    """
     key = f"column.{name}"
-    return t(key, lang) if has(key) else name
+    if has(key):
+        return t(key, lang)
+    if has(f"metric.{name}.name"):
+        return t(f"metric.{name}.name", lang)
+    if name.startswith("n_") and has(f"metric.{name[2:]}.name"):
+        return t("words.column.n_of", lang, metric=t(f"metric.{name[2:]}.name", lang))
+    return name.replace("_", " ")
 
 
 def category(value: object, lang: str) -> object:
