@@ -182,3 +182,74 @@ def test_the_repeat_purchase_case_leads_with_repeat_purchase(repeat_case):
     assert (plan["kpi"].str.len() > 0).all() and (plan["target"].str.len() > 0).all()
     assert "复购率" not in set(plan["kpi"])  # no action is tracked by the goal's own KPI
     assert plan.head(3)["target"].str.contains(r"\d").all()  # each names how many it aims at
+
+
+def test_units_are_traced_to_their_channel_rep_and_customer():
+    from crmnb.analysis.goal_tree import traced_units
+
+    ts = pd.Timestamp
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2"],
+            "created_at": [ts("2025-10-02"), ts("2025-10-03")],
+            "first_contact_at": [ts("2025-10-02 05:00"), pd.NaT],
+            "department": "S",
+            "owner_rep": ["r1", "r2"],
+            "channel": ["wechat", "search"],
+            "customer_id": ["C1", None],
+        }
+    )
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": ["O1", "O2"],
+            "lead_id": ["L1", None],
+            "customer_id": ["C1", "C2"],
+            "department": "S",
+            "owner_rep": ["r1", "r2"],
+            "created_at": [ts("2025-10-05")] * 2,
+            "status": ["won", "lost"],
+            "closed_at": [ts("2025-10-20"), ts("2025-10-21")],
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2"],
+            "department": "S",
+            "owner_rep": ["r1", "r2"],
+            "channel": ["event", "email"],
+            "industry": ["retail", "logistics"],
+            "city": ["Hangzhou", "Xi'an"],
+        }
+    )
+    tables = {"leads": leads, "opportunities": opps, "customers": customers}
+    window = (date(2025, 10, 1), date(2025, 12, 31))
+    lu = traced_units("lead_conversion_rate", tables, *window, "S", conversion_window_days=90)
+    assert lu["row_id"].tolist() == ["L1", "L2"] and lu["value"].tolist() == [1.0, 0.0]
+    assert lu["channel"].tolist() == ["wechat", "search"] and lu["rep"].tolist() == ["r1", "r2"]
+    # a lead names its customer only once won: its industry or city would be the outcome, so they are left out
+    assert not {"industry", "region", "tier"} & set(lu.columns)
+    ou = traced_units("opportunity_win_rate", tables, *window, "S").set_index("row_id")
+    assert ou.loc["O1", "channel"] == "wechat" and ou.loc["O2", "channel"] == "email"  # its lead's, else its customer's
+    assert ou.loc["O2", "region"] == "Xi'an" and ou.loc["O1", "customer_id"] == "C1"
+
+
+def test_the_drivers_table_names_each_driver_and_segment_for_a_reader():
+    from crmnb.analysis.goal_tree import gap_sentence, readable_drivers
+
+    d = pd.DataFrame(
+        {
+            "kind": ["weak_stage", "channel_mix"],
+            "segment": ["first_contact", "wechat"],
+            "n": [90, 30],
+            "value": [0.3, 0.1],
+            "rest_value": [0.35, 0.2],
+            "gain": [0.02, 0.01],
+            "share_of_gap": [0.5, 0.25],
+        }
+    )
+    zh = readable_drivers(d, "zh")
+    assert zh["driver"].tolist() == ["阶段转化", "渠道结构"]
+    assert "初步沟通" in zh.loc[0, "who"] and zh.loc[1, "who"].endswith("微信")
+    assert "kind" not in zh and zh["share_of_gap"].tolist() == [0.5, 0.25]
+    met = gap_sentence({"name": "复购率", "now": 0.351, "target": 0.35, "unit": "rate", "higher_is_better": True}, "zh")
+    assert "点估计已达到目标" in met and "35.1%" in met

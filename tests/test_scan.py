@@ -74,3 +74,10 @@ def test_the_scan_speaks_of_association_in_both_languages():
     assert "相关" in zh[1] and "影响" not in " ".join(zh)
     chart = scan_chart(s, GOAL, lang="zh")
     assert chart.png.startswith(b"\x89PNG") and "销售代表 a" in chart.alt
+
+
+def test_small_counts_are_tested_exactly():
+    # 1 of 3 against 40 of 42: a cell expects fewer than 5, so Fisher's exact test, not the z-test
+    u = pd.DataFrame({"value": [1.0, 0, 0] + [1.0] * 40 + [0.0] * 2, "rep": ["a"] * 3 + ["b"] * 42})
+    s = driver_scan(u, GOAL, "rate").set_index("subgroup")
+    assert s.loc["a", "p_value"] == pytest.approx(stats.fisher_exact([[1, 2], [40, 2]]).pvalue)

@@ -1,4 +1,4 @@
-"""Whether a problem bears on the case's goal, and what its segment means for the goal, in words."""
+"""Whether a problem bears on the case's goal, what its segment means for the goal, and the reps an action names."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ BEARS_ON: dict[str, tuple[str, ...]] = {
         "followup_late",
     ),
     "repeat_purchase_rate": ("no_followup", "complaints", "low_satisfaction", "churn_risk"),
-    "opportunity_win_rate": ("weak_stage", "loss_reason", "slow_stage"),
-    "sales_cycle_days": ("slow_stage", "slow_response", "weak_stage"),
+    "opportunity_win_rate": ("weak_stage", "loss_reason", "slow_stage", "slow_response", "channel_mix"),
+    "sales_cycle_days": ("slow_stage", "slow_response", "weak_stage", "channel_mix"),
     "avg_order_value": (),
     "csat": ("complaints", "slow_resolution"),
     "complaint_resolution_hours": ("slow_resolution",),
-    "followup_ontime_rate": ("followup_late",),
-    "lead_response_hours": ("slow_response", "followup_late"),
+    "followup_ontime_rate": ("followup_late", "task_type"),
+    "lead_response_hours": ("slow_response", "off_hours", "channel_mix", "followup_late"),
 }
 """Per goal metric, the kinds of problem that bear on it (its drivers); the goal gap and the driver scan's
 subgroups always do. The others go to the secondary list, below every problem that bears on the goal."""
@@ -61,3 +61,15 @@ def goal_evidence(kind: str, finding: Finding, language: str) -> str:
     key = f"diagnosis.{kind}.on_goal" if has(f"diagnosis.{kind}.on_goal") else "diagnosis.on_goal_evidence"
     figures = {k: fmt_value(finding.get(f"_{k}"), unit) for k in ("value", "rest")}
     return t(key, language, **{**finding, **figures, "move": goal_move(gain, unit, language), "share": share})
+
+
+def worst_reps(by_rep: pd.DataFrame | None, metric: str, language: str, higher_is_better: bool, top: int = 3) -> str:
+    """Return the reps furthest behind on ``metric`` with their figure, as the action's target names them."""
+    if by_rep is None or metric not in by_rep or not len(by_rep):
+        return ""
+    f = by_rep.dropna(subset=[metric]).sort_values(metric, ascending=higher_is_better).head(top)
+    unit = "rate" if metric.endswith("_rate") else "hours"
+    names = t("diagnosis.losses.sep", language).join(
+        f"{r['owner_rep']} {fmt_value(r[metric], unit)}" for _, r in f.iterrows()
+    )
+    return t("diagnosis.reps", language, reps=names) if names else ""

@@ -16,7 +16,7 @@ from datetime import date
 
 import pandas as pd
 
-from crmnb.analysis.bearing import bears_on_goal, goal_evidence, goal_move
+from crmnb.analysis.bearing import bears_on_goal, goal_evidence, goal_move, worst_reps
 from crmnb.analysis.losses import ranked_reasons, top_reason
 from crmnb.intake.ledger import LOG_LANGUAGE
 from crmnb.present.words import category, fmt_value, has, stage_labels, t
@@ -39,10 +39,9 @@ ACTION_COLUMNS = ["goal_effect", "target", "measure", "kpi", "expected_effect"]
 """What a problem's row of the plan says, kept beside it in the problems table (the plan reads it from there)."""
 PROBLEM_WORDS = ("problem", "evidence", "cause")
 """The words of a problem found, each the message ``diagnosis.<kind>.<word>``."""
-PLAN_WORDS = ("measure", "effect")
-"""The words of the plan row a problem suggests, each the message ``diagnosis.<kind>.<word>``."""
-ACTION_WORDS = ("target", "kpi")
-"""What the action aims at and the KPI it is tracked by, each the message ``diagnosis.<kind>.<word>``."""
+PLAN_WORDS = ("measure", "effect", "target", "kpi")
+"""The words of the plan row a problem suggests (its action, expected effect, what it targets and the KPI it is
+tracked by), each the message ``diagnosis.<kind>.<word>``."""
 
 
 GOAL_KEYS = ("name", "unit", "now", "target", "higher_is_better")
@@ -75,6 +74,7 @@ class Context:
     drivers: pd.DataFrame | None = None  # crmnb.analysis.goal_tree.goal_drivers
     scan: pd.DataFrame | None = None  # crmnb.analysis.scan.driver_scan
     losses: pd.DataFrame | None = None  # crmnb.analysis.funnel.loss_stage: lost deals, their stage and reason
+    by_rep: pd.DataFrame | None = None  # metrics/by_rep: the reps an action on response or follow-up names
 
     def __post_init__(self) -> None:
         check_context(self)
@@ -200,8 +200,15 @@ def slow_response(ctx: Context, language: str) -> list[Finding]:
     slope, found = ctx.response_slope, ""
     if slope and (slope.get("ci_low") or 0) > 0:
         found = t("diagnosis.slow_response.slope", language, pp=slope["per_unit"] * 100)
+    reps = worst_reps(ctx.by_rep, "lead_response_hours", language, higher_is_better=False)
     return [
-        {**ctx.gain("slow_response", language), "hours": hours, "target": ctx.response_target_hours, "slope": found}
+        {
+            **ctx.gain("slow_response", language),
+            "hours": hours,
+            "target": ctx.response_target_hours,
+            "slope": found,
+            "reps": reps,
+        }
     ]
 
 
@@ -211,7 +218,8 @@ def followup_late(ctx: Context, language: str) -> list[Finding]:
     rate = ctx.metric("followup_ontime_rate")
     if rate is None or not rate < ctx.followup_target:
         return []
-    found: Finding = {"rate": rate, "target": ctx.followup_target}
+    reps = worst_reps(ctx.by_rep, "followup_ontime_rate", language, higher_is_better=True)
+    found: Finding = {"rate": rate, "target": ctx.followup_target, "reps": reps}
     if "n" in ctx.headline_after:  # tasks due in the window: those not done on time are the target
         n = ctx.headline_after.set_index("metric")["n"].get("followup_ontime_rate")
         found["n"] = int(round(n * (1 - rate))) if n is not None and pd.notna(n) else None
@@ -346,6 +354,8 @@ for _kind, _weight in (
     ("uncontacted", 7),
     ("channel_mix", 5.5),
     ("slow_resolution", 6),
+    ("off_hours", 6),
+    ("task_type", 5.5),
 ):
     register(_kind, weight=_weight)(_driver_rule(_kind))
 
@@ -422,7 +432,7 @@ def plan_words(kind: str, language: str) -> tuple[str, str]:
     ('CAC back under benchmark', '进一步调查')
     """
     key = f"diagnosis.{kind}" if kind in RULES else "diagnosis.other"
-    measure, effect = (t(f"{key}.{w}", language) for w in PLAN_WORDS)
+    measure, effect = (t(f"{key}.{w}", language) for w in PLAN_WORDS[:2])
     return measure, effect
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from crmnb.analysis.metric_units import in_period
 from crmnb.analysis.metrics import units
-from crmnb.present.words import category, stage_labels, t
+from crmnb.present.words import category, fmt_value, stage_labels, t
 
 UNIT_ROWS: dict[str, tuple[str, str]] = {
     "lead_response_hours": ("leads", "lead_id"),
@@ -75,21 +75,44 @@ def traced_units(
         real = rows.set_index(key)["customer_id"] if "customer_id" in rows else pd.Series(dtype=object)
         u["customer_id"] = u["row_id"].map(real[~real.index.duplicated()])
     cust = tables["customers"].drop_duplicates("customer_id").set_index("customer_id")
-    own = rows.drop_duplicates(key).set_index(key)
     out = u[["row_id", "customer_id", "when", "value"]].copy()
-    out["rep"] = u["owner_rep"]
-    channel = own["channel"] if "channel" in own and table != "customers" else cust.get("channel")
-    out["channel"] = out["row_id"].map(channel) if table != "customers" else out["customer_id"].map(channel)
+    # a unit without a rep of its own (a ticket, an order) belongs to its customer's rep
+    out["rep"] = u["owner_rep"].where(u["owner_rep"].notna(), out["customer_id"].map(cust.get("owner_rep")))
+    out["channel"] = _channel(out, table, tables, cust)
     out["industry"] = out["customer_id"].map(cust.get("industry"))
     out["region"] = out["customer_id"].map(cust.get("city"))
     if tiers is not None and len(tiers):
         out["tier"] = out["customer_id"].map(tiers.drop_duplicates("customer_id").set_index("customer_id")["tier"])
     if table == "leads":  # a lead names its customer only once it is won: the customer's traits would be the outcome
         out = out.drop(columns=["industry", "region", "tier"], errors="ignore")
-    if metric == "repeat_purchase_rate":  # value tiers are cut by repeat share: the tier would be the outcome
+    if table in ("customers", "orders", "opportunities"):
+        # tiers are cut, at the period's end, by spend and repeat share: for buyers, orders and deals won
+        # the tier would be the outcome itself
         out = out.drop(columns=["tier"], errors="ignore")
     keep = [c for c in out.columns if c not in DIMENSIONS or out[c].notna().any()]
     return out[keep].reset_index(drop=True)
+
+
+def _channel(out: pd.DataFrame, table: str, tables: Mapping, cust: pd.DataFrame) -> pd.Series:
+    """Return each unit's channel: a lead's own, a deal's lead's (else its customer's), else the customer's."""
+    by_customer = out["customer_id"].map(cust.get("channel")) if "channel" in cust else pd.Series(np.nan, out.index)
+    leads = tables["leads"].drop_duplicates("lead_id").set_index("lead_id")
+    if table == "leads":
+        return out["row_id"].map(leads["channel"])
+    if table == "opportunities":
+        opp = tables["opportunities"].drop_duplicates("opportunity_id").set_index("opportunity_id")
+        via_lead = out["row_id"].map(opp["lead_id"]).map(leads["channel"])
+        return via_lead.where(via_lead.notna(), by_customer)
+    return by_customer
+
+
+def lead_response_hours(u: pd.DataFrame, table: str, tables: Mapping) -> pd.Series:
+    """Return, per unit (a lead, or a deal through its lead), the hours from the lead to its first contact."""
+    leads = tables["leads"].drop_duplicates("lead_id").set_index("lead_id")
+    ids = u["row_id"]
+    if table == "opportunities":
+        ids = ids.map(tables["opportunities"].drop_duplicates("opportunity_id").set_index("opportunity_id")["lead_id"])
+    return (ids.map(leads["first_contact_at"]) - ids.map(leads["created_at"])).dt.total_seconds() / 3600
 
 
 def gap_to_target(goal: Mapping) -> float:
@@ -166,17 +189,29 @@ def repeat_drivers(u: pd.DataFrame, tables: Mapping, start, end, churn_rules: pd
 
 def lead_drivers(u: pd.DataFrame, tables: Mapping, response_target_hours: float) -> list[dict]:
     """Return the drivers of lead conversion: late first contact, no contact, the weakest channel."""
-    leads = tables["leads"].drop_duplicates("lead_id").set_index("lead_id")
-    contact = u["row_id"].map(leads["first_contact_at"])
-    hours = (contact - u["row_id"].map(leads["created_at"])).dt.total_seconds() / 3600
+    hours = lead_response_hours(u, "leads", tables)
+    contacted = u["row_id"].map(tables["leads"].drop_duplicates("lead_id").set_index("lead_id")["first_contact_at"])
     out = [
         {"kind": "slow_response", **split(u, hours > response_target_hours, True)},
-        {"kind": "uncontacted", **split(u, contact.isna(), True)},
+        {"kind": "uncontacted", **split(u, contacted.isna(), True)},
     ]
     worst = worst_subgroup(u, "channel", True)
-    if worst is not None:
-        out.append({"kind": "channel_mix", **worst})
-    return out
+    return out + ([{"kind": "channel_mix", **worst}] if worst is not None else [])
+
+
+def deal_drivers(u: pd.DataFrame, tables: Mapping, response_target_hours: float, higher: bool) -> list[dict]:
+    """Return the drivers of a deal metric (win rate, cycle): its lead's late first contact, the weakest channel."""
+    hours = lead_response_hours(u, "opportunities", tables)
+    out = [{"kind": "slow_response", **split(u, hours > response_target_hours, higher)}]
+    worst = worst_subgroup(u, "channel", higher)
+    return out + ([{"kind": "channel_mix", **worst}] if worst is not None else [])
+
+
+def off_hours_driver(u: pd.DataFrame, tables: Mapping) -> dict:
+    """Return the leads created at the weekend or outside 9:00-18:00, whose first contact waits longest."""
+    created = u["row_id"].map(tables["leads"].drop_duplicates("lead_id").set_index("lead_id")["created_at"])
+    off = (created.dt.dayofweek >= 5) | (created.dt.hour < 9) | (created.dt.hour >= 18)
+    return {"kind": "off_hours", **split(u, off, False)}
 
 
 def worst_subgroup(u: pd.DataFrame, dim: str, higher_is_better: bool, min_n: int = 20) -> dict | None:
@@ -244,6 +279,13 @@ def ticket_drivers(u: pd.DataFrame, tables: Mapping) -> list[dict]:
     ]
 
 
+def _task_type(u: pd.DataFrame, tables: Mapping) -> dict | None:
+    """Return the kind of follow-up task (call, visit, e-mail…) done on time least often, against the rest."""
+    kinds = u["row_id"].map(tables["activities"].drop_duplicates("activity_id").set_index("activity_id")["type"])
+    worst = worst_subgroup(u.assign(task_type=kinds), "task_type", True)
+    return {"kind": "task_type", **worst} if worst is not None else None
+
+
 def goal_drivers(
     metric: str,
     u: pd.DataFrame,
@@ -255,18 +297,28 @@ def goal_drivers(
     response_target_hours: float = 24.0,
 ) -> pd.DataFrame:
     """Return the goal metric's drivers, most of the gap first: kind, segment, n, value, rest_value, gain,
-    share_of_gap. ``u`` are the metric's traced units in ``window`` (:func:`traced_units`)."""
+    share_of_gap. ``u`` are the metric's traced units in ``window`` (:func:`traced_units`).
+
+    Average order value and complaint resolution time have no driver of their own here: the driver scan's
+    subgroups (rep, channel, industry, city) are theirs."""
     found: list[dict | None] = []
+    higher = bool(goal["higher_is_better"])
     if metric == "repeat_purchase_rate":
         found += repeat_drivers(u, tables, *window, churn_rules)
     elif metric == "lead_conversion_rate":
         found += [*lead_drivers(u, tables, response_target_hours), stage_driver(funnel, goal["now"])]
     elif metric == "opportunity_win_rate":
+        found += deal_drivers(u, tables, response_target_hours, higher)
         found += [stage_driver(funnel, goal["now"], ("needs_confirmed", "proposal", "negotiation"))]
     elif metric == "sales_cycle_days":
-        found += [cycle_driver(funnel)]
+        found += [*deal_drivers(u, tables, response_target_hours, higher), cycle_driver(funnel)]
     elif metric == "csat":
         found += ticket_drivers(u, tables)
+    elif metric == "lead_response_hours":
+        worst = worst_subgroup(u, "channel", higher)
+        found += [off_hours_driver(u, tables), {"kind": "channel_mix", **worst} if worst else None]
+    elif metric == "followup_ontime_rate":
+        found += [_task_type(u, tables)]
     rows = [f for f in found if f is not None and f["n"] and pd.notna(f["gain"])]
     out = pd.DataFrame(rows, columns=["kind", "segment", "n", "value", "rest_value", "gain"])
     gap = gap_to_target(goal)
@@ -287,3 +339,17 @@ def readable_drivers(drivers: pd.DataFrame, language: str) -> pd.DataFrame:
     out.insert(0, "driver", [t(f"scan.driver.{k}", language) for k in drivers["kind"]])
     out.insert(1, "who", [who(r) for _, r in drivers.iterrows()] if len(drivers) else [])
     return out.drop(columns=["kind", "segment"])
+
+
+def gap_sentence(goal: Mapping, language: str) -> str:
+    """Return what the drivers' shares are shares of: the gap to target, or why there is none to share.
+
+    >>> gap_sentence({"name": "Lead conversion", "now": 0.17, "target": 0.2, "unit": "rate", "higher_is_better": True}, "en")[:59]
+    'Lead conversion: 17.0% now against a target of 20.0%, a gap'
+    """
+    gap, unit = gap_to_target(goal), goal["unit"]
+    words = {"name": goal["name"], "now": fmt_value(goal["now"], unit), "target": fmt_value(goal["target"], unit)}
+    if pd.isna(gap):
+        return t("scan.gap.unknown", language, **words)
+    gap_words = t("scan.gain.rate", language, pp=gap * 100) if unit == "rate" else fmt_value(gap, unit)
+    return t("scan.gap.open" if gap > 0 else "scan.gap.met", language, **words, gap=gap_words)

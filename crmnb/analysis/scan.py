@@ -2,7 +2,8 @@
 the rest, with its 95% interval, its share of the gap to target and p-values adjusted for every subgroup tested.
 
 Each subgroup is compared with the other units of the same dimension: a pooled two-proportion z-test for a
-rate (Wilson interval), Welch's t-test for a mean (t interval). Holm's step-down adjustment runs over all the
+rate (Fisher's exact test where a cell expects fewer than 5; Wilson interval), Welch's t-test for a mean
+(t interval). Holm's step-down adjustment runs over all the
 subgroups tested, across all dimensions, so testing forty subgroups does not find two by chance. Nothing is
 shrunk: a small subgroup keeps its own figure and shows it through a wide interval. The comparisons are
 cross-sectional, so they say which subgroups go with a lower figure, not what causes it.
@@ -53,6 +54,10 @@ def _p_value(x: np.ndarray, rest: np.ndarray, unit: str) -> float:
     if len(x) < 2 or len(rest) < 2:
         return float("nan")
     if unit == "rate":
+        table = np.array([[x.sum(), len(x) - x.sum()], [rest.sum(), len(rest) - rest.sum()]])
+        expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+        if expected.min() < 5:  # the z-test's normal approximation fails on small counts: Fisher's exact test
+            return float(stats.fisher_exact(table).pvalue)
         return float(two_proportions(rest, x).p_value)
     if x.std() == 0 and rest.std() == 0:
         return float("nan")
