@@ -4,8 +4,8 @@ Each diagnosis rule is one small function registered in :data:`RULES` with its k
 reads what it needs from one :class:`Context` and returns, for each problem it finds, the figures
 its words are filled with. Its words are the catalogue's ``diagnosis.<kind>.*`` messages
 (crmnb/present/catalogue/diagnosis.yaml): ``problem``, ``evidence`` and ``cause`` for the problem,
-``measure`` and ``effect`` for its row of the improvement plan. A new rule is one function under
-``@register(...)`` and its five messages.
+``measure``, ``effect``, ``target`` and ``kpi`` for its action. Problems bearing on the goal come first
+(crmnb/analysis/bearing.py), by the share of the gap their driver would close. A new rule is one function.
 """
 
 from __future__ import annotations
