@@ -95,7 +95,7 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("plan/cpa_alerts", "CPA alerts", ("overrun",), ("spend", "cac", "excess_spend")),
     _table("plan/churn_model", "Churn model"),
     _table("plan/watch_list", "Churn watch list", ("churn_probability",)),
-    _table("plan/problems", "Problems", ("share_of_gap",)),
+    _table("plan/problems", "Problems"),
     _table("plan/drivers", "Goal drivers", ("share_of_gap",)),
     _table("plan/scan", "Driver scan", ("share_of_gap",)),
     _table("report/forecast", "Forecast", (), ("forecast", "lower", "upper")),
