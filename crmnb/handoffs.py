@@ -96,6 +96,8 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("plan/churn_model", "Churn model"),
     _table("plan/watch_list", "Churn watch list", ("churn_probability",)),
     _table("plan/problems", "Problems"),
+    _table("plan/drivers", "Goal drivers", ("share_of_gap",)),
+    _table("plan/scan", "Driver scan", ("share_of_gap",)),
     _table("report/forecast", "Forecast", (), ("forecast", "lower", "upper")),
     _table("report/forecast_accuracy", "Forecast accuracy", ("wape", "bias", "total_wape", "total_bias")),
     _table("report/tracking", "Action tracking"),

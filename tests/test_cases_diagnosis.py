@@ -254,12 +254,13 @@ def test_find_problems_most_important_first():
         "goal_gap",
         "slow_response",
         "weak_stage",
-        "slow_stage",
         "loss_reason",
+        "slow_stage",  # does not bear on lead conversion: the secondary list
         "receipts",
         "data_quality",
     ]
-    assert list(p.columns) == ["kind", "problem", "evidence", "cause"]
+    assert p["bears_on_goal"].tolist() == [True] * 4 + [False] * 3
+    assert list(p.columns)[:6] == ["kind", "problem", "evidence", "cause", "bears_on_goal", "share_of_gap"]
 
 
 def test_find_problems_evidence_carries_the_figures():
@@ -320,13 +321,15 @@ def test_improvement_plan_puts_the_analyst_rows_first():
     p = problems()
     plan = improvement_plan(p, analyst, owner="Sales 1 operations lead", deadline=date(2026, 6, 30), language="en")
     assert list(plan.columns) == PLAN_COLUMNS
+    p = p[p["kind"] != "goal_gap"]  # the goal is tracked in Table 2, not an action
     assert len(plan) == 1 + len(p)
     assert plan["source"].tolist() == ["analyst"] + ["data"] * len(p)
     assert plan.iloc[0]["problem"] == "Reps skip the CRM on WeChat deals"
     assert plan.iloc[0]["owner"] == "Sales 1 lead"
     data = plan.iloc[1:].reset_index(drop=True)
     assert data["problem"].tolist() == p["problem"].tolist()
-    assert data["measure"].tolist() == [plan_words(k, "en")[0] for k in p["kind"]]
+    assert data["measure"].tolist() == p["measure"].tolist()
+    assert data.loc[data["problem"].str.contains("drop-off"), "measure"].iloc[0].startswith("Coach the 'first contact'")
     assert set(data["owner"]) == {"Sales 1 operations lead"}
     assert set(data["deadline"]) == {date(2026, 6, 30)}
 
@@ -351,7 +354,7 @@ def test_receipts_not_checked_are_said_and_not_a_problem():
 # --------------------------------------------------------------------------- the rules as a registry
 def test_every_rule_has_its_words_and_its_plan_row_in_both_languages():
     assert [r.kind for r in RULES][:3] == ["goal_gap", "slow_response", "followup_late"]
-    assert len(RULES) == 10 and all(r.find.__doc__ for r in RULES)
+    assert len(RULES) == 19 and all(r.find.__doc__ for r in RULES)
     for rule in RULES:
         for part in (*PROBLEM_WORDS, *PLAN_WORDS):
             assert words.has(f"diagnosis.{rule.kind}.{part}"), f"diagnosis.{rule.kind}.{part}"
@@ -366,7 +369,7 @@ def test_problems_are_worded_in_the_language_passed():
     assert p.loc["receipts", "evidence"] == "2 笔金额不符，1 笔无回款；差异率 2.00%（超过 1%）"
     assert plan_words("receipts", "zh") == ("与财务核对所列商机并在CRM中更正金额", "差异率低于阈值")
     assert improvement_plan(p.reset_index(), [], "x", date(2026, 1, 1), language="zh")["measure"].iloc[0] == (
-        "持续执行上述措施，按月跟踪目标指标"
+        "开启跟进提醒，并对每条新线索设定24小时首次联系时限"
     )
     note = unchecked_receipts(pd.DataFrame(columns=["receipt_id"]), {"won_deals": 3}, language="zh")
     assert note.endswith("3笔成交商机未能核对。")

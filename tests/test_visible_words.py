@@ -50,6 +50,7 @@ ALLOWED_LATIN = {
         "Excel",
     ],
     *["Gamma", "Holm", "Brier", "SaaS"],  # the names of two models, a correction, a score; a brand in the data
+    *["Fisher", "Welch", "Wilson", "Newcombe"],  # the names of tests and intervals, as statisticians write them
     *["pp", "h", "d", "x", "YYYY", "hh", "mm"],  # units, date-format notation
 }
 """Latin words a Chinese report may hold: acronyms of the method, model names, units (single letters
