@@ -1,4 +1,4 @@
-"""The ``crmnb`` command: demo data, validation, case runs, batches and new case files."""
+"""The ``crmnb`` command: demo data, validation, case runs, report rebuilds, batches and new case files."""
 
 from __future__ import annotations
 
@@ -115,6 +115,70 @@ def _email(args: argparse.Namespace) -> int:
     return 0
 
 
+def _step_problem(nb: Path) -> str | None:
+    """Return why an executed step notebook cannot go into a report (unreadable, never run, failed), or None."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(nb, as_version=4).cells
+    except (OSError, ValueError) as exc:
+        return f"{nb}: cannot be read ({exc})"
+    code = [c for c in cells if c.cell_type == "code"]
+    for i, cell in enumerate(cells):
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return f"step {nb.stem} failed when it last ran (cell {i}); fix it and run the case again"
+    if code and not any(c.get("outputs") or c.get("execution_count") for c in code):
+        return f"{nb}: has not been executed (no outputs)"
+    return None
+
+
+def _not_rebuildable(case_file: str, ws, books: list[Path], expected: list[str], folder: Path) -> str | None:
+    """Return why the case's report cannot be rebuilt from what its last run left, or None when it can."""
+    from crmnb.run.records import read_record, record_status
+
+    again = f"run `crmnb run {case_file}` first"
+    if not books:
+        return f"{ws.case_id} has not been run: no executed notebooks in {folder}; {again}"
+    if record_status(read_record(ws.folder)) == "running":
+        return f"{ws.case_id} is being run right now ({ws.folder / 'run.json'}); wait for it to finish"
+    missing = sorted(set(expected) - {b.name for b in books})
+    if missing:
+        return f"{ws.case_id}: steps not run yet: {', '.join(Path(m).stem for m in missing)}; {again}"
+    summary = ws.data / "report" / "summary.json"
+    if not summary.is_file():
+        return f"{ws.case_id}: step 7's summary is missing ({summary}); {again}"
+    return next(filter(None, map(_step_problem, books)), None)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from crmnb.handoffs import Workspace
+    from crmnb.params import load_case
+    from crmnb.paths import resolve
+    from crmnb.present.outputs import OUTPUTS, build_outputs
+    from crmnb.run.records import notebooks_dir, step_notebooks
+
+    file = resolve(args.case)
+    case = load_case(file)
+    root = resolve(args.output_root)
+    ws = Workspace(root, case.case_id)
+    folder = Path(args.notebooks) if args.notebooks else ws.folder / "notebooks"
+    books = step_notebooks(folder)
+    expected = [p.name for p in step_notebooks(notebooks_dir(file))]
+    problem = _not_rebuildable(args.case, ws, books, expected, folder)
+    if problem:
+        print(f"crmnb report: {problem}", file=sys.stderr)
+        return 1
+    outputs = build_outputs(case, books, ws)
+    print(f"{case.case_id}: rebuilt from {folder} without running a step")
+    for name, path in outputs.items():
+        print(f"  {OUTPUTS[name].key + ':':<10}{path}")
+    if not args.no_index:
+        from crmnb.run.index import write_index
+
+        print(f"  {'index:':<10}{write_index(root)}")
+    return 0
+
+
 def _terminate(signum, frame) -> None:
     """Stop on SIGTERM as on Ctrl-C, so a running notebook's kernel is shut down and the run recorded."""
     raise KeyboardInterrupt
@@ -158,6 +222,22 @@ def _add_run(sub) -> None:
     )
     r.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # crmnb batch writes the index once
     r.set_defaults(func=_run)
+
+
+def _add_report(sub) -> None:
+    from crmnb.present.outputs import OUTPUTS
+
+    r = sub.add_parser(
+        "report",
+        help=f"rebuild {', '.join(OUTPUTS)} from a case's executed notebooks and hand-offs, without re-running",
+        epilog="reads <output-root>/<case_id>/notebooks/ and data/ as the case's last run left them (or the "
+        "notebooks given with --notebooks, e.g. after editing and running one in JupyterLab)",
+    )
+    r.add_argument("case")
+    r.add_argument("--output-root", default="outputs")
+    r.add_argument("--notebooks", metavar="DIR", help="take the executed notebooks from DIR instead")
+    r.add_argument("--no-index", action="store_true", help="do not refresh <output-root>/index.html")
+    r.set_defaults(func=_report)
 
 
 def _add_batch(sub) -> None:
@@ -205,7 +285,7 @@ def _add_email(sub) -> None:
     e.set_defaults(func=_email)
 
 
-COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_batch, _add_new, _add_email)
+COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_report, _add_batch, _add_new, _add_email)
 """Each subcommand's arguments, in the order ``crmnb --help`` lists them."""
 
 

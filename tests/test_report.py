@@ -120,7 +120,10 @@ SUMMARY = {
     "goal": {"name": "Lead conversion rate", "unit": "rate", "baseline": 0.15, "target": 0.2, "deadline": "2026-06-30"},
     "before": 0.15,
     "now": 0.18,
-    "verdict": "improving",
+    "verdict": "on_track",
+    "headline": "within the margin of error: 18.0% vs target 20.0%",
+    "verdict_text": "Within the margin of error: 18.0%, 2.0 pp below the 20.0% target <i>ok</i>.",
+    "interval": [0.16, 0.205],
     "findings": ["Reps answer <b>late</b> & 'often' never", "two", "three", "a fourth, left out"],
     "actions": [{"measure": "Call within 4 h <now>", "owner": "Sales 1 lead", "deadline": "2026-03-31"}],
 }
@@ -134,7 +137,7 @@ def test_template_message_keys_are_in_the_catalogue():
     used = set()
     for path in TEMPLATE_DIR.glob("*.j2"):
         used |= set(re.findall(r"\bt\(\s*[\"']([a-z_]+\.[\w.]+)[\"']", path.read_text(encoding="utf-8")))
-    used |= {f"report.{verdict}" for verdict in VERDICT_CLASS}  # the verdict's words, looked up by its value
+    used |= {f"brief.verdict.{verdict}" for verdict in VERDICT_CLASS}  # the verdict's words, looked up by its value
     assert len(used) > 25
     assert not sorted(k for k in used if not has(k)), "message keys used in the templates but not in the catalogue"
 
@@ -156,7 +159,11 @@ def test_report_page_escapes_case_text_and_keeps_notebook_html():
     assert "Call within 4 h &lt;now&gt; — 负责人: Sales 1 lead, 完成时间: 2026-03-31" in page
     assert "<p class='x'>kept <b>as</b> markup</p>" in page
     assert "<html lang='zh-CN'>" in page and "2026-01-02 03:04" in page
-    assert "<p class='verdict warn'>结论: 正在改善，尚未达成目标</p>" in page
+    assert (
+        "<div class='tile verdict warn'><span class='label'>结论</span><span class='value'>在误差范围内</span>" in page
+    )
+    assert "<span class='sub'>95%置信区间 16.0–20.5%</span>" in page
+    assert "2.0 pp below the 20.0% target &lt;i&gt;ok&lt;/i&gt;." in page
     assert page.count("@font-face") == 1 and "\n" not in page.split("<style>")[0], "the page's markup is one line"
 
 

@@ -277,6 +277,8 @@ def rendered(chromium, browser_env, demo_reports, tmp_path_factory) -> dict[str,
         tools = DevTools(chromium, browser_env, folder / "profile")
         try:
             tools.open(report.resolve().as_uri())
+            # the steps are collapsed under the brief: open them all, as a reader going through every step does
+            tools.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
             facts = tools.evaluate(FACTS_JS)
             height = min(int(facts["height"]), 30_000)
             shot = tools.call(

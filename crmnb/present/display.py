@@ -172,7 +172,7 @@ class Table:
     def _repr_html_(self) -> str:
         cap = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
         if self.df.empty:  # a header alone tells the reader nothing
-            return f"<div class='table empty'>{cap}<p>{html.escape(t('words.table.empty', self.lang))}</p></div>"
+            return f"<div class='empty-table'>{cap}<p>{html.escape(t('words.table.empty', self.lang))}</p></div>"
         body = self.formatted().to_html(index=False, escape=True, border=0, classes="t")
         rest = len(self.df) - self.max_rows
         more = f"<p class='more'>{html.escape(t('report.more_rows', self.lang, rows=rest))}</p>" if rest > 0 else ""

@@ -15,14 +15,25 @@ from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from crmnb.handoffs import Workspace
 from crmnb.params.model import CaseParams
 from crmnb.present.fonts import CJK_FAMILY, FONT_STACK, cjk_font_face
+from crmnb.present.summary import latest_sentence, span
 from crmnb.present.templates import html_lang, render
-from crmnb.present.words import department, fmt_value, step_title, t
+from crmnb.present.words import department, fmt_value, has, step_title, t
 
 HIDE_TAGS = {"analyst-only", "parameters", "injected-parameters", "remove"}
+"""Cells tagged so stay out of the report (``remove``: said elsewhere in the report, e.g. the brief)."""
+
+WORKBOOK_TAG = "workbook-only"
+"""Cells tagged so (model diagnostics, long lists) leave the report for one line pointing to the notebook."""
+
+BRIEF_TAG = "brief"
+"""Cells tagged so carry the goal: their charts open the report (at most :data:`BRIEF_CHARTS`) and the e-mail."""
+
+BRIEF_CHARTS = 2
 
 
-VERDICT_CLASS = {"reached": "ok", "improving": "warn", "flat": "warn", "worse": "bad"}
-"""The summary's verdict, by the style of its line: reached in green, moving in amber, worse in red."""
+VERDICT_CLASS = {"reached": "ok", "on_track": "warn", "not_reached": "bad", "wrong_way": "bad", "not_measured": "warn"}
+"""The summary's verdict (crmnb.analysis.verdict.VERDICTS), by the style of its tile: reached in green, within
+the margin of error or not measured in amber, not reached or moving the wrong way in red."""
 
 
 def stylesheet() -> str:
@@ -96,20 +107,32 @@ def one_language(source: str, language: str) -> str:
     return "\n\n".join(keep)
 
 
-def render_notebook(nb: nbformat.NotebookNode, language: str) -> str:
+def _hidden(tags: set[str], language: str) -> bool:
+    """Return whether a cell with ``tags`` stays out of the report in ``language``."""
+    other = {"lang-en", "lang-zh"} - {f"lang-{language}"}
+    return bool(tags & HIDE_TAGS or tags & other)
+
+
+def render_notebook(nb: nbformat.NotebookNode, language: str, pointer: str = "", in_brief: Iterable[int] = ()) -> str:
     """Return the reader's HTML of an executed notebook: markdown and outputs, never code or prompts.
 
-    Cells tagged analyst-only are left out, and so are cells tagged for the other
-    language (lang-en / lang-zh); a cell tagged lang-both shows its ``language`` half.
+    Cells tagged analyst-only are left out, and so are cells tagged for the other language (lang-en /
+    lang-zh); a cell tagged lang-both shows its ``language`` half. A cell tagged workbook-only (model
+    diagnostics, long lists) becomes the one line ``pointer``, once for a run of such cells; a cell whose chart the brief shows (its index in
+    ``in_brief``) becomes a line pointing up to it.
     """
     parts: list[str] = []
     first_md = True
-    other = {"lang-en", "lang-zh"} - {f"lang-{language}"}
-    for cell in nb.cells:
+    briefed = set(in_brief)
+    for index, cell in enumerate(nb.cells):
         tags = set(cell.get("metadata", {}).get("tags", []))
-        if tags & HIDE_TAGS or tags & other:
+        if _hidden(tags, language):
             continue
-        if cell.cell_type == "markdown":
+        if WORKBOOK_TAG in tags or index in briefed:
+            line = _pointer_line(t("brief.in_brief", language)) if index in briefed else _pointer_line(pointer)
+            if line and (not parts or parts[-1] != line):
+                parts.append(line)
+        elif cell.cell_type == "markdown":
             src = one_language(cell.source, language) if BOTH_TAG in tags else cell.source
             if first_md:
                 src, first_md = _drop_first_heading(src), False
@@ -120,20 +143,85 @@ def render_notebook(nb: nbformat.NotebookNode, language: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def step_sections(notebooks: Iterable[Path], lang: str) -> list[dict]:
-    """Return each executed step notebook's number, title and reader's HTML (scripts removed), in step order."""
+def _pointer_line(text: str) -> str:
+    """Return a one-line pointer (to the brief, to the analyst's notebook) as the report shows it."""
+    return f"<p class='pointer'>{html.escape(text)}</p>" if text else ""
+
+
+def brief_charts(notebooks: Iterable[Path], lang: str, limit: int = BRIEF_CHARTS) -> list[dict]:
+    """Return the charts of the cells tagged ``brief`` in the executed notebooks, in step order, at most
+    ``limit``: each its notebook's file name, the cell's index, the PNG (base64) and its alt text.
+
+    The report's brief shows them; the e-mail takes the same ones.
+    """
+    charts: list[dict] = []
+    for path in sorted(notebooks):
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            if BRIEF_TAG not in tags or _hidden(tags, lang):
+                continue
+            png = next((o["data"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})), None)
+            if png and len(charts) < limit:
+                alt = str(png.get("text/plain", "chart")).strip()
+                charts.append({"notebook": path.name, "cell": index, "png": png["image/png"].strip(), "alt": alt})
+    return charts
+
+
+def step_sections(notebooks: Iterable[Path], lang: str, charts: Iterable[dict] = ()) -> list[dict]:
+    """Return each executed step notebook's number, title and reader's HTML (scripts removed), in step order.
+
+    The cells whose charts are in the brief (``charts``, from :func:`brief_charts`) point up to it.
+    """
     steps = []
     for path in sorted(notebooks):
         step = int(path.name[:2])
-        body = render_notebook(nbformat.read(path, as_version=4), lang)
+        shown = [c["cell"] for c in charts if c["notebook"] == path.name]
+        pointer = t("brief.workbook_only", lang, step=step)
+        body = render_notebook(nbformat.read(path, as_version=4), lang, pointer, shown)
         body = re.sub(r"<script\b.*?</script>", "", body, flags=re.S | re.I)  # outputs never need scripts
         # the notebooks' HTML is markup already: display helpers escape the CRM text they show
         steps.append({"number": step, "title": step_title(step, lang), "html": Markup(body)})
     return steps
 
 
-def report_html(case: CaseParams, summary: dict, steps: list[dict], generated: datetime) -> str:
-    """Return the report page: the summary, the notes, the contents and the steps, with the glyphs it needs."""
+def verdict_label(verdict: str, lang: str) -> str:
+    """Return a verdict's words (a summary from before the verdict had its interval keeps its own words)."""
+    for key in (f"brief.verdict.{verdict}", f"report.{verdict}"):
+        if has(key):
+            return t(key, lang)
+    return verdict
+
+
+def kpi_tiles(case: CaseParams, summary: dict) -> list[dict]:
+    """Return the brief's tiles: the measured baseline, now with its interval and latest month, the target,
+    the verdict; each its label, value, lines under it and style."""
+    lang, goal = case.language, summary["goal"]
+    unit = goal["unit"]
+    (b0, b1), (a0, a1) = case.windows["before"], case.windows["after"]
+    now_lines = [t("brief.tile.window", lang, start=a0, end=a1)]
+    if summary.get("interval"):
+        now_lines.insert(0, t("brief.tile.ci", lang, interval=span(*summary["interval"], unit)))
+    if summary.get("latest_month"):
+        latest = {**summary["latest_month"], "n": None}  # the month's interval is in the verdict's text
+        now_lines.append(latest_sentence(latest, unit, lang).rstrip("。."))
+    verdict = summary["verdict"]
+    return [
+        {"label": t("report.baseline", lang), "value": fmt_value(summary["before"], unit),
+         "lines": [t("brief.tile.window", lang, start=b0, end=b1)], "style": ""},
+        {"label": t("report.now", lang), "value": fmt_value(summary["now"], unit), "lines": now_lines, "style": ""},
+        {"label": t("report.target", lang), "value": fmt_value(goal["target"], unit),
+         "lines": [t("brief.tile.by", lang, deadline=goal["deadline"])], "style": ""},
+        {"label": t("report.verdict", lang), "value": verdict_label(verdict, lang), "lines": [],
+         "style": f"verdict {VERDICT_CLASS.get(verdict, 'warn')}"},
+    ]  # fmt: skip
+
+
+def report_html(
+    case: CaseParams, summary: dict, steps: list[dict], generated: datetime, charts: Iterable[dict] = ()
+) -> str:
+    """Return the report page: the brief (tiles, verdict, findings, actions, charts), then the seven steps,
+    each collapsed, with the glyphs it needs."""
     lang = case.language
     context = dict(
         case=case,
@@ -144,7 +232,9 @@ def report_html(case: CaseParams, summary: dict, steps: list[dict], generated: d
         department=department,
         generated=f"{generated:%Y-%m-%d %H:%M}",
         summary=summary,
-        verdict_class=VERDICT_CLASS[summary["verdict"]],
+        tiles=kpi_tiles(case, summary),
+        verdict_text=summary.get("verdict_text") or verdict_label(summary["verdict"], lang),
+        charts=list(charts),
         steps=steps,
         font_stack=FONT_STACK,
         cjk_family=CJK_FAMILY,
@@ -156,8 +246,10 @@ def report_html(case: CaseParams, summary: dict, steps: list[dict], generated: d
 
 def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> Path:
     """Write ``report.html`` for the case from its executed notebooks and step 7's summary."""
-    steps = step_sections(notebooks, case.language)
-    page = report_html(case, ws.read_json("report/summary"), steps, datetime.now())
+    books = sorted(notebooks)
+    charts = brief_charts(books, case.language)
+    steps = step_sections(books, case.language, charts)
+    page = report_html(case, ws.read_json("report/summary"), steps, datetime.now(), charts)
     out = ws.folder / "report.html"
     out.write_text(page, encoding="utf-8")
     return out

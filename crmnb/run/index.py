@@ -127,7 +127,10 @@ def _verdict(e: dict, lang: str) -> dict | None:
         return None
     v = str(s["verdict"])
     now = f"{_fmt(s.get('before'), unit, lang)} → {_fmt(s.get('now'), unit, lang)}"
-    return {"key": v, "label": _word("index.verdict", v, lang), "now": now, "earlier": e["summary_earlier"]}
+    # the verdict's words as the report's tile has them; an earlier summary's verdict keeps the index's words
+    label = t(f"brief.verdict.{v}", lang) if has(f"brief.verdict.{v}") else _word("index.verdict", v, lang)
+    headline = str(s.get("headline") or "")  # in the case's language, as the report and the e-mail's subject
+    return {"key": v, "label": label, "headline": headline, "now": now, "earlier": e["summary_earlier"]}
 
 
 def _status(e: dict, lang: str) -> dict:
