@@ -106,6 +106,16 @@ def take_in(
     return got
 
 
+def take_in_for(case: Any, name: str, frame: pd.DataFrame, loc: Located, raw: Raw, key: bytes | None) -> Intake:
+    """Return one table of ``case`` taken in, or raise :class:`DataError` when none of its rows falls in the
+    case's analysis period (an export cut short, dates that could not be read)."""
+    from crmnb.intake.period import check_in_period
+
+    got = take_in(name, frame, loc, raw, getattr(case, "timezone", None), key)
+    check_in_period(name, got.table, case, got.issues)
+    return got
+
+
 def mark_cut(got: Intake, frame: pd.DataFrame, name: str, why: str) -> None:
     """List the last row of a file cut short as unreadable, so cleaning quarantines it with a log line."""
     from crmnb.intake.parse import ISSUE_COLUMNS
@@ -153,7 +163,7 @@ def load_tables(
             return None
 
     def keep(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
-        got = attempt(name, take_in, name, frame, loc, raw, getattr(case, "timezone", None), key)
+        got = attempt(name, take_in_for, case, name, frame, loc, raw, key)
         if got is not None:
             out[name] = got
 
