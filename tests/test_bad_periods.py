@@ -61,7 +61,7 @@ def test_no_order_in_the_period_is_said_by_validate_and_by_intake(tmp_path, caps
     code, out = _validate(folder, capsys)
     assert code == 1
     line = next(x for x in out.splitlines() if x.strip().startswith("orders"))
-    assert "ERROR" in line and "table 'orders'" in line and "order_date" in line and PERIOD in line, line
+    assert "ERROR" in line and "orders.csv: table 'orders'" in line and "order_date" in line and PERIOD in line, line
     assert found in line
     assert "10 of 11 tables usable; 1 with errors" in out
     with pytest.raises(
@@ -117,7 +117,8 @@ def test_a_run_without_orders_in_the_period_stops_in_step_2_saying_so(demo_witho
     assert main(["validate", str(case)]) == 1
     said = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("orders"))
     message = said.split("ERROR", 1)[1].strip()
-    assert message.startswith("table 'orders'") and "order_date" in message and "2025-10-01 – 2025-12-31" in message
+    assert message.startswith(str(case.parent.parent / "data" / "orders.csv") + ": table 'orders': none of its")
+    assert "order_date" in message and "2025-10-01 – 2025-12-31" in message
     with pytest.raises(StepFailed) as err:
         run_case(case, case.parent.parent / "out", progress=None, index=False)
     text = str(err.value)

@@ -112,7 +112,7 @@ def take_in_for(case: Any, name: str, frame: pd.DataFrame, loc: Located, raw: Ra
     from crmnb.intake.period import check_in_period
 
     got = take_in(name, frame, loc, raw, getattr(case, "timezone", None), key)
-    check_in_period(name, got.table, case, got.issues)
+    check_in_period(name, got.table, case, got.issues, loc.label)
     return got
 
 

@@ -65,11 +65,12 @@ def outside_period(
     )
 
 
-def check_in_period(name: str, table: pd.DataFrame, case, issues: pd.DataFrame | None = None) -> None:
-    """Raise :class:`DataError` when no row of ``table`` falls in the case's analysis period."""
+def check_in_period(name: str, table: pd.DataFrame, case, issues: pd.DataFrame | None = None, source: str = "") -> None:
+    """Raise :class:`DataError` when no row of ``table`` falls in the case's analysis period, naming its
+    ``source`` (the file, or the database and table, it was read from) first."""
     why = outside_period(name, table, case, issues) if hasattr(case, "period") else None
     if why:
-        raise DataError(why)
+        raise DataError(f"{source}: {why}" if source else why)
 
 
 def check_kept_in_period(tables: dict[str, pd.DataFrame], quarantine: pd.DataFrame, case) -> None:
