@@ -19,6 +19,7 @@ from crmnb.frames import isin
 from crmnb.intake.checks import problems
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
 from crmnb.intake.ledger import Ledger, text
+from crmnb.intake.protect import REWRITTEN_COLUMNS
 from crmnb.intake.schema import ROW, TABLES
 from crmnb.registry import Registry
 
@@ -296,11 +297,15 @@ def contact_formats(book: Ledger, given: Given) -> None:
             df = book.tables[table]
             if col not in df:
                 continue
-            src, new = df[col], normalise(df[col])
-            changed = src.notna() & (new.astype(object) != src.astype(object))
-            if changed.any():
-                df = df.copy()
-                df[col] = new
-                book.replace(table, df)
+            flag = REWRITTEN_COLUMNS[col]
+            if flag in df:  # normalised at intake, before it was keyed: intake said which
+                changed = int(df[flag].sum())
+                book.replace(table, df.drop(columns=flag))
+            else:
+                src, new = df[col], normalise(df[col])
+                changed = int((src.notna() & (new.astype(object) != src.astype(object))).sum())
+                if changed:
+                    book.replace(table, df.assign(**{col: new}))
+            if changed:
                 rule, detail = text(f"contact_format.{col}.rule"), text(f"contact_format.{col}.detail")
-                book.note(rule, table, col, int(changed.sum()), text("contact_format.action"), detail)
+                book.note(rule, table, col, changed, text("contact_format.action"), detail)

@@ -39,16 +39,26 @@ def normalise_name(s: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- duplicates
+def _matchable(customers: pd.DataFrame, col: str, normalise) -> pd.Series:
+    """Return what a contact column is matched by: its key when intake keyed it, else it normalised."""
+    key = f"{col}_key"  # crmnb.intake.protect.KEY_COLUMNS, which imports this module
+    if key in customers.columns:
+        return customers[key].astype(object).where(customers[key].notna(), None)
+    return normalise(customers[col])
+
+
 def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
     """Return duplicate customer records and the record each merges into.
 
     Two records are the same customer when their normalised phone or e-mail match
     (directly or through a third record). The earliest created record, then the
     smallest id, is kept. Columns: duplicate_id, kept_id, match_on, duplicate_row.
+    Contacts that intake keyed (``phone_key``, ``email_key``: hashes of the normalised
+    contact) are compared by their keys.
     """
     c = customers[["customer_id", "created_at", ROW]].copy()
-    c["phone_n"] = normalise_phone(customers["phone"])
-    c["email_n"] = normalise_email(customers["email"])
+    c["phone_n"] = _matchable(customers, "phone", normalise_phone)
+    c["email_n"] = _matchable(customers, "email", normalise_email)
     c = c[c["customer_id"].notna()].sort_values(["created_at", "customer_id"], na_position="last", kind="stable")
     ids = c["customer_id"].tolist()
     pos = {cid: i for i, cid in enumerate(ids)}

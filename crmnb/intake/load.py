@@ -66,10 +66,19 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
-def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw, timezone: str | None = None) -> Intake:
+def take_in(
+    name: str,
+    frame: pd.DataFrame,
+    loc: Located,
+    raw: Raw,
+    timezone: str | None = None,
+    contact_key: bytes | None = None,
+) -> Intake:
     """Return one table's export taken in (typed) and validated, with where and how it was read.
 
     Times written with a zone are converted to ``timezone`` (the case's; default Asia/Shanghai).
+    With ``contact_key``, phones and e-mails are kept only as keyed hashes and masked forms, and
+    notes masked (:mod:`crmnb.intake.protect`): what the hand-offs hold when the case masks personal data.
 
     Raises :class:`DataError` when a table the analysis cannot do without has no rows.
     """
@@ -89,7 +98,21 @@ def take_in(name: str, frame: pd.DataFrame, loc: Located, raw: Raw, timezone: st
     got.notes.extend(raw.notes)
     if raw.cut is not None and len(got.table):
         mark_cut(got, frame, name, raw.cut)
+    if contact_key is not None:
+        from crmnb.intake.protect import protect
+
+        protect(got, contact_key)
     got.validation = check_intake(got.table, name, loc.label)
+    return got
+
+
+def take_in_for(case: Any, name: str, frame: pd.DataFrame, loc: Located, raw: Raw, key: bytes | None) -> Intake:
+    """Return one table of ``case`` taken in, or raise :class:`DataError` when none of its rows falls in the
+    case's analysis period (an export cut short, dates that could not be read)."""
+    from crmnb.intake.period import check_in_period
+
+    got = take_in(name, frame, loc, raw, getattr(case, "timezone", None), key)
+    check_in_period(name, got.table, case, got.issues, loc.label)
     return got
 
 
@@ -124,6 +147,11 @@ def load_tables(
     ``errors`` is given, collects each table's error there and goes on.
     """
     out: dict[str, Any] = {}
+    key = None
+    if getattr(case, "mask_pii", True):
+        from crmnb.intake.protect import contact_key
+
+        key = contact_key(str(getattr(case, "case_id", "")))
 
     def attempt(name: str, step: Callable, *args: Any) -> Any:
         try:
@@ -135,7 +163,7 @@ def load_tables(
             return None
 
     def keep(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
-        got = attempt(name, take_in, name, frame, loc, raw, getattr(case, "timezone", None))
+        got = attempt(name, take_in_for, case, name, frame, loc, raw, key)
         if got is not None:
             out[name] = got
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,7 +57,7 @@ ENCODINGS: tuple[str, ...] = ("utf-8-sig", "gb18030")
 _SECRET_NAME = re.compile(r"(?i)pass|pwd|secret|token|key|auth|credential")
 """Query parameters that hold a secret: password=, pwd=, passphrase=, key=, cipher_key=, auth_token=…"""
 
-_INNER_SECRET = re.compile(r"(?i)((?:pwd|password|passphrase|key)\s*(?:=|%3D))(?!\*\*\*)(?:(?!;|%3B|&).)*")
+_INNER_SECRET = re.compile(r"(?i)((?:pwd|password|passphrase|key)\s*(?:=|%3D))(?!\*\*\*|\$\{)((?:(?!;|%3B|&).)*)")
 """A secret inside a parameter's value, as ODBC connection strings write it: odbc_connect=…;PWD=x;…"""
 
 
@@ -74,23 +75,48 @@ def redact(url: str | None) -> str:
     >>> redact("mysql://bi:${DB_PASSWORD}@db/crm"), redact("sqlite:///data/crm.db")
     ('mysql://bi:${DB_PASSWORD}@db/crm', 'sqlite:///data/crm.db')
     """
+    return _hide(url, lambda _secret: "***")
+
+
+def as_references(url: str, names: Iterator[str]) -> tuple[str, dict[str, str]]:
+    """Return a database URL with each secret in it replaced by a ``${VAR}`` reference, the variables
+    named from ``names``, and the value of each variable: what a URL is recorded as, the values given
+    only to the process that connects.
+
+    >>> as_references("postgresql://bi:hunter2@db/crm?key=k1", iter(["S1", "S2"]))
+    ('postgresql://bi:${S1}@db/crm?key=${S2}', {'S1': 'hunter2', 'S2': 'k1'})
+    """
+    values: dict[str, str] = {}
+
+    def refer(secret: str) -> str:
+        name = next(names)
+        values[name] = secret
+        return "${" + name + "}"
+
+    return _hide(url, refer), values
+
+
+def _hide(url: str | None, hide: Callable[[str], str]) -> str:
+    """Return ``url`` with each secret in it replaced by ``hide(secret)``: the user part's password and the
+    values of the query parameters that hold one (see :func:`redact`)."""
     if not url:
         return ""
     base, q, query = str(url).partition("?")
     m = re.match(r"^([^:/?]*://)([^/].*)@", base)  # the user part runs to the last '@' before the query
     if m and ":" in m.group(2):
         user, _, password = m.group(2).partition(":")
-        if not re.fullmatch(r"\$\{\w+\}", password):
-            base = f"{m.group(1)}{user}:***@{base[m.end() :]}"
-    query = re.sub(r"(^|&)([^=&]*)=([^&\s]*)", _redact_parameter, query)  # a value ends at '&' or a blank
+        if not re.fullmatch(r"\$\{\w+\}|\*\*\*", password):
+            base = f"{m.group(1)}{user}:{hide(password)}@{base[m.end() :]}"
+    # a parameter's value ends at '&' or a blank
+    query = re.sub(r"(^|&)([^=&]*)=([^&\s]*)", lambda p: _hide_parameter(p, hide), query)
     return base + q + query
 
 
-def _redact_parameter(m: re.Match) -> str:
+def _hide_parameter(m: re.Match, hide: Callable[[str], str]) -> str:
     lead, name, value = m.groups()
     if _SECRET_NAME.search(name) and not re.fullmatch(r"\$\{\w+\}|\*\*\*|", value):
-        return f"{lead}{name}=***"
-    return lead + name + "=" + _INNER_SECRET.sub(r"\1***", value)
+        return f"{lead}{name}={hide(value)}"
+    return lead + name + "=" + _INNER_SECRET.sub(lambda i: i.group(1) + (hide(i.group(2)) if i.group(2) else ""), value)
 
 
 # --------------------------------------------------------------------------- case-file models

@@ -80,7 +80,7 @@ class Kernel:
     variable another step left behind.
     """
 
-    def __init__(self, cwd: Path, deadline: float):
+    def __init__(self, cwd: Path, deadline: float, env: dict[str, str] | None = None):
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
@@ -88,7 +88,9 @@ class Kernel:
         self.case_bound = False  # set when a wait was cut short by the case's time limit
         # asynchronous, as nbclient expects: it notices a dead kernel only while its loop is free
         self.km = AsyncKernelManager(kernel_name=KERNEL, config=_kernel_config())
-        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGUMENTS))
+        # ``env``: what only this case's kernel is given (a database URL's secrets, unrecorded)
+        extra = {"env": {**os.environ, **env}} if env else {}
+        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGUMENTS), **extra)
         self.kc = self._client()
         self.pending = self.kc.execute(_WARM, silent=True, store_history=False)  # queued until the kernel listens
         self.used = False

@@ -7,53 +7,6 @@ import pandas as pd
 from crmnb.intake.checks import SHOW_ROWS
 from crmnb.intake.schema import TABLES
 
-UNDATED = ("customers", "campaigns")
-"""Tables whose rows may all lie outside the analysis period: customers created earlier, campaigns spanning it."""
-
-
-def analysis_span(case) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Return the first and last moment the analysis reads: from the 'before' window (or the period) to the
-    period's last day, both included."""
-    start = min(case.period.start, case.windows["before"][0])
-    return pd.Timestamp(start), pd.Timestamp(case.period.end) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-
-
-def _unreadable_example(issues: pd.DataFrame | None, col: str) -> str:
-    """Return "e.g. '45123' in export rows 2, 3, 4 …" for a date column's unreadable values, or ''."""
-    if issues is None or not len(issues) or "column" not in issues:
-        return ""
-    mine = issues[issues["column"] == col]
-    if not len(mine):
-        return ""
-    rows = ", ".join(map(str, mine["row"].head(SHOW_ROWS))) + (" …" if len(mine) > SHOW_ROWS else "")
-    return f", e.g. {mine['value'].iloc[0]!r} in export rows {rows}"
-
-
-def outside_period(name: str, table: pd.DataFrame, case, issues: pd.DataFrame | None = None) -> str | None:
-    """Return why no row of ``table`` falls in the analysis period (what its dates span, how many are
-    unreadable), or None when some row does, or it has no rows or dates to judge by."""
-    dates = [c for c in TABLES[name].dates if c in table.columns] if name in TABLES else []
-    if name in UNDATED or not dates or not len(table):
-        return None
-    col = dates[0]
-    when = pd.to_datetime(table[col], errors="coerce")
-    lo, hi = analysis_span(case)
-    if when.between(lo, hi).any():
-        return None
-    read = when.dropna()
-    spans = f"its {col} runs from {read.min():%Y-%m-%d} to {read.max():%Y-%m-%d}" if len(read) else ""
-    unreadable = len(when) - len(read)
-    bad = (
-        f"{unreadable:,} of {len(when):,} rows have no readable {col}{_unreadable_example(issues, col)}"
-        if unreadable
-        else ""
-    )
-    found = "; ".join(x for x in (spans, bad) if x)
-    return (
-        f"table '{name}': none of its {len(table):,} rows falls in the analysis period "
-        f"{lo:%Y-%m-%d} – {hi:%Y-%m-%d} ({found}); is the export cut short, or the period wrong?"
-    )
-
 
 # --------------------------------------------------------------------------- crmnb validate
 def validate_case(case_file, say=print) -> int:
@@ -77,11 +30,7 @@ def validate_case(case_file, say=print) -> int:
         return 1
     say(f"{case_file}: case file valid ({case.case_id}, {case.title})")
     errors: dict = {}
-    intakes = load_tables(case, errors=errors)
-    for name, got in intakes.items():
-        why = None if name in errors else outside_period(name, got.table, case, got.issues)
-        if why:
-            errors[name] = why
+    intakes = load_tables(case, errors=errors)  # a table with no row in the period is an error there
     width = max(len(t) for t in TABLES)
     for name in TABLES:
         try:
@@ -109,16 +58,20 @@ def validate_case(case_file, say=print) -> int:
                     f"export rows {rows})"
                 )
     usable = {k: v for k, v in intakes.items() if k not in errors}
-    if not errors:
-        _preview_cleaning(usable, case, say, width)
+    stops = _preview_cleaning(usable, case, say, width) if not errors else None
     bad = len(errors)
     say(f"{len(TABLES) - bad} of {len(TABLES)} tables usable" + (f"; {bad} with errors" if bad else ""))
-    return 1 if bad else 0
+    if stops:
+        say(f"the run would stop in step 4: {stops}")
+    return 1 if bad or stops else 0
 
 
-def _preview_cleaning(intakes: dict, case, say, width: int) -> None:
-    """Say what step 4 will quarantine, per table and rule, without writing anything."""
+def _preview_cleaning(intakes: dict, case, say, width: int) -> str | None:
+    """Say what step 4 will quarantine, per table and rule, without writing anything; return why step 4
+    would stop (cleaning leaves a table no row in the period), or None."""
+    from crmnb.errors import DataError
     from crmnb.intake.cleaning import clean
+    from crmnb.intake.period import check_kept_in_period
 
     issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
     formats = pd.concat([g.formats for g in intakes.values()], ignore_index=True)
@@ -131,12 +84,17 @@ def _preview_cleaning(intakes: dict, case, say, width: int) -> None:
         )
     except Exception as exc:  # the CLI never shows a bare traceback
         say(f"  cleaning would stop: {exc}")
-        return
+        return str(exc)
     q = cleaned.quarantine
     if not len(q):
         say("  cleaning: no row will be quarantined")
-        return
-    say("  cleaning (step 4) will quarantine, with their original values kept:")
-    for (table, rule), g in q.groupby(["table", "rule"], sort=False):
+    else:
+        say("  cleaning (step 4) will quarantine, with their original values kept:")
+    for (table, rule), g in q.groupby(["table", "rule"], sort=False) if len(q) else ():
         rows = ", ".join(map(str, g["row"].head(SHOW_ROWS))) + (" …" if len(g) > SHOW_ROWS else "")
         say(f"    {table:<{width}}  {len(g):>6,} {rule} (export rows {rows}; e.g. {g['reason'].iloc[0]})")
+    try:
+        check_kept_in_period(cleaned.tables, q, case)
+    except DataError as exc:
+        return str(exc)
+    return None

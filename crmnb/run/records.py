@@ -8,6 +8,7 @@ and the batch (``crmnb.run.batch``) both read and write it through this module, 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -207,6 +208,32 @@ def write_record(folder: Path, record: dict) -> Path:
     path = folder / RUN_FILE
     write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n")
     return path
+
+
+SECRET_ENV = "CRMNB_SECRET_"
+"""How the variables begin that hand a database URL's secrets to the case's kernel, unrecorded."""
+
+
+def recorded_settings(settings: dict) -> tuple[dict, dict[str, str]]:
+    """Return a case's settings as its notebooks record them, each secret in a database URL replaced by a
+    ``${VAR}`` reference, and the value of each variable: those go to the case's kernel only."""
+    from crmnb.intake.sources import as_references
+
+    names = (f"{SECRET_ENV}{i}" for i in itertools.count(1))
+    env: dict[str, str] = {}
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, str) and "://" in v:
+            out, values = as_references(v, names)
+            env.update(values)
+            return out
+        return v
+
+    return walk(settings), env
 
 
 def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: str | None = None) -> dict:

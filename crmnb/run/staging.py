@@ -10,8 +10,10 @@ never mix: the last to finish is the case's.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from crmnb.run.records import pid_alive
@@ -81,3 +83,17 @@ def moved(path: Path, stage: Path, folder: Path) -> Path:
         return folder / Path(path).relative_to(stage)
     except ValueError:
         return Path(path)
+
+
+def relocate(notebooks: Iterable[Path], stage_root_folder: Path, root: Path) -> None:
+    """Rewrite executed notebooks to name the output root they are moved into, not the run's own folder:
+    their recorded ``output_root`` parameter, papermill's output path and any path a cell printed."""
+    pairs = {str(stage_root_folder): str(root)}
+    pairs[json.dumps(str(stage_root_folder))[1:-1]] = json.dumps(str(root))[1:-1]  # as the notebook's JSON writes it
+    for nb in notebooks:
+        text = nb.read_text(encoding="utf-8")
+        new = text
+        for old, to in pairs.items():
+            new = new.replace(old, to)
+        if new != text:
+            nb.write_text(new, encoding="utf-8")

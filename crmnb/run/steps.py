@@ -34,16 +34,25 @@ from crmnb.run.records import (
     notebooks_dir,
     read_record,
     recorded_outputs,
+    recorded_settings,
     resume_check,
     start_record,
     step_notebooks,
     without_system_lines,
     written,
 )
-from crmnb.run.staging import clear_stale, discard, moved, publish, stage_root
+from crmnb.run.staging import clear_stale, discard, moved, publish, relocate, stage_root
 
 NOTEBOOK_PARAMETERS = ("case_file", "output_root", "case")
 """What the runner passes to every notebook's ``parameters`` cell."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the steps of a run need besides the case: the output root it ends in, its kernel's secrets."""
+
+    root: Path
+    env: dict[str, str] | None = None
 
 
 class StepTimeout(StepFailed):
@@ -240,10 +249,13 @@ def _execute_steps(
     return done
 
 
-def _start_kernel(case: CaseParams, books: list[Path], src: Path, deadline: float) -> Kernel:
-    """Start the case's kernel, or raise StepFailed naming the first step it was for."""
+def _start_kernel(
+    case: CaseParams, books: list[Path], src: Path, deadline: float, env: dict[str, str] | None = None
+) -> Kernel:
+    """Start the case's kernel (given ``env`` besides this process's environment), or raise StepFailed naming
+    the first step it was for."""
     try:
-        return Kernel(src, deadline)
+        return Kernel(src, deadline, env)
     except Exception as exc:
         raise _step_error(
             StepFailed,
@@ -256,13 +268,20 @@ def _start_kernel(case: CaseParams, books: list[Path], src: Path, deadline: floa
 
 
 def _run_steps_and_outputs(
-    case: CaseParams, books: list[Path], src: Path, ws: Workspace, params: dict, say: Callable[[str], None], t0: float
+    case: CaseParams,
+    books: list[Path],
+    src: Path,
+    ws: Workspace,
+    params: dict,
+    say: Callable[[str], None],
+    t0: float,
+    run: _Run,
 ) -> tuple[list[Path], dict[str, Path]]:
     """Execute the steps in one kernel, then write every output; return the executed notebooks and the outputs."""
     deadline = t0 + case.timeout_minutes * 60
     out_nb = ws.folder / "notebooks"
     # the kernel imports its libraries while this process loads papermill and the outputs' modules
-    kernel = _start_kernel(case, books, src, deadline)
+    kernel = _start_kernel(case, books, src, deadline, run.env)
     try:
         skip_unused_slow_imports()
         import papermill  # noqa: F401
@@ -271,6 +290,7 @@ def _run_steps_and_outputs(
         done = _execute_steps(case, books, src, out_nb, params, say, deadline, kernel)
     finally:
         kernel.close()
+    relocate(done, ws.root, run.root)  # the report is built from notebooks that name where they end up
     try:
         return done, build_outputs(case, done, ws)
     except Exception as exc:
@@ -304,6 +324,7 @@ def _keep_failed_notebooks(stage: Workspace, ws: Workspace, exc: BaseException) 
     """Move a failed run's executed notebooks into the case folder (its report and hand-offs are left
     out: the last good ones stay), and say in its error where they are now."""
     try:
+        relocate(sorted((stage.folder / "notebooks").glob("*.ipynb")), stage.root, ws.root)
         publish(stage.folder, ws.folder, complete=False)
     except OSError:
         discard(stage.root)
@@ -351,13 +372,14 @@ def _run_in_stage(
     params: dict,
     say: Callable[[str], None],
     t0: float,
+    env: dict[str, str] | None = None,
 ) -> tuple[list[Path], dict[str, Path]]:
     """Run the steps and write the outputs in the run's own folder ``stage``, then move them into the case's."""
     try:
         (stage.folder / "notebooks").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_folder_error(stage.folder, exc) from None
-    done, outputs = _run_steps_and_outputs(case, books, src, stage, params, say, t0)
+    done, outputs = _run_steps_and_outputs(case, books, src, stage, params, say, t0, _Run(ws.root, env))
     try:
         publish(stage.folder, ws.folder)
     except OSError as exc:
@@ -400,11 +422,13 @@ def run_case(
     record = new_record(case, file, prints, run_id=os.environ.get(RUN_ID_ENV))
     _open_folder(root, ws, record)
     stage = Workspace(stage_root(root, case.case_id), case.case_id)
-    # the case's settings travel with the run, so each executed notebook records what it ran with
-    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(stage.root), settings)))
+    # the case's settings travel with the run, so each executed notebook records what it ran with: its
+    # database URLs' secrets as ${VAR} references, their values given to its kernel only
+    recorded, secrets = recorded_settings(settings)
+    params = dict(zip(NOTEBOOK_PARAMETERS, (str(file), str(stage.root), recorded)))
     prefer_this_python()
     try:
-        done, outputs = _run_in_stage(case, books, src, stage, ws, params, say, t0)
+        done, outputs = _run_in_stage(case, books, src, stage, ws, params, say, t0, secrets)
     except BaseException as exc:
         _keep_failed_notebooks(stage, ws, exc)
         _failed(ws, record, exc, time.perf_counter() - t0)

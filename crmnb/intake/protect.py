@@ -1,0 +1,92 @@
+"""Personal data kept out of the step hand-offs: contacts replaced by keyed hashes, free text masked.
+
+Step 4 finds duplicate customers by their phone or e-mail, so the hand-offs must still tell two
+equal contacts apart from two different ones, but never hold the contact itself. Intake writes
+each phone and e-mail normalised (digits only, lower case) and then as an HMAC-SHA256 under a key
+that is never written anywhere: equal contacts get equal keys, and nobody can turn a key back into
+a number by trying all 11-digit mobiles without the key. The shown column keeps the contact as a
+reader sees it (``138****5678``), and notes have their resident IDs, bank cards, phones and
+e-mails masked (:func:`crmnb.present.masking.mask_text`).
+
+The key is drawn at random once per process (one run's kernel), unless ``CRMNB_CONTACT_KEY`` is
+set: then it is derived from that secret and the case id, so a department's runs give the same
+keys from one run to the next (to follow a customer across batches) and only to those who hold it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+import pandas as pd
+
+from crmnb.intake.duplicates import normalise_email, normalise_phone
+from crmnb.intake.parse import Intake
+from crmnb.present.masking import mask_email, mask_phone, mask_text
+
+CONTACT_KEY_ENV = "CRMNB_CONTACT_KEY"
+"""The environment variable that holds a department's secret for contact keys (optional)."""
+
+KEY_COLUMNS: dict[str, str] = {"phone": "phone_key", "email": "email_key"}
+"""The column that holds each contact column's keyed hash in the hand-offs."""
+
+CONTACTS = (("phone", normalise_phone, mask_phone), ("email", normalise_email, mask_email))
+"""Each contact column with the function that normalises it for matching and the one that masks it."""
+
+FREE_TEXT = ("note",)
+"""The free-text columns: a rep's notes, where anything personal may be written."""
+
+REWRITTEN_COLUMNS: dict[str, str] = {"phone": "phone_rewritten", "email": "email_rewritten"}
+"""The column that says which contacts intake found written other than normalised, for step 4's log."""
+
+_RUN_KEY = secrets.token_bytes(32)  # this process's own: never written, gone when the run ends
+
+
+def contact_key(case_id: str) -> bytes:
+    """Return the key contacts are hashed under: derived from ``CRMNB_CONTACT_KEY`` and the case, else this run's."""
+    secret = os.environ.get(CONTACT_KEY_ENV, "")
+    if not secret:
+        return _RUN_KEY
+    return hmac.new(secret.encode("utf-8"), f"crmnb contact key {case_id}".encode(), hashlib.sha256).digest()
+
+
+def keyed(values: pd.Series, key: bytes) -> pd.Series:
+    """Return each value's HMAC-SHA256 under ``key`` (32 hex digits); missing stays missing.
+
+    >>> keyed(pd.Series(["13812345678", None, "13812345678"]), b"k").tolist()
+    ['c365caf352e309a6776df9ae371e47d9', None, 'c365caf352e309a6776df9ae371e47d9']
+    """
+    digest = {v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for v in values.dropna().unique()}
+    return values.map(digest).astype(object).where(values.notna(), None)
+
+
+def masked_text(s: pd.Series) -> pd.Series:
+    """Return free text with its personal numbers and addresses masked; text without a digit or @ is left as it is."""
+    text = s.astype("str")
+    has = text.str.contains(r"\d|@", regex=True).fillna(False).astype(bool)
+    if not has.any():
+        return s
+    out = text.copy()
+    out[has] = text[has].map(mask_text)
+    return out
+
+
+def protect(got: Intake, key: bytes) -> None:
+    """Replace the contacts of one taken-in table by their keys and masked forms, and mask its notes.
+
+    Which contacts were written other than normalised is kept (:data:`REWRITTEN_COLUMNS`): step 4's
+    log counts those of the rows it keeps.
+    """
+    df = got.table
+    for col, normalise, mask in CONTACTS:
+        if col not in df.columns:
+            continue
+        src, new = df[col], normalise(df[col])
+        df[REWRITTEN_COLUMNS[col]] = (src.notna() & (new.astype(object) != src.astype(object))).to_numpy()
+        df[KEY_COLUMNS[col]] = keyed(new, key)
+        df[col] = new.map(mask).astype("str")
+    for col in FREE_TEXT:
+        if col in df.columns:
+            df[col] = masked_text(df[col])
