@@ -112,18 +112,16 @@ def test_email_command_writes_an_eml(report, tmp_path, capsys):
     assert "report not found" in capsys.readouterr().err
 
 
-def test_every_other_output_beside_the_report_is_attached(report, monkeypatch):
-    """The attachments come from the output registry: a new format is attached without a change here."""
+def test_every_output_beside_the_report_is_attached(report, monkeypatch):
+    """The attachments come from the output registries: a new format is attached without a change here."""
     import dataclasses
 
-    from crmnb.present import mail, outputs
+    from crmnb.present import outputs
 
-    extra = dataclasses.replace(
-        outputs.OUTPUTS["tables.xlsx"], name="report.pdf", key="pdf", media_type="application/pdf"
-    )
-    monkeypatch.setattr(outputs, "OUTPUTS", {**outputs.OUTPUTS, "report.pdf": extra})
-    monkeypatch.setattr(mail, "OUTPUTS", outputs.OUTPUTS)
+    extra = dataclasses.replace(outputs.OUTPUTS["tables.xlsx"], name="plan.csv", key="csv", media_type="text/csv")
+    monkeypatch.setattr(outputs, "ON_REQUEST", {**outputs.ON_REQUEST, "plan.csv": extra})
     (report.parent / "report.pdf").write_bytes(b"%PDF-1.4 a report to print")
+    (report.parent / "plan.csv").write_text("action,owner\n", encoding="utf-8")
     got = email.message_from_bytes(
         build_message(report, ["a@example.com"], "x@example.com").as_bytes(), policy=policy.default
     )
@@ -132,6 +130,7 @@ def test_every_other_output_beside_the_report_is_attached(report, monkeypatch):
         "case_x_report.html": "text/html",
         "case_x_tables.xlsx": outputs.XLSX,
         "case_x_report.pdf": "application/pdf",
+        "case_x_plan.csv": "text/csv",
     }
     only = build_message(report, ["a@example.com"], "x@example.com", attachments=[])
     assert not list(only.iter_attachments())

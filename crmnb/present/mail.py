@@ -11,12 +11,12 @@ from pathlib import Path
 
 from crmnb.errors import CrmnbError
 from crmnb.present.mail_brief import brief_html, brief_text, make_brief
-from crmnb.present.outputs import OUTPUTS, media_type
+from crmnb.present.outputs import every_output, media_type
 
 
 def attachments_beside(report: Path) -> list[Path]:
     """Return the case's outputs found beside its report, the report included, in the registry's order."""
-    return [p for name in OUTPUTS if (p := report.with_name(name)).is_file()]
+    return [p for name in every_output() if (p := report.with_name(name)).is_file()]
 
 
 def build_message(
