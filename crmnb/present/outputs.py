@@ -110,7 +110,7 @@ They stay out of :data:`OUTPUTS`, which every case has (a resumed run checks all
 
 def every_output() -> dict[str, Output]:
     """Return every output a run may write by file name: the registry's, then those written on request."""
-    return {**OUTPUTS, **ON_REQUEST}
+    return {**OUTPUTS, **{name: o for name, o in ON_REQUEST.items() if name not in OUTPUTS}}
 
 
 def preload() -> None:
