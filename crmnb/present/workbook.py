@@ -205,13 +205,10 @@ def sheet_title(h: Handoff, lang: str) -> str:
 
 
 def sheet_frame(h: Handoff, case: CaseParams, ws: Workspace) -> pd.DataFrame:
-    """Return the rows of a hand-off's sheet: a template's, or the hand-off without code columns named twice."""
+    """Return the rows of a hand-off's sheet: a template's built from the hand-offs, else the hand-off's own."""
     if h.sheet.template:
         return TEMPLATES[h.sheet.template](ws, case)
-    df = ws.read(h.name)
-    if {"metric", "name"} <= set(df.columns):
-        df = df.drop(columns="metric")  # the metric's name says it in words
-    return df
+    return ws.read(h.name)
 
 
 def build_workbook(case: CaseParams, ws: Workspace) -> Path:
