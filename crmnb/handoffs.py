@@ -33,11 +33,18 @@ Kind = Literal["table", "json"]
 
 @dataclass(frozen=True)
 class Sheet:
-    """A hand-off's sheet in tables.xlsx: its title and which columns show as percent or money."""
+    """A hand-off's sheet in tables.xlsx: its title and which columns show as percent or money.
+
+    Its title in the case's language is the message ``sheet.<folder>.<name>`` (``title`` where there is
+    none). A ``template`` sheet is one of the method's templates, built from this and other hand-offs
+    (crmnb.present.sheets.TEMPLATES); a ``one_page`` sheet prints on one page.
+    """
 
     title: str
     percent: tuple[str, ...] = ()
     money: tuple[str, ...] = ()
+    template: str | None = None
+    one_page: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,16 @@ class Handoff:
         return HANDOFF_STEPS[self.name.split("/")[0]]
 
 
-def _table(name: str, title: str | None = None, percent: tuple[str, ...] = (), money: tuple[str, ...] = ()) -> Handoff:
+def _table(
+    name: str,
+    title: str | None = None,
+    percent: tuple[str, ...] = (),
+    money: tuple[str, ...] = (),
+    template: str | None = None,
+    one_page: bool = False,
+) -> Handoff:
     """Return a table hand-off, with a sheet in tables.xlsx when it has a title."""
-    return Handoff(name, "table", Sheet(title, percent, money) if title else None)
+    return Handoff(name, "table", Sheet(title, percent, money, template, one_page) if title else None)
 
 
 def _json(name: str) -> Handoff:
@@ -71,9 +85,9 @@ _RATES, _SHARES, _SPEND = ("conversion", "roi"), ("revenue_share", "customer_sha
 # method's Tables 1-3 lead); the rest follow by step. The receipts check (step 4) is written
 # under the name of the cleaned receipts table, replacing it: one name, declared once here.
 _DECLARED: tuple[Handoff, ...] = (
-    _table("scope/case_card", "Table 1 case card"),
-    _table("report/kpi_compare", "Table 2 KPI before-after"),
-    _table("plan/plan", "Table 3 improvement plan"),
+    _table("scope/case_card", "Table 1 case card", one_page=True),
+    _table("report/kpi_compare", "Table 2 KPI before-after", ("change_rate",), one_page=True),
+    _table("plan/plan", "Table 3 improvement plan", one_page=True),
     _table("metrics/catalogue", "Metric catalogue"),
     _table("metrics/headline", "Headline metrics"),
     _table("intake/inventory", "Data inventory", ("coverage",)),
@@ -82,6 +96,7 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("clean/receipts", "Receipts check", ("difference_rate",), ("crm_amount", "finance_amount", "difference")),
     _table("deep_dive/funnel", "Funnel", ("conversion_rate", "overall_rate")),
     _table("deep_dive/tiers", "Value tiers", _SHARES, ("revenue",)),
+    _table("deep_dive/rfm", "Customer value tiers", template="value_tiers"),
     _table("deep_dive/segments", "RFM segments", _SHARES, ("revenue",)),
     _table(
         "metrics/by_rep", "Metrics by rep", ("followup_ontime_rate", "lead_conversion_rate", "opportunity_win_rate")
@@ -95,12 +110,13 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("plan/cpa_alerts", "CPA alerts", ("overrun",), ("spend", "cac", "excess_spend")),
     _table("plan/churn_model", "Churn model"),
     _table("plan/watch_list", "Churn watch list", ("churn_probability",)),
+    _table("deep_dive/churn_rules", "Churn early warning", template="churn_warning"),
     _table("plan/problems", "Problems"),
     _table("plan/drivers", "Goal drivers", ("share_of_gap",)),
     _table("plan/scan", "Driver scan", ("share_of_gap",)),
     _table("report/forecast", "Forecast", (), ("forecast", "lower", "upper")),
     _table("report/forecast_accuracy", "Forecast accuracy", ("wape", "bias", "total_wape", "total_bias")),
-    _table("report/tracking", "Action tracking"),
+    _table("report/tracking", "Action tracking", template="action_tracking"),
     # step 1
     _table("scope/goal"),
     _table("scope/scope"),
@@ -115,12 +131,10 @@ _DECLARED: tuple[Handoff, ...] = (
     _json("clean/receipts_summary"),
     _table("clean/metric_impact"),
     # step 5
-    _table("deep_dive/rfm"),
     _json("deep_dive/response_slope"),
     _table("deep_dive/clv"),
     _json("deep_dive/clv_params"),
     _table("deep_dive/channel_stage"),
-    _table("deep_dive/churn_rules"),
     _json("deep_dive/cases"),
     # step 6
     _table("plan/churn_lift"),

@@ -1,8 +1,9 @@
-"""E-mail: the report as HTML body with the workbook attached, over a real SMTP server on loopback."""
+"""E-mail: the brief as HTML body with the report and workbook attached, over a real SMTP server on loopback."""
 
 from __future__ import annotations
 
 import email
+import json
 import socket
 import time
 from email import policy
@@ -25,6 +26,22 @@ def report(tmp_path):
         encoding="utf-8",
     )
     (folder / "tables.xlsx").write_bytes(b"PK\x03\x04 not really a workbook, but bytes to carry")
+    (folder / "data" / "report").mkdir(parents=True)
+    summary = {
+        "goal": {
+            "name": "Lead conversion rate",
+            "unit": "rate",
+            "baseline": 0.15,
+            "target": 0.2,
+            "deadline": "2026-06-30",
+        },
+        "before": 0.15,
+        "now": 0.21,
+        "verdict": "reached",
+        "findings": ["Target reached & more"],
+        "actions": [],
+    }
+    (folder / "data" / "report" / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return folder / "report.html"
 
 
@@ -56,13 +73,13 @@ def test_report_is_received_with_its_workbook(report):
     env = inbox.messages[0]
     assert env.rcpt_tos == ["manager@example.com"]
     got = email.message_from_bytes(env.content, policy=policy.default)
-    assert got["Subject"] == "Lead conversion uplift"
+    assert got["Subject"] == "Lead conversion uplift: Target reached, 21.0% vs target 20.0%"
     html = got.get_body(("html",)).get_content()
-    assert "Executive summary" in html
-    assert "Verdict: Target reached & more" in got.get_body(("plain",)).get_content()
+    assert "Main findings" in html and "Target reached &amp; more" in html
+    assert "1. Target reached & more" in got.get_body(("plain",)).get_content()
     attachments = list(got.iter_attachments())
-    assert [a.get_filename() for a in attachments] == ["case_x_tables.xlsx"]
-    assert attachments[0].get_content() == (report.parent / "tables.xlsx").read_bytes()
+    assert [a.get_filename() for a in attachments] == ["case_x_report.html", "case_x_tables.xlsx"]
+    assert attachments[1].get_content() == (report.parent / "tables.xlsx").read_bytes()
 
 
 def test_eml_file_opens_as_the_same_message(report, tmp_path):
@@ -71,7 +88,7 @@ def test_eml_file_opens_as_the_same_message(report, tmp_path):
     )
     got = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert got["To"] == "a@example.com, b@example.com" and got["Subject"] == "Q4"
-    assert len(list(got.iter_attachments())) == 1
+    assert len(list(got.iter_attachments())) == 2
 
 
 def test_errors_name_the_problem(report, tmp_path):
@@ -90,30 +107,30 @@ def test_email_command_writes_an_eml(report, tmp_path, capsys):
     out = tmp_path / "case.eml"
     assert main(["email", str(report), "--to", "m@example.com", "--eml", str(out)]) == 0
     got = email.message_from_bytes(out.read_bytes(), policy=policy.default)
-    assert got["To"] == "m@example.com" and len(list(got.iter_attachments())) == 1
+    assert got["To"] == "m@example.com" and len(list(got.iter_attachments())) == 2
     assert main(["email", str(tmp_path / "missing.html"), "--to", "m@example.com", "--eml", str(out)]) == 2
     assert "report not found" in capsys.readouterr().err
 
 
-def test_every_other_output_beside_the_report_is_attached(report, monkeypatch):
-    """The attachments come from the output registry: a new format is attached without a change here."""
+def test_every_output_beside_the_report_is_attached(report, monkeypatch):
+    """The attachments come from the output registries: a new format is attached without a change here."""
     import dataclasses
 
-    from crmnb.present import mail, outputs
+    from crmnb.present import outputs
 
-    extra = dataclasses.replace(
-        outputs.OUTPUTS["tables.xlsx"], name="report.pdf", key="pdf", media_type="application/pdf"
-    )
-    monkeypatch.setattr(outputs, "OUTPUTS", {**outputs.OUTPUTS, "report.pdf": extra})
-    monkeypatch.setattr(mail, "OUTPUTS", outputs.OUTPUTS)
+    extra = dataclasses.replace(outputs.OUTPUTS["tables.xlsx"], name="plan.csv", key="csv", media_type="text/csv")
+    monkeypatch.setattr(outputs, "ON_REQUEST", {**outputs.ON_REQUEST, "plan.csv": extra})
     (report.parent / "report.pdf").write_bytes(b"%PDF-1.4 a report to print")
+    (report.parent / "plan.csv").write_text("action,owner\n", encoding="utf-8")
     got = email.message_from_bytes(
         build_message(report, ["a@example.com"], "x@example.com").as_bytes(), policy=policy.default
     )
     attached = {a.get_filename(): a.get_content_type() for a in got.iter_attachments()}
     assert attached == {
+        "case_x_report.html": "text/html",
         "case_x_tables.xlsx": outputs.XLSX,
         "case_x_report.pdf": "application/pdf",
+        "case_x_plan.csv": "text/csv",
     }
     only = build_message(report, ["a@example.com"], "x@example.com", attachments=[])
     assert not list(only.iter_attachments())

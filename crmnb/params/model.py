@@ -287,6 +287,9 @@ class CaseParams(_Model):
     )
     mask_pii: bool = Field(True, description="mask names, phones and e-mails in every output: true or false")
     notes: str = Field("", description="your conclusions; they open the report")
+    pdf: bool = Field(
+        False, description="also write report.pdf (A4, to print or archive; needs headless Chromium): true or false"
+    )
     plan: tuple[PlanItem, ...] = Field(
         (), description="your own improvement-plan rows (Table 3), added to those the analysis proposes"
     )

@@ -1,9 +1,7 @@
-"""Send a case's report by e-mail: the report as the HTML body, the case's other outputs (the workbook) attached."""
+"""Send a case's brief by e-mail: the brief as the body (crmnb.present.mail_brief), the report and workbook attached."""
 
 from __future__ import annotations
 
-import html
-import re
 import smtplib
 from collections.abc import Iterable
 from email.message import EmailMessage
@@ -12,41 +10,44 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from crmnb.errors import CrmnbError
-from crmnb.present.outputs import OUTPUTS, media_type
+from crmnb.present.mail_brief import brief_html, brief_text, make_brief
+from crmnb.present.outputs import every_output, media_type
 
 
 def attachments_beside(report: Path) -> list[Path]:
-    """Return the case's outputs found beside its report, but the report itself, in the registry's order."""
-    return [p for name in OUTPUTS if (p := report.with_name(name)) != report and p.is_file()]
+    """Return the case's outputs found beside its report, the report included, in the registry's order."""
+    return [p for name in every_output() if (p := report.with_name(name)).is_file()]
 
 
 def build_message(
     report: Path, to: list[str], sender: str, subject: str | None = None, attachments: Iterable[Path] | None = None
 ) -> EmailMessage:
-    """Return the e-mail: the report as HTML body (with a plain-text part) and the attachments.
+    """Return the e-mail: the brief as HTML body (its charts as ``cid:`` parts) and plain text, the outputs attached.
 
-    ``attachments`` defaults to the case's other outputs beside the report (the workbook);
-    the subject to the report's title.
+    ``attachments`` defaults to the case's outputs beside the report (the full report, the workbook);
+    the subject to the title and the headline, which carries the verdict.
     """
     report = Path(report)
     if not report.is_file():
         raise CrmnbError(f"report not found: {report} (run the case first: crmnb run parameters/<case>.yaml)")
     if not to:
         raise CrmnbError("no recipient: give at least one address with --to")
-    body = report.read_text(encoding="utf-8")
-    title = re.search(r"<title>(.*?)</title>", body, re.S)
+    files = attachments_beside(report) if attachments is None else [Path(p) for p in attachments]
+    brief = make_brief(report, [p.name for p in files])
     msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = subject or (html.unescape(title.group(1)).strip() if title else report.parent.name)
+    msg["Subject"] = subject or brief.subject
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=sender.split("@")[-1] if "@" in sender else None)
-    text = re.sub(r"<(style|script)\b.*?</\1>", "", body, flags=re.S | re.I)
-    text = html.unescape(re.sub(r"<[^>]+>", " ", text))
-    text = re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", text)).strip()
-    msg.set_content(text[:20_000] + ("\n…" if len(text) > 20_000 else ""))
-    msg.add_alternative(body, subtype="html")
-    for path in attachments_beside(report) if attachments is None else map(Path, attachments):
+    msg.set_content(brief_text(brief))
+    msg.add_alternative(brief_html(brief), subtype="html")
+    html_part = msg.get_payload()[1]
+    for chart in brief.charts:  # multipart/related: the clients show these where the HTML says cid:
+        html_part.add_related(
+            chart.png, maintype="image", subtype="png", cid=f"<{chart.cid}>", filename=f"{chart.cid.split('.')[0]}.png"
+        )
+    for path in files:
         maintype, subtype = media_type(path).split("/")
         msg.add_attachment(
             path.read_bytes(), maintype=maintype, subtype=subtype, filename=f"{report.parent.name}_{path.name}"

@@ -3,7 +3,8 @@
 The runner builds each output in turn and records it in ``run.json``; the index page links each
 one a case has; ``crmnb email`` sends the first as the message's body and attaches the others;
 ``crmnb run`` prints where each is. A new format (a PDF of the report, say) is one builder and
-one line in :data:`OUTPUTS`.
+one line in :data:`OUTPUTS`. An output a case asks for (the PDF: ``pdf: true``) is one line in
+:data:`ON_REQUEST`: built after the others when the case asks, attached to the e-mail when present.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Output:
     """The message key of its name as readers see it (the index page's link)."""
     media_type: str
     """Its media type (an e-mail's body or attachment)."""
+    wanted: Callable[[CaseParams], bool] = lambda case: True
+    """Whether a case asks for it (every case asks for the outputs of :data:`OUTPUTS`)."""
 
 
 def _report(case: CaseParams, notebooks: list[Path], ws: Workspace) -> Path:
@@ -51,6 +54,13 @@ def _workbook(case: CaseParams, notebooks: list[Path], ws: Workspace) -> Path:
     from crmnb.present.workbook import build_workbook
 
     return build_workbook(case, ws)
+
+
+def _pdf(case: CaseParams, notebooks: list[Path], ws: Workspace) -> Path:
+    """Write report.pdf from the report just written (Chromium prints it)."""
+    from crmnb.present.pdf import build_pdf
+
+    return build_pdf(ws.folder / "report.html")
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -78,6 +88,30 @@ OUTPUTS: dict[str, Output] = {
 }
 """Every output of a case run by file name, in the order they are written; the first is the report."""
 
+ON_REQUEST: dict[str, Output] = {
+    o.name: o
+    for o in (
+        Output(
+            "report.pdf",
+            "pdf",
+            _pdf,
+            "the report printed to A4 pages, to print or archive (when the case file says pdf: true)",
+            "mail.file.report.pdf",
+            "application/pdf",
+            wanted=lambda case: bool(getattr(case, "pdf", False)),
+        ),
+    )
+}
+"""The outputs a case writes only when it asks for them, after those of :data:`OUTPUTS`.
+
+They stay out of :data:`OUTPUTS`, which every case has (a resumed run checks all of those are there).
+"""
+
+
+def every_output() -> dict[str, Output]:
+    """Return every output a run may write by file name: the registry's, then those written on request."""
+    return {**OUTPUTS, **{name: o for name, o in ON_REQUEST.items() if name not in OUTPUTS}}
+
 
 def preload() -> None:
     """Import the builders' modules now: the runner does so while the kernel starts, so the outputs wait for none.
@@ -97,14 +131,18 @@ def by_key(key: str) -> Output:
 
 
 def build_outputs(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> dict[str, Path]:
-    """Write every output in order; return each one's path by file name."""
+    """Write every output in order, then those the case asks for; return the paths of :data:`OUTPUTS` by file name."""
     books = list(notebooks)
-    return {name: output.build(case, books, ws) for name, output in OUTPUTS.items()}
+    built = {name: output.build(case, books, ws) for name, output in OUTPUTS.items()}
+    for output in ON_REQUEST.values():
+        if output.wanted(case):
+            output.build(case, books, ws)
+    return built
 
 
 def media_type(path: Path) -> str:
     """Return a file's media type: the registry's for an output, else guessed from its name."""
-    output = OUTPUTS.get(Path(path).name)
+    output = every_output().get(Path(path).name)
     if output is not None:
         return output.media_type
     return mimetypes.guess_type(str(path))[0] or "application/octet-stream"

@@ -1,7 +1,15 @@
-"""The Excel workbook of the method's tables: styled headers, number formats, formula-safe text."""
+"""The Excel workbook of the method's tables: readers' headers and values, number formats, print set-up.
+
+Every sheet has its header in the case's language, categories in words (``high_value`` → 高价值客户),
+a number format per kind of value (rates as 0.0 %, money with separators, hours with one decimal,
+p-values as 0.000 or <0.001), a frozen header row, an autofilter on long tables, and prints on A4
+landscape, fitted to the page's width, with the header row repeated on every page. Text is never
+a formula.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,13 +18,30 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from crmnb.handoffs import Workspace, sheets
+from crmnb.handoffs import Handoff, Workspace, sheets
 from crmnb.params.model import CaseParams
+from crmnb.present.sheets import TEMPLATES
+from crmnb.present.words import category, column, has, t
 
 # --------------------------------------------------------------------------- Excel
 HEADER_FILL = PatternFill("solid", fgColor="2F6F9F")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 
+PERCENT, MONEY, ONE_DECIMAL, COUNT, NUMBER = "0.0%", "#,##0", "0.0", "#,##0", "#,##0.00"
+P_VALUE = '[<0.001]"<0.001";0.000'
+"""A p-value as 0.000, and below 0.001 as <0.001 (the value itself stays in the cell)."""
+SIGNED = "+0.0;-0.0;0.0"
+
+UNIT_FORMATS = {"rate": PERCENT, "hours": ONE_DECIMAL, "days": ONE_DECIMAL, "CNY": MONEY, "points": SIGNED}
+"""The number format of a value by the unit its row names (Table 2, the headline metrics)."""
+
+UNIT_COLUMNS = re.compile(
+    r"^(before|after|difference|value|target|baseline|ci_low|ci_high|(pretrend_)?did(_ci_low|_ci_high)?)$"
+)
+"""The columns whose format follows the row's ``unit`` in a table that has one."""
+
+LONG_TABLE_ROWS = 20
+"""A sheet with more rows than this gets an autofilter."""
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What a spreadsheet may take as the start of a formula, once a cell is edited or saved as CSV (OWASP)."""
@@ -43,33 +68,147 @@ def _cell_value(v):
     return v
 
 
+def column_format(name: str, values: pd.Series, percent: Iterable[str] = (), money: Iterable[str] = ()) -> str | None:
+    """Return the number format of a column from its name and values: percent, money, hours, p-value, count.
+
+    >>> s = pd.Series([0.5]); column_format("p_holm", s), column_format("lead_conversion_rate", s)
+    ('[<0.001]"<0.001";0.000', '0.0%')
+    >>> column_format("median_response_hours", s), column_format("spend_12m", s), column_format("n", pd.Series([3]))
+    ('0.0', '#,##0', '#,##0')
+    """
+    if name in set(percent) or re.search(r"(^|_)(rate|share|coverage|probability|overrun|wape|bias)$", name):
+        return PERCENT
+    if name == "p_value" or name.startswith("p_"):
+        return P_VALUE
+    if name in set(money) or re.search(r"(spend|revenue|amount|clv|cac|ltv|cost|cpa|price|order_value)", name):
+        return MONEY
+    if re.search(r"(hours|satisfaction|csat)$", name) or (
+        name.endswith("_days") and pd.api.types.is_float_dtype(values)
+    ):
+        return ONE_DECIMAL
+    if pd.api.types.is_bool_dtype(values):
+        return None
+    if pd.api.types.is_integer_dtype(values):
+        return COUNT
+    if pd.api.types.is_float_dtype(values):
+        return NUMBER
+    return None
+
+
+def _date_format(values: pd.Series) -> str:
+    """Return a date's format: with the time of day unless every value is at midnight."""
+    stamps = pd.to_datetime(values, errors="coerce").dropna()
+    return "yyyy-mm-dd" if stamps.empty or (stamps == stamps.dt.normalize()).all() else "yyyy-mm-dd hh:mm"
+
+
+def _shown(v: object, lang: str) -> object:
+    """Return a value as readers see it: a category in words, yes/no for a flag."""
+    if isinstance(v, bool):
+        return t("sheet.yes" if v else "sheet.no", lang)
+    if isinstance(v, str) and has(f"category.{v}"):
+        return category(v, lang)
+    return v
+
+
+def header(name: str, lang: str, template: bool = False, **values: object) -> str:
+    """Return a column's header in ``lang``: on a template sheet its own word (``values`` filled in), else the
+    report's column label."""
+    key = f"sheet.column.{name}"
+    return t(key, lang, **values) if template and has(key) else column(name, lang)
+
+
+def _formats(df: pd.DataFrame, percent: Iterable[str], money: Iterable[str]) -> list[list[str | None]]:
+    """Return each column's number format per row: a column's own, or its row's unit's in a table with units."""
+    out = []
+    units = df["unit"].astype(str).tolist() if "unit" in df.columns else None
+    for col in df.columns:
+        own = column_format(str(col), df[col], percent, money)
+        if pd.api.types.is_datetime64_any_dtype(df[col]):
+            own = _date_format(df[col])
+        if units is not None and UNIT_COLUMNS.match(str(col)):
+            out.append([UNIT_FORMATS.get(u, NUMBER) for u in units])
+        else:
+            out.append([own] * len(df))
+    return out
+
+
+def _width(col: str, values: list) -> float:
+    """Return a column's width in characters: its longest header word or value, wider for Chinese."""
+    texts = [str(v) for v in values[:200] if v is not None]
+    longest = max([len(w) for w in re.split(r"\s+", col)] + [min(len(s), 40) for s in texts] + [6])
+    cjk = any(re.search(r"[\u4e00-\u9fff]", s) for s in [col, *texts[:50]])
+    return min(max(longest * (1.8 if cjk else 1.1) + 2, 8), 60)
+
+
+def print_setup(ws, rows: int, one_page: bool, lang: str) -> None:
+    """Set a sheet to print on A4 landscape, fitted to the width (and height if ``one_page``), header repeated."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 1 if one_page else 0  # 0: as many pages down as the rows need
+    ws.print_title_rows = "1:1"
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.oddFooter.center.text = t("sheet.footer", lang)
+    if rows > LONG_TABLE_ROWS:
+        ws.auto_filter.ref = f"A1:{get_column_letter(ws.max_column)}{rows + 1}"
+    ws.freeze_panes = "A2"
+
+
 def write_sheet(
-    wb: Workbook, name: str, df: pd.DataFrame, percent: Iterable[str] = (), money: Iterable[str] = ()
+    wb: Workbook,
+    name: str,
+    df: pd.DataFrame,
+    percent: Iterable[str] = (),
+    money: Iterable[str] = (),
+    *,
+    lang: str = "en",
+    one_page: bool = False,
+    template: dict | None = None,
 ) -> None:
-    """Add a sheet with a styled, frozen header, fitted widths and number formats; text is never a formula."""
-    ws = wb.create_sheet(name[:31])
-    percent, money = set(percent), set(money)
-    ws.append([safe_text(str(c)) for c in df.columns])
+    """Add a sheet: headers and categories in ``lang``, formats per kind of value, print set-up; text is never a formula.
+
+    ``template`` (the values its headers name, such as the look-back's months) marks one of the method's templates.
+    """
+    ws = wb.create_sheet(re.sub(r"[:\\/?*\[\]]", " ", name)[:31])
+    formats = _formats(df, percent, money)
+    headers = [header(str(c), lang, template is not None, **(template or {})) for c in df.columns]
+    ws.append([safe_text(h) for h in headers])
     for cell in ws[1]:
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for row in df.itertuples(index=False):
-        ws.append([_cell_value(v) for v in row])
-    for j, col in enumerate(df.columns, start=1):
+        ws.append([_cell_value(_shown(v, lang)) for v in row])
+    if df.empty:
+        ws.append([t("sheet.empty", lang)])
+    for j in range(1, len(df.columns) + 1):
         letter = get_column_letter(j)
-        fmt = "0.0%" if col in percent else "#,##0" if col in money else None
-        width = max([len(str(col))] + [len(str(v)) for v in df[col].head(200)]) + 2
-        ws.column_dimensions[letter].width = min(
-            max(width * (1.6 if df[col].astype(str).str.contains(r"[\u4e00-\u9fff]").any() else 1.0), 8), 60
-        )
-        for cell in ws[letter][1:]:
+        cells = ws[letter][1 : len(df) + 1]
+        ws.column_dimensions[letter].width = _width(headers[j - 1], [c.value for c in cells])
+        for cell, fmt in zip(cells, formats[j - 1]):
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # '=SUM(…)' from the CRM stays text
+            elif isinstance(cell.value, bool):
+                continue
             elif fmt and isinstance(cell.value, (int, float)):
                 cell.number_format = fmt
             elif hasattr(cell.value, "year"):
-                cell.number_format = "yyyy-mm-dd"
-    ws.freeze_panes = "A2"
+                cell.number_format = fmt if fmt and "yy" in fmt else "yyyy-mm-dd"
+    print_setup(ws, len(df), one_page, lang)
+
+
+def sheet_title(h: Handoff, lang: str) -> str:
+    """Return a hand-off's sheet title in ``lang`` (``sheet.<folder>.<name>``, else its declared title)."""
+    key = f"sheet.{h.name.replace('/', '.')}"
+    return t(key, lang) if has(key) else h.sheet.title
+
+
+def sheet_frame(h: Handoff, case: CaseParams, ws: Workspace) -> pd.DataFrame:
+    """Return the rows of a hand-off's sheet: a template's built from the hand-offs, else the hand-off's own."""
+    if h.sheet.template:
+        return TEMPLATES[h.sheet.template](ws, case)
+    return ws.read(h.name)
 
 
 def build_workbook(case: CaseParams, ws: Workspace) -> Path:
@@ -78,7 +217,19 @@ def build_workbook(case: CaseParams, ws: Workspace) -> Path:
     wb.remove(wb.active)
     for h in sheets():
         if ws.exists(h.name):
-            write_sheet(wb, h.sheet.title, ws.read(h.name), h.sheet.percent, h.sheet.money)
+            df = sheet_frame(h, case, ws)
+            title = sheet_title(h, case.language)
+            template = {"months": case.thresholds.churn.lookback_months} if h.sheet.template else None
+            write_sheet(
+                wb,
+                title,
+                df,
+                h.sheet.percent,
+                h.sheet.money,
+                lang=case.language,
+                one_page=h.sheet.one_page,
+                template=template,
+            )
     out = ws.folder / "tables.xlsx"
     wb.save(out)
     return out

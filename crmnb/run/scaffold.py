@@ -177,7 +177,15 @@ def render(
     """Return the text of a new case file; ``defaults`` are the merged defaults files it will get."""
     today = today or date.today()
     dates = Dates.before(today)
-    optional = ("control_department", "language", "timezone", "mask_pii", "timeout_minutes", "cell_timeout_seconds")
+    optional = (
+        "control_department",
+        "language",
+        "timezone",
+        "mask_pii",
+        "pdf",
+        "timeout_minutes",
+        "cell_timeout_seconds",
+    )
     method = {k: CaseParams.model_fields[k].default for k in optional}
     effective = deep_merge({**method, "thresholds": Thresholds().model_dump(mode="json")}, defaults)
     w = _Writer()
@@ -259,7 +267,7 @@ def _report_and_run(w: _Writer, effective: dict, language: str | None) -> None:
         active=language is not None,
         default=None if language else effective["language"],
     )
-    for key in ("timezone", "mask_pii", "timeout_minutes", "cell_timeout_seconds"):
+    for key in ("timezone", "mask_pii", "pdf", "timeout_minutes", "cell_timeout_seconds"):
         w.key(key, effective[key], active=False, default=effective[key])
     w.key("notes", "", note="TODO once the analysis has run")
 
