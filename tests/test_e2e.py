@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 from raw_figures import lead_conversion
+from sheets import read_sheet
 
 from crmnb.demo.generator import generate
 from crmnb.errors import StepFailed
+from crmnb.present.words import category
 from crmnb.run.steps import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +69,7 @@ def test_headline_conversion_matches_raw_exports(finished, demo):
     a0, a1 = case.windows["after"]
     expected, n = lead_conversion(demo, case.department, a0, a1, case.thresholds.conversion_window_days)
     assert n > 100
-    table2 = pd.read_excel(finished.workbook, sheet_name="Table 2 KPI before-after")
+    table2 = read_sheet(finished.workbook, "Table 2 KPI before-after")
     row = table2.set_index("metric").loc["lead_conversion_rate"]
     assert row["after"] == pytest.approx(expected, abs=1e-12)
     assert int(row["n_after"]) == n
@@ -80,8 +82,11 @@ def test_workbook_holds_the_three_template_tables(finished):
     for name in ("Table 1 case card", "Table 2 KPI before-after", "Table 3 improvement plan"):
         assert name in sheets
     card = pd.read_excel(finished.workbook, sheet_name="Table 1 case card")
-    assert list(card.columns) == ["case", "department", "period", "owner", "goal"]
-    plan = pd.read_excel(finished.workbook, sheet_name="Table 3 improvement plan")
+    assert list(card.columns) == ["Case", "Department", "Period", "Owner", "Goal"]  # the reader's headers
+    assert list(read_sheet(finished.workbook, "Table 1 case card").columns) == [
+        *["case", "department", "period", "owner", "goal"]
+    ]
+    plan = read_sheet(finished.workbook, "Table 3 improvement plan")
     assert len(plan) >= 3 and plan["measure"].notna().all()
 
 
@@ -122,7 +127,7 @@ def test_a_failing_step_is_named_and_its_notebook_kept(demo, tmp_path):
 
 
 def test_planted_intervention_effects_are_found_with_intervals(finished):
-    table2 = pd.read_excel(finished.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
+    table2 = read_sheet(finished.workbook, "Table 2 KPI before-after").set_index("metric")
     response = table2.loc["lead_response_hours"]
     conversion = table2.loc["lead_conversion_rate"]
     assert response["ci_high"] < 0 and response["change_rate"] < -0.35, "response time roughly halves"
@@ -136,9 +141,9 @@ def test_planted_intervention_effects_are_found_with_intervals(finished):
 
 def test_every_planted_receipt_mismatch_is_listed(finished, demo):
     planted = json.loads((demo / "planted.json").read_text(encoding="utf-8"))
-    listed = pd.read_excel(finished.workbook, sheet_name="Receipts check")
+    listed = read_sheet(finished.workbook, "Receipts check")
     status = dict(zip(listed["opportunity_id"], listed["status"]))
     for m in planted["receipt_mismatches"]:
-        assert status.get(m["opportunity_id"]) == "mismatch", m
+        assert status.get(m["opportunity_id"]) == category("mismatch", "en") == "amounts differ", m
     for opp in planted["won_without_receipt"]:
-        assert status.get(opp) == "no receipt", opp
+        assert status.get(opp) == category("no receipt", "en"), opp

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from raw_figures import lead_conversion
+from sheets import read_sheet
 
 from crmnb.analysis import metrics
 from crmnb.demo.generator import generate
@@ -141,5 +142,5 @@ def test_a_case_runs_from_postgres(pg, tmp_path: Path):
     assert res.report.is_file()
     a0, a1 = res.case.windows["after"]
     expected, _ = lead_conversion(demo, res.case.department, a0, a1, res.case.thresholds.conversion_window_days)
-    table2 = pd.read_excel(res.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
+    table2 = read_sheet(res.workbook, "Table 2 KPI before-after").set_index("metric")
     assert table2.loc["lead_conversion_rate", "after"] == pytest.approx(expected, abs=1e-12)

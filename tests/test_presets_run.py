@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from sheets import read_sheet
 
 from crmnb.run.steps import run_case
 
@@ -216,7 +217,7 @@ def test_a_preset_export_runs_as_a_case(name: str, tmp_path: Path):
     win, n = expected_win_rate(PRESETS[name])
     assert n == 2
     assert _table2_after(html, "Opportunity win rate") == f"{win:.1%}"
-    table2 = pd.read_excel(result.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
+    table2 = read_sheet(result.workbook, "Table 2 KPI before-after").set_index("metric")
     assert table2.loc["opportunity_win_rate", "after"] == pytest.approx(win)
     assert int(table2.loc["opportunity_win_rate", "n_after"]) == n
     if name == "salesforce":

@@ -20,6 +20,7 @@ from openpyxl import Workbook
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from crm_mini import CASE, frame, mini_case, write_mini
 from raw_figures import lead_conversion
+from sheets import read_sheet
 
 from crmnb.cli import main
 from crmnb.demo.generator import generate, to_sqlite
@@ -307,7 +308,7 @@ def test_a_case_runs_from_sqlite_and_excel_and_writes_no_raw_file(tmp_path: Path
     # the headline figure equals the one computed from the CSV exports with pandas alone
     a0, a1 = res.case.windows["after"]
     expected, _ = lead_conversion(data, res.case.department, a0, a1, res.case.thresholds.conversion_window_days)
-    table2 = pd.read_excel(res.workbook, sheet_name="Table 2 KPI before-after").set_index("metric")
+    table2 = read_sheet(res.workbook, "Table 2 KPI before-after").set_index("metric")
     assert table2.loc["lead_conversion_rate", "after"] == pytest.approx(expected, abs=1e-12)
 
 
