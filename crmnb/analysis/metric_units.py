@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from crmnb.analysis.clv import NewCustomerValue, new_customer_value
 from crmnb.frames import isin
 
 Tables = dict[str, pd.DataFrame]
@@ -270,32 +271,31 @@ def cac_value(t: Tables, start, end, department: str | None = None, **_) -> tupl
     return (spend / n if n else float("nan")), n
 
 
-def ltv_value(t: Tables, start, end, department: str | None = None, max_years: float = 10.0, **_) -> tuple[float, int]:
-    """Return the average-based lifetime value: order value × orders a year per buyer × expected years.
-
-    Measured over the 365 days up to the period's end; expected years = 1 / annual churn
-    rate, capped at ``max_years``. Revenue, not margin.
-    """
-    hi = pd.Timestamp(end)
-    lo = hi - pd.Timedelta(days=364)
-    orders = in_period(t["orders"], "order_date", lo, hi)
+def ltv_parts(t: Tables, end, department: str | None = None, clv_horizon_months: float = 12) -> NewCustomerValue:
+    """Return the lifetime value of a newly won customer over the CLV horizon and its parts, from the
+    orders up to ``end`` (one department's or all): the BG/NBD model and horizon the CLV uses."""
+    orders = t["orders"]
     if department is not None:
         orders = orders[orders["department"] == department]
-    buyers = orders["customer_id"].nunique()
-    if not buyers:
+    return new_customer_value(orders, end, clv_horizon_months)
+
+
+def ltv_value(t: Tables, start, end, department: str | None = None, clv_horizon_months: float = 12, **_):
+    """Return the lifetime value of a newly won customer over the CLV horizon (:func:`ltv_parts`) and n.
+
+    First purchase + BG/NBD expected repeat purchases × mean repeat purchase: the same model
+    and horizon as the CLV of existing customers, so LTV/CAC compares the acquisition cost with
+    what a new customer brings in that horizon. NaN when the model cannot be fitted.
+    """
+    try:
+        parts = ltv_parts(t, end, department, clv_horizon_months)
+    except ValueError:  # too few repeat buyers, or no orders: no model, no LTV
         return float("nan"), 0
-    aov = orders["amount"].mean()
-    per_year = len(orders) / buyers
-    churn = churn_units(t, lo, hi)
-    if department is not None:
-        churn = churn[churn["department"] == department]
-    rate = churn["value"].mean() if len(churn) else float("nan")
-    years = min(1 / rate, max_years) if rate and rate > 0 else max_years
-    return float(aov * per_year * years), int(buyers)
+    return float(parts.value), parts.n
 
 
-def ltv_cac_value(t: Tables, start, end, department: str | None = None, **_) -> tuple[float, int]:
+def ltv_cac_value(t: Tables, start, end, department: str | None = None, **opts) -> tuple[float, int]:
     """Return LTV / CAC for the period."""
-    ltv, n = ltv_value(t, start, end, department)
+    ltv, n = ltv_value(t, start, end, department, **opts)
     cac, _ = cac_value(t, start, end, department)
     return (ltv / cac if cac and cac > 0 else float("nan")), n

@@ -154,7 +154,9 @@ CATALOGUE: dict[str, Metric] = {
             higher_is_better=False,
             total=cac_value,
         ),
-        Metric("ltv", "effect", ("orders", "customers"), "CNY", None, total=ltv_value),
+        Metric(
+            "ltv", "effect", ("orders", "customers"), "CNY", None, total=ltv_value, opts=(("clv_horizon_months", 12),)
+        ),
         Metric(
             "ltv_cac", "effect", ("orders", "campaigns", "leads", "opportunities"), "ratio", None, total=ltv_cac_value
         ),
