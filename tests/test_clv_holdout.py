@@ -206,3 +206,14 @@ def test_the_report_states_how_the_ltv_and_the_clv_relate():
     assert f"on average {existing.table['clv'].mean():,.0f} CNY per existing customer" in en
     zh = clv.ltv_relation(parts, existing, "zh")
     assert f"新获客户在12个月内的生命周期价值{parts.value:,.0f}元" in zh
+
+
+def test_campaign_tables_get_a_blank_ltv_when_the_model_cannot_be_fitted():
+    from crmnb.analysis import metrics
+
+    o = _ltv_orders()
+    assert metrics.ltv_or_blank({"orders": o}, "2025-10-01", "2025-12-31") == pytest.approx(
+        metrics.value("ltv", {"orders": o}, "2025-10-01", "2025-12-31")
+    )
+    blank = metrics.ltv_or_blank({"orders": o[o["customer_id"].isin(["C0", "O1"])]}, "2025-10-01", "2025-12-31")
+    assert isinstance(blank, pd.Series) and blank.empty

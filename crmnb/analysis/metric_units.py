@@ -79,20 +79,24 @@ def converted_within(leads: pd.DataFrame, opportunities: pd.DataFrame, days: int
     return first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=days))
 
 
-def data_end(t: Tables) -> pd.Timestamp:
-    """Return the end of the last day the data records an event on (orders, leads, deals, tickets).
+SCHEDULED = ("due_at",)
+"""Date columns that may lie ahead of the export (a task's due time): they do not show how far the data reach."""
 
-    A look-ahead that runs past this moment would count the future as "did not happen",
-    so the units whose look-ahead is not over by then are left out.
+
+def data_end(t: Tables) -> pd.Timestamp:
+    """Return the end of the last day the data record an event on: the latest date in any table.
+
+    A look-ahead that runs past this moment would count the future as "did not happen", so
+    the units whose look-ahead is not over by then are left out. Dates after the export
+    (future dates) are quarantined by the cleaning, so the latest date stands for the export.
     """
-    cols = [
-        ("orders", "order_date"),
-        ("leads", "created_at"),
-        ("opportunities", "created_at"),
-        ("tickets", "created_at"),
+    last = [
+        df[c].max()
+        for df in t.values()
+        if isinstance(df, pd.DataFrame)
+        for c in df.columns
+        if c not in SCHEDULED and pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].notna().any()
     ]
-    cols += [("opportunities", "closed_at")]
-    last = [t[n][c].max() for n, c in cols if n in t and c in t[n] and t[n][c].notna().any()]
     return (max(last).normalize() + pd.Timedelta(days=1)) if last else pd.Timestamp.max
 
 
@@ -280,7 +284,9 @@ def ltv_parts(t: Tables, end, department: str | None = None, clv_horizon_months:
     return new_customer_value(orders, end, clv_horizon_months)
 
 
-def ltv_value(t: Tables, start, end, department: str | None = None, clv_horizon_months: float = 12, **_):
+def ltv_value(
+    t: Tables, start, end, department: str | None = None, clv_horizon_months: float = 12, **_
+) -> tuple[float, int]:
     """Return the lifetime value of a newly won customer over the CLV horizon (:func:`ltv_parts`) and n.
 
     First purchase + BG/NBD expected repeat purchases × mean repeat purchase: the same model

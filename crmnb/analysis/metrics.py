@@ -57,6 +57,7 @@ __all__ = [
     "compute",
     "converted_within",
     "headline",
+    "ltv_or_blank",
     "series_note",
     "in_period",
     "units",
@@ -237,6 +238,13 @@ def compute(
 def value(metric: str, tables: Tables, start, end, department: str | None = None, **opts) -> float:
     """Return the single figure of ``metric`` for the period (NaN when nothing was measured)."""
     return float(compute(metric, tables, start, end, department, **opts)["value"].iloc[0])
+
+
+def ltv_or_blank(tables: Tables, start, end, department: str | None = None, **opts) -> float | pd.Series:
+    """Return the LTV for the campaign and channel tables: the figure, or an empty Series (their LTV
+    columns left blank) when the lifetime model cannot be fitted on this data."""
+    v = value("ltv", tables, start, end, department, **opts)
+    return v if np.isfinite(v) else pd.Series(dtype=float)
 
 
 def headline(
