@@ -104,6 +104,7 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("metrics/unit_economics", "CAC and LTV"),
     _table("deep_dive/response_buckets", "Response-time drivers", ("conversion_rate", "ci_low", "ci_high")),
     _table("deep_dive/clv_by_tier", "CLV by tier", ("prob_alive",), ("clv", "clv_total")),
+    _table("deep_dive/clv_holdout", "CLV holdout check"),
     _table("deep_dive/channels", "Channels", _RATES, _SPEND),
     _table("deep_dive/campaigns", "Campaigns", _RATES, _SPEND),
     _table("deep_dive/attribution", "Attribution"),

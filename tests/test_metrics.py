@@ -159,6 +159,7 @@ def test_lead_conversion_rate_counts_wins_within_the_window_only():
             opp("O5", "L4", "won", "2025-06-01"),  # a later second win of L4 changes nothing
             opp("O6", "L5", "won", "2025-03-01"),  # lead created before the period
         ],
+        orders=[order("X1", "CX", "2025-12-31", 1.0)],  # the data run to the year's end: every window is over
     )
     assert value("lead_conversion_rate", t, START, END, conversion_window_days=30) == 2 / 4
     assert value("lead_conversion_rate", t, START, END, conversion_window_days=90) == 3 / 4
@@ -209,20 +210,21 @@ def test_avg_order_value():
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (300.0, 3)
 
 
-def test_repeat_purchase_rate_is_share_of_buyers_with_two_orders_in_the_period():
+def test_repeat_purchase_rate_is_share_of_buyers_who_also_bought_in_the_90_days_before():
     t = tables(
         orders=[
+            order("O0", "C9", "2024-01-01", 10.0),  # the data's first day, long before the period
             order("O1", "C1", "2025-03-02", 10.0),
-            order("O2", "C1", "2025-03-20", 10.0),  # 2 in period
-            order("O3", "C2", "2025-02-10", 10.0),
-            order("O4", "C2", "2025-03-05", 10.0),  # 1 in period
+            order("O2", "C1", "2025-03-20", 10.0),  # 2 in March
+            order("O3", "C2", "2024-11-10", 10.0),
+            order("O4", "C2", "2025-03-05", 10.0),  # 115 days after the one before: not repeating
             order("O5", "C3", "2025-03-01", 10.0),
             order("O6", "C3", "2025-03-01", 10.0),
-            order("O7", "C3", "2025-03-31", 10.0),  # 3 in period
+            order("O7", "C3", "2025-03-31", 10.0),  # 3 in March
             order("O8", "C4", "2025-04-02", 10.0),
-            order("O9", "C4", "2025-04-03", 10.0),  # none in period
+            order("O9", "C4", "2025-04-03", 10.0),  # none in March
         ],
-        customers=[{"customer_id": c, "department": "D1", "owner_rep": "r1"} for c in ("C1", "C2", "C3", "C4")],
+        customers=[{"customer_id": c, "department": "D1", "owner_rep": "r1"} for c in ("C1", "C2", "C3", "C4", "C9")],
     )
     r = compute("repeat_purchase_rate", t, START, END)
     assert r["n"].iloc[0] == 3
@@ -388,6 +390,7 @@ def test_lead_conversion_is_zero_when_nothing_was_won_yet():
     t = tables(
         leads=[lead("L1", "2025-03-01"), lead("L2", "2025-03-02")],
         opportunities=[opp("O1", "L1", "lost", "2025-03-10"), opp("O2", "L2", "open")],
+        orders=[order("X1", "CX", "2025-12-31", 1.0)],  # the data run to the year's end: every window is over
     )
     r = compute("lead_conversion_rate", t, START, END)
     assert (r["value"].iloc[0], r["n"].iloc[0]) == (0.0, 2)
@@ -421,5 +424,5 @@ def test_metric_words_come_from_the_message_catalogue():
     for mid, m in CATALOGUE.items():
         for lang in ("en", "zh"):
             assert m.name(lang) == t(f"metric.{mid}.name", lang)
-            assert m.formula_in(lang) == t(f"metric.{mid}.formula", lang)
+            assert m.formula_in(lang) == t(f"metric.{mid}.formula", lang, **dict(m.opts))
     assert CATALOGUE["csat"].name("zh") == "客户满意度评分（CSAT）"

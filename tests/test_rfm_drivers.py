@@ -159,8 +159,11 @@ def test_ratio_metrics_refuse_a_per_rep_breakdown():
 
 def test_segment_breakdown_uses_the_given_segments():
     t = _tables()
+    extra = pd.DataFrame({"customer_id": ["A"], "department": "D1", "order_date": [pd.Timestamp("2024-08-01")]})
+    t["orders"] = pd.concat([t["orders"], extra.assign(amount=100.0)], ignore_index=True)
     seg = pd.Series({"A": "loyal", "B": "new"})
-    got = metrics.compute("repeat_purchase_rate", t, "2024-01-01", "2024-12-31", by="segment", segments=seg)
+    # September to December: A's September order comes 31 days after August's, B and C buy once
+    got = metrics.compute("repeat_purchase_rate", t, "2024-09-01", "2024-12-31", by="segment", segments=seg)
     got = got.set_index("segment")
     assert got.loc["loyal", "value"] == 1.0 and got.loc["new", "value"] == 0.0
     assert got.loc["unassigned", "n"] == 1  # C has no segment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,69 @@ from crmnb.analysis.bgnbd import (
     fit_gamma_gamma,
     prob_alive,
     rfm_summary,
+    unconditional_expected_purchases,
 )
 from crmnb.errors import NotEnoughData
 from crmnb.present.words import fmt_sig, retold, t
 
+
 # --------------------------------------------------------------------------- CLV
+class NewCustomerValue(NamedTuple):
+    """The lifetime value of a newly won customer over a horizon, and its parts (for LTV/CAC)."""
+
+    first_order: float  # mean value of a new customer's first purchase occasion
+    repeat_purchases: float  # BG/NBD expected repeat purchases of a new customer over the horizon
+    repeat_spend: float  # mean value of a repeat purchase occasion
+    horizon_months: float
+    n: int  # customers the model was fitted on
+
+    @property
+    def value(self) -> float:
+        """Return first order + expected repeat purchases × repeat spend."""
+        return self.first_order + self.repeat_purchases * self.repeat_spend
+
+
+def new_customer_value(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str = "W") -> NewCustomerValue:
+    """Return what a newly won customer is worth over ``horizon_months``, from the model the CLV uses.
+
+    The first purchase is the mean first occasion of the customers won in the 365 days up to
+    ``as_of`` (of all customers when none was); the repeat purchases are the BG/NBD's
+    unconditional expectation for a new customer over the horizon, fitted on the orders up to
+    ``as_of``; a repeat purchase is worth the mean repeat occasion. Revenue, not margin.
+    """
+    summary = rfm_summary(orders, as_of, freq=freq)
+    if int((summary["frequency"] > 0).sum()) < MIN_REPEAT_CUSTOMERS:
+        raise NotEnoughData(
+            "clv.too_few", MIN_REPEAT_CUSTOMERS, 0, need=MIN_REPEAT_CUSTOMERS, n=int((summary["frequency"] > 0).sum())
+        )
+    bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+    horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
+    repeat = float(unconditional_expected_purchases(bg, horizon))
+    x, m = summary["frequency"].to_numpy(dtype=float), summary["monetary_value"].to_numpy(dtype=float)
+    spend = float((x * m).sum() / x.sum())
+    o = orders.dropna(subset=["customer_id", "order_date"])
+    o = o[o["order_date"] < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)]
+    period = pd.to_datetime(o["order_date"]).dt.to_period(freq)
+    occ = o.assign(p=period).groupby(["customer_id", "p"])["amount"].sum(min_count=0).reset_index()
+    first = occ.sort_values("p").drop_duplicates("customer_id")
+    recent = first[first["p"].dt.end_time >= pd.Timestamp(as_of) - pd.Timedelta(days=364)]
+    first_value = float((recent if len(recent) else first)["amount"].fillna(0.0).mean())
+    return NewCustomerValue(first_value, repeat, spend, float(horizon_months), int(bg.n))
+
+
+def ltv_relation(ltv: NewCustomerValue, clv_result: CLVTable, lang: str) -> str:
+    """Return how the LTV of LTV/CAC and the CLV of existing customers relate, in one sentence."""
+    return t(
+        "series.ltv.relation",
+        lang,
+        h=f"{ltv.horizon_months:g}",
+        ltv=f"{ltv.value:,.0f}",
+        first=f"{ltv.first_order:,.0f}",
+        k=f"{ltv.repeat_purchases:.2f}",
+        spend=f"{ltv.repeat_spend:,.0f}",
+        clv=f"{clv_result.table['clv'].mean():,.0f}",
+        purchases=f"{clv_result.table['expected_purchases'].mean():.2f}",
+    )
 
 
 def observed_spend(x, m) -> np.ndarray:

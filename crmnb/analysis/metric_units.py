@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from crmnb.analysis.clv import NewCustomerValue, new_customer_value
 from crmnb.frames import isin
 
 Tables = dict[str, pd.DataFrame]
@@ -78,10 +79,45 @@ def converted_within(leads: pd.DataFrame, opportunities: pd.DataFrame, days: int
     return first_win.notna() & (first_win <= leads["created_at"] + pd.Timedelta(days=days))
 
 
+SCHEDULED = ("due_at",)
+"""Date columns that may lie ahead of the export (a task's due time): they do not show how far the data reach."""
+
+
+def data_end(t: Tables) -> pd.Timestamp:
+    """Return the end of the last day the data record an event on: the latest date in any table.
+
+    A look-ahead that runs past this moment would count the future as "did not happen", so
+    the units whose look-ahead is not over by then are left out. Dates after the export
+    (future dates) are quarantined by the cleaning, so the latest date stands for the export.
+    """
+    last = [
+        df[c].max()
+        for df in t.values()
+        if isinstance(df, pd.DataFrame)
+        for c in df.columns
+        if c not in SCHEDULED and pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].notna().any()
+    ]
+    return (max(last).normalize() + pd.Timedelta(days=1)) if last else pd.Timestamp.max
+
+
+def looked_ahead(when: pd.Series, days: int, end: pd.Timestamp) -> pd.Series:
+    """Return, per date, whether its ``days``-day look-ahead is over by ``end`` (the data's end)."""
+    return when + pd.Timedelta(days=days) < end
+
+
 def lead_conversion_units(t: Tables, start, end, conversion_window_days: int = 90, **_) -> pd.DataFrame:
-    """Return one unit per lead created in the period: 1 if it became a won deal within the conversion window."""
+    """Return one unit per lead created in the period whose conversion window the data covers:
+    1 if it became a won deal within the window (leads too recent to tell are left out)."""
     leads = in_period(t["leads"], "created_at", start, end)
+    leads = leads[looked_ahead(leads["created_at"], conversion_window_days, data_end(t))]
     return _units(leads, "created_at", converted_within(leads, t["opportunities"], conversion_window_days))
+
+
+def conversion_left_out(t: Tables, start, end, conversion_window_days: int = 90, **_) -> tuple[int, pd.Timestamp]:
+    """Return how many leads of the period are left out as too recent to tell, and the day from which they are."""
+    cut = data_end(t) - pd.Timedelta(days=conversion_window_days)
+    leads = in_period(t["leads"], "created_at", start, end)
+    return int((~looked_ahead(leads["created_at"], conversion_window_days, data_end(t))).sum()), cut
 
 
 def opportunity_win_units(t: Tables, start, end, **_) -> pd.DataFrame:
@@ -108,20 +144,66 @@ def order_value_units(t: Tables, start, end, **_) -> pd.DataFrame:
     return _units(orders, "order_date", orders["amount"])
 
 
-def repeat_purchase_units(t: Tables, start, end, **_) -> pd.DataFrame:
-    """Return one unit per customer who bought in the period: 1 if they bought at least twice in it."""
-    orders = in_period(t["orders"], "order_date", start, end)
-    g = orders.groupby("customer_id", sort=True)
+REPEAT_WINDOW_DAYS = 90
+"""The repeat-purchase window: a buyer is repeating if they also bought in this many days before."""
+
+
+def data_start(t: Tables) -> pd.Timestamp:
+    """Return the start of the first day the orders record; a trailing window reaching before it is cut short."""
+    o = t["orders"]["order_date"] if "orders" in t else pd.Series(dtype="datetime64[ns]")
+    return o.min().normalize() if o.notna().any() else pd.Timestamp.min
+
+
+def repeat_purchase_units(t: Tables, start, end, repeat_window_days: int = REPEAT_WINDOW_DAYS, **_) -> pd.DataFrame:
+    """Return one unit per customer and calendar month with an order in the period: 1 if the customer
+    placed another order in the ``repeat_window_days`` days up to their last order of that month.
+
+    The window trails the purchase, so each month is complete as soon as it ends and every
+    month has the same window; a unit whose window reaches before the first order in the data
+    is left out. The period's rate is the unit-weighted mean of its months'.
+    """
+    orders = t["orders"].dropna(subset=["customer_id", "order_date"])
+    inside = in_period(orders, "order_date", start, end).sort_values("order_date", kind="stable")
+    g = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")], sort=True)
     per = pd.DataFrame(
         {
-            "when": g["order_date"].min(),
-            "department": g["department"].first(),
+            "first": g["order_date"].min(),
+            "when": g["order_date"].max(),
             "n": g.size(),
+            "department": g["department"].last(),  # the department of the month's last order
         }
-    ).reset_index()
+    )
+    per = per.reset_index(level=0).reset_index(drop=True)
+    window = pd.Timedelta(days=repeat_window_days)
+    per = per[per["when"] - window >= data_start(t)].reset_index(drop=True)
+    before = _previous_order(orders, per)
+    per["value"] = (per["n"] >= 2) | (before >= per["when"] - window)
     reps = t["customers"].drop_duplicates("customer_id").set_index("customer_id")["owner_rep"]
     per["owner_rep"] = per["customer_id"].map(reps)
-    return _units(per, "when", per["n"] >= 2)
+    return _units(per, "when", per["value"])
+
+
+def repeat_left_out(
+    t: Tables, start, end, repeat_window_days: int = REPEAT_WINDOW_DAYS, **_
+) -> tuple[int, pd.Timestamp]:
+    """Return how many customer-months of the period are left out as their window reaches before the data,
+    and the day before which they are."""
+    cut = data_start(t) + pd.Timedelta(days=repeat_window_days)
+    inside = in_period(t["orders"].dropna(subset=["customer_id", "order_date"]), "order_date", start, end)
+    last = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")])["order_date"].max()
+    return int((last < cut).sum()), cut
+
+
+def _previous_order(orders: pd.DataFrame, per: pd.DataFrame) -> pd.Series:
+    """Return, per row of ``per``, the customer's last order date strictly before ``first`` (NaT if none)."""
+    o = orders[["customer_id", "order_date"]].astype({"customer_id": object}).sort_values("order_date")
+    o = o.assign(prev=o["order_date"])
+    a = per[["customer_id", "first"]].astype({"customer_id": object}).assign(row=np.arange(len(per)))
+    a = a.sort_values("first")
+    got = pd.merge_asof(
+        a, o, left_on="first", right_on="order_date", by="customer_id", direction="backward", allow_exact_matches=False
+    )
+    return pd.Series(got.set_index("row")["prev"].reindex(np.arange(len(per))).to_numpy(), index=per.index)
 
 
 def csat_units(t: Tables, start, end, **_) -> pd.DataFrame:
@@ -193,32 +275,33 @@ def cac_value(t: Tables, start, end, department: str | None = None, **_) -> tupl
     return (spend / n if n else float("nan")), n
 
 
-def ltv_value(t: Tables, start, end, department: str | None = None, max_years: float = 10.0, **_) -> tuple[float, int]:
-    """Return the average-based lifetime value: order value × orders a year per buyer × expected years.
-
-    Measured over the 365 days up to the period's end; expected years = 1 / annual churn
-    rate, capped at ``max_years``. Revenue, not margin.
-    """
-    hi = pd.Timestamp(end)
-    lo = hi - pd.Timedelta(days=364)
-    orders = in_period(t["orders"], "order_date", lo, hi)
+def ltv_parts(t: Tables, end, department: str | None = None, clv_horizon_months: float = 12) -> NewCustomerValue:
+    """Return the lifetime value of a newly won customer over the CLV horizon and its parts, from the
+    orders up to ``end`` (one department's or all): the BG/NBD model and horizon the CLV uses."""
+    orders = t["orders"]
     if department is not None:
         orders = orders[orders["department"] == department]
-    buyers = orders["customer_id"].nunique()
-    if not buyers:
+    return new_customer_value(orders, end, clv_horizon_months)
+
+
+def ltv_value(
+    t: Tables, start, end, department: str | None = None, clv_horizon_months: float = 12, **_
+) -> tuple[float, int]:
+    """Return the lifetime value of a newly won customer over the CLV horizon (:func:`ltv_parts`) and n.
+
+    First purchase + BG/NBD expected repeat purchases × mean repeat purchase: the same model
+    and horizon as the CLV of existing customers, so LTV/CAC compares the acquisition cost with
+    what a new customer brings in that horizon. NaN when the model cannot be fitted.
+    """
+    try:
+        parts = ltv_parts(t, end, department, clv_horizon_months)
+    except ValueError:  # too few repeat buyers, or no orders: no model, no LTV
         return float("nan"), 0
-    aov = orders["amount"].mean()
-    per_year = len(orders) / buyers
-    churn = churn_units(t, lo, hi)
-    if department is not None:
-        churn = churn[churn["department"] == department]
-    rate = churn["value"].mean() if len(churn) else float("nan")
-    years = min(1 / rate, max_years) if rate and rate > 0 else max_years
-    return float(aov * per_year * years), int(buyers)
+    return float(parts.value), parts.n
 
 
-def ltv_cac_value(t: Tables, start, end, department: str | None = None, **_) -> tuple[float, int]:
+def ltv_cac_value(t: Tables, start, end, department: str | None = None, **opts) -> tuple[float, int]:
     """Return LTV / CAC for the period."""
-    ltv, n = ltv_value(t, start, end, department)
+    ltv, n = ltv_value(t, start, end, department, **opts)
     cac, _ = cac_value(t, start, end, department)
     return (ltv / cac if cac and cac > 0 else float("nan")), n

@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.metric_units import (
+    REPEAT_WINDOW_DAYS,
     UNIT_COLUMNS,
     Tables,
     cac_value,
     churn_units,
     complaint_resolution_units,
+    conversion_left_out,
     converted_within,
     csat_units,
     followup_ontime_units,
@@ -36,6 +38,7 @@ from crmnb.analysis.metric_units import (
     nps_units,
     opportunity_win_units,
     order_value_units,
+    repeat_left_out,
     repeat_purchase_units,
     sales_cycle_units,
 )
@@ -54,6 +57,8 @@ __all__ = [
     "compute",
     "converted_within",
     "headline",
+    "ltv_or_blank",
+    "series_note",
     "in_period",
     "units",
     "value",
@@ -73,14 +78,18 @@ class Metric:
     higher_is_better: bool = True
     total: Callable[..., tuple[float, int]] | None = None  # for ratios of totals (CAC, LTV): value and n
     goal: bool = False  # a case's goal may name it (crmnb.params.model.GOAL_METRICS)
+    # the metric's own settings and their defaults (a window length), passed to its unit function
+    # unless the caller gives them; the formula text names them
+    opts: tuple[tuple[str, object], ...] = ()
 
     def name(self, language: str) -> str:
         """Return the metric's name in ``language`` (en or zh)."""
         return t(f"metric.{self.id}.name", language)
 
-    def formula_in(self, language: str) -> str:
-        """Return how the metric is measured, in ``language`` (en or zh)."""
-        return t(f"metric.{self.id}.formula", language)
+    def formula_in(self, language: str, **opts) -> str:
+        """Return how the metric is measured, in ``language`` (en or zh), with its settings (``opts``) filled in."""
+        given = {k: opts.get(k, v) for k, v in self.opts}
+        return t(f"metric.{self.id}.formula", language, **given)
 
 
 CATALOGUE: dict[str, Metric] = {
@@ -96,7 +105,15 @@ CATALOGUE: dict[str, Metric] = {
             goal=True,
         ),
         Metric("followup_ontime_rate", "efficiency", ("activities",), "rate", followup_ontime_units, goal=True),
-        Metric("lead_conversion_rate", "effect", ("leads", "opportunities"), "rate", lead_conversion_units, goal=True),
+        Metric(
+            "lead_conversion_rate",
+            "effect",
+            ("leads", "opportunities"),
+            "rate",
+            lead_conversion_units,
+            goal=True,
+            opts=(("conversion_window_days", 90),),
+        ),
         Metric("opportunity_win_rate", "effect", ("opportunities",), "rate", opportunity_win_units, goal=True),
         Metric(
             "sales_cycle_days",
@@ -108,7 +125,15 @@ CATALOGUE: dict[str, Metric] = {
             goal=True,
         ),
         Metric("avg_order_value", "effect", ("orders",), "CNY", order_value_units, goal=True),
-        Metric("repeat_purchase_rate", "effect", ("orders", "customers"), "rate", repeat_purchase_units, goal=True),
+        Metric(
+            "repeat_purchase_rate",
+            "effect",
+            ("orders", "customers"),
+            "rate",
+            repeat_purchase_units,
+            goal=True,
+            opts=(("repeat_window_days", REPEAT_WINDOW_DAYS),),
+        ),
         Metric("csat", "experience", ("tickets",), "score", csat_units, goal=True),
         Metric("nps", "experience", ("tickets",), "points", nps_units),
         Metric(
@@ -130,7 +155,9 @@ CATALOGUE: dict[str, Metric] = {
             higher_is_better=False,
             total=cac_value,
         ),
-        Metric("ltv", "effect", ("orders", "customers"), "CNY", None, total=ltv_value),
+        Metric(
+            "ltv", "effect", ("orders", "customers"), "CNY", None, total=ltv_value, opts=(("clv_horizon_months", 12),)
+        ),
         Metric(
             "ltv_cac", "effect", ("orders", "campaigns", "leads", "opportunities"), "ratio", None, total=ltv_cac_value
         ),
@@ -159,7 +186,7 @@ def units(metric: str, tables: Tables, start, end, department: str | None = None
             f"metric {metric!r} is a ratio of totals: it has a value per period and department, "
             f"not per lead or customer"
         )
-    u = CATALOGUE[metric].units(tables, start, end, **opts)
+    u = CATALOGUE[metric].units(tables, start, end, **{**dict(CATALOGUE[metric].opts), **opts})
     if department is not None:
         u = u[u["department"] == department]
     return u.reset_index(drop=True)
@@ -213,6 +240,13 @@ def value(metric: str, tables: Tables, start, end, department: str | None = None
     return float(compute(metric, tables, start, end, department, **opts)["value"].iloc[0])
 
 
+def ltv_or_blank(tables: Tables, start, end, department: str | None = None, **opts) -> float | pd.Series:
+    """Return the LTV for the campaign and channel tables: the figure, or an empty Series (their LTV
+    columns left blank) when the lifetime model cannot be fitted on this data."""
+    v = value("ltv", tables, start, end, department, **opts)
+    return v if np.isfinite(v) else pd.Series(dtype=float)
+
+
 def headline(
     tables: Tables,
     start,
@@ -241,18 +275,15 @@ def headline(
     return pd.DataFrame(rows)
 
 
-"""The catalogue's formulas in Chinese (kept for older callers: ``Metric.formula_in(language)`` says it)."""
-
-
-def catalogue_table(period: str, language: str) -> pd.DataFrame:
-    """Return the metric list: name, dimension, formula, source tables and period."""
+def catalogue_table(period: str, language: str, **opts) -> pd.DataFrame:
+    """Return the metric list: name, dimension, formula (with the case's ``opts``), source tables and period."""
     return pd.DataFrame(
         [
             {
                 "metric": m.id,
                 "name": m.name(language),
                 "dimension": m.dimension,
-                "formula": m.formula_in(language),
+                "formula": m.formula_in(language, **opts),
                 "source": ", ".join(m.sources),
                 "period": period,
                 "unit": m.unit,
@@ -275,3 +306,20 @@ def breakdown(
         part[by] = part[by].astype(object)
         out = part if out is None else out.merge(part, on=by, how="outer")
     return out.sort_values(by).reset_index(drop=True) if out is not None else pd.DataFrame()
+
+
+LEFT_OUT = {"lead_conversion_rate": conversion_left_out, "repeat_purchase_rate": repeat_left_out}
+"""The metrics whose window may run outside the data, and how to count the units they leave out."""
+
+
+def series_note(metric: str, tables: Tables, start, end, language: str, **opts) -> str:
+    """Return the caption under a monthly series: what each month's point measures, and what is left out."""
+    m = CATALOGUE[metric]
+    text = t("series.note", language, formula=m.formula_in(language, **opts))
+    if metric in LEFT_OUT:
+        given = {**dict(m.opts), **opts}
+        n, cut = LEFT_OUT[metric](tables, start, end, **given)
+        if n:
+            key = f"series.left_out.{metric}"
+            text += " " + t(key, language, n=n, date=f"{cut:%Y-%m-%d}", **given)
+    return text
