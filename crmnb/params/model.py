@@ -258,6 +258,13 @@ class PlanItem(_Model):
     expected_effect: str = Field(description="what should change, and by how much")
 
 
+class ActionOwner(_Model):
+    """Who carries out the actions on one kind of problem, and by when."""
+
+    owner: str | None = Field(None, description="who does it; default: the case owner")
+    deadline: date | None = Field(None, description="by when, YYYY-MM-DD; default: the goal's deadline")
+
+
 class CaseParams(_Model):
     """Everything a case needs, typed and checked."""
 
@@ -292,6 +299,10 @@ class CaseParams(_Model):
     )
     plan: tuple[PlanItem, ...] = Field(
         (), description="your own improvement-plan rows (Table 3), added to those the analysis proposes"
+    )
+    action_owners: dict[str, ActionOwner] = Field(
+        default_factory=dict,
+        description="per kind of problem the analysis finds (complaints, slow_response, weak_stage…; a wrong kind is refused with the list), who owns its action and by when",
     )
     timeout_minutes: float = Field(
         30, gt=0, le=24 * 60, description="stop the case when it runs longer than this; reported as a timeout (> 0)"

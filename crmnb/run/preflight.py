@@ -17,6 +17,7 @@ def validate_case(case_file, say=print) -> int:
     do with row-level faults (unreadable values, rows it will quarantine). Exit 1
     means some table cannot be used as it is.
     """
+    from crmnb.analysis.owners import action_owners
     from crmnb.errors import CaseFileError
     from crmnb.intake.load import load_tables
     from crmnb.intake.sources import locate
@@ -25,6 +26,7 @@ def validate_case(case_file, say=print) -> int:
 
     try:
         case = load_case(case_file)
+        action_owners(case)
     except CaseFileError as exc:
         say(f"{exc}")
         return 1

@@ -38,8 +38,10 @@ def field_docs(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
 
 
 def settings_model(annotation: Any) -> type[BaseModel] | None:
-    """Return the settings model a field holds, itself or as a list of them (the plan's rows), if any."""
-    kinds = typing.get_args(annotation) if typing.get_origin(annotation) is tuple else (annotation,)
+    """Return the settings model a field holds, itself, as a list of them (the plan's rows) or as the values
+    of a mapping (the action owners by kind), if any."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    kinds = args if origin is tuple else args[1:] if origin is dict else (annotation,)
     for kind in kinds:
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             return kind
@@ -273,7 +275,11 @@ def _report_and_run(w: _Writer, effective: dict, language: str | None) -> None:
 
 
 def _plan(w: _Writer, owner: str, deadline: date) -> None:
-    """Write an example row of the analyst's own improvement plan, commented out."""
+    """Write an example of who owns which kind of action, and a row of the analyst's own plan, commented out."""
+    w.key("action_owners", section=True, active=False, note="default: the case owner and the goal's deadline")
+    w.raw(_line("#   complaints:", "a kind of problem the analysis finds"))
+    w.raw(_line("#     owner: Service quality lead", DOC["action_owners.owner"]))
+    w.raw(_line(f"#     deadline: {deadline.isoformat()}", DOC["action_owners.deadline"]))
     w.key("plan", section=True, active=False, note="default none")
     w.raw(_line("#   - problem: Leads wait too long for the first contact", DOC["plan.problem"]))
     for field, example in (
