@@ -221,6 +221,8 @@ def test_units_are_traced_to_their_channel_rep_and_customer():
             "city": ["Hangzhou", "Xi'an"],
         }
     )
+    later = opps.iloc[[1]].assign(opportunity_id="O3", created_at=ts("2026-01-20"), closed_at=ts("2026-02-01"))
+    opps = pd.concat([opps, later], ignore_index=True)  # the data run past the leads' 90-day window
     tables = {"leads": leads, "opportunities": opps, "customers": customers}
     window = (date(2025, 10, 1), date(2025, 12, 31))
     lu = traced_units("lead_conversion_rate", tables, *window, "S", conversion_window_days=90)

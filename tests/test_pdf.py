@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 from pathlib import Path
 
@@ -101,7 +103,6 @@ def test_demo_case_with_pdf_true_writes_it_in_both_languages(demo_outputs, tmp_p
     from crmnb.handoffs import Workspace
     from crmnb.params import load_case
     from crmnb.present.outputs import build_outputs
-    from crmnb.present.words import t
 
     for case_id, folder in demo_outputs.items():
         copy = tmp_path / case_id
@@ -113,5 +114,6 @@ def test_demo_case_with_pdf_true_writes_it_in_both_languages(demo_outputs, tmp_p
         assert len(reader.pages) > 3
         first = reader.pages[0].extract_text()
         summary = json.loads((copy / "data" / "report" / "summary.json").read_text(encoding="utf-8"))
-        verdict = summary.get("verdict_text") or t(f"report.{summary['verdict']}", case.language)
-        assert case.title in first and verdict.replace(" ", "") in first.replace(" ", "")
+        verdict = summary["verdict_text"]
+        squeeze = functools.partial(re.sub, r"\s+", "")  # a PDF's text breaks lines where the page did
+        assert case.title in first and squeeze(verdict) in squeeze(first)
