@@ -172,3 +172,18 @@ def test_findings_keep_to_the_problems_bearing_on_the_goal_when_the_diagnosis_sa
     marked = PROBLEMS.assign(bears_on_goal=[True, True, False, True], share_of_gap=[1.0, 0.2, 0.0, 0.6])
     findings = make_summary(_case(), kpi, marked, PLAN)["findings"]
     assert findings == ["Slow response: 36 h against 24 h.", "Largest drop-off after 'first contact': 41.2% go on."]
+
+
+def test_the_brief_lists_only_actions_that_bear_on_the_goal():
+    from crmnb.present.summary import top_actions
+
+    plan = pd.DataFrame(
+        {
+            "measure": ["case file's own", "off the goal", "on the goal", "also on it", "a fourth"],
+            "owner": "o",
+            "deadline": "2026-03-31",
+            "bears_on_goal": [True, False, True, True, True],
+        }
+    )
+    assert [a["measure"] for a in top_actions(plan)] == ["case file's own", "on the goal", "also on it"]
+    assert len(top_actions(plan.drop(columns="bears_on_goal"))) == 3  # a plan from before the goal tree

@@ -229,3 +229,14 @@ def test_demo_chinese_workbook_has_chinese_sheets_and_values(demo_books):
     assert all(re.search(r"[\u4e00-\u9fff]", title) for title in wb.sheetnames), wb.sheetnames
     values = {c.value for sheet in wb.worksheets for row in sheet.iter_rows() for c in row if isinstance(c.value, str)}
     assert not values & {"high_value", "planned", "efficiency", "True", "False"}
+
+
+def test_every_sheet_has_a_title_in_both_languages_that_excel_accepts():
+    from crmnb.handoffs import HANDOFFS
+    from crmnb.present.workbook import sheet_title
+
+    for h in (h for h in HANDOFFS.values() if h.sheet):
+        for lang in ("en", "zh"):
+            title = sheet_title(h, lang)
+            assert 0 < len(title) <= 31 and not set(title) & set(":\\/?*[]"), (h.name, lang, title)
+        assert re.search(r"[\u4e00-\u9fff]", sheet_title(h, "zh")), h.name

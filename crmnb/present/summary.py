@@ -188,6 +188,16 @@ def _findings(case: CaseParams, kpi: pd.DataFrame, problems: pd.DataFrame) -> li
     return findings
 
 
+def top_actions(plan: pd.DataFrame, n: int = 3) -> list[dict]:
+    """Return the plan's first ``n`` actions that bear on the goal (the case file's own rows always do).
+
+    Actions on problems off the goal stay in Table 3, under the goal's, but not in the brief.
+    """
+    if "bears_on_goal" in plan:
+        plan = plan[plan["bears_on_goal"].fillna(False).astype(bool)]
+    return plan.head(n)[["measure", "owner", "deadline"]].astype(str).to_dict("records")
+
+
 def make_summary(
     case: CaseParams,
     kpi: pd.DataFrame,
@@ -234,5 +244,5 @@ def make_summary(
         "latest_month": latest,
         "baseline_note": baseline_note(case, float(row["before"]), m.unit),
         "findings": _findings(case, kpi, problems),
-        "actions": plan.head(3)[["measure", "owner", "deadline"]].astype(str).to_dict("records"),
+        "actions": top_actions(plan),
     }

@@ -199,9 +199,12 @@ def write_sheet(
 
 
 def sheet_title(h: Handoff, lang: str) -> str:
-    """Return a hand-off's sheet title in ``lang`` (``sheet.<folder>.<name>``, else its declared title)."""
-    key = f"sheet.{h.name.replace('/', '.')}"
-    return t(key, lang) if has(key) else h.sheet.title
+    """Return a hand-off's sheet title in ``lang`` (the catalogue's ``sheet.<folder>.<name>``).
+
+    Every sheet needs its words in both languages: a missing entry fails here (and in the tests),
+    rather than an English title appearing in a Chinese workbook.
+    """
+    return t(f"sheet.{h.name.replace('/', '.')}", lang)
 
 
 def sheet_frame(h: Handoff, case: CaseParams, ws: Workspace) -> pd.DataFrame:
