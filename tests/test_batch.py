@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 from contextlib import redirect_stderr, redirect_stdout
@@ -265,9 +266,23 @@ def toy(tmp_path_factory) -> Path:
         ("dies", {"notes": "exit"}),
         ("sleeps", {"notes": "30", "cell_timeout_seconds": 1}),
         ("slow", {"notes": "30", "timeout_minutes": 0.04}),
+        ("quick", {"notes": "0"}),
     ):
         _case(params, "lead_conversion_uplift", tmp / "data", case_id=case_id, **extra)
     return tmp
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")
+def test_cases_run_in_one_process_leave_no_descriptor_open(toy):
+    """A batch runs its cases in one process: each case's kernel clients must close with it."""
+
+    def run() -> int:
+        with pytest.raises(StepFailed, match="writing the report"):  # its one step runs; it has no step 7
+            run_case(toy / "parameters" / "quick.yaml", toy / "outputs", progress=None, index=False)
+        return len(os.listdir("/proc/self/fd"))
+
+    first = run()
+    assert [run() for _ in range(3)] == [first] * 3, "open descriptors grow with every case run"
 
 
 def test_a_dying_kernel_is_named(toy):

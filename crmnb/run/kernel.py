@@ -204,6 +204,23 @@ def _engine_class(manager):
 
     class Engine(NBClientEngine):
         @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, start_timeout=60, **kwargs):
+            """Run the step as papermill's engine does, with a client that closes its channels at the end."""
+            from papermill.engines import logger, merge_kwargs, remove_args
+
+            timeout = kwargs.pop("execution_timeout", None) or kwargs.get("timeout")
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            options = merge_kwargs(
+                kwargs,
+                timeout=timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+            )
+            return _client_class()(nb_man, **options).execute()
+
+        @classmethod
         def execute_notebook(
             cls,
             nb,
@@ -230,6 +247,23 @@ def _engine_class(manager):
             return nb_man.nb
 
     return Engine
+
+
+def _client_class():
+    """Return papermill's notebook client, closing its channels when a step ends: nbclient leaves the client
+    of a kernel it does not own open (80 descriptors a case), until cases run in one process run out."""
+    from papermill.clientwrap import PapermillNotebookClient
+
+    class Client(PapermillNotebookClient):
+        def execute(self, **kwargs):
+            try:
+                return super().execute(**kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+                    self.kc = None
+
+    return Client
 
 
 def register_engine() -> str:
