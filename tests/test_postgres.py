@@ -62,6 +62,8 @@ def pg(tmp_path_factory):
     demo = tmp_path_factory.mktemp("pg_demo")
     generate(demo, scale=0.3, seed=7)
     reference = load_tables(_case(demo))
+    # what the CRM's database holds: the typed values before crmnb keys and masks the contacts
+    plain = load_tables(parse_case({**CASE, "mask_pii": False, "data": {"dir": str(demo)}}, demo / "case.yaml"))
     tag = uuid.uuid4().hex[:8]
     text_schema, typed_schema = f"crmnb_text_{tag}", f"crmnb_typed_{tag}"
     engine = sa.create_engine(PG_URL)
@@ -82,7 +84,7 @@ def pg(tmp_path_factory):
                 dtype={c: sa.Text() for c in raw.columns if c != "export_row"},
             )
             # as a CRM database holds it: timestamps, numbers and text
-            typed = reference[name].table.rename(columns={"_row": "export_row"})
+            typed = plain[name].table.rename(columns={"_row": "export_row"})
             typed.to_sql(name, engine, schema=typed_schema, index=False)
         yield demo, text_schema, typed_schema, reference
     finally:

@@ -18,7 +18,7 @@ import io
 import json
 import os
 import re
-import select
+import selectors
 import shutil
 import subprocess
 import sys
@@ -98,6 +98,14 @@ def fontconfig_without_cjk(folder: Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- DevTools over a pipe
+def _readable(fd: int, timeout: float) -> bool:
+    """Return whether ``fd`` has data within ``timeout`` seconds (epoll: select() fails on descriptors past 1024,
+    which a long test session reaches)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        return bool(sel.select(timeout))
+
+
 class DevTools:
     """Chromium driven through --remote-debugging-pipe: commands on fd 3, answers on fd 4, NUL-separated JSON."""
 
@@ -155,7 +163,7 @@ class DevTools:
         deadline = time.monotonic() + self.timeout
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._from_chrome], [], [], left)[0]:
+            if left <= 0 or not _readable(self._from_chrome, left):
                 raise TimeoutError(f"Chromium did not answer within {self.timeout:.0f} s (log: {self.log})")
             chunk = os.read(self._from_chrome, 1 << 20)
             if not chunk:
