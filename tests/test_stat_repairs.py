@@ -214,3 +214,24 @@ def test_did_with_parallel_pre_trends_has_no_warning():
     assert row["pretrend_ci_low"] < 0 < row["pretrend_ci_high"]
     assert "pre-trend" not in row["notes"]
     assert row["did"] == pytest.approx(0.40)  # A 50% → 90%, B 50% → 50%
+
+
+def test_a_customer_counted_in_two_months_does_not_narrow_the_interval():
+    """Each customer's two months agree: the rate rests on as many customers, not twice as many units."""
+    from crmnb.analysis.compare import compare_units, two_proportions
+
+    rng = np.random.default_rng(3)
+    before, after = rng.random(300) < 0.30, rng.random(300) < 0.36
+    once = two_proportions(before, after)
+
+    def twice(x, window):
+        ids = [f"{window}{i}" for i in range(len(x))]
+        return pd.DataFrame({"value": np.repeat(x.astype(float), 2), "customer_id": np.repeat(ids, 2)})
+
+    got = compare_units(twice(before, "b"), twice(after, "a"), "rate", clustered=True)
+    assert (got.deff_before, got.deff_after) == pytest.approx((2.0, 2.0))
+    assert (got.ci_low, got.ci_high, got.p_value) == pytest.approx((once.ci_low, once.ci_high, once.p_value))
+    assert got.n_before == 600 and got.test == "two-proportion z, clustered"
+    naive = compare_units(twice(before, "b"), twice(after, "a"), "rate")  # a metric of one unit per customer
+    assert naive.test == "two-proportion z" and naive.deff_after == 1.0
+    assert naive.ci_high - naive.ci_low < 0.8 * (got.ci_high - got.ci_low)  # what counting units alone claimed

@@ -35,6 +35,8 @@ class Difference:
     test: str
     n_before: int
     n_after: int
+    deff_before: float = 1.0
+    deff_after: float = 1.0
 
     @property
     def significant(self) -> bool:
@@ -68,8 +70,40 @@ def newcombe(k1: float, n1: int, k2: float, n2: int) -> tuple[float, float]:
     return float(d - np.hypot(p2 - l2, u1 - p1)), float(d + np.hypot(u2 - p2, p1 - l1))
 
 
-def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
-    """Compare two rates (arrays of 0/1) with a pooled two-proportion z-test and Newcombe's score interval."""
+def design_effect(values: np.ndarray, clusters: np.ndarray | None) -> float:
+    """Return the design effect of a rate whose 0/1 ``values`` come in ``clusters`` (a customer's months):
+    the cluster-robust variance of the mean over the binomial one, at least 1.
+
+    Units of one customer move together, so they carry less information than as many customers;
+    n / design effect is the sample size they are worth (Kish). A unit without a cluster is its own.
+
+    >>> design_effect(np.array([1, 1, 0, 0]), np.array(["a", "a", "b", "b"]))  # pairs that always agree
+    2.0
+    >>> design_effect(np.array([1, 0, 1, 0]), np.array(["a", "b", "c", "d"]))
+    1.0
+    """
+    y = np.asarray(values, float)
+    n = len(y)
+    if clusters is None or n < 2:
+        return 1.0
+    keys = pd.Series(clusters).astype(object)
+    keys = keys.where(keys.notna(), pd.Series([f"\x00{i}" for i in range(n)], dtype=object))
+    p = y.mean()
+    binomial = p * (1 - p) / n
+    sums = pd.Series(y - p).groupby(keys.to_numpy()).sum().to_numpy()
+    c = len(sums)
+    if binomial <= 0 or c < 2 or c == n:
+        return 1.0
+    robust = float((sums**2).sum()) / n**2  # the sandwich variance of the mean over customers
+    return float(max(1.0, robust / binomial))
+
+
+def two_proportions(x_before: np.ndarray, x_after: np.ndarray, deff: tuple[float, float] = (1.0, 1.0)) -> Difference:
+    """Compare two rates (arrays of 0/1) with a pooled two-proportion z-test and Newcombe's score interval.
+
+    ``deff`` are the windows' design effects (:func:`design_effect`): each window counts as n / deff
+    units, so repeated units of one customer do not narrow the interval.
+    """
     a, b = np.asarray(x_before, float), np.asarray(x_after, float)
     n1, n2 = len(a), len(b)
     if n1 == 0 or n2 == 0:  # one window has nothing: its figure is missing, the other stands
@@ -86,11 +120,13 @@ def two_proportions(x_before: np.ndarray, x_after: np.ndarray) -> Difference:
         )
     p1, p2 = a.mean(), b.mean()
     d = p2 - p1
-    pooled = (a.sum() + b.sum()) / (n1 + n2)
-    se0 = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    e1, e2 = n1 / deff[0], n2 / deff[1]  # the sample sizes the units are worth
+    pooled = (p1 * e1 + p2 * e2) / (e1 + e2)
+    se0 = np.sqrt(pooled * (1 - pooled) * (1 / e1 + 1 / e2))
     p = 2 * stats.norm.sf(abs(d) / se0) if se0 > 0 else (0.0 if d else 1.0)
-    lo, hi = newcombe(a.sum(), n1, b.sum(), n2)
-    return Difference(p1, p2, d, lo, hi, float(p), "two-proportion z", n1, n2)
+    lo, hi = newcombe(p1 * e1, e1, p2 * e2, e2)
+    test = "two-proportion z" if deff == (1.0, 1.0) else "two-proportion z, clustered"
+    return Difference(p1, p2, d, lo, hi, float(p), test, n1, n2, float(deff[0]), float(deff[1]))
 
 
 def bootstrap_means(x_before: np.ndarray, x_after: np.ndarray, n_boot: int = 2000, seed: int = 0) -> Difference:
@@ -125,10 +161,22 @@ def bootstrap_means(x_before: np.ndarray, x_after: np.ndarray, n_boot: int = 200
     return Difference(a.mean(), b.mean(), d, float(lo), float(hi), float(p), "bootstrap", len(a), len(b))
 
 
-def compare_units(before: pd.DataFrame, after: pd.DataFrame, unit: str) -> Difference:
-    """Compare two sets of metric units: a proportion test for rates, a bootstrap for means."""
+def _clusters(units: pd.DataFrame, clustered: bool) -> np.ndarray | None:
+    """Return the customer of each unit when the metric counts a customer once per month (repeat purchase)."""
+    if not clustered or "customer_id" not in units or not units["customer_id"].dropna().duplicated().any():
+        return None
+    return units["customer_id"].to_numpy()
+
+
+def compare_units(before: pd.DataFrame, after: pd.DataFrame, unit: str, clustered: bool = False) -> Difference:
+    """Compare two sets of metric units: a proportion test for rates, a bootstrap for means.
+
+    ``clustered``: the units come several per customer (:attr:`Metric.per_customer_month`), and the
+    rate's interval counts customers rather than units.
+    """
     if unit == "rate":
-        return two_proportions(before["value"].to_numpy(), after["value"].to_numpy())
+        deff = tuple(design_effect(u["value"].to_numpy(), _clusters(u, clustered)) for u in (before, after))
+        return two_proportions(before["value"].to_numpy(), after["value"].to_numpy(), deff)
     return bootstrap_means(before["value"].to_numpy(), after["value"].to_numpy())
 
 
@@ -168,7 +216,7 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
         m = CATALOGUE[mid]
         ub = units(mid, tables, b0, b1, case.department, **opts)
         ua = units(mid, tables, a0, a1, case.department, **opts)
-        d = compare_units(ub, ua, m.unit)
+        d = compare_units(ub, ua, m.unit, m.per_customer_month)
         row = {
             "metric": mid,
             "name": m.name(case.language),
@@ -183,6 +231,7 @@ def kpi_table(tables: dict[str, pd.DataFrame], case, metric_ids: list[str]) -> p
             "test": d.test,
             "n_before": d.n_before,
             "n_after": d.n_after,
+            "deff_after": d.deff_after,
             "did": np.nan,
             "did_ci_low": np.nan,
             "did_ci_high": np.nan,
@@ -246,7 +295,8 @@ def _compare(metric: str, tables, first: tuple, second: tuple, department: str, 
     from crmnb.analysis.metrics import CATALOGUE, units
 
     ua, ub = (units(metric, tables, *w, department, **opts) for w in (first, second))
-    return compare_units(ua, ub, CATALOGUE[metric].unit)
+    m = CATALOGUE[metric]
+    return compare_units(ua, ub, m.unit, m.per_customer_month)
 
 
 def halves(start, end) -> tuple[tuple, tuple]:

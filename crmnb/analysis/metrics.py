@@ -81,6 +81,9 @@ class Metric:
     # the metric's own settings and their defaults (a window length), passed to its unit function
     # unless the caller gives them; the formula text names them
     opts: tuple[tuple[str, object], ...] = ()
+    # a customer may give several units (one per month they bought): their intervals count customers, not
+    # units (crmnb.analysis.compare.design_effect)
+    per_customer_month: bool = False
 
     def name(self, language: str) -> str:
         """Return the metric's name in ``language`` (en or zh)."""
@@ -133,6 +136,7 @@ CATALOGUE: dict[str, Metric] = {
             repeat_purchase_units,
             goal=True,
             opts=(("repeat_window_days", REPEAT_WINDOW_DAYS),),
+            per_customer_month=True,
         ),
         Metric("csat", "experience", ("tickets",), "score", csat_units, goal=True),
         Metric("nps", "experience", ("tickets",), "points", nps_units),

@@ -29,7 +29,7 @@ class Level:
     n: int
 
 
-def rate_level(k: float, n: int) -> Level:
+def rate_level(k: float, n: float) -> Level:
     """Return a rate's level ``k``/``n`` with its Wilson 95% interval.
 
     >>> lv = rate_level(201, 1000)

@@ -64,7 +64,8 @@ def after_level(row: pd.Series, case: CaseParams, tables: dict | None) -> Level:
 
     n = int(row.get("n_after", 0) or 0)
     if CATALOGUE[case.goal.metric].unit == "rate":
-        return rate_level(round(float(row["after"]) * n), n) if n else rate_level(0, 0)
+        worth = n / float(row.get("deff_after", 1.0) or 1.0)  # a customer's several months count once-ish
+        return rate_level(float(row["after"]) * worth, worth) if n else rate_level(0, 0)
     if tables is None:  # without the units, the level stands without an interval
         return Level(float(row["after"]), float("nan"), float("nan"), n)
     opts = {"conversion_window_days": case.thresholds.conversion_window_days}
