@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crmnb.analysis.metrics import CATALOGUE
 from crmnb.present.words import catalogue, column
 
 
@@ -24,4 +25,8 @@ def read_sheet(book: Path | pd.ExcelFile, sheet: str, lang: str = "en", **option
     """Return ``sheet`` of the workbook with its headers turned back into the hand-off's column names."""
     frame = pd.read_excel(book, sheet_name=sheet, **options)
     known = header_names(lang)
-    return frame.rename(columns=lambda h: known.get(str(h), str(h).replace(" ", "_")))
+    frame = frame.rename(columns=lambda h: known.get(str(h), str(h).replace(" ", "_")))
+    ids = {m.name(lang): m.id for m in CATALOGUE.values()}
+    if "metric" in frame and frame["metric"].isin(list(ids)).all():  # the sheet names each metric by its name
+        frame["metric"] = frame["metric"].map(ids)  # and the tests look it up by the catalogue's id
+    return frame

@@ -162,6 +162,23 @@ def test_demo_report_has_no_code_names_and_the_chinese_one_no_english(reports, l
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_demo_workbook_has_no_code_names_and_the_chinese_one_no_english(demo_reports, lang):
+    """Every text cell of tables.xlsx, headers and values, sheet by sheet, as the report is checked."""
+    from openpyxl import load_workbook
+
+    from crmnb.params import load_case
+
+    path = demo_reports[lang].parent / "tables.xlsx"
+    title = load_case(path.parents[2] / "parameters" / f"{path.parent.name}.yaml").title
+    bad = []
+    for sheet in load_workbook(path, read_only=True).worksheets:
+        cells = [v for row in sheet.iter_rows(values_only=True) for v in row if isinstance(v, str)]
+        bad += [f"{sheet.title}: {b}" for b in offending_tokens(cells, chinese=lang == "zh", title=title)]
+    assert not bad, f"{len(bad)} code names or English words in the {lang} workbook:\n" + "\n".join(bad[:60])
+
+
+@pytest.mark.e2e
 def test_english_report_names_the_department_in_english(reports):
     lines, _ = reports["en"]
     assert not [x for x in lines if "销售一部" in x], "the English report shows the department's Chinese name"

@@ -20,8 +20,9 @@ from openpyxl.utils import get_column_letter
 
 from crmnb.handoffs import Handoff, Workspace, sheets
 from crmnb.params.model import CaseParams
+from crmnb.present.display import cell_words, shown_columns
 from crmnb.present.sheets import TEMPLATES
-from crmnb.present.words import category, column, has, t
+from crmnb.present.words import column, has, t
 
 # --------------------------------------------------------------------------- Excel
 HEADER_FILL = PatternFill("solid", fgColor="2F6F9F")
@@ -101,13 +102,19 @@ def _date_format(values: pd.Series) -> str:
     return "yyyy-mm-dd" if stamps.empty or (stamps == stamps.dt.normalize()).all() else "yyyy-mm-dd hh:mm"
 
 
-def _shown(v: object, lang: str) -> object:
-    """Return a value as readers see it: a category in words, yes/no for a flag."""
+def _shown(v: object, lang: str, col: str = "") -> object:
+    """Return a value as readers see it, as the report shows it: a category or a list of them in words, a
+    metric's or a test's name, a cleaning-log line in the case's language, yes/no for a flag."""
     if isinstance(v, bool):
         return t("sheet.yes" if v else "sheet.no", lang)
-    if isinstance(v, str) and has(f"category.{v}"):
-        return category(v, lang)
-    return v
+    if not isinstance(v, str):
+        return v
+    if col == "column":  # the cleaning log names the column a rule changed: by its header
+        return column(v, lang)
+    for key in (f"metric.{v}.name", f"words.test.{v}"):
+        if has(key):
+            return t(key, lang)
+    return cell_words(v, lang)
 
 
 def header(name: str, lang: str, template: bool = False, **values: object) -> str:
@@ -172,6 +179,8 @@ def write_sheet(
     ``template`` (the values its headers name, such as the look-back's months) marks one of the method's templates.
     """
     ws = wb.create_sheet(re.sub(r"[:\\/?*\[\]]", " ", name)[:31])
+    if shown_columns(df) != list(df.columns):  # a metric's id beside its name is the code name of the name
+        df = df.drop(columns="metric").rename(columns={"name": "metric"})  # headed as what it names
     formats = _formats(df, percent, money)
     headers = [header(str(c), lang, template is not None, **(template or {})) for c in df.columns]
     ws.append([safe_text(h) for h in headers])
@@ -179,7 +188,7 @@ def write_sheet(
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for row in df.itertuples(index=False):
-        ws.append([_cell_value(_shown(v, lang)) for v in row])
+        ws.append([_cell_value(_shown(v, lang, str(c))) for c, v in zip(df.columns, row)])
     if df.empty:
         ws.append([t("sheet.empty", lang)])
     for j in range(1, len(df.columns) + 1):
