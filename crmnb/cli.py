@@ -48,7 +48,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from crmnb.paths import resolve
-    from crmnb.present.outputs import OUTPUTS
+    from crmnb.present.outputs import every_output
     from crmnb.run.steps import run_case
 
     res = run_case(args.case, args.output_root, resume=args.resume, index=not args.no_index)
@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"{res.case.case_id}: done in {res.seconds:.0f} s")
     for name, path in res.outputs.items():
-        print(f"  {OUTPUTS[name].key + ':':<10}{path}")
+        print(f"  {every_output()[name].key + ':':<10}{path}")
     if not args.no_index:
         print(f"  {'index:':<10}{resolve(args.output_root) / 'index.html'}")
     return 0
@@ -154,7 +154,7 @@ def _report(args: argparse.Namespace) -> int:
     from crmnb.handoffs import Workspace
     from crmnb.params import load_case
     from crmnb.paths import resolve
-    from crmnb.present.outputs import OUTPUTS, build_outputs
+    from crmnb.present.outputs import build_outputs, every_output
     from crmnb.run.records import notebooks_dir, step_notebooks
 
     file = resolve(args.case)
@@ -171,7 +171,7 @@ def _report(args: argparse.Namespace) -> int:
     outputs = build_outputs(case, books, ws)
     print(f"{case.case_id}: rebuilt from {folder} without running a step")
     for name, path in outputs.items():
-        print(f"  {OUTPUTS[name].key + ':':<10}{path}")
+        print(f"  {every_output()[name].key + ':':<10}{path}")
     if not args.no_index:
         from crmnb.run.index import write_index
 

@@ -386,15 +386,15 @@ def test_index_links_every_registered_output_a_case_has(tmp_path, monkeypatch):
 
     from crmnb.present import outputs
 
-    pdf = dataclasses.replace(outputs.OUTPUTS["report.html"], name="report.pdf", key="pdf")
-    monkeypatch.setattr(run_index, "OUTPUTS", {**outputs.OUTPUTS, "report.pdf": pdf})
+    extra = dataclasses.replace(outputs.OUTPUTS["report.html"], name="brief.html", key="brief")
+    monkeypatch.setattr(outputs, "OUTPUTS", {**outputs.OUTPUTS, "brief.html": extra})
     folder = tmp_path / "outputs" / "case_a"
     folder.mkdir(parents=True)
-    for name in ("report.html", "report.pdf"):
+    for name in ("report.html", "brief.html"):
         (folder / name).write_text("x", encoding="utf-8")
     run_records.write_record(folder, {"case_id": "case_a", "status": "ok", "seconds": 3.0})
     page = run_index.write_index(tmp_path / "outputs").read_text(encoding="utf-8")
-    assert '<a href="case_a/report.html">report</a> · <a href="case_a/report.pdf">report</a>' in page
+    assert '<a href="case_a/report.html">report</a> · <a href="case_a/brief.html">report</a>' in page
     assert "case_a/tables.xlsx" not in page, "an output the case does not have is not linked"
 
 

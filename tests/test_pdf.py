@@ -109,7 +109,7 @@ def test_demo_case_with_pdf_true_writes_it_in_both_languages(demo_outputs, tmp_p
         shutil.copytree(folder, copy)
         case = load_case(folder.parents[1] / "parameters" / f"{case_id}.yaml").model_copy(update={"pdf": True})
         built = build_outputs(case, sorted((copy / "notebooks").glob("*.ipynb")), Workspace(tmp_path, case_id))
-        assert set(built) == {"report.html", "tables.xlsx"}
+        assert set(built) == {"report.html", "tables.xlsx", "report.pdf"}
         reader = pypdf.PdfReader(copy / "report.pdf")
         assert len(reader.pages) > 3
         first = reader.pages[0].extract_text()
@@ -117,3 +117,17 @@ def test_demo_case_with_pdf_true_writes_it_in_both_languages(demo_outputs, tmp_p
         verdict = summary["verdict_text"]
         squeeze = functools.partial(re.sub, r"\s+", "")  # a PDF's text breaks lines where the page did
         assert case.title in first and squeeze(verdict) in squeeze(first)
+
+
+def test_the_index_page_links_a_pdf_the_case_wrote(tmp_path):
+    from crmnb.run.index import _links
+
+    folder = tmp_path / "case_a"
+    folder.mkdir()
+    for name in ("report.html", "tables.xlsx", "report.pdf"):
+        (folder / name).write_bytes(b"x")
+    entry = {"folder": "case_a", "status": "ok", "notebook": None}
+    hrefs = [link["href"] for link in _links(tmp_path, entry, "en")]
+    assert hrefs[:3] == ["case_a/report.html", "case_a/tables.xlsx", "case_a/report.pdf"]
+    (folder / "report.pdf").unlink()
+    assert "case_a/report.pdf" not in [link["href"] for link in _links(tmp_path, entry, "en")]

@@ -131,12 +131,12 @@ def by_key(key: str) -> Output:
 
 
 def build_outputs(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> dict[str, Path]:
-    """Write every output in order, then those the case asks for; return the paths of :data:`OUTPUTS` by file name."""
+    """Write every output in order, then those the case asks for; return the paths written by file name."""
     books = list(notebooks)
     built = {name: output.build(case, books, ws) for name, output in OUTPUTS.items()}
-    for output in ON_REQUEST.values():
+    for name, output in ON_REQUEST.items():
         if output.wanted(case):
-            output.build(case, books, ws)
+            built[name] = output.build(case, books, ws)
     return built
 
 

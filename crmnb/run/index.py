@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from crmnb.params.model import GOAL_METRICS
 from crmnb.present.fonts import FONT_STACK, cjk_font_face
-from crmnb.present.outputs import OUTPUTS
+from crmnb.present.outputs import OUTPUTS, every_output
 from crmnb.present.templates import html_lang, render
 from crmnb.present.words import has, t
 from crmnb.run.records import INDEX_FILE, LOG_FILE, read_record, record_status, short_time, timestamp, write_atomic
@@ -154,7 +154,7 @@ def _links(root: Path, e: dict, lang: str) -> list[dict]:
     # a run that failed, or has not finished, wrote no output: those are an earlier run's
     failed = e["status"] in ("failed", "timeout", "interrupted", "running")
     earlier = f" {t('index.earlier_run', lang)}" if failed else ""
-    links = [_link(folder, name, t(output.label, lang) + earlier) for name, output in OUTPUTS.items()]
+    links = [_link(folder, name, t(output.label, lang) + earlier) for name, output in every_output().items()]
     if failed and e["notebook"]:
         links.append(_link(folder, e["notebook"], t("index.failed_notebook", lang)))
     links.append(_link(folder, LOG_FILE, t("index.log", lang)))
