@@ -156,7 +156,7 @@ def test_report_page_escapes_case_text_and_keeps_notebook_html():
     assert "<script>" not in page and "<title>Uplift &lt;script&gt;alert(1)&lt;/script&gt;</title>" in page
     assert "Ask &lt;i&gt;Wang&lt;/i&gt; &amp; co" in page
     assert "Reps answer &lt;b&gt;late&lt;/b&gt; &amp; &#39;often&#39; never" in page and "a fourth" not in page
-    assert "Call within 4 h &lt;now&gt; — 负责人: Sales 1 lead, 完成时间: 2026-03-31" in page
+    assert "Call within 4 h &lt;now&gt; — 负责人：Sales 1 lead，完成时间：2026-03-31" in page  # full-width punctuation
     assert "<p class='x'>kept <b>as</b> markup</p>" in page
     assert "<html lang='zh-CN'>" in page and "2026-01-02 03:04" in page
     assert (
