@@ -16,8 +16,9 @@ import nbformat
 import pytest
 
 from crmnb.present.mail import build_message, send
-from crmnb.present.mail_brief import interval_text, mail_charts
+from crmnb.present.mail_brief import mail_charts
 from crmnb.present.report import brief_charts as report_brief_charts
+from crmnb.present.report import kpi_tiles
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is in the test extra")
 
@@ -183,7 +184,8 @@ def test_summary_headline_interval_and_month_are_used_when_given(tmp_path):
         headline="within the margin of error, 20.1% vs target 20%",
         verdict_text="Within the margin of error",
         interval=[0.182, 0.221],
-        latest_month="2025-12",
+        latest_month={"month": "2025-12", "value": 0.181, "n": 530},
+        windows={"before": ["2025-07-01", "2025-09-30"], "after": ["2025-10-01", "2025-12-31"]},
         baseline_note="July to September",
     )
     got = email.message_from_bytes(
@@ -192,9 +194,12 @@ def test_summary_headline_interval_and_month_are_used_when_given(tmp_path):
     # a long subject is folded after "Subject:"; unfolding leaves the fold's space, which clients drop
     assert got["Subject"].strip() == "Lead conversion uplift: within the margin of error, 20.1% vs target 20%"
     html = got.get_body(("html",)).get_content()
-    for said in ("Within the margin of error", "95% CI 18.2% – 22.1%", "latest month 2025-12", "July to September"):
-        assert said in html
-    assert "95% CI 18.2% – 22.1%" in got.get_body(("plain",)).get_content()
+    tiles = kpi_tiles(json.loads((report.parent / "data/report/summary.json").read_text("utf-8")), "en")
+    said = ("Within the margin of error", "95% CI 18.2–22.1%", "December alone: 18.1%", "July to September")
+    for text in (*said, "2025-10-01 – 2025-12-31"):
+        assert text in html
+    assert [line for tile in tiles for line in tile["lines"] if line not in html] == []  # the report's tiles
+    assert "95% CI 18.2–22.1%" in got.get_body(("plain",)).get_content()
 
 
 def test_charts_are_the_cells_the_report_shows_in_its_brief(tmp_path):
@@ -205,13 +210,6 @@ def test_charts_are_the_cells_the_report_shows_in_its_brief(tmp_path):
     untagged = make_case(tmp_path / "none", "en", tagged=0).parent / "notebooks"
     assert mail_charts(untagged, "en") == []  # as the report's brief: no tagged cell, no chart
     assert mail_charts(tmp_path / "nowhere", "en") == []
-
-
-def test_interval_forms():
-    assert interval_text((0.1, 0.2), "rate", "zh") == "95%置信区间 10.0% ~ 20.0%"
-    assert interval_text({"ci_low": 1, "ci_high": 2.5}, "hours", "en") == "95% CI 1.0 h – 2.5 h"
-    assert interval_text("18% to 22%", "rate", "en") == "18% to 22%"
-    assert interval_text([0.1, None], "rate", "en") == ""
 
 
 def test_no_summary_says_to_run_the_case(tmp_path):

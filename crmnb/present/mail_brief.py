@@ -18,7 +18,7 @@ import css_inline
 from markupsafe import Markup
 
 from crmnb.errors import CrmnbError
-from crmnb.present.report import VERDICT_CLASS, brief_charts, verdict_label
+from crmnb.present.report import VERDICT_CLASS, brief_charts, kpi_tiles, verdict_label
 from crmnb.present.templates import html_lang, render
 from crmnb.present.words import department, fmt_value, has, t
 
@@ -46,6 +46,8 @@ class Brief:
     tiles: list[dict]
     findings: list[str]
     actions: list[dict]
+    verdict_text: str = ""
+    baseline_note: str = ""
     meta: str = ""
     attached: str = ""
     files: list[str] = field(default_factory=list)
@@ -83,56 +85,6 @@ def _title(report: Path, run: dict) -> str:
     return m.group(1).strip() if m else report.parent.name
 
 
-def interval_text(interval: object, unit: str, lang: str) -> str:
-    """Return the interval of the current value as readers see it; '' when the summary gives none.
-
-    >>> interval_text([0.18, 0.22], "rate", "en"), interval_text(None, "rate", "en")
-    ('95% CI 18.0% – 22.0%', '')
-    >>> interval_text({"low": 17.5, "high": 20.25}, "hours", "zh")
-    '95%置信区间 17.5 h ~ 20.2 h'
-    """
-    if isinstance(interval, str):
-        return interval
-    if isinstance(interval, dict):
-        interval = (interval.get("low", interval.get("ci_low")), interval.get("high", interval.get("ci_high")))
-    if isinstance(interval, (list, tuple)) and len(interval) == 2 and None not in interval:
-        low, high = (fmt_value(float(v), unit) for v in interval)
-        return t("mail.interval", lang, low=low, high=high)
-    return ""
-
-
-def _tiles(summary: dict, lang: str, verdict_text: str, verdict_class: str) -> list[dict]:
-    """Return the four tiles: baseline, now (with its interval and month), target, verdict."""
-    goal = summary["goal"]
-    unit = goal["unit"]
-    now_note = interval_text(summary.get("interval"), unit, lang)
-    if summary.get("latest_month"):
-        month = t("mail.latest_month", lang, month=summary["latest_month"])
-        now_note = f"{now_note} · {month}" if now_note else month
-    baseline = summary.get("before", goal["baseline"])
-    return [
-        {
-            "label": t("report.baseline", lang),
-            "value": fmt_value(baseline, unit),
-            "note": summary.get("baseline_note", ""),
-            "css": "",
-        },
-        {
-            "label": t("report.now", lang),
-            "value": fmt_value(summary["now"], unit),
-            "note": now_note,
-            "css": verdict_class,
-        },
-        {
-            "label": t("report.target", lang),
-            "value": fmt_value(goal["target"], unit),
-            "note": t("mail.by", lang, deadline=goal["deadline"]),
-            "css": "",
-        },
-        {"label": t("report.verdict", lang), "value": verdict_text, "note": "", "css": verdict_class},
-    ]
-
-
 def make_brief(report: Path, files: list[str]) -> Brief:
     """Return the brief of the case whose report is ``report``, from the summary hand-off beside it.
 
@@ -164,7 +116,9 @@ def make_brief(report: Path, files: list[str]) -> Brief:
         title=_title(Path(report), run),
         headline=headline,
         verdict_class=css,
-        tiles=_tiles(summary, lang, verdict_text, css),
+        tiles=kpi_tiles(summary, lang),
+        verdict_text=verdict_text,
+        baseline_note=summary.get("baseline_note") or "",
         findings=[str(f) for f in summary.get("findings", [])[:3]],
         actions=[
             {k: str(a.get(k, "")) for k in ("measure", "owner", "deadline")} for a in summary.get("actions", [])[:3]
@@ -206,8 +160,9 @@ def brief_text(brief: Brief, width: int = 72) -> str:
     if brief.meta:
         lines += [para(brief.meta), ""]
     for tile in brief.tiles:
-        note = t("mail.paren", lang, text=tile["note"]) if tile["note"] else ""
+        note = t("mail.paren", lang, text=" · ".join(tile["lines"])) if tile["lines"] else ""
         lines.append(para(t("mail.pair", lang, label=tile["label"], value=tile["value"]) + note, "  "))
+    lines += [""] + [para(s) for s in (brief.verdict_text, brief.baseline_note) if s]
     lines += ["", t("report.findings", lang), "-" * 8]
     lines += [para(f, f"{i}. ") for i, f in enumerate(brief.findings, 1)]
     lines += ["", t("report.actions", lang), "-" * 8]

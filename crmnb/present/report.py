@@ -193,13 +193,20 @@ def verdict_label(verdict: str, lang: str) -> str:
     return verdict
 
 
-def kpi_tiles(case: CaseParams, summary: dict) -> list[dict]:
+def kpi_tiles(summary: dict, lang: str) -> list[dict]:
     """Return the brief's tiles: the measured baseline, now with its interval and latest month, the target,
-    the verdict; each its label, value, lines under it and style."""
-    lang, goal = case.language, summary["goal"]
+    the verdict; each its label, value, lines under it and style. The report and the e-mail show these."""
+    goal = summary["goal"]
     unit = goal["unit"]
-    (b0, b1), (a0, a1) = case.windows["before"], case.windows["after"]
-    now_lines = [t("brief.tile.window", lang, start=a0, end=a1)]
+    windows = summary.get("windows") or {}  # a summary from before it named them shows no window
+
+    def window(name: str) -> list[str]:
+        if name not in windows:
+            return []
+        start, end = windows[name]
+        return [t("brief.tile.window", lang, start=start, end=end)]
+
+    now_lines = window("after")
     if summary.get("interval"):
         now_lines.insert(0, t("brief.tile.ci", lang, interval=span(*summary["interval"], unit)))
     if summary.get("latest_month"):
@@ -208,7 +215,7 @@ def kpi_tiles(case: CaseParams, summary: dict) -> list[dict]:
     verdict = summary["verdict"]
     return [
         {"label": t("report.baseline", lang), "value": fmt_value(summary["before"], unit),
-         "lines": [t("brief.tile.window", lang, start=b0, end=b1)], "style": ""},
+         "lines": window("before"), "style": ""},
         {"label": t("report.now", lang), "value": fmt_value(summary["now"], unit), "lines": now_lines, "style": ""},
         {"label": t("report.target", lang), "value": fmt_value(goal["target"], unit),
          "lines": [t("brief.tile.by", lang, deadline=goal["deadline"])], "style": ""},
@@ -232,7 +239,7 @@ def report_html(
         department=department,
         generated=f"{generated:%Y-%m-%d %H:%M}",
         summary=summary,
-        tiles=kpi_tiles(case, summary),
+        tiles=kpi_tiles(summary, lang),
         verdict_text=summary.get("verdict_text") or verdict_label(summary["verdict"], lang),
         charts=list(charts),
         steps=steps,

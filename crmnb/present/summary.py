@@ -236,6 +236,7 @@ def make_summary(
             "target": g.target,
             "deadline": str(g.deadline),
         },
+        "windows": {w: [str(d) for d in case.windows[w]] for w in ("before", "after")},
         "before": float(row["before"]),
         "now": float(row["after"]),
         "verdict": verdict,
