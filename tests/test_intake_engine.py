@@ -177,3 +177,15 @@ def test_summaries_show_the_inventory_of_the_whole_tables(tmp_path: Path):
     written = pd.read_parquet(tmp_path / "out" / case.case_id / "data" / "intake" / "customers.parquet")
     whole["customers"].table.to_parquet(tmp_path / "whole.parquet", index=False)
     pd.testing.assert_frame_equal(written, pd.read_parquet(tmp_path / "whole.parquet"))
+
+
+def test_a_summarised_table_keeps_none_of_its_text(tmp_path: Path):
+    case = mini_case(write_mini(tmp_path / "exports"))
+    got = load_tables(case)["customers"]
+    got.table = got.table.iloc[np.arange(3000) % 3].reset_index(drop=True)  # 3,000 rows: buffers worth keeping
+    assert got.table["name"].array._pa_array.get_total_buffer_size() > 10_000
+    empty = got.summarised("customers").table
+    assert list(empty.dtypes.items()) == list(got.table.dtypes.items())
+    # a slice, even of no rows, would still hold the whole column's buffers
+    held = [empty[c].array._pa_array.get_total_buffer_size() for c in empty if str(empty[c].dtype) == "str"]
+    assert held and max(held) <= 64  # an empty column's own offsets

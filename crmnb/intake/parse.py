@@ -54,7 +54,9 @@ class Intake:
         """Return this intake without its rows (the table's columns kept), with its :func:`table_profile`:
         what step 2 shows of a table once it is written."""
         profile = self.profile or table_profile(name, self.table)
-        return dataclasses.replace(self, table=self.table.iloc[:0].copy(), profile=profile)
+        # new empty columns: a slice of an Arrow-backed column, even empty, keeps the whole column's buffers
+        empty = pd.DataFrame({c: pd.array([], dtype=t) for c, t in self.table.dtypes.items()})
+        return dataclasses.replace(self, table=empty, profile=profile)
 
 
 def table_profile(name: str, df: pd.DataFrame) -> dict[str, Any]:
