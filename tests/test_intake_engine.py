@@ -189,3 +189,43 @@ def test_a_summarised_table_keeps_none_of_its_text(tmp_path: Path):
     # a slice, even of no rows, would still hold the whole column's buffers
     held = [empty[c].array._pa_array.get_total_buffer_size() for c in empty if str(empty[c].dtype) == "str"]
     assert held and max(held) <= 64  # an empty column's own offsets
+
+
+def _checked_everywhere(text: pd.Series, fmt: str) -> pd.Series:
+    """Return ``text`` parsed with ``fmt``, the day and second written checked on every value (as before)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crmnb.intake.parse import _written_as_parsed
+
+    arr = pa.array(text.astype("str"), type=pa.large_string())
+    got = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
+    got = pc.if_else(_written_as_parsed(arr, got, fmt), got, pa.scalar(None, got.type))
+    return pd.Series(got.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
+
+
+def test_checking_only_dates_that_may_have_moved_refuses_the_same_dates():
+    from crmnb.intake.parse import DATE_FORMATS, _strptime
+
+    # every month's last days and the 1st to 3rd, seconds 0, 1, 58 to 61, midnight and 23:59, leap and not
+    written = []
+    for y, m, d, h, sec in (
+        (y, m, d, h, sec)
+        for y in (2024, 2025)
+        for m in range(1, 13)
+        for d in (1, 2, 3, 4, 28, 29, 30, 31)
+        for h in (0, 23)
+        for sec in (0, 1, 2, 58, 59, 60, 61)
+    ):
+        written += [
+            f"{y}-{m:02d}-{d:02d} {h:02d}:59:{sec:02d}",
+            f"{y}/{m}/{d} {h}:59:{sec}",
+            f"{y}年{m}月{d}日 {h}:59:{sec:02d}",
+            f"{y}-{m:02d}-{d:02d}",
+            f"{y}/{m}/{d}",
+        ]
+    text = pd.Series(written, dtype="string")
+    for fmt, _ in DATE_FORMATS:
+        pd.testing.assert_series_equal(_strptime(text, fmt), _checked_everywhere(text, fmt))
+    got = _strptime(pd.Series(["2025-02-29", "2024-02-29", "2025-04-31", "2025-04-30"], dtype="string"), "%Y-%m-%d")
+    assert list(map(str, got)) == ["NaT", "2024-02-29 00:00:00", "NaT", "2025-04-30 00:00:00"]

@@ -212,6 +212,19 @@ def _written_as_parsed(arr: pa.Array, got: pa.Array, fmt: str) -> pa.Array:
     return pa.array(ok)
 
 
+def _may_be_moved(got: pa.Array, fmt: str) -> np.ndarray:
+    """Return, per parsed value, whether Arrow may have moved it from the date written: only those are checked.
+
+    Arrow takes a day 1-31 and a second 0-61, and moves what overflows forward: the 29th to 31st
+    of a short month land on the 1st to 3rd of the next, second 60 or 61 on second 0 or 1. A value
+    parsed to any other day and second was read as written.
+    """
+    moved = pc.less_equal(pc.day(got), 3)
+    if "%S" in fmt:
+        moved = pc.or_(moved, pc.less_equal(pc.second(got), 1))
+    return np.asarray(pc.fill_null(moved, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     """Parse ``text`` with ``fmt`` in Arrow's vectorised strptime: NaT where it does not match.
 
@@ -223,8 +236,11 @@ def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     got = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
-    ok = _written_as_parsed(arr, got, fmt)
-    got = pc.if_else(ok, got, pa.scalar(None, got.type))
+    ok = np.ones(len(arr), dtype=bool)
+    idx = np.flatnonzero(_may_be_moved(got, fmt))
+    if len(idx):
+        ok[idx] = _written_as_parsed(pc.take(arr, idx), pc.take(got, idx), fmt).to_numpy(zero_copy_only=False)
+    got = pc.if_else(pa.array(ok), got, pa.scalar(None, got.type))
     return pd.Series(got.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
 
 
