@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -303,15 +303,27 @@ class Tables(MutableMapping):
         return f"<{self._step} tables: {', '.join(self._names)}; read so far: {', '.join(self._got) or 'none'}>"
 
 
-def save_intake(ws: Workspace, intakes: dict[str, Intake]) -> pd.DataFrame:
-    """Write every intake table, the unreadable values and the date formats; return the issues."""
-    for name, got in intakes.items():
+def save_intake(ws: Workspace, intakes: Mapping[str, Intake] | Iterable[tuple[str, Intake]]) -> dict[str, Intake]:
+    """Write every intake table as it comes, then the unreadable values and the date formats.
+
+    ``intakes`` is a mapping, or pairs as :func:`crmnb.intake.load.iter_tables` yields them
+    one at a time: each table is written and let go before the next is taken in, so step 2
+    holds one table rather than all. Returns every table's intake without its rows
+    (:meth:`Intake.summarised`: notes, issues, formats and the inventory's figures), in the order of the tables.
+    """
+    from crmnb.intake.parse import all_formats, all_issues
+
+    kept: dict[str, Intake] = {}
+    for name, got in intakes.items() if isinstance(intakes, Mapping) else intakes:
         ws.write(f"intake/{name}", got.table)
-    issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
-    formats = pd.concat([g.formats for g in intakes.values()], ignore_index=True)
-    ws.write("intake/issues", issues.astype({"row": "int64"}) if len(issues) else issues)
-    ws.write("intake/formats", formats)
-    return issues
+        ws._cache.pop(f"intake/{name}", None)  # written: step 4 reads it back, rather than every table staying here
+        kept[name] = got.summarised(name)
+        del got
+    kept = {name: kept[name] for name in TABLES if name in kept}
+    issues = all_issues(kept)
+    ws.write("intake/issues", issues)
+    ws.write("intake/formats", all_formats(kept))
+    return kept
 
 
 def save_cleaned(ws: Workspace, cleaned) -> None:

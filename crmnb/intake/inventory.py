@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crmnb.intake.parse import Intake
-from crmnb.intake.schema import TABLES
+from crmnb.intake.parse import Intake, table_profile
 from crmnb.intake.sources import redact
 from crmnb.params.model import CaseParams
 
@@ -16,11 +15,7 @@ def inventory(intakes: dict[str, Intake], case: CaseParams) -> pd.DataFrame:
     """Return the data inventory: per table its file, rows, columns, date range, coverage and unreadable values."""
     rows = []
     for name, got in intakes.items():
-        t = got.table
-        spec = TABLES[name]
-        dcol = spec.dates[0] if spec.dates else None
-        cols = list(spec.columns)
-        filled = t[cols].notna().to_numpy().mean() if len(t) else float("nan")
+        p = got.profile or table_profile(name, got.table)  # a table written and dropped keeps its profile
         rows.append(
             {
                 "table": name,
@@ -28,11 +23,11 @@ def inventory(intakes: dict[str, Intake], case: CaseParams) -> pd.DataFrame:
                 "file": Path(got.source).name
                 if got.source and "://" not in got.source
                 else (redact(got.source) or case.data_path(name).name),
-                "rows": len(t),
-                "columns": len(cols),
-                "from": t[dcol].min() if dcol and len(t) else pd.NaT,
-                "to": t[dcol].max() if dcol and len(t) else pd.NaT,
-                "coverage": filled,
+                "rows": p["rows"],
+                "columns": p["columns"],
+                "from": p["from"],
+                "to": p["to"],
+                "coverage": p["coverage"],
                 "unreadable_values": len(got.issues),
             }
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,10 +143,24 @@ def load_tables(
 ) -> dict:
     """Read, map, take in and validate every canonical table of a case; never writes to a source.
 
-    Raises the first :class:`DataError` (naming the table and source), or, when
-    ``errors`` is given, collects each table's error there and goes on.
+    Every table is held in memory; :func:`iter_tables` gives them one at a time. Raises the
+    first :class:`DataError` (naming the table and source), or, when ``errors`` is given,
+    collects each table's error there and goes on.
     """
-    out: dict[str, Any] = {}
+    out = dict(iter_tables(case, progress, errors))
+    return {name: out[name] for name in TABLES if name in out}
+
+
+def iter_tables(
+    case: Any, progress: Callable[[str], None] | None = None, errors: dict[str, CrmnbError] | None = None
+) -> Iterator[tuple[str, Intake]]:
+    """Yield each canonical table of a case as ``(name, intake)`` as soon as it is taken in and validated.
+
+    A caller that writes each table and lets it go holds one table at a time (step 2:
+    :func:`crmnb.handoffs.save_intake`). The tables come in the order of
+    :data:`~crmnb.intake.schema.TABLES`, except that leads wait for opportunities (:data:`LINKED`).
+    Errors as :func:`load_tables`.
+    """
     key = None
     if getattr(case, "mask_pii", True):
         from crmnb.intake.protect import contact_key
@@ -162,31 +176,32 @@ def load_tables(
             errors[name] = as_data_error(exc, name)
             return None
 
-    def keep(name: str, frame: pd.DataFrame, loc: Located, raw: Raw) -> None:
-        got = attempt(name, take_in_for, case, name, frame, loc, raw, key)
-        if got is not None:
-            out[name] = got
-
     # Each table is taken in as soon as it is read and its text dropped, so that only one
     # export's text is in memory at a time; leads and opportunities wait for each other,
     # because converted leads can fill the opportunities' lead ids.
     held: dict[str, tuple[pd.DataFrame, Located, Raw]] = {}
     for name in TABLES:
-        got = attempt(name, read_one, case, name, progress)
+        read_got = attempt(name, read_one, case, name, progress)
         if name in LINKED:
-            if got is not None:
-                held[name] = got
-            if name == LINKED[-1]:
-                take_linked(held, keep)
-        elif got is not None:
-            keep(name, *got)
+            if read_got is not None:
+                held[name] = read_got
+            if name != LINKED[-1]:
+                continue
+            ready = take_linked(held)
+        else:
+            ready = [(name, read_got)] if read_got is not None else []
+        del read_got
+        while ready:
+            table, got = ready.pop(0)
+            taken = attempt(table, take_in_for, case, table, *got, key)
             del got
-    take_linked(held, keep)
+            if taken is not None:
+                yield table, taken
+            del taken
     if errors is not None:  # in the order of the tables, as they were read before
         found = dict(errors)
         errors.clear()
         errors.update({k: found[k] for k in sorted(found, key=list(TABLES).index)})
-    return {name: out[name] for name in TABLES if name in out}
 
 
 def read_one(case: Any, name: str, progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, Located, Raw]:
@@ -201,15 +216,14 @@ LINKED = ("leads", "opportunities")
 """Tables taken in together: a lead's converted-opportunity id can fill an opportunity's lead id."""
 
 
-def take_linked(held: dict, take_in: Callable) -> None:
-    """Fill the opportunities' lead ids from the converted leads, then take in the tables held."""
+def take_linked(held: dict) -> list[tuple[str, tuple[pd.DataFrame, Located, Raw]]]:
+    """Fill the opportunities' lead ids from the converted leads; return the tables held, to be taken in."""
     from crmnb.intake.mappings import link_converted_leads
 
     if not held:
-        return
+        return []
     link_converted_leads({k: v[0] for k, v in held.items()})
-    for name in list(held):
-        take_in(name, *held.pop(name))
+    return [(name, held.pop(name)) for name in list(held)]
 
 
 def as_data_error(exc: Exception, table: str) -> CrmnbError:

@@ -6,6 +6,7 @@ canonical table and lists, rather than hides, every value it could not read.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,40 @@ class Intake:
     notes: list[str] = field(default_factory=list)  # what intake noticed about the table as a whole
     read_as: dict[str, Any] = field(default_factory=dict)  # encoding and separator of a CSV
     validation: Any = None  # crmnb.intake.checks.Report: what schema validation found
+    profile: dict[str, Any] | None = None  # rows, date range and coverage, kept once the rows are dropped
+
+    def summarised(self, name: str) -> Intake:
+        """Return this intake without its rows (the table's columns kept), with its :func:`table_profile`:
+        what step 2 shows of a table once it is written."""
+        profile = self.profile or table_profile(name, self.table)
+        # new empty columns: a slice of an Arrow-backed column, even empty, keeps the whole column's buffers
+        empty = pd.DataFrame({c: pd.array([], dtype=t) for c, t in self.table.dtypes.items()})
+        return dataclasses.replace(self, table=empty, profile=profile)
+
+
+def table_profile(name: str, df: pd.DataFrame) -> dict[str, Any]:
+    """Return a taken-in table's rows, the first and last of its main date and how filled its columns are."""
+    spec = TABLES[name]
+    dcol = spec.dates[0] if spec.dates else None
+    cols = list(spec.columns)
+    return {
+        "rows": len(df),
+        "columns": len(cols),
+        "from": df[dcol].min() if dcol and len(df) else pd.NaT,
+        "to": df[dcol].max() if dcol and len(df) else pd.NaT,
+        "coverage": df[cols].notna().to_numpy().mean() if len(df) else float("nan"),
+    }
+
+
+def all_issues(intakes: dict[str, Intake]) -> pd.DataFrame:
+    """Return the unreadable values of every table, in the order of the tables (the ``intake/issues`` hand-off)."""
+    issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
+    return issues.astype({"row": "int64"}) if len(issues) else issues
+
+
+def all_formats(intakes: dict[str, Intake]) -> pd.DataFrame:
+    """Return the date formats of every table, in the order of the tables (the ``intake/formats`` hand-off)."""
+    return pd.concat([g.formats for g in intakes.values()], ignore_index=True)
 
 
 ISSUE_COLUMNS = ["table", "row", "column", "value", "problem"]
@@ -70,9 +105,32 @@ def parse_dates(values: pd.Series, timezone: str | None = None) -> tuple[pd.Seri
     ['YYYY-MM-DD hh:mm:ss', 'YYYY/M/D hh:mm', None]
     """
     text = values.astype("string").str.strip()
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if not _repeats(text):  # times to the second are mostly distinct: finding the distinct ones costs more
+        return _parse_text(text.set_axis(values.index), timezone)
+    # each distinct text is read once: a date column repeats its values (days, times to the minute)
+    codes, distinct = pd.factorize(text, use_na_sentinel=True)
+    got, how = _parse_text(pd.Series(distinct, dtype="string"), timezone)
+    codes = np.where(codes < 0, len(distinct), codes)  # a missing value: the NaT and '' put after the last
+    out = np.append(got.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))[codes]
+    label = np.append(how.to_numpy(dtype=object), np.array([""], dtype=object))[codes]
+    return pd.Series(out, index=values.index, dtype="datetime64[ns]"), pd.Series(
+        label, index=values.index, dtype=object
+    )
+
+
+def _repeats(text: pd.Series, sample: int = 20_000) -> bool:
+    """Return True when a column's values repeat enough (in a sample spread over it) to be read once each."""
+    if len(text) <= sample:
+        return True
+    spread = text.iloc[:: len(text) // sample]
+    return spread.nunique() < 0.5 * len(spread)
+
+
+def _parse_text(text: pd.Series, timezone: str | None) -> tuple[pd.Series, pd.Series]:
+    """Return :func:`parse_dates` of text already trimmed, one value at a time (each value on its own)."""
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     # a list of None: pd.Series(None, dtype=object) holds NaN, not None, under pandas 3
-    label = pd.Series([None] * len(values), index=values.index, dtype=object)
+    label = pd.Series([None] * len(text), index=text.index, dtype=object)
     empty = text.isna() | (text == "")
     label[empty] = ""
     todo = ~empty
@@ -154,6 +212,19 @@ def _written_as_parsed(arr: pa.Array, got: pa.Array, fmt: str) -> pa.Array:
     return pa.array(ok)
 
 
+def _may_be_moved(got: pa.Array, fmt: str) -> np.ndarray:
+    """Return, per parsed value, whether Arrow may have moved it from the date written: only those are checked.
+
+    Arrow takes a day 1-31 and a second 0-61, and moves what overflows forward: the 29th to 31st
+    of a short month land on the 1st to 3rd of the next, second 60 or 61 on second 0 or 1. A value
+    parsed to any other day and second was read as written.
+    """
+    moved = pc.less_equal(pc.day(got), 3)
+    if "%S" in fmt:
+        moved = pc.or_(moved, pc.less_equal(pc.second(got), 1))
+    return np.asarray(pc.fill_null(moved, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     """Parse ``text`` with ``fmt`` in Arrow's vectorised strptime: NaT where it does not match.
 
@@ -165,8 +236,11 @@ def _strptime(text: pd.Series, fmt: str) -> pd.Series:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     got = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
-    ok = _written_as_parsed(arr, got, fmt)
-    got = pc.if_else(ok, got, pa.scalar(None, got.type))
+    ok = np.ones(len(arr), dtype=bool)
+    idx = np.flatnonzero(_may_be_moved(got, fmt))
+    if len(idx):
+        ok[idx] = _written_as_parsed(pc.take(arr, idx), pc.take(got, idx), fmt).to_numpy(zero_copy_only=False)
+    got = pc.if_else(pa.array(ok), got, pa.scalar(None, got.type))
     return pd.Series(got.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
 
 
@@ -242,8 +316,18 @@ def _text(s: pd.Series) -> pd.Series:
     """Return text with surrounding blanks removed, except a tab or CR before a formula (``\\t=1+1``): that
     value is kept as written, so the workbook still sees and disarms it rather than a bare ``=1+1``."""
     text = s.astype("str")  # Arrow-backed text: a tenth of the memory of objects
-    armed = text.str.match(r"\s*[\t\r]\s*[=+\-@]").fillna(False).astype(bool)
-    return text.str.strip().where(~armed, text)
+    stripped = text.str.strip()
+    # only a value holding a tab or CR can be armed: test those few by the pattern, not every value
+    maybe = np.flatnonzero(text.str.contains("[\t\r]", regex=True).fillna(False).to_numpy(dtype=bool))
+    if not len(maybe):
+        return stripped
+    armed = np.zeros(len(text), dtype=bool)
+    armed[maybe] = text.iloc[maybe].str.match(_ARMED).fillna(False).to_numpy(dtype=bool)
+    return stripped.where(~armed, text)
+
+
+_ARMED = r"\s*[\t\r]\s*[=+\-@]"
+"""A formula behind a tab or CR, as a spreadsheet still runs it."""
 
 
 def _separator_hint(raw: pd.DataFrame, table: str) -> str:
