@@ -242,3 +242,26 @@ def test_a_case_timeline_reads_only_its_deals_follow_ups(ws):
     )
     pd.testing.assert_frame_equal(from_files, from_frames)
     assert from_files["detail"].tolist() == ["channel web", "", "first call", ""]  # the other deal's call is left out
+
+
+def test_the_ltv_fits_its_model_once_per_distinct_data(monkeypatch):
+    """Step 3 values the same orders twice: the second gets the first's fit, the same figures."""
+    from crmnb.analysis import clv
+
+    rng = np.random.default_rng(3)
+    n = 400
+    orders = pd.DataFrame(
+        {
+            "customer_id": [f"c{i % 120}" for i in range(n)],
+            "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D"),
+            "amount": rng.uniform(10, 200, n),
+        }
+    )
+    calls = []
+    real = clv.fit_bgnbd
+    monkeypatch.setattr(clv, "fit_bgnbd", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(clv, "_FITS", {})
+    first = clv.new_customer_value(orders, "2025-12-31")
+    assert clv.new_customer_value(orders.copy(), "2025-12-31") == first and len(calls) == 1
+    clv.new_customer_value(orders.iloc[:-40], "2025-12-31")  # other data: fitted anew
+    assert len(calls) == 2
