@@ -118,8 +118,11 @@ def row_filter(path: Path, where: dict[str, Any]):
         wanted = values.array if isinstance(values, (pd.Series, pd.Index)) else values
         arr = pa.array(wanted if isinstance(wanted, (pa.Array, pd.api.extensions.ExtensionArray)) else list(wanted))
         kind = schema.field(column).type
-        keep = pc.field(column).isin(arr.drop_null().cast(kind))
-        if arr.null_count:
-            keep = keep | pc.field(column).is_null()
+        if pa.types.is_null(kind):  # a column with no value at all: only a missing value matches
+            keep = pc.field(column).is_null() if arr.null_count else pc.scalar(False)
+        else:
+            keep = pc.field(column).isin(arr.drop_null().cast(kind))
+            if arr.null_count:
+                keep = keep | pc.field(column).is_null()
         expr = keep if expr is None else expr & keep
     return expr

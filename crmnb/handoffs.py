@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from crmnb.errors import HandoffMissing
 from crmnb.frames import bind_views, connect, isin, row_filter
@@ -229,7 +230,6 @@ class Workspace:
 
     def write(self, name: str, df: pd.DataFrame) -> Path:
         """Write a table hand-off as Parquet and return its path."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = self._path(name, "table", writing=True)
@@ -256,7 +256,14 @@ class Workspace:
         if not where:
             return pd.read_parquet(path, columns=columns)
         self._check_columns(name, path, list(where))
-        return pd.read_parquet(path, columns=columns, filters=row_filter(path, where))
+        try:
+            return pd.read_parquet(path, columns=columns, filters=row_filter(path, where))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            # values of another type than the column's (numbers for text…): pandas' own rules, as Series.isin
+            df = pd.read_parquet(path, columns=None if columns is None else list(dict.fromkeys([*columns, *where])))
+            for column, values in where.items():
+                df = df[isin(df[column], values)]
+            return df.reset_index(drop=True) if columns is None else df[columns].reset_index(drop=True)
 
     def columns(self, name: str) -> list[str]:
         """Return the columns of a table hand-off, read from its file's schema alone."""

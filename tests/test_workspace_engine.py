@@ -265,3 +265,14 @@ def test_the_ltv_fits_its_model_once_per_distinct_data(monkeypatch):
     assert clv.new_customer_value(orders.copy(), "2025-12-31") == first and len(calls) == 1
     clv.new_customer_value(orders.iloc[:-40], "2025-12-31")  # other data: fitted anew
     assert len(calls) == 2
+
+
+def test_a_filtered_read_of_an_empty_or_other_typed_column_matches_as_isin(tmp_path):
+    """A column exported without a single value is typed null in Parquet; numbers asked of text match nothing."""
+    df = pd.DataFrame({"lead_id": [None, None], "n": [1, 2], "code": ["1", "2"]})
+    ws = Workspace(tmp_path, "case")
+    ws.write("clean/leads", df)
+    assert ws.read("clean/leads", where={"lead_id": ["L1"]}).empty
+    assert ws.read("clean/leads", columns=["n"], where={"lead_id": [None]})["n"].tolist() == [1, 2]
+    got = ws.read("clean/leads", columns=["n"], where={"code": [1, "2"]})
+    assert got["n"].tolist() == df.loc[df["code"].isin([1, "2"]), "n"].tolist()
