@@ -1,4 +1,5 @@
-"""Vectorised stand-ins for the few pandas operations that loop in Python on text columns.
+"""Arrow-aware helpers: stand-ins for the pandas operations that loop in Python on text columns, and DuckDB and
+Arrow row filters over the Parquet hand-offs.
 
 Text columns are pandas' ``str`` dtype, stored as Arrow strings. On them,
 ``Series.isin(values)`` builds one Arrow scalar per value in Python before the
@@ -9,6 +10,8 @@ one call instead and gives the same answer.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,3 +65,64 @@ def isin(s: pd.Series, values: Any) -> pd.Series:
     if has_null:
         found = pc.or_(found, pc.is_null(arr))
     return pd.Series(np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool), index=s.index, name=s.name)
+
+
+def rows_where(tables: Any, name: str, column: str, values: Any, columns: list[str] | None = None) -> pd.DataFrame:
+    """Return the rows of table ``name`` whose ``column`` is among ``values``, with a fresh index.
+
+    ``tables`` is a step's tables (:class:`crmnb.handoffs.Tables`, which reads only those rows from
+    the hand-off when the table is not read yet) or a plain mapping of frames.
+
+    >>> rows_where({"t": pd.DataFrame({"id": ["a", "b", "a"], "n": [1, 2, 3]})}, "t", "id", ["a"])["n"].tolist()
+    [1, 3]
+    """
+    where = getattr(tables, "where", None)
+    if where is not None:
+        return where(name, column, values, columns)
+    df = tables[name]
+    df = df[isin(df[column], values)].reset_index(drop=True)
+    return df if columns is None else df[list(columns)]
+
+
+# --------------------------------------------------------------------------- DuckDB over the Parquet hand-offs
+def connect():
+    """Return a new in-memory DuckDB connection that spills what does not fit to the system's temporary folder."""
+    import duckdb
+
+    # never into the outputs: a spill file there would be moved with the case's outputs
+    return duckdb.connect(config={"temp_directory": str(Path(tempfile.gettempdir()) / "crmnb-duckdb")})
+
+
+def bind_views(con, paths: dict[str, Path]) -> set[str]:
+    """Create the view ``folder.name`` over each hand-off file ``paths["folder/name"]``; return the names bound.
+
+    A view reads its file at every query, so a step sees what the steps before it wrote.
+    """
+    for name, path in paths.items():
+        folder, table = name.split("/")
+        literal = str(path).replace("'", "''")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {folder}")
+        con.execute(f"CREATE OR REPLACE VIEW {folder}.{table} AS SELECT * FROM read_parquet('{literal}')")
+    return set(paths)
+
+
+def row_filter(path: Path, where: dict[str, Any]):
+    """Return the Arrow expression that keeps the rows of the Parquet file whose column values are among the given
+    ones; a missing value among them keeps the rows missing that value, as ``Series.isin`` does."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    schema, expr = pq.read_schema(path), None
+    for column, values in where.items():
+        wanted = values.array if isinstance(values, (pd.Series, pd.Index)) else values
+        arr = pa.array(wanted if isinstance(wanted, (pa.Array, pd.api.extensions.ExtensionArray)) else list(wanted))
+        kind = schema.field(column).type
+        if pa.types.is_null(kind):  # a column with no value at all: only a missing value matches
+            keep = pc.field(column).is_null() if arr.null_count else pc.scalar(False)
+        else:
+            keep = pc.field(column).isin(arr.drop_null().cast(kind))
+            if arr.null_count:
+                keep = keep | pc.field(column).is_null()
+        expr = keep if expr is None else expr & keep
+    return expr

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from crmnb.errors import HandoffMissing
+from crmnb.frames import bind_views, connect, isin, row_filter
 from crmnb.intake.parse import Intake
 from crmnb.intake.schema import TABLES
 
@@ -190,13 +192,25 @@ def sheets() -> list[Handoff]:
     return [h for h in HANDOFFS.values() if h.sheet is not None]
 
 
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "lz4", "row_group_size": 128 * 1024}
+"""How table hand-offs are written: LZ4 (decodes faster than Snappy at about the same size) in row groups
+of 128 Ki rows, so a query or a read of a few columns runs over the groups in parallel."""
+
+
 @dataclass
 class Workspace:
-    """The output folder of one case: ``<output_root>/<case_id>/``."""
+    """The output folder of one case: ``<output_root>/<case_id>/``.
+
+    Tables are written and read as Parquet with pyarrow; nothing written is kept in memory, so a step
+    holds only the frames it reads. :meth:`read` takes ``columns`` to read only those; :meth:`sql`
+    and :meth:`query` run DuckDB SQL over the hand-offs, each visible as a view by its name
+    (``clean.orders``, ``deep_dive.rfm``).
+    """
 
     root: Path
     case_id: str
-    _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _engine: Any = field(default=None, repr=False, compare=False)  # DuckDB, opened by the first query
+    _views: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def folder(self) -> Path:
@@ -216,20 +230,57 @@ class Workspace:
 
     def write(self, name: str, df: pd.DataFrame) -> Path:
         """Write a table hand-off as Parquet and return its path."""
+        import pyarrow.parquet as pq
+
         path = self._path(name, "table", writing=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(path, index=False)
-        self._cache[name] = df
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, **PARQUET_OPTIONS)
+        self._views.discard(name)  # a view binds the file's columns: bind it anew at the next query
         return path
 
-    def read(self, name: str) -> pd.DataFrame:
-        """Read a table hand-off, or say which step to run first."""
-        if name in self._cache:
-            return self._cache[name]
+    def read(
+        self, name: str, columns: list[str] | tuple[str, ...] | None = None, where: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Read a table hand-off, or say which step to run first.
+
+        ``columns``: only these, in this order. ``where``: only the rows whose value in each given
+        column is one of the given values (a missing value matches a missing one, as ``Series.isin``),
+        in the file's order; the rest are never converted to pandas.
+        """
         path = self._path(name, "table")
         if not path.exists():
             raise self._missing(name, path)
-        return pd.read_parquet(path)
+        if columns is not None:
+            columns = list(columns)
+            self._check_columns(name, path, columns)
+        if not where:
+            return pd.read_parquet(path, columns=columns)
+        self._check_columns(name, path, list(where))
+        try:
+            return pd.read_parquet(path, columns=columns, filters=row_filter(path, where))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            # values of another type than the column's (numbers for text…): pandas' own rules, as Series.isin
+            df = pd.read_parquet(path, columns=None if columns is None else list(dict.fromkeys([*columns, *where])))
+            for column, values in where.items():
+                df = df[isin(df[column], values)]
+            return df.reset_index(drop=True) if columns is None else df[columns].reset_index(drop=True)
+
+    def columns(self, name: str) -> list[str]:
+        """Return the columns of a table hand-off, read from its file's schema alone."""
+        import pyarrow.parquet as pq
+
+        path = self._path(name, "table")
+        if not path.exists():
+            raise self._missing(name, path)
+        return list(pq.read_schema(path).names)
+
+    def _check_columns(self, name: str, path: Path, wanted: list[str]) -> None:
+        import pyarrow.parquet as pq
+
+        have = pq.read_schema(path).names
+        unknown = [c for c in wanted if c not in have]
+        if unknown:
+            raise KeyError(f"hand-off '{name}' has no column {', '.join(map(repr, unknown))}; it has {', '.join(have)}")
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Write a small hand-off (figures, sentences) as JSON."""
@@ -256,6 +307,45 @@ class Workspace:
             handoff(f"{step}/{name}")  # a step that writes no canonical tables is refused now, not at first use
         return Tables(self, step)
 
+    def query(self, sql: str, params: list | dict | None = None, needs: tuple[str, ...] = ()):
+        """Return a DuckDB relation of ``sql`` over the hand-offs, lazily evaluated.
+
+        Each table hand-off written so far is a view by its name, ``folder.name``; a name in ``needs``
+        that is not written yet raises :class:`HandoffMissing` naming the step to run.
+
+        >>> import tempfile
+        >>> ws = Workspace(Path(tempfile.mkdtemp()), "case")
+        >>> _ = ws.write("deep_dive/tiers", pd.DataFrame({"tier": ["A", "B"], "revenue": [3.0, 1.0]}))
+        >>> ws.sql("SELECT sum(revenue) AS revenue FROM deep_dive.tiers")["revenue"].tolist()
+        [4.0]
+        """
+        for name in needs:
+            path = self._path(name, "table")
+            if not path.exists():
+                raise self._missing(name, path)
+        con = self._connection()
+        self._bind_views(con)
+        return con.sql(sql, params=params)
+
+    def sql(self, sql: str, params: list | dict | None = None, needs: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Return the result of DuckDB ``sql`` over the hand-offs as a pandas frame (see :meth:`query`)."""
+        return self.query(sql, params, needs).df()
+
+    def close(self) -> None:
+        """Close the DuckDB connection, if a query opened one."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine, self._views = None, set()
+
+    def _connection(self):
+        if self._engine is None:
+            self._engine = connect()
+        return self._engine
+
+    def _bind_views(self, con) -> None:
+        tables = {n: self._path(n, "table") for n, h in HANDOFFS.items() if h.kind == "table" and n not in self._views}
+        self._views |= bind_views(con, {n: p for n, p in tables.items() if p.exists()})
+
     def _missing(self, name: str, path: Path) -> HandoffMissing:
         number, notebook = handoff(name).step
         return HandoffMissing(f"hand-off '{name}' not found at {path}: run step {number} ({notebook}.ipynb) first")
@@ -265,14 +355,17 @@ class Tables(MutableMapping):
     """The canonical tables of one step, read from their hand-offs when first used.
 
     A step that needs three of the eleven tables reads three: at 100 times the demo
-    data, the visits and activities alone are 12 million rows. A missing hand-off
-    raises :class:`HandoffMissing` when it is used, naming the step to run.
+    data, the visits and activities alone are 12 million rows. ``columns(name, [...])``
+    reads only some columns of a table (taken from the whole table when it is read
+    already); ``release(name)`` lets go of what was read. A missing hand-off raises
+    :class:`HandoffMissing` when it is used, naming the step to run.
     """
 
     def __init__(self, ws: Workspace, step: str):
         self._ws, self._step = ws, step
         self._names = list(TABLES)
         self._got: dict[str, pd.DataFrame] = {}
+        self._set: set[str] = set()  # tables a notebook put here itself: never re-read from a file
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._got:
@@ -281,14 +374,43 @@ class Tables(MutableMapping):
             self._got[name] = self._ws.read(f"{self._step}/{name}")
         return self._got[name]
 
+    def columns(self, name: str, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
+        """Return only ``columns`` of table ``name``: from the whole table if read already, else from its file."""
+        if name in self._got:
+            return self._got[name][list(columns)]
+        if name not in self._names:
+            raise KeyError(name)
+        return self._ws.read(f"{self._step}/{name}", columns=columns)
+
+    def where(self, name: str, column: str, values: Any, columns: list[str] | None = None) -> pd.DataFrame:
+        """Return the rows of table ``name`` whose ``column`` is among ``values`` (only ``columns`` when given).
+
+        Taken from the whole table when it is read already; else only those rows are read from its file.
+        """
+        if name in self._got:
+            df = self._got[name]
+            df = df[isin(df[column], values)].reset_index(drop=True)
+            return df if columns is None else df[list(columns)]
+        if name not in self._names:
+            raise KeyError(name)
+        return self._ws.read(f"{self._step}/{name}", columns=columns, where={column: values})
+
+    def release(self, *names: str) -> None:
+        """Let go of the tables read so far under ``names``; they are read again when next used."""
+        for name in names:
+            if name not in self._set:
+                self._got.pop(name, None)
+
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
         if name not in self._names:
             self._names.append(name)
         self._got[name] = df
+        self._set.add(name)
 
     def __delitem__(self, name: str) -> None:
         self._names.remove(name)
         self._got.pop(name, None)
+        self._set.discard(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._names

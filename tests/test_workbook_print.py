@@ -104,7 +104,6 @@ def book(tmp_path):
     ws.write_json("report/summary", {"verdict": "reached"})
 
     def open_book(lang: str):
-        ws._cache.clear()
         return load_workbook(build_workbook(_case(lang), ws))
 
     return open_book

@@ -6,6 +6,7 @@ import pandas as pd
 
 from crmnb.analysis.funnel import loss_stage
 from crmnb.analysis.metrics import in_period
+from crmnb.frames import isin, rows_where
 from crmnb.present.masking import mask_frame, show_text
 from crmnb.present.words import category, has, t
 
@@ -28,7 +29,7 @@ def pick_cases(
     o = in_period(opportunities, "closed_at", start, end)
     if department:
         o = o[o["department"] == department]
-    resp = leads.set_index("lead_id")
+    resp = leads[isin(leads["lead_id"], o["lead_id"])].set_index("lead_id")  # the period's deals' leads alone
     hours = (resp["first_contact_at"] - resp["created_at"]).dt.total_seconds() / 3600
     o = o.assign(response_hours=o["lead_id"].map(hours))
     won = o[(o["status"] == "won") & (o["response_hours"] <= response_target_hours)]
@@ -50,10 +51,15 @@ def pick_cases(
 
 def case_profile(opportunity_id: str, t: dict[str, pd.DataFrame], mask: bool = True) -> pd.DataFrame:
     """Return a one-row profile of a deal: customer (masked), department, rep, amount, outcome, loss reason."""
-    opp = t["opportunities"].set_index("opportunity_id").loc[opportunity_id]
-    cust = t["customers"].set_index("customer_id")
+    opp = (
+        rows_where(t, "opportunities", "opportunity_id", [opportunity_id])
+        .set_index("opportunity_id")
+        .loc[opportunity_id]
+    )
+    # only the deal's own customer and lead: a copy of the whole table per deal is a gigabyte at scale
+    cust = rows_where(t, "customers", "customer_id", [opp["customer_id"]]).set_index("customer_id")
     c = cust.loc[opp["customer_id"]] if opp["customer_id"] in cust.index else pd.Series(dtype=object)
-    lead = t["leads"].set_index("lead_id")
+    lead = rows_where(t, "leads", "lead_id", [opp["lead_id"]]).set_index("lead_id")
     ld = lead.loc[opp["lead_id"]] if opp["lead_id"] in lead.index else pd.Series(dtype=object)
     row = pd.DataFrame(
         [
@@ -101,15 +107,20 @@ def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: st
     def w(event: str) -> str:
         return t(f"cases.event.{event}", lang)
 
-    opp = tables["opportunities"].set_index("opportunity_id").loc[opportunity_id]
+    opp = (
+        rows_where(tables, "opportunities", "opportunity_id", [opportunity_id])
+        .set_index("opportunity_id")
+        .loc[opportunity_id]
+    )
     events = []
-    leads = tables["leads"].set_index("lead_id")
+    leads = rows_where(tables, "leads", "lead_id", [opp["lead_id"]]).set_index("lead_id")
     if opp["lead_id"] in leads.index:
         ld = leads.loc[opp["lead_id"]]
         events.append((ld["created_at"], w("lead_created"), f"{w('channel')} {category(ld['channel'], lang)}"))
         if pd.notna(ld["first_contact_at"]):
             events.append((ld["first_contact_at"], w("first_contact"), ""))
-        act = tables["activities"]
+        # the deal's follow-ups alone, read as such: the activities are the largest table
+        act = rows_where(tables, "activities", "lead_id", [opp["lead_id"]], ["lead_id", "type", "completed_at", "note"])
         act = act[(act["lead_id"] == opp["lead_id"]) & act["completed_at"].notna()]
         for _, a in act.iterrows():
             note = show_text(a["note"], mask) if isinstance(a["note"], str) else ""

@@ -36,6 +36,20 @@ RISK_LEVELS: tuple[str, ...] = ("high", "medium", "low")
 """Risk levels, most urgent first; rules are evaluated in this order."""
 
 COMPLAINT_TYPES: frozenset[str] = frozenset({"complaint", "投诉"})
+
+RULE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "visits": ("customer_id", "visited_at"),
+    "tickets": ("customer_id", "created_at", "type"),
+}
+"""The columns :func:`rule_risk` reads of the event tables: a step reads only these of the hand-offs."""
+
+FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": ("customer_id", "order_date", "amount"),
+    "visits": ("customer_id", "visited_at"),
+    "tickets": ("customer_id", "created_at", "type", "resolved_at", "csat"),
+    "activities": ("customer_id", "due_at", "completed_at"),
+}
+"""The columns :func:`build_features` and :func:`label_churn` read of the event tables."""
 """Ticket types that count as a complaint (compared trimmed and lower-cased)."""
 
 

@@ -43,6 +43,24 @@ class NewCustomerValue(NamedTuple):
         return self.first_order + self.repeat_purchases * self.repeat_spend
 
 
+_FITS: dict[str, BGNBDParams] = {}
+"""The BG/NBD fits of :func:`new_customer_value` by the digest of their data: step 3 values the LTV of the same
+orders twice (the headline and unit economics), each fit a second of the optimiser per 15,000 customers."""
+
+
+def _fit_once(summary: pd.DataFrame) -> BGNBDParams:
+    """Return the BG/NBD fit of an RFM summary, fitted once per distinct data in this process (a pure function)."""
+    import hashlib
+
+    data = np.column_stack([summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")])
+    key = hashlib.sha1(data.tobytes()).hexdigest() + str(data.shape)
+    if key not in _FITS:
+        if len(_FITS) >= 8:  # a few cases' worth; the parameters are four numbers each
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+    return _FITS[key]
+
+
 def new_customer_value(orders: pd.DataFrame, as_of, horizon_months: float = 12, freq: str = "W") -> NewCustomerValue:
     """Return what a newly won customer is worth over ``horizon_months``, from the model the CLV uses.
 
@@ -56,7 +74,7 @@ def new_customer_value(orders: pd.DataFrame, as_of, horizon_months: float = 12, 
         raise NotEnoughData(
             "clv.too_few", MIN_REPEAT_CUSTOMERS, 0, need=MIN_REPEAT_CUSTOMERS, n=int((summary["frequency"] > 0).sum())
         )
-    bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+    bg = _fit_once(summary)
     horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
     repeat = float(unconditional_expected_purchases(bg, horizon))
     x, m = summary["frequency"].to_numpy(dtype=float), summary["monetary_value"].to_numpy(dtype=float)
@@ -183,7 +201,7 @@ def clv_table(
         if not spend_fallback or int((summary["frequency"] > 0).sum()) < MIN_REPEAT_CUSTOMERS:
             raise  # too few repeat buyers: no lifetime model is possible, not just no spend model
         gg, note = None, t("words.clv.gg_not_used", "en", why=exc)  # kept in English, said in the report's language
-    bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+    bg = _fit_once(summary)
     horizon = horizon_months * DAYS_PER_MONTH / PERIOD_DAYS[freq]
     return CLVTable(clv(bg, gg, summary, horizon, discount_rate_per_period), bg, gg, note)
 
