@@ -438,7 +438,6 @@ def save_intake(ws: Workspace, intakes: Mapping[str, Intake] | Iterable[tuple[st
     kept: dict[str, Intake] = {}
     for name, got in intakes.items() if isinstance(intakes, Mapping) else intakes:
         ws.write(f"intake/{name}", got.table)
-        ws._cache.pop(f"intake/{name}", None)  # written: step 4 reads it back, rather than every table staying here
         kept[name] = got.summarised(name)
         del got
     kept = {name: kept[name] for name in TABLES if name in kept}
