@@ -1,6 +1,6 @@
-"""The DuckDB reference beside crmnb: find its folder, run it on a scale's data, check its figures against
-crmnb's hand-offs, and build 1000x by replicating 100x. Nothing of the reference is kept in this project:
-its scripts are run from where they are (``--reference DIR``)."""
+"""The DuckDB reference beside crmnb: find its folder, run it on a scale's data, and check its figures
+against crmnb's hand-offs. Nothing of the reference is kept in this project: its scripts are run from
+where they are (``--reference DIR``)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.measuring import GB, BenchError, Measured, measure, say
+from bench.measuring import Measured, measure
 
 SCRIPT = "duckdb_reference.py"
 COMPARE = "compare_reference.py"
-REPLICATE = "replicate.py"
 OUT_OF_CORE_ABOVE = 100
 """Scales above this run the reference out of core (its README's way to 1000x)."""
 OUT_OF_CORE_LIMIT = "2GB"
 FIGURE = re.compile(r"^\s+(ok|DIFF) (.*)$")
-ID_COLUMNS_NOTE = "replicate.py: ids suffixed with the copy number, phones and e-mails distinct per copy"
 
 
 def default_folder(repo: Path) -> Path:
@@ -119,38 +117,3 @@ def drop_tables(ref_out: Path) -> None:
         shutil.rmtree(ref_out / sub, ignore_errors=True)
     for f in ref_out.glob("*.duckdb*"):
         f.unlink(missing_ok=True)
-
-
-def replicate(folder: Path | None, src: Path, dst: Path, copies: int, rows: dict, log: Path, env: dict) -> None:
-    """Build ``dst`` as ``copies`` copies of ``src`` with distinct ids, through ``dst``.partial renamed at the end.
-
-    Uses the reference's replicate.py (DuckDB). Refuses, naming the figures, when the disk holds less
-    than the copies need plus room for the runs' own outputs.
-    """
-    if found(folder) is None or not (folder / REPLICATE).is_file():
-        raise BenchError(f"{copies * 100}x data cannot be built: {REPLICATE} not found at {folder} (give --reference)")
-    size = sum(f.stat().st_size for f in src.iterdir() if f.is_file())
-    need = size * copies * 1.2 + 20 * GB
-    free = shutil.disk_usage(dst.parent if dst.parent.exists() else src.parent).free
-    if free < need:
-        raise BenchError(
-            f"{dst.name} not built: {free / GB:.0f} GB free on its disk, {need / GB:.0f} GB needed "
-            f"({copies} copies of {size / GB:.1f} GB and 20 GB for the runs' outputs)"
-        )
-    partial = dst.with_name(dst.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    say(f"  building {dst} as {copies} copies of {src.name} ({ID_COLUMNS_NOTE}; once, not timed) …")
-    m = measure(
-        f"{REPLICATE} {src} {copies}",
-        [sys.executable, str(folder / REPLICATE), str(src), str(partial), str(copies)],
-        log,
-        env=env,
-        echo_steps=False,
-    )
-    csvs = {f.stem for f in src.glob("*.csv")}
-    scaled = {t: n * copies if t in csvs else n for t, n in rows.items()}
-    (partial / "replicated.json").write_text(
-        json.dumps({"from": str(src), "copies": copies, "rows": scaled}, indent=1) + "\n", encoding="utf-8"
-    )
-    partial.rename(dst)
-    say(f"    done in {m['seconds']:.0f} s")

@@ -16,7 +16,7 @@ children (the kernel), sampled every 0.1 s. A watchdog stops crmnb's and the ref
 that sum passes ``--memory-cap`` (default 8 GB, so that the machine is never at risk); the run then
 counts as stopped, with its peak and the step it had reached. Demo data is generated once per scale
 into ``bench/.data/`` (``--data-dir``) and reused; 1000x is built once as ten copies of 100x with
-distinct ids (the reference's ``replicate.py``, about 20 GB). Building data is not timed. Every
+distinct ids (``bench/copies.py``, about 20 GB, as the reference's notes build it). Building data is not timed. Every
 other file goes to a temporary folder, removed at the end unless ``--keep DIR`` is given.
 
 The reference (``--reference DIR``, default ``../shared/bench`` beside the project checkout) runs
@@ -27,9 +27,9 @@ data-steps seconds come from its own run (``bench/timing.py`` says exactly what 
 reference's are the seconds its results.json records from its start to the end of RFM. Without the
 reference, its targets print as not measured.
 
-With the environment variable ``CRMNB_BENCH_LOCK`` naming a lock file, the runs at 100x and above
-(crmnb and the reference) hold that lock, as ``flock FILE …`` does, so that large runs on a shared
-machine go one at a time; waiting for it is not timed.
+With the environment variable ``CRMNB_BENCH_LOCK`` naming a lock file, crmnb's runs at 100x and above
+(and the reference at 100x, beside it) hold that lock, as ``flock FILE …`` does, so that large runs on
+a shared machine go one at a time; waiting for it is not timed.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ if str(REPO) not in sys.path:  # run as a script (python bench/run.py): its own 
     sys.path.insert(0, str(REPO))
 
 from bench import reference  # noqa: E402
+from bench.copies import build as copies_of  # noqa: E402
 from bench.measuring import GB, MB, BenchError, Measured, held, measure, say, step_seconds  # noqa: E402
 from bench.targets import (  # noqa: E402
     fmt_gb,
@@ -175,7 +176,7 @@ def generate(folder: Path, scale: float, env: dict, logs: Path) -> None:
     say(f"    done in {m['seconds']:.0f} s")
 
 
-def demo_data(data_dir: Path, scale: float, env: dict, logs: Path, ref: Path | None) -> tuple[Path, int]:
+def demo_data(data_dir: Path, scale: float, env: dict, logs: Path) -> tuple[Path, int]:
     """Return the folder of the demo data at ``scale`` and its total input rows, making it once.
 
     Up to 100x crmnb demo-data generates it; a larger multiple of 100x is that many copies of 100x
@@ -195,8 +196,8 @@ def demo_data(data_dir: Path, scale: float, env: dict, logs: Path, ref: Path | N
             copies = scale / GENERATED_UP_TO
             if copies != int(copies):
                 raise BenchError(f"{scale:g}x: scales above {GENERATED_UP_TO}x must be multiples of it")
-            src, _ = demo_data(data_dir, GENERATED_UP_TO, env, logs, ref)
-            reference.replicate(ref, src, folder, int(copies), data_rows(src), logs / f"replicate-{scale:g}", env)
+            src, _ = demo_data(data_dir, GENERATED_UP_TO, env, logs)
+            copies_of(src, folder, int(copies), data_rows(src), logs / f"copies-{scale:g}", env, REPO)
         rows = data_rows(folder)
     return folder, int(sum(rows.values()))
 
@@ -371,7 +372,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         default=None,
-        help="folder of duckdb_reference.py, compare_reference.py and replicate.py "
+        help="folder of duckdb_reference.py and compare_reference.py "
         "(default ../shared/bench beside the project checkout); absent: its targets are not measured",
     )
     p.add_argument(
@@ -509,8 +510,40 @@ def reference_at(args, ctx: dict, s: float, folder: Path, m: Measured) -> tuple[
     return dict(ref), checked
 
 
+def say_scale_run(s: float, m: Measured, entry: dict) -> None:
+    """Print one scale run's time and memory, or where the watchdog stopped it."""
+    if entry["completed"]:
+        say(
+            f"  {s:g}x: {m['seconds']:.1f} s, peak {fmt_gb(m['peak_rss_mb'])} summed "
+            f"(largest process {fmt_gb(m['peak_single_process_rss_mb'])}), "
+            f"{entry['mb_per_million_rows']:.0f} MB and {entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows"
+        )
+    else:
+        say(
+            f"  {s:g}x: STOPPED by the watchdog at {fmt_gb(m['peak_rss_mb'])} (cap {fmt_gb(m['memory_cap_mb'])}) "
+            f"after {m['seconds']:.1f} s, in {m['reached'] or 'its start-up'}"
+        )
+    say_data_steps(m["data_steps"])
+
+
+def beside(args, ctx: dict, res: dict, s: float, m: Measured, entry: dict) -> None:
+    """Run the reference beside crmnb's run at ``s``; a failure of it is noted, the bench goes on."""
+    if ctx["reference"] is None:
+        return
+    try:
+        entry["reference"], entry["compare"] = reference_at(args, ctx, s, ctx["data"][s][0], m)
+    except BenchError as exc:
+        say(f"    reference: FAILED: {str(exc).splitlines()[0]}")
+        res["errors"].append(str(exc))
+
+
 def part_scale(args, ctx: dict, res: dict, s: float) -> None:
-    """crmnb run at scale ``s`` (1x: the median run of a) and the reference beside it, under the lock from 100x."""
+    """crmnb run at scale ``s`` (1x: the median run of a) and the reference beside it.
+
+    From 100x, crmnb's run holds ``CRMNB_BENCH_LOCK``; so does the reference at 100x, so that both
+    run in the same conditions. Above 100x the reference runs after the lock is released: it works
+    out of core within 2 GB and for minutes, and need not keep others' large runs waiting.
+    """
     folder, rows = ctx["data"][s]
     lock = os.environ.get("CRMNB_BENCH_LOCK") if s >= LOCKED_FROM else None
     with held(lock, f"{s:g}x"):
@@ -520,28 +553,14 @@ def part_scale(args, ctx: dict, res: dict, s: float) -> None:
         else:
             case = write_case(DEMO_CASE, case_folder(ctx["work"] / "cases" / f"scale-{s:g}"), folder)
             say(f"  {s:g}x ({rows:,} rows) …")
-            out = ctx["work"] / "out" / f"scale-{s:g}"
-            m = run_a(case, out, ctx["env"], ctx["logs"], f"scale-{s:g}", ctx["cap"])
+            m = run_a(case, ctx["work"] / "out" / f"scale-{s:g}", ctx["env"], ctx["logs"], f"scale-{s:g}", ctx["cap"])
         entry = scale_figures(s, rows, m)
         res["scale"].append(entry)
-        if entry["completed"]:
-            say(
-                f"  {s:g}x: {m['seconds']:.1f} s, peak {fmt_gb(m['peak_rss_mb'])} summed "
-                f"(largest process {fmt_gb(m['peak_single_process_rss_mb'])}), "
-                f"{entry['mb_per_million_rows']:.0f} MB and {entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows"
-            )
-        else:
-            say(
-                f"  {s:g}x: STOPPED by the watchdog at {fmt_gb(m['peak_rss_mb'])} (cap {fmt_gb(m['memory_cap_mb'])}) "
-                f"after {m['seconds']:.1f} s, in {m['reached'] or 'its start-up'}"
-            )
-        say_data_steps(m["data_steps"])
-        if ctx["reference"] is not None:
-            try:
-                entry["reference"], entry["compare"] = reference_at(args, ctx, s, folder, m)
-            except BenchError as exc:
-                say(f"    reference: FAILED: {str(exc).splitlines()[0]}")
-                res["errors"].append(str(exc))
+        say_scale_run(s, m, entry)
+        if s <= reference.OUT_OF_CORE_ABOVE:
+            beside(args, ctx, res, s, m, entry)
+    if s > reference.OUT_OF_CORE_ABOVE:
+        beside(args, ctx, res, s, m, entry)
     if s >= LOCKED_FROM and not ctx["keep"]:
         shutil.rmtree(ctx["work"] / "out" / f"scale-{s:g}", ignore_errors=True)  # disk: GBs of hand-offs
 
@@ -697,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx["data"] = {}
             for s in sorted({1.0, *args.scale_list}):
                 try:
-                    ctx["data"][s] = demo_data(args.data_dir.resolve(), s, env, ctx["logs"], ctx["reference"])
+                    ctx["data"][s] = demo_data(args.data_dir.resolve(), s, env, ctx["logs"])
                 except BenchError as exc:
                     if s <= GENERATED_UP_TO:
                         raise

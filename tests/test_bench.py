@@ -8,13 +8,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
-from bench import measuring, reference, targets, timing
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # bench/ is not installed: its modules import as bench.* from the checkout
+    sys.path.insert(0, str(ROOT))
 
-FLOOR = Path(__file__).resolve().parent.parent / "bench" / "floor.py"
+from bench import copies, measuring, reference, targets, timing  # noqa: E402
+
+FLOOR = ROOT / "bench" / "floor.py"
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +310,7 @@ def test_the_lock_is_held_as_flock_takes_it(tmp_path):
 FAKE_REFERENCE = """
 import json, sys
 from pathlib import Path
+from types import SimpleNamespace
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
 (out / "results.json").write_text(json.dumps({"times": {"funnel": 0.5, "TOTAL (in script)": 4.25}, "peak_rss_mb": 99}))
 (out / "clean").mkdir(exist_ok=True); (out / "clean" / "t.parquet").write_bytes(b"x")
@@ -349,3 +355,46 @@ def test_the_reference_is_looked_for_beside_the_project_checkout(tmp_path):
     shared.mkdir(parents=True)
     (shared / reference.SCRIPT).write_text("", encoding="utf-8")
     assert reference.default_folder(project) == shared
+
+
+# ---------------------------------------------------------------- 1000x as copies of 100x
+
+
+def test_copies_have_distinct_ids_phones_and_emails_and_one_header(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "customers.csv").write_text(
+        "\ufeffcustomer_id,name,phone,email,created_at\n"
+        'C1,"Li, Wei",13800000001,li@example.cn,2025-01-02\n'
+        "C2,Wang,,,2025-01-03\n",
+        encoding="utf-8",
+    )
+    (src / "orders.csv").write_text("order_id,customer_id,amount\nO1,C1,10\n", encoding="utf-8")
+    (src / "campaigns.xlsx").write_bytes(b"not really a workbook")
+    copies.replicate(src, dst, 3, threads=1)
+    lines = (dst / "customers.csv").read_text(encoding="utf-8").splitlines()
+    assert lines == [
+        "customer_id,name,phone,email,created_at",
+        'C1_0,"Li, Wei",138000000010,li0@example.cn,2025-01-02',
+        "C2_0,Wang,,,2025-01-03",
+        'C1_1,"Li, Wei",138000000011,li1@example.cn,2025-01-02',
+        "C2_1,Wang,,,2025-01-03",
+        'C1_2,"Li, Wei",138000000012,li2@example.cn,2025-01-02',
+        "C2_2,Wang,,,2025-01-03",
+    ]
+    assert (dst / "orders.csv").read_text(encoding="utf-8").splitlines()[1:] == [
+        "O1_0,C1_0,10",
+        "O1_1,C1_1,10",
+        "O1_2,C1_2,10",
+    ]
+    assert (dst / "campaigns.xlsx").read_bytes() == b"not really a workbook"
+
+
+def test_copies_are_not_built_without_the_disk_they_need(tmp_path, monkeypatch):
+    src = tmp_path / "scale-100"
+    src.mkdir()
+    (src / "a.csv").write_bytes(b"x" * 1000)
+    monkeypatch.setattr(copies.shutil, "disk_usage", lambda _: SimpleNamespace(total=100, used=90, free=10))
+    with pytest.raises(measuring.BenchError, match=r"scale-1000 not built: 0 GB free on its disk, 20 GB needed"):
+        copies.build(src, tmp_path / "scale-1000", 10, {"a": 1}, tmp_path / "log", dict(os.environ), ROOT)
+    assert not (tmp_path / "scale-1000").exists() and not (tmp_path / "scale-1000.partial").exists()
