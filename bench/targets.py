@@ -263,12 +263,13 @@ def other_targets(res: dict) -> list[dict]:
         )
     size = res.get("report_mb")
     return [
-        row("linear", text, lin["ok"] if lin else None),
-        row("batch", batch, None if not b else b["throughput_ratio"] >= LIMITS["batch_ratio"]),
+        row("linear", text, lin["ok"] if lin else None, "needs three completed scales"),
+        row("batch", batch, None if not b else b["throughput_ratio"] >= LIMITS["batch_ratio"], "no batch runs"),
         row(
             "report_size",
             "–" if size is None else f"{size:.2f} MB",
             None if size is None else size <= LIMITS["report_mb"],
+            "crmnb run at 1x did not run",
         ),
     ]
 

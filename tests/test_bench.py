@@ -398,3 +398,11 @@ def test_copies_are_not_built_without_the_disk_they_need(tmp_path, monkeypatch):
     with pytest.raises(measuring.BenchError, match=r"scale-1000 not built: 0 GB free on its disk, 20 GB needed"):
         copies.build(src, tmp_path / "scale-1000", 10, {"a": 1}, tmp_path / "log", dict(os.environ), ROOT)
     assert not (tmp_path / "scale-1000").exists() and not (tmp_path / "scale-1000.partial").exists()
+
+
+def test_every_target_not_measured_says_why():
+    res = {"reference_found": True, "reference_dir": "/ref", "scale": [], "ratios": {}}
+    rows = targets.targets(res)
+    assert [r["key"] for r in rows] == list(targets.TARGETS)
+    for r in rows:
+        assert r["status"].startswith("not measured: "), r
