@@ -179,11 +179,16 @@ def held(lock_file: str | None, what: str) -> Iterator[float]:
         return
     t0 = time.perf_counter()
     with open(lock_file, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"  {what}: waiting for the lock {lock_file} (another large run holds it) …")
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        told = False
+        while True:  # polled, not a blocking flock: Ctrl-C still ends the bench while it waits
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    say(f"  {what}: waiting for the lock {lock_file} (another large run holds it) …")
+                    told = True
+                time.sleep(1)
         waited = time.perf_counter() - t0
         try:
             yield waited

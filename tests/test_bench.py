@@ -303,6 +303,10 @@ def test_the_lock_is_held_as_flock_takes_it(tmp_path):
         assert waited < 1
         assert subprocess.run(busy).returncode == 1  # another flock cannot take it meanwhile
     assert subprocess.run(busy).returncode == 0
+    other = subprocess.Popen(["flock", str(lock), "sleep", "1.5"])  # another large run holds it
+    time.sleep(0.3)
+    with measuring.held(str(lock), "100x") as waited:
+        assert waited >= 0.5 and other.poll() is not None  # waited until the other run let go
     with measuring.held(None, "100x") as waited:
         assert waited == 0
 
