@@ -1,18 +1,35 @@
-"""Benchmark a case: crmnb run against plain papermill + nbconvert and against the bare analyses,
-at 1x, 10x and 100x the demo data, and crmnb batch with one and two jobs.
+"""Benchmark a case: crmnb run against plain papermill + nbconvert, the bare analyses and the DuckDB
+reference, at 1x, 10x and 100x the demo data (1000x on request), and crmnb batch with one and two jobs.
 
-    .venv/bin/python bench/run.py                      # everything, about 10 minutes on 2 cores
+    .venv/bin/python bench/run.py                      # everything but 1000x, about 15 minutes on 2 cores
     .venv/bin/python bench/run.py --scales 1,10 --skip-naive --batch-cases 2
+    .venv/bin/python bench/run.py --scales 1,10,100,1000 --skip-naive --batch-cases 0   # with 1000x
 
-Figures are printed as they are measured, then a table of the targets (issue 7) with met / NOT
-MET, and all of them are written as JSON (``--json``, default ``bench/results.json``). A missed
-target is a measurement, not a failure: the exit status is 0 unless something failed to run.
+Figures are printed as they are measured, then a table of the targets (issue 15, with those of issue 7
+that still apply) with met / NOT MET, and all of them are written as JSON (``--json``, default
+``bench/results.json``). A missed target is a measurement, not a failure: the exit status is 0
+unless something failed to run.
 
 Every command runs as a subprocess, timed by wall clock from its start to its end (process start
 and imports included). Peak memory is the resident set size summed over the process and all its
-children (the kernel), sampled every 0.1 s. Demo data is generated once per scale into
-``bench/.data/`` (``--data-dir``) and reused; generating it is not timed. Every other file goes
-to a temporary folder, removed at the end unless ``--keep DIR`` is given.
+children (the kernel), sampled every 0.1 s. A watchdog stops crmnb's and the reference's runs when
+that sum passes ``--memory-cap`` (default 8 GB, so that the machine is never at risk); the run then
+counts as stopped, with its peak and the step it had reached. Demo data is generated once per scale
+into ``bench/.data/`` (``--data-dir``) and reused; 1000x is built once as ten copies of 100x with
+distinct ids (``bench/copies.py``, about 20 GB, as the reference's notes build it). Building data is not timed. Every
+other file goes to a temporary folder, removed at the end unless ``--keep DIR`` is given.
+
+The reference (``--reference DIR``, default ``../shared/bench`` beside the project checkout) runs
+``duckdb_reference.py`` on the same data at every scale, with ``--threads`` threads (default: the
+machine's cores, DuckDB's own default and so crmnb's), out of core above 100x; then
+``compare_reference.py`` checks its figures against that scale's crmnb hand-offs. crmnb's
+data-steps seconds come from its own run (``bench/timing.py`` says exactly what is summed); the
+reference's are the seconds its results.json records from its start to the end of RFM. Without the
+reference, its targets print as not measured.
+
+With the environment variable ``CRMNB_BENCH_LOCK`` naming a lock file, crmnb's runs at 100x and above
+(and the reference at 100x, beside it) hold that lock, as ``flock FILE …`` does, so that large runs on
+a shared machine go one at a time; waiting for it is not timed.
 """
 
 from __future__ import annotations
@@ -21,12 +38,10 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from importlib import metadata
@@ -37,34 +52,30 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+if str(REPO) not in sys.path:  # run as a script (python bench/run.py): its own modules as bench.*
+    sys.path.insert(0, str(REPO))
+
+from bench import reference  # noqa: E402
+from bench.copies import build as copies_of  # noqa: E402
+from bench.measuring import GB, MB, BenchError, Measured, held, measure, say, step_seconds  # noqa: E402
+from bench.targets import (  # noqa: E402
+    fmt_gb,
+    linearity,
+    memory_flatness,
+    print_table,
+    targets,
+)
+from bench.timing import data_steps  # noqa: E402
+
 NOTEBOOKS = REPO / "notebooks"
 PARAMETERS = REPO / "parameters"
 BIN = Path(sys.executable).parent
 DEMO_CASE = "lead_conversion_uplift"
 BATCH_CASES = ("lead_conversion_uplift", "repeat_purchase_optimisation")
-STEP_DONE = re.compile(r"step (\d+)/(\d+) (\S+) done in ([\d.]+) s")
-MB = 1e6
-GB = 1e9
-
-TARGETS = {
-    "a_vs_b": "a (crmnb run) at least 4x faster than b (papermill + nbconvert)",
-    "a_vs_c": "a within 1.5x of c (the floor)",
-    "scale_100_time": "100x case end to end in at most 90 s",
-    "scale_100_memory": "100x case peak memory at most 3 GB",
-    "linear": "cost grows no faster than linearly beyond start-up",
-    "batch": "--jobs 2 at least 1.6x the throughput of --jobs 1",
-    "report_size": "demo report at most 2 MB",
-}
-LINEAR_TOLERANCE = 1.25
-"""Largest accepted ratio of the marginal cost per row at the largest scales to that at the smallest."""
-
-
-class BenchError(Exception):
-    """Something the benchmark runs did not run: names what, and shows the end of its output."""
-
-
-def say(msg: str = "") -> None:
-    print(msg, flush=True)
+LOCKED_FROM = 100
+"""Scales from which crmnb's and the reference's runs hold ``CRMNB_BENCH_LOCK``."""
+GENERATED_UP_TO = 100
+"""Scales up to this are generated by crmnb demo-data; larger ones are copies of 100x."""
 
 
 # ---------------------------------------------------------------- machine
@@ -112,97 +123,7 @@ def machine() -> dict:
     }
 
 
-# ---------------------------------------------------------------- running and measuring
-
-
-class Measured(dict):
-    """One command's wall seconds, peak memory, exit status and output files."""
-
-
-def measure(
-    what: str,
-    cmd: list[str],
-    log: Path,
-    cwd: Path = REPO,
-    env: dict | None = None,
-    echo_steps: bool = True,
-    check: bool = True,
-) -> Measured:
-    """Run ``cmd``, timing it and sampling the memory of it and its children every 0.1 s.
-
-    stdout and stderr go to ``log`` (.out / .err); lines reporting a finished step are echoed
-    as they come. With ``check``, a non-zero exit raises :class:`BenchError` naming ``what``.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    out, err = log.with_suffix(".out"), log.with_suffix(".err")
-    peak = {"total": 0, "single": 0}
-    stop = threading.Event()
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        t0 = time.perf_counter()
-        try:
-            proc = psutil.Popen(cmd, cwd=cwd, env=env, stdout=fo, stderr=fe)
-        except OSError as exc:
-            raise BenchError(f"{what}: could not start {cmd[0]}: {exc}") from None
-
-        def sample() -> None:
-            seen = 0
-            while True:
-                total = single = 0
-                try:
-                    procs = [proc, *proc.children(recursive=True)]
-                except psutil.Error:
-                    procs = []
-                for p in procs:
-                    try:
-                        rss = p.memory_info().rss
-                    except psutil.Error:
-                        continue
-                    total += rss
-                    single = max(single, rss)
-                peak["total"] = max(peak["total"], total)
-                peak["single"] = max(peak["single"], single)
-                if echo_steps:
-                    try:
-                        text = err.read_text(encoding="utf-8", errors="replace")
-                    except OSError:
-                        text = ""
-                    lines = text.splitlines()
-                    for line in lines[seen:]:
-                        if STEP_DONE.search(line) or line.startswith("workbook done"):
-                            say(f"      {line.strip()}")
-                    seen = len(lines) if text.endswith("\n") else max(seen, len(lines) - 1)
-                if stop.wait(0.1):
-                    return
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        rc = proc.wait()
-        wall = time.perf_counter() - t0
-        stop.set()
-        sampler.join()
-    result = Measured(
-        what=what,
-        seconds=round(wall, 2),
-        peak_rss_mb=round(peak["total"] / MB),
-        peak_single_process_rss_mb=round(peak["single"] / MB),
-        returncode=rc,
-        stderr=str(err),
-        stdout=str(out),
-    )
-    if check and rc != 0:
-        tail = "\n".join(err.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:])
-        raise BenchError(f"{what} failed (exit status {rc}): {' '.join(map(str, cmd))}\n{tail}\n(full output: {err})")
-    return result
-
-
-def step_seconds(stderr: str | Path) -> dict[str, float]:
-    """Return the seconds of each step from the lines 'step i/7 NAME done in X s' of a run's stderr."""
-    steps = {}
-    for line in Path(stderr).read_text(encoding="utf-8", errors="replace").splitlines():
-        m = STEP_DONE.search(line)
-        if m:
-            steps[m.group(3)] = float(m.group(4))
-    return steps
+# ---------------------------------------------------------------- running
 
 
 def env_for_runs() -> dict:
@@ -230,25 +151,54 @@ def tool(name: str) -> str:
 # ---------------------------------------------------------------- data and cases
 
 
+def data_rows(folder: Path) -> dict | None:
+    """Return the rows per table of a data folder (planted.json of demo-data, replicated.json of copies)."""
+    for name in ("planted.json", "replicated.json"):
+        if (folder / name).is_file():
+            return json.loads((folder / name).read_text(encoding="utf-8")).get("rows", {})
+    return None
+
+
+def generate(folder: Path, scale: float, env: dict, logs: Path) -> None:
+    """Generate the demo data at ``scale`` into ``folder`` through a .partial folder renamed at the end."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    say(f"  generating {scale:g}x demo data into {folder} (once; not timed) …")
+    m = measure(
+        f"crmnb demo-data --scale {scale:g}",
+        [tool("crmnb"), "demo-data", "--out", str(partial), "--scale", f"{scale:g}"],
+        logs / f"demo-data-{scale:g}",
+        cwd=REPO,
+        env=env,
+        echo_steps=False,
+    )
+    partial.rename(folder)
+    say(f"    done in {m['seconds']:.0f} s")
+
+
 def demo_data(data_dir: Path, scale: float, env: dict, logs: Path) -> tuple[Path, int]:
-    """Return the folder of the demo data at ``scale`` and its total input rows, generating it once."""
+    """Return the folder of the demo data at ``scale`` and its total input rows, making it once.
+
+    Up to 100x crmnb demo-data generates it; a larger multiple of 100x is that many copies of 100x
+    with distinct ids (demo-data would hold the whole data set in memory at once).
+    """
     folder = data_dir / f"scale-{scale:g}"
-    planted = folder / "planted.json"
-    if not planted.exists():
-        partial = data_dir / f"scale-{scale:g}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        say(f"  generating {scale:g}x demo data into {folder} (once; not timed) …")
-        m = measure(
-            f"crmnb demo-data --scale {scale:g}",
-            [tool("crmnb"), "demo-data", "--out", str(partial), "--scale", f"{scale:g}"],
-            logs / f"demo-data-{scale:g}",
-            env=env,
-            echo_steps=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-        say(f"    done in {m['seconds']:.0f} s")
-    rows = json.loads(planted.read_text(encoding="utf-8")).get("rows", {})
+    rows = data_rows(folder)
+    if rows is None:
+        if folder.exists():
+            raise BenchError(
+                f"{folder} exists but holds neither planted.json nor replicated.json: "
+                f"remove it or give another --data-dir"
+            )
+        if scale <= GENERATED_UP_TO:
+            generate(folder, scale, env, logs)
+        else:
+            copies = scale / GENERATED_UP_TO
+            if copies != int(copies):
+                raise BenchError(f"{scale:g}x: scales above {GENERATED_UP_TO}x must be multiples of it")
+            src, _ = demo_data(data_dir, GENERATED_UP_TO, env, logs)
+            copies_of(src, folder, int(copies), data_rows(src), logs / f"copies-{scale:g}", env, REPO)
+        rows = data_rows(folder)
     return folder, int(sum(rows.values()))
 
 
@@ -274,16 +224,24 @@ def write_case(source: str, folder: Path, data: Path, case_id: str | None = None
 # ---------------------------------------------------------------- the measurements
 
 
-def run_a(case: Path, out: Path, env: dict, logs: Path, label: str) -> Measured:
-    """a: crmnb run, end to end with the report and workbook."""
+def run_a(case: Path, out: Path, env: dict, logs: Path, label: str, cap: float | None = None) -> Measured:
+    """a: crmnb run, end to end with the report and workbook, under the memory watchdog.
+
+    Adds the seconds per step, whether the run completed (the watchdog did not stop it), its output
+    folder and its data-steps seconds (bench/timing.py).
+    """
     m = measure(
         f"crmnb run ({label})",
         [tool("crmnb"), "run", str(case), "--output-root", str(out)],
         logs / f"run-{label}",
+        cwd=REPO,
         env=env,
+        cap_bytes=cap,
     )
     m["steps"] = step_seconds(m["stderr"])
+    m["completed"] = not m["stopped_by_watchdog"]
     m["output"] = str(out / yaml.safe_load(case.read_text(encoding="utf-8"))["case_id"])
+    m["data_steps"] = data_steps(m["stderr"], m["output"])
     return m
 
 
@@ -346,6 +304,7 @@ def run_c(case: Path, out: Path, env: dict, logs: Path, label: str) -> Measured:
         f"floor ({label})",
         [sys.executable, str(HERE / "floor.py"), str(case), str(out), str(NOTEBOOKS)],
         logs / f"floor-{label}",
+        cwd=REPO,
         env=env,
     )
     m["steps"] = step_seconds(m["stderr"])
@@ -360,104 +319,6 @@ def median_run(runs: list[Measured]) -> Measured:
     return best
 
 
-# ---------------------------------------------------------------- report
-
-
-def fmt_s(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1f} s"
-
-
-def verdict(ok: bool | None) -> str:
-    return "not measured" if ok is None else ("met" if ok else "NOT MET")
-
-
-def linearity(scale_runs: list[dict]) -> dict | None:
-    """Return the marginal seconds per 1,000 rows between consecutive scales, and the last over the first.
-
-    The fixed start-up (process and kernel start, imports) cancels out of a difference, so a
-    ratio at most 1 means no worse than linear; ``LINEAR_TOLERANCE`` allows for noise.
-    """
-    runs = sorted(scale_runs, key=lambda r: r["rows"])
-    if len(runs) < 3:
-        return None
-    marginal = []
-    for lo, hi in zip(runs, runs[1:]):
-        marginal.append(
-            {
-                "from": lo["scale"],
-                "to": hi["scale"],
-                "seconds_per_1000_rows": round((hi["seconds"] - lo["seconds"]) / (hi["rows"] - lo["rows"]) * 1000, 5),
-            }
-        )
-    first, last = marginal[0]["seconds_per_1000_rows"], marginal[-1]["seconds_per_1000_rows"]
-    ratio = (last / first) if first > 0 else None
-    return {
-        "marginal": marginal,
-        "ratio": None if ratio is None else round(ratio, 2),
-        "ok": (last <= 0) if ratio is None else ratio <= LINEAR_TOLERANCE,
-    }
-
-
-def targets(res: dict) -> list[dict]:
-    """Return each target with its measured value and whether it is met (None: not measured)."""
-    rows = []
-
-    def add(key: str, value: str, ok: bool | None) -> None:
-        rows.append({"target": TARGETS[key], "key": key, "measured": value, "ok": ok, "status": verdict(ok)})
-
-    r = res.get("ratios", {})
-    ab = r.get("b_over_a")
-    add(
-        "a_vs_b",
-        "–" if ab is None else f"{ab:.1f}x faster ({fmt_s(res['b']['seconds'])} vs {fmt_s(res['a']['seconds'])})",
-        None if ab is None else ab >= 4,
-    )
-    ac = r.get("a_over_c")
-    add(
-        "a_vs_c",
-        "–" if ac is None else f"{ac:.2f}x ({fmt_s(res['a']['seconds'])} vs {fmt_s(res['c']['seconds'])})",
-        None if ac is None else ac <= 1.5,
-    )
-    big = next((s for s in res.get("scale", []) if s["scale"] == 100), None)
-    add("scale_100_time", "–" if big is None else fmt_s(big["seconds"]), None if big is None else big["seconds"] <= 90)
-    add(
-        "scale_100_memory",
-        "–"
-        if big is None
-        else f"{big['peak_rss_mb'] / 1000:.2f} GB (largest process {big['peak_single_process_rss_mb'] / 1000:.2f} GB)",
-        None if big is None else big["peak_rss_mb"] * MB <= 3 * GB,
-    )
-    lin = res.get("linearity")
-    if lin:
-        m = lin["marginal"]
-        value = (
-            f"marginal {m[0]['seconds_per_1000_rows'] * 1000:.2f} → {m[-1]['seconds_per_1000_rows'] * 1000:.2f}"
-            f" s per 1M rows (ratio {lin['ratio']}, ≤ {LINEAR_TOLERANCE} accepted)"
-        )
-    add("linear", value if lin else "– (needs three scales)", lin["ok"] if lin else None)
-    b = res.get("batch")
-    add(
-        "batch",
-        "–"
-        if not b
-        else f"{b['throughput_ratio']:.2f}x ({fmt_s(b['jobs_1']['seconds'])} vs "
-        f"{fmt_s(b['jobs_2']['seconds'])}, {b['cases']} cases)",
-        None if not b else b["throughput_ratio"] >= 1.6,
-    )
-    size = res.get("report_mb")
-    add("report_size", "–" if size is None else f"{size:.2f} MB", None if size is None else size <= 2)
-    return rows
-
-
-def print_table(rows: list[dict]) -> None:
-    w1 = max(len(r["target"]) for r in rows)
-    w2 = max(len(r["measured"]) for r in rows)
-    say(f"{'target':<{w1}}  {'measured':<{w2}}  status")
-    say(f"{'-' * w1}  {'-' * w2}  ------")
-    for r in rows:
-        say(f"{r['target']:<{w1}}  {r['measured']:<{w2}}  {r['status']}")
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -466,7 +327,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--scales", default="1,10,100", help="demo-data sizes for the scale runs, comma-separated (default 1,10,100)"
+        "--scales",
+        default="1,10,100",
+        help="demo-data sizes for the scale runs, comma-separated (default 1,10,100; add 1000 for 1000x, "
+        "built once as ten copies of 100x, about 20 GB of disk, and more than half an hour)",
     )
     p.add_argument(
         "--batch-cases", type=int, default=4, metavar="N", help="cases in the batch runs, 0 to skip them (default 4)"
@@ -503,7 +367,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="where to write all figures (default bench/results.json)",
     )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="folder of duckdb_reference.py and compare_reference.py "
+        "(default ../shared/bench beside the project checkout); absent: its targets are not measured",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=psutil.cpu_count(logical=True) or 1,
+        metavar="N",
+        help="the reference's DuckDB threads (default: the machine's cores, DuckDB's default and crmnb's)",
+    )
+    p.add_argument(
+        "--memory-cap",
+        type=float,
+        default=8.0,
+        metavar="GB",
+        help="stop a crmnb or reference run whose whole process tree passes this resident memory (default 8)",
+    )
     args = p.parse_args(argv)
+    if args.reference is None:
+        args.reference = reference.default_folder(REPO)
+    if args.memory_cap <= 0:
+        p.error("--memory-cap: must be positive")
+    if args.threads < 1:
+        p.error("--threads: at least 1")
     try:
         args.scale_list = sorted({float(s) for s in args.scales.split(",") if s.strip()})
     except ValueError:
@@ -524,7 +416,7 @@ def part_a_c(args, ctx: dict, res: dict) -> None:
     )
     runs_a, runs_c = [], []
     for i in range(1, args.repeat + 1):
-        a = run_a(demo, work / "out" / f"a-{i}", env, logs, f"a-{i}")
+        a = run_a(demo, work / "out" / f"a-{i}", env, logs, f"a-{i}", ctx["cap"])
         runs_a.append(a)
         say(f"  a. crmnb run, run {i}: {a['seconds']:.1f} s, peak {a['peak_rss_mb']:,} MB")
         c = run_c(demo, work / "out" / f"c-{i}", env, logs, f"c-{i}")
@@ -554,49 +446,177 @@ def part_b(args, ctx: dict, res: dict) -> None:
         say(f"  b/a = {res['ratios']['b_over_a']:.1f}: a is {res['ratios']['b_over_a']:.1f}x faster than b")
 
 
-def part_scale(args, ctx: dict, res: dict, s: float) -> None:
-    """crmnb run at scale ``s``, with peak memory and per-step seconds (1x: the median run of a)."""
-    folder, rows = ctx["data"][s]
-    if s == 1.0 and "a" in res:
-        m = res["a"]
-        say("  1x: the median run of a")
-    else:
-        case = write_case(DEMO_CASE, case_folder(ctx["work"] / "cases" / f"scale-{s:g}"), folder)
-        say(f"  {s:g}x ({rows:,} rows) …")
-        m = run_a(case, ctx["work"] / "out" / f"scale-{s:g}", ctx["env"], ctx["logs"], f"scale-{s:g}")
-    entry = {
+def scale_figures(s: float, rows: int, m: Measured) -> dict:
+    """Return one scale run's figures: seconds, memory (and per million rows), steps, data steps."""
+    return {
         "scale": s,
         "rows": rows,
         "seconds": m["seconds"],
+        "completed": m["completed"],
         "peak_rss_mb": m["peak_rss_mb"],
         "peak_single_process_rss_mb": m["peak_single_process_rss_mb"],
+        "memory_cap_mb": m["memory_cap_mb"],
+        "reached": m["reached"],
         "steps": m["steps"],
+        "data_steps": m["data_steps"],
         "seconds_per_1000_rows": round(m["seconds"] / rows * 1000, 5),
+        "mb_per_million_rows": round(m["peak_rss_mb"] / (rows / 1e6), 1),
     }
-    res["scale"].append(entry)
-    say(
-        f"  {s:g}x: {m['seconds']:.1f} s, peak {m['peak_rss_mb'] / 1000:.2f} GB summed "
-        f"(largest process {m['peak_single_process_rss_mb'] / 1000:.2f} GB), "
-        f"{entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows"
+
+
+def say_data_steps(d: dict) -> None:
+    """Print crmnb's data-steps seconds with what they sum, and what is shown beside them."""
+    if d["seconds"] is None:
+        say(f"    data steps: not found ({'; '.join(d['missing'])})")
+        return
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in d["parts"].items())
+    cells = "; ".join(f"{k}: cells {v['cells']}" for k, v in d["cells"].items() if v["cells"])
+    shown = d["cells"].get("open tables (not counted)", {})
+    extra = (
+        "" if not shown.get("seconds") else f"; opening the cleaned tables in 05: {shown['seconds']:.1f} s, not counted"
     )
+    say(f"    data steps (crmnb): {d['seconds']:.1f} s = {parts} ({cells}){extra}")
+
+
+def reference_at(args, ctx: dict, s: float, folder: Path, m: Measured) -> tuple[dict, dict | None]:
+    """Run the reference on the data of scale ``s`` and compare its figures with that run's hand-offs."""
+    out = ctx["work"] / "reference" / f"scale-{s:g}"
+    ref = reference.run_reference(
+        ctx["reference"], folder, out, args.threads, s, ctx["logs"] / f"reference-{s:g}", ctx["env"], ctx["cap"]
+    )
+    if ref["stopped_by_watchdog"]:
+        say(f"    reference: stopped by the watchdog at {fmt_gb(ref['peak_rss_mb'])} after {ref['seconds']:.0f} s")
+    else:
+        say(
+            f"    reference: {ref['data_steps_seconds']:.1f} s for the data steps ({ref['seconds']:.1f} s wall, "
+            f"peak {fmt_gb(ref['peak_rss_mb'])}, {args.threads} threads)"
+        )
+    ours = m["data_steps"]["seconds"]
+    if ours is not None and ref.get("data_steps_seconds"):
+        say(f"    crmnb / reference: {ours / ref['data_steps_seconds']:.2f}x")
+    checked = None
+    if ref.get("data_steps_seconds") is not None and m["completed"]:
+        checked = reference.compare(
+            ctx["reference"], out, Path(m["output"]) / "data", ctx["logs"] / f"compare-{s:g}", ctx["env"]
+        )
+        say(
+            f"    compare_reference.py: {checked['agree']} of {checked['figures']} figures agree"
+            + (f"; it failed: {checked['error']}" if "error" in checked else "")
+        )
+        for line in checked["differ"][:5]:
+            say(f"      differs: {line}")
+    if not ctx["keep"]:
+        reference.drop_tables(out)
+    return dict(ref), checked
+
+
+def say_scale_run(s: float, m: Measured, entry: dict) -> None:
+    """Print one scale run's time and memory, or where the watchdog stopped it."""
+    if entry["completed"]:
+        say(
+            f"  {s:g}x: {m['seconds']:.1f} s, peak {fmt_gb(m['peak_rss_mb'])} summed "
+            f"(largest process {fmt_gb(m['peak_single_process_rss_mb'])}), "
+            f"{entry['mb_per_million_rows']:.0f} MB and {entry['seconds_per_1000_rows'] * 1000:.2f} s per 1M input rows"
+        )
+    else:
+        say(
+            f"  {s:g}x: STOPPED by the watchdog at {fmt_gb(m['peak_rss_mb'])} (cap {fmt_gb(m['memory_cap_mb'])}) "
+            f"after {m['seconds']:.1f} s, in {m['reached'] or 'its start-up'}"
+        )
+    say_data_steps(m["data_steps"])
+
+
+def beside(args, ctx: dict, res: dict, s: float, m: Measured, entry: dict) -> None:
+    """Run the reference beside crmnb's run at ``s``; a failure of it is noted, the bench goes on."""
+    if ctx["reference"] is None:
+        return
+    try:
+        entry["reference"], entry["compare"] = reference_at(args, ctx, s, ctx["data"][s][0], m)
+    except BenchError as exc:
+        say(f"    reference: FAILED: {str(exc).splitlines()[0]}")
+        res["errors"].append(str(exc))
+
+
+def part_scale(args, ctx: dict, res: dict, s: float) -> None:
+    """crmnb run at scale ``s`` (1x: the median run of a) and the reference beside it.
+
+    From 100x, crmnb's run holds ``CRMNB_BENCH_LOCK``; so does the reference at 100x, so that both
+    run in the same conditions. Above 100x the reference runs after the lock is released: it works
+    out of core within 2 GB and for minutes, and need not keep others' large runs waiting.
+    """
+    folder, rows = ctx["data"][s]
+    lock = os.environ.get("CRMNB_BENCH_LOCK") if s >= LOCKED_FROM else None
+    with held(lock, f"{s:g}x"):
+        if s == 1.0 and "a" in res:
+            m = res["a"]
+            say("  1x: the median run of a")
+        else:
+            case = write_case(DEMO_CASE, case_folder(ctx["work"] / "cases" / f"scale-{s:g}"), folder)
+            say(f"  {s:g}x ({rows:,} rows) …")
+            m = run_a(case, ctx["work"] / "out" / f"scale-{s:g}", ctx["env"], ctx["logs"], f"scale-{s:g}", ctx["cap"])
+        entry = scale_figures(s, rows, m)
+        res["scale"].append(entry)
+        say_scale_run(s, m, entry)
+        if s <= reference.OUT_OF_CORE_ABOVE:
+            beside(args, ctx, res, s, m, entry)
+    if s > reference.OUT_OF_CORE_ABOVE:
+        beside(args, ctx, res, s, m, entry)
+    if s >= LOCKED_FROM and not ctx["keep"]:
+        shutil.rmtree(ctx["work"] / "out" / f"scale-{s:g}", ignore_errors=True)  # disk: GBs of hand-offs
+
+
+def cells_line(label: str, values: list[str]) -> None:
+    """Print one line of the scale table: a label, then one right-aligned cell per scale."""
+    say(f"  {label:<34}" + "".join(f"{v:>12}" for v in values))
+
+
+def num(x: float | None, fmt: str = "{:.1f}") -> str:
+    """Return a number formatted for the scale table, or a dash when missing."""
+    return "–" if x is None else fmt.format(x)
 
 
 def print_scale(res: dict) -> None:
-    """Print the scale runs' seconds per step side by side, and the marginal cost per row."""
-    if not res["scale"]:
+    """Print the scale runs side by side: seconds per step, memory per million rows, the reference."""
+    runs = res["scale"]
+    if not runs:
         return
-    names = list(dict.fromkeys(k for e in res["scale"] for k in e["steps"]))
-    say(f"\n  {'seconds per step':<28}" + "".join(f"{e['scale']:>11g}x" for e in res["scale"]))
+    names = list(dict.fromkeys(k for e in runs for k in e["steps"]))
+    say("")
+    cells_line("seconds per step", [f"{e['scale']:g}x" for e in runs])
     for n in names:
-        say(f"  {n:<28}" + "".join(f"{e['steps'].get(n, float('nan')):>12.1f}" for e in res["scale"]))
-    say(f"  {'whole run':<28}" + "".join(f"{e['seconds']:>12.1f}" for e in res["scale"]))
-    say(f"  {'input rows':<28}" + "".join(f"{e['rows']:>12,}" for e in res["scale"]))
+        cells_line(n, [num(e["steps"].get(n)) for e in runs])
+    cells_line("whole run", [num(e["seconds"]) + ("" if e["completed"] else " stop") for e in runs])
+    cells_line("input rows", [f"{e['rows']:,}" for e in runs])
+    cells_line("peak GB, whole process tree", [num(e["peak_rss_mb"] / 1000, "{:.2f}") for e in runs])
+    cells_line("peak MB per 1M input rows", [num(e["mb_per_million_rows"], "{:.0f}") for e in runs])
+    cells_line("data steps, crmnb (s)", [num(e["data_steps"]["seconds"]) for e in runs])
+    if any(e.get("reference") for e in runs):
+        refs = [e.get("reference") or {} for e in runs]
+        cells_line("data steps, reference (s)", [num(r.get("data_steps_seconds")) for r in refs])
+        ratios = [
+            None
+            if not r.get("data_steps_seconds") or e["data_steps"]["seconds"] is None
+            else e["data_steps"]["seconds"] / r["data_steps_seconds"]
+            for e, r in zip(runs, refs)
+        ]
+        cells_line("crmnb / reference", [num(x, "{:.2f}x") for x in ratios])
+        cells_line("reference peak GB", [num(r.get("peak_rss_mb") and r["peak_rss_mb"] / 1000, "{:.2f}") for r in refs])
+        cells_line(
+            "reference figures agreeing",
+            [f"{e['compare']['agree']}/{e['compare']['figures']}" if e.get("compare") else "–" for e in runs],
+        )
     if res.get("linearity"):
         for m in res["linearity"]["marginal"]:
             say(
                 f"  marginal cost {m['from']:g}x → {m['to']:g}x: {m['seconds_per_1000_rows'] * 1000:.2f} s "
                 f"per 1M more rows"
             )
+    flat = res.get("memory_flatness")
+    if flat:
+        say(
+            f"  memory per 1M rows against {flat['base_scale']:g}x ({flat['base_mb_per_million_rows']:.0f} MB): "
+            + ", ".join(f"{s:g}x {r:.2f}" for s, r in flat["ratios"].items())
+        )
 
 
 def part_batch(args, ctx: dict, res: dict) -> None:
@@ -622,6 +642,7 @@ def part_batch(args, ctx: dict, res: dict) -> None:
                 str(ctx["work"] / "out" / f"batch-{jobs}"),
             ],
             ctx["logs"] / f"batch-{jobs}",
+            cwd=REPO,
             env=ctx["env"],
             echo_steps=False,
         )
@@ -645,14 +666,25 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "naive": not args.skip_naive,
             "warmup": not args.no_warmup,
+            "threads": args.threads,
+            "memory_cap_gb": args.memory_cap,
+            "lock": os.environ.get("CRMNB_BENCH_LOCK"),
         },
         "ratios": {},
         "scale": [],
         "errors": [],
+        "reference_dir": str(args.reference),
+        "reference_found": reference.found(args.reference) is not None,
     }
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="crmnb-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    ctx = {"work": work, "logs": work / "logs"}
+    ctx = {
+        "work": work,
+        "logs": work / "logs",
+        "cap": args.memory_cap * GB,
+        "keep": bool(args.keep),
+        "reference": reference.found(args.reference),
+    }
     t_start = time.perf_counter()
     status = 0
 
@@ -676,10 +708,20 @@ def main(argv: list[str] | None = None) -> int:
             ctx["env"] = env = env_for_runs()
             for name in ("crmnb", "papermill", "jupyter"):
                 tool(name)
+            say(
+                f"reference: {args.reference}"
+                + (f" ({args.threads} threads)" if ctx["reference"] else " not found: its targets are not measured")
+            )
             say("\ndata")
-            ctx["data"] = {
-                s: demo_data(args.data_dir.resolve(), s, env, ctx["logs"]) for s in sorted({1.0, *args.scale_list})
-            }
+            ctx["data"] = {}
+            for s in sorted({1.0, *args.scale_list}):
+                try:
+                    ctx["data"][s] = demo_data(args.data_dir.resolve(), s, env, ctx["logs"])
+                except BenchError as exc:
+                    if s <= GENERATED_UP_TO:
+                        raise
+                    failed(exc)  # a scale that cannot be built is left out, the others still run
+            args.scale_list = [s for s in args.scale_list if s in ctx["data"]]
             for s, (folder, rows) in ctx["data"].items():
                 say(f"  {s:g}x: {rows:,} input rows in {folder}")
             ctx["demo"] = write_case(DEMO_CASE, case_folder(work / "cases" / "demo"), ctx["data"][1.0][0])
@@ -691,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_warmup:
             say("\nwarm-up: one untimed crmnb run (disk cache, byte-code)")
             try:
-                run_a(ctx["demo"], work / "out" / "warmup", env, ctx["logs"], "warmup")
+                run_a(ctx["demo"], work / "out" / "warmup", env, ctx["logs"], "warmup", ctx["cap"])
             except BenchError as exc:
                 failed(exc)
                 demo_ok = False
@@ -711,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
             except BenchError as exc:
                 failed(exc)
         res["linearity"] = linearity(res["scale"])
+        res["memory_flatness"] = memory_flatness(res["scale"])
         print_scale(res)
 
         if args.batch_cases > 0:
@@ -729,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
         if "machine" in res:
             res["targets"] = targets(res)
             say(
-                f"\ntargets (issue 7), measured {res['started']} on {res['machine']['cpu']}, "
+                f"\ntargets (issue 15, and issue 7's that still apply), measured {res['started']} on {res['machine']['cpu']}, "
                 f"{res['machine']['logical_cores']} cores, {res['machine']['ram_gb']} GB RAM; "
                 f"load average at start {res['machine']['load_average_at_start']}, at end {res['load_average_at_end']}"
             )

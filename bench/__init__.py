@@ -1,0 +1,1 @@
+"""The benchmark: bench/run.py and the modules it runs with."""
