@@ -190,7 +190,8 @@ def units(metric: str, tables: Tables, start, end, department: str | None = None
             f"metric {metric!r} is a ratio of totals: it has a value per period and department, "
             f"not per lead or customer"
         )
-    u = CATALOGUE[metric].units(tables, start, end, **{**dict(CATALOGUE[metric].opts), **opts})
+    # a unit function built on the engine filters the department itself; the rest are filtered here
+    u = CATALOGUE[metric].units(tables, start, end, **{**dict(CATALOGUE[metric].opts), **opts}, department=department)
     if department is not None:
         u = u[u["department"] == department]
     return u.reset_index(drop=True)
