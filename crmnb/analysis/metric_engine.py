@@ -51,11 +51,9 @@ def columns(tables: Mapping[str, pd.DataFrame], name: str, wanted: tuple[str, ..
         df = tables[name]
         return df[[c for c in wanted if c in df.columns]]
     have = set(pq.read_schema(path).names)
-    return remember(
-        (tables,),
-        ("columns", name, wanted),
-        lambda: pd.read_parquet(path, columns=[c for c in wanted if c in have]),
-    )
+    # not kept: what is built from the columns is, and the columns of the largest tables would hold
+    # hundreds of MB through the step
+    return pd.read_parquet(path, columns=[c for c in wanted if c in have])
 
 
 def _file_latest(path: Path, skip: tuple[str, ...]) -> list[pd.Timestamp]:
@@ -148,6 +146,7 @@ def encode(s: pd.Series | None) -> Keys | None:
     if not isinstance(s.dtype, pd.StringDtype):
         return Keys(np.arange(len(s)), s.to_numpy())
     codes, uniques = pd.factorize(s)
+    codes = codes.astype(np.int32) if len(uniques) < 2**31 - 1 else codes  # half the memory of the codes
     labels = np.empty(len(uniques) + 1, dtype=object)
     labels[:-1] = np.asarray(uniques, dtype=object)
     labels[-1] = pd.Series([None], dtype=s.dtype).to_numpy()[0]
