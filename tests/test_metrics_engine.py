@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from crmnb.analysis import metric_engine
-from crmnb.analysis.metric_units import data_end, repeat_purchase_units
+from crmnb.analysis.metric_units import data_end
 from crmnb.analysis.metrics import compute, units
+from crmnb.analysis.repeat_units import previous_order, repeat_purchase_units
 from crmnb.handoffs import Workspace
 from crmnb.intake.schema import TABLES
 
@@ -304,8 +305,6 @@ def test_previous_order_equals_merge_asof():
             ).astype("datetime64[ns]"),
         }
     )
-    from crmnb.analysis.metric_units import _previous_order
-
     o = t["orders"].dropna(subset=["customer_id", "order_date"])[["customer_id", "order_date"]]
     o = o.astype({"customer_id": object}).sort_values("order_date").assign(prev=lambda d: d["order_date"])
     a = per.astype({"customer_id": object}).assign(row=range(len(per))).sort_values("first")
@@ -314,7 +313,7 @@ def test_previous_order_equals_merge_asof():
         .set_index("row")["prev"]
         .sort_index()
     )
-    got = _previous_order(t, per)
+    got = previous_order(t, per["customer_id"], per["first"].to_numpy())
     assert [pd.Timestamp(x) if not pd.isna(x) else None for x in got] == [x if not pd.isna(x) else None for x in want]
     # an order at the very instant is not before it; one second later it is; an unknown customer has none
     assert got[0] == np.datetime64("2024-12-20") and got[1] == np.datetime64("2025-03-03T10:00")
@@ -354,3 +353,44 @@ def test_data_end_reads_a_column_without_statistics(tmp_path):
     )
     pq.write_table(table, path, write_statistics=False)
     assert metric_engine._file_latest(path, ("due_at",)) == [pd.Timestamp("1970-01-01 00:00:05")]
+
+
+def repeat_by_hand(t: dict[str, pd.DataFrame], start, end, days: int) -> pd.DataFrame:
+    """Return the repeat purchase's units the plain way: group the period's orders by customer and month."""
+    orders = t["orders"].dropna(subset=["customer_id", "order_date"])
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    inside = orders[(orders["order_date"] >= lo) & (orders["order_date"] < hi)].sort_values("order_date", kind="stable")
+    g = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")], sort=True)
+    per = pd.DataFrame(
+        {
+            "first": g["order_date"].min(),
+            "when": g["order_date"].max(),
+            "n": g.size(),
+            "department": g["department"].last(),
+        }
+    )
+    per = per.reset_index(level=0).reset_index(drop=True)
+    window = pd.Timedelta(days=days)
+    per = per[per["when"] - window >= orders["order_date"].min().normalize()].reset_index(drop=True)
+    before = [
+        orders.loc[(orders["customer_id"] == c) & (orders["order_date"] < f), "order_date"].max()
+        for c, f in zip(per["customer_id"], per["first"], strict=True)
+    ]
+    value = (per["n"] >= 2) | (pd.Series(before, dtype="datetime64[ns]") >= per["when"] - window)
+    reps = t["customers"].drop_duplicates("customer_id").set_index("customer_id")["owner_rep"]
+    return plain(per.assign(owner_rep=per["customer_id"].map(reps)), "when", value)
+
+
+@pytest.mark.parametrize("text", ["str", "object"])
+@pytest.mark.parametrize(
+    "window",
+    [(START, END, 90), (START, END, 30), ("2025-03-10", "2025-03-31", 30), ("2024-12-01", "2025-03-20", 400)],
+)
+def test_repeat_purchase_equals_the_plain_grouping(text, window):
+    """Months cut by the period's edge, a month's department from its last order naming one, ties at one instant."""
+    t = tables(text)
+    t["orders"].loc[8, "department"] = None  # C4's last March order names no department: the one before counts
+    t["orders"].loc[4, "department"] = None  # C2's only March order names none: the month has none
+    start, end, days = window
+    got = units("repeat_purchase_rate", t, start, end, repeat_window_days=days)
+    pd.testing.assert_frame_equal(got, repeat_by_hand(t, start, end, days))

@@ -122,6 +122,7 @@ class Keys:
 
     codes: np.ndarray
     labels: np.ndarray
+    missing: object = None  # what the column's missing value is read as (``labels[-1]`` when coded)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Return the column's values at ``rows``, as the column's own ``to_numpy()`` gives them."""
@@ -150,7 +151,7 @@ def encode(s: pd.Series | None) -> Keys | None:
     labels = np.empty(len(uniques) + 1, dtype=object)
     labels[:-1] = np.asarray(uniques, dtype=object)
     labels[-1] = pd.Series([None], dtype=s.dtype).to_numpy()[0]
-    return Keys(codes, labels)
+    return Keys(codes, labels, labels[-1])
 
 
 @dataclass(frozen=True)

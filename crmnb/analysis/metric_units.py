@@ -8,7 +8,6 @@ declares which function measures which metric.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 
 from crmnb.analysis.clv import NewCustomerValue, new_customer_value
 from crmnb.analysis.metric_engine import KEY_COLUMNS, Units, columns, latest_times, remember, select, source
+from crmnb.analysis.repeat_units import ORDER_COLUMNS, owner_reps
 from crmnb.frames import isin
 
 Tables = dict[str, pd.DataFrame]
@@ -174,109 +174,6 @@ def order_value_units(t: Tables, start, end, department: str | None = None, **_)
     return select(_whole(t, "order_value", ("orders",), build), start, end, department)
 
 
-REPEAT_WINDOW_DAYS = 90
-"""The repeat-purchase window: a buyer is repeating if they also bought in this many days before."""
-
-
-ORDER_COLUMNS = ("order_id", "customer_id", "order_date", "amount", "department")
-
-
-def data_start(t: Tables) -> pd.Timestamp:
-    """Return the start of the first day the orders record; a trailing window reaching before it is cut short."""
-    o = columns(t, "orders", ("order_date",))["order_date"] if "orders" in t else pd.Series(dtype="datetime64[ns]")
-    return o.min().normalize() if o.notna().any() else pd.Timestamp.min
-
-
-def _dated_orders(t: Tables) -> pd.DataFrame:
-    """Return the orders with a customer and a date, the columns the repeat purchase needs, kept per table."""
-    build = lambda: columns(t, "orders", ORDER_COLUMNS).dropna(subset=["customer_id", "order_date"])
-    return remember((source(t, "orders"),), ("dated_orders",), build)
-
-
-def _owner_reps(t: Tables) -> pd.DataFrame:
-    """Return each customer's rep and department (the first row of a customer id), kept per table."""
-    build = lambda: (
-        columns(t, "customers", ("customer_id", "owner_rep", "department"))
-        .drop_duplicates("customer_id")
-        .set_index("customer_id")
-    )
-    return remember((source(t, "customers"),), ("owner_reps",), build)
-
-
-def repeat_purchase_units(t: Tables, start, end, repeat_window_days: int = REPEAT_WINDOW_DAYS, **_) -> pd.DataFrame:
-    """Return one unit per customer and calendar month with an order in the period: 1 if the customer
-    placed another order in the ``repeat_window_days`` days up to their last order of that month.
-
-    The window trails the purchase, so each month is complete as soon as it ends and every
-    month has the same window; a unit whose window reaches before the first order in the data
-    is left out. The period's rate is the unit-weighted mean of its months'.
-    """
-    orders = _dated_orders(t)
-    inside = in_period(orders, "order_date", start, end).sort_values("order_date", kind="stable")
-    g = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")], sort=True)
-    per = pd.DataFrame(
-        {
-            "first": g["order_date"].min(),
-            "when": g["order_date"].max(),
-            "n": g.size(),
-            "department": g["department"].last(),  # the department of the month's last order
-        }
-    )
-    per = per.reset_index(level=0).reset_index(drop=True)
-    window = pd.Timedelta(days=repeat_window_days)
-    per = per[per["when"] - window >= data_start(t)].reset_index(drop=True)
-    before = _previous_order(t, per)
-    per["value"] = (per["n"] >= 2) | (before >= per["when"] - window)
-    per["owner_rep"] = per["customer_id"].map(_owner_reps(t)["owner_rep"])
-    return _units(per, "when", per["value"])
-
-
-def repeat_left_out(
-    t: Tables, start, end, repeat_window_days: int = REPEAT_WINDOW_DAYS, **_
-) -> tuple[int, pd.Timestamp]:
-    """Return how many customer-months of the period are left out as their window reaches before the data,
-    and the day before which they are."""
-    cut = data_start(t) + pd.Timedelta(days=repeat_window_days)
-    inside = in_period(_dated_orders(t), "order_date", start, end)
-    last = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")])["order_date"].max()
-    return int((last < cut).sum()), cut
-
-
-@dataclass(frozen=True)
-class _OrderKeys:
-    """Every dated order as one sortable number: customer code × (distinct dates + 1) + the date's rank."""
-
-    customers: pd.Index
-    dates: np.ndarray  # the distinct order dates, ascending
-    keys: np.ndarray  # ascending
-
-
-def _order_keys(t: Tables) -> _OrderKeys:
-    """Return the dated orders' sortable keys (:class:`_OrderKeys`), kept per table."""
-
-    def build() -> _OrderKeys:
-        o = _dated_orders(t)
-        codes, customers = pd.factorize(o["customer_id"])
-        dates = np.unique(o["order_date"].to_numpy())
-        rank = np.searchsorted(dates, o["order_date"].to_numpy())
-        return _OrderKeys(pd.Index(customers), dates, np.sort(codes.astype(np.int64) * (len(dates) + 1) + rank))
-
-    return remember((source(t, "orders"),), ("order_keys",), build)
-
-
-def _previous_order(t: Tables, per: pd.DataFrame) -> np.ndarray:
-    """Return, per row of ``per``, the customer's last order date strictly before ``first`` (NaT if none)."""
-    k = _order_keys(t)
-    span = len(k.dates) + 1
-    code = k.customers.get_indexer(per["customer_id"]).astype(np.int64)
-    # the orders of the customer dated before ``first`` have the keys below code × span + rank(first)
-    at = np.searchsorted(k.keys, code * span + np.searchsorted(k.dates, per["first"].to_numpy()), side="left") - 1
-    hit = (at >= 0) & (code >= 0) & (k.keys[np.maximum(at, 0)] // span == code)
-    prev = np.full(len(per), np.datetime64("NaT"), dtype=k.dates.dtype)
-    prev[hit] = k.dates[k.keys[at[hit]] % span]
-    return prev
-
-
 TICKET_COLUMNS = ("created_at", "resolved_at", "type", "csat", "nps", *KEY_COLUMNS)
 
 
@@ -319,7 +216,7 @@ def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.Data
     base = in_period(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
     ids = base["customer_id"].dropna().unique()
     bought = pd.Index(in_period(orders, "order_date", start, end)["customer_id"].dropna().unique())
-    cust = _owner_reps(t)
+    cust = owner_reps(t)
     per = pd.DataFrame({"customer_id": ids, "when": lo})
     per["department"] = per["customer_id"].map(cust["department"])
     per["owner_rep"] = per["customer_id"].map(cust["owner_rep"])

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.metric_units import (
-    REPEAT_WINDOW_DAYS,
     UNIT_COLUMNS,
     Tables,
     cac_value,
@@ -38,10 +37,9 @@ from crmnb.analysis.metric_units import (
     nps_units,
     opportunity_win_units,
     order_value_units,
-    repeat_left_out,
-    repeat_purchase_units,
     sales_cycle_units,
 )
+from crmnb.analysis.repeat_units import REPEAT_WINDOW_DAYS, repeat_left_out, repeat_purchase_units
 from crmnb.present.words import t
 
 # the unit functions live in crmnb.analysis.metric_units; their names stay importable from here
