@@ -394,3 +394,15 @@ def test_repeat_purchase_equals_the_plain_grouping(text, window):
     start, end, days = window
     got = units("repeat_purchase_rate", t, start, end, repeat_window_days=days)
     pd.testing.assert_frame_equal(got, repeat_by_hand(t, start, end, days))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_table_2_names_the_test_of_large_windows(lang):
+    """Above 20,000 units a window a mean is compared with Welch's test, and Table 2's note names it."""
+    from crmnb.analysis.compare import bootstrap_means
+    from crmnb.present.words import t
+
+    rng = np.random.default_rng(0)
+    d = bootstrap_means(rng.normal(10, 2, 20_001), rng.normal(10.1, 2, 20_001))
+    assert d.test == "Welch"
+    assert "Welch" in t(f"words.test.{d.test}", lang)
