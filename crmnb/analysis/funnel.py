@@ -11,6 +11,9 @@ from crmnb.frames import isin
 from crmnb.intake.schema import FUNNEL_STAGES
 from crmnb.present.words import t
 
+OPPORTUNITY_COLUMNS = ("opportunity_id", "lead_id", "status", "created_at", "loss_reason")
+"""The columns of the deals the funnel reads."""
+
 
 def conversion_table(stages: Sequence[str], entered: Sequence[int]) -> pd.DataFrame:
     """Return entered, converted to the next stage and conversion rate for each stage.
@@ -132,14 +135,19 @@ def funnel(
     the stage's average dwell exceeds it.
     """
     idx = {s: FUNNEL_STAGES.index(s) for s in stages}
-    reach = stage_reach(leads, opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
+    # the cohort's deals and their stage visits, picked once and only the columns used: every part below
+    # joins only those
+    opportunities = opportunities[[c for c in OPPORTUNITY_COLUMNS if c in opportunities.columns]]
+    opportunities = opportunities[isin(opportunities["lead_id"], leads["lead_id"])]
+    stage_history = stage_history[isin(stage_history["opportunity_id"], opportunities["opportunity_id"])]
+    reach = stage_reach(leads, opportunities, stage_history)
     entered = [int((reach["reach"] >= idx[s]).sum()) for s in stages]
     table = conversion_table(stages, entered)
-    d = dwell_days(leads, opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
+    d = dwell_days(leads, opportunities, stage_history)
     g = d.groupby("stage")["days"]
     table["avg_dwell_days"] = table["stage"].map(g.mean())
     table["median_dwell_days"] = table["stage"].map(g.median())
-    losses = loss_stage(opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
+    losses = loss_stage(opportunities, stage_history)
     tops = {}
     for st, grp in losses.dropna(subset=["loss_reason"]).groupby("lost_at_stage"):
         vc = grp["loss_reason"].value_counts()

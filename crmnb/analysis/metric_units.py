@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.clv import NewCustomerValue, new_customer_value
+from crmnb.analysis.metric_engine import KEY_COLUMNS, Units, columns, latest_times, remember, select, source
+from crmnb.analysis.repeat_units import ORDER_COLUMNS, owner_reps
 from crmnb.frames import isin
 
 Tables = dict[str, pd.DataFrame]
@@ -55,20 +57,36 @@ def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- unit functions
-def lead_response_units(t: Tables, start, end, **_) -> pd.DataFrame:
+# Each row-wise metric's units of the whole table are built once (crmnb.analysis.metric_engine) and the
+# period is a filter on them: whether a row is a unit and its value do not depend on the period.
+LEAD_COLUMNS = ("lead_id", "created_at", "first_contact_at", *KEY_COLUMNS)
+OPPORTUNITY_COLUMNS = ("opportunity_id", "lead_id", "status", "created_at", "closed_at", *KEY_COLUMNS)
+
+
+def _whole(t: Tables, metric: str, names: tuple[str, ...], build, *extra) -> Units:
+    """Return ``build()``, the units of ``metric`` over whole tables ``names``, kept while those tables live."""
+    return remember(tuple(source(t, n) for n in names), (metric, *extra), build)
+
+
+def lead_response_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per contacted lead created in the period: hours from creation to first contact."""
-    leads = in_period(t["leads"], "created_at", start, end)
-    leads = leads[leads["first_contact_at"].notna()]
-    hours = _hours(leads["created_at"], leads["first_contact_at"])
-    keep = hours >= 0
-    return _units(leads[keep], "created_at", hours[keep])
+
+    def build() -> Units:
+        leads = columns(t, "leads", LEAD_COLUMNS)
+        hours = _hours(leads["created_at"], leads["first_contact_at"])
+        return Units.of(leads, "created_at", hours, leads["first_contact_at"].notna() & (hours >= 0))
+
+    return select(_whole(t, "lead_response", ("leads",), build), start, end, department)
 
 
-def followup_ontime_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def followup_ontime_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per follow-up task due in the period: 1 if completed by its due time."""
-    act = in_period(t["activities"], "due_at", start, end)
-    ok = act["completed_at"].notna() & (act["completed_at"] <= act["due_at"])
-    return _units(act, "due_at", ok)
+
+    def build() -> Units:
+        act = columns(t, "activities", ("due_at", "completed_at", *KEY_COLUMNS))
+        return Units.of(act, "due_at", act["completed_at"].notna() & (act["completed_at"] <= act["due_at"]))
+
+    return select(_whole(t, "followup_ontime", ("activities",), build), start, end, department)
 
 
 def converted_within(leads: pd.DataFrame, opportunities: pd.DataFrame, days: int) -> pd.Series:
@@ -90,13 +108,7 @@ def data_end(t: Tables) -> pd.Timestamp:
     the units whose look-ahead is not over by then are left out. Dates after the export
     (future dates) are quarantined by the cleaning, so the latest date stands for the export.
     """
-    last = [
-        df[c].max()
-        for df in t.values()
-        if isinstance(df, pd.DataFrame)
-        for c in df.columns
-        if c not in SCHEDULED and pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].notna().any()
-    ]
+    last = latest_times(t, SCHEDULED)
     return (max(last).normalize() + pd.Timedelta(days=1)) if last else pd.Timestamp.max
 
 
@@ -105,139 +117,106 @@ def looked_ahead(when: pd.Series, days: int, end: pd.Timestamp) -> pd.Series:
     return when + pd.Timedelta(days=days) < end
 
 
-def lead_conversion_units(t: Tables, start, end, conversion_window_days: int = 90, **_) -> pd.DataFrame:
+def lead_conversion_units(
+    t: Tables, start, end, conversion_window_days: int = 90, department: str | None = None, **_
+) -> pd.DataFrame:
     """Return one unit per lead created in the period whose conversion window the data covers:
     1 if it became a won deal within the window (leads too recent to tell are left out)."""
-    leads = in_period(t["leads"], "created_at", start, end)
-    leads = leads[looked_ahead(leads["created_at"], conversion_window_days, data_end(t))]
-    return _units(leads, "created_at", converted_within(leads, t["opportunities"], conversion_window_days))
+    until = data_end(t)
+
+    def build() -> Units:
+        leads = columns(t, "leads", LEAD_COLUMNS)
+        won = converted_within(leads, columns(t, "opportunities", OPPORTUNITY_COLUMNS), conversion_window_days)
+        return Units.of(leads, "created_at", won, looked_ahead(leads["created_at"], conversion_window_days, until))
+
+    names = ("leads", "opportunities")
+    return select(_whole(t, "lead_conversion", names, build, conversion_window_days, until), start, end, department)
 
 
 def conversion_left_out(t: Tables, start, end, conversion_window_days: int = 90, **_) -> tuple[int, pd.Timestamp]:
     """Return how many leads of the period are left out as too recent to tell, and the day from which they are."""
-    cut = data_end(t) - pd.Timedelta(days=conversion_window_days)
-    leads = in_period(t["leads"], "created_at", start, end)
-    return int((~looked_ahead(leads["created_at"], conversion_window_days, data_end(t))).sum()), cut
+    until = data_end(t)
+    cut = until - pd.Timedelta(days=conversion_window_days)
+    leads = in_period(columns(t, "leads", ("created_at",)), "created_at", start, end)
+    return int((~looked_ahead(leads["created_at"], conversion_window_days, until)).sum()), cut
 
 
-def opportunity_win_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def opportunity_win_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per opportunity closed (won or lost) in the period: 1 if won."""
-    opp = t["opportunities"]
-    opp = in_period(opp[opp["status"].isin(["won", "lost"])], "closed_at", start, end)
-    return _units(opp, "closed_at", opp["status"] == "won")
+
+    def build() -> Units:
+        opp = columns(t, "opportunities", OPPORTUNITY_COLUMNS)
+        return Units.of(opp, "closed_at", opp["status"] == "won", opp["status"].isin(["won", "lost"]))
+
+    return select(_whole(t, "opportunity_win", ("opportunities",), build), start, end, department)
 
 
-def sales_cycle_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def sales_cycle_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per deal won in the period: days from the lead's creation (else the deal's) to the win."""
-    opp = t["opportunities"]
-    won = in_period(opp[opp["status"] == "won"], "closed_at", start, end)
-    lead_created = _lookup(won["lead_id"], t["leads"].set_index("lead_id")["created_at"])
-    began = lead_created.fillna(won["created_at"])
-    days = (won["closed_at"] - began).dt.total_seconds() / 86400.0
-    return _units(won, "closed_at", days)
+
+    def build() -> Units:
+        opp = columns(t, "opportunities", OPPORTUNITY_COLUMNS)
+        won = opp[(opp["status"] == "won").to_numpy(dtype=bool)]
+        leads = columns(t, "leads", ("lead_id", "created_at"))
+        began = _lookup(won["lead_id"], leads.set_index("lead_id")["created_at"]).fillna(won["created_at"])
+        return Units.of(won, "closed_at", (won["closed_at"] - began).dt.total_seconds() / 86400.0)
+
+    return select(_whole(t, "sales_cycle", ("opportunities", "leads"), build), start, end, department)
 
 
-def order_value_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def order_value_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per order placed in the period: its amount."""
-    orders = in_period(t["orders"], "order_date", start, end)
-    orders = orders[orders["amount"].notna()]
-    return _units(orders, "order_date", orders["amount"])
+
+    def build() -> Units:
+        orders = columns(t, "orders", ("order_date", "amount", *KEY_COLUMNS))
+        return Units.of(orders, "order_date", orders["amount"], orders["amount"].notna())
+
+    return select(_whole(t, "order_value", ("orders",), build), start, end, department)
 
 
-REPEAT_WINDOW_DAYS = 90
-"""The repeat-purchase window: a buyer is repeating if they also bought in this many days before."""
+TICKET_COLUMNS = ("created_at", "resolved_at", "type", "csat", "nps", *KEY_COLUMNS)
 
 
-def data_start(t: Tables) -> pd.Timestamp:
-    """Return the start of the first day the orders record; a trailing window reaching before it is cut short."""
-    o = t["orders"]["order_date"] if "orders" in t else pd.Series(dtype="datetime64[ns]")
-    return o.min().normalize() if o.notna().any() else pd.Timestamp.min
-
-
-def repeat_purchase_units(t: Tables, start, end, repeat_window_days: int = REPEAT_WINDOW_DAYS, **_) -> pd.DataFrame:
-    """Return one unit per customer and calendar month with an order in the period: 1 if the customer
-    placed another order in the ``repeat_window_days`` days up to their last order of that month.
-
-    The window trails the purchase, so each month is complete as soon as it ends and every
-    month has the same window; a unit whose window reaches before the first order in the data
-    is left out. The period's rate is the unit-weighted mean of its months'.
-    """
-    orders = t["orders"].dropna(subset=["customer_id", "order_date"])
-    inside = in_period(orders, "order_date", start, end).sort_values("order_date", kind="stable")
-    g = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")], sort=True)
-    per = pd.DataFrame(
-        {
-            "first": g["order_date"].min(),
-            "when": g["order_date"].max(),
-            "n": g.size(),
-            "department": g["department"].last(),  # the department of the month's last order
-        }
-    )
-    per = per.reset_index(level=0).reset_index(drop=True)
-    window = pd.Timedelta(days=repeat_window_days)
-    per = per[per["when"] - window >= data_start(t)].reset_index(drop=True)
-    before = _previous_order(orders, per)
-    per["value"] = (per["n"] >= 2) | (before >= per["when"] - window)
-    reps = t["customers"].drop_duplicates("customer_id").set_index("customer_id")["owner_rep"]
-    per["owner_rep"] = per["customer_id"].map(reps)
-    return _units(per, "when", per["value"])
-
-
-def repeat_left_out(
-    t: Tables, start, end, repeat_window_days: int = REPEAT_WINDOW_DAYS, **_
-) -> tuple[int, pd.Timestamp]:
-    """Return how many customer-months of the period are left out as their window reaches before the data,
-    and the day before which they are."""
-    cut = data_start(t) + pd.Timedelta(days=repeat_window_days)
-    inside = in_period(t["orders"].dropna(subset=["customer_id", "order_date"]), "order_date", start, end)
-    last = inside.groupby([inside["customer_id"], inside["order_date"].dt.to_period("M")])["order_date"].max()
-    return int((last < cut).sum()), cut
-
-
-def _previous_order(orders: pd.DataFrame, per: pd.DataFrame) -> pd.Series:
-    """Return, per row of ``per``, the customer's last order date strictly before ``first`` (NaT if none)."""
-    o = orders[["customer_id", "order_date"]].astype({"customer_id": object}).sort_values("order_date")
-    o = o.assign(prev=o["order_date"])
-    a = per[["customer_id", "first"]].astype({"customer_id": object}).assign(row=np.arange(len(per)))
-    a = a.sort_values("first")
-    got = pd.merge_asof(
-        a, o, left_on="first", right_on="order_date", by="customer_id", direction="backward", allow_exact_matches=False
-    )
-    return pd.Series(got.set_index("row")["prev"].reindex(np.arange(len(per))).to_numpy(), index=per.index)
-
-
-def csat_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def csat_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per surveyed ticket opened in the period: its satisfaction score (1–5)."""
-    tk = in_period(t["tickets"], "created_at", start, end)
-    tk = tk[tk["csat"].notna()]
-    return _units(tk, "created_at", tk["csat"])
+
+    def build() -> Units:
+        tk = columns(t, "tickets", TICKET_COLUMNS)
+        return Units.of(tk, "created_at", tk["csat"], tk["csat"].notna())
+
+    return select(_whole(t, "csat", ("tickets",), build), start, end, department)
 
 
-def nps_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def nps_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per NPS answer in the period: +100 promoter (9–10), −100 detractor (0–6), else 0."""
-    tk = in_period(t["tickets"], "created_at", start, end)
-    tk = tk[tk["nps"].notna()]
-    score = np.where(tk["nps"] >= 9, 100.0, np.where(tk["nps"] <= 6, -100.0, 0.0))
-    return _units(tk, "created_at", score)
+
+    def build() -> Units:
+        tk = columns(t, "tickets", TICKET_COLUMNS)
+        score = np.where(tk["nps"] >= 9, 100.0, np.where(tk["nps"] <= 6, -100.0, 0.0))
+        return Units.of(tk, "created_at", score, tk["nps"].notna())
+
+    return select(_whole(t, "nps", ("tickets",), build), start, end, department)
 
 
-def complaint_resolution_units(t: Tables, start, end, **_) -> pd.DataFrame:
+def complaint_resolution_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per resolved complaint opened in the period: hours to resolution."""
-    tk = in_period(t["tickets"], "created_at", start, end)
-    tk = tk[(tk["type"] == "complaint") & tk["resolved_at"].notna()]
-    hours = _hours(tk["created_at"], tk["resolved_at"])
-    keep = hours >= 0
-    return _units(tk[keep], "created_at", hours[keep])
+
+    def build() -> Units:
+        tk = columns(t, "tickets", TICKET_COLUMNS)
+        hours = _hours(tk["created_at"], tk["resolved_at"])
+        return Units.of(tk, "created_at", hours, (tk["type"] == "complaint") & tk["resolved_at"].notna() & (hours >= 0))
+
+    return select(_whole(t, "complaint_resolution", ("tickets",), build), start, end, department)
 
 
 def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.DataFrame:
     """Return one unit per customer who bought in the year before the period: 1 if they bought nothing in it."""
     lo = pd.Timestamp(start)
-    orders = t["orders"]
+    orders = columns(t, "orders", ("customer_id", "order_date"))
     base = in_period(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
     ids = base["customer_id"].dropna().unique()
-    bought = set(in_period(orders, "order_date", start, end)["customer_id"].dropna())
-    cust = t["customers"].drop_duplicates("customer_id").set_index("customer_id")
+    bought = pd.Index(in_period(orders, "order_date", start, end)["customer_id"].dropna().unique())
+    cust = owner_reps(t)
     per = pd.DataFrame({"customer_id": ids, "when": lo})
     per["department"] = per["customer_id"].map(cust["department"])
     per["owner_rep"] = per["customer_id"].map(cust["owner_rep"])
@@ -246,7 +225,7 @@ def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.Data
 
 def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
     """Return campaign spend falling in the period (pro rata by days), for one department by its share of leads."""
-    c = t["campaigns"].dropna(subset=["spend"])
+    c = columns(t, "campaigns", ("campaign_id", "spend", "start_date", "end_date")).dropna(subset=["spend"])
     lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
     c_start = c["start_date"].fillna(lo)
     c_end = c["end_date"].fillna(hi - pd.Timedelta(days=1)) + pd.Timedelta(days=1)
@@ -254,14 +233,14 @@ def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
     overlap = ((c_end.clip(upper=hi) - c_start.clip(lower=lo)).dt.days).clip(lower=0)
     spend = c["spend"] * overlap / days
     if department is not None:
-        leads = t["leads"].dropna(subset=["campaign_id"])
+        leads = columns(t, "leads", ("campaign_id", "department")).dropna(subset=["campaign_id"])
         share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
         spend = spend * c["campaign_id"].map(share).fillna(0).to_numpy()
     return float(spend.sum())
 
 
 def _new_customers(t: Tables, start, end, department: str | None) -> int:
-    opp = in_period(t["opportunities"], "closed_at", start, end)
+    opp = in_period(columns(t, "opportunities", OPPORTUNITY_COLUMNS), "closed_at", start, end)
     won = opp[(opp["status"] == "won") & opp["lead_id"].notna()]
     if department is not None:
         won = won[won["department"] == department]
@@ -278,10 +257,15 @@ def cac_value(t: Tables, start, end, department: str | None = None, **_) -> tupl
 def ltv_parts(t: Tables, end, department: str | None = None, clv_horizon_months: float = 12) -> NewCustomerValue:
     """Return the lifetime value of a newly won customer over the CLV horizon and its parts, from the
     orders up to ``end`` (one department's or all): the BG/NBD model and horizon the CLV uses."""
-    orders = t["orders"]
-    if department is not None:
-        orders = orders[orders["department"] == department]
-    return new_customer_value(orders, end, clv_horizon_months)
+
+    def build() -> NewCustomerValue:
+        orders = columns(t, "orders", ORDER_COLUMNS)
+        if department is not None:
+            orders = orders[orders["department"] == department]
+        return new_customer_value(orders, end, clv_horizon_months)
+
+    # the LTV and LTV/CAC of a step fit the same model: once
+    return remember((source(t, "orders"),), ("ltv", str(end), department, clv_horizon_months), build)
 
 
 def ltv_value(

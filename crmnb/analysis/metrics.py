@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.metric_units import (
-    REPEAT_WINDOW_DAYS,
     UNIT_COLUMNS,
     Tables,
     cac_value,
@@ -38,10 +37,9 @@ from crmnb.analysis.metric_units import (
     nps_units,
     opportunity_win_units,
     order_value_units,
-    repeat_left_out,
-    repeat_purchase_units,
     sales_cycle_units,
 )
+from crmnb.analysis.repeat_units import REPEAT_WINDOW_DAYS, repeat_left_out, repeat_purchase_units
 from crmnb.present.words import t
 
 # the unit functions live in crmnb.analysis.metric_units; their names stay importable from here
@@ -190,7 +188,8 @@ def units(metric: str, tables: Tables, start, end, department: str | None = None
             f"metric {metric!r} is a ratio of totals: it has a value per period and department, "
             f"not per lead or customer"
         )
-    u = CATALOGUE[metric].units(tables, start, end, **{**dict(CATALOGUE[metric].opts), **opts})
+    # a unit function built on the engine filters the department itself; the rest are filtered here
+    u = CATALOGUE[metric].units(tables, start, end, **{**dict(CATALOGUE[metric].opts), **opts}, department=department)
     if department is not None:
         u = u[u["department"] == department]
     return u.reset_index(drop=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -88,6 +90,19 @@ RFM_SEGMENTS: tuple[tuple[str, str], ...] = (
 )
 """The usual RFM segment map on (recency score, frequency score); it covers all 25 pairs."""
 
+
+def _segment_table() -> np.ndarray:
+    """Return the segment of each (R, F) pair, 1–5 each, as a 6 × 6 table: the first pattern that matches."""
+    table = np.full((6, 6), None, dtype=object)
+    for r in range(1, 6):
+        for f in range(1, 6):
+            table[r, f] = next((name for pattern, name in RFM_SEGMENTS if re.fullmatch(pattern, f"{r}{f}")), None)
+    return table
+
+
+_SEGMENT_OF = _segment_table()
+"""The segment of each (R, F) pair, looked up per customer rather than matched 10 patterns × customers."""
+
 SEGMENT_ORDER = (
     "champions",
     "loyal",
@@ -163,11 +178,7 @@ def rfm(value: pd.DataFrame) -> pd.DataFrame:
     out["f"] = quintile_score(out["orders"])
     out["m"] = quintile_score(out["spend"])
     rf = out["r"].astype(str) + out["f"].astype(str)
-    seg = pd.Series(None, index=out.index, dtype=object)
-    for pattern, name in RFM_SEGMENTS:
-        hit = seg.isna() & rf.str.fullmatch(pattern)
-        seg[hit] = name
-    out["segment"] = seg
+    out["segment"] = pd.Series(_SEGMENT_OF[out["r"].to_numpy(), out["f"].to_numpy()], index=out.index, dtype=object)
     out["rfm"] = rf + out["m"].astype(str)
     return out
 

@@ -1,0 +1,192 @@
+"""The metric engine: the columns a metric needs, read once, and each metric's units built once per table.
+
+Most metrics measure one row of one table (a lead, a task, an order): whether a row is a unit, and its
+value, do not depend on the period asked for. So :func:`remember` keeps every such metric's units of
+the whole table, built in one pass over only the columns it needs, for as long as the table lives;
+a period and a department are then a filter on a few arrays (:func:`select`), not a new pass over
+millions of rows. The text columns (department, rep, customer) are held as codes into their distinct
+values, so no period's units convert Arrow strings to Python objects one by one.
+
+A table the step has not read yet is read from its hand-off, only the columns asked for
+(:func:`columns`). Tables are not changed in place once a metric is computed on them: a cleaning step
+makes new frames, which start anew here.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+KEY_COLUMNS = ("department", "owner_rep", "customer_id")
+"""The text columns every unit carries, to break a metric down by."""
+
+
+# --------------------------------------------------------------------------- reading only what is needed
+def _unread_file(tables: Mapping[str, pd.DataFrame], name: str) -> Path | None:
+    """Return the hand-off file behind table ``name`` of a step's tables when it has not been read yet."""
+    got, ws, step = (getattr(tables, a, None) for a in ("_got", "_ws", "_step"))
+    if not isinstance(got, dict) or ws is None or step is None or name in got or name not in tables:
+        return None
+    path = Path(ws.data) / step / f"{name}.parquet"
+    return path if path.exists() else None
+
+
+def source(tables: Mapping[str, pd.DataFrame], name: str) -> object:
+    """Return what a table's columns come from: its frame, or the step's tables while it is unread."""
+    return tables if _unread_file(tables, name) is not None else tables[name]
+
+
+def columns(tables: Mapping[str, pd.DataFrame], name: str, wanted: tuple[str, ...]) -> pd.DataFrame:
+    """Return the columns ``wanted`` of table ``name`` that it has, reading only those from an unread hand-off."""
+    path = _unread_file(tables, name)
+    if path is None:
+        df = tables[name]
+        return df[[c for c in wanted if c in df.columns]]
+    have = set(pq.read_schema(path).names)
+    # not kept: what is built from the columns is, and the columns of the largest tables would hold
+    # hundreds of MB through the step
+    return pd.read_parquet(path, columns=[c for c in wanted if c in have])
+
+
+def _file_latest(path: Path, skip: tuple[str, ...]) -> list[pd.Timestamp]:
+    """Return the latest time of each timestamp column of a Parquet file, from its statistics where they hold it."""
+    f = pq.ParquetFile(path)
+    out = []
+    for i, field in enumerate(f.schema_arrow):
+        if field.name in skip or not pa.types.is_timestamp(field.type):
+            continue
+        stats = [f.metadata.row_group(g).column(i).statistics for g in range(f.metadata.num_row_groups)]
+        used = [s for s in stats if s is None or s.num_values > 0]  # num_values: the non-missing ones
+        if all(s is not None and s.has_min_max for s in used):
+            highs = [s.max for s in used]
+        else:  # a row group without statistics: read the column
+            highs = [pd.read_parquet(path, columns=[field.name])[field.name].max()]
+        highs = [pd.Timestamp(h) for h in highs if h is not None and not pd.isna(h)]
+        if highs:
+            out.append(max(highs))
+    return out
+
+
+def latest_times(tables: Mapping[str, Any], skip: tuple[str, ...]) -> list[pd.Timestamp]:
+    """Return the latest time of every date column of every table (but ``skip``), without reading unread tables."""
+    last = []
+    for name in list(tables):
+        path = _unread_file(tables, name)
+        if path is not None:
+            last += _file_latest(path, skip)
+            continue
+        df = tables[name]
+        if not isinstance(df, pd.DataFrame):
+            continue
+        last += [
+            df[c].max()
+            for c in df.columns
+            if c not in skip and pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].notna().any()
+        ]
+    return last
+
+
+# --------------------------------------------------------------------------- keeping what was built
+_KEPT: dict[tuple, tuple[tuple[weakref.ref, ...], object]] = {}
+
+
+def _forget(key: tuple) -> None:
+    _KEPT.pop(key, None)
+
+
+def remember(owners: tuple[object, ...], key: tuple, build: Callable[[], Any]) -> Any:
+    """Return ``build()``, built once while every one of ``owners`` (frames, a step's tables) lives."""
+    k = (tuple(id(o) for o in owners), key)
+    hit = _KEPT.get(k)
+    if hit is not None and all(r() is o for r, o in zip(hit[0], owners, strict=True)):
+        return hit[1]
+    value = build()
+    _KEPT[k] = (tuple(weakref.ref(o) for o in owners), value)
+    for o in owners:
+        weakref.finalize(o, _forget, k)
+    return value
+
+
+# --------------------------------------------------------------------------- units held as arrays
+@dataclass(frozen=True)
+class Keys:
+    """A text column as codes into its distinct values; code -1 (missing) picks the last value, the missing one."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+    missing: object = None  # what the column's missing value is read as (``labels[-1]`` when coded)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Return the column's values at ``rows``, as the column's own ``to_numpy()`` gives them."""
+        return self.labels[self.codes[rows]]
+
+    def equals(self, value: object) -> np.ndarray:
+        """Return, per row, whether the column holds ``value``."""
+        return (self.labels == value)[self.codes]
+
+
+def encode(s: pd.Series | None) -> Keys | None:
+    """Return a column as :class:`Keys` (None when the table has no such column).
+
+    Text stored as Arrow strings is coded; any other column keeps its values as they are.
+
+    >>> k = encode(pd.Series(["b", None, "b"], dtype="str"))
+    >>> k.take(np.array([0, 1, 2])).tolist(), k.equals("b").tolist()
+    (['b', nan, 'b'], [True, False, True])
+    """
+    if s is None:
+        return None
+    if not isinstance(s.dtype, pd.StringDtype):
+        return Keys(np.arange(len(s)), s.to_numpy())
+    codes, uniques = pd.factorize(s)
+    codes = codes.astype(np.int32) if len(uniques) < 2**31 - 1 else codes  # half the memory of the codes
+    labels = np.empty(len(uniques) + 1, dtype=object)
+    labels[:-1] = np.asarray(uniques, dtype=object)
+    labels[-1] = pd.Series([None], dtype=s.dtype).to_numpy()[0]
+    return Keys(codes, labels, labels[-1])
+
+
+@dataclass(frozen=True)
+class Units:
+    """A metric's units of a whole table, in the table's row order: when, value and the key columns."""
+
+    when: np.ndarray
+    value: np.ndarray
+    keys: dict[str, Keys | None]
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, when: str, value: Any, rows: Any = None) -> Units:
+        """Return the units of the rows ``rows`` (a mask; all rows when None) of ``df``, placed by ``when``."""
+        value = np.asarray(value, dtype=float)
+        if rows is not None:
+            rows = np.asarray(rows, dtype=bool)
+            df, value = df[rows], value[rows]
+        keys = {c: encode(df[c]) if c in df.columns else None for c in KEY_COLUMNS}
+        return cls(df[when].to_numpy(), value, keys)
+
+
+def period_mask(when: np.ndarray, start, end) -> np.ndarray:
+    """Return, per date, whether it falls on a day from ``start`` to ``end`` inclusive (as ``in_period``)."""
+    lo = pd.Timestamp(start)
+    hi = pd.Timestamp(end) + pd.Timedelta(days=1)
+    s = pd.Series(when, copy=False)
+    return ((s >= lo) & (s < hi)).to_numpy()
+
+
+def select(u: Units, start, end, department: str | None = None) -> pd.DataFrame:
+    """Return the units of the period (and department) as a frame: when, department, owner_rep, customer_id, value."""
+    keep = period_mask(u.when, start, end)
+    if department is not None:
+        dep = u.keys["department"]
+        keep = keep & dep.equals(department) if dep is not None else np.zeros_like(keep)
+    rows = np.flatnonzero(keep)
+    cols = {c: (k.take(rows) if k is not None else None) for c, k in u.keys.items()}
+    return pd.DataFrame({"when": u.when[rows], **cols, "value": u.value[rows]})
