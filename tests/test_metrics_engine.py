@@ -327,7 +327,6 @@ def write_intake(tmp_path, t: dict[str, pd.DataFrame]) -> Workspace:
         ws.write(
             f"intake/{name}", df if df is not None else pd.DataFrame({"x_at": pd.Series([], dtype="datetime64[ns]")})
         )
-    ws._cache.clear()  # a later step reads the files, not what this one wrote
     return ws
 
 
