@@ -216,11 +216,11 @@ def test_resume_skips_the_cases_done(first, workbook, cluster):
 
 
 # --------------------------------------------------------------------------- the cluster's own failures
-def test_an_unreachable_scheduler_is_named(workbook, monkeypatch, capsys):
+def test_an_unreachable_scheduler_is_named(workbook, monkeypatch, capsys, tmp_path):
     from crmnb.run import cluster as run_cluster
 
     monkeypatch.setattr(run_cluster, "CONNECT_SECONDS", 2)
-    rc = main(["batch", str(workbook / "parameters"), "--cluster", "tcp://127.0.0.1:9", "--output-root", "/tmp/x"])
+    rc = main(["batch", str(workbook / "parameters"), "--cluster", "tcp://127.0.0.1:9", "--output-root", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err and "Traceback" not in err
 

@@ -192,11 +192,12 @@ def _lost(job: Job, before: dict, root: Path) -> None:
     """Record a case whose worker went away while it ran: failed, the worker and the step named."""
     job.status = "failed"
     job.where = job.step
+    job.seconds = time.perf_counter() - job.started if job.started else 0.0
     job.error = job.reason = say(
         "worker_lost",
         worker=before.get("address", "?"),
         host=before.get("host", "?"),
-        pid=before.get("pid", "?"),
+        pid=str(before.get("pid", "?")),  # a process id, not a number to write with thousands separators
         step=job.step or say("no_step"),
     )
     rec = read_record(root / job.case_id)
