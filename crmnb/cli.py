@@ -66,9 +66,20 @@ def _run(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from crmnb.run.batch import run_batch, summary_table
 
-    res = run_batch(
-        args.paths, department=args.department, jobs=args.jobs, resume=args.resume, output_root=args.output_root
-    )
+    if args.cluster:  # Dask is imported only here: a batch on this machine never loads it
+        from crmnb.run.cluster import run_cluster_batch
+
+        res = run_cluster_batch(
+            args.paths, args.cluster, department=args.department, resume=args.resume, output_root=args.output_root
+        )
+    else:
+        res = run_batch(
+            args.paths,
+            department=args.department,
+            jobs=args.jobs or 1,
+            resume=args.resume,
+            output_root=args.output_root,
+        )
     print(summary_table(res.jobs))
     print(f"index: {res.index}")
     return 0 if res.ok else 1
@@ -241,7 +252,15 @@ def _add_report(sub) -> None:
 
 
 def _add_batch(sub) -> None:
-    b = sub.add_parser("batch", help="run every case file in a folder, a few at a time, with a summary and index")
+    b = sub.add_parser(
+        "batch",
+        help="run every case file in a folder, a few at a time or on a Dask cluster, with a summary and index",
+        epilog="each case runs as `crmnb run` in a process of its own: on this machine (--jobs), or on a worker "
+        "of the Dask cluster (--cluster), one task per case. A failing case (or a worker that dies) fails that "
+        "case only; a case past its timeout_minutes is stopped. With --cluster, the output root, the case files, "
+        "the notebooks and the data must be on storage every worker sees at the same path (checked before any "
+        "case starts), and each worker runs as many cases at once as it has threads (dask worker --nthreads).",
+    )
     b.add_argument(
         "paths",
         nargs="+",
@@ -249,7 +268,12 @@ def _add_batch(sub) -> None:
         help="folders of case files (files starting with '_' are defaults, not cases) or case files",
     )
     b.add_argument("--department", help="only the cases of this department (as written in the case files)")
-    b.add_argument("--jobs", "-j", type=int, default=1, help="cases to run at the same time (default 1)")
+    b.add_argument("--jobs", "-j", type=int, help="cases to run at the same time on this machine (default 1)")
+    b.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run the cases on the workers of the Dask scheduler at this address (or scheduler file) instead",
+    )
     b.add_argument(
         "--resume",
         action="store_true",
@@ -320,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the crmnb command line."""
     p = parser()
     args = p.parse_args(argv)
-    if args.command == "batch" and args.jobs < 1:
+    if args.command == "batch" and args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be 1 or more")
+    if args.command == "batch" and args.jobs is not None and args.cluster:
+        p.error("--jobs and --cluster do not go together: on a cluster, each worker's threads set how many cases run")
     previous = signal.signal(signal.SIGTERM, _terminate) if args.command == "run" and _in_main_thread() else None
     try:
         return _dispatch(args)

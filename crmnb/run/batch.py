@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
+import functools
 import subprocess
 import sys
 import threading
@@ -20,11 +18,11 @@ from typing import IO
 from crmnb.errors import CaseFileError, CrmnbError
 from crmnb.params.files import case_settings, load_case, read_case_mapping
 from crmnb.paths import resolve
+from crmnb.run.case_process import STOP_SECONDS, ask_to_stop, case_command, kill, open_log, pump, start_case
 from crmnb.run.index import write_index
 from crmnb.run.progress import Progress
 from crmnb.run.records import (
     LOG_FILE,
-    RUN_ID_ENV,
     STATUSES,
     fingerprint,
     finish_record,
@@ -40,8 +38,6 @@ from crmnb.run.records import (
 # --------------------------------------------------------------------------- the batch
 GRACE_SECONDS = 120
 """Time a case process gets beyond its ``timeout_minutes`` (kernel start-ups, the report) before it is stopped."""
-
-STEP_LINE = re.compile(r"\] step (\d+)/(\d+) (\S+) …\s*$")
 
 
 @dataclass
@@ -68,6 +64,8 @@ class Job:
     why: str = ""
     """Why a case runs under ``--resume``: what changed since its last successful run."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    worker: str = ""
+    """Where the case runs on a cluster: the worker's address (empty for a case run on this machine)."""
     proc: subprocess.Popen | None = field(default=None, repr=False)
     reader: threading.Thread | None = field(default=None, repr=False)
     started: float = 0.0
@@ -154,37 +152,21 @@ def _departments(files: list[Path]) -> list[str]:
     return [d for d in out if isinstance(d, str)]
 
 
-def _pump(job: Job, stream: IO[bytes], log: IO[str], progress: Progress) -> None:
-    """Copy a case process's output into its log, and note its current step."""
-    try:
-        for raw in iter(stream.readline, b""):
-            text = raw.decode("utf-8", "replace")
-            log.write(text)
-            log.flush()
-            m = STEP_LINE.search(text)
-            if m:
-                job.step = f"step {m[1]}/{m[2]} {m[3]}"
-                if not progress.tty:
-                    progress.line(f"{job.case_id}: {job.step}")
-    finally:
-        stream.close()
-        log.close()
+def note_step(job: Job, step: str, progress: Progress) -> None:
+    """Note the step a case is running now; in a log (no terminal), say so on a line of its own."""
+    job.step = step
+    if not progress.tty:
+        progress.line(f"{job.case_id}: {job.step}")
 
 
 def _start(job: Job, root: Path, progress: Progress) -> None:
-    folder = root / job.case_id
-    folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "crmnb.cli", "run", str(job.file), "--output-root", str(root), "--no-index"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", RUN_ID_ENV: job.run_id}
-    log = (folder / LOG_FILE).open("w", encoding="utf-8")
-    log.write(f"# crmnb batch, {timestamp()}: {' '.join(cmd)}\n")
-    log.flush()
+    cmd = case_command(job.file, root)
+    log = open_log(root / job.case_id, cmd)
     job.started = time.perf_counter()
     job.status = "running"
-    job.proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-    )
-    job.reader = threading.Thread(target=_pump, args=(job, job.proc.stdout, log, progress), daemon=True)
+    job.proc = start_case(cmd, job.run_id)
+    on_step = functools.partial(note_step, job, progress=progress)
+    job.reader = threading.Thread(target=pump, args=(job.proc.stdout, log, on_step), daemon=True)
     job.reader.start()
     if not progress.tty or job.why:
         progress.line(f"{job.case_id}: started ({job.department})" + (f", {job.why}" if job.why else ""))
@@ -192,22 +174,13 @@ def _start(job: Job, root: Path, progress: Progress) -> None:
 
 def _stop(job: Job) -> None:
     """Ask a case process to stop (it shuts its kernel down); it is killed if it has not gone in 15 s."""
-    if job.proc is None or job.proc.poll() is not None:
-        return
-    try:
-        job.proc.send_signal(signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    job.stop_at = time.perf_counter() + 15
+    if job.proc is not None and ask_to_stop(job.proc):
+        job.stop_at = time.perf_counter() + STOP_SECONDS
 
 
 def _kill(job: Job) -> None:
-    if job.proc is None or job.proc.poll() is not None:
-        return
-    try:
-        os.killpg(job.proc.pid, signal.SIGKILL)  # the case process and what it started in its session
-    except (AttributeError, ProcessLookupError, PermissionError):  # AttributeError: Windows has no killpg
-        job.proc.kill()
+    if job.proc is not None:
+        kill(job.proc)
 
 
 def _last_error(folder: Path) -> str:
@@ -241,10 +214,10 @@ def _ended(rc: int, started: bool) -> str:
     return f"the case process {how}"
 
 
-def _finish(job: Job, root: Path, rc: int) -> None:
+def finish_job(job: Job, root: Path, rc: int, seconds: float | None = None) -> None:
     """Take a finished case process's outcome from the run record it wrote, else from its exit and log."""
     folder = root / job.case_id
-    job.seconds = time.perf_counter() - job.started
+    job.seconds = time.perf_counter() - job.started if seconds is None else seconds
     rec = read_record(folder)
     ours = rec if rec and rec.get("run_id") == job.run_id else None
     if ours and not job.killed and ours.get("status") != "running":
@@ -271,6 +244,11 @@ def _finish(job: Job, root: Path, rc: int) -> None:
         killed = ours is not None and rc < 0  # by a signal, before it could record how it ended
         job.error = (_ended(rc, True) if killed else _last_error(folder)) or _ended(rc, ours is not None)
         job.reason = _one_line(job.error)
+    record_failure(job, root, ours)
+
+
+def record_failure(job: Job, root: Path, ours: dict | None = None) -> None:
+    """Write the run record of a case that failed or timed out before its process could (``ours``: what it wrote)."""
     base = ours or {
         "case_id": job.case_id,
         "title": job.title,
@@ -285,7 +263,9 @@ def _finish(job: Job, root: Path, rc: int) -> None:
             pass
     gone = ("error", "outputs", "report", "workbook", "reason", "where", "status")
     keep = {k: v for k, v in base.items() if k not in gone}
-    finish_record(folder, keep, job.status, job.seconds, error=job.error, reason=job.reason, where=job.where or None)
+    finish_record(
+        root / job.case_id, keep, job.status, job.seconds, error=job.error, reason=job.reason, where=job.where or None
+    )
 
 
 def _skip_if_unchanged(job: Job, root: Path) -> None:
@@ -314,7 +294,7 @@ class BatchResult:
         return all(j.status in ("ok", "skipped") for j in self.jobs)
 
 
-def _settle_before_start(todo: list[Job], root: Path, resume: bool, progress: Progress) -> None:
+def settle_before_start(todo: list[Job], root: Path, resume: bool, progress: Progress) -> None:
     """Record the jobs whose case file did not validate, and (with ``resume``) skip the unchanged ones."""
     for job in todo:
         if job.status == "failed":
@@ -355,13 +335,18 @@ def _check(job: Job, root: Path, progress: Progress) -> bool:
         return False
     if job.reader:
         job.reader.join(timeout=5)
-    _finish(job, root, rc)
+    finish_job(job, root, rc)
+    report_end(job, progress)
+    return True
+
+
+def report_end(job: Job, progress: Progress) -> None:
+    """Count a case that has ended and say how: 'case: failed in 12 s: step 02_…, cell 4: …'."""
     progress.done += 1
     progress.failed += job.status == "failed"
     progress.timeouts += job.status == "timeout"
-    why = f": {_short_error(job)}" if job.status in ("failed", "timeout") else ""
+    why = f": {short_error(job)}" if job.status in ("failed", "timeout") else ""
     progress.line(f"{job.case_id}: {job.status} in {job.seconds:.0f} s{why}")
-    return True
 
 
 def _run_pending(pending: deque[Job], running: list[Job], jobs: int, root: Path, progress: Progress) -> None:
@@ -407,7 +392,7 @@ def run_batch(
     root.mkdir(parents=True, exist_ok=True)
     todo = plan_jobs(paths, department, warn=lambda m: print(m, file=err, flush=True))
     progress = Progress(err, len(todo))
-    _settle_before_start(todo, root, resume, progress)
+    settle_before_start(todo, root, resume, progress)
     running: list[Job] = []
     try:
         _run_pending(deque(j for j in todo if j.status == "pending"), running, jobs, root, progress)
@@ -421,7 +406,7 @@ def run_batch(
 
 
 # --------------------------------------------------------------------------- the summary table
-def _short_error(j: Job) -> str:
+def short_error(j: Job) -> str:
     """Return 'step 02_data_collection, cell 4: DataError: …' for a failed job."""
     return f"{j.where}: {j.reason}" if j.where else j.reason
 
@@ -451,7 +436,7 @@ def summary_table(jobs: list[Job], cwd: Path | None = None) -> str:
             return rel(j.report)
         if j.status == "skipped":
             return f"unchanged since {j.since}; {rel(j.report)}"
-        return _short_error(j)
+        return short_error(j)
 
     rows = [("case", "department", "status", "seconds", "report / error")]
     rows += [
