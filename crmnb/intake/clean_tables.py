@@ -26,7 +26,7 @@ from crmnb.frames import isin
 from crmnb.intake.clean_checks import Checker
 from crmnb.intake.schema import TABLES
 
-BATCH_ROWS = 500_000
+BATCH_ROWS = 100_000
 """How many rows of a table are built, checked and written at a time."""
 
 Table = pd.DataFrame | str | Path

@@ -17,7 +17,7 @@ import pandas as pd
 
 from crmnb.errors import DataError
 from crmnb.intake.clean_tables import CleanTables, Table
-from crmnb.intake.cleaning_rules import RULES, Given, Rule, columns_read
+from crmnb.intake.cleaning_rules import RULES, Given, Rule, columns_read, columns_read_across
 from crmnb.intake.ledger import Ledger
 from crmnb.intake.parse import ISSUE_COLUMNS
 from crmnb.intake.schema import TABLES
@@ -38,7 +38,8 @@ def run_rules(book: Ledger, given: Given, rules: list[Rule] | None = None) -> No
     """Apply the cleaning rules in order, checking after each that no row went unaccounted.
 
     Consecutive rules that check one table at a time run table by table, so that a table's
-    log lines and quarantined rows stay together.
+    log lines and quarantined rows stay together; after them, the ledger keeps of the table
+    only what the later rules read.
     """
     for per_table, run in groupby(RULES if rules is None else rules, key=lambda r: r.per_table):
         run = list(run)
@@ -47,6 +48,8 @@ def run_rules(book: Ledger, given: Given, rules: list[Rule] | None = None) -> No
                 args = (book, given, table) if per_table else (book, given)
                 rule.apply(*args)
                 book.check_balanced(rule.name)
+            if per_table:
+                book.narrow(table)  # what the rules across tables do not read is not kept
 
 
 def clean(
@@ -69,7 +72,7 @@ def clean(
         as_of=pd.Timestamp.now() if as_of is None else pd.Timestamp(as_of),
         max_followups_per_customer=max_followups_per_customer,
     )
-    book = Ledger(tables, columns_read)
+    book = Ledger(tables, columns_read, columns_read_across)
     run_rules(book, given)
     quarantine = book.quarantine_frame()
     recon = reconcile_rows(book.rows_in, book.tables, quarantine)

@@ -137,7 +137,7 @@ def bound_failures(df: pd.DataFrame, table: str) -> pd.DataFrame:
 def out_of_bounds(book: Ledger, given: Given) -> None:
     """Quarantine rows whose required value the schema rules out; set an optional one to missing."""
     for table, spec in TABLES.items():
-        if not len(book.tables[table]) or not spec.bounds:
+        if not spec.bounds or not len(book.tables[table]):
             continue
         found = bound_failures(book.tables[table], table)
         for (col, kind), g in found.groupby(["column", "kind"], sort=False):
@@ -309,6 +309,18 @@ def columns_read(table: str, have: list[str]) -> list[str]:
     if table in ("customers", "leads"):
         want += [REWRITTEN_COLUMNS[c] if REWRITTEN_COLUMNS[c] in have else c for c, _ in CONTACT_FORMATS]
     return [c for c in dict.fromkeys(want) if c and c in have]
+
+
+def columns_read_across(table: str, have: list[str]) -> list[str]:
+    """Return the columns of ``table`` the rules after the per-table ones read (of those it ``have``): row and
+    key (for the quarantine), customer ids, and the contacts of customers and leads. A rule registered
+    after the per-table rules that reads another column adds it here."""
+    keep = [ROW, TABLES[table].key, "customer_id"]
+    if table == "customers":
+        keep += ["created_at", "phone", "email", *KEY_COLUMNS.values()]
+    if table in ("customers", "leads"):
+        keep += [REWRITTEN_COLUMNS[c] if REWRITTEN_COLUMNS[c] in have else c for c, _ in CONTACT_FORMATS]
+    return [c for c in dict.fromkeys(keep) if c and c in have]
 
 
 CONTACT_FORMATS = (("phone", normalise_phone), ("email", normalise_email))

@@ -48,6 +48,24 @@ def plain(v: object) -> object:
     return v
 
 
+Columns = Callable[[str, list[str]], list[str]]
+"""Which of a table's columns (the second argument) to read or keep."""
+
+
+class Working(dict):
+    """The working frames of the tables, each read from the source when a rule first uses it."""
+
+    def __init__(self, read: Callable[[str], pd.DataFrame], names: list[str]):
+        super().__init__()
+        self._read, self._names = read, set(names)
+
+    def __missing__(self, table: str) -> pd.DataFrame:
+        if table not in self._names:
+            raise KeyError(table)
+        self[table] = frame = self._read(table)
+        return frame
+
+
 class Ledger:
     """Collects log lines, quarantined rows and each table's plan (:class:`~crmnb.intake.clean_tables.Plan`) while
     cleaning.
@@ -59,20 +77,31 @@ class Ledger:
     """
 
     def __init__(
-        self, tables: Mapping[str, Table] | Source, columns: Callable[[str, list[str]], list[str]] | None = None
+        self,
+        tables: Mapping[str, Table] | Source,
+        columns: Columns | None = None,
+        later: Columns | None = None,
     ):
         self.source = tables if isinstance(tables, Source) else Source(tables)
         names = self.source.names
-        self.tables = {
-            k: self.source.read(k, columns(k, self.source.columns(k)) if columns else self.source.columns(k))
-            for k in names
-        }
+        self._columns, self._later = columns, later
+        self.tables = Working(self._read, names)
         self.rows_in = {k: self.source.rows(k) for k in names}
         self.rows_quarantined = dict.fromkeys(names, 0)
         self.log: list[dict] = []
         self.quarantined: list[dict] = []
         self.merges = pd.DataFrame(columns=MERGE_COLUMNS)
         self.plans = {k: Plan() for k in names}
+
+    def _read(self, table: str) -> pd.DataFrame:
+        have = self.source.columns(table)
+        return self.source.read(table, self._columns(table, have) if self._columns else have)
+
+    def narrow(self, table: str) -> None:
+        """Keep of ``table`` only the columns the rules after the per-table ones read (``later``), if chosen."""
+        if self._later is not None and table in self.tables:
+            df = self.tables[table]
+            self.tables[table] = df[self._later(table, list(df.columns))]
 
     def record(self, rule: str, table: str, column: str, rows: int, action: str, detail: str = "") -> None:
         """Add a line to the log, whatever its count of rows."""
@@ -155,7 +184,8 @@ class Ledger:
     def check_balanced(self, rule: str) -> None:
         """Raise DataError naming ``rule`` if, after it, a table's rows in are not kept + quarantined."""
         for table, n in self.rows_in.items():
-            kept, moved = len(self.tables[table]), self.rows_quarantined[table]
+            moved = self.rows_quarantined[table]
+            kept = len(self.tables[table]) if table in self.tables else n - moved  # unread: untouched
             if n != kept + moved:
                 raise DataError(
                     f"cleaning rule {rule!r} lost rows of table '{table}': {n} in, {kept} kept, {moved} quarantined"
@@ -163,9 +193,9 @@ class Ledger:
 
     def final_plans(self) -> dict[str, Plan]:
         """Return each table's plan with the rows kept after every rule."""
-        for table, df in self.tables.items():
-            kept = np.sort(df.index.to_numpy())
-            self.plans[table].kept = None if len(kept) == self.rows_in[table] else kept
+        for table in self.rows_in:
+            kept = np.sort(self.tables[table].index.to_numpy()) if table in self.tables else None
+            self.plans[table].kept = None if kept is None or len(kept) == self.rows_in[table] else kept
         return self.plans
 
     def _records(self) -> dict[str, dict[int, str]]:
