@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from test_cleaning import AS_OF, Data, activities, customer, order
 
-from crmnb.errors import DataError
+from crmnb.errors import DataError, HandoffMissing
 from crmnb.handoffs import Workspace, save_cleaned
 from crmnb.intake import clean_tables
 from crmnb.intake.cleaning import clean
@@ -132,6 +132,11 @@ def test_a_cleaned_table_off_its_schema_is_named_and_not_written(tmp_path):
         save_cleaned(ws, c)
     assert not (ws.data / "clean/orders.parquet").exists()
     assert not list((ws.data / "clean").glob("*.part"))
+
+
+def test_step_4_without_the_intake_hand_offs_says_to_run_step_2(tmp_path):
+    with pytest.raises(HandoffMissing, match=r"hand-off 'intake/customers' not found .*run step 2"):
+        clean_tables.intake_files(Workspace(tmp_path, "case"))
 
 
 # --------------------------------------------------------------------------- memory

@@ -33,7 +33,11 @@ Table = pd.DataFrame | str | Path
 
 
 def intake_files(ws) -> dict[str, Path]:
-    """Return the path of every intake table hand-off of a workspace, by table name, for :func:`clean`."""
+    """Return the path of every intake table hand-off of a workspace (a :class:`crmnb.handoffs.Workspace`),
+    by table name, for :func:`~crmnb.intake.cleaning.clean`; a missing one says which step to run first."""
+    for name in TABLES:
+        if not ws.exists(f"intake/{name}"):
+            ws.read(f"intake/{name}")  # raises HandoffMissing, naming the step that writes it
     return {name: ws.data / "intake" / f"{name}.parquet" for name in TABLES}
 
 
