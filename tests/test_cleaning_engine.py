@@ -65,6 +65,9 @@ def test_side_tables_give_what_a_plain_recomputation_gives():
     want = want[want["customer_id"].isin(["C1", "C4"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(c.tables["orders"], want)
 
+    some = c.tables.frame("orders", ["order_date", "amount"])  # what the period check reads
+    pd.testing.assert_frame_equal(some, want[["order_date", "amount"]])
+
     want = d.tables["tickets"].assign(customer_id=["C1", "C4"], csat=[np.nan, 4.0])
     pd.testing.assert_frame_equal(c.tables["tickets"], want)
 

@@ -123,11 +123,15 @@ class Plan:
         """Return one batch of the intake table as cleaned: rows kept, values changed, columns dropped."""
         out = batch if self.kept is None else batch.iloc[_within(self.kept, batch.index) - batch.index[0]]
         for col, positions in self.missing.items():
+            if col not in out.columns:  # some columns only (CleanTables.frame)
+                continue
             hit = out.index.isin(_within(positions, batch.index))
             if hit.any():
                 out = out.copy()
                 out.loc[hit, col] = np.nan
         for col, to in self.repoint.items():
+            if col not in out.columns:
+                continue
             hit = isin(out[col], to)
             if hit.any():
                 out = out.copy()
@@ -135,7 +139,7 @@ class Plan:
         if self.drop:
             out = out.drop(columns=[c for c in self.drop if c in out.columns])
         if self.rewrite:
-            out = out.assign(**{col: fn(out[col]) for col, fn in self.rewrite.items()})
+            out = out.assign(**{col: fn(out[col]) for col, fn in self.rewrite.items() if col in out.columns})
         return out
 
 
