@@ -448,9 +448,14 @@ def save_intake(ws: Workspace, intakes: Mapping[str, Intake] | Iterable[tuple[st
 
 
 def save_cleaned(ws: Workspace, cleaned) -> None:
-    """Write the cleaned tables, the cleaning log, the quarantine, the merges and the row reconciliation."""
-    for name, df in cleaned.tables.items():
-        ws.write(f"clean/{name}", df)
+    """Write the cleaned tables, the cleaning log, the quarantine, the merges and the row reconciliation.
+
+    Each cleaned table is built from its intake table, checked and written in batches, one table at a
+    time, and not kept: ``cleaned.tables`` reads it back from its hand-off when next used.
+    """
+    for name in cleaned.tables:
+        handoff(f"clean/{name}", "table")
+        cleaned.tables.write(name, ws.data / f"clean/{name}.{EXTENSIONS['table']}")
     ws.write("clean/log", cleaned.log)
     ws.write("clean/quarantine", cleaned.quarantine)
     ws.write("clean/merges", cleaned.merges)

@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from crmnb.frames import isin
-from crmnb.intake.checks import problems
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
 from crmnb.intake.ledger import Ledger, text
-from crmnb.intake.protect import REWRITTEN_COLUMNS
+from crmnb.intake.protect import KEY_COLUMNS, REWRITTEN_COLUMNS
 from crmnb.intake.schema import ROW, TABLES
 from crmnb.registry import Registry
 
@@ -111,14 +109,37 @@ def unreadable_values(book: Ledger, given: Given) -> None:
                 book.note(problem, table, col, int(mask.sum()), text("set_missing"), example(first))
 
 
+BOUND_COLUMNS = ["column", "kind", "expected", "value", "row"]
+
+
+def bound_failures(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Return the values outside their column's bounds as the schema check finds them (column, kind,
+    expected, value, row), column by column in the schema's order; a missing value is no failure."""
+    spec, found = TABLES[table], []
+    for col in (c for c in spec.columns if c in spec.bounds and c in df.columns):
+        v, (lo, hi) = df[col], spec.bounds[col]
+        if not pd.api.types.is_numeric_dtype(v):
+            continue  # a column of the wrong type: intake's dtype check names it
+        below = v < lo if lo is not None else pd.Series(False, index=v.index)
+        above = v > hi if hi is not None else pd.Series(False, index=v.index)
+        bad = v.notna() & (below | above)
+        if bad.any():
+            one_sided = lo == 0 and hi is None
+            kind = "negative amount" if one_sided else "out of range"
+            expected = "an amount of 0 or more" if one_sided else f"a value between {lo} and {hi}"
+            rows = df.loc[bad, ROW].to_numpy()
+            found.append(pd.DataFrame({"column": col, "kind": kind, "expected": expected, "value": v[bad].to_numpy()}))
+            found[-1]["row"] = rows
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=BOUND_COLUMNS)
+
+
 @register("out_of_bounds", counts="rows with a negative amount or a score out of its range")
 def out_of_bounds(book: Ledger, given: Given) -> None:
     """Quarantine rows whose required value the schema rules out; set an optional one to missing."""
     for table, spec in TABLES.items():
-        if not len(book.tables[table]) or not spec.bounds:
+        if not spec.bounds or not len(book.tables[table]):
             continue
-        found = problems(book.tables[table], table)
-        found = found[found["kind"].isin(["negative amount", "out of range"]) & found["row"].notna()]
+        found = bound_failures(book.tables[table], table)
         for (col, kind), g in found.groupby(["column", "kind"], sort=False):
             vals = dict(zip(g["row"].astype(int), g["value"]))
             expected = g["expected"].iloc[0]
@@ -134,11 +155,9 @@ def out_of_bounds(book: Ledger, given: Given) -> None:
                     col,
                 )
             else:
-                df = book.tables[table].copy()
-                df.loc[mask, col] = np.nan
-                book.replace(table, df)
+                n = book.set_missing(table, col, mask)
                 detail = text("out_of_bounds.detail", value=g["value"].iloc[0], expected=expected)
-                book.note(kind, table, col, int(mask.sum()), text("set_missing"), detail)
+                book.note(kind, table, col, n, text("set_missing"), detail)
 
 
 @register("empty_table", counts="none: a table exported with a header and no rows")
@@ -216,14 +235,9 @@ def duplicate_customers(book: Ledger, given: Given) -> None:
     for table, spec in TABLES.items():
         if table == "customers" or "customer_id" not in spec.columns:
             continue
-        df = book.tables[table]
-        hit = isin(df["customer_id"], to)
-        if hit.any():
-            df = df.copy()
-            df.loc[hit, "customer_id"] = df.loc[hit, "customer_id"].map(to)
-            book.replace(table, df)
-            action, detail = text("duplicate_customer.action"), text("duplicate_customer.detail")
-            book.note(rule, table, "customer_id", int(hit.sum()), action, detail)
+        n = book.repoint(table, "customer_id", to)
+        action, detail = text("duplicate_customer.action"), text("duplicate_customer.detail")
+        book.note(rule, table, "customer_id", n, action, detail)
 
 
 @register("unknown_customer", counts="rows naming a customer that is not in customers")
@@ -285,6 +299,30 @@ def missing_contacts(book: Ledger, given: Given) -> None:
         )
 
 
+def columns_read(table: str, have: list[str]) -> list[str]:
+    """Return the columns of ``table`` the rules read (of those it ``have``): keys, required values, dates,
+    bounded values, customer ids, and the contacts of customers and leads."""
+    spec = TABLES[table]
+    want = [ROW, spec.key, *spec.required, *spec.dates, *spec.bounds, "customer_id"]
+    if table == "customers":
+        want += ["phone", "email", *KEY_COLUMNS.values()]
+    if table in ("customers", "leads"):
+        want += [REWRITTEN_COLUMNS[c] if REWRITTEN_COLUMNS[c] in have else c for c, _ in CONTACT_FORMATS]
+    return [c for c in dict.fromkeys(want) if c and c in have]
+
+
+def columns_read_across(table: str, have: list[str]) -> list[str]:
+    """Return the columns of ``table`` the rules after the per-table ones read (of those it ``have``): row and
+    key (for the quarantine), customer ids, and the contacts of customers and leads. A rule registered
+    after the per-table rules that reads another column adds it here."""
+    keep = [ROW, TABLES[table].key, "customer_id"]
+    if table == "customers":
+        keep += ["created_at", "phone", "email", *KEY_COLUMNS.values()]
+    if table in ("customers", "leads"):
+        keep += [REWRITTEN_COLUMNS[c] if REWRITTEN_COLUMNS[c] in have else c for c, _ in CONTACT_FORMATS]
+    return [c for c in dict.fromkeys(keep) if c and c in have]
+
+
 CONTACT_FORMATS = (("phone", normalise_phone), ("email", normalise_email))
 """The contact fields written one way in the kept rows, each with the function that writes it so."""
 
@@ -294,18 +332,17 @@ def contact_formats(book: Ledger, given: Given) -> None:
     """Write phone numbers and e-mail addresses of the kept rows one way, and log how many changed."""
     for col, normalise in CONTACT_FORMATS:
         for table in ("customers", "leads"):
-            df = book.tables[table]
-            if col not in df:
+            df, flag = book.tables[table], REWRITTEN_COLUMNS[col]
+            if col not in df and flag not in df:  # the rules read the flag only, when intake wrote one
                 continue
-            flag = REWRITTEN_COLUMNS[col]
             if flag in df:  # normalised at intake, before it was keyed: intake said which
                 changed = int(df[flag].sum())
-                book.replace(table, df.drop(columns=flag))
+                book.drop_column(table, flag)
             else:
                 src, new = df[col], normalise(df[col])
                 changed = int((src.notna() & (new.astype(object) != src.astype(object))).sum())
                 if changed:
-                    book.replace(table, df.assign(**{col: new}))
+                    book.rewrite(table, col, normalise)
             if changed:
                 rule, detail = text(f"contact_format.{col}.rule"), text(f"contact_format.{col}.detail")
                 book.note(rule, table, col, changed, text("contact_format.action"), detail)

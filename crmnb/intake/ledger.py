@@ -8,12 +8,14 @@ passes (rows in = rows kept + rows quarantined, per table).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from crmnb.errors import DataError
+from crmnb.frames import isin
+from crmnb.intake.clean_tables import Plan, Source, Table
 from crmnb.intake.schema import ROW, TABLES
 from crmnb.present.words import t
 
@@ -35,19 +37,6 @@ def text(key: str, **values: object) -> str:
     return t(f"cleaning.{key}", LOG_LANGUAGE, **values)
 
 
-def copy_on_write() -> bool:
-    """Return whether pandas copies a frame's data only when it is changed (always from pandas 3)."""
-    if int(pd.__version__.split(".")[0]) >= 3:
-        return True
-    try:
-        return bool(pd.get_option("mode.copy_on_write"))
-    except (KeyError, pd.errors.OptionError):
-        return False
-
-
-COPY_ON_WRITE = copy_on_write()
-
-
 def plain(v: object) -> object:
     """Return a value as JSON can write it: missing as None, timestamps as text, numpy numbers as Python's."""
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
@@ -59,20 +48,60 @@ def plain(v: object) -> object:
     return v
 
 
-class Ledger:
-    """Collects log lines and quarantined rows while cleaning."""
+Columns = Callable[[str, list[str]], list[str]]
+"""Which of a table's columns (the second argument) to read or keep."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame]):
-        # a fresh 0..n-1 index, so rows are found again in ``original`` whatever index the input had
-        self.tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
-        # the quarantine's record: values as taken in. Under copy-on-write (pandas 3) a shallow copy
-        # is enough, since changing ``tables`` copies what it changes; it saves a copy of every table.
-        self.original = {k: v.copy(deep=not COPY_ON_WRITE) for k, v in self.tables.items()}
-        self.rows_in = {k: len(v) for k, v in tables.items()}
-        self.rows_quarantined = dict.fromkeys(tables, 0)
+
+class Working(dict):
+    """The working frames of the tables, each read from the source when a rule first uses it."""
+
+    def __init__(self, read: Callable[[str], pd.DataFrame], names: list[str]):
+        super().__init__()
+        self._read, self._names = read, set(names)
+
+    def __missing__(self, table: str) -> pd.DataFrame:
+        if table not in self._names:
+            raise KeyError(table)
+        self[table] = frame = self._read(table)
+        return frame
+
+
+class Ledger:
+    """Collects log lines, quarantined rows and each table's plan (:class:`~crmnb.intake.clean_tables.Plan`) while
+    cleaning.
+
+    ``tables`` holds, per table, the columns the rules read (all of them unless ``columns`` chooses),
+    indexed by row position; rules remove rows from it only through :meth:`quarantine` and change values
+    only through the methods that also note the change in the table's plan, so that building the
+    cleaned table from its intake table gives the rows and values the rules saw.
+    """
+
+    def __init__(
+        self,
+        tables: Mapping[str, Table] | Source,
+        columns: Columns | None = None,
+        later: Columns | None = None,
+    ):
+        self.source = tables if isinstance(tables, Source) else Source(tables)
+        names = self.source.names
+        self._columns, self._later = columns, later
+        self.tables = Working(self._read, names)
+        self.rows_in = {k: self.source.rows(k) for k in names}
+        self.rows_quarantined = dict.fromkeys(names, 0)
         self.log: list[dict] = []
-        self.quarantined: list[pd.DataFrame] = []
+        self.quarantined: list[dict] = []
         self.merges = pd.DataFrame(columns=MERGE_COLUMNS)
+        self.plans = {k: Plan() for k in names}
+
+    def _read(self, table: str) -> pd.DataFrame:
+        have = self.source.columns(table)
+        return self.source.read(table, self._columns(table, have) if self._columns else have)
+
+    def narrow(self, table: str) -> None:
+        """Keep of ``table`` only the columns the rules after the per-table ones read (``later``), if chosen."""
+        if self._later is not None and table in self.tables:
+            df = self.tables[table]
+            self.tables[table] = df[self._later(table, list(df.columns))]
 
     def record(self, rule: str, table: str, column: str, rows: int, action: str, detail: str = "") -> None:
         """Add a line to the log, whatever its count of rows."""
@@ -85,9 +114,40 @@ class Ledger:
         if rows:
             self.record(rule, table, column, rows, action, detail)
 
-    def replace(self, table: str, frame: pd.DataFrame) -> None:
-        """Put a changed copy of ``table`` in place; the same rows, so the count stays balanced."""
-        self.tables[table] = frame
+    def set_missing(self, table: str, column: str, mask: pd.Series) -> int:
+        """Set ``column`` to missing in the rows under ``mask``; return how many rows that is."""
+        df = self.tables[table]
+        mask = mask.reindex(df.index, fill_value=False).astype(bool)
+        plan = self.plans[table]
+        hit = df.index[mask.to_numpy()].to_numpy()
+        before = plan.missing.get(column, hit[:0])
+        plan.missing[column] = np.union1d(before, hit)
+        df = df.copy()
+        df.loc[mask, column] = np.nan
+        self.tables[table] = df
+        return len(hit)
+
+    def repoint(self, table: str, column: str, to: dict) -> int:
+        """Replace the ids of ``column`` that ``to`` maps by the ids they map to; return the rows changed."""
+        df = self.tables[table]
+        hit = isin(df[column], to)
+        n = int(hit.sum())
+        if n:
+            df = df.copy()
+            df.loc[hit, column] = df.loc[hit, column].map(to)
+            self.tables[table] = df
+            self.plans[table].repoint[column] = {**self.plans[table].repoint.get(column, {}), **to}
+        return n
+
+    def drop_column(self, table: str, column: str) -> None:
+        """Leave ``column`` out of the cleaned table."""
+        self.tables[table] = self.tables[table].drop(columns=column)
+        self.plans[table].drop.append(column)
+
+    def rewrite(self, table: str, column: str, fn: Callable[[pd.Series], pd.Series]) -> None:
+        """Write ``column`` of the cleaned table as ``fn`` gives it, row by row."""
+        self.tables[table] = self.tables[table].assign(**{column: fn(self.tables[table][column])})
+        self.plans[table].rewrite[column] = fn
 
     def quarantine(
         self,
@@ -107,20 +167,14 @@ class Ledger:
         key = TABLES[table].key
         reason = pd.Series(reasons, index=hit.index) if isinstance(reasons, str) else reasons(hit)
         self.quarantined.append(
-            pd.DataFrame(
-                {
-                    "table": table,
-                    "row": hit[ROW].to_numpy(),
-                    "key": hit[key].astype(str).to_numpy() if key else "",
-                    "rule": rule,
-                    "reason": reason.astype(str).to_numpy(),
-                    # the values as taken in, before any re-pointing of merged duplicates
-                    "record": [
-                        json.dumps({k: plain(v) for k, v in rec.items() if k != ROW}, ensure_ascii=False)
-                        for rec in self.original[table].loc[hit.index].to_dict("records")
-                    ],
-                }
-            )
+            {
+                "table": table,
+                "positions": hit.index.to_numpy(),  # the record (values as taken in) is read at the end
+                "row": hit[ROW].to_numpy(),
+                "key": hit[key].astype(str).to_numpy() if key else "",
+                "rule": rule,
+                "reason": reason.astype(str).to_numpy(),
+            }
         )
         self.tables[table] = df[~mask]
         self.rows_quarantined[table] += n
@@ -130,17 +184,50 @@ class Ledger:
     def check_balanced(self, rule: str) -> None:
         """Raise DataError naming ``rule`` if, after it, a table's rows in are not kept + quarantined."""
         for table, n in self.rows_in.items():
-            kept, moved = len(self.tables[table]), self.rows_quarantined[table]
+            moved = self.rows_quarantined[table]
+            kept = len(self.tables[table]) if table in self.tables else n - moved  # unread: untouched
             if n != kept + moved:
                 raise DataError(
                     f"cleaning rule {rule!r} lost rows of table '{table}': {n} in, {kept} kept, {moved} quarantined"
                 )
 
+    def final_plans(self) -> dict[str, Plan]:
+        """Return each table's plan with the rows kept after every rule."""
+        for table in self.rows_in:
+            kept = np.sort(self.tables[table].index.to_numpy()) if table in self.tables else None
+            self.plans[table].kept = None if kept is None or len(kept) == self.rows_in[table] else kept
+        return self.plans
+
+    def _records(self) -> dict[str, dict[int, str]]:
+        """Return, per table, the quarantined rows' values as taken in, as JSON, by row position."""
+        wanted: dict[str, list[np.ndarray]] = {}
+        for q in self.quarantined:
+            wanted.setdefault(q["table"], []).append(q["positions"])
+        out = {}
+        for table, parts in wanted.items():
+            positions = np.unique(np.concatenate(parts))
+            rows = self.source.take(table, positions)
+            out[table] = {
+                int(p): json.dumps({k: plain(v) for k, v in rec.items() if k != ROW}, ensure_ascii=False)
+                for p, rec in zip(positions, rows.to_dict("records"))
+            }
+        return out
+
     def quarantine_frame(self) -> pd.DataFrame:
-        """Return every quarantined row, in the order the rules moved them."""
+        """Return every quarantined row, in the order the rules moved them, with its values as taken in."""
         if not self.quarantined:
             return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-        return pd.concat(self.quarantined, ignore_index=True)
+        records = self._records()
+        parts = [
+            pd.DataFrame(
+                {
+                    **{c: q[c] for c in ("table", "row", "key", "rule", "reason")},
+                    "record": [records[q["table"]][int(p)] for p in q["positions"]],
+                }
+            )
+            for q in self.quarantined
+        ]
+        return pd.concat(parts, ignore_index=True)
 
     def log_frame(self) -> pd.DataFrame:
         """Return the log, one line per rule, table and column that concerned any row."""

@@ -3,11 +3,13 @@ said as such, naming the table, its date column and the period, before any step 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from crmnb.errors import DataError
 from crmnb.intake.checks import SHOW_ROWS
-from crmnb.intake.schema import TABLES
+from crmnb.intake.schema import ROW, TABLES
 
 UNDATED = ("customers", "campaigns")
 """Tables whose rows may all lie outside the analysis period: customers created earlier, campaigns spanning it."""
@@ -73,9 +75,19 @@ def check_in_period(name: str, table: pd.DataFrame, case, issues: pd.DataFrame |
         raise DataError(f"{source}: {why}" if source else why)
 
 
-def check_kept_in_period(tables: dict[str, pd.DataFrame], quarantine: pd.DataFrame, case) -> None:
+def _judged(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    """Return what the period check reads of a table: its date columns (or its key) only, when the
+    tables can give some columns (:class:`~crmnb.intake.clean_tables.CleanTables`), else the table."""
+    if not hasattr(tables, "frame") or name not in TABLES:
+        return tables[name]
+    spec = TABLES[name]
+    return tables.frame(name, spec.dates or [spec.key or ROW])
+
+
+def check_kept_in_period(tables: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame, case) -> None:
     """Raise :class:`DataError` when cleaning left a table no row in the analysis period, naming what it set aside."""
-    for name, table in tables.items():
+    for name in tables:
+        table = _judged(tables, name)
         why = outside_period(name, table, case, what="kept rows")
         if why is None and not len(table) and name in TABLES and not TABLES[name].may_be_empty:
             lo, hi = period_span(case)

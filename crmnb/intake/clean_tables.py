@@ -1,0 +1,248 @@
+"""The tables cleaning reads and the tables it builds: one intake table at a time, in batches.
+
+Cleaning never copies a whole table per rule. The rules read a few columns of each table (its keys,
+required values, dates, customer ids) and note what they drop or change as small side tables, a
+:class:`Plan` per table: the positions of the rows kept, the positions of values set to missing, the
+customer ids re-pointed to the kept record, the columns dropped or rewritten. Each cleaned table is
+then built once from its intake table by applying its plan, batch by batch, so that only one batch
+of one big table is in memory while the cleaned tables are written.
+
+An intake table is a :class:`~pandas.DataFrame` (tests, ``crmnb validate``) or the path of its Parquet
+hand-off (step 4, :func:`intake_files`); both read the same through :class:`Source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crmnb.frames import isin
+from crmnb.intake.clean_checks import Checker
+from crmnb.intake.schema import TABLES
+
+BATCH_ROWS = 100_000
+"""How many rows of a table are built, checked and written at a time."""
+
+Table = pd.DataFrame | str | Path
+
+
+def intake_files(ws) -> dict[str, Path]:
+    """Return the path of every intake table hand-off of a workspace (a :class:`crmnb.handoffs.Workspace`),
+    by table name, for :func:`~crmnb.intake.cleaning.clean`; a missing one says which step to run first."""
+    for name in TABLES:
+        if not ws.exists(f"intake/{name}"):
+            ws.read(f"intake/{name}")  # raises HandoffMissing, naming the step that writes it
+    return {name: ws.data / "intake" / f"{name}.parquet" for name in TABLES}
+
+
+class Source:
+    """The intake tables, read column by column or batch by batch, never copied whole."""
+
+    def __init__(self, tables: Mapping[str, Table]):
+        self.names = list(tables)
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._files: dict[str, pq.ParquetFile] = {}
+        for name, t in tables.items():
+            if isinstance(t, pd.DataFrame):
+                # a fresh 0..n-1 index: a row's position is how every side table names it
+                self._frames[name] = t.reset_index(drop=True)
+            else:
+                self._files[name] = pq.ParquetFile(t)
+
+    def columns(self, name: str) -> list[str]:
+        """Return the columns of a table, in their order."""
+        if name in self._frames:
+            return list(self._frames[name].columns)
+        return list(self._files[name].schema_arrow.names)
+
+    def rows(self, name: str) -> int:
+        """Return the number of rows of a table."""
+        if name in self._frames:
+            return len(self._frames[name])
+        return self._files[name].metadata.num_rows
+
+    def read(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Return some columns of a table (those it has), indexed by row position."""
+        have = [c for c in columns if c in self.columns(name)]
+        if name in self._frames:
+            return self._frames[name][have]
+        return self._files[name].read(columns=have).to_pandas()
+
+    def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Yield a table in batches of rows, each indexed by its rows' positions in the table."""
+        if name in self._frames:
+            df = self._frames[name] if columns is None else self._frames[name][columns]
+            for start in range(0, len(df), BATCH_ROWS):
+                yield df.iloc[start : start + BATCH_ROWS]
+            return
+        start = 0
+        for batch in self._files[name].iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            frame = pa.Table.from_batches([batch]).to_pandas()
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            start += len(frame)
+            yield frame
+
+    def empty(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Return a table's columns with no rows, with their types."""
+        if name in self._frames:
+            df = self._frames[name]
+            return (df if columns is None else df[columns]).iloc[:0]
+        return self._files[name].schema_arrow.empty_table().to_pandas()[columns or slice(None)]
+
+    def take(self, name: str, positions: np.ndarray) -> pd.DataFrame:
+        """Return the rows at ``positions`` (sorted), with all their columns as taken in."""
+        if name in self._frames:
+            return self._frames[name].iloc[positions]
+        parts, start = [], 0
+        for batch in self._files[name].iter_batches(batch_size=BATCH_ROWS):
+            lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+            if hi > lo:
+                parts.append(batch.take(pa.array(positions[lo:hi] - start)))
+            start += batch.num_rows
+        schema = self._files[name].schema_arrow
+        return pa.Table.from_batches(parts, schema=schema).to_pandas() if parts else self.empty(name)
+
+
+@dataclass
+class Plan:
+    """What cleaning does to one table, as side tables applied when the table is built."""
+
+    kept: np.ndarray | None = None  # positions of the rows kept, ascending; None: all of them
+    missing: dict[str, np.ndarray] = field(default_factory=dict)  # column -> positions set to missing
+    repoint: dict[str, dict] = field(default_factory=dict)  # column -> {old id: kept id}
+    drop: list[str] = field(default_factory=list)  # columns dropped
+    rewrite: dict[str, Callable[[pd.Series], pd.Series]] = field(default_factory=dict)  # column -> new values
+
+    def apply(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """Return one batch of the intake table as cleaned: rows kept, values changed, columns dropped."""
+        out = batch if self.kept is None else batch.iloc[_within(self.kept, batch.index) - batch.index[0]]
+        for col, positions in self.missing.items():
+            if col not in out.columns:  # some columns only (CleanTables.frame)
+                continue
+            hit = out.index.isin(_within(positions, batch.index))
+            if hit.any():
+                out = out.copy()
+                out.loc[hit, col] = np.nan
+        for col, to in self.repoint.items():
+            if col not in out.columns:
+                continue
+            hit = isin(out[col], to)
+            if hit.any():
+                out = out.copy()
+                out.loc[hit, col] = out.loc[hit, col].map(to)
+        if self.drop:
+            out = out.drop(columns=[c for c in self.drop if c in out.columns])
+        if self.rewrite:
+            out = out.assign(**{col: fn(out[col]) for col, fn in self.rewrite.items() if col in out.columns})
+        return out
+
+
+def _within(positions: np.ndarray, index: pd.Index) -> np.ndarray:
+    """Return the sorted ``positions`` that fall in a batch's range of row positions."""
+    if not len(index):
+        return positions[:0]
+    lo, hi = np.searchsorted(positions, [index[0], index[-1] + 1])
+    return positions[lo:hi]
+
+
+def build(source: Source, name: str, plan: Plan, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Yield a cleaned table in batches (at least one, maybe empty), each with a fresh 0-based index."""
+    start, some = 0, False
+    for batch in source.batches(name, columns):
+        out = plan.apply(batch)
+        if len(out) or not some:
+            out.index = pd.RangeIndex(start, start + len(out))
+            start += len(out)
+            some = True
+            yield out
+    if not some:
+        yield plan.apply(source.empty(name, columns))
+
+
+def write(batches: Iterator[pd.DataFrame], path: Path, check: Checker) -> int:
+    """Write a table's batches to one Parquet file, each checked first; return the rows written.
+
+    The file is put in place only when every batch passed its check; else :class:`DataError` names what failed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    writer, rows = None, 0
+    try:
+        for batch in batches:
+            check(batch)
+            arrow = pa.Table.from_pandas(batch, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(part, arrow.schema)
+            writer.write_table(arrow if arrow.schema.equals(writer.schema) else arrow.cast(writer.schema))
+            rows += len(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    if check.found:
+        part.unlink(missing_ok=True)
+        check.raise_found()
+    part.replace(path)
+    return rows
+
+
+class CleanTables(Mapping):
+    """The cleaned tables, each built from its intake table and plan when first used.
+
+    ``tables[name]`` is the whole table (kept once read); :meth:`frame` gives some of its columns
+    without keeping them. Once written (:func:`crmnb.handoffs.save_cleaned`), they are read from their
+    hand-offs.
+    """
+
+    def __init__(self, source: Source, plans: dict[str, Plan]):
+        self._source, self._plans = source, plans
+        self._files: dict[str, Path] = {}
+        self._got: dict[str, pd.DataFrame] = {}
+
+    def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Yield a cleaned table in batches (see :func:`build`)."""
+        return build(self._source, name, self._plans[name], columns)
+
+    def write(self, name: str, path: Path) -> int:
+        """Build, check and write table ``name`` to ``path``; later reads come from there. Return its rows."""
+        rows = write(self.batches(name), Path(path), Checker(name))
+        self._files[name] = Path(path)
+        self._got.pop(name, None)
+        return rows
+
+    def frame(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Return some columns of a cleaned table (those it has), not kept for later."""
+        if name in self._got:
+            return self._got[name][[c for c in columns if c in self._got[name].columns]]
+        if name in self._files:
+            have = pq.ParquetFile(self._files[name]).schema_arrow.names
+            return pd.read_parquet(self._files[name], columns=[c for c in columns if c in have])
+        have = [c for c in columns if c in self._source.columns(name) and c not in self._plans[name].drop]
+        return pd.concat(list(self.batches(name, have)))
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._got:
+            if name not in self._plans:
+                raise KeyError(name)
+            if name in self._files:
+                self._got[name] = pd.read_parquet(self._files[name])
+            else:
+                check = Checker(name)
+                parts = [check(b) or b for b in self.batches(name)]
+                check.raise_found()  # what the analyses read passes its schema, or this names why
+                self._got[name] = pd.concat(parts)
+        return self._got[name]
+
+    def __iter__(self):
+        return iter(self._plans)
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def __repr__(self) -> str:
+        return f"<cleaned tables: {', '.join(self._plans)}; read so far: {', '.join(self._got) or 'none'}>"
