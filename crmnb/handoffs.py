@@ -374,6 +374,16 @@ class Tables(MutableMapping):
             self._got[name] = self._ws.read(f"{self._step}/{name}")
         return self._got[name]
 
+    def unread_file(self, name: str) -> Path | None:
+        """Return the hand-off file of table ``name`` while it has not been read whole, else None.
+
+        None also when a notebook set the table here itself, or its hand-off has not been written.
+        """
+        if name in self._got or name not in self._names:
+            return None
+        path = self._ws.data / self._step / f"{name}.{EXTENSIONS['table']}"
+        return path if path.exists() else None
+
     def columns(self, name: str, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
         """Return only ``columns`` of table ``name``: from the whole table if read already, else from its file."""
         if name in self._got:

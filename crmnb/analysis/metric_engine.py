@@ -32,11 +32,8 @@ KEY_COLUMNS = ("department", "owner_rep", "customer_id")
 # --------------------------------------------------------------------------- reading only what is needed
 def _unread_file(tables: Mapping[str, pd.DataFrame], name: str) -> Path | None:
     """Return the hand-off file behind table ``name`` of a step's tables when it has not been read yet."""
-    got, ws, step = (getattr(tables, a, None) for a in ("_got", "_ws", "_step"))
-    if not isinstance(got, dict) or ws is None or step is None or name in got or name not in tables:
-        return None
-    path = Path(ws.data) / step / f"{name}.parquet"
-    return path if path.exists() else None
+    unread = getattr(tables, "unread_file", None)  # a step's tables (crmnb.handoffs.Tables); a dict has none
+    return unread(name) if unread is not None else None
 
 
 def source(tables: Mapping[str, pd.DataFrame], name: str) -> object:
