@@ -16,7 +16,8 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 import yaml
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from case_files import case_copy, toy_workbook
+from nbformat.v4 import new_notebook
 
 from crmnb.cli import main
 from crmnb.demo.generator import generate
@@ -30,16 +31,6 @@ from crmnb.run.steps import StepTimeout, run_case, step_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-
-
-def _case(folder: Path, template: str, data: Path, **changes) -> Path:
-    """Write a copy of a demo case file reading ``data``; ``changes`` set top-level keys."""
-    raw = yaml.safe_load((ROOT / "parameters" / f"{template}.yaml").read_text(encoding="utf-8"))
-    raw["data"] = {"dir": str(data)}
-    raw.update(changes)
-    path = folder / f"{raw['case_id']}.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def _batch(*args) -> SimpleNamespace:
@@ -68,9 +59,9 @@ def workbook(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "parameters" / "_departments", params / "_departments")
     with (params / "_departments" / "销售一部.yaml").open("a", encoding="utf-8") as f:
         f.write("cell_timeout_seconds: 300   # a department default the notebooks must record\n")
-    _case(params, "lead_conversion_uplift", demo)
-    _case(params, "repeat_purchase_optimisation", demo2)
-    _case(params, "lead_conversion_uplift", broken, case_id="broken_case", title="Broken <case> & co")
+    case_copy(params, "lead_conversion_uplift", demo)
+    case_copy(params, "repeat_purchase_optimisation", demo2)
+    case_copy(params, "lead_conversion_uplift", broken, case_id="broken_case", title="Broken <case> & co")
     # a case run before, not part of this batch: the index lists it too
     old = tmp / "outputs" / "old_case"
     old.mkdir(parents=True)
@@ -249,27 +240,13 @@ time.sleep(float(case["notes"]))"""
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory) -> Path:
     """A workbook whose one step sleeps for ``notes`` seconds, or ends its kernel when ``notes`` is 'exit'."""
-    tmp = tmp_path_factory.mktemp("toy")
-    (tmp / "notebooks").mkdir()
-    nb = new_notebook(
-        cells=[
-            new_markdown_cell("# Toy step"),
-            new_code_cell('case_file = ""\noutput_root = "outputs"\ncase = None', metadata={"tags": ["parameters"]}),
-            new_code_cell(TOY_CELL),
-        ]
-    )
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp / "notebooks" / "01_toy.ipynb")
-    params = tmp / "parameters"
-    params.mkdir()
-    for case_id, extra in (
-        ("dies", {"notes": "exit"}),
-        ("sleeps", {"notes": "30", "cell_timeout_seconds": 1}),
-        ("slow", {"notes": "30", "timeout_minutes": 0.04}),
-        ("quick", {"notes": "0"}),
-    ):
-        _case(params, "lead_conversion_uplift", tmp / "data", case_id=case_id, **extra)
-    return tmp
+    cases = {
+        "dies": {"notes": "exit"},
+        "sleeps": {"notes": "30", "cell_timeout_seconds": 1},
+        "slow": {"notes": "30", "timeout_minutes": 0.04},
+        "quick": {"notes": "0"},
+    }
+    return toy_workbook(tmp_path_factory.mktemp("toy"), TOY_CELL, cases, heading="# Toy step")
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")

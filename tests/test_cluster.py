@@ -16,9 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
+from case_files import case_copy, toy_workbook
 from golden import CASES, CONTACT_KEY_ENV, DEMO_SCALE, DEMO_SEED, GOLDEN, snapshot
-from nbformat.v4 import new_code_cell, new_notebook
 
 from crmnb.cli import main
 from crmnb.demo.generator import generate
@@ -93,16 +92,6 @@ def cluster(tmp_path_factory):
         _stop(procs)
 
 
-def _case(folder: Path, template: str, data: Path, **changes) -> Path:
-    """Write a copy of a demo case file reading ``data``; ``changes`` set top-level keys."""
-    raw = yaml.safe_load((ROOT / "parameters" / f"{template}.yaml").read_text(encoding="utf-8"))
-    raw["data"] = {"dir": str(data)}
-    raw.update(changes)
-    path = folder / f"{raw['case_id']}.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def workbook(tmp_path_factory) -> Path:
     """The two demo cases on the recorded small demo data, a case whose data lacks orders.csv, the defaults."""
@@ -114,8 +103,8 @@ def workbook(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "parameters" / "_defaults.yaml", params)
     shutil.copytree(ROOT / "parameters" / "_departments", params / "_departments")
     for name in CASES:
-        _case(params, name, tmp / "data")
-    _case(params, "lead_conversion_uplift", broken, case_id="broken_case")
+        case_copy(params, name, tmp / "data")
+    case_copy(params, "lead_conversion_uplift", broken, case_id="broken_case")
     return tmp
 
 
@@ -277,27 +266,8 @@ time.sleep(float(case["notes"]))"""
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory) -> Path:
     """A workbook whose one step sleeps for ``notes`` seconds."""
-    import nbformat
-
-    tmp = tmp_path_factory.mktemp("toy")
-    (tmp / "notebooks").mkdir()
-    nb = new_notebook(
-        cells=[
-            new_code_cell('case_file = ""\noutput_root = "outputs"\ncase = None', metadata={"tags": ["parameters"]}),
-            new_code_cell(TOY_CELL),
-        ]
-    )
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp / "notebooks" / "01_toy.ipynb")
-    params = tmp / "parameters"
-    params.mkdir()
-    for case_id, extra in (
-        ("slow", {"notes": "60", "timeout_minutes": 0.04}),
-        ("naps", {"notes": "60"}),
-        ("quick", {"notes": "0"}),
-    ):
-        _case(params, "lead_conversion_uplift", tmp / "data", case_id=case_id, **extra)
-    return tmp
+    cases = {"slow": {"notes": "60", "timeout_minutes": 0.04}, "naps": {"notes": "60"}, "quick": {"notes": "0"}}
+    return toy_workbook(tmp_path_factory.mktemp("toy"), TOY_CELL, cases)
 
 
 def _worker_of(log: Path, seconds: float = 60) -> int:
