@@ -204,3 +204,21 @@ def test_a_gb18030_export_is_read_in_batches_as_it_was_whole(tmp_path: Path, mon
     written = pd.read_parquet(ws.data / "intake" / "customers.parquet")
     pd.testing.assert_frame_equal(written, _as_written(whole["customers"].table, tmp_path / "c.parquet"))
     assert written["name"].iloc[0] == "客户1"
+
+
+def test_a_row_local_step_is_applied_to_each_batch_as_to_the_whole_table(tmp_path: Path, monkeypatch):
+    from crmnb.intake import load
+
+    seen: list[int] = []
+
+    def city_from_name(text: pd.DataFrame) -> pd.DataFrame:
+        seen.append(len(text))
+        return text.assign(city=text["name"].str.replace("客户", "城市", regex=False))
+
+    monkeypatch.setitem(load.ROW_STEPS, "customers", city_from_name)
+    _write(tmp_path / "exports", customers=_customers())
+    whole, kept, ws = _both(tmp_path, monkeypatch)
+    assert seen == [22, 4, 4, 4, 4, 4, 2]  # the whole table once, then each batch
+    written = pd.read_parquet(ws.data / "intake" / "customers.parquet")
+    pd.testing.assert_frame_equal(written, _as_written(whole["customers"].table, tmp_path / "c.parquet"))
+    assert written["city"].tolist()[:2] == ["城市1", "城市2"]

@@ -68,6 +68,19 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
+ROW_STEPS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {}
+"""Row-local steps per table, applied to its export's text under canonical names before it is typed, in
+both ways a table is taken in: to the whole table, or to each batch of it (:mod:`crmnb.intake.stream`).
+A step sees some rows of the table, never necessarily all, and returns those rows in their order (it may
+add columns): e.g. campaign parameters parsed out of a landing-page address."""
+
+
+def row_steps(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a table's text (whole, or one batch) with its :data:`ROW_STEPS` applied."""
+    step = ROW_STEPS.get(name)
+    return frame if step is None else step(frame)
+
+
 def take_in(
     name: str,
     frame: pd.DataFrame,
@@ -87,7 +100,7 @@ def take_in(
     from crmnb.intake.checks import check_intake
     from crmnb.intake.parse import intake
 
-    got = intake(frame, name, loc.label, loc.spec.decimal, timezone)
+    got = intake(row_steps(name, frame), name, loc.label, loc.spec.decimal, timezone)
     if not len(got.table):
         if not TABLES[name].may_be_empty:
             raise DataError(
@@ -243,7 +256,7 @@ def take_in_batches(case: Any, name: str, key: bytes | None, sink: Sink, progres
     if progress:
         progress(f"reading {name} from {loc.name}")
     try:
-        return take_in_streamed(case, name, loc, key, *sink(name))
+        return take_in_streamed(case, name, loc, key, *sink(name), prepare=row_steps)
     except Whole:
         return take_in_for(case, name, *read_mapped(case.data, name), key)
 

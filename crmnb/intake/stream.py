@@ -13,7 +13,7 @@ raises :class:`Whole`: the table is then taken in whole, as before, so that the 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ hand-offs' row groups (128 Ki rows), so the Parquet file has the row groups a wh
 
 TAIL_ROWS = 1001
 """The last rows kept of a file that does not end with a line break: what :func:`cut_last_row` looks at."""
+
+
+Prepare = Callable[[str, pd.DataFrame], pd.DataFrame] | None
+"""What is applied to a batch's text before it is typed: the table's name and the text, to the text."""
 
 
 class Whole(Exception):
@@ -127,12 +131,16 @@ class _Unread(Whole):
     """A reader that could not read the file (Arrow's stricter parser): the next reader is tried."""
 
 
-def take_in_streamed(case: Any, name: str, loc: Located, key: bytes | None, target: Path, options: dict) -> Intake:
+def take_in_streamed(
+    case: Any, name: str, loc: Located, key: bytes | None, target: Path, options: dict, prepare: Prepare = None
+) -> Intake:
     """Return one CSV table taken in batch by batch and written to ``target`` (Parquet, ``options``), without
     its rows: what :func:`crmnb.intake.load.take_in_for` and writing it would give.
 
     Read by Arrow's streaming reader (UTF-8), else by pandas' reader in chunks (another encoding, a row
-    short of fields). Raises :class:`Whole` (having written nothing) when the table must be taken in whole.
+    short of fields). ``prepare(name, text)`` is applied to each batch's text before it is typed (the
+    row-local steps of :data:`crmnb.intake.load.ROW_STEPS`). Raises :class:`Whole` (having written
+    nothing) when the table must be taken in whole.
     """
     enc, sep, notes = _how_to_read(loc, name)
     header = loc.spec.header_row
@@ -141,7 +149,8 @@ def take_in_streamed(case: Any, name: str, loc: Located, key: bytes | None, targ
         readers.insert(0, lambda: iter_csv_batches(loc.path, sep, header, BATCH_ROWS))
     for reader in readers:
         try:
-            return _streamed(case, name, loc, key, target, options, _guarded(reader()), (enc, sep, notes))
+            batches = _guarded(reader())
+            return _streamed(case, name, loc, key, target, options, batches, (enc, sep, notes, prepare))
         except _Unread:
             continue
     raise Whole("no reader reads the file in batches")
@@ -161,7 +170,7 @@ def _guarded(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: dict, batches, how) -> Intake:
     """Return one table taken in from ``batches`` and written to ``target`` (see :func:`take_in_streamed`)."""
-    enc, sep, notes = how
+    enc, sep, notes, prepare = how
     found = _Found(name)
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -169,12 +178,13 @@ def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: di
     try:
         with BatchWriter(part, options) as out:
             for raw in batches:
-                got, probs, in_period = _one_batch(case, name, loc, raw, found.rows + 1, key)
+                text = raw if prepare is None else prepare(name, raw)
+                got, probs, in_period = _one_batch(case, name, loc, text, found.rows + 1, key)
                 out.write(got.table)
                 found.add(got, probs, in_period)
                 if not ends_whole:
                     found.keep_tail(raw)
-                del raw, got
+                del raw, text, got
         if not found.batches or not found.in_period:
             raise Whole("no rows, or none in the analysis period: the message names the whole table's")
         dupes = duplicate_keys(part, name, found.keys)
