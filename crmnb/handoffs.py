@@ -440,14 +440,22 @@ def save_intake(ws: Workspace, intakes: Mapping[str, Intake] | Iterable[tuple[st
 
     ``intakes`` is a mapping, or pairs as :func:`crmnb.intake.load.iter_tables` yields them
     one at a time: each table is written and let go before the next is taken in, so step 2
-    holds one table rather than all. Returns every table's intake without its rows
+    holds one table rather than all; a CSV export it takes in and writes a batch at a time, so
+    step 2 holds one batch of it. Returns every table's intake without its rows
     (:meth:`Intake.summarised`: notes, issues, formats and the inventory's figures), in the order of the tables.
     """
     from crmnb.intake.parse import all_formats, all_issues
 
+    def sink(name: str) -> tuple[Path, dict[str, Any]]:
+        ws._views.discard(f"intake/{name}")  # a view binds the file's columns: bind it anew at the next query
+        return ws._path(f"intake/{name}", "table", writing=True), PARQUET_OPTIONS
+
+    if hasattr(intakes, "write_to"):
+        intakes = intakes.write_to(sink)
     kept: dict[str, Intake] = {}
     for name, got in intakes.items() if isinstance(intakes, Mapping) else intakes:
-        ws.write(f"intake/{name}", got.table)
+        if not got.batches:  # taken in whole: written here
+            ws.write(f"intake/{name}", got.table)
         kept[name] = got.summarised(name)
         del got
     kept = {name: kept[name] for name in TABLES if name in kept}

@@ -20,7 +20,9 @@ the first few offending rows by their 1-based export row number (``_row``).
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,10 +51,14 @@ def _is_text(s: pd.Series) -> pd.Series:
     return pd.Series(s.isna().to_numpy() | np.array(ok, dtype=bool), index=s.index)
 
 
-def table_schema(table: str) -> pa.DataFrameSchema:
-    """Return the pandera schema of a canonical table (after intake: text, floats, datetimes)."""
+def table_schema(table: str, unique: bool = True) -> pa.DataFrameSchema:
+    """Return the pandera schema of a canonical table (after intake: text, floats, datetimes).
+
+    ``unique=False`` leaves out the unique row number and key: a batch of a table is checked without,
+    its keys across the whole table by :func:`duplicate_keys`.
+    """
     spec = TABLES[table]
-    cols: dict[str, pa.Column] = {ROW: pa.Column("int64", pa.Check.ge(1), unique=True, title="row")}
+    cols: dict[str, pa.Column] = {ROW: pa.Column("int64", pa.Check.ge(1), unique=unique, title="row")}
     for col, kind in spec.columns.items():
         checks: list[pa.Check] = []
         if kind in ("id", "str"):
@@ -70,7 +76,11 @@ def table_schema(table: str) -> pa.DataFrameSchema:
                 pa.Check.in_range(lo if lo is not None else -np.inf, hi if hi is not None else np.inf, error="range")
             )
         cols[col] = pa.Column(
-            dtype, checks, nullable=col not in spec.required, unique=bool(spec.key) and col == spec.key, required=True
+            dtype,
+            checks,
+            nullable=col not in spec.required,
+            unique=unique and bool(spec.key) and col == spec.key,
+            required=True,
         )
     return pa.DataFrameSchema(cols, name=table, strict=False, coerce=False)
 
@@ -101,11 +111,11 @@ class Report:
         )
 
 
-def problems(df: pd.DataFrame, table: str) -> pd.DataFrame:
+def problems(df: pd.DataFrame, table: str, unique: bool = True) -> pd.DataFrame:
     """Return every failure of ``df`` against its schema, one row per offending cell (lazy validation)."""
     spec = TABLES[table]
     try:
-        table_schema(table).validate(df, lazy=True)
+        table_schema(table, unique).validate(df, lazy=True)
         return pd.DataFrame(columns=PROBLEM_COLUMNS)
     except SchemaErrors as err:
         fc = err.failure_cases
@@ -136,6 +146,76 @@ def problems(df: pd.DataFrame, table: str) -> pd.DataFrame:
     got = pd.DataFrame(out, columns=PROBLEM_COLUMNS)
     # a value failing "text" whose column is mostly text is an odd cell; a whole column of numbers is a dtype
     return got.drop_duplicates(subset=["column", "kind", "row", "value"]).reset_index(drop=True)
+
+
+def batch_problems(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Return the failures of one batch of a table, its key's uniqueness left to :func:`duplicate_keys`."""
+    return problems(df, table, unique=False)
+
+
+def duplicate_keys(path: Path, table: str, held: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return the rows of a table's Parquet file whose key another row has too, as :func:`problems` lists
+    them (every such row, in row order, a missing key never counted), found by DuckDB out of core.
+
+    ``held``: the table's key and row number when it is one batch, so checked as they are, in memory.
+    """
+    key = TABLES[table].key
+    if not key:
+        return pd.DataFrame(columns=PROBLEM_COLUMNS)
+    if held is not None:
+        keys = held[key]
+        found = pd.DataFrame({"value": keys, "row": held[ROW]})[keys.notna() & keys.duplicated(keep=False)]
+    else:
+        found = _keys_twice(path, key)
+    kind, expected = _classify(TABLES[table], key, "field_uniqueness", pd.DataFrame())
+    return pd.DataFrame(
+        {
+            "table": table,
+            "column": key,
+            "kind": kind,
+            "expected": expected,
+            "value": found["value"].astype(object).to_numpy(),
+            "row": found["row"].astype(object).to_numpy(),
+        },
+        columns=PROBLEM_COLUMNS,
+    )
+
+
+def _keys_twice(path: Path, key: str) -> pd.DataFrame:
+    """Return the keys (``value``) and row numbers (``row``) of a Parquet file's rows whose key repeats."""
+    import duckdb
+
+    k = '"' + key.replace('"', '""') + '"'
+    # the keys' 64-bit hashes are grouped, a fraction of the memory of the keys; a hash that two
+    # different keys share is told apart by the keys themselves below
+    sql = (
+        f"WITH twice AS (SELECT hash({k}) AS h FROM read_parquet($p) WHERE {k} IS NOT NULL GROUP BY h "
+        f"HAVING count(*) > 1) SELECT {k} AS value, {ROW} AS row FROM read_parquet($p) "
+        f"WHERE {k} IS NOT NULL AND hash({k}) IN (SELECT h FROM twice) ORDER BY {ROW}"
+    )
+    with tempfile.TemporaryDirectory(prefix="crmnb-keys-") as spill:
+        config = {"memory_limit": "256MB", "threads": 2, "temp_directory": spill}
+        with duckdb.connect(config=config) as con:
+            con.execute("SET enable_progress_bar = false")  # no bar in a notebook's output
+            found = con.execute(sql, {"p": str(path)}).df()
+    return found[found["value"].duplicated(keep=False)]
+
+
+_KIND_ORDER = ("missing column", "dtype", "required value missing", "duplicate key")
+"""The order in which validation lists one column's failures of each kind (the checks of values after)."""
+
+
+def in_table_order(probs: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Return the failures found batch by batch in the order validation of the whole table lists them:
+    column by column, kind by kind, each in row order."""
+    cols = {c: i for i, c in enumerate([ROW, *TABLES[table].columns])}
+    at = probs["column"].map(cols).fillna(len(cols)).to_numpy()
+    kind = probs["kind"].map({k: i for i, k in enumerate(_KIND_ORDER)}).fillna(len(_KIND_ORDER)).to_numpy()
+    row = pd.to_numeric(probs["row"], errors="coerce").fillna(0).to_numpy()
+    order = np.lexsort((row, kind, at))
+    got = probs.iloc[order].drop_duplicates(subset=["column", "kind", "row", "value"])
+    # rebuilt from records, as :func:`problems` builds its frame: the same dtypes
+    return pd.DataFrame(got.to_dict("records"), columns=PROBLEM_COLUMNS)
 
 
 def _classify(spec, col: str, check: str, df: pd.DataFrame) -> tuple[str, str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from crmnb.errors import DataError
+from crmnb.intake.parse import ISSUE_COLUMNS, Intake
+from crmnb.intake.schema import TABLES
 
 TAIL_BYTES = 1 << 16
 """How much of a file's end is read to see whether its last row is whole."""
@@ -167,3 +169,27 @@ def utf8_error(path: Path, header_row: int = 1) -> str | None:
         f"while the file reads as UTF-8 before it; repair that row in a copy of the export, "
         f"or declare the file's encoding (data.tables.<table>.encoding) if it is not UTF-8"
     )
+
+
+# --------------------------------------------------------------------------- the cut row, quarantined
+CUT_PROBLEM = "file looks truncated (last row cut short)"
+"""The problem, and the quarantine's rule, of the last row of a file that looks cut in the middle."""
+
+
+def mark_cut(got: Intake, frame: pd.DataFrame, name: str, why: str, rows: int | None = None) -> None:
+    """List the last row of a file cut short as unreadable, so cleaning quarantines it with a log line.
+
+    ``frame`` ends with the export's last row, which is export row ``rows`` (default: as many as ``got.table`` has).
+    """
+    spec = TABLES[name]
+    row = len(got.table) if rows is None else rows
+    present = [c for c in frame.columns if c in spec.required and pd.notna(frame[c].iloc[-1])]
+    col = present[-1] if present else spec.required[0]
+    value = frame[col].iloc[-1] if col in frame.columns else None
+    issue = pd.DataFrame(
+        [{"table": name, "row": row, "column": col, "value": str(value), "problem": CUT_PROBLEM}],
+        columns=ISSUE_COLUMNS,
+    )
+    others = got.issues[got.issues["row"] != row] if len(got.issues) else got.issues
+    got.issues = pd.concat([others, issue], ignore_index=True) if len(others) else issue
+    got.notes.append(f"the file looks truncated: {why}; its last row (export row {row:,}) is quarantined")

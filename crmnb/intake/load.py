@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from crmnb.errors import CrmnbError, DataError
+from crmnb.intake.damage import CUT_PROBLEM as CUT_PROBLEM  # named here too, as before
+from crmnb.intake.damage import mark_cut
 from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
 from crmnb.intake.schema import TABLES
 from crmnb.intake.sources import Located, locate
@@ -66,6 +68,19 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
+ROW_STEPS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {}
+"""Row-local steps per table, applied to its export's text under canonical names before it is typed, in
+both ways a table is taken in: to the whole table, or to each batch of it (:mod:`crmnb.intake.stream`).
+A step sees some rows of the table, never necessarily all, and returns those rows in their order (it may
+add columns): e.g. campaign parameters parsed out of a landing-page address."""
+
+
+def row_steps(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a table's text (whole, or one batch) with its :data:`ROW_STEPS` applied."""
+    step = ROW_STEPS.get(name)
+    return frame if step is None else step(frame)
+
+
 def take_in(
     name: str,
     frame: pd.DataFrame,
@@ -85,7 +100,7 @@ def take_in(
     from crmnb.intake.checks import check_intake
     from crmnb.intake.parse import intake
 
-    got = intake(frame, name, loc.label, loc.spec.decimal, timezone)
+    got = intake(row_steps(name, frame), name, loc.label, loc.spec.decimal, timezone)
     if not len(got.table):
         if not TABLES[name].may_be_empty:
             raise DataError(
@@ -116,28 +131,6 @@ def take_in_for(case: Any, name: str, frame: pd.DataFrame, loc: Located, raw: Ra
     return got
 
 
-def mark_cut(got: Intake, frame: pd.DataFrame, name: str, why: str) -> None:
-    """List the last row of a file cut short as unreadable, so cleaning quarantines it with a log line."""
-    from crmnb.intake.parse import ISSUE_COLUMNS
-
-    spec = TABLES[name]
-    row = len(got.table)
-    present = [c for c in frame.columns if c in spec.required and pd.notna(frame[c].iloc[-1])]
-    col = present[-1] if present else spec.required[0]
-    value = frame[col].iloc[-1] if col in frame.columns else None
-    issue = pd.DataFrame(
-        [{"table": name, "row": row, "column": col, "value": str(value), "problem": CUT_PROBLEM}],
-        columns=ISSUE_COLUMNS,
-    )
-    others = got.issues[got.issues["row"] != row] if len(got.issues) else got.issues
-    got.issues = pd.concat([others, issue], ignore_index=True) if len(others) else issue
-    got.notes.append(f"the file looks truncated: {why}; its last row (export row {row:,}) is quarantined")
-
-
-CUT_PROBLEM = "file looks truncated (last row cut short)"
-"""The problem, and the quarantine's rule, of the last row of a file that looks cut in the middle."""
-
-
 def load_tables(
     case: Any, progress: Callable[[str], None] | None = None, errors: dict[str, CrmnbError] | None = None
 ) -> dict:
@@ -151,16 +144,45 @@ def load_tables(
     return {name: out[name] for name in TABLES if name in out}
 
 
+Sink = Callable[[str], tuple[Path, dict]]
+"""Where a table taken in in batches is written: its name to its Parquet file and the writer's options."""
+
+
+class TableStream:
+    """Each canonical table of a case taken in, as :func:`iter_tables` yields them.
+
+    Told where to write (:meth:`write_to`), it takes a CSV export in a batch at a time and writes it
+    there itself (:mod:`crmnb.intake.stream`); the table it yields then has no rows and ``batches`` > 0.
+    """
+
+    def __init__(self, case: Any, progress: Callable[[str], None] | None, errors: dict | None) -> None:
+        self.case, self.progress, self.errors = case, progress, errors
+        self.sink: Sink | None = None
+
+    def write_to(self, sink: Sink) -> TableStream:
+        """Return this stream, writing each table it can take in batches through ``sink``."""
+        self.sink = sink
+        return self
+
+    def __iter__(self) -> Iterator[tuple[str, Intake]]:
+        return _tables(self.case, self.progress, self.errors, self.sink)
+
+
 def iter_tables(
     case: Any, progress: Callable[[str], None] | None = None, errors: dict[str, CrmnbError] | None = None
-) -> Iterator[tuple[str, Intake]]:
-    """Yield each canonical table of a case as ``(name, intake)`` as soon as it is taken in and validated.
+) -> TableStream:
+    """Return each canonical table of a case as ``(name, intake)``, as soon as it is taken in and validated.
 
     A caller that writes each table and lets it go holds one table at a time (step 2:
-    :func:`crmnb.handoffs.save_intake`). The tables come in the order of
-    :data:`~crmnb.intake.schema.TABLES`, except that leads wait for opportunities (:data:`LINKED`).
-    Errors as :func:`load_tables`.
+    :func:`crmnb.handoffs.save_intake`, which also has CSV exports written a batch at a time). The
+    tables come in the order of :data:`~crmnb.intake.schema.TABLES`, except that leads wait for
+    opportunities (:data:`LINKED`) when a mapping may link them. Errors as :func:`load_tables`.
     """
+    return TableStream(case, progress, errors)
+
+
+def _tables(case: Any, progress, errors: dict | None, sink: Sink | None) -> Iterator[tuple[str, Intake]]:
+    """Yield the tables of :func:`iter_tables`; with ``sink``, those it can in batches (:func:`take_in_batches`)."""
     key = None
     if getattr(case, "mask_pii", True):
         from crmnb.intake.protect import contact_key
@@ -177,10 +199,15 @@ def iter_tables(
             return None
 
     # Each table is taken in as soon as it is read and its text dropped, so that only one
-    # export's text is in memory at a time; leads and opportunities wait for each other,
-    # because converted leads can fill the opportunities' lead ids.
+    # export's text is in memory at a time; leads and opportunities wait for each other
+    # when a mapping is read, because converted leads can fill the opportunities' lead ids.
     held: dict[str, tuple[pd.DataFrame, Located, Raw]] = {}
     for name in TABLES:
+        if sink is not None and in_batches(case, name):
+            taken = attempt(name, take_in_batches, case, name, key, sink, progress)
+            if taken is not None:
+                yield name, taken
+            continue
         read_got = attempt(name, read_one, case, name, progress)
         if name in LINKED:
             if read_got is not None:
@@ -202,6 +229,36 @@ def iter_tables(
         found = dict(errors)
         errors.clear()
         errors.update({k: found[k] for k in sorted(found, key=list(TABLES).index)})
+
+
+def in_batches(case: Any, name: str) -> bool:
+    """Return True when a table can be taken in a batch at a time: a CSV read under its own column names
+    (for leads and opportunities, both of them: a mapping may link them)."""
+    from crmnb.intake import mappings
+    from crmnb.intake.stream import streamable
+
+    def one(table: str) -> bool:
+        try:
+            loc = locate(case.data, table)
+            return streamable(loc, mappings.resolve(loc.spec.mapping, table))
+        except Exception:  # said when the table is read, as before
+            return False
+
+    return all(one(t) for t in LINKED) if name in LINKED else one(name)
+
+
+def take_in_batches(case: Any, name: str, key: bytes | None, sink: Sink, progress=None) -> Intake:
+    """Return one table taken in a batch at a time and written through ``sink``, without its rows; or taken
+    in whole and not written (``batches`` 0) when a batch cannot settle what the whole table shows."""
+    from crmnb.intake.stream import Whole, take_in_streamed
+
+    loc = locate(case.data, name)
+    if progress:
+        progress(f"reading {name} from {loc.name}")
+    try:
+        return take_in_streamed(case, name, loc, key, *sink(name), prepare=row_steps)
+    except Whole:
+        return take_in_for(case, name, *read_mapped(case.data, name), key)
 
 
 def read_one(case: Any, name: str, progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, Located, Raw]:

@@ -52,6 +52,7 @@ class Numbers:
     values: pd.Series  # float, NaN where empty or unreadable
     bad: pd.Series  # bool: written but unreadable
     notes: list[str] = field(default_factory=list)
+    local: bool = True  # False when the column's convention or currency was needed: the whole column decides
 
 
 def _forms(body: pd.Series) -> pd.Series:
@@ -113,7 +114,9 @@ def read_numbers(text: pd.Series, where: str, column: str, table: str, decimal: 
     sign = np.where((m["s1"].fillna("") + m["s2"].fillna("")).str.contains("-", regex=False), -1.0, 1.0)
     values[body.index] = pd.to_numeric(body, errors="coerce").to_numpy() * sign
     notes += _convention_notes(m["body"], dec, decimal, column)
-    return _finite(values, bad, s, notes)
+    got = _finite(values, bad, s, notes)
+    got.local = not notes and not forms.isin(["either_dot", "either_comma"]).any()
+    return got
 
 
 def _split(s: pd.Series) -> pd.DataFrame:

@@ -49,6 +49,11 @@ class Intake:
     read_as: dict[str, Any] = field(default_factory=dict)  # encoding and separator of a CSV
     validation: Any = None  # crmnb.intake.checks.Report: what schema validation found
     profile: dict[str, Any] | None = None  # rows, date range and coverage, kept once the rows are dropped
+    # whether every finding is the rows' own, so that batches of one table may be taken in apart and joined:
+    # False when a column's amounts were read by what the whole column shows (a convention, a currency)
+    local: bool = True
+    first_seen: dict[tuple[str, str], int] = field(default_factory=dict)  # (column, format): its first row
+    batches: int = 0  # how many batches it was taken in (crmnb.intake.stream); 0: whole
 
     def summarised(self, name: str) -> Intake:
         """Return this intake without its rows (the table's columns kept), with its :func:`table_profile`:
@@ -257,7 +262,12 @@ def _parse_formats(text: pd.Series, todo: pd.Series, out: pd.Series, label: pd.S
 
 
 def intake(
-    raw: pd.DataFrame, table: str, source: str | Path = "", decimal: str | None = None, timezone: str | None = None
+    raw: pd.DataFrame,
+    table: str,
+    source: str | Path = "",
+    decimal: str | None = None,
+    timezone: str | None = None,
+    first_row: int = 1,
 ) -> Intake:
     """Turn a text export into the typed canonical ``table``.
 
@@ -266,7 +276,8 @@ def intake(
     that could not be read; such a cell becomes missing and the row is judged in cleaning.
     Amounts are read as :func:`crmnb.intake.numbers.read_numbers` says, with the
     source's declared ``decimal`` separator if any; times written with a zone are
-    converted to ``timezone`` (default :data:`DEFAULT_TIMEZONE`).
+    converted to ``timezone`` (default :data:`DEFAULT_TIMEZONE`). ``first_row`` is the export row of the
+    first row of ``raw`` (a later batch of a table starts further down).
     """
     spec = TABLES[table]
     where = f"{source} (table '{table}')" if source else f"table '{table}'"
@@ -278,25 +289,21 @@ def intake(
         )
     n = len(raw)
     df = pd.DataFrame(index=pd.RangeIndex(n))
-    df[ROW] = np.arange(1, n + 1)
+    df[ROW] = np.arange(first_row, first_row + n)
     issues: list[pd.DataFrame] = []
     formats: list[dict[str, Any]] = []
     notes: list[str] = []
+    local, seen = True, {}
     for col, kind in spec.columns.items():
         if col not in raw.columns:
-            df[col] = pd.Series(pd.NaT if kind == "datetime" else np.nan, index=df.index)
-            if kind == "datetime":
-                df[col] = df[col].astype("datetime64[ns]")
-            elif kind in ("id", "str"):
-                df[col] = df[col].astype(object)
+            df[col] = _absent(kind, df.index)
             continue
         s = raw[col].reset_index(drop=True)
         if kind == "datetime":
             parsed, label = parse_dates(s, timezone or DEFAULT_TIMEZONE)
             bad = label.isna()
             df[col] = parsed
-            counts = label[~bad & (label != "")].value_counts()
-            formats += [{"table": table, "column": col, "format": f, "rows": int(k)} for f, k in counts.items()]
+            formats += _formats_of(table, col, label[~bad & (label != "")], first_row, seen)
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "unreadable date"))
         elif kind in ("float", "int"):
@@ -304,12 +311,30 @@ def intake(
             bad = got.bad
             df[col] = got.values.astype(float)
             notes += got.notes
+            local = local and got.local
             if bad.any():
                 issues.append(_issues(table, df[ROW][bad], col, s[bad], "not a number"))
         else:
             df[col] = _text(s)
     issue_df = pd.concat(issues, ignore_index=True) if issues else pd.DataFrame(columns=ISSUE_COLUMNS)
-    return Intake(df, issue_df, pd.DataFrame(formats, columns=["table", "column", "format", "rows"]), notes=notes)
+    formats_df = pd.DataFrame(formats, columns=["table", "column", "format", "rows"])
+    return Intake(df, issue_df, formats_df, notes=notes, local=local, first_seen=seen)
+
+
+def _formats_of(table: str, col: str, read: pd.Series, first_row: int, seen: dict) -> list[dict[str, Any]]:
+    """Return a date column's formats by how many values use each, the most used first; note in ``seen``
+    the export row each is first used in (batches of a table are ranked as the whole table would be)."""
+    counts = read.value_counts()
+    seen.update({(col, f): int(i) + first_row for i, f in read.drop_duplicates().items()})
+    return [{"table": table, "column": col, "format": f, "rows": int(k)} for f, k in counts.items()]
+
+
+def _absent(kind: str, index: pd.Index) -> pd.Series:
+    """Return an optional column the export does not have: missing in every row, typed as its kind."""
+    out = pd.Series(pd.NaT if kind == "datetime" else np.nan, index=index)
+    if kind == "datetime":
+        return out.astype("datetime64[ns]")
+    return out.astype(object) if kind in ("id", "str") else out
 
 
 def _text(s: pd.Series) -> pd.Series:
@@ -318,12 +343,22 @@ def _text(s: pd.Series) -> pd.Series:
     text = s.astype("str")  # Arrow-backed text: a tenth of the memory of objects
     stripped = text.str.strip()
     # only a value holding a tab or CR can be armed: test those few by the pattern, not every value
-    maybe = np.flatnonzero(text.str.contains("[\t\r]", regex=True).fillna(False).to_numpy(dtype=bool))
+    maybe = np.flatnonzero(_holds_any(text, ("\t", "\r")))
     if not len(maybe):
         return stripped
     armed = np.zeros(len(text), dtype=bool)
     armed[maybe] = text.iloc[maybe].str.match(_ARMED).fillna(False).to_numpy(dtype=bool)
     return stripped.where(~armed, text)
+
+
+def _holds_any(text: pd.Series, parts: tuple[str, ...]) -> np.ndarray:
+    """Return, per value, whether it holds any of ``parts`` (plain text, no pattern): Arrow's substring
+    search, several times as fast as a character class by regular expression."""
+    arr = pa.array(text, type=pa.large_string(), from_pandas=True)
+    found = pc.match_substring(arr, parts[0])
+    for part in parts[1:]:
+        found = pc.or_(found, pc.match_substring(arr, part))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 _ARMED = r"\s*[\t\r]\s*[=+\-@]"

@@ -20,7 +20,10 @@ import hmac
 import os
 import secrets
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmnb.intake.duplicates import normalise_email, normalise_phone
 from crmnb.intake.parse import Intake
@@ -58,14 +61,17 @@ def keyed(values: pd.Series, key: bytes) -> pd.Series:
     >>> keyed(pd.Series(["13812345678", None, "13812345678"]), b"k").tolist()
     ['c365caf352e309a6776df9ae371e47d9', None, 'c365caf352e309a6776df9ae371e47d9']
     """
-    digest = {v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for v in values.dropna().unique()}
+    # hmac.digest: OpenSSL's one-shot HMAC, the same bytes as hmac.new at a third of its cost per value
+    digest = {v: hmac.digest(key, v.encode("utf-8"), "sha256").hex()[:32] for v in values.dropna().unique()}
     return values.map(digest).astype(object).where(values.notna(), None)
 
 
 def masked_text(s: pd.Series) -> pd.Series:
     """Return free text with its personal numbers and addresses masked; text without a digit or @ is left as it is."""
     text = s.astype("str")
-    has = text.str.contains(r"\d|@", regex=True).fillna(False).astype(bool)
+    # Arrow's RE2, with \p{Nd} for every digit Python's \d matches (full-width ones too)
+    found = pc.match_substring_regex(pa.array(text, type=pa.large_string(), from_pandas=True), r"\p{Nd}|@")
+    has = pd.Series(np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool), index=s.index)
     if not has.any():
         return s
     out = text.copy()
