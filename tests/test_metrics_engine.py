@@ -405,3 +405,35 @@ def test_table_2_names_the_test_of_large_windows(lang):
     d = bootstrap_means(rng.normal(10, 2, 20_001), rng.normal(10.1, 2, 20_001))
     assert d.test == "Welch"
     assert "Welch" in t(f"words.test.{d.test}", lang)
+
+
+@pytest.mark.parametrize("department", [None, "D1", "nowhere"])
+def test_follow_ups_of_an_unread_hand_off_come_from_the_engine_as_from_the_frame(tmp_path, department):
+    """DuckDB filters the activities' file: the same units, order, types and missing values as the frame's,
+    and the step never holds the whole table."""
+    t = tables()
+    act = t["activities"]
+    # a task without a department, rep or customer; one due on the window's last second, done late
+    extra = typed(
+        pd.DataFrame(
+            {
+                "activity_id": ["A90", "A91"],
+                "due_at": ["2025-03-31 23:59:59", "2025-03-05 10:00"],
+                "completed_at": ["2025-04-01 00:00:00", "2025-03-05 10:00"],
+            }
+        )
+    )
+    t["activities"] = pd.concat([act, extra], ignore_index=True)
+    step = write_intake(tmp_path, t).tables("intake")
+    path = step.unread_file("activities")
+    assert metric_engine.engine_ready(path, "due_at", ("completed_at",))
+    got = units("followup_ontime_rate", step, START, END, department)
+    want = units("followup_ontime_rate", t, START, END, department)
+    pd.testing.assert_frame_equal(got, want)
+    assert "activities" not in step._got, "the step's own table is not read whole"
+    if department is None:
+        late, on_time = got.set_index(got["when"].astype(str))["value"].loc[
+            ["2025-03-31 23:59:59", "2025-03-05 10:00:00"]
+        ]
+        assert (late, on_time) == (0.0, 1.0)
+        assert got["department"].isna().sum() == 2 + act.loc[inside(act, "due_at").index, "department"].isna().sum()
