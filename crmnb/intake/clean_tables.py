@@ -178,7 +178,8 @@ def write(batches: Iterator[pd.DataFrame], path: Path, check: Checker) -> int:
             check(batch)
             arrow = pa.Table.from_pandas(batch, preserve_index=False)
             if writer is None:
-                writer = pq.ParquetWriter(part, arrow.schema)
+                # LZ4, as every hand-off (crmnb.handoffs.PARQUET_OPTIONS): faster to write than Snappy
+                writer = pq.ParquetWriter(part, arrow.schema, compression="lz4")
             writer.write_table(arrow if arrow.schema.equals(writer.schema) else arrow.cast(writer.schema))
             rows += len(batch)
     finally:
