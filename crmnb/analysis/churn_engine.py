@@ -67,7 +67,7 @@ def follow_ups(tables: Mapping[str, pd.DataFrame]) -> Any:
     read them (counted by DuckDB), else the columns they need."""
     unread = getattr(tables, "unread_file", None)
     path = unread("activities") if unread is not None else None
-    if path is not None and _typed(path):
+    if path is not None and tasks_typed(path):
         return FollowupFile(Path(path))
     columns = getattr(tables, "columns", None)
     if columns is not None and not isinstance(tables, dict):
@@ -75,7 +75,7 @@ def follow_ups(tables: Mapping[str, pd.DataFrame]) -> Any:
     return tables["activities"][list(FOLLOWUP_COLUMNS)]
 
 
-def _typed(path: Path) -> bool:
+def tasks_typed(path: Path) -> bool:
     """Return True when the file's task times are timestamps in nanoseconds and its customer ids text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
