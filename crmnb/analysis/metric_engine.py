@@ -92,21 +92,54 @@ def latest_times(tables: Mapping[str, Any], skip: tuple[str, ...]) -> list[pd.Ti
 
 
 # --------------------------------------------------------------------------- units queried from a hand-off
-def engine_ready(path: Path, when: str, others: tuple[str, ...]) -> bool:
-    """Return True when a hand-off's file has the types the engine's units assume: ``when`` and ``others``
-    as timestamps in nanoseconds, the key columns it has as text (else the frame's path is taken)."""
-    schema = pq.read_schema(path)
-    types = {f.name: f.type for f in schema}
-    times = all(c in types and types[c] == pa.timestamp("ns") for c in (when, *others))
-    texts = all(pa.types.is_string(types[c]) or pa.types.is_large_string(types[c]) for c in KEY_COLUMNS if c in types)
-    return times and texts
+@dataclass(frozen=True)
+class Query:
+    """A row-wise metric's units as SQL over its table's hand-off: the date that places a unit in a period,
+    its value, and which rows are units. The SQL assumes the column types named here; a file with others
+    (or without a column) is measured from its frame instead."""
+
+    table: str
+    when: str
+    value: str  # the unit's value: a number, or a boolean counted as 1 or 0
+    rows: str = "true"  # which rows are units
+    times: tuple[str, ...] = ()  # timestamp columns read besides ``when``
+    numbers: tuple[str, ...] = ()  # float columns read
+    texts: tuple[str, ...] = ()  # text columns read besides the keys
 
 
-def query_units(path: Path, when: str, value_sql: str, start, end, department: str | None = None) -> pd.DataFrame:
+def hours_sql(start: str, end: str) -> str:
+    """Return the SQL of the hours from ``start`` to ``end`` as pandas gives them: nanoseconds / 1e9 / 3600."""
+    return f"((epoch_ns({end}) - epoch_ns({start})) / 1000000000 / CAST(3600 AS DOUBLE))"
+
+
+def engine_ready(path: Path, q: Query) -> bool:
+    """Return True when a hand-off's file has every column of ``q`` with the type its SQL assumes, and its key
+    columns as text."""
+    types = {f.name: f.type for f in pq.read_schema(path)}
+
+    def typed(cols, ok) -> bool:
+        return all(c in types and ok(types[c]) for c in cols)
+
+    text = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+    return (
+        typed((q.when, *q.times), lambda t: t == pa.timestamp("ns"))
+        and typed(q.numbers, pa.types.is_float64)
+        and typed((*q.texts, *(c for c in KEY_COLUMNS if c in types)), text)
+    )
+
+
+def engine_units(tables: Mapping[str, Any], q: Query, start, end, department: str | None) -> pd.DataFrame | None:
+    """Return the units of ``q`` in the period from DuckDB while its table is an unread hand-off (None: not)."""
+    path = unread_file(tables, q.table)
+    if path is None or not engine_ready(path, q):
+        return None
+    return query_units(path, q, start, end, department)
+
+
+def query_units(path: Path, q: Query, start, end, department: str | None = None) -> pd.DataFrame:
     """Return the units of the period (and department) of a hand-off, as :func:`select` gives them.
 
-    DuckDB filters the file; only the period's rows reach pandas, in the table's order. ``value_sql``
-    is the unit's value, a boolean or a number per row.
+    DuckDB filters the file; only the period's units reach pandas, in the table's order.
     """
     from crmnb.frames import connect
 
@@ -117,9 +150,9 @@ def query_units(path: Path, when: str, value_sql: str, start, end, department: s
     else:
         department_sql = ' AND "department" = $department' if department is not None else ""
     sql = f"""
-        SELECT "{when}" AS "when", {keys}, CAST(coalesce({value_sql}, false) AS DOUBLE) AS value
+        SELECT "{q.when}" AS "when", {keys}, CAST(({q.value}) AS DOUBLE) AS value
         FROM read_parquet($path, file_row_number = true)
-        WHERE "{when}" >= $lo AND "{when}" < $hi{department_sql}
+        WHERE "{q.when}" >= $lo AND "{q.when}" < $hi AND ({q.rows}){department_sql}
         ORDER BY file_row_number
     """
     params = {
