@@ -221,3 +221,28 @@ def _as_data(tables: dict[str, pd.DataFrame]) -> Data:
     d = Data()
     d.tables = tables
     return d
+
+
+def test_the_receipts_check_needs_only_its_columns_of_the_opportunities():
+    """Step 4 passes only OPPORTUNITY_COLUMNS of the cleaned opportunities: the check is the same as on the whole."""
+    from crmnb.analysis.receipts import OPPORTUNITY_COLUMNS, reconcile_receipts
+
+    opp = pd.DataFrame(
+        {
+            "opportunity_id": ["O1", "O2", "O3"],
+            "lead_id": ["L1", "L2", "L3"],
+            "status": ["won", "won", "lost"],
+            "amount": [100.0, 50.0, 70.0],
+            "customer_id": ["C1", "C2", "C3"],
+            "owner_rep": ["r", "r", "s"],
+            "closed_at": pd.to_datetime(["2025-01-02", "2025-01-03", "2025-01-04"]),
+        }
+    )
+    rec = pd.DataFrame({"opportunity_id": ["O1", "O9"], "amount": [101.5, 5.0]})
+    whole = reconcile_receipts(opp, rec)
+    some = reconcile_receipts(opp[list(OPPORTUNITY_COLUMNS)], rec)
+    pd.testing.assert_frame_equal(some.detail, whole.detail)
+    assert some.summary == whole.summary
+    assert (
+        whole.summary["mismatched"] == 1 and whole.summary["no_receipt"] == 1 and whole.summary["stray_receipts"] == 1
+    )
