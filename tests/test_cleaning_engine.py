@@ -221,3 +221,65 @@ def _as_data(tables: dict[str, pd.DataFrame]) -> Data:
     d = Data()
     d.tables = tables
     return d
+
+
+def test_the_receipts_check_needs_only_its_columns_of_the_opportunities():
+    """Step 4 passes only OPPORTUNITY_COLUMNS of the cleaned opportunities: the check is the same as on the whole."""
+    from crmnb.analysis.receipts import OPPORTUNITY_COLUMNS, reconcile_receipts
+
+    opp = pd.DataFrame(
+        {
+            "opportunity_id": ["O1", "O2", "O3"],
+            "lead_id": ["L1", "L2", "L3"],
+            "status": ["won", "won", "lost"],
+            "amount": [100.0, 50.0, 70.0],
+            "customer_id": ["C1", "C2", "C3"],
+            "owner_rep": ["r", "r", "s"],
+            "closed_at": pd.to_datetime(["2025-01-02", "2025-01-03", "2025-01-04"]),
+        }
+    )
+    rec = pd.DataFrame({"opportunity_id": ["O1", "O9"], "amount": [101.5, 5.0]})
+    whole = reconcile_receipts(opp, rec)
+    some = reconcile_receipts(opp[list(OPPORTUNITY_COLUMNS)], rec)
+    pd.testing.assert_frame_equal(some.detail, whole.detail)
+    assert some.summary == whole.summary
+    assert (
+        whole.summary["mismatched"] == 1 and whole.summary["no_receipt"] == 1 and whole.summary["stray_receipts"] == 1
+    )
+
+
+def test_a_table_cleaning_leaves_as_taken_in_is_checked_and_its_file_copied(tmp_path):
+    """An unchanged table is the intake file itself, byte for byte, once every batch passed its check."""
+    src = tmp_path / "intake" / "campaigns.parquet"
+    src.parent.mkdir()
+    frame = pd.DataFrame({"campaign_id": pd.Series(["K1", "K2"], dtype="str"), "spend": [1.0, None]})
+    pa_table = pa.Table.from_pandas(frame, preserve_index=False)
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa_table, src)
+    tables = clean_tables.CleanTables(clean_tables.Source({"campaigns": src}), {"campaigns": clean_tables.Plan()})
+    out = tmp_path / "clean" / "campaigns.parquet"
+    seen = []
+
+    class Seen:
+        found: list = []
+
+        def __call__(self, batch):
+            seen.append(len(batch))
+
+        def raise_found(self):
+            pass
+
+    assert clean_tables.copy_checked(tables.batches("campaigns"), src, out, Seen()) == 2
+    assert seen == [2], "every batch is checked"
+    assert out.read_bytes() == src.read_bytes()
+
+    class Fails(Seen):
+        def raise_found(self):
+            raise DataError("cleaned table 'campaigns' fails its check")
+
+    bad = tmp_path / "clean" / "bad.parquet"
+    with pytest.raises(DataError, match="campaigns"):
+        clean_tables.copy_checked(tables.batches("campaigns"), src, bad, Fails())
+    assert not bad.exists() and not bad.with_name(bad.name + ".part").exists()
+    assert clean_tables.Plan().unchanged and not clean_tables.Plan(drop=["x"]).unchanged

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import metric_engine
+from crmnb.analysis import metric_engine, metric_units
 from crmnb.analysis.metric_units import data_end
 from crmnb.analysis.metrics import compute, units
 from crmnb.analysis.repeat_units import previous_order, repeat_purchase_units
@@ -405,3 +405,61 @@ def test_table_2_names_the_test_of_large_windows(lang):
     d = bootstrap_means(rng.normal(10, 2, 20_001), rng.normal(10.1, 2, 20_001))
     assert d.test == "Welch"
     assert "Welch" in t(f"words.test.{d.test}", lang)
+
+
+@pytest.mark.parametrize("department", [None, "D1", "nowhere"])
+def test_follow_ups_of_an_unread_hand_off_come_from_the_engine_as_from_the_frame(tmp_path, department):
+    """DuckDB filters the activities' file: the same units, order, types and missing values as the frame's,
+    and the step never holds the whole table."""
+    t = tables()
+    act = t["activities"]
+    # a task without a department, rep or customer; one due on the window's last second, done late
+    extra = typed(
+        pd.DataFrame(
+            {
+                "activity_id": ["A90", "A91"],
+                "due_at": ["2025-03-31 23:59:59", "2025-03-05 10:00"],
+                "completed_at": ["2025-04-01 00:00:00", "2025-03-05 10:00"],
+            }
+        )
+    )
+    t["activities"] = pd.concat([act, extra], ignore_index=True)
+    step = write_intake(tmp_path, t).tables("intake")
+    assert metric_units.engine_units(step, metric_units.FOLLOWUP_ONTIME, START, END, department) is not None
+    got = units("followup_ontime_rate", step, START, END, department)
+    want = units("followup_ontime_rate", t, START, END, department)
+    pd.testing.assert_frame_equal(got, want)
+    assert "activities" not in step._got, "the step's own table is not read whole"
+    if department is None:
+        late, on_time = got.set_index(got["when"].astype(str))["value"].loc[
+            ["2025-03-31 23:59:59", "2025-03-05 10:00:00"]
+        ]
+        assert (late, on_time) == (0.0, 1.0)
+        assert got["department"].isna().sum() == 2 + act.loc[inside(act, "due_at").index, "department"].isna().sum()
+
+
+ENGINE_QUERIES = {
+    "lead_response_hours": metric_units.LEAD_RESPONSE,
+    "followup_ontime_rate": metric_units.FOLLOWUP_ONTIME,
+    "opportunity_win_rate": metric_units.OPPORTUNITY_WIN,
+    "avg_order_value": metric_units.ORDER_VALUE,
+    "csat": metric_units.CSAT,
+    "complaint_resolution_hours": metric_units.COMPLAINT_RESOLUTION,
+}
+
+
+@pytest.mark.parametrize("metric", sorted(ENGINE_QUERIES))
+@pytest.mark.parametrize("department", [None, "D1"])
+def test_engine_units_of_each_metric_equal_the_plain_recomputation(tmp_path, metric, department):
+    """Each metric DuckDB measures over an unread hand-off gives the hand-computed units, never reading the table."""
+    t = tables()
+    step = write_intake(tmp_path, t).tables("intake")
+    q = ENGINE_QUERIES[metric]
+    got = metric_engine.engine_units(step, q, START, END, department)
+    assert got is not None, f"{metric}: the hand-off has the types the SQL assumes"
+    want = by_hand(metric, t)
+    if department is not None:
+        want = want[want["department"] == department]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(units(metric, step, START, END, department), units(metric, t, START, END, department))
+    assert q.table not in step._got

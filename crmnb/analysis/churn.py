@@ -450,6 +450,8 @@ def _followup_features(
     activities: pd.DataFrame, idx: pd.Index, cutoff: pd.Timestamp, d: dict[int, int]
 ) -> dict[str, np.ndarray]:
     """Return the follow-up features: done in 90 days, and due in 90 days but still open at the cutoff."""
+    if hasattr(activities, "followup_features"):  # a hand-off file (crmnb.analysis.churn_engine): DuckDB counts
+        return activities.followup_features(idx, cutoff, d)
     done = events_before(activities, "completed_at", idx, cutoff)
     due = events_before(activities, "due_at", idx, cutoff)
     completed = ns(activities["completed_at"])[due.pos]

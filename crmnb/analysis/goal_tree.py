@@ -15,10 +15,12 @@ well as the rest, not that the driver causes it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from crmnb.analysis.churn_engine import tasks_typed
 from crmnb.analysis.metric_units import in_period
 from crmnb.analysis.metrics import units
 from crmnb.present.words import category, fmt_value, stage_labels, t
@@ -50,6 +52,15 @@ class _Swapped(Mapping):
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self._frame if name == self._name else self._tables[name]
+
+    def unread_file(self, name: str) -> Path | None:
+        """Return the hand-off file of a table the step has not read (never the one swapped in), else None.
+
+        So the metric engine reads only the columns it needs of the other tables (the latest date of
+        each, the units' columns) instead of every table whole.
+        """
+        unread = getattr(self._tables, "unread_file", None)
+        return None if name == self._name or unread is None else unread(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tables)
@@ -169,10 +180,39 @@ def _customers_with(frame: pd.DataFrame, col: str, start, end, keep: pd.Series |
     return set(f["customer_id"].dropna())
 
 
+FOLLOWED_UP_SQL = """
+SELECT DISTINCT customer_id FROM read_parquet($path)
+WHERE completed_at >= $lo AND completed_at < $hi AND customer_id IS NOT NULL
+"""
+"""The customers with a follow-up task completed in the window."""
+
+
+def _followed_up(tables: Mapping, start, end) -> set:
+    """Return the customers with a follow-up completed in the window: DuckDB reads the activities' hand-off while
+    the step has not read the table (the largest one), else the frame is filtered."""
+    unread = getattr(tables, "unread_file", None)
+    path = unread("activities") if unread is not None else None
+    if path is None or not tasks_typed(path):
+        return _customers_with(tables["activities"], "completed_at", start, end)
+    from crmnb.frames import connect
+
+    lo = pd.Timestamp(start)
+    params = {
+        "path": str(path),
+        "lo": lo.to_pydatetime(),
+        "hi": (pd.Timestamp(end) + pd.Timedelta(days=1)).to_pydatetime(),
+    }
+    con = connect()
+    try:
+        return {row[0] for row in con.execute(FOLLOWED_UP_SQL, params).fetchall()}
+    finally:
+        con.close()
+
+
 def repeat_drivers(u: pd.DataFrame, tables: Mapping, start, end, churn_rules: pd.DataFrame | None) -> list[dict]:
     """Return the drivers of repeat purchase: follow-up, complaints, satisfaction and churn risk of the buyers."""
-    act, tk = tables["activities"], tables["tickets"]
-    followed = _customers_with(act, "completed_at", start, end)
+    tk = tables["tickets"]
+    followed = _followed_up(tables, start, end)
     complained = _customers_with(tk, "created_at", start, end, tk["type"] == "complaint")
     unhappy = _customers_with(tk, "created_at", start, end, tk["csat"] <= 3)
     cid = u["customer_id"]

@@ -30,7 +30,7 @@ KEY_COLUMNS = ("department", "owner_rep", "customer_id")
 
 
 # --------------------------------------------------------------------------- reading only what is needed
-def _unread_file(tables: Mapping[str, pd.DataFrame], name: str) -> Path | None:
+def unread_file(tables: Mapping[str, pd.DataFrame], name: str) -> Path | None:
     """Return the hand-off file behind table ``name`` of a step's tables when it has not been read yet."""
     unread = getattr(tables, "unread_file", None)  # a step's tables (crmnb.handoffs.Tables); a dict has none
     return unread(name) if unread is not None else None
@@ -38,12 +38,12 @@ def _unread_file(tables: Mapping[str, pd.DataFrame], name: str) -> Path | None:
 
 def source(tables: Mapping[str, pd.DataFrame], name: str) -> object:
     """Return what a table's columns come from: its frame, or the step's tables while it is unread."""
-    return tables if _unread_file(tables, name) is not None else tables[name]
+    return tables if unread_file(tables, name) is not None else tables[name]
 
 
 def columns(tables: Mapping[str, pd.DataFrame], name: str, wanted: tuple[str, ...]) -> pd.DataFrame:
     """Return the columns ``wanted`` of table ``name`` that it has, reading only those from an unread hand-off."""
-    path = _unread_file(tables, name)
+    path = unread_file(tables, name)
     if path is None:
         df = tables[name]
         return df[[c for c in wanted if c in df.columns]]
@@ -76,7 +76,7 @@ def latest_times(tables: Mapping[str, Any], skip: tuple[str, ...]) -> list[pd.Ti
     """Return the latest time of every date column of every table (but ``skip``), without reading unread tables."""
     last = []
     for name in list(tables):
-        path = _unread_file(tables, name)
+        path = unread_file(tables, name)
         if path is not None:
             last += _file_latest(path, skip)
             continue
@@ -89,6 +89,98 @@ def latest_times(tables: Mapping[str, Any], skip: tuple[str, ...]) -> list[pd.Ti
             if c not in skip and pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].notna().any()
         ]
     return last
+
+
+# --------------------------------------------------------------------------- units queried from a hand-off
+@dataclass(frozen=True)
+class Query:
+    """A row-wise metric's units as SQL over its table's hand-off: the date that places a unit in a period,
+    its value, and which rows are units. The SQL assumes the column types named here; a file with others
+    (or without a column) is measured from its frame instead."""
+
+    table: str
+    when: str
+    value: str  # the unit's value: a number, or a boolean counted as 1 or 0
+    rows: str = "true"  # which rows are units
+    times: tuple[str, ...] = ()  # timestamp columns read besides ``when``
+    numbers: tuple[str, ...] = ()  # float columns read
+    texts: tuple[str, ...] = ()  # text columns read besides the keys
+
+
+def hours_sql(start: str, end: str) -> str:
+    """Return the SQL of the hours from ``start`` to ``end`` as pandas gives them: nanoseconds / 1e9 / 3600."""
+    return f"((epoch_ns({end}) - epoch_ns({start})) / 1000000000 / CAST(3600 AS DOUBLE))"
+
+
+def engine_ready(path: Path, q: Query) -> bool:
+    """Return True when a hand-off's file has every column of ``q`` with the type its SQL assumes, and its key
+    columns as text."""
+    types = {f.name: f.type for f in pq.read_schema(path)}
+
+    def typed(cols, ok) -> bool:
+        return all(c in types and ok(types[c]) for c in cols)
+
+    text = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+    return (
+        typed((q.when, *q.times), lambda t: t == pa.timestamp("ns"))
+        and typed(q.numbers, pa.types.is_float64)
+        and typed((*q.texts, *(c for c in KEY_COLUMNS if c in types)), text)
+    )
+
+
+def engine_units(tables: Mapping[str, Any], q: Query, start, end, department: str | None) -> pd.DataFrame | None:
+    """Return the units of ``q`` in the period from DuckDB while its table is an unread hand-off (None: not)."""
+    path = unread_file(tables, q.table)
+    if path is None or not engine_ready(path, q):
+        return None
+    return query_units(path, q, start, end, department)
+
+
+def query_units(path: Path, q: Query, start, end, department: str | None = None) -> pd.DataFrame:
+    """Return the units of the period (and department) of a hand-off, as :func:`select` gives them.
+
+    DuckDB filters the file; only the period's units reach pandas, in the table's order.
+    """
+    from crmnb.frames import connect
+
+    have = set(pq.read_schema(path).names)
+    keys = ", ".join(f'"{c}"' if c in have else f'NULL::VARCHAR AS "{c}"' for c in KEY_COLUMNS)
+    if department is not None and "department" not in have:
+        department_sql = " AND false"  # no department column: no unit belongs to one
+    else:
+        department_sql = ' AND "department" = $department' if department is not None else ""
+    sql = f"""
+        SELECT "{q.when}" AS "when", {keys}, CAST(({q.value}) AS DOUBLE) AS value
+        FROM read_parquet($path, file_row_number = true)
+        WHERE "{q.when}" >= $lo AND "{q.when}" < $hi AND ({q.rows}){department_sql}
+        ORDER BY file_row_number
+    """
+    params = {
+        "path": str(path),
+        "lo": pd.Timestamp(start).to_pydatetime(),
+        "hi": (pd.Timestamp(end) + pd.Timedelta(days=1)).to_pydatetime(),
+    }
+    if department is not None and "department" in have:
+        params["department"] = department
+    con = connect()
+    try:
+        got = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+    cols = {c: (_text(got[c]) if c in have else None) for c in KEY_COLUMNS}
+    when = got["when"].to_numpy().astype("datetime64[ns]")
+    return pd.DataFrame({"when": when, **cols, "value": got["value"].to_numpy()})
+
+
+def _text(column: pa.ChunkedArray) -> pd.Series | np.ndarray:
+    """Return a text column as the frame :func:`select` builds holds it, without a Python object per value.
+
+    A frame built from Python strings and NaN infers the ``str`` dtype, which Arrow gives directly; one
+    without a single string (empty, or every value missing) stays ``object``, NaN for each missing value.
+    """
+    if column.null_count < len(column):
+        return column.to_pandas()
+    return np.full(len(column), np.nan, dtype=object)
 
 
 # --------------------------------------------------------------------------- keeping what was built

@@ -14,7 +14,18 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.clv import NewCustomerValue, new_customer_value
-from crmnb.analysis.metric_engine import KEY_COLUMNS, Units, columns, latest_times, remember, select, source
+from crmnb.analysis.metric_engine import (
+    KEY_COLUMNS,
+    Query,
+    Units,
+    columns,
+    engine_units,
+    hours_sql,
+    latest_times,
+    remember,
+    select,
+    source,
+)
 from crmnb.analysis.repeat_units import ORDER_COLUMNS, owner_reps
 from crmnb.frames import isin
 
@@ -56,6 +67,45 @@ def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
     return pd.Series(mapping.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=mapping.dtype)
 
 
+# --------------------------------------------------------------------------- the same units as DuckDB SQL
+# Each row-wise metric whose unit is one row of one table, its value from that row alone, is also a query
+# over the table's hand-off (crmnb.analysis.metric_engine.Query): while a step has not read the table,
+# DuckDB filters the file and only the period's units reach pandas. The SQL keeps the frame's semantics:
+# a missing value is never a unit's, hours are nanoseconds / 1e9 / 3600 as pandas computes them.
+FOLLOWUP_ONTIME = Query(
+    "activities",
+    "due_at",
+    "coalesce(completed_at IS NOT NULL AND completed_at <= due_at, false)",
+    times=("completed_at",),
+)
+"""A follow-up task is done on time when it was completed by its due time (a missing time: not on time)."""
+LEAD_RESPONSE = Query(
+    "leads",
+    "created_at",
+    hours_sql("created_at", "first_contact_at"),
+    f"first_contact_at IS NOT NULL AND {hours_sql('created_at', 'first_contact_at')} >= 0",
+    times=("first_contact_at",),
+)
+OPPORTUNITY_WIN = Query("opportunities", "closed_at", "status = 'won'", "status IN ('won', 'lost')", texts=("status",))
+ORDER_VALUE = Query("orders", "order_date", "amount", "amount IS NOT NULL AND NOT isnan(amount)", numbers=("amount",))
+CSAT = Query("tickets", "created_at", "csat", "csat IS NOT NULL AND NOT isnan(csat)", numbers=("csat",))
+NPS = Query(
+    "tickets",
+    "created_at",
+    "CASE WHEN nps >= 9 THEN 100 WHEN nps <= 6 THEN -100 ELSE 0 END",
+    "nps IS NOT NULL AND NOT isnan(nps)",
+    numbers=("nps",),
+)
+COMPLAINT_RESOLUTION = Query(
+    "tickets",
+    "created_at",
+    hours_sql("created_at", "resolved_at"),
+    f"type = 'complaint' AND resolved_at IS NOT NULL AND {hours_sql('created_at', 'resolved_at')} >= 0",
+    times=("resolved_at",),
+    texts=("type",),
+)
+
+
 # --------------------------------------------------------------------------- unit functions
 # Each row-wise metric's units of the whole table are built once (crmnb.analysis.metric_engine) and the
 # period is a filter on them: whether a row is a unit and its value do not depend on the period.
@@ -71,6 +121,10 @@ def _whole(t: Tables, metric: str, names: tuple[str, ...], build, *extra) -> Uni
 def lead_response_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per contacted lead created in the period: hours from creation to first contact."""
 
+    got = engine_units(t, LEAD_RESPONSE, start, end, department)
+    if got is not None:
+        return got
+
     def build() -> Units:
         leads = columns(t, "leads", LEAD_COLUMNS)
         hours = _hours(leads["created_at"], leads["first_contact_at"])
@@ -81,6 +135,10 @@ def lead_response_units(t: Tables, start, end, department: str | None = None, **
 
 def followup_ontime_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per follow-up task due in the period: 1 if completed by its due time."""
+
+    got = engine_units(t, FOLLOWUP_ONTIME, start, end, department)  # the largest table: only the period's tasks
+    if got is not None:
+        return got
 
     def build() -> Units:
         act = columns(t, "activities", ("due_at", "completed_at", *KEY_COLUMNS))
@@ -144,6 +202,10 @@ def conversion_left_out(t: Tables, start, end, conversion_window_days: int = 90,
 def opportunity_win_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per opportunity closed (won or lost) in the period: 1 if won."""
 
+    got = engine_units(t, OPPORTUNITY_WIN, start, end, department)
+    if got is not None:
+        return got
+
     def build() -> Units:
         opp = columns(t, "opportunities", OPPORTUNITY_COLUMNS)
         return Units.of(opp, "closed_at", opp["status"] == "won", opp["status"].isin(["won", "lost"]))
@@ -167,6 +229,10 @@ def sales_cycle_units(t: Tables, start, end, department: str | None = None, **_)
 def order_value_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per order placed in the period: its amount."""
 
+    got = engine_units(t, ORDER_VALUE, start, end, department)
+    if got is not None:
+        return got
+
     def build() -> Units:
         orders = columns(t, "orders", ("order_date", "amount", *KEY_COLUMNS))
         return Units.of(orders, "order_date", orders["amount"], orders["amount"].notna())
@@ -180,6 +246,10 @@ TICKET_COLUMNS = ("created_at", "resolved_at", "type", "csat", "nps", *KEY_COLUM
 def csat_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per surveyed ticket opened in the period: its satisfaction score (1–5)."""
 
+    got = engine_units(t, CSAT, start, end, department)
+    if got is not None:
+        return got
+
     def build() -> Units:
         tk = columns(t, "tickets", TICKET_COLUMNS)
         return Units.of(tk, "created_at", tk["csat"], tk["csat"].notna())
@@ -189,6 +259,10 @@ def csat_units(t: Tables, start, end, department: str | None = None, **_) -> pd.
 
 def nps_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per NPS answer in the period: +100 promoter (9–10), −100 detractor (0–6), else 0."""
+
+    got = engine_units(t, NPS, start, end, department)
+    if got is not None:
+        return got
 
     def build() -> Units:
         tk = columns(t, "tickets", TICKET_COLUMNS)
@@ -200,6 +274,10 @@ def nps_units(t: Tables, start, end, department: str | None = None, **_) -> pd.D
 
 def complaint_resolution_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per resolved complaint opened in the period: hours to resolution."""
+
+    got = engine_units(t, COMPLAINT_RESOLUTION, start, end, department)
+    if got is not None:
+        return got
 
     def build() -> Units:
         tk = columns(t, "tickets", TICKET_COLUMNS)

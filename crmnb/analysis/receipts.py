@@ -21,6 +21,9 @@ class Reconciliation:
 
 STATUS_ORDER = ["mismatch", "no receipt", "receipt without won deal", "matched"]
 
+OPPORTUNITY_COLUMNS = ("opportunity_id", "status", "amount", "customer_id", "closed_at")
+"""The columns of the opportunities the check reads: a step passes only these, not the whole table."""
+
 
 def _paid(receipts: pd.DataFrame, opportunities: pd.DataFrame, in_span: pd.Series | None) -> pd.DataFrame:
     """Return the receipts' total and count per opportunity; with ``in_span`` (the deals closed in the span), only

@@ -243,7 +243,7 @@ def duplicate_customers(book: Ledger, given: Given) -> None:
 @register("unknown_customer", counts="rows naming a customer that is not in customers")
 def unknown_customers(book: Ledger, given: Given) -> None:
     """Quarantine rows that name a customer id the customers table does not have."""
-    known = set(book.tables["customers"]["customer_id"])
+    known = book.tables["customers"]["customer_id"]  # compared in Arrow, not as a set of Python strings
     for table, spec in TABLES.items():
         if spec.references.get("customer_id") != "customers":
             continue

@@ -60,7 +60,7 @@ def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
     c["phone_n"] = _matchable(customers, "phone", normalise_phone)
     c["email_n"] = _matchable(customers, "email", normalise_email)
     c = c[c["customer_id"].notna()].sort_values(["created_at", "customer_id"], na_position="last", kind="stable")
-    ids = c["customer_id"].tolist()
+    ids = c["customer_id"].to_numpy(dtype=object).tolist()  # converted at once, not one Arrow scalar at a time
     pos = {cid: i for i, cid in enumerate(ids)}
     parent = list(range(len(ids)))
 
@@ -73,15 +73,15 @@ def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
     match_on: dict[int, str] = {}
     for key, label in (("phone_n", "phone"), ("email_n", "e-mail")):
         sub = c[c[key].notna()]
-        first = sub.groupby(key, sort=False)["customer_id"].transform("first")
-        for dup, keep in zip(sub["customer_id"], first):
-            if dup == keep:
-                continue
+        first = sub.groupby(key, sort=False)["customer_id"].transform("first").to_numpy(dtype=object)
+        dups = sub["customer_id"].to_numpy(dtype=object)
+        moved = dups != first  # a record matched to an earlier one; the rest match only themselves
+        for dup, keep in zip(dups[moved].tolist(), first[moved].tolist()):
             a, b = root(pos[keep]), root(pos[dup])
             if a != b:
                 parent[max(a, b)] = min(a, b)
             match_on.setdefault(pos[dup], label)
-    rows = []
+    rows, row_numbers = [], c[ROW].to_numpy()
     for i, cid in enumerate(ids):
         r = root(i)
         if r != i:
@@ -90,7 +90,7 @@ def find_duplicate_customers(customers: pd.DataFrame) -> pd.DataFrame:
                     "duplicate_id": cid,
                     "kept_id": ids[r],
                     "match_on": match_on.get(i, "phone"),
-                    "duplicate_row": int(c[ROW].iloc[i]),
+                    "duplicate_row": int(row_numbers[i]),
                 }
             )
     return pd.DataFrame(rows, columns=MERGE_COLUMNS)
