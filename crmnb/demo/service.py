@@ -43,7 +43,7 @@ from crmnb.demo.vocab import (
 
 PRODUCT_CHANGE = ts("2025-10-08")
 """The day 智能版's new release ships; from then most of its complaints are about faults (planted)."""
-FAULT_SHARE_AFTER = 0.8
+FAULT_SHARE_AFTER = 0.9
 """The share of the changed product's complaints about faults after the release."""
 PRIORITY_FACTOR = (0.4, 0.7, 1.0, 1.3)
 """Factor on the first-response time by priority: urgent tickets are answered first."""

@@ -269,7 +269,7 @@ FIRST_RESPONSE_MEDIAN_HOURS = (0.5, 6.0, 0.3, 9.0)  # by channel: social is the 
 TICKET_PRIORITIES = ("urgent", "high", "normal", "low")
 PRIORITY_WEIGHTS = ((0.03, 0.15, 0.60, 0.22), (0.10, 0.30, 0.45, 0.15))  # request, complaint
 PRODUCTS = ("标准版", "专业版", "智能版")
-PRODUCT_WEIGHTS = (0.30, 0.30, 0.40)
+PRODUCT_WEIGHTS = (0.25, 0.25, 0.50)
 CHANGED_PRODUCT = 2
 """The product whose new release (:data:`crmnb.demo.service.PRODUCT_CHANGE`) brings complaints about faults."""
 COMPLAINT_THEMES = (
@@ -282,7 +282,7 @@ COMPLAINT_THEMES = (
     ("功能不符", ("功能与宣传不符", "和销售承诺的功能不一样")),
 )
 """The demo's complaint themes (the service lexicon's names) and how customers write about each."""
-THEME_WEIGHTS = (0.17, 0.16, 0.17, 0.15, 0.17, 0.08, 0.10)
+THEME_WEIGHTS = (0.17, 0.16, 0.17, 0.15, 0.17, 0.05, 0.13)
 FAULT_THEME = 5
 """The theme that rises after the product change: 系统故障 (faults), planted."""
 COMPLAINT_TAILS = ("", "，请尽快处理", "，希望给个说法", "，非常失望", "。回电13812345678")
