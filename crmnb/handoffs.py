@@ -153,13 +153,13 @@ _DECLARED: tuple[Handoff, ...] = (
     _table(
         "deep_dive/complaint_themes",
         "Complaint themes",
-        ("share_before", "share_after", "difference", "ci_low", "ci_high"),
+        ("share_before", "share_after", "share_change", "ci_low", "ci_high"),
     ),
     _table("deep_dive/theme_trend", "Complaint themes by month", ("share",)),
     _table(
         "deep_dive/complaint_outcomes",
         "Complaints and later buying",
-        ("complainant_rate", "requester_rate", "difference", "ci_low", "ci_high"),
+        ("complainant_rate", "requester_rate", "rate_difference", "ci_low", "ci_high"),
     ),
 )
 

@@ -106,7 +106,7 @@ def test_complaint_and_later_buying_with_newcombe_interval():
     out = service.complaint_outcomes(tk, orders, "2025-12-31").set_index("outcome")
     r = out.loc["repeat_90d"]
     assert (r["complainants"], r["requesters"]) == (4, 4)
-    assert r["complainant_rate"] == 0.25 and r["requester_rate"] == 0.75 and r["difference"] == -0.5
+    assert r["complainant_rate"] == 0.25 and r["requester_rate"] == 0.75 and r["rate_difference"] == -0.5
     (l1, u1), (l2, u2) = _wilson(3, 4), _wilson(1, 4)
     assert r["ci_low"] == pytest.approx(-0.5 - math.hypot(0.25 - l2, u1 - 0.75))
     assert r["ci_high"] == pytest.approx(-0.5 + math.hypot(u2 - 0.25, 0.75 - l1))
@@ -148,7 +148,7 @@ def test_rising_theme_with_interval_and_masked_example():
     out = themes.theme_table(before, after, themes.lexicon()).set_index("theme")
     f = out.loc["faults"]
     assert (f["complaints_before"], f["complaints_after"]) == (2, 10)
-    assert f["share_before"] == 0.1 and f["share_after"] == 0.5 and f["difference"] == pytest.approx(0.4)
+    assert f["share_before"] == 0.1 and f["share_after"] == 0.5 and f["share_change"] == pytest.approx(0.4)
     (l1, u1), (l2, u2) = _wilson(2, 20), _wilson(10, 20)
     assert f["ci_low"] == pytest.approx(0.4 - math.hypot(0.5 - l2, u1 - 0.1))
     assert f["ci_high"] == pytest.approx(0.4 + math.hypot(u2 - 0.5, 0.1 - l1))

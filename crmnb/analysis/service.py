@@ -49,7 +49,7 @@ OUTCOME_COLUMNS = [
     "complainant_rate",
     "requesters",
     "requester_rate",
-    "difference",
+    "rate_difference",
     "ci_low",
     "ci_high",
 ]
@@ -249,7 +249,7 @@ def outcome_sentences(outcomes: pd.DataFrame, language: str) -> list[str]:
     """Return how the customers whose first ticket was a complaint bought later, against those with a request."""
     out = []
     for _, r in outcomes.iterrows():
-        if pd.isna(r["difference"]) or min(r["complainants"], r["requesters"]) < 10:
+        if pd.isna(r["rate_difference"]) or min(r["complainants"], r["requesters"]) < 10:
             continue
         out.append(
             t(
@@ -258,7 +258,7 @@ def outcome_sentences(outcomes: pd.DataFrame, language: str) -> list[str]:
                 outcome=t(f"service.outcome.{r['outcome']}", language),
                 rate_c=f"{r['complainant_rate']:.0%}",
                 rate_r=f"{r['requester_rate']:.0%}",
-                diff=100 * r["difference"],
+                diff=100 * r["rate_difference"],
                 low=100 * r["ci_low"],
                 high=100 * r["ci_high"],
                 n_c=int(r["complainants"]),

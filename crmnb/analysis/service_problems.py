@@ -47,12 +47,12 @@ def rising_row(themes: pd.DataFrame, language: str) -> dict | None:
     up = themes[themes["rising"].astype(bool)] if len(themes) else themes
     if not len(up):
         return None
-    r = up.sort_values("difference", ascending=False).iloc[0]
+    r = up.sort_values("share_change", ascending=False).iloc[0]
     figures = {
         "theme": theme_name(r["theme"], language),
         "before": _pct(r["share_before"]),
         "after": _pct(r["share_after"]),
-        "diff": 100 * r["difference"],
+        "diff": 100 * r["share_change"],
         "low": 100 * r["ci_low"],
         "high": 100 * r["ci_high"],
         "p": _p(r["p_holm"]),
@@ -92,7 +92,7 @@ def slow_channel_row(targets: pd.DataFrame, language: str) -> dict | None:
 
 
 def complaint_repeat_row(outcomes: pd.DataFrame, language: str) -> dict | None:
-    """Return the driver row of complaining customers buying again less, when the interval excludes no difference."""
+    """Return the driver row of complaining customers buying again less, when its interval lies below zero."""
     r = outcomes[outcomes["outcome"] == "repeat_90d"] if len(outcomes) else outcomes
     if not len(r) or not (r.iloc[0]["ci_high"] < 0):
         return None
@@ -100,7 +100,7 @@ def complaint_repeat_row(outcomes: pd.DataFrame, language: str) -> dict | None:
     figures = {
         "rate_c": _pct(r["complainant_rate"]),
         "rate_r": _pct(r["requester_rate"]),
-        "diff": 100 * r["difference"],
+        "diff": 100 * r["rate_difference"],
         "low": 100 * r["ci_low"],
         "high": 100 * r["ci_high"],
         "n": int(r["complainants"]),

@@ -65,7 +65,7 @@ THEME_COLUMNS = [
     "share_before",
     "complaints_after",
     "share_after",
-    "difference",
+    "share_change",
     "ci_low",
     "ci_high",
     "p_value",
@@ -174,7 +174,7 @@ def theme_table(before: pd.DataFrame, after: pd.DataFrame, lex: Mapping[str, tup
                 "share_before": k1 / n1 if n1 else np.nan,
                 "complaints_after": k2,
                 "share_after": k2 / n2 if n2 else np.nan,
-                "difference": k2 / n2 - k1 / n1 if n1 and n2 else np.nan,
+                "share_change": k2 / n2 - k1 / n1 if n1 and n2 else np.nan,
                 "ci_low": low,
                 "ci_high": high,
                 "p_value": _p_two(k1, n1, k2, n2) if n1 and n2 else np.nan,
@@ -210,7 +210,7 @@ def theme_sentences(table: pd.DataFrame, language: str, top: int = 5) -> list[st
     if not len(table):
         return [t("service.no_complaints", language)]
     out = []
-    for _, r in table[table["rising"]].sort_values("difference", ascending=False).iterrows():
+    for _, r in table[table["rising"]].sort_values("share_change", ascending=False).iterrows():
         p = "< 0.001" if r["p_holm"] < 0.001 else f"= {r['p_holm']:.3f}"
         out.append(
             t(
@@ -219,7 +219,7 @@ def theme_sentences(table: pd.DataFrame, language: str, top: int = 5) -> list[st
                 theme=theme_name(r["theme"], language),
                 before=f"{r['share_before']:.0%}",
                 after=f"{r['share_after']:.0%}",
-                diff=100 * r["difference"],
+                diff=100 * r["share_change"],
                 low=100 * r["ci_low"],
                 high=100 * r["ci_high"],
                 p=p,
