@@ -75,7 +75,7 @@ def test_a_service_desk_export_runs_as_a_case(preset: str, tmp_path: Path):
     }
     channels["zoho_case"] = {"phone", "e-mail", "web"}
     assert set(targets["channel"]) == {
-        {"phone": "phone", "e-mail": "e-mail", "web": "web form", "chat": "chat"}[c] for c in channels[preset]
+        {"phone": "phone", "e-mail": "e-mail", "chat": "chat"}[c] for c in channels[preset]
     }
     themes = read_sheet(result.workbook, "Complaint themes")
     assert len(themes) and "Complaint themes" in text and "13812345678" not in html

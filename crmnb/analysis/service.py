@@ -115,8 +115,14 @@ def against_targets(tickets: pd.DataFrame, settings) -> pd.DataFrame:
     tk["priority"] = tk["priority"].fillna("").astype(str).str.strip().str.casefold() if "priority" in tk else ""
     fr = _hours(tk["first_response_at"], tk["created_at"]) if "first_response_at" in tk else pd.Series(np.nan, tk.index)
     res = _hours(tk["resolved_at"], tk["created_at"]) if "resolved_at" in tk else pd.Series(np.nan, tk.index)
-    fr_t = tk["channel"].map(lambda c: settings.first_response_hours.get(c, settings.first_response_default_hours))
-    res_t = tk["priority"].map(lambda p: settings.resolution_hours.get(p, settings.resolution_default_hours))
+    fr_t = (
+        tk["channel"]
+        .map(lambda c: settings.first_response_hours.get(c, settings.first_response_default_hours))
+        .astype(float)
+    )
+    res_t = (
+        tk["priority"].map(lambda p: settings.resolution_hours.get(p, settings.resolution_default_hours)).astype(float)
+    )
     reopened = pd.to_numeric(tk["reopened"], errors="coerce") if "reopened" in tk else pd.Series(np.nan, tk.index)
     units = pd.DataFrame(
         {

@@ -238,5 +238,6 @@ def trend_matrix(trend: pd.DataFrame, table: pd.DataFrame, language: str, top: i
     """Return the top themes' monthly shares of complaints as a theme × month matrix, themes named in ``language``."""
     keep = [th for th in table["theme"].head(top) if th != OTHER]
     m = trend[trend["theme"].isin(keep)].pivot(index="theme", columns="month", values="share").reindex(keep)
+    m = m.dropna(how="all")
     m.index = [theme_name(th, language) for th in m.index]
     return m
