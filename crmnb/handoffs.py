@@ -145,6 +145,22 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("report/monthly"),
     _table("report/response_by_rep"),
     _json("report/summary"),
+    # step 5: the service desk (tickets against targets, satisfaction, complaint themes, complaints and buying)
+    _table(
+        "deep_dive/service_targets", "Service targets", ("first_response_within", "resolution_within", "reopened_rate")
+    ),
+    _table("deep_dive/satisfaction", "Satisfaction by group"),
+    _table(
+        "deep_dive/complaint_themes",
+        "Complaint themes",
+        ("share_before", "share_after", "share_change", "ci_low", "ci_high"),
+    ),
+    _table("deep_dive/theme_trend", "Complaint themes by month", ("share",)),
+    _table(
+        "deep_dive/complaint_outcomes",
+        "Complaints and later buying",
+        ("complainant_rate", "requester_rate", "rate_difference", "ci_low", "ci_high"),
+    ),
 )
 
 

@@ -354,7 +354,7 @@ def test_receipts_not_checked_are_said_and_not_a_problem():
 # --------------------------------------------------------------------------- the rules as a registry
 def test_every_rule_has_its_words_and_its_plan_row_in_both_languages():
     assert [r.kind for r in RULES][:3] == ["goal_gap", "slow_response", "followup_late"]
-    assert len(RULES) == 19 and all(r.find.__doc__ for r in RULES)
+    assert len(RULES) == 22 and all(r.find.__doc__ for r in RULES)
     for rule in RULES:
         for part in (*PROBLEM_WORDS, *PLAN_WORDS):
             assert words.has(f"diagnosis.{rule.kind}.{part}"), f"diagnosis.{rule.kind}.{part}"

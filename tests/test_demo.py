@@ -295,10 +295,10 @@ TINY_DIGESTS = {
     "leads.csv": "d9ca1e1c523799f2a5f05395d2b833fba9829d2c9aa56b867c055b5b2ce389a8",
     "opportunities.csv": "0b2a1ca18db03f462d148807559638c33159abb22ebe1e643929ced5d608f782",
     "orders.csv": "101ca3ec3ea4a4cded92c7211ad9540d90cfc25f63401d1b88a64c3e3366c26d",
-    "planted.json": "8f40069717700b4dd613a74a62a5724f5bb6522e2275d7c4e3c31f23cac8868a",
+    "planted.json": "860a5c41e768a243743805f01c4616aebb98206788fca83397aef92d0a7a91d2",
     "receipts.csv": "d417fd5ed850b9794cf01e0010bf078a0a90dfc0e2c04865ba2c7c26cf1e5ec2",
     "stage_history.csv": "357daace3244c0bb522e2479b2645a40746a259015630c2b13c35ef0c12d939c",
-    "tickets.csv": "c93d2b09aaa50e6ce8fa67ec231bb428450f2ccb0dfb2f92c173fce1c6e118cc",
+    "tickets.csv": "35fdceffb8462d8d844cd07bb01adab745df2e85a3aef058f474ae16173ebec6",
     "touches.csv": "43b05d69260f6a52b220b37c357e00af538ed54f0d8098d444b23090dee3c244",
     "visits.csv": "bd13f8d9840a27504db911d494209410907b339400885f583e2d2f47b8ad4d0d",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crmnb.analysis.service_problems import BEARS_ON as SERVICE_BEARS_ON
 from crmnb.present.words import fmt_value, has, t
 
 Finding = dict[str, object]
@@ -28,6 +29,7 @@ BEARS_ON: dict[str, tuple[str, ...]] = {
 }
 """Per goal metric, the kinds of problem that bear on it (its drivers); the goal gap and the driver scan's
 subgroups always do. The others go to the secondary list, below every problem that bears on the goal."""
+BEARS_ON = {m: (*kinds, *SERVICE_BEARS_ON.get(m, ())) for m, kinds in BEARS_ON.items()}  # the service desk's problems
 
 
 def bears_on_goal(kind: str, goal: dict, finding: Finding) -> bool:

@@ -1,11 +1,9 @@
 """Diagnosis: the problems the data shows, their likely causes, and the improvement plan (Table 3).
 
-Each diagnosis rule is one small function registered in :data:`RULES` with its kind and weight. It
-reads what it needs from one :class:`Context` and returns, for each problem it finds, the figures
-its words are filled with. Its words are the catalogue's ``diagnosis.<kind>.*`` messages
-(crmnb/present/catalogue/diagnosis.yaml): ``problem``, ``evidence`` and ``cause`` for the problem,
-``measure``, ``effect``, ``target`` and ``kpi`` for its action. Problems bearing on the goal come first
-(crmnb/analysis/bearing.py), by the share of the gap their driver would close. A new rule is one function.
+Each rule is one small function registered in :data:`RULES` with its kind and weight: it reads one :class:`Context`
+and returns, for each problem it finds, the figures that fill its words, the catalogue's ``diagnosis.<kind>.*``
+(``problem``, ``evidence``, ``cause``; ``measure``, ``effect``, ``target``, ``kpi``). Problems bearing on the goal
+come first (crmnb/analysis/bearing.py), by the share of the gap their driver would close.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import pandas as pd
 
 from crmnb.analysis.bearing import bears_on_goal, goal_evidence, goal_move, worst_reps
 from crmnb.analysis.losses import ranked_reasons, top_reason
+from crmnb.analysis.service_problems import SERVICE_RULES
 from crmnb.intake.ledger import LOG_LANGUAGE
 from crmnb.present.words import category, fmt_value, has, stage_labels, t
 from crmnb.registry import Registry
@@ -40,8 +39,7 @@ ACTION_COLUMNS = ["goal_effect", "target", "measure", "kpi", "expected_effect"]
 PROBLEM_WORDS = ("problem", "evidence", "cause")
 """The words of a problem found, each the message ``diagnosis.<kind>.<word>``."""
 PLAN_WORDS = ("measure", "effect", "target", "kpi")
-"""The words of the plan row a problem suggests (its action, expected effect, what it targets and the KPI it is
-tracked by), each the message ``diagnosis.<kind>.<word>``."""
+"""The words of the plan row a problem suggests (action, effect, target, KPI), each ``diagnosis.<kind>.<word>``."""
 
 
 GOAL_KEYS = ("name", "unit", "now", "target", "higher_is_better")
@@ -358,6 +356,8 @@ for _kind, _weight in (
     ("task_type", 5.5),
 ):
     register(_kind, weight=_weight)(_driver_rule(_kind))
+for _kind, _weight, _find in SERVICE_RULES:  # the service desk's: crmnb/analysis/service_problems.py
+    register(_kind, weight=_weight)(_find)
 
 
 @register("segment", weight=5)

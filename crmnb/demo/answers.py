@@ -11,6 +11,7 @@ import numpy as np
 
 from crmnb.demo.faults import DUPLICATE_VARIANTS, PHONE_FORMATS
 from crmnb.demo.orders import quarter_counts
+from crmnb.demo.service import planted_themes
 from crmnb.demo.story import CONTROL_DEPARTMENT, INTERVENTION_DEPARTMENT, REPORTED_QUARTERS
 from crmnb.demo.text import id_width
 from crmnb.demo.vocab import CAMPAIGNS
@@ -137,4 +138,5 @@ def planted_facts(w: World, rows: dict[str, int]) -> dict[str, Any]:
             "chinese_rows": int((act.fmt == 2).sum()),
         },
         **planted_effects(w),
+        "complaint_themes": planted_themes(w.tickets, w.accounts.dept[w.tickets.acc], DEPARTMENTS),
     }

@@ -19,6 +19,7 @@ from crmnb.demo.faults import Duplicates
 from crmnb.demo.marketing import CAMPAIGN_CHANNEL, CPA_BENCHMARK
 from crmnb.demo.people import People
 from crmnb.demo.sales import stage_history
+from crmnb.demo.service import desk_columns
 from crmnb.demo.text import (
     ColumnFn,
     Frame,
@@ -236,6 +237,7 @@ def tickets(w: World) -> Frame:
         "csat": col_int(k.csat),
         "nps": col_int(k.nps),
         "note": col_cat(list(TICKET_NOTES[0]) + list(TICKET_NOTES[1]), k.note),
+        **desk_columns(k),  # the service desk's fields; a complaint's note is its written text
     }
     return Frame(n, cols)
 

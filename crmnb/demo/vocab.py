@@ -261,3 +261,28 @@ TICKET_NOTES = (
 )
 VISIT_CHANNELS = ("web", "app", "store")
 VISIT_CHANNEL_WEIGHTS = (0.55, 0.35, 0.10)
+
+# --------------------------------------------------------------------------- service desk: ticket text and fields
+TICKET_CHANNELS = ("phone", "e-mail", "chat", "social")
+TICKET_CHANNEL_WEIGHTS = (0.35, 0.25, 0.30, 0.10)
+FIRST_RESPONSE_MEDIAN_HOURS = (0.5, 6.0, 0.3, 9.0)  # by channel: social is the slow one, planted
+TICKET_PRIORITIES = ("urgent", "high", "normal", "low")
+PRIORITY_WEIGHTS = ((0.03, 0.15, 0.60, 0.22), (0.10, 0.30, 0.45, 0.15))  # request, complaint
+PRODUCTS = ("标准版", "专业版", "智能版")
+PRODUCT_WEIGHTS = (0.25, 0.25, 0.50)
+CHANGED_PRODUCT = 2
+"""The product whose new release (:data:`crmnb.demo.service.PRODUCT_CHANGE`) brings complaints about faults."""
+COMPLAINT_THEMES = (
+    ("物流配送", ("快递一直没到", "发货太慢了", "物流信息一周没有更新", "配送延迟了三天")),
+    ("产品质量", ("收到的产品有破损", "质量太差，用了两天就坏了", "产品有明显瑕疵")),
+    ("账单退款", ("账单金额有误", "被重复扣费", "退款迟迟没有到账", "发票金额不对")),
+    ("服务态度", ("客服态度很差", "对客服态度不满意", "客服说话很不耐烦")),
+    ("响应速度", ("服务响应太慢", "电话一直打不通", "等了很久没人回复")),
+    ("系统故障", ("升级后APP闪退", "新版本登录不了", "系统故障影响业务", "更新后一直卡顿，无法登录")),
+    ("功能不符", ("功能与宣传不符", "和销售承诺的功能不一样")),
+)
+"""The demo's complaint themes (the service lexicon's names) and how customers write about each."""
+THEME_WEIGHTS = (0.17, 0.16, 0.17, 0.15, 0.17, 0.05, 0.13)
+FAULT_THEME = 5
+"""The theme that rises after the product change: 系统故障 (faults), planted."""
+COMPLAINT_TAILS = ("", "，请尽快处理", "，希望给个说法", "，非常失望", "。回电13812345678")

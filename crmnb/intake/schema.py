@@ -13,7 +13,7 @@ pandera schema that every table passes before analysis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 FUNNEL_STAGES: tuple[str, ...] = (
     "lead",
@@ -284,3 +284,26 @@ DEFAULT_FILES: dict[str, str] = {
 
 ROW = "_row"
 """Column holding each row's 1-based position in its export, kept through every step."""
+
+
+# --------------------------------------------------------------------------- service desk: ticket fields
+TICKET_CHANNELS: tuple[str, ...] = ("phone", "e-mail", "chat", "social", "web")
+"""Where a ticket came in, as the service analyses order them (an export's other values are kept as written)."""
+
+TICKET_PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
+"""Ticket priorities, most pressing first (an export's other values are kept as written)."""
+
+SERVICE_COLUMNS: dict[str, str] = {
+    "channel": "str",  # phone / e-mail / chat / social / web
+    "priority": "str",  # urgent / high / normal / low
+    "first_response_at": "datetime",  # the service desk's first reply
+    "reopened": "int",  # times the ticket was opened again after being resolved (0: never)
+    "product": "str",  # the product or category the ticket is about
+}
+"""The fields a service desk exports beyond the basic ticket: all optional, so an export without them loads."""
+
+TABLES["tickets"] = replace(
+    TABLES["tickets"],
+    columns={**TABLES["tickets"].columns, **SERVICE_COLUMNS},
+    bounds={**TABLES["tickets"].bounds, "reopened": (0, None)},
+)

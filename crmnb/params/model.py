@@ -18,6 +18,7 @@ from crmnb.analysis.metrics import CATALOGUE
 from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
+from crmnb.params.service import ServiceSettings
 
 GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
 """Metrics a case goal may name, with their unit: the metric catalogue's entries marked ``goal``."""
@@ -310,6 +311,7 @@ class CaseParams(_Model):
     cell_timeout_seconds: float = Field(
         600, gt=0, description="stop a notebook cell that runs longer than this; reported as a timeout (> 0)"
     )
+    service: ServiceSettings = Field(default_factory=ServiceSettings, description="service-desk targets and themes")
     source_file: Path | None = None
 
     @field_validator("timezone")

@@ -204,6 +204,7 @@ def render(
     w.key("thresholds", section=True, active=False)
     _thresholds(w, effective["thresholds"])
     w.raw()
+    _service(w)
     _report_and_run(w, effective, language)
     _plan(w, owner, dates.deadline)
     return "\n".join(w.lines) + "\n"
@@ -272,6 +273,28 @@ def _report_and_run(w: _Writer, effective: dict, language: str | None) -> None:
     for key in ("timezone", "mask_pii", "pdf", "timeout_minutes", "cell_timeout_seconds"):
         w.key(key, effective[key], active=False, default=effective[key])
     w.key("notes", "", note="TODO once the analysis has run")
+
+
+def _service(w: _Writer) -> None:
+    """Write the service desk's settings, commented out, with their defaults (the themes with an example)."""
+    from crmnb.params.service import ServiceSettings
+
+    w.raw("# ---- the service desk: ticket targets and complaint themes (defaults shown)")
+    w.key("service", section=True, active=False)
+    for name, value in ServiceSettings().model_dump(mode="json").items():
+        if not isinstance(value, dict):
+            w.key(f"service.{name}", value, depth=1, active=False, default=value)
+            continue
+        w.key(
+            f"service.{name}",
+            depth=1,
+            active=False,
+            section=True,
+            note="default " + (_scalar(value) if value else "none; for example"),
+        )
+        for k, v in (value or {"安装": ["安装失败", "装不上"]}).items():
+            w.raw(f"#     {k}: {_scalar(v)}")
+    w.raw()
 
 
 def _plan(w: _Writer, owner: str, deadline: date) -> None:
