@@ -145,6 +145,11 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("report/monthly"),
     _table("report/response_by_rep"),
     _json("report/summary"),
+    # campaigns, attribution in depth and segment treatments (step 5)
+    _table("deep_dive/segment_actions", "Segment treatments", ("revenue_share",), ("revenue",)),
+    _table("deep_dive/email_funnel", "E-mail funnel", ("rate", "ci_low", "ci_high", "of_sent")),
+    _table("deep_dive/ab_tests", "A/B tests", ("rate_a", "rate_b", "difference", "ci_low", "ci_high")),
+    _table("deep_dive/utm", "UTM channels", ("conversion", "ci_low", "ci_high")),
 )
 
 

@@ -43,7 +43,7 @@ def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=
     out = cohort[["lead_id", "created_at"]].join(per, on="lead_id", how="inner")
     if "created_at" in opp:
         first_opp = opp[isin(opp["lead_id"], out["lead_id"])].groupby("lead_id")["created_at"].min()
-        out["opportunity_at"] = out["lead_id"].map(first_opp)
+        out["opportunity_at"] = pd.to_datetime(out["lead_id"].map(first_opp)) if len(out) else pd.NaT
     else:
         out["opportunity_at"] = pd.NaT
     return out.reset_index(drop=True)

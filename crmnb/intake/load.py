@@ -12,6 +12,7 @@ from crmnb.errors import CrmnbError, DataError
 from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
 from crmnb.intake.schema import TABLES
 from crmnb.intake.sources import Located, locate
+from crmnb.intake.utm import add_utm
 
 if TYPE_CHECKING:
     from crmnb.intake.parse import Intake
@@ -86,6 +87,7 @@ def take_in(
     from crmnb.intake.parse import intake
 
     got = intake(frame, name, loc.label, loc.spec.decimal, timezone)
+    add_utm(got.table, name)  # row-local: UTM source, medium and campaign from landing URLs
     if not len(got.table):
         if not TABLES[name].may_be_empty:
             raise DataError(
