@@ -134,18 +134,20 @@ def _test_name(cid: str, name: str, subjects: dict) -> str:
     return f"{name} ({cid}): " + " vs ".join(parts)
 
 
-def ab_tests(events: pd.DataFrame, campaigns: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+def ab_tests(
+    events: pd.DataFrame, campaigns: pd.DataFrame, start=None, end=None, min_sends: int = MIN_PER_VARIANT
+) -> pd.DataFrame:
     """Return the A/B readout: per campaign whose sends carry two or more variants, each later variant
     against the first, on open and click rate (of the sent): both rates, the difference, its Newcombe 95%
-    interval and the two-proportion z-test's p-value. A variant with fewer than :data:`MIN_PER_VARIANT`
-    sends is left out."""
+    interval and the two-proportion z-test's p-value. A variant with fewer than ``min_sends`` sends is
+    left out."""
     s = sends(events, start, end)
     s = s[s["variant"].notna()]
     names = campaigns.set_index("campaign_id")["name"] if "name" in campaigns else pd.Series(dtype=object)
     rows = []
     for cid, c in s.groupby("campaign_id", sort=True):
         size = c.groupby("variant").size()
-        variants = sorted(size[size >= MIN_PER_VARIANT].index, key=str)
+        variants = sorted(size[size >= min_sends].index, key=str)
         if len(variants) < 2:
             continue
         subjects = c.dropna(subset=["subject"]).groupby("variant")["subject"].first().reindex(variants).to_dict()
@@ -238,8 +240,10 @@ def funnel_or_gap(
     return email_funnel(events, leads, opportunities, campaigns, start, end), None
 
 
-def ab_or_empty(events: pd.DataFrame | None, campaigns: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+def ab_or_empty(
+    events: pd.DataFrame | None, campaigns: pd.DataFrame, start=None, end=None, min_sends: int = MIN_PER_VARIANT
+) -> pd.DataFrame:
     """Return the A/B readout (:func:`ab_tests`), empty when the e-mail events are missing."""
     if lacks(events):
         return pd.DataFrame(columns=AB_COLUMNS)
-    return ab_tests(events, campaigns, start, end)
+    return ab_tests(events, campaigns, start, end, min_sends)
