@@ -1,5 +1,7 @@
 """Tests of crmnb.analysis.budget: revenue per CNY by channel, its interval, and the suggested move."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,7 +77,7 @@ def test_campaign_settings_in_the_case_file_are_checked(tmp_path):
     from crmnb.errors import CaseFileError
     from crmnb.params import load_case
 
-    src = yaml.safe_load(open("parameters/lead_conversion_uplift.yaml", encoding="utf-8"))
+    src = yaml.safe_load(Path("parameters/lead_conversion_uplift.yaml").read_text(encoding="utf-8"))
     src["data"] = {"dir": "/work/main/data/demo"}
     src["campaigns"] = {"attribution_half_life_days": 14, "budget_move_share": 0.2}
     good = tmp_path / "good.yaml"

@@ -89,3 +89,14 @@ def test_hubspot_email_events_case_runs_with_its_ab_readout(tmp_path: Path):
     assert (f["sent"], f["opened"], f["clicked"], f["bounced"], f["unsubscribed"]) == (6, 4, 2, 1, 1)
     html = result.report.read_text(encoding="utf-8")
     assert "No A/B test" in html  # three sends a variant are too few for a readout, and the report says so
+
+
+@pytest.mark.e2e
+def test_an_export_without_email_events_or_utm_says_so_and_runs(tmp_path: Path):
+    """The Salesforce fixture has no e-mail events file and no landing URLs: the report says both plainly."""
+    result = run_case(write_case(tmp_path, "salesforce"), tmp_path / "out", progress=None, index=False)
+    html = result.report.read_text(encoding="utf-8")
+    assert "E-mail engagement not analysed: the export has no e-mail events" in html
+    assert "UTM channels not analysed: the leads have no landing URL" in html
+    sheet = read_sheet(result.report.parent / "tables.xlsx", "E-mail funnel")
+    assert sheet.iloc[:, 0].tolist() == ["No rows for this case."]  # the sheet says so too
