@@ -85,7 +85,7 @@ def _ab(n_a: int, k_a: int, n_b: int, k_b: int) -> pd.DataFrame:
 def test_ab_readout_names_the_test_and_gives_the_interval():
     ab = en.ab_tests(_ab(100, 20, 100, 35), CAMPAIGNS)
     row = ab.set_index("metric").loc["open_rate"]
-    assert row["ab_test"] == "Spring mail (C1): A “Subject A” vs B “Subject B”"
+    assert row["ab_test"] == "Spring mail (C1): A “Subject A” / B “Subject B”"
     assert (row["rate_a"], row["rate_b"], row["difference"]) == pytest.approx((0.20, 0.35, 0.15))
     # the pooled z-test by hand: p = 0.275, se = sqrt(p(1-p)(2/100))
     se = np.sqrt(0.275 * 0.725 * 0.02)

@@ -131,7 +131,7 @@ AB_METRICS: tuple[tuple[str, str, str], ...] = (("open_rate", "opened", "sent"),
 def _test_name(cid: str, name: str, subjects: dict) -> str:
     """Return a test's name: the campaign and the variants with their subject lines."""
     parts = [f"{v} “{subjects[v]}”" if isinstance(subjects.get(v), str) else str(v) for v in sorted(subjects)]
-    return f"{name} ({cid}): " + " vs ".join(parts)
+    return f"{name} ({cid}): " + " / ".join(parts)
 
 
 def ab_tests(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmnb.present.words import t
+from crmnb.present.words import category, t
 
 
 def _pct(x: float) -> str:
@@ -84,7 +84,7 @@ def utm_sentence(utm: pd.DataFrame, lang: str) -> str:
         "campaigns.utm.summary",
         lang,
         share=_pct(share),
-        source=top["utm_source"],
-        medium=top["utm_medium"],
+        source=category(top["utm_source"], lang),
+        medium=category(top["utm_medium"], lang),
         leads=f"{int(top['leads']):,}",
     )
