@@ -161,6 +161,12 @@ _DECLARED: tuple[Handoff, ...] = (
         "Complaints and later buying",
         ("complainant_rate", "requester_rate", "rate_difference", "ci_low", "ci_high"),
     ),
+    # campaigns, attribution in depth and segment treatments (step 5)
+    _table("deep_dive/segment_actions", "Segment treatments", ("revenue_share",), ("revenue",)),
+    _table("deep_dive/email_funnel", "E-mail funnel", ("rate", "ci_low", "ci_high", "of_sent")),
+    _table("deep_dive/ab_tests", "A-B tests", ("rate_a", "rate_b", "difference", "ci_low", "ci_high")),
+    _table("deep_dive/utm", "UTM channels", ("conversion", "ci_low", "ci_high")),
+    _table("plan/budget", "Budget by channel", (), ("spend", "revenue")),
 )
 
 

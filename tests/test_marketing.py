@@ -274,7 +274,7 @@ def test_four_touches_under_each_model(journey):
 def test_one_and_two_touches(journey):
     att = analysis_attribution.attribute(*journey)
     one = _credit(att, "L2")
-    assert one.loc["b"].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert one.loc["b"].tolist() == [1.0] * len(att.models)
     two = _credit(att, "L3")
     assert two["position_based"].tolist() == pytest.approx([0.5, 0.5])
     assert two["linear"].tolist() == pytest.approx([0.5, 0.5])
@@ -297,7 +297,7 @@ def test_credits_sum_to_one_per_conversion_and_to_the_totals(journey):
     touches, conversions = journey
     att = analysis_attribution.attribute(touches, conversions)
     per = att.credits.groupby("lead_id")[list(att.models)].sum()
-    assert per.to_numpy() == pytest.approx(np.ones((4, 4)))
+    assert per.to_numpy() == pytest.approx(np.ones((4, len(att.models))))
     for m in att.models:
         assert att.channel[f"{m}_conversions"].sum() == pytest.approx(len(conversions))
         assert att.channel[f"{m}_revenue"].sum() == pytest.approx(conversions["value"].sum())
@@ -330,7 +330,7 @@ def test_attribute_failures(journey):
     with pytest.raises(ValueError, match="conversions.*created_at"):
         analysis_attribution.attribute(touches, conversions.drop(columns="created_at"))
     with pytest.raises(ValueError, match="unknown attribution model"):
-        analysis_attribution.attribute(touches, conversions, models=("time_decay",))
+        analysis_attribution.attribute(touches, conversions, models=("markov",))
     with pytest.raises(ValueError, match="position_weights"):
         analysis_attribution.attribute(touches, conversions, position_weights=(0.5, 0.2, 0.4))
     with pytest.raises(ValueError, match="more than once"):
@@ -458,3 +458,48 @@ def test_demo_attribution_reconciles(demo):
     assert last.to_dict() == pytest.approx(
         conv["lead_id"].map(t["leads"].set_index("lead_id")["channel"]).value_counts().astype(float).to_dict()
     )
+
+
+def test_time_decay_halves_per_half_life(journey):
+    """Half-life 1 day: touches 9, 8, 7 and 6 days before creation weigh 1:2:4:8."""
+    att = analysis_attribution.attribute(*journey, models=("time_decay",), half_life_days=1.0)
+    assert _credit(att, "L1")["time_decay"].tolist() == pytest.approx([1 / 15, 2 / 15, 4 / 15, 8 / 15])
+    assert _credit(att, "L3")["time_decay"].tolist() == pytest.approx([1 / 3, 2 / 3])  # 2 and 1 days before
+    assert _credit(att, "L2")["time_decay"].tolist() == [1.0]
+    ch = att.channel.set_index("channel")["time_decay_conversions"]
+    # a: L1 1/15 + L3 1/3; d: L1 8/15 + L4 (no touch before creation) goes to (no touch)
+    assert ch["a"] == pytest.approx(1 / 15 + 1 / 3)
+    assert ch.sum() == pytest.approx(4.0)  # the total conversions
+    with pytest.raises(ValueError, match="half_life_days"):
+        analysis_attribution.attribute(*journey, half_life_days=0)
+
+
+def test_w_shaped_first_lead_and_opportunity_touches(journey):
+    """30% first, 30% lead creation, 30% opportunity creation, 10% over the rest."""
+    touches, conversions = journey
+    att = analysis_attribution.attribute(touches, conversions, models=("w_shaped",))
+    # no opportunity time: the lead-creation touch d takes both milestone shares
+    assert _credit(att, "L1")["w_shaped"].tolist() == pytest.approx([0.3, 0.05, 0.05, 0.6])
+    assert _credit(att, "L3")["w_shaped"].tolist() == pytest.approx([1 / 3, 2 / 3])  # 0.3 and 0.6, scaled to 1
+    later = conversions.assign(converted_at=T("2025-03-01"), opportunity_at=T("2025-01-25"))
+    att = analysis_attribution.attribute(touches, later, models=("w_shaped",), cutoff="converted_at")
+    # a first, d the last before the lead (01-10), e the last before the opportunity (01-25)
+    assert _credit(att, "L1")["w_shaped"].tolist() == pytest.approx([0.3, 0.05, 0.05, 0.3, 0.3])
+    assert att.channel["w_shaped_conversions"].sum() == pytest.approx(4.0)
+    assert att.channel["w_shaped_revenue"].sum() == pytest.approx(conversions["value"].sum())
+    ch = att.channel.set_index("channel")["w_shaped_revenue"]
+    assert ch["e"] == pytest.approx(0.3 * 1000)
+
+
+def test_won_leads_carry_the_first_opportunity_time():
+    leads = pd.DataFrame({"lead_id": ["L1"], "created_at": [T("2025-01-02")]})
+    opps = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L1"],
+            "status": ["lost", "won"],
+            "amount": [10.0, 100.0],
+            "created_at": [T("2025-01-05"), T("2025-01-09")],
+            "closed_at": [T("2025-01-20"), T("2025-02-01")],
+        }
+    )
+    assert analysis_attribution.won_leads(leads, opps)["opportunity_at"].tolist() == [T("2025-01-05")]

@@ -48,6 +48,7 @@ ALLOWED_LATIN = {
         "MAPE",
         "ISO",
         "Excel",
+        "UTM",
     ],
     *["Gamma", "Holm", "Brier", "SaaS"],  # the names of two models, a correction, a score; a brand in the data
     *["Fisher", "Welch", "Wilson", "Newcombe"],  # the names of tests and intervals, as statisticians write them

@@ -1,4 +1,4 @@
-"""Attribution of won deals to marketing touches: first, last, linear and position-based."""
+"""Attribution of won deals to marketing touches: first, last, linear, position-based, time-decay and W-shaped."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from crmnb.frames import isin
 def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
     """Return the conversions to attribute: one row per won lead created in the window, with its won amount.
 
-    Columns: lead_id, created_at, converted_at (first win) and value (all its won amounts, CNY).
+    Columns: lead_id, created_at, converted_at (first win), value (all its won amounts, CNY) and
+    opportunity_at (when its first opportunity was created, for the W-shaped model; missing when the
+    export has no opportunity creation time).
 
     >>> leads = pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": pd.to_datetime(["2025-01-02", "2025-01-03"])})
     >>> opps = pd.DataFrame({"lead_id": ["L1", "L1", "L2"], "status": ["won", "won", "lost"],
@@ -39,6 +41,11 @@ def won_leads(leads: pd.DataFrame, opportunities: pd.DataFrame, start=None, end=
     g = won.groupby("lead_id")
     per = pd.DataFrame({"converted_at": g["closed_at"].min(), "value": g["amount"].sum()})
     out = cohort[["lead_id", "created_at"]].join(per, on="lead_id", how="inner")
+    if "created_at" in opp:
+        first_opp = opp[isin(opp["lead_id"], out["lead_id"])].groupby("lead_id")["created_at"].min()
+        out["opportunity_at"] = pd.to_datetime(out["lead_id"].map(first_opp)) if len(out) else pd.NaT
+    else:
+        out["opportunity_at"] = pd.NaT
     return out.reset_index(drop=True)
 
 
@@ -75,6 +82,50 @@ def _position_credit(pos: np.ndarray, n: np.ndarray, weights: tuple[float, float
     return np.where(n == 1, 1.0, np.where(n == 2, two, many))
 
 
+W_SHAPED: tuple[float, float, float] = (0.3, 0.3, 0.3)
+"""W-shaped shares of the first touch, the lead-creation touch and the opportunity-creation touch;
+the remaining 10% is spread evenly over the other touches."""
+
+
+def _time_decay_credit(t: pd.DataFrame, half_life_days: float) -> np.ndarray:
+    """Return time-decay credits: a touch ``d`` days before the conversion's reference time weighs
+    0.5 ** (d / half_life_days), normalised per conversion.
+
+    The reference time is the conversion's cut-off, or its last counted touch when there is none.
+    """
+    last = t.groupby("lead_id", sort=False)["touched_at"].transform("max")
+    ref = t["_cutoff"].where(t["_cutoff"].notna(), last) if "_cutoff" in t else last
+    age = ((ref - t["touched_at"]) / pd.Timedelta(days=1)).clip(lower=0).to_numpy(dtype=float)
+    weight = pd.Series(0.5 ** (age / half_life_days), index=t.index)
+    return (weight / weight.groupby(t["lead_id"], sort=False).transform("sum")).to_numpy()
+
+
+def _milestone(t: pd.DataFrame, pos: np.ndarray, n: np.ndarray, column: str) -> np.ndarray:
+    """Return each row's milestone position: its conversion's last counted touch at or before ``column``
+    (the first touch when none is before it, the last touch when the time is missing)."""
+    if column not in t:
+        return n - 1
+    at = t[column]
+    before = pd.Series(np.where((t["touched_at"] <= at).to_numpy(), pos, -1), index=t.index)
+    last_before = before.groupby(t["lead_id"], sort=False).transform("max").to_numpy()
+    return np.where(at.isna().to_numpy(), n - 1, np.maximum(last_before, 0))
+
+
+def _w_shaped_credit(t: pd.DataFrame, pos: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Return W-shaped credits: 30% each to the first, lead-creation and opportunity-creation touches
+    (shares add up where two are the same touch), 10% over the rest, normalised per conversion when
+    there is no other touch."""
+    lead_pos = _milestone(t, pos, n, "_lead_at")
+    opp_pos = _milestone(t, pos, n, "_opportunity_at")
+    w0, w1, w2 = W_SHAPED
+    share = w0 * (pos == 0) + w1 * (pos == lead_pos) + w2 * (pos == opp_pos)
+    milestone = pd.Series(share > 0, index=t.index)
+    others = n - milestone.groupby(t["lead_id"], sort=False).transform("sum").to_numpy()
+    rest = 1.0 - sum(W_SHAPED)
+    credit = pd.Series(np.where(share > 0, share, rest / np.maximum(others, 1)), index=t.index)
+    return (credit / credit.groupby(t["lead_id"], sort=False).transform("sum")).to_numpy()
+
+
 def _checked(
     touches: pd.DataFrame,
     conversions: pd.DataFrame,
@@ -109,7 +160,11 @@ def _checked(
 
 
 def _credits(
-    touches: pd.DataFrame, conv: pd.DataFrame, models: tuple[str, ...], w: tuple[float, float, float]
+    touches: pd.DataFrame,
+    conv: pd.DataFrame,
+    models: tuple[str, ...],
+    w: tuple[float, float, float],
+    half_life_days: float = 7.0,
 ) -> pd.DataFrame:
     """Return one row per counted touch with each model's credit, and a ``(no touch)`` row per conversion
     without any."""
@@ -125,13 +180,15 @@ def _credits(
     t["position"] = pos + 1
     t["touches"] = n
     credit = {
-        "first_touch": (pos == 0).astype(float),
-        "last_touch": (pos == n - 1).astype(float),
-        "linear": 1.0 / np.maximum(n, 1),
-        "position_based": _position_credit(pos, n, w),
+        "first_touch": lambda: (pos == 0).astype(float),
+        "last_touch": lambda: (pos == n - 1).astype(float),
+        "linear": lambda: 1.0 / np.maximum(n, 1),
+        "position_based": lambda: _position_credit(pos, n, w),
+        "time_decay": lambda: _time_decay_credit(t, half_life_days),
+        "w_shaped": lambda: _w_shaped_credit(t, pos, n),
     }
     for m in models:
-        t[m] = credit[m]
+        t[m] = credit[m]()
     none = conv[~isin(conv["lead_id"], t["lead_id"])]
     if len(none):
         extra = pd.DataFrame(
@@ -173,6 +230,7 @@ def attribute(
     models: Sequence[str] = MODELS,
     position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
     cutoff: str | None = "created_at",
+    half_life_days: float = 7.0,
 ) -> Attribution:
     """Spread each conversion over the touches before it under several models, side by side.
 
@@ -186,21 +244,32 @@ def attribute(
     * ``linear``: 1/n to each of n touches;
     * ``position_based``: ``position_weights`` (default 40% first, 20% spread evenly over
       the middle touches, 40% last); with one touch it takes 100%, with two they share
-      the middle part in proportion to their weights (50/50 by default).
+      the middle part in proportion to their weights (50/50 by default);
+    * ``time_decay``: a touch ``d`` days before the cut-off weighs 0.5 ** (d / half_life_days)
+      (default half-life 7 days), the weights normalised to 1;
+    * ``w_shaped``: 30% each to the first touch, the lead-creation touch (the last one at or
+      before ``created_at``) and the opportunity-creation touch (the last one at or before
+      ``opportunity_at``, when the conversions have it), 10% over the other touches; where
+      two milestones are the same touch their shares add up, and without other touches the
+      milestones' shares are scaled to 1.
 
     Each conversion's credits sum to 1 under every model; a conversion without any
     counted touch is credited whole to ``(no touch)``, so the totals always equal the
     number of conversions and their value.
     """
     models, w = _checked(touches, conversions, models, position_weights, cutoff)
+    if not half_life_days > 0:
+        raise ValueError(f"half_life_days must be > 0 (days), got {half_life_days}")
+    times = {"_lead_at": "created_at", "_opportunity_at": "opportunity_at"}
     conv = pd.DataFrame(
         {
             "lead_id": conversions["lead_id"].to_numpy(),
             "value": pd.to_numeric(conversions["value"]).fillna(0.0).to_numpy(dtype=float),
             "_cutoff": conversions[cutoff].to_numpy() if cutoff else pd.NaT,
+            **{k: pd.to_datetime(conversions[c]).to_numpy() for k, c in times.items() if c in conversions},
         }
     )
-    credits = _credits(touches, conv, models, w)
+    credits = _credits(touches, conv, models, w, half_life_days)
     return Attribution(
         credits.reset_index(drop=True),
         _credit_table(credits, models, ["channel"]),

@@ -21,7 +21,7 @@ from crmnb.analysis.funnel import stage_reach
 from crmnb.frames import isin
 from crmnb.intake.schema import FUNNEL_STAGES
 
-MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "position_based")
+MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "position_based", "time_decay", "w_shaped")
 """The attribution models :func:`attribute` knows."""
 
 NO_TOUCH = "(no touch)"

@@ -104,6 +104,32 @@ def planted_effects(w: World) -> dict[str, dict[str, float]]:
     return {"lead_conversion": conversion, "repeat_purchase_rate": repeat}
 
 
+def email_planted(w: World) -> dict[str, Any]:
+    """Return the planted A/B test of the e-mail events and how the leads' landing URLs carry UTM parameters."""
+    from crmnb.demo.marketing import AB_CAMPAIGN, AB_MONTHS, AB_OPEN, AB_SUBJECTS
+    from crmnb.demo.marketing_tables import UNTRACKED_EVERY, UTM_OF_CHANNEL
+
+    e = w.email
+    ab = np.isin(np.array(e.mailing_month), AB_MONTHS) & (e.mailing_campaign == AB_CAMPAIGN)
+    return {
+        "email_ab_test": {
+            "campaign_id": f"CMP{AB_CAMPAIGN + 1:03d}",
+            "email_ids": [f"M{int(m) + 1:03d}" for m in np.flatnonzero(ab)],
+            "months": list(AB_MONTHS),
+            "subjects": {"A": AB_SUBJECTS[0], "B": AB_SUBJECTS[1]},
+            "planted_open_rate": {"A": AB_OPEN[0], "B": AB_OPEN[1]},  # among prospects; the leads all opened
+            "finding": "variant B is opened more often than A; the click rate given an open is the same",
+        },
+        "utm": {
+            "column": "leads.landing_url",
+            "utm_campaign": "the lead's campaign_id",
+            "channels": {c: {"utm_source": s, "utm_medium": m} for c, (_, s, m) in UTM_OF_CHANNEL.items()},
+            "without_landing_page": ["trade_show", "referral"],
+            "untracked": f"one lead in {UNTRACKED_EVERY} (by row) of the other channels",
+        },
+    }
+
+
 def planted_facts(w: World, rows: dict[str, int]) -> dict[str, Any]:
     """Return the answer key: planted faults, effects and rows per table."""
     ids = Ids(w)
@@ -139,4 +165,5 @@ def planted_facts(w: World, rows: dict[str, int]) -> dict[str, Any]:
         },
         **planted_effects(w),
         "complaint_themes": planted_themes(w.tickets, w.accounts.dept[w.tickets.acc], DEPARTMENTS),
+        **email_planted(w),
     }

@@ -17,6 +17,7 @@ from crmnb.demo.clock import NAT
 from crmnb.demo.customers import DUPLICATE
 from crmnb.demo.faults import Duplicates
 from crmnb.demo.marketing import CAMPAIGN_CHANNEL, CPA_BENCHMARK
+from crmnb.demo.marketing_tables import email_events, landing_urls
 from crmnb.demo.people import People
 from crmnb.demo.sales import stage_history
 from crmnb.demo.service import desk_columns
@@ -139,6 +140,7 @@ def leads(w: World) -> Frame:
         "email": col_text(masked(ppl.email(ld.person), ld.email_missing)),
         "status": col_cat(LEAD_STATUSES, w.opps.lead_status),
         "customer_id": customer_ids(w, w.accounts.of_lead),
+        "landing_url": landing_urls(w),
     }
     return Frame(n, cols)
 
@@ -310,5 +312,6 @@ BUILDERS: dict[str, Callable[[World], Frame]] = {
     "touches": touches,
     "visits": visits,
     "receipts": receipts,
+    "email_events": email_events,
 }
 """The builder of each canonical table."""

@@ -13,7 +13,7 @@ from crmnb.demo.context import Context, new_context
 from crmnb.demo.customers import Accounts, PreExisting, add_duplicates, draw_pre_existing, open_accounts
 from crmnb.demo.faults import Duplicates
 from crmnb.demo.leads import Leads, draw_arrivals, draw_leads
-from crmnb.demo.marketing import Spend, Touches, draw_spend, draw_touches
+from crmnb.demo.marketing import EmailEvents, Spend, Touches, draw_email, draw_spend, draw_touches
 from crmnb.demo.orders import Buyers, Orders, draw_orders, settle_orders
 from crmnb.demo.people import People
 from crmnb.demo.receipts import Receipts, draw_receipts
@@ -40,6 +40,7 @@ class World:
     activities: Activities
     receipts: Receipts
     spend: Spend
+    email: EmailEvents
 
 
 def build(scale: float, seed: int) -> World:
@@ -59,6 +60,7 @@ def build(scale: float, seed: int) -> World:
     activities = draw_activities(ctx, leads, opps, accounts, buyers, dup)
     receipts = draw_receipts(ctx, opps)
     spend = draw_spend(ctx, opps.lead_status, touches.lead_campaign)
+    email = draw_email(ctx, leads, touches)  # drawn last, so the tables before it keep their draws
     return World(
         ctx=ctx,
         pre=pre,
@@ -75,4 +77,5 @@ def build(scale: float, seed: int) -> World:
         activities=activities,
         receipts=receipts,
         spend=spend,
+        email=email,
     )

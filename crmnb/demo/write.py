@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmnb.demo.text import ColumnFn, Frame
-from crmnb.intake.schema import DEFAULT_FILES, TABLES
+from crmnb.intake.schema import DEFAULT_FILES, TABLES, UTM_COLUMNS
 
 XLSX_TIMESTAMP = _dt.datetime(2026, 3, 31, 18, 0, 0)
 Progress = Callable[[str], None]
@@ -76,7 +76,8 @@ def write_xlsx(path: Path, sheet: str, header: list[str], rows: list[list[Any]])
 
 def write_frame(out: Path, table: str, frame: Frame) -> Path:
     """Write one table's frame to its default file, columns in the schema's order; return the path."""
-    header = list(TABLES[table].columns)
+    # UTM columns are parsed from landing URLs at intake: an export may leave them out
+    header = [c for c in TABLES[table].columns if c not in UTM_COLUMNS or c in frame.columns]
     if sorted(frame.columns) != sorted(header):
         raise ValueError(f"{table}: columns {sorted(frame.columns)} are not the schema's {sorted(header)}")
     columns = [frame.columns[c] for c in header]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from crmnb.intake.damage import mark_cut
 from crmnb.intake.read import Raw, _is_sqlite, read, resolve_url
 from crmnb.intake.schema import TABLES
 from crmnb.intake.sources import Located, locate
+from crmnb.intake.utm import add_utm
 
 if TYPE_CHECKING:
     from crmnb.intake.parse import Intake
@@ -68,7 +70,7 @@ def _in_key_order(df: pd.DataFrame, table: str, mapping) -> tuple[pd.DataFrame, 
     ]
 
 
-ROW_STEPS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {}
+ROW_STEPS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"leads": partial(add_utm, name="leads")}
 """Row-local steps per table, applied to its export's text under canonical names before it is typed, in
 both ways a table is taken in: to the whole table, or to each batch of it (:mod:`crmnb.intake.stream`).
 A step sees some rows of the table, never necessarily all, and returns those rows in their order (it may

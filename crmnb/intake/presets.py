@@ -68,11 +68,44 @@ def _derive_exited_at(df: pd.DataFrame, mapped: set[str]) -> None:
     df["exited_at"] = exited
 
 
+# --------------------------------------------------------------------------- e-mail events (campaigns)
+def _derive_occurred_from_response(df: pd.DataFrame, mapped: set[str]) -> None:
+    """Date a campaign member's status by its first response when it has one, else by when it was added."""
+    if f"{HELPER}responded_at" in df:
+        first = df[f"{HELPER}responded_at"].astype(object)
+        first = first.where(first.notna() & (first.astype(str).str.strip() != ""), None)
+        had = df["occurred_at"] if "occurred_at" in df else pd.Series(None, index=df.index, dtype=object)
+        df["occurred_at"] = first.where(first.notna(), had)
+
+
+def _derive_recipient_from_email(df: pd.DataFrame, mapped: set[str]) -> None:
+    """Name each recipient by a digest of its normalised e-mail address when the export has no contact id,
+    so that the address itself need not be kept as an id (intake keys and masks the ``email`` column)."""
+    import hashlib
+
+    if "recipient_id" in mapped or "email" not in df:
+        return
+    norm = df["email"].astype("string").str.strip().str.casefold()
+    df["recipient_id"] = [None if pd.isna(e) else "R" + hashlib.sha256(str(e).encode()).hexdigest()[:16] for e in norm]
+
+
+def _derive_variant_from_mailing(df: pd.DataFrame, mapped: set[str]) -> None:
+    """Treat the mailings of one e-mail (HubSpot's emailCampaignIds of one campaign group) as its A/B
+    variants when the export names no variant: a group holds its variants and their resends."""
+    if "variant" in mapped or "email_id" not in df or "campaign_id" not in df:
+        return
+    n = df.groupby("campaign_id")["email_id"].transform("nunique")
+    df["variant"] = df["email_id"].where(n >= 2, None)
+
+
 DERIVATIONS: dict[str, Callable[[pd.DataFrame, set[str]], None]] = {
     "status_from_stage": _derive_status_from_stage,
     "closed_at_when_closed": _derive_closed_at,
     "lead_status": _derive_lead_status,
     "exited_at_from_next": _derive_exited_at,
+    "occurred_at_from_response": _derive_occurred_from_response,
+    "recipient_from_email": _derive_recipient_from_email,
+    "variant_from_mailing": _derive_variant_from_mailing,
 }
 """Derived columns a preset may ask for, by name, applied in the preset's order."""
 
@@ -151,6 +184,74 @@ ZOHO_LEAD_STATUSES = {
     "Converted": "converted",
 }
 """Zoho CRM's default lead statuses."""
+
+SALESFORCE_MEMBER_STATUSES = {
+    "Sent": "sent",
+    "Received": "sent",
+    "Opened": "open",
+    "Clicked": "click",
+    "Responded": "click",  # Salesforce's default responded status: the member acted on the mail
+    "Bounced": "bounce",
+    "Unsubscribed": "unsubscribe",
+}
+"""Campaign member statuses of a Salesforce e-mail campaign (each member keeps its furthest status)."""
+
+HUBSPOT_EMAIL_EVENT_TYPES = {
+    "SENT": "sent",
+    "PROCESSED": "sent",
+    "DELIVERED": "sent",
+    "DEFERRED": "sent",
+    "OPEN": "open",
+    "CLICK": "click",
+    "BOUNCE": "bounce",
+    "DROPPED": "bounce",  # never delivered
+    "STATUSCHANGE": "unsubscribe",  # a subscription change from the mail: the recipient opted out
+    "SPAMREPORT": "unsubscribe",
+}
+"""HubSpot marketing e-mail event types onto the canonical events."""
+
+SALESFORCE_CAMPAIGN_MEMBER = Preset(
+    "salesforce_campaign_member",
+    "email_events",
+    "Salesforce",
+    "CampaignMember object of e-mail campaigns: one row per member with its furthest status, dated by "
+    "FirstRespondedDate (else CreatedDate)",
+    columns={
+        "event_id": ("Id", "Campaign Member ID"),
+        "campaign_id": ("CampaignId", "Campaign ID"),
+        "recipient_id": ("LeadOrContactId", "ContactId", "LeadId", "Contact ID", "Lead ID"),
+        "lead_id": ("LeadId", "Lead ID"),
+        "event": ("Status", "Member Status"),
+        "occurred_at": ("CreatedDate", "Created Date"),
+        "variant": ("Variant__c", "Variant"),
+        "subject": ("Subject__c", "Subject"),
+        "email": ("Email",),
+    },
+    values={"event": SALESFORCE_MEMBER_STATUSES},
+    helpers={"responded_at": ("FirstRespondedDate", "First Responded Date")},
+    derive=("occurred_at_from_response",),
+)
+
+HUBSPOT_EMAIL_EVENTS = Preset(
+    "hubspot_email_events",
+    "email_events",
+    "HubSpot",
+    "Marketing e-mail events (Email Events API or export): one row per event; the campaign group is the "
+    "campaign, its emailCampaignIds the mailings, compared as A/B variants when a group has several",
+    columns={
+        "event_id": ("id", "Event ID"),
+        "campaign_id": ("emailCampaignGroupId", "Email campaign group ID", "emailCampaignId"),
+        "email_id": ("emailCampaignId", "Email campaign ID"),
+        "recipient_id": ("recipientId", "Contact ID"),
+        "event": ("type", "Event type"),
+        "occurred_at": ("created", "Created", "Event date"),
+        "url": ("url", "URL"),
+        "subject": ("subject", "Subject"),
+        "email": ("recipient", "Recipient"),
+    },
+    values={"event": HUBSPOT_EMAIL_EVENT_TYPES},
+    derive=("recipient_from_email", "variant_from_mailing"),
+)
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -275,6 +376,7 @@ PRESETS: dict[str, Preset] = {
             helpers={"is_converted": ("Converted__s", "Converted")},
             derive=("lead_status",),
         ),
+        *[SALESFORCE_CAMPAIGN_MEMBER, HUBSPOT_EMAIL_EVENTS],
     ]
 }
 """Named mappings a case file can use by name."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from crmnb.errors import DataError
 from crmnb.intake.damage import cut_last_row, duplicate_headers, excel_header, header_names, utf8_error
-from crmnb.intake.schema import TABLES
+from crmnb.intake.schema import OPTIONAL_FILES, TABLES
 from crmnb.intake.sources import ENCODINGS, SEPARATORS, Located, redact
 
 
@@ -54,6 +54,12 @@ def read(loc: Located, expected: list[str] | tuple[str, ...] = ()) -> Raw:
     path = loc.path
     where = f"table '{loc.table}'"
     decl = f" (declared in {loc.key})" if loc.key else ""
+    if not path.exists() and loc.table in OPTIONAL_FILES and not loc.key:
+        return Raw(
+            pd.DataFrame(columns=list(expected), dtype=object),
+            loc,
+            notes=[f"no export of {loc.table} ({path.name}): its analyses are left out"],
+        )
     if not path.exists():
         near = sorted(p.name for p in path.parent.glob(f"*{path.suffix}")) if path.parent.is_dir() else []
         hint = (

@@ -282,6 +282,41 @@ DEFAULT_FILES: dict[str, str] = {
 """Where each table lives in a data folder unless the case file says otherwise."""
 
 
+# --------------------------------------------------------------------------- campaigns: UTM and e-mail events
+UTM_COLUMNS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign")
+"""UTM parameters parsed from a landing URL at intake (:mod:`crmnb.intake.utm`) unless the export has them."""
+
+EMAIL_EVENTS: tuple[str, ...] = ("sent", "open", "click", "bounce", "unsubscribe")
+"""Values of ``email_events.event``: a mail sent, opened, clicked, bounced, or the recipient unsubscribed."""
+
+# a lead's landing page, as web forms record it; its UTM parameters name the source, medium and campaign
+TABLES["leads"].columns.update({"landing_url": "str", **dict.fromkeys(UTM_COLUMNS, "str")})
+TABLES["email_events"] = Table(
+    "email_events",
+    key="event_id",
+    columns={
+        "event_id": "id",
+        "campaign_id": "id",
+        "email_id": "id",  # the mailing (one send of a campaign); empty when the export has none
+        "recipient_id": "id",  # the contact the mail went to
+        "lead_id": "id",  # the lead the recipient is or became, when known
+        "variant": "str",  # A/B variant of the mailing, empty when it tested none
+        "subject": "str",  # subject line
+        "event": "str",  # one of EMAIL_EVENTS
+        "occurred_at": "datetime",
+        "url": "str",  # the link clicked
+        "email": "str",
+    },
+    required=("event_id", "campaign_id", "recipient_id", "event", "occurred_at"),
+    pii=("email",),
+    references={"campaign_id": "campaigns", "lead_id": "leads"},
+    allowed={"event": EMAIL_EVENTS},
+)
+DEFAULT_FILES["email_events"] = "email_events.csv"
+OPTIONAL_FILES: frozenset[str] = frozenset({"email_events"})
+"""Tables whose export may be missing from a data folder: the table is then empty and its analyses say so."""
+
+
 ROW = "_row"
 """Column holding each row's 1-based position in its export, kept through every step."""
 

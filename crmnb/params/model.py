@@ -18,6 +18,7 @@ from crmnb.analysis.metrics import CATALOGUE
 from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
+from crmnb.params.campaigns import CampaignSettings
 from crmnb.params.service import ServiceSettings
 
 GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
@@ -287,6 +288,10 @@ class CaseParams(_Model):
     data: DataSource = Field(description="where the CRM data is")
     thresholds: Thresholds = Field(
         default_factory=Thresholds, description="analysis thresholds; each has a default; set one here to override it"
+    )
+    campaigns: CampaignSettings = Field(
+        default_factory=CampaignSettings,
+        description="campaign analyses: attribution half-life, A/B minimum sends, budget move share",
     )
     language: Literal["en", "zh"] = Field("en", description="language of the report and tables: en or zh")
     timezone: str = Field(

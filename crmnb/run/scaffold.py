@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from crmnb.errors import CaseFileError
+from crmnb.params.campaigns import CampaignSettings
 from crmnb.params.files import deep_merge, load_case, merged_defaults
 from crmnb.params.model import GOAL_METRICS, CaseParams, Thresholds
 from crmnb.paths import workbook_root
@@ -205,6 +206,10 @@ def render(
     _thresholds(w, effective["thresholds"])
     w.raw()
     _service(w)
+    w.raw("# ---- campaign analyses (defaults shown)")
+    w.key("campaigns", section=True, active=False)
+    _thresholds(w, deep_merge(CampaignSettings().model_dump(mode="json"), defaults.get("campaigns", {})), "campaigns")
+    w.raw()
     _report_and_run(w, effective, language)
     _plan(w, owner, dates.deadline)
     return "\n".join(w.lines) + "\n"
