@@ -289,18 +289,18 @@ def test_calibrated_rates_at_scale_one(full: Path) -> None:
 
 
 TINY_DIGESTS = {
-    "activities.csv": "462d66856bf377c0eadbd0333f592c30cadbb4ec9f8bc1ca771cd2e60003c021",
-    "campaigns.xlsx": "83c2416ae1a1b820ba0e77fa387efc63d6fdcefdbf0d6af8752feafc450ec1de",
-    "customers.csv": "362b7633276bb20811dbcc01b91a87e6bb24fc458bf4cb91d788aff0a79d1a7a",
-    "leads.csv": "d9ca1e1c523799f2a5f05395d2b833fba9829d2c9aa56b867c055b5b2ce389a8",
-    "opportunities.csv": "0b2a1ca18db03f462d148807559638c33159abb22ebe1e643929ced5d608f782",
-    "orders.csv": "101ca3ec3ea4a4cded92c7211ad9540d90cfc25f63401d1b88a64c3e3366c26d",
-    "planted.json": "8f40069717700b4dd613a74a62a5724f5bb6522e2275d7c4e3c31f23cac8868a",
-    "receipts.csv": "d417fd5ed850b9794cf01e0010bf078a0a90dfc0e2c04865ba2c7c26cf1e5ec2",
-    "stage_history.csv": "357daace3244c0bb522e2479b2645a40746a259015630c2b13c35ef0c12d939c",
-    "tickets.csv": "c93d2b09aaa50e6ce8fa67ec231bb428450f2ccb0dfb2f92c173fce1c6e118cc",
-    "touches.csv": "43b05d69260f6a52b220b37c357e00af538ed54f0d8098d444b23090dee3c244",
-    "visits.csv": "bd13f8d9840a27504db911d494209410907b339400885f583e2d2f47b8ad4d0d",
+    "activities.csv": "8c0cac49b6f00dff754d4ce4d01707b7faaea9534075a4f635d920ebacb00d03",
+    "campaigns.xlsx": "294404be5ba0236ca0e1d09298162d8758cbfc6c000994aad58a35ea78e17dd9",
+    "customers.csv": "6d8f14f4dbe4c5af89668f29e5924eaae4843de428e0b73f441e5e8c7943e509",
+    "leads.csv": "79adb61aa3164561a1165bcf315cb089e37fd6cd33c1aa5112ba3befa0437da3",
+    "opportunities.csv": "1b36cf85e79ecd0e516fbd02c93b78ac51dc2473955693705d65e09775322286",
+    "orders.csv": "aed4adc3d109bf3897aa0550ca6035dd9cfd79bc3ff42a6db385907d4162d2da",
+    "planted.json": "d262cdad00cd44e72bc5b03e69a7f491acb9cfca9202703f9cbee47cdf6c5bbd",
+    "receipts.csv": "0757e48df466d566d0ceb6513e543b225266dda375e3f84e5592f9d232368435",
+    "stage_history.csv": "8f30db15434f38eb39693006b7ddf34e34a636a8e9de3c3943537a98a2cb09e9",
+    "tickets.csv": "0f85549184e86123ee6d99cfbbc821a9a40df8b45f54e49854f66d4ab6b156ca",
+    "touches.csv": "6eb2482de4b0c9c100b886fe388e3cf78e818dde2694f360426cc198895f2ea4",
+    "visits.csv": "1d697137b803783276069cb6341ce12a8d3a6e6b60d9e53bb868bddde8d8ece8",
 }
 """SHA-256 of every file at scale 0.05, seed 3: the demo's output is part of what users see."""
 
