@@ -145,6 +145,11 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("report/monthly"),
     _table("report/response_by_rep"),
     _json("report/summary"),
+    # lead and deal scoring, the pipeline to work (step 6)
+    _table("plan/scoring_model", "Scoring model", ("calibration_error", "holdout_win_rate")),
+    _table("plan/scoring_calibration", "Scoring calibration", ("mean_probability", "win_rate")),
+    _table("plan/pipeline_to_work", "Pipeline to work", ("win_probability",), ("amount",)),
+    _table("plan/scored"),
 )
 
 
