@@ -150,6 +150,13 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("plan/scoring_calibration", "Scoring calibration", ("mean_probability", "win_rate")),
     _table("plan/pipeline_to_work", "Pipeline to work", ("win_probability",), ("amount",)),
     _table("plan/scored"),
+    # the pipeline forecast, chosen by backtest (step 7)
+    _table("report/forecast_backtest", "Forecast backtest", ("wape", "bias", "total_wape", "total_bias")),
+    _table(
+        "report/pipeline_forecast", "Pipeline forecast", (), ("pipeline", "new_deals", "forecast", "lower", "upper")
+    ),
+    _table("report/forecast_miss", "Forecast miss breakdown", ("share_of_error",), ("forecast", "actual", "error")),
+    _json("report/pipeline_coverage"),
 )
 
 

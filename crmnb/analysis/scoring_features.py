@@ -66,7 +66,7 @@ def closed_by(opps: pd.DataFrame, cut: pd.Timestamp) -> pd.Series:
     return opps["closed_at"].notna() & (opps["closed_at"] <= cut) & opps["status"].isin(["won", "lost"])
 
 
-def _deal_stage(opps: pd.DataFrame, stages: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
+def deal_stage_at(opps: pd.DataFrame, stages: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
     """Return each deal's stage at ``cut`` and when it entered it (a deal without history: its first stage)."""
     sh = stages[(stages["entered_at"] <= cut) & stages["stage"].isin(DEAL_STAGES)]
     sh = sh.assign(order=sh["stage"].map({s: i for i, s in enumerate(DEAL_STAGES)}))
@@ -157,7 +157,7 @@ def features_at(tables: dict[str, pd.DataFrame], cut, window_days: int, strength
     rec = _records(leads, opps, cut, window_days)
     contacted = rec["first_contact"].notna() & (rec["first_contact"] <= cut)
     deal = rec["kind"] == "opportunity"
-    st = _deal_stage(rec.assign(created_at=rec["opp_created"]), stages, cut)
+    st = deal_stage_at(rec.assign(created_at=rec["opp_created"]), stages, cut)
     rec["stage"] = np.where(deal, st["stage"], np.where(contacted, "contacted", "uncontacted"))
     since = np.where(deal, st["entered"], np.where(contacted, rec["first_contact"], rec["lead_created"]))
     rec["days_in_stage"] = (cut - pd.Series(pd.to_datetime(since), index=rec.index)).dt.total_seconds() / 86_400
