@@ -157,6 +157,14 @@ _DECLARED: tuple[Handoff, ...] = (
     ),
     _table("report/forecast_miss", "Forecast miss breakdown", ("share_of_error",), ("forecast", "actual", "error")),
     _json("report/pipeline_coverage"),
+    # routing advice (step 6)
+    _table(
+        "plan/routing_rates",
+        "Rep x segment win rates",
+        ("raw_win_rate", "rep_win_rate", "segment_win_rate", "shrunk_win_rate", "rate_low", "rate_high"),
+    ),
+    _table("plan/routing", "Routing advice", ("win_probability", "current_rate", "suggested_rate"), ("amount",)),
+    _table("plan/routing_workload", "Routing workload"),
 )
 
 
