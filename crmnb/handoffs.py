@@ -155,7 +155,9 @@ _DECLARED: tuple[Handoff, ...] = (
     _table(
         "report/pipeline_forecast", "Pipeline forecast", (), ("pipeline", "new_deals", "forecast", "lower", "upper")
     ),
-    _table("report/forecast_miss", "Forecast miss breakdown", ("share_of_error",), ("forecast", "actual", "error")),
+    _table(
+        "report/forecast_miss", "Forecast miss breakdown", ("share_of_error",), ("forecast", "actual_revenue", "error")
+    ),
     _json("report/pipeline_coverage"),
     # routing advice (step 6)
     _table(

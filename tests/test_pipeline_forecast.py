@@ -99,7 +99,7 @@ def test_demo_miss_breakdown_adds_up_to_the_total_error(demo) -> None:
     origin = m.attrs["origin"]
     weeks = pd.date_range(origin + pd.Timedelta(days=7), periods=12, freq="W-MON")
     actual = demo.weekly.set_index("week")["revenue"].reindex(weeks).sum()
-    assert m["actual"].sum() == pytest.approx(actual)
+    assert m["actual_revenue"].sum() == pytest.approx(actual)
     bt = demo.backtest[
         (demo.backtest["origin"] == origin) & (demo.backtest["method"] == demo.forecast["method"].iloc[0])
     ]

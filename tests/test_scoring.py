@@ -108,6 +108,13 @@ def test_no_feature_uses_anything_after_the_scoring_date() -> None:
     pd.testing.assert_frame_equal(before, after)
 
 
+def test_deals_without_stage_history_sit_in_the_first_stage() -> None:
+    t = _small()
+    t["stage_history"] = t["stage_history"].iloc[:0]
+    x = features_at(t, CUT, 90).set_index("record_id")
+    assert x.loc["O1", "stage"] == "needs_confirmed" and x.loc["O1", "days_in_stage"] == pytest.approx(25.0)
+
+
 def test_model_columns_need_every_feature() -> None:
     x = features_at(_small(), CUT, 90)
     d = scoring.Design.learn(x)

@@ -19,7 +19,7 @@ from crmnb.present.words import t
 def miss_breakdown(
     opp, sh, weekly: pd.DataFrame, origin: pd.Timestamp, horizon: int, seasonal: bool, lang: str
 ) -> pd.DataFrame:
-    """Return the window's error by part: component, forecast, actual, error, share of the error, remedy."""
+    """Return the window's error by part: component, forecast, actual_revenue, error, share of the error, remedy."""
     p = forecast_parts(opp, sh, weekly, pd.Timestamp(origin), horizon, seasonal)
     end = week_end(p.weeks[-1])
     y = weekly.set_index("week")["revenue"].reindex(p.weeks).fillna(0.0).to_numpy(float)
@@ -35,8 +35,8 @@ def miss_breakdown(
         "new_deals": (p.new_plain.sum(), y.sum() - won_amount),
         "seasonality": ((p.new_deals - p.new_plain).sum(), 0.0),
     }
-    df = pd.DataFrame([(c, *rows[c]) for c in COMPONENTS], columns=["component", "forecast", "actual"])
-    df["error"] = df["forecast"] - df["actual"]
+    df = pd.DataFrame([(c, *rows[c]) for c in COMPONENTS], columns=["component", "forecast", "actual_revenue"])
+    df["error"] = df["forecast"] - df["actual_revenue"]
     total = float(p.total.sum() - y.sum())
     df["share_of_error"] = df["error"] / total if total else np.nan
     df["remedy"] = [t(f"predict.remedy.{c}", lang) for c in df["component"]]

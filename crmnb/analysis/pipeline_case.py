@@ -129,4 +129,4 @@ def empty_forecast() -> pd.DataFrame:
 
 def empty_miss() -> pd.DataFrame:
     """Return a miss breakdown with no rows."""
-    return pd.DataFrame(columns=["component", "forecast", "actual", "error", "share_of_error", "remedy"])
+    return pd.DataFrame(columns=["component", "forecast", "actual_revenue", "error", "share_of_error", "remedy"])

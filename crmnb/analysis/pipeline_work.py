@@ -84,6 +84,8 @@ def work_list(
 
 def describe(work: pd.DataFrame, scored: pd.DataFrame, settings, dept: str, lang: str) -> str:
     """State how many high-probability records are going stale among the department's open ones, in ``lang``."""
+    if scored.empty:
+        return t("predict.work.no_scores", lang)
     if work.empty:
         return t("predict.work.none", lang, department=department(dept, lang))
     n_open = int((scored["department"] == dept).sum())

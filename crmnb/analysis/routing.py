@@ -92,7 +92,9 @@ def _candidates(deals: pd.DataFrame, cells: pd.DataFrame, reps: list[str]) -> pd
 def advise(scored: pd.DataFrame, closed: pd.DataFrame, dept: str, settings, seed: int = 0) -> pd.DataFrame:
     """Return the routing advice for the department's open high-value deals: current and suggested rep, rates, gain."""
     if closed.empty or scored.empty:
-        return pd.DataFrame(columns=ADVICE_COLUMNS)
+        empty = pd.DataFrame(columns=ADVICE_COLUMNS)
+        empty.attrs["no_scores"] = scored.empty
+        return empty
     cells = shrunk_rates(closed, "owner_rep", "industry", settings.prior_strength).rename(
         columns={"industry": "segment"}
     )
@@ -176,6 +178,8 @@ def workload(advice: pd.DataFrame, scored: pd.DataFrame, dept: str) -> pd.DataFr
 def describe(advice: pd.DataFrame, dept: str, lang: str) -> str:
     """State the advice: deals moved, the expected gain in wins with its 90% interval, and the caveat, in ``lang``."""
     moved = advice[advice["suggested_rep"] != advice["owner_rep"]]
+    if advice.empty and advice.attrs.get("no_scores"):
+        return t("predict.routing.no_scores", lang)
     if moved.empty:
         return t("predict.routing.none", lang, department=department(dept, lang), n=len(advice))
     draws = advice.attrs.get("gain_draws")
