@@ -73,7 +73,7 @@ def deal_stage_at(opps: pd.DataFrame, stages: pd.DataFrame, cut: pd.Timestamp) -
     last = sh.sort_values(["entered_at", "order"]).drop_duplicates("opportunity_id", keep="last")
     last = last.set_index("opportunity_id")
     ids = opps["opportunity_id"].astype(object)
-    stage = ids.map(dict(zip(last.index, last["stage"]))).fillna(DEAL_STAGES[0])
+    stage = ids.map(dict(zip(last.index, last["stage"]))).astype(object).fillna(DEAL_STAGES[0])
     entered = pd.to_datetime(ids.map(dict(zip(last.index, last["entered_at"]))), errors="coerce")
     entered = entered.fillna(pd.to_datetime(opps["created_at"]))
     return pd.DataFrame({"stage": stage.to_numpy(), "entered": entered.to_numpy()}, index=opps.index)
