@@ -204,6 +204,10 @@ def render(
     w.key("thresholds", section=True, active=False)
     _thresholds(w, effective["thresholds"])
     w.raw()
+    w.raw("# ---- scoring, routing and the pipeline forecast (defaults shown)")
+    w.key("predict", section=True, active=False)
+    _thresholds(w, CaseParams.model_fields["predict"].default_factory().model_dump(mode="json"), "predict")
+    w.raw()
     _report_and_run(w, effective, language)
     _plan(w, owner, dates.deadline)
     return "\n".join(w.lines) + "\n"
