@@ -167,6 +167,28 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("deep_dive/ab_tests", "A-B tests", ("rate_a", "rate_b", "difference", "ci_low", "ci_high")),
     _table("deep_dive/utm", "UTM channels", ("conversion", "ci_low", "ci_high")),
     _table("plan/budget", "Budget by channel", (), ("spend", "revenue")),
+    # lead and deal scoring, the pipeline to work (step 6)
+    _table("plan/scoring_model", "Scoring model", ("calibration_error", "holdout_win_rate")),
+    _table("plan/scoring_calibration", "Scoring calibration", ("mean_probability", "win_rate")),
+    _table("plan/pipeline_to_work", "Pipeline to work", ("win_probability",), ("amount",)),
+    _table("plan/scored"),
+    # the pipeline forecast, chosen by backtest (step 7)
+    _table("report/forecast_backtest", "Forecast backtest", ("wape", "bias", "total_wape", "total_bias")),
+    _table(
+        "report/pipeline_forecast", "Pipeline forecast", (), ("pipeline", "new_deals", "forecast", "lower", "upper")
+    ),
+    _table(
+        "report/forecast_miss", "Forecast miss breakdown", ("share_of_error",), ("forecast", "actual_revenue", "error")
+    ),
+    _json("report/pipeline_coverage"),
+    # routing advice (step 6)
+    _table(
+        "plan/routing_rates",
+        "Rep x segment win rates",
+        ("raw_win_rate", "rep_win_rate", "segment_win_rate", "shrunk_win_rate", "rate_low", "rate_high"),
+    ),
+    _table("plan/routing", "Routing advice", ("win_probability", "current_rate", "suggested_rate"), ("amount",)),
+    _table("plan/routing_workload", "Routing workload"),
 )
 
 

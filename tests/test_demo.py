@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from crmnb.demo.generator import generate
-from crmnb.intake.schema import DEFAULT_FILES, DEPARTMENTS, LOSS_REASONS, TABLES, UTM_COLUMNS
+from crmnb.intake.schema import DEFAULT_FILES, DEPARTMENTS, LOSS_REASONS, TABLES
 
 SALES, CONTROL = DEPARTMENTS
 EXPORT_END = pd.Timestamp("2026-03-31 23:59:59")
@@ -94,8 +94,7 @@ def test_every_file_has_the_schema_columns(small: Path) -> None:
     for table, name in DEFAULT_FILES.items():
         path = small / name
         assert path.exists(), name
-        # the UTM columns are parsed from the landing URLs at intake: the export leaves them out
-        expected = [c for c in TABLES[table].columns if c not in UTM_COLUMNS]
+        expected = list(TABLES[table].columns)
         if name.endswith(".xlsx"):
             df = pd.read_excel(path, sheet_name="campaigns")
             assert list(df.columns) == expected
@@ -290,19 +289,18 @@ def test_calibrated_rates_at_scale_one(full: Path) -> None:
 
 
 TINY_DIGESTS = {
-    "activities.csv": "462d66856bf377c0eadbd0333f592c30cadbb4ec9f8bc1ca771cd2e60003c021",
-    "campaigns.xlsx": "83c2416ae1a1b820ba0e77fa387efc63d6fdcefdbf0d6af8752feafc450ec1de",
-    "customers.csv": "362b7633276bb20811dbcc01b91a87e6bb24fc458bf4cb91d788aff0a79d1a7a",
-    "email_events.csv": "0f6de269e0f5cc305172d49195b6cdb4df6a07344560eeeea2dad2415506fe70",
-    "leads.csv": "504f793f7558930a0c79e35e33528c0e1b027cb5a2d546be14b229908a7860db",
-    "opportunities.csv": "0b2a1ca18db03f462d148807559638c33159abb22ebe1e643929ced5d608f782",
-    "orders.csv": "101ca3ec3ea4a4cded92c7211ad9540d90cfc25f63401d1b88a64c3e3366c26d",
-    "planted.json": "18fd1afca803fd08651f504dd16906d9b79c3686982af8b6edd15cc236c41980",
-    "receipts.csv": "d417fd5ed850b9794cf01e0010bf078a0a90dfc0e2c04865ba2c7c26cf1e5ec2",
-    "stage_history.csv": "357daace3244c0bb522e2479b2645a40746a259015630c2b13c35ef0c12d939c",
-    "tickets.csv": "c93d2b09aaa50e6ce8fa67ec231bb428450f2ccb0dfb2f92c173fce1c6e118cc",
-    "touches.csv": "43b05d69260f6a52b220b37c357e00af538ed54f0d8098d444b23090dee3c244",
-    "visits.csv": "bd13f8d9840a27504db911d494209410907b339400885f583e2d2f47b8ad4d0d",
+    "activities.csv": "8c0cac49b6f00dff754d4ce4d01707b7faaea9534075a4f635d920ebacb00d03",
+    "campaigns.xlsx": "294404be5ba0236ca0e1d09298162d8758cbfc6c000994aad58a35ea78e17dd9",
+    "customers.csv": "6d8f14f4dbe4c5af89668f29e5924eaae4843de428e0b73f441e5e8c7943e509",
+    "leads.csv": "79adb61aa3164561a1165bcf315cb089e37fd6cd33c1aa5112ba3befa0437da3",
+    "opportunities.csv": "1b36cf85e79ecd0e516fbd02c93b78ac51dc2473955693705d65e09775322286",
+    "orders.csv": "aed4adc3d109bf3897aa0550ca6035dd9cfd79bc3ff42a6db385907d4162d2da",
+    "planted.json": "d262cdad00cd44e72bc5b03e69a7f491acb9cfca9202703f9cbee47cdf6c5bbd",
+    "receipts.csv": "0757e48df466d566d0ceb6513e543b225266dda375e3f84e5592f9d232368435",
+    "stage_history.csv": "8f30db15434f38eb39693006b7ddf34e34a636a8e9de3c3943537a98a2cb09e9",
+    "tickets.csv": "0f85549184e86123ee6d99cfbbc821a9a40df8b45f54e49854f66d4ab6b156ca",
+    "touches.csv": "6eb2482de4b0c9c100b886fe388e3cf78e818dde2694f360426cc198895f2ea4",
+    "visits.csv": "1d697137b803783276069cb6341ce12a8d3a6e6b60d9e53bb868bddde8d8ece8",
 }
 """SHA-256 of every file at scale 0.05, seed 3: the demo's output is part of what users see."""
 
@@ -323,7 +321,6 @@ def test_writer_takes_the_columns_from_the_schema(tmp_path: Path) -> None:
     world = build(0.05, 3)
     assert list(BUILDERS) == list(DEFAULT_FILES)
     for table, builder in BUILDERS.items():
-        exported = [c for c in TABLES[table].columns if c not in UTM_COLUMNS]  # UTM: parsed at intake
-        assert sorted(builder(world).columns) == sorted(exported), table
+        assert sorted(builder(world).columns) == sorted(TABLES[table].columns), table
     with pytest.raises(ValueError, match="visits"):
         write_frame(tmp_path, "visits", Frame(0, {"visit_id": col_int(np.zeros(0, np.int64))}))

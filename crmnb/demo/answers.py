@@ -9,12 +9,21 @@ from typing import Any
 
 import numpy as np
 
+from crmnb.demo.clock import DAY, NAT
 from crmnb.demo.faults import DUPLICATE_VARIANTS, PHONE_FORMATS
 from crmnb.demo.orders import quarter_counts
+from crmnb.demo.sales import strong_pair
 from crmnb.demo.service import planted_themes
-from crmnb.demo.story import CONTROL_DEPARTMENT, INTERVENTION_DEPARTMENT, REPORTED_QUARTERS
+from crmnb.demo.story import (
+    CONTROL_DEPARTMENT,
+    INTERVENTION_DEPARTMENT,
+    QUARTER_END_PUSH,
+    REPORTED_QUARTERS,
+    SHOW_LAG_DAYS,
+    SHOW_LEAD_LIFT,
+)
 from crmnb.demo.text import id_width
-from crmnb.demo.vocab import CAMPAIGNS
+from crmnb.demo.vocab import CAMPAIGNS, INDUSTRIES
 from crmnb.demo.world import World
 from crmnb.intake.schema import DEFAULT_FILES, DEPARTMENTS
 
@@ -130,6 +139,52 @@ def email_planted(w: World) -> dict[str, Any]:
     }
 
 
+def rep_strengths(w: World) -> list[dict[str, Any]]:
+    """Return the planted strong rep x industry pairs with their closed deals' win rate against the rest's."""
+    o, reps = w.opps, w.ctx.reps
+    strong = strong_pair(w.ctx, w.leads)[o.lead]
+    closed, won, industry = o.status > 0, o.status == 1, w.leads.industry[o.lead]
+    out = []
+    for r, i in sorted({(int(r), int(i)) for r, i in zip(o.rep[strong], industry[strong])}):
+        m = closed & (o.rep == r) & (industry == i)
+        rest = closed & (o.dept == reps.dept[r]) & (industry == i) & (o.rep != r)
+        out.append(
+            {
+                "department": DEPARTMENTS[int(reps.dept[r])],
+                "owner_rep": reps.name[r],
+                "industry": INDUSTRIES[i][0],
+                "closed_deals": int(m.sum()),
+                "win_rate": round(float(won[m].mean()), 4),
+                "others_win_rate": round(float(won[rest].mean()), 4),
+            }
+        )
+    return out
+
+
+def pipeline_structure(w: World) -> dict[str, Any]:
+    """Return the planted pipeline: win rate from each stage, close-date slippage, seasonality, lead lag."""
+    o = w.opps
+    closed, won = o.status > 0, o.status == 1
+    slip = (o.closed[won] - o.expected_close[won]) / DAY
+    return {
+        "stage_win_rates": {
+            stage: round(float(won[closed & (o.entered[:, k] != NAT)].mean()), 4)
+            for k, stage in enumerate(("needs_confirmed", "proposal", "negotiation"))
+        },
+        "rep_industry_strengths": rep_strengths(w),
+        "close_date_slippage": {
+            "won_after_expected_share": round(float((slip > 0).mean()), 4),
+            "median_days_late": round(float(np.median(slip)), 1),
+        },
+        "seasonality": {"won_amount_factor_by_month_of_quarter": list(QUARTER_END_PUSH)},
+        "campaign_lead_lag": {
+            "campaigns": [f"CMP{i + 1:03d}" for i, c in enumerate(CAMPAIGNS) if c[0] == "trade_show"],
+            "days_after_end": list(SHOW_LAG_DAYS),
+            "arrival_lift": SHOW_LEAD_LIFT,
+        },
+    }
+
+
 def planted_facts(w: World, rows: dict[str, int]) -> dict[str, Any]:
     """Return the answer key: planted faults, effects and rows per table."""
     ids = Ids(w)
@@ -166,4 +221,5 @@ def planted_facts(w: World, rows: dict[str, int]) -> dict[str, Any]:
         **planted_effects(w),
         "complaint_themes": planted_themes(w.tickets, w.accounts.dept[w.tickets.acc], DEPARTMENTS),
         **email_planted(w),
+        "pipeline": pipeline_structure(w),
     }

@@ -4,6 +4,7 @@ Leads arrive in every department-quarter (:data:`crmnb.demo.story.LEADS_PER_QUAR
 from existing customers and reuse that customer's contact person, department and rep; the rest are
 new people. From the intervention on, Sales 1's median first-response time is halved. About 6 % of
 leads are never contacted; a contact planned after the export date is not in the export either.
+From two to six weeks after each trade show more leads arrive (:data:`crmnb.demo.story.SHOW_LEAD_LIFT`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crmnb.demo.arrays import scaled
-from crmnb.demo.clock import EXPORT_END, HOUR, NAT, QUARTER_STARTS, days, office_time
+from crmnb.demo.clock import DAY, EXPORT_END, HOUR, NAT, QUARTER_STARTS, office_time, ts
 from crmnb.demo.context import Context
 from crmnb.demo.people import People
 from crmnb.demo.story import (
@@ -25,7 +26,10 @@ from crmnb.demo.story import (
     REMINDER_RESPONSE_FACTOR,
     RESPONSE_MEDIAN_H,
     RESPONSE_SIGMA,
+    SHOW_LAG_DAYS,
+    SHOW_LEAD_LIFT,
 )
+from crmnb.demo.vocab import CAMPAIGNS
 from crmnb.intake.schema import DEPARTMENTS
 
 
@@ -56,11 +60,26 @@ class Leads:
     """Never contacted at all."""
     first_contact: np.ndarray
     """The first contact as exported (NAT when never or after the export date)."""
+    industry: np.ndarray
+    """The industry of the lead's company (index into vocab.INDUSTRIES)."""
 
     @property
     def n(self) -> int:
         """Return the number of leads."""
         return len(self.created)
+
+
+SHOW_ENDS = np.array([ts(c[3]) + DAY for c in CAMPAIGNS if c[0] == "trade_show"])
+
+
+def arrival_days(rng: np.random.Generator, lo: int, hi: int, n: int) -> np.ndarray:
+    """Return ``n`` random midnights in [lo, hi): weekends less likely, the weeks after a trade show more."""
+    day = np.arange(lo // DAY, -(-hi // DAY), dtype=np.int64)
+    w = np.where((day + 3) % 7 >= 5, 0.3, 1.0)
+    since = day[:, None] * DAY - SHOW_ENDS[None, :]
+    after_show = ((since >= SHOW_LAG_DAYS[0] * DAY) & (since < SHOW_LAG_DAYS[1] * DAY)).any(axis=1)
+    w = w * np.where(after_show, SHOW_LEAD_LIFT, 1.0)
+    return rng.choice(day, size=n, p=w / w.sum()) * DAY
 
 
 def draw_arrivals(ctx: Context) -> Arrivals:
@@ -69,7 +88,7 @@ def draw_arrivals(ctx: Context) -> Arrivals:
     for q in range(len(LEADS_PER_QUARTER)):
         for d in range(len(DEPARTMENTS)):
             n = scaled(LEADS_PER_QUARTER[q], ctx.scale, 20)
-            t = days(ctx.rng, QUARTER_STARTS[q], QUARTER_STARTS[q + 1], n) + office_time(ctx.rng, n)
+            t = arrival_days(ctx.rng, QUARTER_STARTS[q], QUARTER_STARTS[q + 1], n) + office_time(ctx.rng, n)
             created.append(np.minimum(t, EXPORT_END))
             dept.append(np.full(n, d))
             quarter.append(np.full(n, q))
@@ -121,5 +140,6 @@ def draw_leads(ctx: Context, arr: Arrivals, pre_dept: np.ndarray, pre_rep: np.nd
         resp_h=hours,
         never=never,
         first_contact=np.where(never | (fc > EXPORT_END), NAT, fc),
+        industry=people.industry[person],
     )
     return leads, people

@@ -2,7 +2,9 @@
 
 Conversion is calibrated per department-quarter (:func:`stage_quotas`): the number of leads passing
 each stage is fixed first, then *which* leads pass is a draw weighted by response time (faster first
-contact, better odds). Lost deals get a stage-dependent loss reason; a slow first response (over
+contact, better odds; a rep's strong industries, better odds after the first stage). Each deal's
+expected close date is optimistic (:data:`crmnb.demo.story.EXPECTED_CLOSE_SHARE`), and deals won in a
+quarter's last month are larger (:data:`crmnb.demo.story.QUARTER_END_PUSH`). Lost deals get a stage-dependent loss reason; a slow first response (over
 48 h) makes ``slow_response`` three times as likely.
 """
 
@@ -19,9 +21,13 @@ from crmnb.demo.faults import plant_tricky_notes
 from crmnb.demo.leads import Leads
 from crmnb.demo.story import (
     CONVERSION,
+    EXPECTED_CLOSE_SHARE,
     LEADS_PER_QUARTER,
     OPP_AMOUNT_MEDIAN,
     OPP_AMOUNT_SIGMA,
+    QUARTER_END_PUSH,
+    REP_STRENGTH_BONUS,
+    REP_STRENGTHS,
     RESPONSE_MEDIAN_H,
     STAGE_DWELL_DAYS,
     STAGE_PASS,
@@ -54,6 +60,8 @@ class Opportunities:
     """Per lead: its opportunity, or -1."""
     lead_status: np.ndarray
     """Per lead: index into schema.LEAD_STATUSES."""
+    expected_close: np.ndarray
+    """The rep's expected close date (midnight; may lie after the export date)."""
 
     @property
     def n(self) -> int:
@@ -78,6 +86,15 @@ def stage_quotas(ctx: Context, cell: np.ndarray) -> tuple[np.ndarray, ...]:
     return k[0], k[1], k[2], k[3]
 
 
+def strong_pair(ctx: Context, leads: Leads) -> np.ndarray:
+    """Return, per lead, whether its rep is planted as strong in its industry."""
+    first = {d: int(np.flatnonzero(ctx.reps.dept == d)[0]) for d in np.unique(ctx.reps.dept)}
+    strong = np.zeros(leads.n, bool)
+    for d, place, industry in REP_STRENGTHS:
+        strong |= (leads.rep == first[d] + place) & (leads.industry == industry)
+    return strong
+
+
 def furthest_stage(ctx: Context, leads: Leads) -> np.ndarray:
     """Return how far each lead is planned to get: 0 none, 1 needs_confirmed .. 4 won."""
     rng = ctx.rng
@@ -86,14 +103,15 @@ def furthest_stage(ctx: Context, leads: Leads) -> np.ndarray:
     k_needs, k_prop, k_neg, k_won = stage_quotas(ctx, cell)
     lr = -np.log(leads.resp_h / RESPONSE_MEDIAN_H)
     contacted = ~leads.never  # planned contact (timing may fall after the export)
+    bonus = np.where(strong_pair(ctx, leads), REP_STRENGTH_BONUS, 0.0)
 
     def gumbel() -> np.ndarray:
         return rng.gumbel(0.0, 1.0, n)
 
     needs = top_k(cell, 0.5 * lr + 0.5 * (leads.existing >= 0) + gumbel(), contacted, k_needs)
-    prop = top_k(cell, 0.2 * lr + gumbel(), needs, k_prop)
-    neg = top_k(cell, 0.15 * lr + gumbel(), prop, k_neg)
-    won = top_k(cell, 0.15 * lr + gumbel(), neg, k_won)
+    prop = top_k(cell, 0.2 * lr + bonus + gumbel(), needs, k_prop)
+    neg = top_k(cell, 0.15 * lr + bonus + gumbel(), prop, k_neg)
+    won = top_k(cell, 0.15 * lr + bonus + gumbel(), neg, k_won)
     return needs.astype(np.int64) + prop + neg + won
 
 
@@ -111,7 +129,9 @@ def draw_timeline(ctx: Context, leads: Leads, opp_leads: np.ndarray, fs: np.ndar
     lost_stage = np.where(fs < 4, fs - 1, -1)  # 0 needs, 1 proposal, 2 negotiation
     stall = (dwell[np.arange(m), np.maximum(lost_stage, 0)] * rng.uniform(0.9, 1.8, m)).astype(np.int64)
     lost_at = np.where(fs < 4, entered[np.arange(m), np.maximum(lost_stage, 0)] + stall, NAT)
-    return created, entered, lost_stage, lost_at
+    share = EXPECTED_CLOSE_SHARE * np.exp(rng.normal(0.0, 0.25, m))  # optimistic, some reps more than others
+    expected = (created + (share * dwell.sum(axis=1)).astype(np.int64)) // DAY * DAY
+    return created, entered, lost_stage, lost_at, expected
 
 
 def lead_status(leads: Leads, final: np.ndarray, lead_opp: np.ndarray, opp_status: np.ndarray) -> np.ndarray:
@@ -130,14 +150,21 @@ def lead_status(leads: Leads, final: np.ndarray, lead_opp: np.ndarray, opp_statu
     )
 
 
+def quarter_end_push(closed: np.ndarray, won: np.ndarray) -> np.ndarray:
+    """Return the seasonal factor on each deal's amount: by the month of the quarter a won deal closes in."""
+    month = np.where(won, closed, 0).astype("datetime64[s]").astype("datetime64[M]").astype(np.int64) % 3
+    return np.where(won, np.asarray(QUARTER_END_PUSH)[month], 1.0)
+
+
 def draw_opportunities(ctx: Context, leads: Leads) -> Opportunities:
     """Return the opportunities of the leads that reach needs_confirmed by the export date."""
     rng = ctx.rng
     final = furthest_stage(ctx, leads)
     opp_leads = np.flatnonzero(final >= 1)
-    created, entered, lost_stage, lost_at = draw_timeline(ctx, leads, opp_leads, final[opp_leads])
+    created, entered, lost_stage, lost_at, expected = draw_timeline(ctx, leads, opp_leads, final[opp_leads])
     keep = np.flatnonzero(created <= EXPORT_END)
     opp_leads, entered, lost_stage, lost_at = opp_leads[keep], entered[keep], lost_stage[keep], lost_at[keep]
+    expected = expected[keep]
     entered = np.where(entered > EXPORT_END, NAT, entered)
     is_won = entered[:, 3] != NAT
     is_lost = (lost_at != NAT) & (lost_at <= EXPORT_END)
@@ -153,7 +180,7 @@ def draw_opportunities(ctx: Context, leads: Leads) -> Opportunities:
     w[:, 3] *= np.where(leads.resp_h[opp_leads] > 48, 3.0, 1.0)
     reason = np.where(is_lost, pick(rng, w), -1)
     amount = np.clip(np.exp(rng.normal(np.log(OPP_AMOUNT_MEDIAN), OPP_AMOUNT_SIGMA, mo)), 3_000, 1_000_000)
-    amount = np.round(amount, -2)
+    amount = np.round(amount * quarter_end_push(closed, is_won), -2)
     note = np.where(rng.random(mo) < 0.7, rng.integers(0, len(OPP_NOTES), mo), -1)
 
     o = np.argsort(entered[:, 0], kind="stable")
@@ -177,6 +204,7 @@ def draw_opportunities(ctx: Context, leads: Leads) -> Opportunities:
         tricky=tricky,
         lead_opp=lead_opp,
         lead_status=lead_status(leads, final, lead_opp, status[o]),
+        expected_close=expected[o],
     )
 
 

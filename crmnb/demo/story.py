@@ -10,6 +10,18 @@ Two departments take inbound leads: 销售一部 (Sales 1) and 客户服务部 (
   goes from about 30 % to 35 % (:data:`REPEAT_TARGET`: buyers with two orders in the quarter; the metric
   catalogue's 90-day measure per month goes from about 46 % to 51 %).
 
+The pipeline (for scoring, routing and the pipeline forecast):
+
+* stage-dependent win rates: a deal that reached a later stage wins more often (:data:`STAGE_PASS`);
+* reps who do better with some industries (:data:`REP_STRENGTHS`): their deals pass each stage after the
+  first more often, at the expense of the rest of the department-quarter (its quota is fixed);
+* close-date slippage: reps expect a deal to close in :data:`EXPECTED_CLOSE_SHARE` of the time it takes
+  (``opportunities.expected_close_date``), so most deals close after the expected date;
+* seasonality: won deals closed in the quarter's last month are larger, in its first month smaller
+  (:data:`QUARTER_END_PUSH`, a quarter-end push);
+* a campaign's spend moves new leads a few weeks later: after each trade show more leads arrive
+  (:data:`SHOW_LEAD_LIFT` from :data:`SHOW_LAG_DAYS` after the show's end, for the following weeks).
+
 Calibration: lead conversion per department and quarter is hit by choosing how many leads pass each
 funnel stage in every department-quarter (:func:`crmnb.demo.sales.stage_quotas`); the repeat-purchase
 rate comes from a BG/NBD-like purchase process plus a final small nudge
@@ -59,3 +71,18 @@ def conversion_target(dept: int, quarter: int) -> float:
     if dept == INTERVENTION_DEPARTMENT:
         return CONVERSION["sales_after"] if QUARTER_STARTS[quarter] >= INTERVENTION else CONVERSION["sales_before"]
     return CONVERSION["control"]
+
+
+REP_STRENGTHS = ((0, 0, 0), (0, 1, 1), (0, 2, 5), (1, 0, 1), (1, 1, 0), (1, 2, 9))
+"""Planted rep x industry strengths: (department, the rep's place in the department, industry index)."""
+REP_STRENGTH_BONUS = 0.6
+"""Added to a strong pair's ranking key at each stage after needs_confirmed (keys carry Gumbel noise)."""
+EXPECTED_CLOSE_SHARE = 0.75
+"""A deal's expected close date: its opening plus about 75 % of its planned time to close (log-normal spread
+0.25): reps are optimistic, most deals slip past the date."""
+QUARTER_END_PUSH = (0.85, 1.0, 1.2)
+"""Factor on a won deal's amount by the month of the quarter it closes in (1st, 2nd, 3rd)."""
+SHOW_LAG_DAYS = (14, 42)
+"""New leads rise from two to six weeks after each trade show ends."""
+SHOW_LEAD_LIFT = 1.6
+"""Factor on the arrival weight of the days in that window."""

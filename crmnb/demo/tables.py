@@ -159,6 +159,7 @@ def opportunities(w: World) -> Frame:
         "status": col_cat(OPPORTUNITY_STATUSES, o.status),
         "amount": col_money(o.amount),
         "closed_at": col_datetime(o.closed),
+        "expected_close_date": col_text(pc.utf8_slice_codeunits(fmt_datetime(o.expected_close), 0, 10)),
         "loss_reason": col_cat(LOSS_REASONS, o.reason),
         "note": col_cat(list(OPP_NOTES) + list(TRICKY_NOTES), o.note),
     }

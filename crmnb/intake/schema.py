@@ -133,6 +133,7 @@ TABLES: dict[str, Table] = {
                 "status": "str",  # open / won / lost
                 "amount": "float",  # expected or won amount, CNY
                 "closed_at": "datetime",
+                "expected_close_date": "str",  # the rep's planned date, YYYY-MM-DD: text, as it may lie ahead
                 "loss_reason": "str",  # one of LOSS_REASONS when lost
                 "note": "str",  # free text from the rep
             },

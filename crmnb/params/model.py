@@ -19,6 +19,7 @@ from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
 from crmnb.params.campaigns import CampaignSettings
+from crmnb.params.predict import PredictSettings
 from crmnb.params.service import ServiceSettings
 
 GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
@@ -302,6 +303,9 @@ class CaseParams(_Model):
     notes: str = Field("", description="your conclusions; they open the report")
     pdf: bool = Field(
         False, description="also write report.pdf (A4, to print or archive; needs headless Chromium): true or false"
+    )
+    predict: PredictSettings = Field(
+        default_factory=PredictSettings, description="lead and deal scoring, routing advice and the pipeline forecast"
     )
     plan: tuple[PlanItem, ...] = Field(
         (), description="your own improvement-plan rows (Table 3), added to those the analysis proposes"

@@ -210,6 +210,10 @@ def render(
     w.key("campaigns", section=True, active=False)
     _thresholds(w, deep_merge(CampaignSettings().model_dump(mode="json"), defaults.get("campaigns", {})), "campaigns")
     w.raw()
+    w.raw("# ---- scoring, routing and the pipeline forecast (defaults shown)")
+    w.key("predict", section=True, active=False)
+    _thresholds(w, CaseParams.model_fields["predict"].default_factory().model_dump(mode="json"), "predict")
+    w.raw()
     _report_and_run(w, effective, language)
     _plan(w, owner, dates.deadline)
     return "\n".join(w.lines) + "\n"

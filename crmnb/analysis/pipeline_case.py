@@ -1,0 +1,132 @@
+"""A case's pipeline forecast in one call: weekly series, backtest of every method, the chosen forecast, its
+coverage and the miss breakdown of the latest complete window; and the sentences the report shows."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from crmnb.analysis import forecast as baseline
+from crmnb.analysis.forecast_miss import coverage, miss_breakdown
+from crmnb.analysis.pipeline_forecast import METHODS, accuracy, backtest, final_forecast, forecast_parts
+from crmnb.analysis.pipeline_state import prepared
+from crmnb.errors import NotEnoughData
+from crmnb.present.words import category, department, t
+
+COLUMNS = {
+    "opportunities": [
+        "opportunity_id",
+        "department",
+        "created_at",
+        "status",
+        "amount",
+        "closed_at",
+        "expected_close_date",
+    ],
+    "stage_history": ["opportunity_id", "stage", "entered_at"],
+}
+"""The columns the pipeline forecast reads."""
+
+
+class PipelineForecast(NamedTuple):
+    """The department's weekly won revenue, every method's backtest and accuracy, the chosen forecast,
+    its coverage and the miss breakdown of the latest complete window."""
+
+    weekly: pd.DataFrame
+    backtest: pd.DataFrame
+    accuracy: pd.DataFrame
+    forecast: pd.DataFrame
+    coverage: dict
+    miss: pd.DataFrame
+
+
+def run(
+    opportunities,
+    stage_history,
+    dept: str | None,
+    end,
+    lang: str,
+    horizon: int = 12,
+    origins: int = 20,
+    min_train: int = 26,
+) -> PipelineForecast:
+    """Return the department's pipeline forecast up to ``end``, chosen against the damped trend by backtest."""
+    opp, sh = prepared(opportunities, stage_history, dept)
+    won = opp[(opp["status"] == "won") & opp["closed_at"].notna()]
+    weekly = baseline.weekly_revenue(opp, end=end) if len(won) else pd.DataFrame({"week": [], "revenue": []})
+    need = min_train + horizon + 1
+    if len(weekly) < need:
+        raise NotEnoughData("predict.forecast.too_short", need, len(weekly), n=len(weekly), need=need)
+    bt = backtest(opp, sh, weekly, horizon, origins, min_train)
+    acc = accuracy(bt)
+    fc = final_forecast(opp, sh, weekly, bt, acc, horizon)
+    chosen = str(acc.loc[acc["chosen"], "method"].iloc[0])
+    seasonal = chosen == "pipeline_seasonal"
+    last_full = pd.Timestamp(bt["origin"].max())
+    miss = miss_breakdown(opp, sh, weekly, last_full, horizon, seasonal, lang)
+    parts = forecast_parts(opp, sh, weekly, pd.Timestamp(weekly["week"].iloc[-1]), horizon, seasonal)
+    return PipelineForecast(weekly, bt, acc, fc, coverage(parts.pipeline, weekly, horizon), miss)
+
+
+def describe(pf: PipelineForecast, tolerance: float, lang: str) -> str:
+    """State the backtest: each method's weekly WAPE and 12-week deviation, the chosen one against the tolerance."""
+    a = pf.accuracy.set_index("method")
+    chosen = str(a.index[a["chosen"]][0])
+    best = a.loc[chosen]
+    key = "predict.forecast.within" if best["total_wape"] <= tolerance else "predict.forecast.above"
+    return t(
+        "predict.forecast.backtest",
+        lang,
+        origins=int(best["origins"]),
+        h=int(pf.forecast["step"].max()),
+        old_wape=a.loc[METHODS[0], "wape"],
+        old_total=a.loc[METHODS[0], "total_wape"],
+        new_wape=a.loc["pipeline", "wape"],
+        new_total=a.loc["pipeline", "total_wape"],
+        season_total=a.loc["pipeline_seasonal", "total_wape"],
+        chosen=category(chosen, lang),
+        verdict=t(key, lang, tolerance=tolerance, total=best["total_wape"], by=best["total_wape"] - tolerance),
+    )
+
+
+def describe_miss(pf: PipelineForecast, tolerance: float, lang: str) -> str:
+    """State the latest complete window's miss and its largest part with the remedy, in ``lang``."""
+    m = pf.miss
+    dev = m.attrs["total_error"] / m.attrs["actual"] if m.attrs["actual"] else np.nan
+    big = m.loc[m["error"].abs().idxmax()]
+    key = "predict.miss.within" if abs(dev) <= tolerance else "predict.miss.above"
+    return t(
+        key,
+        lang,
+        origin=f"{m.attrs['origin']:%Y-%m-%d}",
+        deviation=dev,
+        tolerance=tolerance,
+        part=category(big["component"], lang),
+        share=big["share_of_error"],
+        remedy=big["remedy"],
+    )
+
+
+def describe_coverage(pf: PipelineForecast, dept: str, lang: str) -> str:
+    """State the pipeline coverage: weighted pipeline due in the horizon against the recent pace, in ``lang``."""
+    c = pf.coverage
+    return t("predict.coverage", lang, department=department(dept, lang), h=int(pf.forecast["step"].max()), **c)
+
+
+def empty_accuracy() -> pd.DataFrame:
+    """Return a backtest accuracy table with no rows."""
+    return pd.DataFrame(columns=["method", "origins", "wape", "bias", "total_wape", "total_bias", "chosen"])
+
+
+def empty_forecast() -> pd.DataFrame:
+    """Return a pipeline forecast with no rows."""
+    return pd.DataFrame(
+        columns=["week", "step", "pipeline", "new_deals", "forecast", "lower", "upper", "level", "method", "origin"]
+    )
+
+
+def empty_miss() -> pd.DataFrame:
+    """Return a miss breakdown with no rows."""
+    return pd.DataFrame(columns=["component", "forecast", "actual_revenue", "error", "share_of_error", "remedy"])

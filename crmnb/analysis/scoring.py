@@ -1,0 +1,345 @@
+"""Lead and deal scoring: the probability that an open lead or deal is won within the window, with reasons.
+
+Logistic regression and a decision tree, class-balanced and calibrated, are trained on the records
+open two windows before the scoring date (and at three earlier snapshots, a third of a window apart)
+and judged on those open one window before it (labels end
+at the scoring date), against two simple baselines: the training win rate of the record's stage, and
+of its channel. The chosen model (best holdout PR-AUC) is refitted one window before and scores the
+records open at the scoring date; each record gets its three main reasons from the logistic model.
+
+>>> res = train_and_evaluate(tables, "2026-03-31", window_days=90)  # doctest: +SKIP
+>>> scored = score_open(res, tables, "en")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from crmnb.analysis.churn_model import lift_table
+from crmnb.analysis.scoring_features import CATEGORICAL, NUMERIC, STAGES, features_at, won_within
+from crmnb.errors import NotEnoughData
+from crmnb.present.words import category, t
+
+LOGGED = ("age_days", "days_in_stage", "response_hours", "touches", "days_past_expected")
+"""Numeric features taken as log(1 + x): long tails, where a day more matters less after a month."""
+MODELS = ("logistic", "tree")
+SNAPSHOTS = 4
+"""Training stacks the records open at this many dates, a third of a window apart, up to the training cut-off."""
+BASELINES = ("stage_rate", "channel_rate")
+LEAD_STAGES = STAGES[:2]
+
+
+@dataclass
+class Design:
+    """How features become the model's columns: the categories seen in training and the fill values."""
+
+    categories: dict[str, list[str]]
+    fill: dict[str, float]
+
+    @classmethod
+    def learn(cls, x: pd.DataFrame) -> Design:
+        """Return the design of a training set."""
+        cats = {c: sorted(x[c].astype(str).unique()) for c in CATEGORICAL if c != "stage"}
+        cats["stage"] = list(STAGES)
+        fill = {c: float(np.nanmedian(x[c])) if x[c].notna().any() else 0.0 for c in NUMERIC}
+        return cls(cats, fill)
+
+    @property
+    def columns(self) -> list[str]:
+        """Return the model's column names, ``group=value`` for the categories."""
+        return list(NUMERIC) + [f"{c}={v}" for c in CATEGORICAL for v in self.categories[c]]
+
+    def matrix(self, x: pd.DataFrame) -> np.ndarray:
+        """Return the model matrix of some records."""
+        num = np.column_stack(
+            [
+                np.log1p(x[c].fillna(self.fill[c]).clip(lower=0)) if c in LOGGED else x[c].fillna(self.fill[c])
+                for c in NUMERIC
+            ]
+        )
+        cat = [(x[c].astype(str).to_numpy()[:, None] == np.array(self.categories[c])[None, :]) for c in CATEGORICAL]
+        return np.hstack([num.astype(float)] + [c.astype(float) for c in cat])
+
+    def group(self, column: str) -> str:
+        """Return the feature a model column belongs to."""
+        return column.split("=", 1)[0]
+
+
+@dataclass
+class ScoringResult:
+    """Both models and both baselines on the later holdout, the chosen model and what it scores with."""
+
+    as_of: pd.Timestamp
+    train_cut: pd.Timestamp
+    hold_cut: pd.Timestamp
+    window_days: int
+    metrics: pd.DataFrame
+    lift: pd.DataFrame
+    calibration: pd.DataFrame
+    chosen: str
+    design: Design
+    model: Any
+    explainer: Pipeline
+    holdout: pd.DataFrame = field(repr=False)
+    reference: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    """The average contribution per feature of the final training records of each kind (lead, opportunity)."""
+
+
+def _logistic() -> Pipeline:
+    return Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(class_weight="balanced", max_iter=2000))])
+
+
+def _tree(min_leaf: int) -> Pipeline:
+    return Pipeline(
+        [
+            (
+                "clf",
+                DecisionTreeClassifier(max_depth=5, min_samples_leaf=min_leaf, class_weight="balanced", random_state=0),
+            )
+        ]
+    )
+
+
+def _labelled(
+    tables, cut: pd.Timestamp, window: int, strength, what: str, as_of, snapshots: int = 1
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the records open at ``cut`` (and at earlier snapshots) and their labels; NotEnoughData when
+    either class is too small."""
+    step = pd.Timedelta(days=max(7, window // 3))
+    xs = [features_at(tables, cut - k * step, window, strength) for k in range(snapshots)]
+    ys = [won_within(tables, x, cut - k * step, window).astype(int) for k, x in enumerate(xs)]
+    x, y = pd.concat(xs, ignore_index=True), pd.concat(ys, ignore_index=True)
+    wins = int(y.sum())
+    if min(wins, len(y) - wins) < 5:
+        raise NotEnoughData(
+            f"predict.too_few.{what}",
+            5,
+            min(wins, len(y) - wins),
+            cut=f"{cut:%Y-%m-%d}",
+            n=len(y),
+            wins=wins,
+            window=window,
+            as_of=f"{as_of:%Y-%m-%d}",
+        )
+    return x, y
+
+
+def calibration_table(won: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Return per probability decile (1 = highest): records, mean predicted probability, observed win rate."""
+    order = np.argsort(-p, kind="stable")
+    group = np.empty(len(p), dtype=np.int64)
+    group[order] = np.arange(len(p)) * bins // max(len(p), 1)
+    d = pd.DataFrame({"decile": group + 1, "p": p, "won": won})
+    out = d.groupby("decile").agg(records=("p", "size"), mean_probability=("p", "mean"), win_rate=("won", "mean"))
+    return out.reset_index()
+
+
+def win_lift(won: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Return lift by probability decile (1 = highest): records, wins, win rate, lift, cumulative share of wins."""
+    lift = lift_table(won, p)
+    names = {"customers": "records", "churners": "wins", "churn_rate": "win_rate", "cumulative_capture": "win_capture"}
+    return lift.rename(columns=names)
+
+
+def _scores(name: str, y: np.ndarray, p: np.ndarray, n_train: int) -> dict:
+    """Return one row of the comparison: model ``name``'s holdout scores."""
+    cal = calibration_table(y, p)
+    return {
+        "model": name,
+        "roc_auc": roc_auc_score(y, p),
+        "pr_auc": average_precision_score(y, p),
+        "brier": brier_score_loss(y, p),
+        "calibration_error": float(
+            np.average((cal["mean_probability"] - cal["win_rate"]).abs(), weights=cal["records"])
+        ),
+        "lift_top_decile": float(lift_table(y, p)["lift"].iloc[0]),
+        "holdout_win_rate": float(y.mean()),
+        "records_trained": n_train,
+        "records_held_out": len(y),
+    }
+
+
+def _rate_of(x_train: pd.DataFrame, y_train: pd.Series, by: str, x: pd.DataFrame) -> np.ndarray:
+    """Return the training win rate of each record's ``by`` value (the overall rate for a value not seen)."""
+    rate = y_train.groupby(x_train[by].to_numpy()).mean()
+    return x[by].map(rate).fillna(float(y_train.mean())).to_numpy(dtype=float)
+
+
+def _fit(name: str, design: Design, x: pd.DataFrame, y: pd.Series) -> CalibratedClassifierCV:
+    """Return model ``name`` fitted on ``x``, calibrated (sigmoid) on out-of-fold predictions."""
+    base = _logistic() if name == "logistic" else _tree(max(20, len(x) // 100))
+    return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(design.matrix(x), y.to_numpy())
+
+
+def train_and_evaluate(
+    tables: dict[str, pd.DataFrame], as_of: Any, window_days: int = 90, strength=None
+) -> ScoringResult:
+    """Train both models two windows before ``as_of``, judge them and the baselines one window before it."""
+    as_of = pd.Timestamp(as_of)
+    w = pd.Timedelta(days=window_days)
+    train_cut, hold_cut = as_of - 2 * w, as_of - w
+    x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS)
+    x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of)
+    design = Design.learn(x_tr)
+    probs = {m: _fit(m, design, x_tr, y_tr).predict_proba(design.matrix(x_ho))[:, 1] for m in MODELS}
+    probs["stage_rate"] = _rate_of(x_tr, y_tr, "stage", x_ho)
+    probs["channel_rate"] = _rate_of(x_tr, y_tr, "channel", x_ho)
+    metrics = pd.DataFrame([_scores(m, y_ho.to_numpy(), p, len(y_tr)) for m, p in probs.items()])
+    models = metrics[metrics["model"].isin(MODELS)]
+    chosen = str(models.loc[models["pr_auc"].idxmax(), "model"])
+    metrics["kind"] = np.where(metrics["model"].isin(MODELS), "candidate", "baseline")
+    metrics["chosen"] = metrics["model"] == chosen
+    x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS)
+    final_design = Design.learn(x_fin)
+    final = _fit(chosen, final_design, x_fin, y_fin)
+    explainer = _logistic().fit(final_design.matrix(x_fin), y_fin.to_numpy())
+    holdout = x_ho[["record_id", "kind", "stage", "channel"]].assign(won=y_ho.to_numpy(), **probs)
+    res = ScoringResult(
+        as_of,
+        train_cut,
+        hold_cut,
+        window_days,
+        metrics,
+        win_lift(y_ho.to_numpy(), probs[chosen]),
+        calibration_table(y_ho.to_numpy(), probs[chosen]),
+        chosen,
+        final_design,
+        final,
+        explainer,
+        holdout,
+    )
+    res.reference = contributions(res, x_fin).groupby(x_fin["kind"].to_numpy()).mean()
+    return res
+
+
+def contributions(res: ScoringResult, x: pd.DataFrame) -> pd.DataFrame:
+    """Return each feature's push on each record's log-odds in the logistic model (standardised, summed per feature)."""
+    z = res.explainer[:-1].transform(res.design.matrix(x))
+    c = z * res.explainer.named_steps["clf"].coef_[0]
+    cols = pd.DataFrame(c, index=x.index, columns=res.design.columns)
+    return cols.T.groupby([res.design.group(k) for k in cols.columns], sort=False).sum().T
+
+
+def beats_baselines(metrics: pd.DataFrame) -> bool:
+    """Return whether the chosen model beats every baseline on both ROC-AUC and PR-AUC."""
+    best = metrics[metrics["chosen"]].iloc[0]
+    base = metrics[metrics["kind"] == "baseline"]
+    return bool((best["roc_auc"] > base["roc_auc"]).all() and (best["pr_auc"] > base["pr_auc"]).all())
+
+
+def _reason_value(feature: str, row: pd.Series, lang: str) -> dict[str, object]:
+    """Return the values a reason's wording is filled with."""
+    if feature in CATEGORICAL:
+        return {"value": category(row[feature], lang)}
+    if feature == "log_amount":
+        return {"value": float(row["amount"]) if pd.notna(row["amount"]) else 0.0}
+    return {"value": float(row[feature]) if pd.notna(row[feature]) else 0.0}
+
+
+def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3) -> pd.Series:
+    """Return each record's ``top`` main reasons in words: the features pushing its odds most, up or down,
+    against the average open record of its kind (a lead against leads, a deal against deals)."""
+    c = contributions(res, x)
+    ref = res.reference.reindex(x["kind"].to_numpy()).fillna(0.0)
+    c = c - ref[c.columns].to_numpy()
+    skip = {"log_amount"} if (x["kind"] == "lead").all() else set()
+    names = [f for f in c.columns if f not in skip]
+    vals = c[names].to_numpy()
+    order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :top]
+    sep = t("predict.reason.sep", lang)
+    out = []
+    for i, (_, row) in enumerate(x.iterrows()):
+        parts = []
+        for j in order[i]:
+            f = names[j]
+            if f == "log_amount" and row["kind"] == "lead":
+                continue
+            if f == "stage" and row["stage"] in LEAD_STAGES:
+                what = t(f"predict.stage.{row['stage']}", lang)
+            else:
+                what = t(f"predict.reason.{f}", lang, **_reason_value(f, row, lang))
+            parts.append(t("predict.reason.up" if vals[i, j] > 0 else "predict.reason.down", lang, reason=what))
+        out.append(sep.join(parts))
+    return pd.Series(out, index=x.index, name="reasons", dtype=object)
+
+
+SCORED_COLUMNS = [
+    "record_id", "kind", "lead_id", "opportunity_id", "department", "owner_rep", "channel", "amount", "stage",
+    "days_in_stage", "age_days", "response_hours", "touches", "log_amount", "days_past_expected", "industry",
+    "rep_rate", "rep_industry_rate", "scored_at", "probability", "reasons",
+]  # fmt: skip
+
+
+def empty_scored() -> pd.DataFrame:
+    """Return a scored table with no rows (no model could be trained)."""
+    return pd.DataFrame(columns=SCORED_COLUMNS).astype({"probability": float, "amount": float})
+
+
+def score_open(res: ScoringResult | None, tables: dict[str, pd.DataFrame], lang: str, strength=None) -> pd.DataFrame:
+    """Return the records open at the scoring date with their probability of a win within the window and reasons
+    (no rows without a model)."""
+    if res is None:
+        return empty_scored()
+    x = features_at(tables, res.as_of, res.window_days, strength)
+    if x.empty:
+        return empty_scored()
+    p = res.model.predict_proba(res.design.matrix(x))[:, 1]
+    out = x.assign(probability=p, reasons=reasons(res, x, lang))
+    return out.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def describe(res: ScoringResult, lang: str) -> str:
+    """State how the chosen model did on the holdout against both baselines, in ``lang``."""
+    m = res.metrics.set_index("model")
+    best = m.loc[res.chosen]
+    verdict = t("predict.scoring.beats" if beats_baselines(res.metrics) else "predict.scoring.not_beats", lang)
+    return t(
+        "predict.scoring.summary",
+        lang,
+        model=category(res.chosen, lang),
+        train=f"{res.train_cut:%Y-%m-%d}",
+        hold=f"{res.hold_cut:%Y-%m-%d}",
+        auc=best["roc_auc"],
+        pr=best["pr_auc"],
+        stage_auc=m.loc["stage_rate", "roc_auc"],
+        stage_pr=m.loc["stage_rate", "pr_auc"],
+        channel_auc=m.loc["channel_rate", "roc_auc"],
+        channel_pr=m.loc["channel_rate", "pr_auc"],
+        verdict=verdict,
+        cal=best["calibration_error"],
+    )
+
+
+METRIC_COLUMNS = [
+    "model",
+    "kind",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "calibration_error",
+    "lift_top_decile",
+    "holdout_win_rate",
+    "records_trained",
+    "records_held_out",
+    "chosen",
+]
+
+
+def empty_metrics() -> pd.DataFrame:
+    """Return a scoring comparison with no rows (when the data cannot train a model)."""
+    return pd.DataFrame(columns=METRIC_COLUMNS)
+
+
+def empty_calibration() -> pd.DataFrame:
+    """Return a calibration table with no rows."""
+    return pd.DataFrame(columns=["decile", "records", "mean_probability", "win_rate"])
