@@ -35,7 +35,7 @@ def test_every_segment_and_tier_has_a_treatment_in_both_languages():
 
 def test_counts_and_revenue_come_from_the_summaries():
     seg, tiers = _summaries()
-    out = sa.segment_actions(seg, tiers, "zh").set_index("group")
+    out = sa.segment_actions(seg, tiers, "zh").set_index("group_id")
     assert out.loc["champions", "customers"] == 2
     assert out.loc["champions", "revenue"] == pytest.approx(750_000.0)
     assert out.loc["champions", "revenue_share"] == pytest.approx(750_000 / 878_000)

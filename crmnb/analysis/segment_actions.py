@@ -7,7 +7,7 @@ targeted campaigns for potential customers, win-back for customers at risk.
 
 >>> seg = pd.DataFrame({"segment": ["champions", "at_risk"], "customers": [3, 2], "revenue": [900.0, 100.0]})
 >>> tiers = pd.DataFrame({"tier": ["high_value"], "customers": [1], "revenue": [500.0]})
->>> segment_actions(seg, tiers, "en")[["group", "customers", "treatment_id"]].values.tolist()
+>>> segment_actions(seg, tiers, "en")[["group_id", "customers", "treatment_id"]].values.tolist()
 [['high_value', 1, 'vip_service'], ['champions', 3, 'vip_service'], ['at_risk', 2, 'win_back']]
 """
 
@@ -38,7 +38,7 @@ ACTIONS: dict[str, str] = {
 
 COLUMNS = [
     "grouping",
-    "group",
+    "group_id",
     "group_name",
     "customers",
     "revenue",
@@ -60,7 +60,7 @@ def _rows(summary: pd.DataFrame, by: str, kind: str, lang: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "grouping": t(f"campaigns.kind.{kind}", lang),
-            "group": s[by].to_numpy(),
+            "group_id": s[by].to_numpy(),
             "group_name": [category(g, lang) for g in s[by]],
             "customers": s["customers"].astype(int).to_numpy(),
             "revenue": s["revenue"].astype(float).to_numpy(),
