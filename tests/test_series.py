@@ -122,6 +122,8 @@ PLANTED = {  # metric: (department, direction of the planted step at 2025-10-01)
     "lead_conversion_rate": (SALES, +1),
     "opportunity_win_rate": (SALES, +1),  # more leads pass every stage under the reminder
     "repeat_purchase_rate": (SERVICE, +1),
+    # more repeat orders (planted above), each far smaller than a won deal's first order, lower the mean order
+    "avg_order_value": (SERVICE, -1),
 }
 
 
