@@ -19,6 +19,15 @@ def _demo_data(args: argparse.Namespace) -> int:
     summary = generate(
         out, scale=args.scale, seed=args.seed, progress=lambda m: print(f"demo-data: {m}", file=sys.stderr, flush=True)
     )
+    if getattr(args, "later", False):
+        from crmnb.demo.later import extend
+
+        later = extend(out, args.seed)
+        print(
+            f"demo-data: the later extract (export {later['export_date']}): {later['new_leads']:,} new leads, "
+            f"{len(later['restated']['opportunities'])} restated deals",
+            file=sys.stderr,
+        )
     rows = summary.get("rows", {})
     print(f"demo data written to {out.resolve()} ({sum(rows.values()):,} rows in {len(rows)} tables)")
     if getattr(args, "sqlite", None):
@@ -126,6 +135,20 @@ def _email(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    from crmnb.params import load_case
+    from crmnb.paths import resolve
+    from crmnb.run.history import history_table, list_runs
+
+    case = load_case(resolve(args.case))
+    folder = resolve(args.output_root) / case.case_id
+    if not list_runs(folder):
+        print(f"{case.case_id}: no runs recorded in {folder / 'runs'}; run `crmnb run {args.case}` first")
+        return 1
+    print(history_table(folder, case.language))
+    return 0
+
+
 def _step_problem(nb: Path) -> str | None:
     """Return why an executed step notebook cannot go into a report (unreadable, never run, failed), or None."""
     import nbformat
@@ -206,6 +229,12 @@ def _add_demo_data(sub) -> None:
     d.add_argument("--scale", type=float, default=1.0, help="size multiplier (default 1: a few thousand customers)")
     d.add_argument("--seed", type=int, default=20250701)
     d.add_argument("--sqlite", metavar="PATH", help="also load the exports into this SQLite database file")
+    d.add_argument(
+        "--later",
+        action="store_true",
+        help="write the same company's later extract (export 2026-06-30): three more months, restated deals, "
+        "one action that worked and one that did not (see planted.json's 'later')",
+    )
     d.set_defaults(func=_demo_data)
 
 
@@ -309,7 +338,14 @@ def _add_email(sub) -> None:
     e.set_defaults(func=_email)
 
 
-COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_report, _add_batch, _add_new, _add_email)
+def _add_history(sub) -> None:
+    h = sub.add_parser("history", help="list a case's past runs: when, status, goal KPI, verdict, change, record")
+    h.add_argument("case")
+    h.add_argument("--output-root", default="outputs")
+    h.set_defaults(func=_history)
+
+
+COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_report, _add_batch, _add_history, _add_new, _add_email)
 """Each subcommand's arguments, in the order ``crmnb --help`` lists them."""
 
 

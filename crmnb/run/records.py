@@ -301,7 +301,11 @@ def finish_record(folder: Path, record: dict, status: str, seconds: float, **fie
     }
     for key in ("pid", "host"):  # a finished run is no process's any more
         rec.pop(key, None)
-    return write_record(folder, rec)
+    path = write_record(folder, rec)
+    from crmnb.run.history import keep_run
+
+    keep_run(folder, rec)  # the dated copy under runs/ that the next run compares with
+    return path
 
 
 def unchanged_since(folder: Path, prints: dict) -> str | None:
