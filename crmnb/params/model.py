@@ -18,6 +18,7 @@ from crmnb.analysis.metrics import CATALOGUE
 from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
+from crmnb.params.loop import ReviewEvery
 
 GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
 """Metrics a case goal may name, with their unit: the metric catalogue's entries marked ``goal``."""
@@ -304,6 +305,7 @@ class CaseParams(_Model):
         default_factory=dict,
         description="per kind of problem the analysis finds (complaints, slow_response, weak_stage…; a wrong kind is refused with the list), who owns its action and by when",
     )
+    review_every: ReviewEvery | None = Field(None, description="how often the case is reviewed: '3 months', '2 weeks'")
     timeout_minutes: float = Field(
         30, gt=0, le=24 * 60, description="stop the case when it runs longer than this; reported as a timeout (> 0)"
     )
