@@ -88,10 +88,26 @@ def _batch(args: argparse.Namespace) -> int:
             jobs=args.jobs or 1,
             resume=args.resume,
             output_root=args.output_root,
+            due=args.due,
         )
     print(summary_table(res.jobs))
     print(f"index: {res.index}")
+    if args.mail_on:
+        _mail_alerts(args, res.jobs)
     return 0 if res.ok else 1
+
+
+def _mail_alerts(args: argparse.Namespace, jobs) -> None:
+    from crmnb.paths import resolve
+    from crmnb.run.alerts import MailSettings, send_alerts
+
+    host, _, port = args.smtp.partition(":")
+    mail = MailSettings(args.mail_on, tuple(args.to), args.sender, host or "localhost", int(port or 25),
+                        args.starttls, args.user, os.environ.get("CRMNB_SMTP_PASSWORD"))  # fmt: skip
+    sent = send_alerts(jobs, resolve(args.output_root), mail)
+    print(
+        f"mailed: {', '.join(sent)}" if sent else f"mailed: none (no case called for it under --mail-on {args.mail_on})"
+    )
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -309,6 +325,22 @@ def _add_batch(sub) -> None:
         help="skip cases whose settings, data and code are unchanged since their last successful run",
     )
     b.add_argument("--output-root", default="outputs")
+    b.add_argument(
+        "--due",
+        action="store_true",
+        help="run only the cases due for review: never run, or their review_every is up since their last good run",
+    )
+    b.add_argument(
+        "--mail-on",
+        choices=("alert", "failure"),
+        help="after the batch, mail a case's report only when its run failed (failure), or also when its verdict "
+        "changed or an action turned worse or overdue (alert); needs --to",
+    )
+    b.add_argument("--to", action="append", default=[], help="recipient of --mail-on (repeat for several)")
+    b.add_argument("--from", dest="sender", default="crmnb@localhost", help="sender address of --mail-on")
+    b.add_argument("--smtp", default="localhost:25", help="SMTP server host:port for --mail-on (default localhost:25)")
+    b.add_argument("--starttls", action="store_true", help="upgrade the SMTP connection with STARTTLS")
+    b.add_argument("--user", help="SMTP user; the password is read from CRMNB_SMTP_PASSWORD")
     b.set_defaults(func=_batch)
 
 
@@ -382,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "batch" and args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be 1 or more")
+    if args.command == "batch" and args.due and args.cluster:
+        p.error("--due picks the cases on this machine; with --cluster, give the due cases' files instead")
+    if args.command == "batch" and args.mail_on and not args.to:
+        p.error("--mail-on needs --to: whom to mail")
     if args.command == "batch" and args.jobs is not None and args.cluster:
         p.error("--jobs and --cluster do not go together: on a cluster, each worker's threads set how many cases run")
     previous = signal.signal(signal.SIGTERM, _terminate) if args.command == "run" and _in_main_thread() else None

@@ -114,3 +114,10 @@ def tracking(plan: pd.DataFrame, case, tables, problems: pd.DataFrame | None = N
     scores = score_ledger(ledger, tables, as_of(tables), case.control_department, opts)
     rows = _rows(ledger, scores, lang) + ([] if first else _proposals(proposed(plan, ledger), case, lang))
     return pd.DataFrame(rows, columns=[*COLUMNS, "kpi", "verdict_key", "change", "ci_low", "ci_high"])
+
+
+def report_view(tracking_table: pd.DataFrame) -> pd.DataFrame:
+    """Return the tracking table as the report shows it: the method's columns, the ledger's actions first."""
+    cols = ["action", "measure", "owner", "deadline", "status", "start", "kpi_to_watch", "metric_change",
+            "verdict", "overdue", "advice"]  # fmt: skip
+    return tracking_table[[c for c in cols if c in tracking_table]]

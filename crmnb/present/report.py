@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 from markupsafe import Markup
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
@@ -270,7 +271,9 @@ def since_view(case: CaseParams, ws: Workspace, summary: dict) -> dict:
     runs = [r for r in list_runs(case_folder(ws.root, case.case_id)) if str(r.get("started", "")) <= before]
     goal = summary["goal"]
     chart = runs_chart(run_points(runs, summary, case.language), goal["unit"], goal.get("target"), case.language)
-    return {"lines": since_lines(since, summary, case.language), "chart": chart}
+    path = ws.data / "report" / "tracking.parquet"
+    actions = pd.read_parquet(path).to_dict("records") if path.is_file() else []
+    return {"lines": since_lines(since, summary, case.language, actions), "chart": chart}
 
 
 def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> Path:

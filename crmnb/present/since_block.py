@@ -38,8 +38,9 @@ def attribution_line(att: dict | None, name: str, unit: str, lang: str) -> str |
     )
 
 
-def since_lines(since: dict | None, summary: dict, lang: str) -> list[str]:
-    """Return the block's lines: the goal's move and the verdict, why it moved, the other KPIs, problems, settings."""
+def since_lines(since: dict | None, summary: dict, lang: str, actions: list[dict] = ()) -> list[str]:
+    """Return the block's lines: the goal's move and the verdict, why it moved, the other KPIs, problems, the
+    ledger's scored and overdue ``actions`` (the tracking table's rows), what else changed."""
     if not since:
         return []
     from crmnb.analysis.metrics import CATALOGUE
@@ -77,6 +78,18 @@ def since_lines(since: dict | None, summary: dict, lang: str) -> list[str]:
     for key in ("problems_new", "problems_gone"):
         if since.get(key):
             lines.append(t(f"loop.since.{key}", lang, items=t("loop.list_sep", lang).join(since[key])))
+    scored = [a for a in actions if a.get("verdict_key") not in (None, "", "proposed", "not_started", "dropped")]
+    shown = [
+        t(
+            "loop.since.action",
+            lang,
+            id=a["action"],
+            verdict=", ".join(filter(None, [a.get("verdict"), a.get("overdue")])),
+        )
+        for a in [*scored, *(a for a in actions if a.get("overdue") and a not in scored)]
+    ]
+    if shown:
+        lines.append(t("loop.since.actions", lang, items=t("loop.list_sep", lang).join(shown)))
     changed = [*(since.get("settings_changed") or []), *(["code"] if since.get("code_changed") else [])]
     if changed:
         lines.append(t("loop.since.changed", lang, items=", ".join(changed)))
@@ -129,3 +142,20 @@ def run_points(runs: list[dict], summary: dict, lang: str) -> list[dict]:
         if r.get("status") == "ok"
     ]
     return [*pts, {"now": summary.get("now"), "interval": summary.get("interval"), "label": t("loop.chart.this", lang)}]
+
+
+def sparkline(values: list, unit: str, width: int = 96, height: int = 24) -> Markup | None:
+    """Return a small inline SVG of a KPI over a case's runs (the index page), or None under two values."""
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if len(vals) < 2:
+        return None
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    step = (width - 4) / (len(vals) - 1)
+    pts = " ".join(f"{2 + i * step:.1f},{height - 3 - (v - lo) / span * (height - 6):.1f}" for i, v in enumerate(vals))
+    label = html.escape(" → ".join(fmt_value(v, unit) for v in vals[-4:]))
+    return Markup(
+        f"<svg class='spark' width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img' "
+        f"aria-label='{label}'><title>{label}</title><polyline points='{pts}' fill='none' stroke='#1f4e79' "
+        f"stroke-width='1.5'/></svg>"
+    )

@@ -95,7 +95,10 @@ def snapshot(data: Path) -> dict:
         "headline": summary.get("headline"),
         "kpis": kpis,
         "problems": _table(data / "plan" / "problems.parquet", ["kind", "problem"]),
-        "actions": _table(data / "report" / "tracking.parquet", ["action", "measure", "owner", "deadline", "status"]),
+        "actions": _table(
+            data / "report" / "tracking.parquet",
+            ["action", "measure", "owner", "deadline", "status", "start", "verdict", "verdict_key", "overdue"],
+        ),
     }
 
 

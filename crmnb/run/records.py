@@ -251,6 +251,7 @@ def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: s
             "deadline": str(g.deadline),
         },
         "case_file": str(case_file),
+        "review_every": getattr(case, "review_every", None),
         "run_id": run_id,
         "started": timestamp(),
         "fingerprint": prints,
