@@ -89,7 +89,7 @@ def loop(tmp_path_factory, smtp) -> SimpleNamespace:
         f.unlink()
     case = params / f"{CASE}.yaml"
     (params / "repeat_purchase_optimisation.yaml").unlink()
-    _set(case, **{"data": {"dir": str(tmp / "data" / "first")}, "review_every": "3 months"})
+    _set(case, data={"dir": str(tmp / "data" / "first")}, review_every="3 months")
     out = tmp / "outputs"
     first = _cli("batch", params, "--due", "--output-root", out)
     # the analyst starts two actions on 1 April and leaves one planned past its due date
