@@ -22,7 +22,7 @@ MIN_DAYS = 28
 MIN_UNITS = 30
 """An action with fewer units since its start than this is too early to judge."""
 
-VERDICTS = ("working", "too_early", "no_effect", "worse", "not_started", "dropped")
+VERDICTS = ("working", "too_early", "no_effect", "worse", "not_started", "no_start", "dropped")
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def score_action(action, tables, as_of: date, control: str | None, opts: dict) -
     if action.status == "dropped":
         return {**out, "verdict": "dropped"}
     if action.start is None or action.start > as_of:
-        return {**out, "verdict": "not_started"}
+        return {**out, "verdict": "no_start" if action.status == "done" else "not_started"}
     kpi = kpi_of(action.kpi)
     days = (as_of - action.start).days + 1
     before = (action.start - timedelta(days=days), action.start - timedelta(days=1))

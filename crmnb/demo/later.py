@@ -65,9 +65,13 @@ def _copy_quarter(leads, opps, stages, rng) -> tuple[pd.DataFrame, pd.DataFrame,
     opp_ids = _new_ids(o["opportunity_id"], "OPP", int(opps["opportunity_id"].str[3:].astype(int).max()) + 1, 6)
     for col in ("created_at", "closed_at"):
         o[col] = _shift(o[col], oj)
-    late = o["closed_at"] > f"{EXPORT_DATE} 23:59:59"
+    end = f"{EXPORT_DATE} 23:59:59"
+    o = o[o["created_at"] <= end].copy()  # a deal opened after the export is not in it yet
+    oj = oj[o.index]
+    q.loc[q["first_contact_at"] > end, "first_contact_at"] = ""
+    late = o["closed_at"] > end
     o.loc[late, ["stage", "status", "closed_at", "loss_reason"]] = ["negotiation", "open", "", ""]
-    s = stages[stages["opportunity_id"].isin(opp_ids)].copy()
+    s = stages[stages["opportunity_id"].isin(o["opportunity_id"])].copy()
     sj = s["opportunity_id"].map(dict(zip(o["opportunity_id"], oj))).astype(int)
     for col in ("entered_at", "exited_at"):
         s[col] = _shift(s[col], sj)
@@ -113,7 +117,8 @@ def _contact_all(q: pd.DataFrame, rng) -> int:
     seen = dept & ~gone
     delays = (pd.to_datetime(q.loc[seen, "first_contact_at"], format=FMT) - created[seen]).to_numpy()
     picked = rng.choice(delays, size=int(gone.sum())) if gone.any() else []
-    q.loc[gone, "first_contact_at"] = (created[gone] + pd.to_timedelta(picked)).dt.strftime(FMT)
+    contact = (created[gone] + pd.to_timedelta(picked)).clip(upper=pd.Timestamp(f"{EXPORT_DATE} 23:59:59"))
+    q.loc[gone, "first_contact_at"] = contact.dt.strftime(FMT)
     return int(gone.sum())
 
 
