@@ -68,7 +68,7 @@ class LedgerAction(_Model):
     owner: str = Field(description="who does it")
     due: date = Field(description="by when, YYYY-MM-DD")
     kpi: str = Field(description="its own KPI: a metric id of the catalogue, or uncontacted_share")
-    kpi_name: str = Field("", description="the KPI as the plan words it")
+    kpi_name: str = Field("", description="what the plan said to watch, in its words (the score reads kpi)")
     scope: str = Field(description="the department whose units the KPI measures")
     expected_effect: str = Field("", description="the effect expected, stated before it starts")
     start: date | None = Field(None, description="when it started, YYYY-MM-DD; empty while planned")

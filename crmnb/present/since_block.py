@@ -78,7 +78,9 @@ def since_lines(since: dict | None, summary: dict, lang: str, actions: list[dict
     for key in ("problems_new", "problems_gone"):
         if since.get(key):
             lines.append(t(f"loop.since.{key}", lang, items=t("loop.list_sep", lang).join(since[key])))
-    scored = [a for a in actions if a.get("verdict_key") not in (None, "", "proposed", "not_started", "dropped")]
+    scored = [
+        a for a in actions if a.get("verdict_key") not in (None, "", "proposed", "not_started", "no_start", "dropped")
+    ]
     shown = [
         t(
             "loop.since.action",
@@ -107,7 +109,7 @@ def runs_chart(points: list[dict], unit: str, target: float | None, lang: str) -
     lo, hi = min(vals), max(vals)
     pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
     lo, hi = lo - pad, hi + pad
-    w, h, left, right = 480, 120, 60, 12
+    w, h, left, right = 480, 120, 60, 40
     step = (w - left - right) / max(1, len(pts) - 1)
 
     def y(v: float) -> float:

@@ -13,6 +13,7 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from crmnb.present.words import t
 from crmnb.run.due import alert_reasons
 
 MAIL_ON = ("alert", "failure")
@@ -32,19 +33,30 @@ class MailSettings:
     password: str | None = field(default=None, repr=False)
 
 
+def language(job) -> str:
+    """Return the language of a job's case (its report's), English when its case file cannot be read."""
+    from crmnb.params import load_case
+
+    try:
+        return load_case(job.file).language
+    except Exception:  # a case file that does not validate: its failure is mailed all the same
+        return "en"
+
+
 def reasons_for(job, root: Path, on: str) -> list[str]:
-    """Return why a batch job's case is mailed under ``on`` ([] when it is not)."""
+    """Return why a batch job's case is mailed under ``on``, in its language ([] when it is not)."""
+    lang = language(job)
     if job.status in ("failed", "timeout"):
-        return [f"the run {job.status}: {job.reason or job.error}".strip()]
+        return [t("loop.alert.failed", lang, status=job.status, why=job.reason or job.error)]
     if on == "failure" or job.status != "ok":
         return []
-    return alert_reasons(root / job.case_id, job.run_id)
+    return alert_reasons(root / job.case_id, job.run_id, lang)
 
 
 def failure_message(case_id: str, reasons: list[str], log: Path, to: Iterable[str], sender: str) -> EmailMessage:
     """Return the plain-text message of a run that failed: why, and its log attached."""
     msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = f"crmnb alert: {case_id}: {reasons[0]}"[:200]
+    msg["Subject"] = t("loop.alert.subject", "en", case=case_id, reasons=reasons[0])[:200]
     msg["From"], msg["To"] = sender, ", ".join(to)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=sender.split("@")[-1] if "@" in sender else None)
@@ -65,7 +77,9 @@ def alert_message(job, root: Path, reasons: list[str], mail: MailSettings) -> Em
     msg = build_message(Path(job.report), list(mail.to), mail.sender)
     subject = msg["Subject"]
     del msg["Subject"]
-    msg["Subject"] = f"crmnb alert: {job.case_id}: {'; '.join(reasons)} | {subject}"[:250]
+    lang = language(job)
+    text = t("loop.list_sep", lang).join(reasons)
+    msg["Subject"] = t("loop.alert.subject_report", lang, case=job.case_id, reasons=text, subject=subject)[:250]
     msg["X-Crmnb-Alert"] = "; ".join(reasons)[:900]
     return msg
 

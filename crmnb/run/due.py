@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from crmnb.params.loop import next_review
+from crmnb.present.words import has, t
 from crmnb.run.history import list_runs
 
 ALERT_VERDICTS = ("worse",)
@@ -55,9 +56,13 @@ def _bad_actions(rec: dict | None) -> set[tuple[str, str]]:
     return out
 
 
-def alert_reasons(folder: Path, run_id: str | None = None) -> list[str]:
-    """Return why the case's latest run calls for an alert: it failed, its verdict changed, or an action
-    turned worse or overdue since the run before; [] when none."""
+def _verdict(v: str | None, lang: str) -> str:
+    return t(f"brief.verdict.{v}", lang) if v and has(f"brief.verdict.{v}") else str(v)
+
+
+def alert_reasons(folder: Path, run_id: str | None = None, lang: str = "en") -> list[str]:
+    """Return why the case's latest run calls for an alert, in ``lang``: it failed, its verdict changed, or an
+    action turned worse or overdue since the run before; [] when none."""
     runs = [r for r in list_runs(folder) if r.get("status") in ("ok", "failed", "timeout")]
     if run_id:
         runs = [r for r in runs if r.get("run_id") == run_id] or runs
@@ -65,14 +70,15 @@ def alert_reasons(folder: Path, run_id: str | None = None) -> list[str]:
         return []
     latest = runs[-1]
     if latest.get("status") != "ok":
-        return [f"the run {latest.get('status')}: {latest.get('error') or ''}".rstrip(": ")]
+        return [t("loop.alert.failed", lang, status=latest.get("status"), why=latest.get("error") or "")]
     earlier = [
         r for r in list_runs(folder) if r.get("status") == "ok" and r.get("started", "") < latest.get("started", "")
     ]
     prev = earlier[-1] if earlier else None
     reasons = []
     if prev and prev.get("verdict") != latest.get("verdict"):
-        reasons.append(f"verdict changed: {prev.get('verdict')} → {latest.get('verdict')}")
+        was, now = _verdict(prev.get("verdict"), lang), _verdict(latest.get("verdict"), lang)
+        reasons.append(t("loop.alert.verdict", lang, was=was, now=now))
     for action, what in sorted(_bad_actions(latest) - _bad_actions(prev)):
-        reasons.append(f"action {action} turned {what}")
+        reasons.append(t(f"loop.alert.{what}", lang, id=action))
     return reasons
