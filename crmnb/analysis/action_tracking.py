@@ -46,6 +46,13 @@ def change_text(s: dict, unit: str, lang: str) -> str:
              low=amount(s["ci_low"], unit, lang, signed=True), high=amount(s["ci_high"], unit, lang, signed=True))  # fmt: skip
 
 
+def watched(action, lang: str) -> str:
+    """Return the KPI an action is scored by, with the plan's own words for it where they differ."""
+    name = kpi_name(action.kpi, lang)
+    plan = action.kpi_name.strip()
+    return t("loop.kpi.with_plan", lang, kpi=name, plan=plan) if plan and plan.lower() != name.lower() else name
+
+
 def _advice(verdict: str, overdue: bool, lang: str) -> str:
     text = t(f"loop.advice.{verdict}", lang)
     return t("loop.advice.overdue", lang, advice=text) if overdue else text
@@ -56,8 +63,8 @@ def _rows(ledger, scores: pd.DataFrame, lang: str) -> list[dict]:
     for a, s in zip(ledger.actions, scores.to_dict("records")):
         unit = kpi_of(a.kpi).unit
         rows.append({
-            "action": a.id, "measure": a.measure, "owner": a.owner, "deadline": str(a.due), "status": a.status,
-            "kpi_to_watch": kpi_name(a.kpi, lang), "start": str(a.start or ""),
+            "action": a.id, "measure": a.measure, "owner": a.owner, "deadline": a.due, "status": a.status,
+            "kpi_to_watch": watched(a, lang), "start": a.start,
             "metric_change": change_text(s, unit, lang), "verdict": t(f"loop.verdict.{s['verdict']}", lang),
             "overdue": t("loop.overdue", lang) if s["overdue"] else "", "advice": _advice(s["verdict"], s["overdue"], lang),
             "note": a.note, "expected_effect": a.expected_effect, "target": "", "review": t("diagnosis.tracking.review", lang),
@@ -72,7 +79,7 @@ def _proposals(plan: pd.DataFrame, case, lang: str) -> list[dict]:
             "action": t("loop.proposed.id", lang),
             "measure": str(r.get("measure", "")),
             "owner": str(r.get("owner", "")),
-            "deadline": str(r.get("deadline", "")),
+            "deadline": r.get("deadline"),
             "status": "proposed",
             "kpi_to_watch": str(r.get("kpi", "")),
             "start": "",
