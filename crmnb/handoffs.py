@@ -145,6 +145,9 @@ _DECLARED: tuple[Handoff, ...] = (
     _table("report/monthly"),
     _table("report/response_by_rep"),
     _json("report/summary"),
+    # the run history (crmnb.run.since, with the report): the goal's units and what the next run compares with
+    _table("report/goal_units"),
+    _json("report/since_last_run"),
 )
 
 
