@@ -64,7 +64,7 @@ def _rows(ledger, scores: pd.DataFrame, lang: str) -> list[dict]:
         unit = kpi_of(a.kpi).unit
         rows.append({
             "action": a.id, "measure": a.measure, "owner": a.owner, "deadline": a.due, "status": a.status,
-            "kpi_to_watch": watched(a, lang), "start": a.start,
+            "kpi_to_watch": watched(a, lang), "start": str(a.start or ""),
             "metric_change": change_text(s, unit, lang), "verdict": t(f"loop.verdict.{s['verdict']}", lang),
             "overdue": t("loop.overdue", lang) if s["overdue"] else "", "advice": _advice(s["verdict"], s["overdue"], lang),
             "note": a.note, "expected_effect": a.expected_effect, "target": "", "review": t("diagnosis.tracking.review", lang),
