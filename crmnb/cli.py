@@ -19,6 +19,15 @@ def _demo_data(args: argparse.Namespace) -> int:
     summary = generate(
         out, scale=args.scale, seed=args.seed, progress=lambda m: print(f"demo-data: {m}", file=sys.stderr, flush=True)
     )
+    if getattr(args, "later", False):
+        from crmnb.demo.later import extend
+
+        later = extend(out, args.seed)
+        print(
+            f"demo-data: the later extract (export {later['export_date']}): {later['new_leads']:,} new leads, "
+            f"{len(later['restated']['opportunities'])} restated deals",
+            file=sys.stderr,
+        )
     rows = summary.get("rows", {})
     print(f"demo data written to {out.resolve()} ({sum(rows.values()):,} rows in {len(rows)} tables)")
     if getattr(args, "sqlite", None):
@@ -79,10 +88,26 @@ def _batch(args: argparse.Namespace) -> int:
             jobs=args.jobs or 1,
             resume=args.resume,
             output_root=args.output_root,
+            due=args.due,
         )
     print(summary_table(res.jobs))
     print(f"index: {res.index}")
+    if args.mail_on:
+        _mail_alerts(args, res.jobs)
     return 0 if res.ok else 1
+
+
+def _mail_alerts(args: argparse.Namespace, jobs) -> None:
+    from crmnb.paths import resolve
+    from crmnb.run.alerts import MailSettings, send_alerts
+
+    host, _, port = args.smtp.partition(":")
+    mail = MailSettings(args.mail_on, tuple(args.to), args.sender, host or "localhost", int(port or 25),
+                        args.starttls, args.user, os.environ.get("CRMNB_SMTP_PASSWORD"))  # fmt: skip
+    sent = send_alerts(jobs, resolve(args.output_root), mail)
+    print(
+        f"mailed: {', '.join(sent)}" if sent else f"mailed: none (no case called for it under --mail-on {args.mail_on})"
+    )
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -123,6 +148,20 @@ def _email(args: argparse.Namespace) -> int:
         password=os.environ.get("CRMNB_SMTP_PASSWORD"),
     )
     print(f"sent {Path(args.report)} to {', '.join(args.to)} through {host or 'localhost'}:{port or 25}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from crmnb.params import load_case
+    from crmnb.paths import resolve
+    from crmnb.run.history import history_table, list_runs
+
+    case = load_case(resolve(args.case))
+    folder = resolve(args.output_root) / case.case_id
+    if not list_runs(folder):
+        print(f"{case.case_id}: no runs recorded in {folder / 'runs'}; run `crmnb run {args.case}` first")
+        return 1
+    print(history_table(folder, case.language))
     return 0
 
 
@@ -206,6 +245,12 @@ def _add_demo_data(sub) -> None:
     d.add_argument("--scale", type=float, default=1.0, help="size multiplier (default 1: a few thousand customers)")
     d.add_argument("--seed", type=int, default=20250701)
     d.add_argument("--sqlite", metavar="PATH", help="also load the exports into this SQLite database file")
+    d.add_argument(
+        "--later",
+        action="store_true",
+        help="write the same company's later extract (export 2026-06-30): three more months, restated deals, "
+        "one action that worked and one that did not (see planted.json's 'later')",
+    )
     d.set_defaults(func=_demo_data)
 
 
@@ -280,6 +325,22 @@ def _add_batch(sub) -> None:
         help="skip cases whose settings, data and code are unchanged since their last successful run",
     )
     b.add_argument("--output-root", default="outputs")
+    b.add_argument(
+        "--due",
+        action="store_true",
+        help="run only the cases due for review: never run, or their review_every is up since their last good run",
+    )
+    b.add_argument(
+        "--mail-on",
+        choices=("alert", "failure"),
+        help="after the batch, mail a case's report only when its run failed (failure), or also when its verdict "
+        "changed or an action turned worse or overdue (alert); needs --to",
+    )
+    b.add_argument("--to", action="append", default=[], help="recipient of --mail-on (repeat for several)")
+    b.add_argument("--from", dest="sender", default="crmnb@localhost", help="sender address of --mail-on")
+    b.add_argument("--smtp", default="localhost:25", help="SMTP server host:port for --mail-on (default localhost:25)")
+    b.add_argument("--starttls", action="store_true", help="upgrade the SMTP connection with STARTTLS")
+    b.add_argument("--user", help="SMTP user; the password is read from CRMNB_SMTP_PASSWORD")
     b.set_defaults(func=_batch)
 
 
@@ -309,7 +370,14 @@ def _add_email(sub) -> None:
     e.set_defaults(func=_email)
 
 
-COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_report, _add_batch, _add_new, _add_email)
+def _add_history(sub) -> None:
+    h = sub.add_parser("history", help="list a case's past runs: when, status, goal KPI, verdict, change, record")
+    h.add_argument("case")
+    h.add_argument("--output-root", default="outputs")
+    h.set_defaults(func=_history)
+
+
+COMMANDS = (_add_demo_data, _add_validate, _add_run, _add_report, _add_batch, _add_history, _add_new, _add_email)
 """Each subcommand's arguments, in the order ``crmnb --help`` lists them."""
 
 
@@ -346,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "batch" and args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be 1 or more")
+    if args.command == "batch" and args.due and args.cluster:
+        p.error("--due picks the cases on this machine; with --cluster, give the due cases' files instead")
+    if args.command == "batch" and args.mail_on and not args.to:
+        p.error("--mail-on needs --to: whom to mail")
     if args.command == "batch" and args.jobs is not None and args.cluster:
         p.error("--jobs and --cluster do not go together: on a cluster, each worker's threads set how many cases run")
     previous = signal.signal(signal.SIGTERM, _terminate) if args.command == "run" and _in_main_thread() else None

@@ -189,6 +189,9 @@ _DECLARED: tuple[Handoff, ...] = (
     ),
     _table("plan/routing", "Routing advice", ("win_probability", "current_rate", "suggested_rate"), ("amount",)),
     _table("plan/routing_workload", "Routing workload"),
+    # the run history (crmnb.run.since, with the report): the goal's units and what the next run compares with
+    _table("report/goal_units"),
+    _json("report/since_last_run"),
 )
 
 

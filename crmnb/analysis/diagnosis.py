@@ -469,21 +469,21 @@ def improvement_plan(
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
-def tracking_table(plan: pd.DataFrame, case) -> pd.DataFrame:
-    """Return the action tracking table: each measure with its target, owner, deadline, its own KPI and status.
-
-    An action without a KPI of its own (an analyst's row that names none) is watched by the goal metric.
-    """
+def tracking_table(plan: pd.DataFrame, case, tables=None, problems: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return the action tracking table: with the cleaned ``tables``, the ledger's actions scored and the plan's
+    new proposals (:mod:`crmnb.analysis.action_tracking`); without, each measure planned, watched by its own KPI."""
     from crmnb.analysis.metrics import CATALOGUE
 
+    if tables is not None:
+        from crmnb.analysis.action_tracking import tracking
+
+        return tracking(plan, case, tables, problems)
     goal_kpi = CATALOGUE[case.goal.metric].name(case.language)
-    cols = [c for c in ("measure", "target", "owner", "deadline", "expected_effect") if c in plan]
-    out = plan[cols].copy()
+    out = plan[[c for c in ("measure", "target", "owner", "deadline", "expected_effect") if c in plan]].copy()
     out.insert(0, "action", range(1, len(out) + 1))
-    own = plan["kpi"] if "kpi" in plan else pd.Series("", index=plan.index)
-    out["kpi_to_watch"] = own.fillna("").astype(str).where(own.fillna("").astype(str) != "", goal_kpi)
-    out["review"] = t("diagnosis.tracking.review", case.language)
-    out["status"] = "planned"
+    own = plan["kpi"].fillna("").astype(str) if "kpi" in plan else pd.Series("", index=plan.index)
+    out["kpi_to_watch"] = own.where(own != "", goal_kpi)
+    out["review"], out["status"] = t("diagnosis.tracking.review", case.language), "planned"
     return out
 
 

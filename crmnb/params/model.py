@@ -19,6 +19,7 @@ from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
 from crmnb.params.campaigns import CampaignSettings
+from crmnb.params.loop import ReviewEvery
 from crmnb.params.predict import PredictSettings
 from crmnb.params.service import ServiceSettings
 
@@ -314,6 +315,7 @@ class CaseParams(_Model):
         default_factory=dict,
         description="per kind of problem the analysis finds (complaints, slow_response, weak_stage…; a wrong kind is refused with the list), who owns its action and by when",
     )
+    review_every: ReviewEvery | None = Field(None, description="how often the case is reviewed: '3 months', '2 weeks'")
     timeout_minutes: float = Field(
         30, gt=0, le=24 * 60, description="stop the case when it runs longer than this; reported as a timeout (> 0)"
     )

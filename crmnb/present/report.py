@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 from markupsafe import Markup
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
@@ -225,10 +226,15 @@ def kpi_tiles(summary: dict, lang: str) -> list[dict]:
 
 
 def report_html(
-    case: CaseParams, summary: dict, steps: list[dict], generated: datetime, charts: Iterable[dict] = ()
+    case: CaseParams,
+    summary: dict,
+    steps: list[dict],
+    generated: datetime,
+    charts: Iterable[dict] = (),
+    since: dict | None = None,
 ) -> str:
-    """Return the report page: the brief (tiles, verdict, findings, actions, charts), then the seven steps,
-    each collapsed, with the glyphs it needs."""
+    """Return the report page: the brief (tiles, verdict, since the last run, findings, actions, charts), then
+    the seven steps, each collapsed, with the glyphs it needs. ``since``: from :func:`since_view`."""
     lang = case.language
     context = dict(
         case=case,
@@ -243,6 +249,7 @@ def report_html(
         verdict_text=summary.get("verdict_text") or verdict_label(summary["verdict"], lang),
         charts=list(charts),
         steps=steps,
+        since=since or {},
         font_stack=FONT_STACK,
         cjk_family=CJK_FAMILY,
     )
@@ -251,12 +258,31 @@ def report_html(
     return render("report.html.j2", font_face=Markup(face), **context) if face else page
 
 
+def since_view(case: CaseParams, ws: Workspace, summary: dict) -> dict:
+    """Return the brief's since-the-last-run lines and the goal KPI over the runs (empty on a first run)."""
+    from crmnb.present.since_block import run_points, runs_chart, since_lines
+    from crmnb.run.history import case_folder, list_runs
+    from crmnb.run.since import since_last_run
+
+    since = since_last_run(case, ws)
+    if since is None:
+        return {}
+    before = str((since.get("previous") or {}).get("started") or "")
+    runs = [r for r in list_runs(case_folder(ws.root, case.case_id)) if str(r.get("started", "")) <= before]
+    goal = summary["goal"]
+    chart = runs_chart(run_points(runs, summary, case.language), goal["unit"], goal.get("target"), case.language)
+    path = ws.data / "report" / "tracking.parquet"
+    actions = pd.read_parquet(path).to_dict("records") if path.is_file() else []
+    return {"lines": since_lines(since, summary, case.language, actions), "chart": chart}
+
+
 def build_report(case: CaseParams, notebooks: Iterable[Path], ws: Workspace) -> Path:
     """Write ``report.html`` for the case from its executed notebooks and step 7's summary."""
     books = sorted(notebooks)
     charts = brief_charts(books, case.language)
     steps = step_sections(books, case.language, charts)
-    page = report_html(case, ws.read_json("report/summary"), steps, datetime.now(), charts)
+    summary = ws.read_json("report/summary")
+    page = report_html(case, summary, steps, datetime.now(), charts, since_view(case, ws, summary))
     out = ws.folder / "report.html"
     out.write_text(page, encoding="utf-8")
     return out

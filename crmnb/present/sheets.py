@@ -127,6 +127,10 @@ def action_tracking(ws: Workspace, case: CaseParams) -> pd.DataFrame:
             "next_iteration": t(f"sheet.advice.{verdict}", case.language),
         }
     )
+    if "advice" in tracking:  # scored from the action ledger: each action's own KPI since its start
+        own = tracking["metric_change"].fillna("").astype(str)
+        out["metric_change"], out["next_iteration"] = own.where(own != "", "–"), tracking["advice"]
+        out.insert(4, "start", tracking["start"]), out.insert(7, "verdict", tracking["verdict"])
     return out
 
 

@@ -78,7 +78,8 @@ def _nfc(s: str | None) -> str:
 
 
 def case_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Return the case files in ``paths`` (folders are searched, files starting with '_' left out)."""
+    """Return the case files in ``paths`` (folders are searched; files starting with '_' and the action
+    ledgers ``<case_id>.actions.yaml`` left out)."""
     out: list[Path] = []
     for p in paths:
         path = resolve(p)
@@ -86,7 +87,10 @@ def case_files(paths: Iterable[str | Path]) -> list[Path]:
             out += sorted(
                 f
                 for f in path.iterdir()
-                if f.is_file() and f.suffix in (".yaml", ".yml") and not f.name.startswith(("_", "."))
+                if f.is_file()
+                and f.suffix in (".yaml", ".yml")
+                and not f.name.startswith(("_", "."))
+                and not f.name.endswith(".actions.yaml")  # a case's action ledger, beside its case file
             )
         elif path.is_file():
             out.append(path)
@@ -380,17 +384,20 @@ def run_batch(
     resume: bool = False,
     output_root: str | Path = "outputs",
     err: IO[str] | None = None,
+    due: bool = False,
 ) -> BatchResult:
     """Run every case file in ``paths`` (of ``department``, when given), ``jobs`` at a time.
 
     One case failing does not stop the others. Progress goes to ``err`` (stderr). With
-    ``resume``, cases unchanged since their last successful run are skipped. Ends by
-    writing ``<output_root>/index.html``.
+    ``resume``, cases unchanged since their last successful run are skipped; with ``due``, only the
+    cases due for review run. Ends by writing ``<output_root>/index.html``.
     """
     err = err or sys.stderr
     root = resolve(output_root)
     root.mkdir(parents=True, exist_ok=True)
     todo = plan_jobs(paths, department, warn=lambda m: print(m, file=err, flush=True))
+    if due:
+        todo = due_jobs(todo, root, lambda m: print(m, file=err, flush=True))
     progress = Progress(err, len(todo))
     settle_before_start(todo, root, resume, progress)
     running: list[Job] = []
@@ -403,6 +410,24 @@ def run_batch(
         raise
     progress.clear()
     return BatchResult(todo, write_index(root))
+
+
+def due_jobs(jobs: list[Job], root: Path, say=lambda m: None) -> list[Job]:
+    """Return the jobs whose case is due for review (never run, or its ``review_every`` is up); say why not."""
+    from crmnb.run.due import review_state
+
+    out = []
+    for job in jobs:
+        every = None
+        if job.status != "failed":  # a case file that did not validate is kept: its failure is news
+            every = load_case(job.file).review_every
+            state = review_state(root / job.case_id, every)
+            if not state["due"]:
+                when = f"next review {state['next']}" if state["next"] else "no review_every in its case file"
+                say(f"{job.case_id}: not due ({when}; last run {state['last']})")
+                continue
+        out.append(job)
+    return out
 
 
 # --------------------------------------------------------------------------- the summary table

@@ -14,8 +14,11 @@ from markupsafe import Markup
 from crmnb.params.model import GOAL_METRICS
 from crmnb.present.fonts import FONT_STACK, cjk_font_face
 from crmnb.present.outputs import OUTPUTS, every_output
+from crmnb.present.since_block import sparkline
 from crmnb.present.templates import html_lang, render
 from crmnb.present.words import has, t
+from crmnb.run.due import review_state
+from crmnb.run.history import list_runs
 from crmnb.run.records import INDEX_FILE, LOG_FILE, read_record, record_status, short_time, timestamp, write_atomic
 
 INDEX_LANGUAGE = "en"
@@ -90,6 +93,8 @@ def case_entry(folder: Path) -> dict | None:
         "where": rec.get("where"),
         "reason": rec.get("reason"),
         "notebook": rec.get("notebook"),
+        "review": review_state(folder, rec.get("review_every")) if rec.get("review_every") else None,
+        "runs": [r for r in list_runs(folder) if r.get("status") == "ok"],
     }
 
 
@@ -174,7 +179,23 @@ def index_row(root: Path, e: dict, lang: str) -> dict:
         "run_time": t("index.seconds", lang, seconds=f"{float(secs):,.0f}") if isinstance(secs, (int, float)) else "—",
         "finished": short_time(e["finished"]) if e["finished"] else "",
         "links": _links(root, e, lang),
+        "review": _review(e.get("review"), lang),
+        "spark": sparkline([r.get("now") for r in e.get("runs") or []], e["goal"].get("unit", "")),
     }
+
+
+def _review(state: dict | None, lang: str) -> dict | None:
+    """Return a case's next review as shown: its date, and whether it is due or overdue."""
+    if not state or not state.get("next"):
+        return None
+    key = "overdue" if state["overdue_days"] > 0 else "due" if state["due"] else "scheduled"
+    return {"key": key, "next": state["next"], "label": t(f"loop.review.{key}", lang, days=state["overdue_days"])}
+
+
+def due_rows(rows: list[dict]) -> list[dict]:
+    """Return the rows of the cases due or overdue for review, the most overdue first."""
+    due = [r for r in rows if r.get("review") and r["review"]["key"] != "scheduled"]
+    return sorted(due, key=lambda r: r["review"]["next"])
 
 
 def _counts(entries: list[dict], lang: str) -> str:
@@ -191,7 +212,8 @@ def render_index(root: Path, entries: list[dict], lang: str = INDEX_LANGUAGE) ->
         html_lang=html_lang(lang),
         t=t,
         meta=_counts(entries, lang),
-        rows=[index_row(root, e, lang) for e in entries],
+        rows=(rows := [index_row(root, e, lang) for e in entries]),
+        due=due_rows(rows),
         font_stack=FONT_STACK,
     )
     page = render("index.html.j2", font_face="", **context)

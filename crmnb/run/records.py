@@ -251,6 +251,7 @@ def new_record(case: CaseParams, case_file: Path, prints: dict | None, run_id: s
             "deadline": str(g.deadline),
         },
         "case_file": str(case_file),
+        "review_every": getattr(case, "review_every", None),
         "run_id": run_id,
         "started": timestamp(),
         "fingerprint": prints,
@@ -301,7 +302,11 @@ def finish_record(folder: Path, record: dict, status: str, seconds: float, **fie
     }
     for key in ("pid", "host"):  # a finished run is no process's any more
         rec.pop(key, None)
-    return write_record(folder, rec)
+    path = write_record(folder, rec)
+    from crmnb.run.history import keep_run
+
+    keep_run(folder, rec)  # the dated copy under runs/ that the next run compares with
+    return path
 
 
 def unchanged_since(folder: Path, prints: dict) -> str | None:

@@ -281,6 +281,7 @@ def _report_and_run(w: _Writer, effective: dict, language: str | None) -> None:
     )
     for key in ("timezone", "mask_pii", "pdf", "timeout_minutes", "cell_timeout_seconds"):
         w.key(key, effective[key], active=False, default=effective[key])
+    w.key("review_every", "3 months", active=False, note="default none: the case is reviewed when run by hand")
     w.key("notes", "", note="TODO once the analysis has run")
 
 
