@@ -317,7 +317,7 @@ def test_an_undeclared_handoff_is_refused_naming_the_closest(tmp_path: Path):
     for call in (lambda: ws.write("deep_dive/funel", pd.DataFrame({"a": [1]})), lambda: ws.read("deep_dive/funel")):
         with pytest.raises(ValueError, match="not declared") as exc:
             call()
-        assert "deep_dive/funnel" in str(exc.value) and "handoffs.py" in str(exc.value)
+        assert "deep_dive/funnel" in str(exc.value) and "handoff_catalogue.py" in str(exc.value)
     with pytest.raises(ValueError, match="declared a table"):
         ws.write_json("deep_dive/funnel", {})
 
