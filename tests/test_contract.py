@@ -13,7 +13,11 @@ from crmnb.paths import resolve
 from crmnb.run.steps import KERNEL, NOTEBOOK_PARAMETERS, step_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = sorted(p for p in (ROOT / "parameters").glob("*.yaml") if not p.name.startswith("_"))
+CASES = sorted(
+    p
+    for p in (ROOT / "parameters").glob("*.yaml")
+    if not p.name.startswith("_") and not p.name.endswith(".actions.yaml")
+)
 NOTEBOOKS = step_notebooks(ROOT / "notebooks")
 EXPECTED = [
     "01_goal_and_scope.ipynb",

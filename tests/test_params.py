@@ -13,7 +13,11 @@ from crmnb.errors import CaseFileError
 from crmnb.params import GOAL_METRICS, CaseParams, load_case, parse_case
 
 ROOT = Path(__file__).resolve().parents[1]
-CASE_FILES = sorted(p for p in (ROOT / "parameters").glob("*.yaml") if not p.name.startswith("_"))
+CASE_FILES = sorted(
+    p
+    for p in (ROOT / "parameters").glob("*.yaml")
+    if not p.name.startswith("_") and not p.name.endswith(".actions.yaml")
+)
 
 # A valid case written the way YAML hands it over: dates as date objects.
 BASE = {
