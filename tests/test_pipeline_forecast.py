@@ -50,6 +50,16 @@ def test_open_deals_weighted_by_stage_rate_and_timed_by_slippage() -> None:
         assert odds[i, w] == pytest.approx(1.0) and odds[i].sum() == pytest.approx(1.0)
 
 
+def test_a_close_a_moment_after_the_origin_falls_in_the_first_week() -> None:
+    opp, sh = pipeline_state.prepared(*_history(), "D")
+    origin = pd.Timestamp("2025-01-05 23:59:59")
+    deals = pipeline_state.open_deals(opp, sh, origin)
+    # the first open deal would close (2 days after its expected date) one microsecond after the origin
+    deals.loc[deals.index[0], "expected_close_date"] = origin - pd.Timedelta(days=2) + pd.Timedelta(microseconds=1)
+    odds = pipeline_state.close_week_odds(deals, opp, sh, origin, 12)
+    assert odds[0, 0] == pytest.approx(1.0) and odds[0].sum() == pytest.approx(1.0)
+
+
 def test_new_deal_pace_by_hand() -> None:
     opp, sh = pipeline_state.prepared(*_history(), "D")
     origin = pd.Timestamp("2025-01-05 23:59:59")

@@ -95,7 +95,8 @@ def close_week_odds(
         if not len(ahead):
             out[i, 0] = 1.0  # overdue on every past pattern: expected next week
             continue
-        week = np.floor((ahead - 1e-9) / 7).astype(int)
+        # a close a hair after the origin belongs to the first week (the nudge keeps day 7 in week 1, not 2)
+        week = np.maximum(np.floor((ahead - 1e-9) / 7), 0).astype(int)
         out[i] = np.bincount(week[week < horizon], minlength=horizon)[:horizon] / len(ahead)
     return out
 
