@@ -74,6 +74,31 @@ def _delays(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp) -> tuple[
     return "stage", {s: (v if len(v) >= MIN_SLIPS else every) for s, v in by.items()}
 
 
+def _week_shares(b: np.ndarray, d: np.ndarray, horizon: int) -> np.ndarray:
+    """Return per deal, ``b`` days from the origin to its base date, the share of the delays ``d`` (days after
+    the base) that land in each of the next ``horizon`` weeks, among those that land after the origin; a deal
+    that every delay puts before the origin is overdue, and expected in the first week.
+
+    Week k holds the closes from 7k to 7(k+1) days ahead, a day-7 close still in week 1 (the nudge of 1e-9).
+
+    >>> _week_shares(np.array([0.0, -30.0]), np.array([3.0, 7.0, 10.0, 20.0]), 2).round(2).tolist()
+    [[0.5, 0.25], [1.0, 0.0]]
+    """
+    d = np.sort(d)
+    out = np.zeros((len(b), horizon))
+    if not len(d) or not len(b):
+        return out
+    gone = np.searchsorted(d, -b, side="right")  # delays that land at or before the origin
+    after = len(d) - gone
+    edges = 7.0 * np.arange(1, horizon + 1) + 1e-9
+    within = np.searchsorted(d, edges[None, :] - b[:, None], side="left") - gone[:, None]  # landed by each week's end
+    counts = np.diff(within, axis=1, prepend=0)
+    live = after > 0
+    out[live] = counts[live] / after[live, None]
+    out[~live, 0] = 1.0
+    return out
+
+
 def close_week_odds(
     deals: pd.DataFrame, opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp, horizon: int
 ) -> np.ndarray:
@@ -81,23 +106,16 @@ def close_week_odds(
     below one: the rest closes later)."""
     how, delays = _delays(opp, sh, origin)
     out = np.zeros((len(deals), horizon))
-    for i, r in enumerate(deals.itertuples()):
-        if how == "slip" and pd.notna(r.expected_close_date):
-            base, d = r.expected_close_date, delays[""]
-        else:
-            d = delays.get(r.stage, np.array([]))
-            d = d if len(d) else delays.get("", np.array([]))
-            base = r.entered
-        if not len(d):
-            continue
-        ahead = (base + pd.to_timedelta(d, unit="D") - origin) / DAY
-        ahead = ahead[ahead > 0]  # it is still open: only the delays that land after the origin
-        if not len(ahead):
-            out[i, 0] = 1.0  # overdue on every past pattern: expected next week
-            continue
-        # a close a hair after the origin belongs to the first week (the nudge keeps day 7 in week 1, not 2)
-        week = np.maximum(np.floor((ahead - 1e-9) / 7), 0).astype(int)
-        out[i] = np.bincount(week[week < horizon], minlength=horizon)[:horizon] / len(ahead)
+    expected = deals["expected_close_date"] if "expected_close_date" in deals else pd.Series(pd.NaT, index=deals.index)
+    by_slip = (expected.notna() if how == "slip" else pd.Series(False, index=deals.index)).to_numpy()
+    if by_slip.any():
+        b = ((expected[by_slip] - origin) / DAY).to_numpy(float)
+        out[by_slip] = _week_shares(b, delays[""], horizon)
+    for stage, rows in deals[~by_slip].groupby("stage", sort=False).groups.items():
+        d = delays.get(stage, np.array([]))
+        d = d if len(d) else delays.get("", np.array([]))
+        at = deals.index.get_indexer(rows)
+        out[at] = _week_shares(((deals.loc[rows, "entered"] - origin) / DAY).to_numpy(float), d, horizon)
     return out
 
 
