@@ -174,16 +174,7 @@ def read_csv_text(
         try:
             df = _read_csv_fast(path, e, sep, header_row)
             if df is None:
-                df = pd.read_csv(
-                    path,
-                    dtype=str,
-                    keep_default_na=False,
-                    na_values=[""],
-                    encoding=e,
-                    sep=sep,
-                    skiprows=header_row - 1,
-                    engine="c",
-                )
+                df = pd.read_csv(path, **_pandas_text_options(e, sep, header_row))
             break
         except UnicodeDecodeError as exc:  # the sample decoded, a later part does not
             if codecs.lookup(e).name.startswith("utf-8"):
@@ -284,21 +275,24 @@ def iter_csv_batches(path: Path, sep: str, header_row: int, rows: int) -> Iterat
             yield _text_frame(pa.Table.from_batches(held, schema=reader.schema))
 
 
+def _pandas_text_options(encoding: str, sep: str, header_row: int) -> dict:
+    """Return how pandas' reader takes a CSV export as text: every cell a string, only an empty one missing."""
+    return {
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "encoding": encoding,
+        "sep": sep,
+        "skiprows": header_row - 1,
+        "engine": "c",
+    }
+
+
 def iter_csv_chunks(path: Path, encoding: str, sep: str, header_row: int, rows: int) -> Iterator[pd.DataFrame]:
     """Yield a CSV as text, ``rows`` rows at a time, by pandas' own reader: the cells a whole read by it
     gives (:func:`read_csv_text`), for the files Arrow does not read (another encoding, a row short of
     fields, a column named twice)."""
-    chunks = pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        na_values=[""],
-        encoding=encoding,
-        sep=sep,
-        skiprows=header_row - 1,
-        engine="c",
-        chunksize=rows,
-    )
+    chunks = pd.read_csv(path, **_pandas_text_options(encoding, sep, header_row), chunksize=rows)
     with chunks:
         for df in chunks:
             df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
