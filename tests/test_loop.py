@@ -7,8 +7,6 @@ import email
 import io
 import json
 import shutil
-import socket
-import time
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import date
 from email import policy
@@ -19,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from openpyxl import load_workbook
+from smtp_inbox import smtp_server
 
 from crmnb.cli import main
 from crmnb.demo.generator import generate
@@ -26,7 +25,6 @@ from crmnb.demo.later import extend
 from crmnb.run.due import review_state
 from crmnb.run.history import list_runs
 
-aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is in the test extra")
 ROOT = Path(__file__).resolve().parents[1]
 CASE = "lead_conversion_uplift"
 pytestmark = pytest.mark.e2e
@@ -39,25 +37,10 @@ def _cli(*args) -> SimpleNamespace:
     return SimpleNamespace(rc=rc, out=out.getvalue(), err=err.getvalue())
 
 
-class _Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def smtp():
-    inbox = _Inbox()
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    yield SimpleNamespace(inbox=inbox, address=f"127.0.0.1:{port}")
-    ctl.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def _set(path: Path, **changes) -> None:
@@ -69,12 +52,6 @@ def _set(path: Path, **changes) -> None:
             d = d.setdefault(h, {})
         d[last] = value
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-
-def _wait(inbox, n: int) -> None:
-    deadline = time.time() + 5
-    while len(inbox.messages) < n and time.time() < deadline:
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +87,7 @@ def loop(tmp_path_factory, smtp) -> SimpleNamespace:
     rec_file.write_text(json.dumps(rec), encoding="utf-8")
     second = _cli("batch", params, "--due", "--output-root", out, "--mail-on", "alert",
                   "--to", "manager@example.com", "--smtp", smtp.address)  # fmt: skip
-    _wait(smtp.inbox, 1)
+    smtp.inbox.wait_for(1)
     return SimpleNamespace(first=first, not_due=not_due, second=second, out=out, case=case, planted=planted,
                            ledger=ledger_file, later=later_data, smtp=smtp)  # fmt: skip
 

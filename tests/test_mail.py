@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import email
 import json
-import socket
-import time
 from email import policy
 
 import pytest
+from smtp_inbox import smtp_server
 
 from crmnb.errors import CrmnbError
 from crmnb.present.mail import build_message, send, write_eml
-
-aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is in the test extra")
 
 
 @pytest.fixture
@@ -45,30 +42,12 @@ def report(tmp_path):
     return folder / "report.html"
 
 
-class _Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 def test_report_is_received_with_its_workbook(report):
-    inbox = _Inbox()
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
+    with smtp_server() as smtp:
         msg = build_message(report, ["manager@example.com"], "crm-analytics@example.com")
-        send(msg, "127.0.0.1", port)
-        deadline = time.time() + 5
-        while not inbox.messages and time.time() < deadline:
-            time.sleep(0.05)
-    finally:
-        ctl.stop()
+        send(msg, smtp.host, smtp.port)
+        smtp.inbox.wait_for(1)
+    inbox = smtp.inbox
     assert len(inbox.messages) == 1
     env = inbox.messages[0]
     assert env.rcpt_tos == ["manager@example.com"]

@@ -7,20 +7,17 @@ import email
 import io
 import json
 import re
-import socket
-import time
 from email import policy
 from pathlib import Path
 
 import nbformat
 import pytest
+from smtp_inbox import smtp_server
 
 from crmnb.present.mail import build_message, send
 from crmnb.present.mail_brief import mail_charts
 from crmnb.present.report import brief_charts as report_brief_charts
 from crmnb.present.report import kpi_tiles
-
-aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is in the test extra")
 
 SUMMARY = {
     "goal": {
@@ -100,30 +97,12 @@ def make_case(folder: Path, lang: str, tagged: int = 2, **extra) -> Path:
     return folder / "report.html"
 
 
-class _Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 def receive(msg) -> email.message.EmailMessage:
     """Send the message to a real SMTP server on loopback and return the message it received, parsed."""
-    inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        send(msg, "127.0.0.1", port)
-        deadline = time.time() + 5
-        while not inbox.messages and time.time() < deadline:
-            time.sleep(0.05)
-    finally:
-        ctl.stop()
+    with smtp_server() as smtp:
+        send(msg, smtp.host, smtp.port)
+        smtp.inbox.wait_for(1)
+    inbox = smtp.inbox
     assert len(inbox.messages) == 1
     return email.message_from_bytes(inbox.messages[0].content, policy=policy.default)
 
