@@ -8,14 +8,24 @@ where values repeat, and a column empty in the first batches is typed as writing
 from __future__ import annotations
 
 import hmac
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from crmnb.intake import checks
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from crm_mini import mini_case, write_mini
+
+from crmnb.handoffs import Workspace, save_intake
+from crmnb.intake import checks, spill, stream
+from crmnb.intake.damage import CUT_PROBLEM
 from crmnb.intake.duplicates import normalise_email, normalise_phone
+from crmnb.intake.inventory import inventory
+from crmnb.intake.load import iter_tables, load_tables
+from crmnb.intake.parse import all_issues
 from crmnb.intake.protect import keyed, masked_contacts
 from crmnb.intake.stream import _Found
 from crmnb.intake.utm import add_utm
@@ -119,3 +129,50 @@ def test_a_column_empty_in_the_first_batches_is_typed_as_in_the_whole_table(tmp_
         for f in frames[:2]:
             out.write(f)
     assert pq.read_schema(tmp_path / "n.parquet").field("key").type == pa.null()
+
+
+def _bad_orders() -> list[dict[str, str]]:
+    """Return 18 orders, amounts unreadable in eight rows and dates in three: more than the cap of two."""
+    rows = [
+        {
+            "order_id": f"S{i}",
+            "customer_id": "C1",
+            "opportunity_id": "",
+            "department": "销售一部",
+            "order_date": "someday" if i in (2, 9, 16) else f"2025-02-{i:02d} 10:00:00",
+            "amount": f"x{i}" if i % 2 else f"{1000 + i}.50",
+        }
+        for i in range(1, 19)
+    ]
+    rows[-1]["amount"] = "?"  # the last row's amount, cut below: its issue becomes the cut row's
+    return rows
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_many_unreadable_values_keep_a_few_in_memory_and_all_in_the_hand_off(tmp_path: Path, monkeypatch, cut):
+    folder = tmp_path / "exports"
+    write_mini(folder)
+    pd.DataFrame(_bad_orders(), dtype=object).to_csv(folder / "orders.csv", index=False, encoding="utf-8")
+    if cut:
+        text = (folder / "orders.csv").read_bytes().rstrip(b"\r\n")
+        (folder / "orders.csv").write_bytes(text[: text.rindex(b",")])
+    case = mini_case(folder)
+    whole = load_tables(case)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 4)
+    monkeypatch.setattr(spill, "ISSUE_ROWS", 2)
+    ws = Workspace(tmp_path / "out", case.case_id)
+    kept = save_intake(ws, iter_tables(case))
+    orders = kept["orders"]
+    assert orders.unreadable == whole["orders"].unreadable == len(whole["orders"].issues) == 13
+    shown = orders.issues[orders.issues["problem"] != CUT_PROBLEM]
+    assert shown.groupby("column").size().to_dict() == {"amount": 2, "order_date": 2}
+    assert orders.issues_file is not None and not Path(orders.issues_file).exists()  # removed once written
+    written = pd.read_parquet(ws.data / "intake" / "issues.parquet")
+    pd.testing.assert_frame_equal(written, _as_written(all_issues(whole), tmp_path / "whole.parquet"))
+    assert inventory(kept, case).set_index("table").loc["orders", "unreadable_values"] == 13
+
+
+def _as_written(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Return a frame as its hand-off reads back, written whole."""
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    return pd.read_parquet(path)

@@ -36,6 +36,7 @@ from crmnb.intake.period import outside_period
 from crmnb.intake.read import _decode_sample, detect_separator, iter_csv_batches, iter_csv_chunks
 from crmnb.intake.schema import ROW, TABLES
 from crmnb.intake.sources import Located
+from crmnb.intake.spill import IssueSpill
 from crmnb.intake.write import BatchWriter
 
 BATCH_ROWS = 1 << 19
@@ -77,6 +78,7 @@ class _Found:
     empty: pd.DataFrame | None = None  # the typed table's columns, no rows
     tail: pd.DataFrame | None = None
     keys: pd.DataFrame | None = None  # the first batch's keys: checked in memory when it is the only one
+    spill: IssueSpill | None = None  # the unreadable values, capped in memory, all on disk past the cap
 
     def add(self, got: Intake, probs: pd.DataFrame, in_period: bool) -> None:
         """Keep what one batch, taken in, found."""
@@ -85,7 +87,9 @@ class _Found:
         self.rows += len(df)
         self.batches += 1
         if len(got.issues):
-            self.issues.append(got.issues)
+            kept = got.issues if self.spill is None else self.spill.add(got.issues, self.issues)
+            if len(kept):
+                self.issues.append(kept)
         if len(probs):
             self.problems.append(self._within(probs))
         for rec in got.formats.itertuples(index=False):
@@ -191,8 +195,8 @@ def _guarded(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: dict, batches, how) -> Intake:
     """Return one table taken in from ``batches`` and written to ``target`` (see :func:`take_in_streamed`)."""
     enc, sep, notes, prepare = how
-    found = _Found(name)
     part = target.with_name(target.name + ".part")
+    found = _Found(name, spill=IssueSpill(target.with_name(target.name + ".issues")))
     target.parent.mkdir(parents=True, exist_ok=True)
     ends_whole = _ends_with_line_break(loc.path)
     try:
@@ -211,11 +215,16 @@ def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: di
         found.dropped += more
     except Exception as exc:
         part.unlink(missing_ok=True)
+        found.spill.close()
+        found.spill.path.unlink(missing_ok=True)
         raise exc if isinstance(exc, Whole) else Whole(f"{type(exc).__name__}: {exc}") from exc
+    found.spill.close()
     got = _summary(found, loc, enc, sep, notes, dupes)
     cut = None if ends_whole else cut_last_row(loc.path, found.tail, enc, sep)
     if cut is not None:
         mark_cut(got, found.tail, name, cut, rows=found.rows)
+        if got.issues_file is not None:  # the cut row's own issues replaced by one
+            got.issue_count = found.spill.total - found.spill.count_at(found.rows) + 1
     part.replace(target)
     return got
 
@@ -283,4 +292,6 @@ def _summary(found: _Found, loc: Located, enc: str, sep: str, notes: list[str], 
         validation=Report(name, loc.label, found.rows, problems, dropped=found.dropped),
         profile=found.profile(),
         batches=found.batches,
+        issues_file=found.spill.path if found.spill.spilled else None,
+        issue_count=found.spill.total if found.spill.spilled else None,
     )
