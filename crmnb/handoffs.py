@@ -291,8 +291,12 @@ def save_intake(ws: Workspace, intakes: Mapping[str, Intake] | Iterable[tuple[st
         kept[name] = got.summarised(name)
         del got
     kept = {name: kept[name] for name in TABLES if name in kept}
-    issues = all_issues(kept)
-    ws.write("intake/issues", issues)
+    if any(got.issues_file is not None for got in kept.values()):  # many: written from the files they are in
+        from crmnb.intake.spill import write_issues
+
+        write_issues(sink("issues")[0], kept, PARQUET_OPTIONS)
+    else:
+        ws.write("intake/issues", all_issues(kept))
     ws.write("intake/formats", all_formats(kept))
     return kept
 

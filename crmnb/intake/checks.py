@@ -37,6 +37,11 @@ SHOW_ROWS = 5
 
 PROBLEM_COLUMNS = ["table", "column", "kind", "expected", "value", "row"]
 
+KEEP_ROWS = 100_000
+"""The most rows of one kind of row-level problem in one column a table's report keeps in memory when it is
+taken in batches (the first, in row order); the rest are counted in :attr:`Report.dropped`: a key repeated in
+every row of a 100 M-row export would otherwise be a 100 M-row frame."""
+
 ROW_LEVEL = ("required value missing", "duplicate key", "negative amount", "out of range")
 """Failures cleaning can settle row by row (quarantine, or set an optional value to missing)."""
 
@@ -93,6 +98,7 @@ class Report:
     source: str
     rows: int
     problems: pd.DataFrame  # table, column, kind, expected, value, row
+    dropped: int = 0  # row-level problems found past :data:`KEEP_ROWS` of their column and kind: counted only
 
     @property
     def blocking(self) -> pd.DataFrame:
@@ -153,20 +159,24 @@ def batch_problems(df: pd.DataFrame, table: str) -> pd.DataFrame:
     return problems(df, table, unique=False)
 
 
-def duplicate_keys(path: Path, table: str, held: pd.DataFrame | None = None) -> pd.DataFrame:
+def duplicate_keys(
+    path: Path, table: str, held: pd.DataFrame | None = None, keep: int = KEEP_ROWS
+) -> tuple[pd.DataFrame, int]:
     """Return the rows of a table's Parquet file whose key another row has too, as :func:`problems` lists
-    them (every such row, in row order, a missing key never counted), found by DuckDB out of core.
+    them (in row order, a missing key never counted), found by DuckDB out of core, and how many more such
+    rows there are past the first ``keep``.
 
     ``held``: the table's key and row number when it is one batch, so checked as they are, in memory.
     """
     key = TABLES[table].key
     if not key:
-        return pd.DataFrame(columns=PROBLEM_COLUMNS)
+        return pd.DataFrame(columns=PROBLEM_COLUMNS), 0
     if held is not None:
         keys = held[key]
         found = pd.DataFrame({"value": keys, "row": held[ROW]})[keys.notna() & keys.duplicated(keep=False)]
+        found, more = found.iloc[:keep], max(len(found) - keep, 0)
     else:
-        found = _keys_twice(path, key)
+        found, more = _keys_twice(path, key, keep)
     kind, expected = _classify(TABLES[table], key, "field_uniqueness", pd.DataFrame())
     return pd.DataFrame(
         {
@@ -178,27 +188,33 @@ def duplicate_keys(path: Path, table: str, held: pd.DataFrame | None = None) -> 
             "row": found["row"].astype(object).to_numpy(),
         },
         columns=PROBLEM_COLUMNS,
-    )
+    ), more
 
 
-def _keys_twice(path: Path, key: str) -> pd.DataFrame:
-    """Return the keys (``value``) and row numbers (``row``) of a Parquet file's rows whose key repeats."""
+def _keys_twice(path: Path, key: str, keep: int) -> tuple[pd.DataFrame, int]:
+    """Return the keys (``value``) and row numbers (``row``) of the first ``keep`` rows of a Parquet file
+    whose key repeats, and how many more such rows there are."""
     import duckdb
 
     k = '"' + key.replace('"', '""') + '"'
-    # the keys' 64-bit hashes are grouped, a fraction of the memory of the keys; a hash that two
-    # different keys share is told apart by the keys themselves below
+    # the keys' 64-bit hashes are grouped first, a fraction of the memory of the keys; only the rows
+    # whose hash repeats are grouped by the key itself, which tells apart two keys sharing a hash
     sql = (
-        f"WITH twice AS (SELECT hash({k}) AS h FROM read_parquet($p) WHERE {k} IS NOT NULL GROUP BY h "
-        f"HAVING count(*) > 1) SELECT {k} AS value, {ROW} AS row FROM read_parquet($p) "
-        f"WHERE {k} IS NOT NULL AND hash({k}) IN (SELECT h FROM twice) ORDER BY {ROW}"
+        f"CREATE TEMP TABLE dup AS WITH twice AS (SELECT hash({k}) AS h FROM read_parquet($p) "
+        f"WHERE {k} IS NOT NULL GROUP BY h HAVING count(*) > 1), "
+        f"cand AS (SELECT {k} AS value, {ROW} AS row FROM read_parquet($p) "
+        f"WHERE {k} IS NOT NULL AND hash({k}) IN (SELECT h FROM twice)), "
+        "keys AS (SELECT value FROM cand GROUP BY value HAVING count(*) > 1) "
+        "SELECT row, value FROM cand WHERE value IN (SELECT value FROM keys)"
     )
     with tempfile.TemporaryDirectory(prefix="crmnb-keys-") as spill:
         config = {"memory_limit": "256MB", "threads": 2, "temp_directory": spill}
         with duckdb.connect(config=config) as con:
             con.execute("SET enable_progress_bar = false")  # no bar in a notebook's output
-            found = con.execute(sql, {"p": str(path)}).df()
-    return found[found["value"].duplicated(keep=False)]
+            con.execute(sql, {"p": str(path)})
+            total = con.execute("SELECT count(*) FROM dup").fetchone()[0]
+            found = con.execute("SELECT value, row FROM dup ORDER BY row LIMIT $n", {"n": keep}).df()
+    return found, max(int(total) - keep, 0)
 
 
 _KIND_ORDER = ("missing column", "dtype", "required value missing", "duplicate key")

@@ -28,7 +28,7 @@ def inventory(intakes: dict[str, Intake], case: CaseParams) -> pd.DataFrame:
                 "from": p["from"],
                 "to": p["to"],
                 "coverage": p["coverage"],
-                "unreadable_values": len(got.issues),
+                "unreadable_values": got.unreadable,
             }
         )
     return pd.DataFrame(rows)

@@ -54,6 +54,15 @@ class Intake:
     local: bool = True
     first_seen: dict[tuple[str, str], int] = field(default_factory=dict)  # (column, format): its first row
     batches: int = 0  # how many batches it was taken in (crmnb.intake.stream); 0: whole
+    # taken in batches with many unreadable values: ``issues`` holds the first of each column, this file
+    # all of them (crmnb.intake.spill), and ``issue_count`` how many there are
+    issues_file: Path | None = None
+    issue_count: int | None = None
+
+    @property
+    def unreadable(self) -> int:
+        """Return how many values of the table could not be read (those kept in memory, or all on disk)."""
+        return len(self.issues) if self.issue_count is None else self.issue_count
 
     def summarised(self, name: str) -> Intake:
         """Return this intake without its rows (the table's columns kept), with its :func:`table_profile`:
@@ -79,7 +88,8 @@ def table_profile(name: str, df: pd.DataFrame) -> dict[str, Any]:
 
 
 def all_issues(intakes: dict[str, Intake]) -> pd.DataFrame:
-    """Return the unreadable values of every table, in the order of the tables (the ``intake/issues`` hand-off)."""
+    """Return the unreadable values of every table kept in memory, in the order of the tables (the
+    ``intake/issues`` hand-off, unless a table's are on disk: :func:`crmnb.intake.spill.write_issues`)."""
     issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
     return issues.astype({"row": "int64"}) if len(issues) else issues
 

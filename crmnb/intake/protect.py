@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,9 +62,51 @@ def keyed(values: pd.Series, key: bytes) -> pd.Series:
     >>> keyed(pd.Series(["13812345678", None, "13812345678"]), b"k").tolist()
     ['c365caf352e309a6776df9ae371e47d9', None, 'c365caf352e309a6776df9ae371e47d9']
     """
-    # hmac.digest: OpenSSL's one-shot HMAC, the same bytes as hmac.new at a third of its cost per value
-    digest = {v: hmac.digest(key, v.encode("utf-8"), "sha256").hex()[:32] for v in values.dropna().unique()}
-    return values.map(digest).astype(object).where(values.notna(), None)
+    codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
+    inner, outer = _pads(key)
+    out = []
+    for v in distinct:  # each distinct value once; HMAC written out (RFC 2104) from the keyed pads' states
+        h = inner.copy()
+        h.update(v.encode("utf-8"))
+        o = outer.copy()
+        o.update(h.digest())
+        out.append(o.hexdigest()[:32])
+    digests = np.array([*out, None], dtype=object)
+    return pd.Series(digests[np.where(codes < 0, len(out), codes)], index=values.index, dtype=object)
+
+
+def _pads(key: bytes) -> tuple[Any, Any]:
+    """Return SHA-256 states that have taken in the key XOR ipad and XOR opad (RFC 2104): copying a state
+    costs a third of what a new HMAC of each value costs, and gives the same bytes."""
+    if len(key) > 64:  # SHA-256's block: a longer key is hashed first, as hmac does
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+
+_PLAIN = {"phone": r"^[0-9]{7,}$", "email": r"^[a-z0-9._%+-]+@[a-z0-9.-]+$"}
+"""Contacts, as normalised, whose masked form Arrow builds as :mod:`crmnb.present.masking` would: ASCII digits
+(seven or more) and ASCII addresses with one @; any other value is masked by the function itself."""
+
+
+def masked_contacts(new: pd.Series, col: str, mask: Any) -> pd.Series:
+    """Return normalised contacts masked as ``mask`` masks each (``138****5678``, ``z***@x.cn``), the plain ones
+    (:data:`_PLAIN`) by Arrow's string kernels at once, the rest one by one; missing stays missing."""
+    arr = pa.array(new.astype(object), type=pa.large_string(), from_pandas=True)
+    plain = np.asarray(pc.fill_null(pc.match_substring_regex(arr, _PLAIN[col]), False), dtype=bool)
+    if col == "phone":
+        built = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(arr, 0, 3), pc.utf8_slice_codeunits(arr, -4), pa.scalar("****", pa.large_string())
+        )
+    else:
+        parts = pc.extract_regex(arr, r"^(?P<first>.)[^@]*@(?P<domain>.*)$")
+        built = pc.binary_join_element_wise(
+            pc.struct_field(parts, "first"), pc.struct_field(parts, "domain"), pa.scalar("***@", pa.large_string())
+        )
+    out = np.asarray(built.to_numpy(zero_copy_only=False), dtype=object)
+    rest = np.flatnonzero(~plain & np.asarray(pc.is_valid(arr), dtype=bool))  # a missing one stays missing
+    out[rest] = [mask(v) for v in new.to_numpy(dtype=object)[rest]]
+    return pd.Series(out, index=new.index, dtype=object).astype("str")
 
 
 def masked_text(s: pd.Series) -> pd.Series:
@@ -92,7 +135,7 @@ def protect(got: Intake, key: bytes) -> None:
         src, new = df[col], normalise(df[col])
         df[REWRITTEN_COLUMNS[col]] = (src.notna() & (new.astype(object) != src.astype(object))).to_numpy()
         df[KEY_COLUMNS[col]] = keyed(new, key)
-        df[col] = new.map(mask).astype("str")
+        df[col] = masked_contacts(new, col, mask)
     for col in FREE_TEXT:
         if col in df.columns:
             df[col] = masked_text(df[col])

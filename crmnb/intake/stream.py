@@ -21,13 +21,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmnb.intake.checks import PROBLEM_COLUMNS, ROW_LEVEL, Report, batch_problems, duplicate_keys, in_table_order
+from crmnb.intake.checks import (
+    KEEP_ROWS,
+    PROBLEM_COLUMNS,
+    ROW_LEVEL,
+    Report,
+    batch_problems,
+    duplicate_keys,
+    in_table_order,
+)
 from crmnb.intake.damage import cut_last_row, duplicate_headers, header_names, mark_cut
 from crmnb.intake.parse import ISSUE_COLUMNS, Intake, intake
 from crmnb.intake.period import outside_period
 from crmnb.intake.read import _decode_sample, detect_separator, iter_csv_batches, iter_csv_chunks
 from crmnb.intake.schema import ROW, TABLES
 from crmnb.intake.sources import Located
+from crmnb.intake.spill import IssueSpill
 from crmnb.intake.write import BatchWriter
 
 BATCH_ROWS = 1 << 19
@@ -60,6 +69,8 @@ class _Found:
     batches: int = 0
     issues: list[pd.DataFrame] = field(default_factory=list)
     problems: list[pd.DataFrame] = field(default_factory=list)
+    kept: dict[tuple[str, str], int] = field(default_factory=dict)  # (column, kind): problems kept so far
+    dropped: int = 0  # problems past KEEP_ROWS of their column and kind: counted, not kept
     formats: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (column, format): [rows, first row]
     dates: list[pd.Timestamp] = field(default_factory=list)  # each batch's first and last main date
     filled: int = 0  # cells of the canonical columns with a value
@@ -67,6 +78,7 @@ class _Found:
     empty: pd.DataFrame | None = None  # the typed table's columns, no rows
     tail: pd.DataFrame | None = None
     keys: pd.DataFrame | None = None  # the first batch's keys: checked in memory when it is the only one
+    spill: IssueSpill | None = None  # the unreadable values, capped in memory, all on disk past the cap
 
     def add(self, got: Intake, probs: pd.DataFrame, in_period: bool) -> None:
         """Keep what one batch, taken in, found."""
@@ -75,9 +87,11 @@ class _Found:
         self.rows += len(df)
         self.batches += 1
         if len(got.issues):
-            self.issues.append(got.issues)
+            kept = got.issues if self.spill is None else self.spill.add(got.issues, self.issues)
+            if len(kept):
+                self.issues.append(kept)
         if len(probs):
-            self.problems.append(probs)
+            self.problems.append(self._within(probs))
         for rec in got.formats.itertuples(index=False):
             count = self.formats.setdefault((rec.column, rec.format), [0, got.first_seen[(rec.column, rec.format)]])
             count[0] += int(rec.rows)
@@ -89,6 +103,16 @@ class _Found:
             self.empty = got.summarised(self.name).table
         key = spec.key
         self.keys = df[[key, ROW]].copy() if key and self.batches == 1 else None
+
+    def _within(self, probs: pd.DataFrame) -> pd.DataFrame:
+        """Return the problems of one batch that fit in :data:`KEEP_ROWS` per column and kind; count the rest."""
+        keys = list(zip(probs["column"], probs["kind"]))
+        before = np.array([self.kept.get(k, 0) for k in keys], dtype=np.int64)
+        fits = probs.groupby(["column", "kind"], sort=False).cumcount().to_numpy() + before < KEEP_ROWS
+        for k, n in pd.Series([k for k, f in zip(keys, fits) if f], dtype=object).value_counts().items():
+            self.kept[k] = self.kept.get(k, 0) + int(n)
+        self.dropped += int((~fits).sum())
+        return probs[fits]
 
     def keep_tail(self, raw: pd.DataFrame) -> None:
         """Keep the last :data:`TAIL_ROWS` rows of text seen, copied so as not to hold the batch's buffers."""
@@ -171,8 +195,8 @@ def _guarded(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: dict, batches, how) -> Intake:
     """Return one table taken in from ``batches`` and written to ``target`` (see :func:`take_in_streamed`)."""
     enc, sep, notes, prepare = how
-    found = _Found(name)
     part = target.with_name(target.name + ".part")
+    found = _Found(name, spill=IssueSpill(target.with_name(target.name + ".issues")))
     target.parent.mkdir(parents=True, exist_ok=True)
     ends_whole = _ends_with_line_break(loc.path)
     try:
@@ -187,14 +211,20 @@ def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: di
                 del raw, text, got
         if not found.batches or not found.in_period:
             raise Whole("no rows, or none in the analysis period: the message names the whole table's")
-        dupes = duplicate_keys(part, name, found.keys)
+        dupes, more = duplicate_keys(part, name, found.keys)
+        found.dropped += more
     except Exception as exc:
         part.unlink(missing_ok=True)
+        found.spill.close()
+        found.spill.path.unlink(missing_ok=True)
         raise exc if isinstance(exc, Whole) else Whole(f"{type(exc).__name__}: {exc}") from exc
+    found.spill.close()
     got = _summary(found, loc, enc, sep, notes, dupes)
     cut = None if ends_whole else cut_last_row(loc.path, found.tail, enc, sep)
     if cut is not None:
         mark_cut(got, found.tail, name, cut, rows=found.rows)
+        if got.issues_file is not None:  # the cut row's own issues replaced by one
+            got.issue_count = found.spill.total - found.spill.count_at(found.rows) + 1
     part.replace(target)
     return got
 
@@ -259,7 +289,9 @@ def _summary(found: _Found, loc: Located, enc: str, sep: str, notes: list[str], 
         source=loc.label,
         notes=list(notes),
         read_as={"encoding": "utf-8" if enc == "utf-8-sig" else enc, "sep": sep},
-        validation=Report(name, loc.label, found.rows, problems),
+        validation=Report(name, loc.label, found.rows, problems, dropped=found.dropped),
         profile=found.profile(),
         batches=found.batches,
+        issues_file=found.spill.path if found.spill.spilled else None,
+        issue_count=found.spill.total if found.spill.spilled else None,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pandas as pd
 
 from crmnb.intake.schema import TABLES, UTM_COLUMNS
@@ -42,9 +43,11 @@ def add_utm(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """Fill the UTM columns of a table whose schema has them from its landing URLs, in place; return it."""
     if URL_COLUMN not in TABLES[name].columns or URL_COLUMN not in table or table.empty:
         return table
-    parsed = pd.DataFrame(
-        [utm_of(u) for u in table[URL_COLUMN].to_numpy()], columns=list(UTM_COLUMNS), index=table.index
-    ).astype(object)
+    # each distinct address parsed once: a campaign's landing page repeats over its leads
+    codes, distinct = pd.factorize(table[URL_COLUMN].to_numpy(dtype=object), use_na_sentinel=True)
+    found = np.array([*(utm_of(u) for u in distinct), (None, None, None)], dtype=object).reshape(-1, 3)
+    rows = found[np.where(codes < 0, len(distinct), codes)]
+    parsed = pd.DataFrame(rows, columns=list(UTM_COLUMNS), index=table.index).astype(object)
     for col in UTM_COLUMNS:
         had = table[col] if col in table else pd.Series(None, index=table.index, dtype=object)
         table[col] = had.astype(object).where(had.notna(), parsed[col]).astype(table[URL_COLUMN].dtype)
