@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from crmnb.frames import isin
+from crmnb.intake import clean_engine as engine
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
 from crmnb.intake.ledger import Ledger, text
 from crmnb.intake.protect import KEY_COLUMNS, REWRITTEN_COLUMNS
@@ -169,10 +170,25 @@ def empty_tables(book: Ledger, given: Given) -> None:
 
 
 # --------------------------------------------------------------------------- row by row, table by table
+def on_file(book: Ledger, table: str, columns: list[str], body: str) -> pd.DataFrame:
+    """Return the kept rows of a table not held that the SQL ``body`` (over ``v``: the kept rows) selects,
+    queried by DuckDB on its intake file (:func:`crmnb.intake.clean_engine.kept_rows`)."""
+    have = book.source.columns(table)
+    cols = [c for c in dict.fromkeys(columns) if c and c in have]
+    src, plan = book.on_file(table), book.plans[table]
+    return engine.kept_rows(src, book.rows_in[table], book.kept_positions(table), plan.missing, cols, body)
+
+
 @register("required_missing", counts="rows with a required value missing", per_table=True)
 def required_missing(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a required value missing, column by column."""
     for col in TABLES[table].required:
+        if col in book.source.columns(table) and book.on_file(table):
+            where = f"SELECT * FROM v WHERE {engine.is_missing(col, book.source.kind(table, col))}"
+            hit = on_file(book, table, [ROW, TABLES[table].key, col], where)
+            reason = text("required_missing.reason", column=col)
+            book.quarantine_at(table, hit, text("required_missing.rule"), reason, col)
+            continue
         miss = book.tables[table][col].isna()
         if miss.any():
             book.quarantine(
@@ -186,14 +202,15 @@ def duplicate_keys(book: Ledger, given: Given, table: str) -> None:
     key = TABLES[table].key
     if not key:
         return
-    dup = book.tables[table][key].duplicated(keep="first")
-    book.quarantine(
-        table,
-        dup,
-        text("duplicate_key.rule"),
-        lambda h: h[key].map(lambda v: text("duplicate_key.reason", column=key, value=v)),
-        key,
-    )
+    reasons = lambda h: h[key].map(lambda v: text("duplicate_key.reason", column=key, value=v))
+    if key in book.source.columns(table) and book.on_file(table):
+        hit = on_file(book, table, [ROW, key], engine.later_repeats_sql(key))
+        book.quarantine_at(table, hit, text("duplicate_key.rule"), reasons, key)
+        return
+    keys = book.tables[table][key]
+    later = engine.later_repeats(keys)  # DuckDB's hash aggregate: pandas' duplicated took 33 s at 100x the demo
+    dup = keys.duplicated(keep="first") if later is None else pd.Series(later, index=keys.index)
+    book.quarantine(table, dup, text("duplicate_key.rule"), reasons, key)
 
 
 @register("future_date", counts="rows dated after the moment of the run", per_table=True)
@@ -201,17 +218,16 @@ def future_dates(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a date after the moment of the run, column by column."""
     as_of = f"{given.as_of:%Y-%m-%d}"
     for col in TABLES[table].dates:
+        reasons = lambda h, c=col: h[c].map(
+            lambda d: text("future_date.reason", column=c, date=f"{d:%Y-%m-%d}", as_of=as_of)
+        )
+        if col in book.source.columns(table) and book.on_file(table):
+            hit = on_file(book, table, [ROW, TABLES[table].key, col], engine.after_sql(col, given.as_of))
+            book.quarantine_at(table, hit, text("future_date.rule"), reasons, col)
+            continue
         fut = book.tables[table][col] > given.as_of
         if fut.any():
-            book.quarantine(
-                table,
-                fut,
-                text("future_date.rule"),
-                lambda h, c=col: h[c].map(
-                    lambda d: text("future_date.reason", column=c, date=f"{d:%Y-%m-%d}", as_of=as_of)
-                ),
-                col,
-            )
+            book.quarantine(table, fut, text("future_date.rule"), reasons, col)
 
 
 # --------------------------------------------------------------------------- across tables
