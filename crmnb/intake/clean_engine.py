@@ -140,9 +140,16 @@ def later_repeats_sql(column: str) -> str:
     )
 
 
-def after_sql(column: str, moment: pd.Timestamp) -> str:
-    """Return the SQL over ``v`` of the rows whose ``column`` is after ``moment``."""
-    return f"SELECT * FROM v WHERE {_quote(column)} > CAST({_literal(f'{moment:%Y-%m-%d %H:%M:%S.%f}')} AS TIMESTAMP)"
+def after(column: str, moment: pd.Timestamp) -> str:
+    """Return the SQL true for a value of ``column`` after ``moment``."""
+    return f"{_quote(column)} > CAST({_literal(f'{moment:%Y-%m-%d %H:%M:%S.%f}')} AS TIMESTAMP)"
+
+
+def flagged_sql(conditions: dict[str, str]) -> str:
+    """Return the SQL over ``v`` of the rows that meet any of ``conditions``, with a flag per condition in
+    turn (``_f0``, ``_f1``, ...), in one scan of the table."""
+    flags = ", ".join(f"({c}) AS _f{i}" for i, c in enumerate(conditions.values()))
+    return f"SELECT *, {flags} FROM v WHERE {' OR '.join(f'({c})' for c in conditions.values())}"
 
 
 def _repointed(batch: pa.RecordBatch, repoint: dict[str, dict]) -> pa.RecordBatch:

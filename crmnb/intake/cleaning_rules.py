@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from crmnb.frames import isin
@@ -170,6 +171,19 @@ def empty_tables(book: Ledger, given: Given) -> None:
 
 
 # --------------------------------------------------------------------------- row by row, table by table
+def in_turn(hits: pd.DataFrame, columns: list[str]) -> list[pd.DataFrame]:
+    """Return, per column in turn, the rows of ``hits`` its flag (``_f0``, ``_f1``, ...) marks and no earlier
+    column's did: what checking the columns one after another, each on the rows left, would move."""
+    taken = np.zeros(len(hits), dtype=bool)
+    flags = [f"_f{i}" for i in range(len(columns))]
+    out = []
+    for flag in flags:
+        now = hits[flag].fillna(False).to_numpy(dtype=bool) & ~taken
+        taken |= now
+        out.append(hits.loc[now].drop(columns=flags))
+    return out
+
+
 def on_file(book: Ledger, table: str, columns: list[str], body: str) -> pd.DataFrame:
     """Return the kept rows of a table not held that the SQL ``body`` (over ``v``: the kept rows) selects,
     queried by DuckDB on its intake file (:func:`crmnb.intake.clean_engine.kept_rows`)."""
@@ -182,13 +196,15 @@ def on_file(book: Ledger, table: str, columns: list[str], body: str) -> pd.DataF
 @register("required_missing", counts="rows with a required value missing", per_table=True)
 def required_missing(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a required value missing, column by column."""
-    for col in TABLES[table].required:
-        if col in book.source.columns(table) and book.on_file(table):
-            where = f"SELECT * FROM v WHERE {engine.is_missing(col, book.source.kind(table, col))}"
-            hit = on_file(book, table, [ROW, TABLES[table].key, col], where)
+    required = list(TABLES[table].required)
+    if required and set(required) <= set(book.source.columns(table)) and book.on_file(table):
+        found = {c: engine.is_missing(c, book.source.kind(table, c)) for c in required}
+        hits = on_file(book, table, [ROW, TABLES[table].key, *required], engine.flagged_sql(found))
+        for col, hit in zip(required, in_turn(hits, required)):  # as one rule after another, column by column
             reason = text("required_missing.reason", column=col)
             book.quarantine_at(table, hit, text("required_missing.rule"), reason, col)
-            continue
+        return
+    for col in required:
         miss = book.tables[table][col].isna()
         if miss.any():
             book.quarantine(
@@ -217,13 +233,17 @@ def duplicate_keys(book: Ledger, given: Given, table: str) -> None:
 def future_dates(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a date after the moment of the run, column by column."""
     as_of = f"{given.as_of:%Y-%m-%d}"
-    for col in TABLES[table].dates:
+    dates = list(TABLES[table].dates)
+    hits = None
+    if dates and set(dates) <= set(book.source.columns(table)) and book.on_file(table):
+        found = {c: engine.after(c, given.as_of) for c in dates}
+        hits = in_turn(on_file(book, table, [ROW, TABLES[table].key, *dates], engine.flagged_sql(found)), dates)
+    for i, col in enumerate(dates):
         reasons = lambda h, c=col: h[c].map(
             lambda d: text("future_date.reason", column=c, date=f"{d:%Y-%m-%d}", as_of=as_of)
         )
-        if col in book.source.columns(table) and book.on_file(table):
-            hit = on_file(book, table, [ROW, TABLES[table].key, col], engine.after_sql(col, given.as_of))
-            book.quarantine_at(table, hit, text("future_date.rule"), reasons, col)
+        if hits is not None:
+            book.quarantine_at(table, hits[i], text("future_date.rule"), reasons, col)
             continue
         fut = book.tables[table][col] > given.as_of
         if fut.any():
