@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crmnb.frames import isin
+from crmnb.intake import clean_engine
 from crmnb.intake.clean_checks import Checker
 from crmnb.intake.schema import TABLES
 
@@ -57,6 +58,15 @@ class Source:
             else:
                 self._files[name] = pq.ParquetFile(t)
                 self._paths[name] = Path(t)
+
+    @property
+    def files_only(self) -> bool:
+        """Return True when every table is read from its Parquet hand-off (none held as a frame)."""
+        return not self._frames
+
+    def kind(self, name: str, column: str) -> pa.DataType:
+        """Return the Arrow type of a column of a table read from its Parquet hand-off."""
+        return self._files[name].schema_arrow.field(column).type
 
     def columns(self, name: str) -> list[str]:
         """Return the columns of a table, in their order."""
@@ -221,6 +231,46 @@ def copy_checked(batches: Iterator[pd.DataFrame], src: Path, path: Path, check: 
     return rows
 
 
+def _passes(name: str, path: Path) -> bool:
+    """Return True when a table's Parquet file passes its cleaned schema: columns and types by pandera on its
+    empty frame, values by DuckDB over the whole file."""
+    check = Checker(name)
+    check(pq.read_schema(path).empty_table().to_pandas())
+    return not check.found and clean_engine.failures(path, name) == 0
+
+
+def _batches_of(path: Path) -> Iterator[pd.DataFrame]:
+    """Yield a Parquet file in pandas batches (to describe what fails its check)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        yield pa.Table.from_batches([batch]).to_pandas()
+
+
+def write_by_engine(name: str, src: Path, plan: Plan, source: Source, path: Path) -> int:
+    """Write cleaned table ``name`` from its intake file by one streaming DuckDB query (its intake file copied
+    when cleaning left it unchanged), checked against its schema; return its rows.
+
+    The file is put in place only when it passed its check; else :class:`DataError` names what failed, as
+    the check batch by batch through pandera describes it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    if plan.unchanged:
+        shutil.copyfile(src, part)
+        rows = source.rows(name)
+    else:
+        empty = source.empty(name).drop(columns=[c for c in plan.drop if c in source.columns(name)])
+        rows = clean_engine.write_table(src, plan, source.rows(name), empty, part)
+    if not _passes(name, part):
+        check = Checker(name)
+        for batch in _batches_of(part):
+            check(batch)
+        if check.found:
+            part.unlink(missing_ok=True)
+            check.raise_found()
+    part.replace(path)
+    return rows
+
+
 class CleanTables(Mapping):
     """The cleaned tables, each built from its intake table and plan when first used.
 
@@ -245,9 +295,9 @@ class CleanTables(Mapping):
         receipts; 7 M rows) is checked batch by batch as any other, and its intake file copied rather than
         rebuilt through pandas and written anew.
         """
-        src = self._source.file(name)
-        if src is not None and self._plans[name].unchanged:
-            rows = copy_checked(self.batches(name), src, Path(path), Checker(name))
+        src, plan = self._source.file(name), self._plans[name]
+        if src is not None and not plan.rewrite:  # by the engine, without pandas (crmnb.intake.clean_engine)
+            rows = write_by_engine(name, src, plan, self._source, Path(path))
         else:
             rows = write(self.batches(name), Path(path), Checker(name))
         self._files[name] = Path(path)

@@ -75,7 +75,7 @@ def clean(
     book = Ledger(tables, columns_read, columns_read_across)
     run_rules(book, given)
     quarantine = book.quarantine_frame()
-    recon = reconcile_rows(book.rows_in, book.tables, quarantine)
+    recon = reconcile_rows(book.rows_in, {t: book.kept_rows(t) for t in book.rows_in}, quarantine)
     if not recon["balanced"].all():
         bad = recon[~recon["balanced"]]
         raise DataError(f"cleaning lost rows: {bad.to_dict('records')}")
@@ -83,11 +83,13 @@ def clean(
     return Cleaned(kept, book.log_frame(), quarantine, book.merges, recon)
 
 
-def reconcile_rows(rows_in: dict[str, int], kept: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame) -> pd.DataFrame:
-    """Return, per table, rows in, kept and quarantined, and whether they add up."""
+def reconcile_rows(
+    rows_in: dict[str, int], kept: Mapping[str, pd.DataFrame | int], quarantine: pd.DataFrame
+) -> pd.DataFrame:
+    """Return, per table, rows in, kept (the kept rows, or their number) and quarantined, and whether they add up."""
     q = quarantine.groupby("table").size() if len(quarantine) else pd.Series(dtype=int)
     rows = []
     for t, n in rows_in.items():
-        k, qn = len(kept[t]), int(q.get(t, 0))
+        k, qn = kept[t] if isinstance(kept[t], int) else len(kept[t]), int(q.get(t, 0))
         rows.append({"table": t, "rows_in": n, "rows_kept": k, "rows_quarantined": qn, "balanced": n == k + qn})
     return pd.DataFrame(rows)

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from crmnb.frames import isin
+from crmnb.intake import clean_engine as engine
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
 from crmnb.intake.ledger import Ledger, text
 from crmnb.intake.protect import KEY_COLUMNS, REWRITTEN_COLUMNS
@@ -169,10 +171,40 @@ def empty_tables(book: Ledger, given: Given) -> None:
 
 
 # --------------------------------------------------------------------------- row by row, table by table
+def in_turn(hits: pd.DataFrame, columns: list[str]) -> list[pd.DataFrame]:
+    """Return, per column in turn, the rows of ``hits`` its flag (``_f0``, ``_f1``, ...) marks and no earlier
+    column's did: what checking the columns one after another, each on the rows left, would move."""
+    taken = np.zeros(len(hits), dtype=bool)
+    flags = [f"_f{i}" for i in range(len(columns))]
+    out = []
+    for flag in flags:
+        now = hits[flag].fillna(False).to_numpy(dtype=bool) & ~taken
+        taken |= now
+        out.append(hits.loc[now].drop(columns=flags))
+    return out
+
+
+def on_file(book: Ledger, table: str, columns: list[str], body: str) -> pd.DataFrame:
+    """Return the kept rows of a table not held that the SQL ``body`` (over ``v``: the kept rows) selects,
+    queried by DuckDB on its intake file (:func:`crmnb.intake.clean_engine.kept_rows`)."""
+    have = book.source.columns(table)
+    cols = [c for c in dict.fromkeys(columns) if c and c in have]
+    src, plan = book.on_file(table), book.plans[table]
+    return engine.kept_rows(src, book.rows_in[table], book.kept_positions(table), plan.missing, cols, body)
+
+
 @register("required_missing", counts="rows with a required value missing", per_table=True)
 def required_missing(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a required value missing, column by column."""
-    for col in TABLES[table].required:
+    required = list(TABLES[table].required)
+    if required and set(required) <= set(book.source.columns(table)) and book.on_file(table):
+        found = {c: engine.is_missing(c, book.source.kind(table, c)) for c in required}
+        hits = on_file(book, table, [ROW, TABLES[table].key, *required], engine.flagged_sql(found))
+        for col, hit in zip(required, in_turn(hits, required)):  # as one rule after another, column by column
+            reason = text("required_missing.reason", column=col)
+            book.quarantine_at(table, hit, text("required_missing.rule"), reason, col)
+        return
+    for col in required:
         miss = book.tables[table][col].isna()
         if miss.any():
             book.quarantine(
@@ -186,32 +218,36 @@ def duplicate_keys(book: Ledger, given: Given, table: str) -> None:
     key = TABLES[table].key
     if not key:
         return
-    dup = book.tables[table][key].duplicated(keep="first")
-    book.quarantine(
-        table,
-        dup,
-        text("duplicate_key.rule"),
-        lambda h: h[key].map(lambda v: text("duplicate_key.reason", column=key, value=v)),
-        key,
-    )
+    reasons = lambda h: h[key].map(lambda v: text("duplicate_key.reason", column=key, value=v))
+    if key in book.source.columns(table) and book.on_file(table):
+        hit = on_file(book, table, [ROW, key], engine.later_repeats_sql(key))
+        book.quarantine_at(table, hit, text("duplicate_key.rule"), reasons, key)
+        return
+    keys = book.tables[table][key]
+    later = engine.later_repeats(keys)  # DuckDB's hash aggregate: pandas' duplicated took 33 s at 100x the demo
+    dup = keys.duplicated(keep="first") if later is None else pd.Series(later, index=keys.index)
+    book.quarantine(table, dup, text("duplicate_key.rule"), reasons, key)
 
 
 @register("future_date", counts="rows dated after the moment of the run", per_table=True)
 def future_dates(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a date after the moment of the run, column by column."""
     as_of = f"{given.as_of:%Y-%m-%d}"
-    for col in TABLES[table].dates:
+    dates = list(TABLES[table].dates)
+    hits = None
+    if dates and set(dates) <= set(book.source.columns(table)) and book.on_file(table):
+        found = {c: engine.after(c, given.as_of) for c in dates}
+        hits = in_turn(on_file(book, table, [ROW, TABLES[table].key, *dates], engine.flagged_sql(found)), dates)
+    for i, col in enumerate(dates):
+        reasons = lambda h, c=col: h[c].map(
+            lambda d: text("future_date.reason", column=c, date=f"{d:%Y-%m-%d}", as_of=as_of)
+        )
+        if hits is not None:
+            book.quarantine_at(table, hits[i], text("future_date.rule"), reasons, col)
+            continue
         fut = book.tables[table][col] > given.as_of
         if fut.any():
-            book.quarantine(
-                table,
-                fut,
-                text("future_date.rule"),
-                lambda h, c=col: h[c].map(
-                    lambda d: text("future_date.reason", column=c, date=f"{d:%Y-%m-%d}", as_of=as_of)
-                ),
-                col,
-            )
+            book.quarantine(table, fut, text("future_date.rule"), reasons, col)
 
 
 # --------------------------------------------------------------------------- across tables
