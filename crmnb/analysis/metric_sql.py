@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crmnb.analysis.metric_engine import KEY_COLUMNS, UnitsSQL, unread_file
+from crmnb.analysis.metric_engine import KEY_COLUMNS, UnitsSQL, run_sql, unread_file
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -53,16 +53,6 @@ def _department_sql(path: Path, alias: str, department: str | None) -> str:
     if "department" not in pq.read_schema(path).names:
         return " AND false"  # no department column: no unit belongs to one
     return f' AND {alias}."department" = $department'
-
-
-def _run(sql: str, params: dict) -> pa.Table:
-    from crmnb.frames import connect
-
-    con = connect()
-    try:
-        return con.sql(sql, params=params).to_arrow_table()
-    finally:
-        con.close()
 
 
 def _window(start, end) -> dict:
@@ -166,7 +156,7 @@ def churn_rows(tables: Mapping[str, Any], start, end, lookback_days: int) -> pa.
         **_window(start, end),
     }
     # every department's: the caller keeps one (so that its frame has the frames' types even when empty)
-    return _run(CHURN_SQL, params)
+    return run_sql(CHURN_SQL, params)
 
 
 # --------------------------------------------------------------------------- repeat purchase
@@ -182,16 +172,20 @@ WITH dated AS (
     WHERE order_date >= $lo AND order_date < $hi
     GROUP BY customer_id, date_trunc('month', order_date)
 ), customer AS (
-    SELECT customer_id, owner_rep FROM (
-        SELECT customer_id, owner_rep, row_number() OVER (PARTITION BY customer_id ORDER BY file_row_number) AS k
-        FROM read_parquet($customers, file_row_number = true)
-    ) WHERE k = 1
+    SELECT customer_id, first(owner_rep ORDER BY file_row_number) AS owner_rep
+    FROM read_parquet($customers, file_row_number = true)
+    WHERE customer_id IN (SELECT customer_id FROM months)
+    GROUP BY customer_id
+), recent AS (
+    -- an order before the window's start cannot make a month repeating: the search for the one before a
+    -- month's first order looks from there on (none found there: none that counts)
+    SELECT customer_id, order_date FROM dated WHERE order_date >= $window_lo AND order_date < $hi
 )
 SELECT m."when", m.department, c.owner_rep, m.customer_id,
        CAST(m.n >= 2 OR coalesce(epoch_ns(p.order_date) >= epoch_ns(m."when") - $window_ns, false) AS DOUBLE)
            AS value
 FROM months AS m
-ASOF LEFT JOIN dated AS p ON p.customer_id = m.customer_id AND m.first_order > p.order_date
+ASOF LEFT JOIN recent AS p ON p.customer_id = m.customer_id AND m.first_order > p.order_date
 LEFT JOIN customer AS c ON c.customer_id = m.customer_id
 WHERE epoch_ns(m."when") - $window_ns >= $data_start
 ORDER BY m.customer_id, m."when"
@@ -221,10 +215,11 @@ def repeat_units_sql(
         "orders": str(paths["orders"]),
         "customers": str(paths["customers"]),
         "window_ns": int(window_days) * NS_PER_DAY,
+        "window_lo": (pd.Timestamp(start) - pd.Timedelta(days=window_days)).to_pydatetime(),
         "data_start": int(pd.Timestamp(data_start).value) if data_start > pd.Timestamp.min else -(2**63) + 1,
         **_window(start, end),
     }
-    got = _run(REPEAT_SQL, params)
+    got = run_sql(REPEAT_SQL, params)
     out = {"when": got["when"].to_numpy().astype("datetime64[ns]")}
     for c in ("department", "owner_rep", "customer_id"):
         out[c] = got[c].to_pandas().to_numpy()
@@ -257,5 +252,5 @@ def orders_until(tables: Mapping[str, Any], as_of, department: str | None) -> pd
     }
     if department is not None:
         params["department"] = department
-    got = _run(ORDERS_UNTIL_SQL.format(department=" AND department = $department" if department else ""), params)
+    got = run_sql(ORDERS_UNTIL_SQL.format(department=" AND department = $department" if department else ""), params)
     return got.to_pandas() if got.num_rows else None
