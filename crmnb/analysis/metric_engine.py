@@ -134,12 +134,26 @@ def engine_units(tables: Mapping[str, Any], q: Query, start, end, department: st
     return None if got is None else run_units(got)
 
 
-def engine_sql(tables: Mapping[str, Any], q: Query, start, end, department: str | None) -> UnitsSQL | None:
-    """Return the SQL of the units of ``q`` in the period while its table is an unread hand-off (None: not)."""
+def engine_sql(
+    tables: Mapping[str, Any], q: Query, start, end, department: str | None, row_id: str | None = None
+) -> UnitsSQL | None:
+    """Return the SQL of the units of ``q`` in the period while its table is an unread hand-off (None: not);
+    with ``row_id``, each unit carries that text column of its row too (None when the file lacks it)."""
     path = unread_file(tables, q.table)
     if path is None or not engine_ready(path, q):
         return None
-    return units_sql(path, q, start, end, department)
+    if row_id is not None and not _is_text(path, row_id):
+        return None
+    return units_sql(path, q, start, end, department, row_id)
+
+
+def _is_text(path: Path, column: str) -> bool:
+    """Return True when the Parquet file has ``column`` as text."""
+    schema = pq.read_schema(path)
+    if column not in schema.names:
+        return False
+    kind = schema.field(column).type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 @dataclass(frozen=True)
@@ -152,8 +166,9 @@ class UnitsSQL:
     have: frozenset[str]
 
 
-def units_sql(path: Path, q: Query, start, end, department: str | None = None) -> UnitsSQL:
-    """Return the SQL of the units of the period (and department) of a hand-off, in the table's order."""
+def units_sql(path: Path, q: Query, start, end, department: str | None = None, row_id: str | None = None) -> UnitsSQL:
+    """Return the SQL of the units of the period (and department) of a hand-off, in the table's order; with
+    ``row_id``, each unit carries that column of its row as ``row_id``."""
     have = set(pq.read_schema(path).names)
     keys = ", ".join(f'"{c}"' if c in have else f'NULL::VARCHAR AS "{c}"' for c in KEY_COLUMNS)
     if department is not None and "department" not in have:
@@ -161,7 +176,8 @@ def units_sql(path: Path, q: Query, start, end, department: str | None = None) -
     else:
         department_sql = ' AND "department" = $department' if department is not None else ""
     sql = f"""
-        SELECT "{q.when}" AS "when", {keys}, CAST(({q.value}) AS DOUBLE) AS value, file_row_number AS _order
+        SELECT "{q.when}" AS "when", {keys}, CAST(({q.value}) AS DOUBLE) AS value,
+            {f'"{row_id}" AS row_id, ' if row_id else ""}file_row_number AS _order
         FROM read_parquet($path, file_row_number = true)
         WHERE "{q.when}" >= $lo AND "{q.when}" < $hi AND ({q.rows}){department_sql}
     """
@@ -248,7 +264,10 @@ def units_frame(got: pa.Table, have: set[str]) -> pd.DataFrame:
     table does not have (not in ``have``) is None."""
     cols = {c: (_text(got[c]) if c in have else None) for c in KEY_COLUMNS}
     when = got["when"].to_numpy().astype("datetime64[ns]")
-    return pd.DataFrame({"when": when, **cols, "value": got["value"].to_numpy()})
+    out = pd.DataFrame({"when": when, **cols, "value": got["value"].to_numpy()})
+    if "row_id" in got.column_names:  # the unit's own row, for tracing it to what it belongs to
+        out["row_id"] = _text(got["row_id"])
+    return out
 
 
 def _text(column: pa.ChunkedArray) -> pd.Series | np.ndarray:

@@ -34,6 +34,11 @@ def _typed(path: Path, wanted: dict[str, str]) -> bool:
     return all(c in types and ok[k](types[c]) for c, k in {**wanted, **keys}.items())
 
 
+def _kinds(path: Path, wanted: dict[str, str]) -> set[str]:
+    """Return the columns of ``wanted`` the file has with their kind."""
+    return {c for c in wanted if _typed(path, {c: wanted[c]})}
+
+
 def _files(tables: Mapping[str, Any], wanted: dict[str, dict[str, str]]) -> dict[str, Path] | None:
     """Return the hand-off file of each table ``wanted`` while every one is unread and typed as the SQL assumes."""
     paths = {name: unread_file(tables, name) for name in wanted}
@@ -72,7 +77,7 @@ WITH won AS (
 )
 SELECT l.created_at AS "when", {keys},
        CAST(coalesce(epoch_ns(w.first_win) <= epoch_ns(l.created_at) + $window_ns, false) AS DOUBLE) AS value,
-       l.file_row_number AS _order
+       {row_id}l.file_row_number AS _order
 FROM read_parquet($leads, file_row_number = true) AS l
 LEFT JOIN won AS w ON w.lead_id = l.lead_id
 WHERE l.created_at >= $lo AND l.created_at < $hi AND epoch_ns(l.created_at) + $window_ns < $until{department}
@@ -80,7 +85,13 @@ WHERE l.created_at >= $lo AND l.created_at < $hi AND epoch_ns(l.created_at) + $w
 
 
 def conversion_sql(
-    tables: Mapping[str, Any], start, end, days: int, until: pd.Timestamp, department: str | None
+    tables: Mapping[str, Any],
+    start,
+    end,
+    days: int,
+    until: pd.Timestamp,
+    department: str | None,
+    row_id: str | None = None,
 ) -> UnitsSQL | None:
     """Return the SQL of the lead conversion's units of the period (None: a table is read, or typed otherwise).
 
@@ -97,7 +108,13 @@ def conversion_sql(
     if paths is None:
         return None
     leads = paths["leads"]
-    sql = CONVERSION_SQL.format(keys=_keys_sql(leads, "l"), department=_department_sql(leads, "l", department))
+    if row_id is not None and row_id not in _kinds(leads, {row_id: _TEXT}):
+        return None
+    sql = CONVERSION_SQL.format(
+        keys=_keys_sql(leads, "l"),
+        department=_department_sql(leads, "l", department),
+        row_id=f'l."{row_id}" AS row_id, ' if row_id else "",
+    )
     params = {
         "leads": str(leads),
         "opportunities": str(paths["opportunities"]),

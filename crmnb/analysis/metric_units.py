@@ -208,6 +208,28 @@ def rate_sql(metric: str, t: Tables, start, end, department: str | None = None, 
     return None if q is None else engine_sql(t, q, start, end, department)
 
 
+ROW_QUERIES = {
+    "lead_response_hours": LEAD_RESPONSE,
+    "followup_ontime_rate": FOLLOWUP_ONTIME,
+    "opportunity_win_rate": OPPORTUNITY_WIN,
+    "avg_order_value": ORDER_VALUE,
+    "csat": CSAT,
+    "nps": NPS,
+    "complaint_resolution_hours": COMPLAINT_RESOLUTION,
+}
+"""The metrics whose unit is one row of one table, measured by a query of it."""
+
+
+def row_sql(metric: str, t: Tables, start, end, department: str | None, row_id: str, **opts) -> UnitsSQL | None:
+    """Return the SQL of a metric's units, each with its row's ``row_id`` column, while its tables are unread
+    hand-offs (None: not, or the metric's units are not rows of one table)."""
+    if metric == "lead_conversion_rate":
+        days = opts.get("conversion_window_days", 90)
+        return conversion_sql(t, start, end, days, data_end(t), department, row_id)
+    q = ROW_QUERIES.get(metric)
+    return None if q is None else engine_sql(t, q, start, end, department, row_id)
+
+
 def conversion_left_out(t: Tables, start, end, conversion_window_days: int = 90, **_) -> tuple[int, pd.Timestamp]:
     """Return how many leads of the period are left out as too recent to tell, and the day from which they are."""
     until = data_end(t)
