@@ -86,3 +86,26 @@ def test_repeat_purchase_from_the_engine_equals_the_plain_grouping(tmp_path, win
     got = units("repeat_purchase_rate", step, start, end, repeat_window_days=days)
     pd.testing.assert_frame_equal(got, repeat_by_hand(t, start, end, days))
     assert not {"orders", "customers"} & set(step._got)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "lead_response_hours",
+        "followup_ontime_rate",
+        "lead_conversion_rate",
+        "opportunity_win_rate",
+        "avg_order_value",
+        "csat",
+        "nps",
+        "complaint_resolution_hours",
+    ],
+)
+@pytest.mark.parametrize("department", [None, "A", "nowhere"])
+def test_a_periods_figure_from_the_engines_values_equals_the_frames(tmp_path, metric, department):
+    """The figure of a period from the values alone of the units' query: the frames' mean and n, exactly."""
+    t = tables()
+    step = write_intake(tmp_path, t).tables("intake")
+    assert metric_units.row_sql(metric, step, START, END, department) is not None
+    got = compute(metric, step, START, END, department)
+    pd.testing.assert_frame_equal(got, aggregate(units(metric, t, START, END, department)), check_exact=True)

@@ -225,6 +225,11 @@ def run_units(u: UnitsSQL) -> pd.DataFrame:
     return units_frame(got, set(u.have))
 
 
+def run_values(u: UnitsSQL) -> np.ndarray:
+    """Return the values of a query's units alone, in the units' order (a mean of them is the frame's)."""
+    return run_sql(f"SELECT value FROM ({u.sql}) ORDER BY _order", u.params)["value"].to_numpy()
+
+
 GROUPS = ("month", "department", "owner_rep")
 """What a rate's units can be grouped by in the engine."""
 

@@ -181,7 +181,8 @@ REPEAT_SQL = """
 WITH dated AS (
     SELECT customer_id, order_date, department, file_row_number AS r
     FROM read_parquet($orders, file_row_number = true)
-    WHERE customer_id IS NOT NULL AND order_date IS NOT NULL
+    -- the period's orders and those of the window before it: no other order can count
+    WHERE customer_id IS NOT NULL AND order_date >= $window_lo AND order_date < $hi
 ), months AS (
     SELECT customer_id, min(order_date) AS first_order, max(order_date) AS "when", count(*) AS n,
            arg_max(department, (order_date, r)) FILTER (WHERE department IS NOT NULL) AS department
@@ -193,16 +194,12 @@ WITH dated AS (
     FROM read_parquet($customers, file_row_number = true)
     WHERE customer_id IN (SELECT customer_id FROM months)
     GROUP BY customer_id
-), recent AS (
-    -- an order before the window's start cannot make a month repeating: the search for the one before a
-    -- month's first order looks from there on (none found there: none that counts)
-    SELECT customer_id, order_date FROM dated WHERE order_date >= $window_lo AND order_date < $hi
 )
 SELECT m."when", m.department, c.owner_rep, m.customer_id,
        CAST(m.n >= 2 OR coalesce(epoch_ns(p.order_date) >= epoch_ns(m."when") - $window_ns, false) AS DOUBLE)
            AS value
 FROM months AS m
-ASOF LEFT JOIN recent AS p ON p.customer_id = m.customer_id AND m.first_order > p.order_date
+ASOF LEFT JOIN dated AS p ON p.customer_id = m.customer_id AND m.first_order > p.order_date
 LEFT JOIN customer AS c ON c.customer_id = m.customer_id
 WHERE epoch_ns(m."when") - $window_ns >= $data_start
 ORDER BY m.customer_id, m."when"
@@ -217,7 +214,8 @@ def repeat_units_sql(
     :func:`crmnb.analysis.repeat_units.repeat_purchase_units` gives them.
 
     A month's department is that of its last order (by date, then table order) naming one; the order before
-    the month's first is the customer's latest strictly before it, in or before the period.
+    the month's first is the customer's latest strictly before it. An order before the period's start less the
+    window cannot make a month repeating, so that search looks from there on (none found: none that counts).
     """
     paths = _files(
         tables,

@@ -220,9 +220,11 @@ ROW_QUERIES = {
 """The metrics whose unit is one row of one table, measured by a query of it."""
 
 
-def row_sql(metric: str, t: Tables, start, end, department: str | None, row_id: str, **opts) -> UnitsSQL | None:
-    """Return the SQL of a metric's units, each with its row's ``row_id`` column, while its tables are unread
-    hand-offs (None: not, or the metric's units are not rows of one table)."""
+def row_sql(
+    metric: str, t: Tables, start, end, department: str | None, row_id: str | None = None, **opts
+) -> UnitsSQL | None:
+    """Return the SQL of a metric's units (each with its row's ``row_id`` column when named) while its tables
+    are unread hand-offs (None: not, or the metric's units are not rows of one table)."""
     if metric == "lead_conversion_rate":
         days = opts.get("conversion_window_days", 90)
         return conversion_sql(t, start, end, days, data_end(t), department, row_id)
