@@ -109,3 +109,27 @@ def test_a_periods_figure_from_the_engines_values_equals_the_frames(tmp_path, me
     assert metric_units.row_sql(metric, step, START, END, department) is not None
     got = compute(metric, step, START, END, department)
     pd.testing.assert_frame_equal(got, aggregate(units(metric, t, START, END, department)), check_exact=True)
+
+
+@pytest.mark.parametrize("department", [None, "A", "B", "nowhere"])
+@pytest.mark.parametrize("metric", ["cac", "ltv", "ltv_cac"])
+def test_acquisition_cost_and_lifetime_value_from_the_engine_equal_the_frames(tmp_path, department, metric):
+    """The leads won (a lead won twice counts once), each campaign's share of a department's leads, the orders
+    the lifetime value is fitted on: the same figures as the frames give, exactly."""
+    t = tables()
+    step = write_intake(tmp_path, t).tables("intake")
+    got = compute(metric, step, START, END, department)
+    pd.testing.assert_frame_equal(got, compute(metric, t, START, END, department), check_exact=True)
+    assert not {"leads", "opportunities", "orders"} & set(step._got)
+
+
+def test_new_customers_and_shares_by_hand(tmp_path):
+    """March: L1 won twice (once counted), L6's deal lost, O4 has no lead, L2's win falls in April: one lead.
+    Campaign K1's leads: L1, L2, L5, L8, all of department A; K2's: L4 (B), L6 (none), L7 (B)."""
+    from crmnb.analysis.metric_sql import department_share, new_customers
+
+    step = write_intake(tmp_path, tables()).tables("intake")
+    assert new_customers(step, START, END, None) == 1
+    assert new_customers(step, START, END, "B") == 0
+    share = department_share(step, "B")
+    assert share["K1"] == 0.0 and share["K2"] == 2 / 3

@@ -269,3 +269,36 @@ def orders_until(tables: Mapping[str, Any], as_of, department: str | None) -> pd
         params["department"] = department
     got = run_sql(ORDERS_UNTIL_SQL.format(department=" AND department = $department" if department else ""), params)
     return got.to_pandas() if got.num_rows else None
+
+
+# --------------------------------------------------------------------------- acquisition cost
+def new_customers(tables: Mapping[str, Any], start, end, department: str | None) -> int | None:
+    """Return how many leads became a won deal closed in the period (of one department or all), from DuckDB;
+    None while the deals are read or typed otherwise."""
+    paths = _files(tables, {"opportunities": {"lead_id": _TEXT, "status": _TEXT, "closed_at": _TIME}})
+    if paths is None:
+        return None
+    path = paths["opportunities"]
+    sql = f"""
+        SELECT count(DISTINCT lead_id) AS n FROM read_parquet($opportunities) AS o
+        WHERE status = 'won' AND lead_id IS NOT NULL AND closed_at >= $lo AND closed_at < $hi
+        {_department_sql(path, "o", department)}
+    """
+    params = {"opportunities": str(path), **_window(start, end)}
+    if department is not None and "department" in pq.read_schema(path).names:
+        params["department"] = department
+    return int(run_sql(sql, params)["n"][0].as_py())
+
+
+def department_share(tables: Mapping[str, Any], department: str) -> pd.Series | None:
+    """Return, per campaign, the share of its leads that belong to ``department`` (a whole count over n, so
+    pandas' mean to the last bit), from DuckDB; None while the leads are read or typed otherwise."""
+    paths = _files(tables, {"leads": {"campaign_id": _TEXT, "department": _TEXT}})
+    if paths is None:
+        return None
+    sql = """
+        SELECT campaign_id, sum(CASE WHEN department = $department THEN 1.0 ELSE 0.0 END) / count(*) AS share
+        FROM read_parquet($leads) WHERE campaign_id IS NOT NULL GROUP BY campaign_id
+    """
+    got = run_sql(sql, {"leads": str(paths["leads"]), "department": department})
+    return pd.Series(got["share"].to_numpy(), index=got["campaign_id"].to_pandas(), dtype=float)

@@ -29,7 +29,7 @@ from crmnb.analysis.metric_engine import (
     select,
     source,
 )
-from crmnb.analysis.metric_sql import churn_rows, conversion_sql, orders_until
+from crmnb.analysis.metric_sql import churn_rows, conversion_sql, department_share, new_customers, orders_until
 from crmnb.analysis.repeat_units import ORDER_COLUMNS, owner_reps
 from crmnb.frames import isin
 
@@ -358,13 +358,18 @@ def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
     overlap = ((c_end.clip(upper=hi) - c_start.clip(lower=lo)).dt.days).clip(lower=0)
     spend = c["spend"] * overlap / days
     if department is not None:
-        leads = columns(t, "leads", ("campaign_id", "department")).dropna(subset=["campaign_id"])
-        share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
+        share = department_share(t, department)
+        if share is None:
+            leads = columns(t, "leads", ("campaign_id", "department")).dropna(subset=["campaign_id"])
+            share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
         spend = spend * c["campaign_id"].map(share).fillna(0).to_numpy()
     return float(spend.sum())
 
 
 def _new_customers(t: Tables, start, end, department: str | None) -> int:
+    n = new_customers(t, start, end, department)
+    if n is not None:  # DuckDB counts over the unread deals
+        return n
     opp = in_period(columns(t, "opportunities", OPPORTUNITY_COLUMNS), "closed_at", start, end)
     won = opp[(opp["status"] == "won") & opp["lead_id"].notna()]
     if department is not None:
