@@ -38,6 +38,9 @@ PHI = 0.9
 MA_WEEKS = 8
 """Weeks averaged by the moving-average method."""
 
+COLUMNS = ("status", "amount", "closed_at", "department")
+"""The deals' columns the forecast reads (``t.columns("opportunities", COLUMNS)``: not the whole table)."""
+
 MIN_HISTORY = 8
 """Fewest weeks any method forecasts from."""
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.churn_engine import tasks_typed
+from crmnb.analysis.goal_rows import first_rows, traced_rows
 from crmnb.analysis.metric_units import in_period
 from crmnb.analysis.metrics import units
 from crmnb.present.words import category, fmt_value, stage_labels, t
@@ -36,6 +37,9 @@ UNIT_ROWS: dict[str, tuple[str, str]] = {
     "complaint_resolution_hours": ("tickets", "ticket_id"),
 }
 """Which table's rows a metric's units are, and their id; a metric not named here has one unit per customer."""
+
+CUSTOMER_TRAITS = ("owner_rep", "channel", "industry", "city")
+"""What a unit takes from its customer: the rep (of a unit without one), channel, industry and city."""
 
 DIMENSIONS: tuple[str, ...] = ("industry", "channel", "tier", "rep", "region")
 """The dimensions a unit is traced to: the customer's industry, the channel, the value tier, the rep, the city."""
@@ -75,17 +79,14 @@ def traced_units(
     """Return the goal metric's units with what each belongs to: row_id, customer_id, value, rep, channel,
     industry, region and tier (a dimension the data does not carry is left out)."""
     table, key = UNIT_ROWS.get(metric, ("customers", "customer_id"))
-    rows = tables[table]
     if table == "customers":
         u = units(metric, tables, start, end, department, **opts).assign(row_id=lambda d: d["customer_id"])
     else:
-        # the unit functions keep each row's customer_id; given the row's own id there, each unit names its row
-        marked = rows.assign(customer_id=rows[key])
-        u = units(metric, _Swapped(tables, table, marked), start, end, department, **opts)
-        u["row_id"] = u["customer_id"]
-        real = rows.set_index(key)["customer_id"] if "customer_id" in rows else pd.Series(dtype=object)
-        u["customer_id"] = u["row_id"].map(real[~real.index.duplicated()])
-    cust = tables["customers"].drop_duplicates("customer_id").set_index("customer_id")
+        # DuckDB names each unit's row while the tables are unread; else the frames do
+        u = traced_rows(metric, tables, table, key, start, end, department, **opts)
+        if u is None:
+            u = _traced_frames(metric, tables, table, key, start, end, department, **opts)
+    cust = first_rows(tables, "customers", "customer_id", u["customer_id"], CUSTOMER_TRAITS)
     out = u[["row_id", "customer_id", "when", "value"]].copy()
     # a unit without a rep of its own (a ticket, an order) belongs to its customer's rep
     out["rep"] = u["owner_rep"].where(u["owner_rep"].notna(), out["customer_id"].map(cust.get("owner_rep")))
@@ -104,25 +105,43 @@ def traced_units(
     return out[keep].reset_index(drop=True)
 
 
+def _traced_frames(
+    metric: str, tables: Mapping, table: str, key: str, start, end, department: str | None, **opts
+) -> pd.DataFrame:
+    """Return the goal metric's units with ``row_id`` from the frames: the unit functions keep each row's
+    customer_id, so given the row's own id there, each unit names its row."""
+    rows = tables[table]
+    marked = rows.assign(customer_id=rows[key])
+    u = units(metric, _Swapped(tables, table, marked), start, end, department, **opts)
+    u["row_id"] = u["customer_id"]
+    real = rows.set_index(key)["customer_id"] if "customer_id" in rows else pd.Series(dtype=object)
+    u["customer_id"] = u["row_id"].map(real[~real.index.duplicated()])
+    return u
+
+
 def _channel(out: pd.DataFrame, table: str, tables: Mapping, cust: pd.DataFrame) -> pd.Series:
     """Return each unit's channel: a lead's own, a deal's lead's (else its customer's), else the customer's."""
     by_customer = out["customer_id"].map(cust.get("channel")) if "channel" in cust else pd.Series(np.nan, out.index)
-    leads = tables["leads"].drop_duplicates("lead_id").set_index("lead_id")
     if table == "leads":
-        return out["row_id"].map(leads["channel"])
+        return out["row_id"].map(first_rows(tables, "leads", "lead_id", out["row_id"], ("channel",))["channel"])
     if table == "opportunities":
-        opp = tables["opportunities"].drop_duplicates("opportunity_id").set_index("opportunity_id")
-        via_lead = out["row_id"].map(opp["lead_id"]).map(leads["channel"])
+        lead = out["row_id"].map(_deal_leads(tables, out["row_id"]))
+        via_lead = lead.map(first_rows(tables, "leads", "lead_id", lead, ("channel",))["channel"])
         return via_lead.where(via_lead.notna(), by_customer)
     return by_customer
 
 
+def _deal_leads(tables: Mapping, ids: pd.Series) -> pd.Series:
+    """Return the lead of each deal among ``ids``, by deal id."""
+    return first_rows(tables, "opportunities", "opportunity_id", ids, ("lead_id",))["lead_id"]
+
+
 def lead_response_hours(u: pd.DataFrame, table: str, tables: Mapping) -> pd.Series:
     """Return, per unit (a lead, or a deal through its lead), the hours from the lead to its first contact."""
-    leads = tables["leads"].drop_duplicates("lead_id").set_index("lead_id")
     ids = u["row_id"]
     if table == "opportunities":
-        ids = ids.map(tables["opportunities"].drop_duplicates("opportunity_id").set_index("opportunity_id")["lead_id"])
+        ids = ids.map(_deal_leads(tables, ids))
+    leads = first_rows(tables, "leads", "lead_id", ids, ("created_at", "first_contact_at"))
     return (ids.map(leads["first_contact_at"]) - ids.map(leads["created_at"])).dt.total_seconds() / 3600
 
 
@@ -230,7 +249,9 @@ def repeat_drivers(u: pd.DataFrame, tables: Mapping, start, end, churn_rules: pd
 def lead_drivers(u: pd.DataFrame, tables: Mapping, response_target_hours: float) -> list[dict]:
     """Return the drivers of lead conversion: late first contact, no contact, the weakest channel."""
     hours = lead_response_hours(u, "leads", tables)
-    contacted = u["row_id"].map(tables["leads"].drop_duplicates("lead_id").set_index("lead_id")["first_contact_at"])
+    contacted = u["row_id"].map(
+        first_rows(tables, "leads", "lead_id", u["row_id"], ("first_contact_at",))["first_contact_at"]
+    )
     out = [
         {"kind": "slow_response", **split(u, hours > response_target_hours, True)},
         {"kind": "uncontacted", **split(u, contacted.isna(), True)},
@@ -249,7 +270,7 @@ def deal_drivers(u: pd.DataFrame, tables: Mapping, response_target_hours: float,
 
 def off_hours_driver(u: pd.DataFrame, tables: Mapping) -> dict:
     """Return the leads created at the weekend or outside 9:00-18:00, whose first contact waits longest."""
-    created = u["row_id"].map(tables["leads"].drop_duplicates("lead_id").set_index("lead_id")["created_at"])
+    created = u["row_id"].map(first_rows(tables, "leads", "lead_id", u["row_id"], ("created_at",))["created_at"])
     off = (created.dt.dayofweek >= 5) | (created.dt.hour < 9) | (created.dt.hour >= 18)
     return {"kind": "off_hours", **split(u, off, False)}
 

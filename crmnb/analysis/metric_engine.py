@@ -130,19 +130,45 @@ def engine_ready(path: Path, q: Query) -> bool:
 
 def engine_units(tables: Mapping[str, Any], q: Query, start, end, department: str | None) -> pd.DataFrame | None:
     """Return the units of ``q`` in the period from DuckDB while its table is an unread hand-off (None: not)."""
+    got = engine_sql(tables, q, start, end, department)
+    return None if got is None else run_units(got)
+
+
+def engine_sql(
+    tables: Mapping[str, Any], q: Query, start, end, department: str | None, row_id: str | None = None
+) -> UnitsSQL | None:
+    """Return the SQL of the units of ``q`` in the period while its table is an unread hand-off (None: not);
+    with ``row_id``, each unit carries that text column of its row too (None when the file lacks it)."""
     path = unread_file(tables, q.table)
     if path is None or not engine_ready(path, q):
         return None
-    return query_units(path, q, start, end, department)
+    if row_id is not None and not _is_text(path, row_id):
+        return None
+    return units_sql(path, q, start, end, department, row_id)
 
 
-def query_units(path: Path, q: Query, start, end, department: str | None = None) -> pd.DataFrame:
-    """Return the units of the period (and department) of a hand-off, as :func:`select` gives them.
+def _is_text(path: Path, column: str) -> bool:
+    """Return True when the Parquet file has ``column`` as text."""
+    schema = pq.read_schema(path)
+    if column not in schema.names:
+        return False
+    kind = schema.field(column).type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
-    DuckDB filters the file; only the period's units reach pandas, in the table's order.
-    """
-    from crmnb.frames import connect
 
+@dataclass(frozen=True)
+class UnitsSQL:
+    """A metric's units of a period as a DuckDB query: when, the key columns, value, in the frames' order (the
+    column ``_order``); ``have`` names the key columns its table has (the others are NULL)."""
+
+    sql: str
+    params: dict
+    have: frozenset[str]
+
+
+def units_sql(path: Path, q: Query, start, end, department: str | None = None, row_id: str | None = None) -> UnitsSQL:
+    """Return the SQL of the units of the period (and department) of a hand-off, in the table's order; with
+    ``row_id``, each unit carries that column of its row as ``row_id``."""
     have = set(pq.read_schema(path).names)
     keys = ", ".join(f'"{c}"' if c in have else f'NULL::VARCHAR AS "{c}"' for c in KEY_COLUMNS)
     if department is not None and "department" not in have:
@@ -150,10 +176,10 @@ def query_units(path: Path, q: Query, start, end, department: str | None = None)
     else:
         department_sql = ' AND "department" = $department' if department is not None else ""
     sql = f"""
-        SELECT "{q.when}" AS "when", {keys}, CAST(({q.value}) AS DOUBLE) AS value
+        SELECT "{q.when}" AS "when", {keys}, CAST(({q.value}) AS DOUBLE) AS value,
+            {f'"{row_id}" AS row_id, ' if row_id else ""}file_row_number AS _order
         FROM read_parquet($path, file_row_number = true)
         WHERE "{q.when}" >= $lo AND "{q.when}" < $hi AND ({q.rows}){department_sql}
-        ORDER BY file_row_number
     """
     params = {
         "path": str(path),
@@ -162,14 +188,91 @@ def query_units(path: Path, q: Query, start, end, department: str | None = None)
     }
     if department is not None and "department" in have:
         params["department"] = department
-    con = connect()
+    return UnitsSQL(sql, params, frozenset(have))
+
+
+def query_units(path: Path, q: Query, start, end, department: str | None = None) -> pd.DataFrame:
+    """Return the units of the period (and department) of a hand-off, as :func:`select` gives them.
+
+    DuckDB filters the file; only the period's units reach pandas, in the table's order.
+    """
+    return run_units(units_sql(path, q, start, end, department))
+
+
+_ENGINE: list = []  # the process's DuckDB database for the metrics' queries, opened by the first
+
+
+def run_sql(sql: str, params: dict) -> pa.Table:
+    """Return the result of DuckDB ``sql`` (over hand-off files named in ``params``) as an Arrow table.
+
+    The queries share one in-memory database (a new one costs a tenth of a second, and a step runs dozens);
+    it holds no table, so each query reads the files as they are now.
+    """
+    from crmnb.frames import connect
+
+    if not _ENGINE:
+        _ENGINE.append(connect())
+    cursor = _ENGINE[0].cursor()
     try:
-        got = con.sql(sql, params=params).to_arrow_table()
+        return cursor.sql(sql, params=params).to_arrow_table()
     finally:
-        con.close()
+        cursor.close()
+
+
+def run_units(u: UnitsSQL) -> pd.DataFrame:
+    """Return the units of a query as a frame: when, department, owner_rep, customer_id, value."""
+    got = run_sql(f"SELECT * EXCLUDE (_order) FROM ({u.sql}) ORDER BY _order", u.params)
+    return units_frame(got, set(u.have))
+
+
+def run_values(u: UnitsSQL) -> np.ndarray:
+    """Return the values of a query's units alone, in the units' order (a mean of them is the frame's)."""
+    return run_sql(f"SELECT value FROM ({u.sql}) ORDER BY _order", u.params)["value"].to_numpy()
+
+
+GROUPS = ("month", "department", "owner_rep")
+"""What a rate's units can be grouped by in the engine."""
+
+
+def run_aggregate(u: UnitsSQL, by: list[str]) -> pd.DataFrame | None:
+    """Return value (mean) and n of a 0/1 metric's units per ``by`` (of :data:`GROUPS`) from DuckDB, ordered as
+    pandas' groupby orders them (missing keys last); None when nothing was measured (the frame path's types).
+
+    A mean of 0/1 values is a whole count over n, so it is the same to the last bit in any summing order.
+    """
+    cols = ", ".join("date_trunc('month', \"when\") AS month" if c == "month" else f'"{c}"' for c in by)
+    keys = ", ".join(f'"{c}"' for c in by)
+    order = ", ".join(f'"{c}" ASC NULLS LAST' for c in by)
+    sql = f"""
+        SELECT {keys}, sum(value) / count(*) AS value, count(*) AS n
+        FROM (SELECT {cols}, value FROM ({u.sql}))
+        GROUP BY {keys} ORDER BY {order}
+    """
+    got = run_sql(sql, u.params)
+    if not got.num_rows:
+        return None
+    out = {}
+    for c in by:
+        if c == "month":
+            # the month as metrics.aggregate makes it (its unit is pandas' own choice)
+            month = pd.Series(got[c].to_numpy().astype("datetime64[ns]"))
+            out[c] = month.dt.to_period("M").dt.to_timestamp().to_numpy()
+        else:
+            out[c] = _text(got[c]) if c in u.have else np.full(got.num_rows, np.nan, dtype=object)
+    out["value"] = got["value"].to_numpy()
+    out["n"] = got["n"].to_numpy().astype(np.int64)
+    return pd.DataFrame(out)
+
+
+def units_frame(got: pa.Table, have: set[str]) -> pd.DataFrame:
+    """Return the units a query gave (when, the keys, value) as :func:`select` builds them; a key column the
+    table does not have (not in ``have``) is None."""
     cols = {c: (_text(got[c]) if c in have else None) for c in KEY_COLUMNS}
     when = got["when"].to_numpy().astype("datetime64[ns]")
-    return pd.DataFrame({"when": when, **cols, "value": got["value"].to_numpy()})
+    out = pd.DataFrame({"when": when, **cols, "value": got["value"].to_numpy()})
+    if "row_id" in got.column_names:  # the unit's own row, for tracing it to what it belongs to
+        out["row_id"] = _text(got["row_id"])
+    return out
 
 
 def _text(column: pa.ChunkedArray) -> pd.Series | np.ndarray:

@@ -18,14 +18,18 @@ from crmnb.analysis.metric_engine import (
     KEY_COLUMNS,
     Query,
     Units,
+    UnitsSQL,
     columns,
+    engine_sql,
     engine_units,
     hours_sql,
     latest_times,
     remember,
+    run_units,
     select,
     source,
 )
+from crmnb.analysis.metric_sql import churn_rows, conversion_sql, department_share, new_customers, orders_until
 from crmnb.analysis.repeat_units import ORDER_COLUMNS, owner_reps
 from crmnb.frames import isin
 
@@ -181,6 +185,9 @@ def lead_conversion_units(
     """Return one unit per lead created in the period whose conversion window the data covers:
     1 if it became a won deal within the window (leads too recent to tell are left out)."""
     until = data_end(t)
+    got = conversion_sql(t, start, end, conversion_window_days, until, department)
+    if got is not None:  # DuckDB joins the unread leads and deals: only the period's units reach pandas
+        return run_units(got)
 
     def build() -> Units:
         leads = columns(t, "leads", LEAD_COLUMNS)
@@ -189,6 +196,40 @@ def lead_conversion_units(
 
     names = ("leads", "opportunities")
     return select(_whole(t, "lead_conversion", names, build, conversion_window_days, until), start, end, department)
+
+
+def rate_sql(metric: str, t: Tables, start, end, department: str | None = None, **opts) -> UnitsSQL | None:
+    """Return the SQL of a 0/1 metric's units while its tables are unread hand-offs (None: not, or not such a
+    metric), so that their counts per group come from the engine."""
+    if metric == "lead_conversion_rate":
+        days = opts.get("conversion_window_days", 90)
+        return conversion_sql(t, start, end, days, data_end(t), department)
+    q = {"followup_ontime_rate": FOLLOWUP_ONTIME, "opportunity_win_rate": OPPORTUNITY_WIN}.get(metric)
+    return None if q is None else engine_sql(t, q, start, end, department)
+
+
+ROW_QUERIES = {
+    "lead_response_hours": LEAD_RESPONSE,
+    "followup_ontime_rate": FOLLOWUP_ONTIME,
+    "opportunity_win_rate": OPPORTUNITY_WIN,
+    "avg_order_value": ORDER_VALUE,
+    "csat": CSAT,
+    "nps": NPS,
+    "complaint_resolution_hours": COMPLAINT_RESOLUTION,
+}
+"""The metrics whose unit is one row of one table, measured by a query of it."""
+
+
+def row_sql(
+    metric: str, t: Tables, start, end, department: str | None, row_id: str | None = None, **opts
+) -> UnitsSQL | None:
+    """Return the SQL of a metric's units (each with its row's ``row_id`` column when named) while its tables
+    are unread hand-offs (None: not, or the metric's units are not rows of one table)."""
+    if metric == "lead_conversion_rate":
+        days = opts.get("conversion_window_days", 90)
+        return conversion_sql(t, start, end, days, data_end(t), department, row_id)
+    q = ROW_QUERIES.get(metric)
+    return None if q is None else engine_sql(t, q, start, end, department, row_id)
 
 
 def conversion_left_out(t: Tables, start, end, conversion_window_days: int = 90, **_) -> tuple[int, pd.Timestamp]:
@@ -287,9 +328,15 @@ def complaint_resolution_units(t: Tables, start, end, department: str | None = N
     return select(_whole(t, "complaint_resolution", ("tickets",), build), start, end, department)
 
 
-def churn_units(t: Tables, start, end, lookback_days: int = 365, **_) -> pd.DataFrame:
+def churn_units(t: Tables, start, end, lookback_days: int = 365, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per customer who bought in the year before the period: 1 if they bought nothing in it."""
     lo = pd.Timestamp(start)
+    got = churn_rows(t, start, end, lookback_days)
+    if got is not None:  # DuckDB reads the unread orders and customers: one row per customer reaches pandas
+        per = pd.DataFrame({"customer_id": got["customer_id"].to_pandas().to_numpy(), "when": lo})
+        per["department"] = got["department"].to_pandas().to_numpy()
+        per["owner_rep"] = got["owner_rep"].to_pandas().to_numpy()
+        return _units(per, "when", got["churned"].to_numpy())
     orders = columns(t, "orders", ("customer_id", "order_date"))
     base = in_period(orders, "order_date", lo - pd.Timedelta(days=lookback_days), lo - pd.Timedelta(days=1))
     ids = base["customer_id"].dropna().unique()
@@ -311,13 +358,18 @@ def _campaign_spend(t: Tables, start, end, department: str | None) -> float:
     overlap = ((c_end.clip(upper=hi) - c_start.clip(lower=lo)).dt.days).clip(lower=0)
     spend = c["spend"] * overlap / days
     if department is not None:
-        leads = columns(t, "leads", ("campaign_id", "department")).dropna(subset=["campaign_id"])
-        share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
+        share = department_share(t, department)
+        if share is None:
+            leads = columns(t, "leads", ("campaign_id", "department")).dropna(subset=["campaign_id"])
+            share = (leads["department"] == department).groupby(leads["campaign_id"]).mean()
         spend = spend * c["campaign_id"].map(share).fillna(0).to_numpy()
     return float(spend.sum())
 
 
 def _new_customers(t: Tables, start, end, department: str | None) -> int:
+    n = new_customers(t, start, end, department)
+    if n is not None:  # DuckDB counts over the unread deals
+        return n
     opp = in_period(columns(t, "opportunities", OPPORTUNITY_COLUMNS), "closed_at", start, end)
     won = opp[(opp["status"] == "won") & opp["lead_id"].notna()]
     if department is not None:
@@ -337,9 +389,12 @@ def ltv_parts(t: Tables, end, department: str | None = None, clv_horizon_months:
     orders up to ``end`` (one department's or all): the BG/NBD model and horizon the CLV uses."""
 
     def build() -> NewCustomerValue:
-        orders = columns(t, "orders", ORDER_COLUMNS)
-        if department is not None:
-            orders = orders[orders["department"] == department]
+        # DuckDB keeps the rows the model uses (one department's, up to the end), in order: the same fit
+        orders = orders_until(t, end, department)
+        if orders is None:
+            orders = columns(t, "orders", ORDER_COLUMNS)
+            if department is not None:
+                orders = orders[orders["department"] == department]
         return new_customer_value(orders, end, clv_horizon_months)
 
     # the LTV and LTV/CAC of a step fit the same model: once

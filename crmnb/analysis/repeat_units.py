@@ -143,6 +143,11 @@ def repeat_purchase_units(t: Tables, start, end, repeat_window_days: int = REPEA
     month has the same window; a unit whose window reaches before the first order in the data
     is left out. The period's rate is the unit-weighted mean of its months'.
     """
+    from crmnb.analysis.metric_sql import repeat_units_sql
+
+    got = repeat_units_sql(t, start, end, repeat_window_days, data_start(t))
+    if got is not None:  # DuckDB reads the unread orders: only the period's customer-months reach pandas
+        return got
     k = dated_orders(t)
     m = customer_months(k, start, end)
     window = np.timedelta64(pd.Timedelta(days=repeat_window_days))
