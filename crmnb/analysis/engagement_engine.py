@@ -1,0 +1,155 @@
+"""The e-mail funnel and A/B readout counted by DuckDB over the cleaned hand-offs.
+
+The e-mail events are the largest export (ten million rows at 100 times the demo). DuckDB folds them
+into one row per send and counts the sends per campaign (the funnel) and per campaign and variant (the
+A/B readout) over the hand-off files, so pandas holds only those counts. The figures are those of
+:func:`crmnb.analysis.engagement.email_funnel` and :func:`~crmnb.analysis.engagement.ab_tests`: the
+same sends (grouped by campaign, mailing or campaign, and recipient; the first value of each field in
+the file's order), the same window on a send's first event, the same tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crmnb.analysis import engagement as en
+from crmnb.analysis.marketing import day_bounds
+
+SENDS_SQL = """
+WITH ev AS (
+    SELECT campaign_id, {email} AS email_id, recipient_id, {row} AS _r,
+           lead_id, {variant} AS variant, {subject} AS subject, CAST(event AS VARCHAR) AS event, occurred_at
+    FROM read_parquet($events)
+    WHERE campaign_id IS NOT NULL AND recipient_id IS NOT NULL
+), s AS (
+    SELECT campaign_id, email_id, recipient_id, min(_r) AS first_row,
+           bool_or(event = 'bounce') AS bounced, bool_or(event IN ('open', 'click')) AS opened,
+           bool_or(event = 'click') AS clicked, bool_or(event = 'unsubscribe') AS unsubscribed,
+           min(occurred_at) AS first_at,
+           arg_min(variant, _r) FILTER (WHERE variant IS NOT NULL) AS variant,
+           arg_min(subject, _r) FILTER (WHERE subject IS NOT NULL) AS subject,
+           arg_min(lead_id, _r) FILTER (WHERE lead_id IS NOT NULL) AS lead_id
+    FROM ev GROUP BY ALL
+)
+SELECT * FROM s
+WHERE ($lo IS NULL OR first_at >= $lo) AND ($hi IS NULL OR first_at < $hi)
+"""
+"""One row per send first seen in [lo, hi), as :func:`crmnb.analysis.engagement.sends` makes it."""
+
+FUNNEL_SQL = """
+WITH s AS ({sends}),
+won AS (SELECT DISTINCT lead_id FROM {opportunities} WHERE status = 'won' AND lead_id IS NOT NULL),
+f AS (
+    SELECT s.*, lead_id IN (SELECT lead_id FROM {leads} WHERE lead_id IS NOT NULL) AS is_lead
+    FROM s
+)
+SELECT campaign_id, count(*) AS sent, count(*) FILTER (WHERE opened) AS opened,
+       count(*) FILTER (WHERE clicked) AS clicked, count(*) FILTER (WHERE is_lead) AS lead,
+       count(*) FILTER (WHERE is_lead AND lead_id IN (SELECT lead_id FROM won)) AS won,
+       count(*) FILTER (WHERE bounced) AS bounced, count(*) FILTER (WHERE unsubscribed) AS unsubscribed
+FROM f GROUP BY campaign_id
+"""
+"""Per campaign: the sends reaching each stage of the funnel, and those bounced and unsubscribed."""
+
+AB_SQL = """
+WITH s AS ({sends})
+SELECT campaign_id, variant, count(*) AS sends, count(*) FILTER (WHERE opened) AS opened,
+       count(*) FILTER (WHERE clicked) AS clicked,
+       arg_min(subject, first_row) FILTER (WHERE subject IS NOT NULL) AS subject
+FROM s WHERE variant IS NOT NULL GROUP BY campaign_id, variant
+"""
+"""Per campaign and variant: the sends, those opened and clicked, and the first send's subject line."""
+
+
+def event_file(tables: Mapping[str, pd.DataFrame]) -> Path | None:
+    """Return the e-mail events' hand-off file when DuckDB can count it (not read whole yet, every column
+    the funnel needs present, rows in it), else None: the pandas functions then take the frame."""
+    import pyarrow.parquet as pq
+
+    unread = getattr(tables, "unread_file", None)
+    path = unread("email_events") if unread is not None else None
+    if path is None:
+        return None
+    meta = pq.read_metadata(path)
+    if meta.num_rows == 0 or any(c not in meta.schema.to_arrow_schema().names for c in en.NEEDED):
+        return None
+    return Path(path)
+
+
+def _sends_sql(path: Path) -> str:
+    """Return the sends query for the columns the events' file has (the optional ones may be missing)."""
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(path).names)
+    return SENDS_SQL.format(
+        email="coalesce(email_id, campaign_id)" if "email_id" in names else "campaign_id",
+        row="_row" if "_row" in names else "row_number() OVER ()",
+        variant="variant" if "variant" in names else "NULL::VARCHAR",
+        subject="subject" if "subject" in names else "NULL::VARCHAR",
+    )
+
+
+def _source(con, tables: Mapping[str, pd.DataFrame], name: str, columns: list[str]) -> str:
+    """Return how the query names table ``name``: its hand-off file while unread, else its frame's columns."""
+    path = tables.unread_file(name)
+    if path is not None:
+        return "read_parquet('" + str(path).replace("'", "''") + "')"
+    frame = tables[name]
+    con.register(f"frame_{name}", frame[[c for c in columns if c in frame]])
+    return f"frame_{name}"
+
+
+def _run(sql: str, params: dict[str, Any], tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Return the result of ``sql`` on a fresh connection as a pandas frame; ``{leads}`` and ``{opportunities}``
+    in it name those tables of ``tables``."""
+    from crmnb.frames import connect
+
+    con = connect()
+    try:
+        if tables is not None:
+            sql = sql.replace("{leads}", _source(con, tables, "leads", ["lead_id"]))
+            sql = sql.replace("{opportunities}", _source(con, tables, "opportunities", ["lead_id", "status"]))
+        return con.sql(sql, params=params).df()
+    finally:
+        con.close()
+
+
+def funnel_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:
+    """Return per campaign (sorted by id) the sends at each stage and side count, counted by DuckDB."""
+    sql = FUNNEL_SQL.replace("{sends}", _sends_sql(path))
+    lo, hi = day_bounds(start, end)
+    counts = _run(sql, {"events": str(path), "lo": lo, "hi": hi}, tables)
+    counts = counts.sort_values("campaign_id", kind="stable").set_index("campaign_id")
+    return counts[list(en.STAGES + en.SIDE)].astype(int)
+
+
+def funnel_or_gap(tables: Mapping[str, pd.DataFrame], start=None, end=None) -> tuple[pd.DataFrame, str | None]:
+    """Return the e-mail funnel and None, or an empty funnel and why it is missing, as
+    :func:`crmnb.analysis.engagement.funnel_or_gap` over the step's tables; counted by DuckDB when it can."""
+    path = event_file(tables)
+    if path is None:
+        events = tables["email_events"] if "email_events" in tables else None
+        return en.funnel_or_gap(events, tables["leads"], tables["opportunities"], tables["campaigns"], start, end)
+    return en.funnel_from_counts(funnel_counts(tables, path, start, end), tables["campaigns"]), None
+
+
+def ab_counts(path: Path, start=None, end=None) -> pd.DataFrame:
+    """Return per campaign and variant the sends, opens, clicks and subject line, counted by DuckDB."""
+    sql = AB_SQL.replace("{sends}", _sends_sql(path))
+    lo, hi = day_bounds(start, end)
+    return _run(sql, {"events": str(path), "lo": lo, "hi": hi})
+
+
+def ab_or_empty(
+    tables: Mapping[str, pd.DataFrame], start=None, end=None, min_sends: int = en.MIN_PER_VARIANT
+) -> pd.DataFrame:
+    """Return the A/B readout as :func:`crmnb.analysis.engagement.ab_or_empty` over the step's tables."""
+    path = event_file(tables)
+    if path is None:
+        events = tables["email_events"] if "email_events" in tables else None
+        return en.ab_or_empty(events, tables["campaigns"], start, end, min_sends)
+    return en.ab_from_counts(ab_counts(path, start, end), tables["campaigns"], min_sends)
