@@ -40,29 +40,28 @@ WHERE ($lo IS NULL OR first_at >= $lo) AND ($hi IS NULL OR first_at < $hi)
 """
 """One row per send first seen in [lo, hi), as :func:`crmnb.analysis.engagement.sends` makes it."""
 
-FUNNEL_SQL = """
+COUNTS_SQL = """
 WITH s AS ({sends}),
 won AS (SELECT DISTINCT lead_id FROM {opportunities} WHERE status = 'won' AND lead_id IS NOT NULL),
 f AS (
     SELECT s.*, lead_id IN (SELECT lead_id FROM {leads} WHERE lead_id IS NOT NULL) AS is_lead
     FROM s
 )
-SELECT campaign_id, count(*) AS sent, count(*) FILTER (WHERE opened) AS opened,
+SELECT campaign_id, variant, count(*) AS sent, count(*) FILTER (WHERE opened) AS opened,
        count(*) FILTER (WHERE clicked) AS clicked, count(*) FILTER (WHERE is_lead) AS lead,
        count(*) FILTER (WHERE is_lead AND lead_id IN (SELECT lead_id FROM won)) AS won,
-       count(*) FILTER (WHERE bounced) AS bounced, count(*) FILTER (WHERE unsubscribed) AS unsubscribed
-FROM f GROUP BY campaign_id
-"""
-"""Per campaign: the sends reaching each stage of the funnel, and those bounced and unsubscribed."""
-
-AB_SQL = """
-WITH s AS ({sends})
-SELECT campaign_id, variant, count(*) AS sends, count(*) FILTER (WHERE opened) AS opened,
-       count(*) FILTER (WHERE clicked) AS clicked,
+       count(*) FILTER (WHERE bounced) AS bounced, count(*) FILTER (WHERE unsubscribed) AS unsubscribed,
        arg_min(subject, first_row) FILTER (WHERE subject IS NOT NULL) AS subject
-FROM s WHERE variant IS NOT NULL GROUP BY campaign_id, variant
+FROM f GROUP BY campaign_id, variant
 """
-"""Per campaign and variant: the sends, those opened and clicked, and the first send's subject line."""
+"""Per campaign and variant (missing for sends without one): the sends reaching each stage of the funnel,
+those bounced and unsubscribed, and the subject line of the variant's first send that has one."""
+
+MEMORY_LIMIT = "1GB"
+"""DuckDB's memory for the counts: past it the grouping spills to disk rather than growing with the data."""
+
+_LAST: dict[tuple, pd.DataFrame] = {}
+"""The counts of the last events file and window, so the A/B readout reuses the funnel's single pass."""
 
 
 def event_file(tables: Mapping[str, pd.DataFrame]) -> Path | None:
@@ -110,6 +109,8 @@ def _run(sql: str, params: dict[str, Any], tables: Mapping[str, pd.DataFrame] | 
 
     con = connect()
     try:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("SET preserve_insertion_order = false")
         if tables is not None:
             sql = sql.replace("{leads}", _source(con, tables, "leads", ["lead_id"]))
             sql = sql.replace("{opportunities}", _source(con, tables, "opportunities", ["lead_id", "status"]))
@@ -118,13 +119,22 @@ def _run(sql: str, params: dict[str, Any], tables: Mapping[str, pd.DataFrame] | 
         con.close()
 
 
+def send_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:
+    """Return per campaign and variant the sends at each stage and side count and the first subject line,
+    counted by DuckDB in one pass over the events (kept for the A/B readout of the same file and window)."""
+    lo, hi = day_bounds(start, end)
+    key = (str(path), path.stat().st_mtime_ns, lo, hi)
+    counts = _run(COUNTS_SQL.replace("{sends}", _sends_sql(path)), {"events": str(path), "lo": lo, "hi": hi}, tables)
+    _LAST.clear()
+    _LAST[key] = counts
+    return counts
+
+
 def funnel_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:
     """Return per campaign (sorted by id) the sends at each stage and side count, counted by DuckDB."""
-    sql = FUNNEL_SQL.replace("{sends}", _sends_sql(path))
-    lo, hi = day_bounds(start, end)
-    counts = _run(sql, {"events": str(path), "lo": lo, "hi": hi}, tables)
-    counts = counts.sort_values("campaign_id", kind="stable").set_index("campaign_id")
-    return counts[list(en.STAGES + en.SIDE)].astype(int)
+    counts = send_counts(tables, path, start, end)
+    columns = list(en.STAGES + en.SIDE)
+    return counts.groupby("campaign_id", sort=True)[columns].sum().astype(int)
 
 
 def funnel_or_gap(tables: Mapping[str, pd.DataFrame], start=None, end=None) -> tuple[pd.DataFrame, str | None]:
@@ -137,11 +147,15 @@ def funnel_or_gap(tables: Mapping[str, pd.DataFrame], start=None, end=None) -> t
     return en.funnel_from_counts(funnel_counts(tables, path, start, end), tables["campaigns"]), None
 
 
-def ab_counts(path: Path, start=None, end=None) -> pd.DataFrame:
-    """Return per campaign and variant the sends, opens, clicks and subject line, counted by DuckDB."""
-    sql = AB_SQL.replace("{sends}", _sends_sql(path))
+def ab_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:
+    """Return per campaign and variant the sends, opens, clicks and subject line (the funnel's pass when it
+    counted the same file and window, else a new one)."""
     lo, hi = day_bounds(start, end)
-    return _run(sql, {"events": str(path), "lo": lo, "hi": hi})
+    counts = _LAST.get((str(path), path.stat().st_mtime_ns, lo, hi))
+    if counts is None:
+        counts = send_counts(tables, path, start, end)
+    counts = counts[counts["variant"].notna()].rename(columns={"sent": "sends"})
+    return counts[["campaign_id", "variant", "sends", "opened", "clicked", "subject"]]
 
 
 def ab_or_empty(
@@ -152,4 +166,4 @@ def ab_or_empty(
     if path is None:
         events = tables["email_events"] if "email_events" in tables else None
         return en.ab_or_empty(events, tables["campaigns"], start, end, min_sends)
-    return en.ab_from_counts(ab_counts(path, start, end), tables["campaigns"], min_sends)
+    return en.ab_from_counts(ab_counts(tables, path, start, end), tables["campaigns"], min_sends)
