@@ -20,9 +20,13 @@ from crmnb.analysis import engagement as en
 from crmnb.analysis.marketing import day_bounds
 
 SENDS_SQL = """
-WITH ev AS (
-    SELECT campaign_id, {email} AS email_id, recipient_id, {row} AS _r,
-           lead_id, {variant} AS variant, {subject} AS subject, CAST(event AS VARCHAR) AS event, occurred_at
+WITH won AS (SELECT DISTINCT lead_id FROM {opportunities} WHERE status = 'won' AND lead_id IS NOT NULL),
+known AS (SELECT DISTINCT lead_id FROM {leads} WHERE lead_id IS NOT NULL),
+ev AS (
+    SELECT campaign_id, {email} AS email_id, recipient_id, _row AS _r, {variant} AS variant,
+           {subject} IS NOT NULL AS has_subject, lead_id IS NOT NULL AS has_lead,
+           lead_id IN (SELECT lead_id FROM known) AS is_lead, lead_id IN (SELECT lead_id FROM won) AS is_won,
+           CAST(event AS VARCHAR) AS event, occurred_at
     FROM read_parquet($events)
     WHERE campaign_id IS NOT NULL AND recipient_id IS NOT NULL
 ), s AS (
@@ -31,33 +35,35 @@ WITH ev AS (
            bool_or(event = 'click') AS clicked, bool_or(event = 'unsubscribe') AS unsubscribed,
            min(occurred_at) AS first_at,
            arg_min(variant, _r) FILTER (WHERE variant IS NOT NULL) AS variant,
-           arg_min(subject, _r) FILTER (WHERE subject IS NOT NULL) AS subject,
-           arg_min(lead_id, _r) FILTER (WHERE lead_id IS NOT NULL) AS lead_id
+           min(_r) FILTER (WHERE has_subject) AS subject_row,
+           coalesce(arg_min(is_lead, _r) FILTER (WHERE has_lead), false) AS is_lead,
+           coalesce(arg_min(is_won, _r) FILTER (WHERE has_lead), false) AS is_won
     FROM ev GROUP BY ALL
 )
 SELECT * FROM s
 WHERE ($lo IS NULL OR first_at >= $lo) AND ($hi IS NULL OR first_at < $hi)
 """
-"""One row per send first seen in [lo, hi), as :func:`crmnb.analysis.engagement.sends` makes it."""
+"""One row per send first seen in [lo, hi), as :func:`crmnb.analysis.engagement.sends` makes it: its flags,
+variant, the row of its first subject line, and whether its (first named) lead is known and won. The lead's
+id is looked up per event, so the grouping carries flags rather than text."""
 
 COUNTS_SQL = """
 WITH s AS ({sends}),
-won AS (SELECT DISTINCT lead_id FROM {opportunities} WHERE status = 'won' AND lead_id IS NOT NULL),
-f AS (
-    SELECT s.*, lead_id IN (SELECT lead_id FROM {leads} WHERE lead_id IS NOT NULL) AS is_lead
-    FROM s
+c AS (
+    SELECT campaign_id, variant, count(*) AS sent, count(*) FILTER (WHERE opened) AS opened,
+           count(*) FILTER (WHERE clicked) AS clicked, count(*) FILTER (WHERE is_lead) AS lead,
+           count(*) FILTER (WHERE is_lead AND is_won) AS won,
+           count(*) FILTER (WHERE bounced) AS bounced, count(*) FILTER (WHERE unsubscribed) AS unsubscribed,
+           arg_min(subject_row, first_row) FILTER (WHERE subject_row IS NOT NULL) AS subject_row
+    FROM s GROUP BY campaign_id, variant
 )
-SELECT campaign_id, variant, count(*) AS sent, count(*) FILTER (WHERE opened) AS opened,
-       count(*) FILTER (WHERE clicked) AS clicked, count(*) FILTER (WHERE is_lead) AS lead,
-       count(*) FILTER (WHERE is_lead AND lead_id IN (SELECT lead_id FROM won)) AS won,
-       count(*) FILTER (WHERE bounced) AS bounced, count(*) FILTER (WHERE unsubscribed) AS unsubscribed,
-       arg_min(subject, first_row) FILTER (WHERE subject IS NOT NULL) AS subject
-FROM f GROUP BY campaign_id, variant
+SELECT c.*, e.subject
+FROM c LEFT JOIN (SELECT _row, {subject} AS subject FROM read_parquet($events)) e ON e._row = c.subject_row
 """
 """Per campaign and variant (missing for sends without one): the sends reaching each stage of the funnel,
 those bounced and unsubscribed, and the subject line of the variant's first send that has one."""
 
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "512MB"
 """DuckDB's memory for the counts: past it the grouping spills to disk rather than growing with the data."""
 
 _LAST: dict[tuple, pd.DataFrame] = {}
@@ -74,22 +80,26 @@ def event_file(tables: Mapping[str, pd.DataFrame]) -> Path | None:
     if path is None:
         return None
     meta = pq.read_metadata(path)
-    if meta.num_rows == 0 or any(c not in meta.schema.to_arrow_schema().names for c in en.NEEDED):
+    names = meta.schema.to_arrow_schema().names
+    if meta.num_rows == 0 or "_row" not in names or any(c not in names for c in en.NEEDED):
         return None
     return Path(path)
 
 
-def _sends_sql(path: Path) -> str:
-    """Return the sends query for the columns the events' file has (the optional ones may be missing)."""
+def _counts_sql(path: Path) -> str:
+    """Return the counts query for the columns the events' file has (the optional ones may be missing)."""
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(path).names)
-    return SENDS_SQL.format(
+    subject = "subject" if "subject" in names else "NULL::VARCHAR"
+    sends = SENDS_SQL.format(
         email="coalesce(email_id, campaign_id)" if "email_id" in names else "campaign_id",
-        row="_row" if "_row" in names else "row_number() OVER ()",
         variant="variant" if "variant" in names else "NULL::VARCHAR",
-        subject="subject" if "subject" in names else "NULL::VARCHAR",
+        subject=subject,
+        leads="{leads}",
+        opportunities="{opportunities}",
     )
+    return COUNTS_SQL.replace("{sends}", sends).replace("{subject}", subject)
 
 
 def _source(con, tables: Mapping[str, pd.DataFrame], name: str, columns: list[str]) -> str:
@@ -124,7 +134,7 @@ def send_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=
     counted by DuckDB in one pass over the events (kept for the A/B readout of the same file and window)."""
     lo, hi = day_bounds(start, end)
     key = (str(path), path.stat().st_mtime_ns, lo, hi)
-    counts = _run(COUNTS_SQL.replace("{sends}", _sends_sql(path)), {"events": str(path), "lo": lo, "hi": hi}, tables)
+    counts = _run(_counts_sql(path), {"events": str(path), "lo": lo, "hi": hi}, tables)
     _LAST.clear()
     _LAST[key] = counts
     return counts
