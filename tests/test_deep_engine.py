@@ -134,3 +134,41 @@ def test_case_rows_are_the_whole_table_filters(tmp_path):
     pd.testing.assert_frame_equal(
         funnel.funnel(leads, OPPS, stages, **args), funnel.funnel(whole, OPPS, STAGES, **args), check_dtype=False
     )
+
+
+def test_case_losses_and_outcome_columns_read_only_what_they_use(tmp_path):
+    from crmnb.analysis import losses, marketing
+
+    t = _tables(tmp_path)
+    ws = Workspace(tmp_path, "case")
+    ws.write(
+        "clean/orders",
+        pd.DataFrame(
+            {
+                "customer_id": ["K1"],
+                "opportunity_id": ["O1"],
+                "order_date": [T("2025-03-09")],
+                "amount": [5.0],
+                "department": ["Sales"],
+            }
+        ),
+    )
+    leads, deals, orders = marketing.outcome_tables(t)
+    assert list(leads) == ["lead_id", "created_at", "channel"]  # the demo's leads here lack campaign and customer
+    assert "note" not in deals and "department" not in orders
+    assert "leads" not in repr(t).split("read so far:")[1]  # nothing was read whole
+    case = CaseParams.model_validate(
+        {
+            "case_id": "c",
+            "title": "c",
+            "department": "Service",
+            "owner": "o",
+            "period": {"start": "2025-03-01", "end": "2025-03-31"},
+            "goal": {"metric": "lead_conversion_rate", "baseline": 0.1, "target": 0.2, "deadline": "2025-06-30"},
+            "data": {"dir": str(tmp_path)},
+        }
+    )
+    got = losses.case_losses(t, case)
+    want = losses.losses_of(scope.leads_in({"leads": LEADS}, case), OPPS, STAGES)
+    assert got["opportunity_id"].tolist() == want["opportunity_id"].tolist() == ["O2"]
+    assert got["lost_at_stage"].tolist() == want["lost_at_stage"].tolist() == ["proposal"]
