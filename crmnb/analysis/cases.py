@@ -125,7 +125,7 @@ def case_timeline(opportunity_id: str, tables: dict[str, pd.DataFrame], lang: st
         for _, a in act.iterrows():
             note = show_text(a["note"], mask) if isinstance(a["note"], str) else ""
             events.append((a["completed_at"], f"{w('follow_up')}: {activity(a['type'], lang)}", note))
-    sh = tables["stage_history"]
+    sh = rows_where(tables, "stage_history", "opportunity_id", [opportunity_id])  # the deal's own stages alone
     mine = sh[sh["opportunity_id"] == opportunity_id]
     for _, s in mine.iterrows():
         lost = s["stage"] == "lost" and isinstance(opp["loss_reason"], str)

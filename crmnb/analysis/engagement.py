@@ -103,8 +103,12 @@ def email_funnel(
     Columns: campaign_id, campaign, stage, count, rate, ci_low, ci_high, of_sent.
     """
     s = _flags(sends(events, start, end), leads, opportunities)
+    return funnel_from_counts(s.groupby("campaign_id", sort=True)[list(STAGES + SIDE)].sum(), campaigns)
+
+
+def funnel_from_counts(counts: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """Return the funnel of :func:`email_funnel` from the sends per campaign (index, sorted) at each stage."""
     names = campaigns.set_index("campaign_id")["name"] if "name" in campaigns else pd.Series(dtype=object)
-    counts = s.groupby("campaign_id", sort=True)[list(STAGES + SIDE)].sum()
     rows = []
     for cid, c in counts.iterrows():
         prev = c["sent"]
@@ -143,20 +147,34 @@ def ab_tests(
     left out."""
     s = sends(events, start, end)
     s = s[s["variant"].notna()]
+    g = s.groupby(["campaign_id", "variant"], sort=False)
+    counts = pd.DataFrame({"sends": g.size(), "opened": g["opened"].sum(), "clicked": g["clicked"].sum()})
+    counts["subject"] = s.dropna(subset=["subject"]).groupby(["campaign_id", "variant"], sort=False)["subject"].first()
+    return ab_from_counts(counts.reset_index(), campaigns, min_sends)
+
+
+def ones(n: int, k: int) -> np.ndarray:
+    """Return ``k`` ones and ``n - k`` zeros: a rate's units, as :func:`two_proportions` takes them."""
+    return np.r_[np.ones(int(k)), np.zeros(int(n) - int(k))]
+
+
+def ab_from_counts(counts: pd.DataFrame, campaigns: pd.DataFrame, min_sends: int = MIN_PER_VARIANT) -> pd.DataFrame:
+    """Return the readout of :func:`ab_tests` from the sends, opens, clicks and first subject line per campaign
+    and variant (columns campaign_id, variant, sends, opened, clicked, subject)."""
     names = campaigns.set_index("campaign_id")["name"] if "name" in campaigns else pd.Series(dtype=object)
     rows = []
-    for cid, c in s.groupby("campaign_id", sort=True):
-        size = c.groupby("variant").size()
-        variants = sorted(size[size >= min_sends].index, key=str)
+    for cid, c in counts.groupby("campaign_id", sort=True):
+        c = c[c["sends"] >= min_sends].set_index("variant")
+        variants = sorted(c.index, key=str)
         if len(variants) < 2:
             continue
-        subjects = c.dropna(subset=["subject"]).groupby("variant")["subject"].first().reindex(variants).to_dict()
+        subjects = c["subject"].dropna().reindex(variants).to_dict()
         test = _test_name(cid, names.get(cid, cid), subjects)
-        a = c[c["variant"] == variants[0]]
+        a = c.loc[variants[0]]
         for v in variants[1:]:
-            b = c[c["variant"] == v]
+            b = c.loc[v]
             for metric, flag, _ in AB_METRICS:
-                d = two_proportions(a[flag].to_numpy(float), b[flag].to_numpy(float))
+                d = two_proportions(ones(a["sends"], a[flag]), ones(b["sends"], b[flag]))
                 rows.append(
                     {
                         "ab_test": test,
@@ -164,8 +182,8 @@ def ab_tests(
                         "metric": metric,
                         "variant_a": variants[0],
                         "variant_b": v,
-                        "sends_a": len(a),
-                        "sends_b": len(b),
+                        "sends_a": int(a["sends"]),
+                        "sends_b": int(b["sends"]),
                         "rate_a": d.before,
                         "rate_b": d.after,
                         "difference": d.diff,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crmnb.analysis import case_rows
 from crmnb.analysis.funnel import loss_stage
 from crmnb.frames import isin
 from crmnb.present.words import category, t
@@ -74,3 +75,10 @@ def _reason(reason: str, language: str) -> str:
 def losses_of(leads: pd.DataFrame, opportunities: pd.DataFrame, stage_history: pd.DataFrame) -> pd.DataFrame:
     """Return the lost deals of a cohort of leads (the funnel's): the stage each was lost from and its reason."""
     return loss_stage(opportunities[isin(opportunities["lead_id"], leads["lead_id"])], stage_history)
+
+
+def case_losses(tables, case) -> pd.DataFrame:
+    """Return :func:`losses_of` the case's leads (its department's, of the period), reading only their rows,
+    their deals and those deals' stages from the step's tables."""
+    deals = case_rows.deals_of(tables, case_rows.case_leads(tables, case))
+    return loss_stage(deals, case_rows.stages_of(tables, deals))

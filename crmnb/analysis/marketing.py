@@ -108,6 +108,31 @@ def _repeat_revenue(
     return out["lead_id"].map(later.groupby("lead_id")["amount"].sum()).fillna(0.0).astype(float)
 
 
+OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
+    "leads": ("lead_id", "created_at", "channel", "campaign_id", "customer_id"),
+    "opportunities": ("opportunity_id", "lead_id", "customer_id", "status", "amount", "closed_at"),
+    "orders": ("customer_id", "opportunity_id", "order_date", "amount"),
+}
+"""The columns :func:`lead_outcomes` reads of each table."""
+
+
+def outcome_tables(tables) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Return the leads, opportunities and orders with only the columns :func:`lead_outcomes` reads: of a step's
+    tables, from their files while unread (the rest of each row stays on disk); else the frames as they are."""
+    import pyarrow.parquet as pq
+
+    unread = getattr(tables, "unread_file", None)
+    got = []
+    for name, wanted in OUTCOME_COLUMNS.items():
+        path = unread(name) if unread is not None else None
+        if path is None:
+            got.append(tables[name])
+            continue
+        have = pq.read_schema(path).names
+        got.append(tables.columns(name, [c for c in wanted if c in have]))
+    return got[0], got[1], got[2]
+
+
 def lead_outcomes(
     leads: pd.DataFrame, opportunities: pd.DataFrame, orders: pd.DataFrame, start=None, end=None
 ) -> pd.DataFrame:
