@@ -30,8 +30,12 @@ DRAWS = 2000
 
 
 def closed_deals(tables: dict[str, pd.DataFrame], as_of) -> pd.DataFrame:
-    """Return the deals closed by ``as_of`` with rep, department, industry, size band, channel and won (0/1)."""
+    """Return the deals closed by ``as_of`` with rep, department, industry, size band, channel and won (0/1); from
+    a source that counts them in the engine, one row per group of such deals, ``deals`` and ``won`` its counts."""
     cut = pd.Timestamp(as_of)
+    engine = getattr(tables, "closed_cells", None)
+    if engine is not None:
+        return engine(cut)
     opps = tables["opportunities"].copy()
     opps["closed_at"] = pd.to_datetime(opps["closed_at"], errors="coerce")
     closed = opps[closed_by(opps, cut) & opps["owner_rep"].notna()].copy()
