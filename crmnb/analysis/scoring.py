@@ -13,6 +13,7 @@ records open at the scoring date; each record gets its three main reasons from t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from crmnb.analysis.churn_model import lift_table
 from crmnb.analysis.scoring_features import CATEGORICAL, NUMERIC, STAGES, features_at, won_within
@@ -127,16 +129,41 @@ def stratified(x: pd.DataFrame, y: pd.Series, rows: int, seed: int = 0) -> tuple
     return x[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
 
 
+def _at(tables, cut: pd.Timestamp, window: int, strength) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the records open at ``cut`` and their labels."""
+    x = features_at(tables, cut, window, strength)
+    return x, won_within(tables, x, cut, window).astype(int)
+
+
+def _snapshots(cut: pd.Timestamp, window: int, snapshots: int) -> list[pd.Timestamp]:
+    """Return the dates a training at ``cut`` stacks."""
+    step = pd.Timedelta(days=max(7, window // 3))
+    return [cut - k * step for k in range(snapshots)]
+
+
 def _labelled(
-    tables, cut: pd.Timestamp, window: int, strength, what: str, as_of, snapshots: int = 1, fit_rows: int | None = None
+    tables,
+    cut: pd.Timestamp,
+    window: int,
+    strength,
+    what: str,
+    as_of,
+    snapshots: int = 1,
+    fit_rows: int | None = None,
+    memo: dict | None = None,
+    keep: frozenset = frozenset(),
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Return the records open at ``cut`` (and at earlier snapshots) and their labels, at most about ``fit_rows``
-    of them (a stratified sample of each snapshot past that); NotEnoughData when either class is too small."""
+    of them (a stratified sample of each snapshot past that); NotEnoughData when either class is too small.
+    ``memo`` holds the records of the dates in ``keep`` that another call reads too."""
     step = pd.Timedelta(days=max(7, window // 3))
+    memo = {} if memo is None else memo
     xs, ys, seen = [], [], 0
     for k in range(snapshots):
-        x = features_at(tables, cut - k * step, window, strength)
-        y = won_within(tables, x, cut - k * step, window).astype(int)
+        at = cut - k * step
+        x, y = memo[at] if at in memo else _at(tables, at, window, strength)
+        if at in keep:  # another call of this training reads the same date
+            memo[at] = (x, y)
         seen += len(x)
         if fit_rows is not None and len(x) > fit_rows // snapshots:
             x, y = stratified(x, y, fit_rows // snapshots, seed=k)
@@ -206,6 +233,19 @@ def _fit(name: str, design: Design, x: pd.DataFrame, y: pd.Series) -> Calibrated
     return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(design.matrix(x), y.to_numpy())
 
 
+def one_thread(f):
+    """Return ``f`` run with one BLAS thread: the models' matrices are narrow (some thirty columns), and on a
+    machine of few cores, busy with the engine's threads, the threads' hand-offs cost many times the sums."""
+
+    @functools.wraps(f)
+    def run(*args, **kwargs):
+        with threadpool_limits(limits=1):
+            return f(*args, **kwargs)
+
+    return run
+
+
+@one_thread
 def train_and_evaluate(
     tables: dict[str, pd.DataFrame], as_of: Any, window_days: int = 90, strength=None
 ) -> ScoringResult:
@@ -213,8 +253,11 @@ def train_and_evaluate(
     as_of = pd.Timestamp(as_of)
     w = pd.Timedelta(days=window_days)
     train_cut, hold_cut = as_of - 2 * w, as_of - w
-    x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS, FIT_ROWS)
-    x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of)
+    # the final fit's dates include the holdout's, and the training's first when a window is three steps
+    again = set(_snapshots(train_cut, window_days, SNAPSHOTS)) & set(_snapshots(hold_cut, window_days, SNAPSHOTS))
+    memo, keep = {}, frozenset(again | {hold_cut})
+    x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS, FIT_ROWS, memo, keep)
+    x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, memo=memo, keep=keep)
     design = Design.learn(x_tr)
     probs = {m: _fit(m, design, x_tr, y_tr).predict_proba(design.matrix(x_ho))[:, 1] for m in MODELS}
     probs["stage_rate"] = _rate_of(x_tr, y_tr, "stage", x_ho)
@@ -224,7 +267,8 @@ def train_and_evaluate(
     chosen = str(models.loc[models["pr_auc"].idxmax(), "model"])
     metrics["kind"] = np.where(metrics["model"].isin(MODELS), "candidate", "baseline")
     metrics["chosen"] = metrics["model"] == chosen
-    x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS, FIT_ROWS)
+    x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS, FIT_ROWS, memo)
+    memo.clear()
     final_design = Design.learn(x_fin)
     final = _fit(chosen, final_design, x_fin, y_fin)
     explainer = _logistic().fit(final_design.matrix(x_fin), y_fin.to_numpy())
@@ -322,6 +366,7 @@ def empty_scored() -> pd.DataFrame:
     return pd.DataFrame(columns=SCORED_COLUMNS).astype({"probability": float, "amount": float})
 
 
+@one_thread
 def score_open(res: ScoringResult | None, tables: dict[str, pd.DataFrame], lang: str, strength=None) -> pd.DataFrame:
     """Return the records open at the scoring date with their probability of a win within the window and reasons
     (no rows without a model)."""

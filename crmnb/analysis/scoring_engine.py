@@ -127,6 +127,24 @@ ORDER BY first
 $high) and channel, in the order of each group's first deal in the file."""
 
 
+REP_SQL = f"""
+WITH closed AS (
+    SELECT owner_rep, customer_id, status FROM read_parquet($opps)
+    WHERE closed_at IS NOT NULL AND closed_at <= $cut AND status IN ('won', 'lost')
+), industry AS (
+    SELECT customer_id, industry FROM (
+        SELECT customer_id, industry, file_row_number AS rn FROM read_parquet($customers, file_row_number = true)
+    ) WHERE customer_id IN (SELECT customer_id FROM closed)
+    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY rn) = 1
+)
+SELECT c.owner_rep, coalesce(i.industry, '{UNKNOWN}') AS industry, count(*) AS deals,
+       count(*) FILTER (WHERE c.status = 'won') AS won
+FROM closed c LEFT JOIN industry i ON c.customer_id = i.customer_id
+GROUP BY ALL
+"""
+"""The deals won or lost by $cut, counted per rep and industry (a deal without a rep among them)."""
+
+
 @dataclass(frozen=True)
 class FeatureFiles:
     """The cleaned hand-off files the scoring features are counted over, by DuckDB, at each scoring date."""
@@ -183,7 +201,7 @@ class FeatureFiles:
     def _rep_rates(self, rec: pd.DataFrame, cut: pd.Timestamp, strength) -> pd.DataFrame:
         """Return each record's rep win rate and rep × industry win rate from deals closed by ``cut`` (shrunk)."""
         out = pd.DataFrame({"rep_rate": np.nan, "rep_industry_rate": np.nan}, index=rec.index)
-        cells = self._sql(CLOSED_SQL, cut=cut, low=0.0, high=0.0, with_rep=False)
+        cells = self._sql(REP_SQL, cut=cut)
         if cells.empty or cells["owner_rep"].isna().all():
             return out
         rates = shrunk_rates(cells, "owner_rep", "industry", strength)
