@@ -47,6 +47,20 @@ def stale_reasons(
     return pd.Series(out, index=scored.index, dtype=object)
 
 
+def _contacts(leads, lead_ids: pd.Series) -> pd.Series | None:
+    """Return the contact name by lead id of ``lead_ids``, from a frame or from a step's tables (only those rows
+    read); None without contact names."""
+    if isinstance(leads, pd.DataFrame):
+        if "contact_name" not in leads:
+            return None
+    else:
+        try:
+            leads = leads.where("leads", "lead_id", lead_ids.dropna().unique().tolist(), ["lead_id", "contact_name"])
+        except KeyError:  # a case whose leads have no contact names
+            return None
+    return leads.drop_duplicates("lead_id").set_index("lead_id")["contact_name"]
+
+
 def work_list(
     scored: pd.DataFrame,
     leads: pd.DataFrame,
@@ -56,12 +70,13 @@ def work_list(
     dept: str | None = None,
     mask: bool = True,
 ) -> pd.DataFrame:
-    """Return the high-probability records going stale (``settings``: a case's ``predict`` block), masked."""
+    """Return the high-probability records going stale (``settings``: a case's ``predict`` block), masked;
+    ``leads``: the leads' ids and contact names, or a step's tables to read them from."""
     s = scored if dept is None else scored[scored["department"] == dept]
     s = s[s["probability"] >= settings.high_probability]
     why = stale_reasons(s, dwell_days, settings.stale_uncontacted_hours, settings.stale_dwell_factor, lang)
     s = s.assign(stale_reason=why)[why != ""]
-    contact = leads.drop_duplicates("lead_id").set_index("lead_id")["contact_name"] if "contact_name" in leads else None
+    contact = _contacts(leads, s["lead_id"])
     out = pd.DataFrame(
         {
             "record_id": s["record_id"].to_numpy(),

@@ -30,8 +30,12 @@ DRAWS = 2000
 
 
 def closed_deals(tables: dict[str, pd.DataFrame], as_of) -> pd.DataFrame:
-    """Return the deals closed by ``as_of`` with rep, department, industry, size band, channel and won (0/1)."""
+    """Return the deals closed by ``as_of`` with rep, department, industry, size band, channel and won (0/1); from
+    a source that counts them in the engine, one row per group of such deals, ``deals`` and ``won`` its counts."""
     cut = pd.Timestamp(as_of)
+    engine = getattr(tables, "closed_cells", None)
+    if engine is not None:
+        return engine(cut)
     opps = tables["opportunities"].copy()
     opps["closed_at"] = pd.to_datetime(opps["closed_at"], errors="coerce")
     closed = opps[closed_by(opps, cut) & opps["owner_rep"].notna()].copy()
@@ -113,12 +117,7 @@ def advise(scored: pd.DataFrame, closed: pd.DataFrame, dept: str, settings, seed
     )
     pairs = pairs[pairs["gain"] > CREDIBLE_Z * spread]  # a move only where the better rate is credible
     room = _capacity(scored[scored["kind"] == "opportunity"].groupby("owner_rep").size().reindex(reps, fill_value=0))
-    moves = []
-    for _, p in pairs.sort_values("gain", ascending=False, kind="stable").iterrows():
-        if p["record_id"] in {m["record_id"] for m in moves} or room[p["to_rep"]] <= 0:
-            continue
-        room[p["to_rep"]] -= 1
-        moves.append(p)
+    moves = _greedy(pairs.sort_values("gain", ascending=False, kind="stable"), room.to_dict())
     out = deals.set_index("record_id")[["industry", "amount", "probability", "owner_rep"]]
     out = out.rename(columns={"probability": "win_probability"}).assign(current_rate=now)
     best = pd.DataFrame(moves).set_index("record_id") if moves else pd.DataFrame(columns=["to_rep", "to_rate", "gain"])
@@ -131,6 +130,19 @@ def advise(scored: pd.DataFrame, closed: pd.DataFrame, dept: str, settings, seed
     res = res.sort_values(["win_gain", "amount"], ascending=False, kind="stable").reset_index(drop=True)
     res.attrs["gain_draws"] = out.attrs["gain_draws"]
     return res
+
+
+def _greedy(pairs: pd.DataFrame, room: dict[str, int]) -> list[pd.Series]:
+    """Return the moves taken from ``pairs`` in their order: each deal once, each rep within its ``room``."""
+    taken: set = set()
+    keep = []
+    for i, (deal, rep) in enumerate(zip(pairs["record_id"].to_numpy(), pairs["to_rep"].to_numpy())):
+        if deal in taken or room[rep] <= 0:
+            continue
+        room[rep] -= 1
+        taken.add(deal)
+        keep.append(i)
+    return [pairs.iloc[i] for i in keep]  # rows as Series, as the table of moves is built from
 
 
 def _posterior(cells: pd.DataFrame) -> pd.DataFrame:
@@ -151,14 +163,19 @@ def _gain_interval(out: pd.DataFrame, cells: pd.DataFrame, seed: int) -> tuple[n
     post = _posterior(cells)
     draws = rng.beta(post["a"].to_numpy()[:, None], post["b"].to_numpy()[:, None], (len(post), DRAWS))
 
-    def of(rep: pd.Series) -> np.ndarray:
-        pos = post.index.get_indexer(pd.MultiIndex.from_arrays([rep.to_numpy(), out["industry"].to_numpy()]))
-        return np.where(pos[:, None] >= 0, draws[np.maximum(pos, 0)], out["current_rate"].to_numpy()[:, None])
+    def of(rep: pd.Series, industry: pd.Series, current: pd.Series) -> np.ndarray:
+        pos = post.index.get_indexer(pd.MultiIndex.from_arrays([rep.to_numpy(), industry.to_numpy()]))
+        return np.where(pos[:, None] >= 0, draws[np.maximum(pos, 0)], current.to_numpy()[:, None])
 
-    moved = (out["suggested_rep"] != out["owner_rep"]).to_numpy()[:, None]
-    g = np.where(moved, of(out["suggested_rep"]) - of(out["owner_rep"]), 0.0)
-    out.attrs["gain_draws"] = g.sum(axis=0)
-    return np.quantile(g, 0.05, axis=1), np.quantile(g, 0.95, axis=1)
+    # only the moved deals' draws: a deal kept has a gain of 0 in every draw (adding 0 changes no sum)
+    moved = (out["suggested_rep"] != out["owner_rep"]).to_numpy()
+    lo, hi = np.zeros(len(out)), np.zeros(len(out))
+    g = of(out["suggested_rep"][moved], out["industry"][moved], out["current_rate"][moved])
+    g = g - of(out["owner_rep"][moved], out["industry"][moved], out["current_rate"][moved])
+    out.attrs["gain_draws"] = g.sum(axis=0) if len(g) else np.zeros(DRAWS)
+    if len(g):
+        lo[moved], hi[moved] = np.quantile(g, 0.05, axis=1), np.quantile(g, 0.95, axis=1)
+    return lo, hi
 
 
 def workload(advice: pd.DataFrame, scored: pd.DataFrame, dept: str) -> pd.DataFrame:

@@ -13,6 +13,7 @@ records open at the scoring date; each record gets its three main reasons from t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from crmnb.analysis.churn_model import lift_table
 from crmnb.analysis.scoring_features import CATEGORICAL, NUMERIC, STAGES, features_at, won_within
@@ -36,6 +38,10 @@ MODELS = ("logistic", "tree")
 SNAPSHOTS = 4
 """Training stacks the records open at this many dates, a third of a window apart, up to the training cut-off."""
 BASELINES = ("stage_rate", "channel_rate")
+FIT_ROWS = 60_000
+"""The most records the models are fitted on: a training set larger than this (past about ten times the demo
+data) is fitted on a sample of it stratified by outcome, the same share of every snapshot's wins and of its
+other records; a logistic model or a depth-5 tree gains little from more, and the fit's time grows with them."""
 LEAD_STAGES = STAGES[:2]
 
 
@@ -93,6 +99,8 @@ class ScoringResult:
     holdout: pd.DataFrame = field(repr=False)
     reference: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     """The average contribution per feature of the final training records of each kind (lead, opportunity)."""
+    records_seen: int = 0
+    """The training records open at the snapshots; more than ``records_trained``: fitted on a stratified sample."""
 
 
 def _logistic() -> Pipeline:
@@ -110,15 +118,59 @@ def _tree(min_leaf: int) -> Pipeline:
     )
 
 
-def _labelled(
-    tables, cut: pd.Timestamp, window: int, strength, what: str, as_of, snapshots: int = 1
-) -> tuple[pd.DataFrame, pd.Series]:
-    """Return the records open at ``cut`` (and at earlier snapshots) and their labels; NotEnoughData when
-    either class is too small."""
+def stratified(x: pd.DataFrame, y: pd.Series, rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Return about ``rows`` of the records, the same share of each outcome, in their order (a fixed seed)."""
+    rng = np.random.default_rng(seed)
+    share = rows / len(x)
+    keep = np.zeros(len(x), dtype=bool)
+    for label in (0, 1):
+        where = np.flatnonzero(y.to_numpy() == label)
+        keep[rng.choice(where, size=min(len(where), max(1, round(share * len(where)))), replace=False)] = True
+    return x[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
+
+
+def _at(tables, cut: pd.Timestamp, window: int, strength) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the records open at ``cut`` and their labels."""
+    x = features_at(tables, cut, window, strength)
+    return x, won_within(tables, x, cut, window).astype(int)
+
+
+def _snapshots(cut: pd.Timestamp, window: int, snapshots: int) -> list[pd.Timestamp]:
+    """Return the dates a training at ``cut`` stacks."""
     step = pd.Timedelta(days=max(7, window // 3))
-    xs = [features_at(tables, cut - k * step, window, strength) for k in range(snapshots)]
-    ys = [won_within(tables, x, cut - k * step, window).astype(int) for k, x in enumerate(xs)]
+    return [cut - k * step for k in range(snapshots)]
+
+
+def _labelled(
+    tables,
+    cut: pd.Timestamp,
+    window: int,
+    strength,
+    what: str,
+    as_of,
+    snapshots: int = 1,
+    fit_rows: int | None = None,
+    memo: dict | None = None,
+    keep: frozenset = frozenset(),
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the records open at ``cut`` (and at earlier snapshots) and their labels, at most about ``fit_rows``
+    of them (a stratified sample of each snapshot past that); NotEnoughData when either class is too small.
+    ``memo`` holds the records of the dates in ``keep`` that another call reads too."""
+    step = pd.Timedelta(days=max(7, window // 3))
+    memo = {} if memo is None else memo
+    xs, ys, seen = [], [], 0
+    for k in range(snapshots):
+        at = cut - k * step
+        x, y = memo[at] if at in memo else _at(tables, at, window, strength)
+        if at in keep:  # another call of this training reads the same date
+            memo[at] = (x, y)
+        seen += len(x)
+        if fit_rows is not None and len(x) > fit_rows // snapshots:
+            x, y = stratified(x, y, fit_rows // snapshots, seed=k)
+        xs.append(x)
+        ys.append(y)
     x, y = pd.concat(xs, ignore_index=True), pd.concat(ys, ignore_index=True)
+    x.attrs["records_seen"] = seen
     wins = int(y.sum())
     if min(wins, len(y) - wins) < 5:
         raise NotEnoughData(
@@ -181,6 +233,19 @@ def _fit(name: str, design: Design, x: pd.DataFrame, y: pd.Series) -> Calibrated
     return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(design.matrix(x), y.to_numpy())
 
 
+def one_thread(f):
+    """Return ``f`` run with one BLAS thread: the models' matrices are narrow (some thirty columns), and on a
+    machine of few cores, busy with the engine's threads, the threads' hand-offs cost many times the sums."""
+
+    @functools.wraps(f)
+    def run(*args, **kwargs):
+        with threadpool_limits(limits=1):
+            return f(*args, **kwargs)
+
+    return run
+
+
+@one_thread
 def train_and_evaluate(
     tables: dict[str, pd.DataFrame], as_of: Any, window_days: int = 90, strength=None
 ) -> ScoringResult:
@@ -188,8 +253,11 @@ def train_and_evaluate(
     as_of = pd.Timestamp(as_of)
     w = pd.Timedelta(days=window_days)
     train_cut, hold_cut = as_of - 2 * w, as_of - w
-    x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS)
-    x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of)
+    # the final fit's dates include the holdout's, and the training's first when a window is three steps
+    again = set(_snapshots(train_cut, window_days, SNAPSHOTS)) & set(_snapshots(hold_cut, window_days, SNAPSHOTS))
+    memo, keep = {}, frozenset(again | {hold_cut})
+    x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS, FIT_ROWS, memo, keep)
+    x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, memo=memo, keep=keep)
     design = Design.learn(x_tr)
     probs = {m: _fit(m, design, x_tr, y_tr).predict_proba(design.matrix(x_ho))[:, 1] for m in MODELS}
     probs["stage_rate"] = _rate_of(x_tr, y_tr, "stage", x_ho)
@@ -199,7 +267,8 @@ def train_and_evaluate(
     chosen = str(models.loc[models["pr_auc"].idxmax(), "model"])
     metrics["kind"] = np.where(metrics["model"].isin(MODELS), "candidate", "baseline")
     metrics["chosen"] = metrics["model"] == chosen
-    x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS)
+    x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS, FIT_ROWS, memo)
+    memo.clear()
     final_design = Design.learn(x_fin)
     final = _fit(chosen, final_design, x_fin, y_fin)
     explainer = _logistic().fit(final_design.matrix(x_fin), y_fin.to_numpy())
@@ -219,6 +288,7 @@ def train_and_evaluate(
         holdout,
     )
     res.reference = contributions(res, x_fin).groupby(x_fin["kind"].to_numpy()).mean()
+    res.records_seen = int(x_tr.attrs["records_seen"])
     return res
 
 
@@ -237,15 +307,6 @@ def beats_baselines(metrics: pd.DataFrame) -> bool:
     return bool((best["roc_auc"] > base["roc_auc"]).all() and (best["pr_auc"] > base["pr_auc"]).all())
 
 
-def _reason_value(feature: str, row: pd.Series, lang: str) -> dict[str, object]:
-    """Return the values a reason's wording is filled with."""
-    if feature in CATEGORICAL:
-        return {"value": category(row[feature], lang)}
-    if feature == "log_amount":
-        return {"value": float(row["amount"]) if pd.notna(row["amount"]) else 0.0}
-    return {"value": float(row[feature]) if pd.notna(row[feature]) else 0.0}
-
-
 def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3) -> pd.Series:
     """Return each record's ``top`` main reasons in words: the features pushing its odds most, up or down,
     against the average open record of its kind (a lead against leads, a deal against deals)."""
@@ -256,21 +317,41 @@ def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3) -> pd.
     names = [f for f in c.columns if f not in skip]
     vals = c[names].to_numpy()
     order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :top]
-    sep = t("predict.reason.sep", lang)
+    return pd.Series(_worded(x, names, vals, order, lang), index=x.index, name="reasons", dtype=object)
+
+
+def _worded(x: pd.DataFrame, names: list[str], vals: np.ndarray, order: np.ndarray, lang: str) -> list[str]:
+    """Return each record's reasons joined in words: feature ``names[order[i]]`` raising or lowering its odds.
+
+    The messages are filled with str.format, as ``t`` fills them (every value here has a format of its own or is
+    text), once per record and reason; a category's wording is looked up once per value."""
+    sep, up, down = (t(f"predict.reason.{k}", lang) for k in ("sep", "up", "down"))
+    said = {f: t(f"predict.reason.{f}", lang) for f in names}
+    lead_stage = {s: t(f"predict.stage.{s}", lang) for s in LEAD_STAGES}
+    cats = {f: x[f].to_numpy() for f in names if f in CATEGORICAL}
+    nums = {f: x["amount" if f == "log_amount" else f].to_numpy(dtype=float) for f in names if f not in CATEGORICAL}
+    kinds, stages = x["kind"].to_numpy(), x["stage"].to_numpy()
+    worded: dict[tuple[str, object], str] = {}
     out = []
-    for i, (_, row) in enumerate(x.iterrows()):
+    for i in range(len(x)):
         parts = []
         for j in order[i]:
             f = names[j]
-            if f == "log_amount" and row["kind"] == "lead":
+            if f == "log_amount" and kinds[i] == "lead":
                 continue
-            if f == "stage" and row["stage"] in LEAD_STAGES:
-                what = t(f"predict.stage.{row['stage']}", lang)
+            if f == "stage" and stages[i] in LEAD_STAGES:
+                what = lead_stage[stages[i]]
+            elif f in cats:
+                v = cats[f][i]
+                if (f, v) not in worded:
+                    worded[(f, v)] = said[f].format(value=category(v, lang))
+                what = worded[(f, v)]
             else:
-                what = t(f"predict.reason.{f}", lang, **_reason_value(f, row, lang))
-            parts.append(t("predict.reason.up" if vals[i, j] > 0 else "predict.reason.down", lang, reason=what))
+                v = nums[f][i]
+                what = said[f].format(value=0.0 if np.isnan(v) else float(v))
+            parts.append((up if vals[i, j] > 0 else down).format(reason=what))
         out.append(sep.join(parts))
-    return pd.Series(out, index=x.index, name="reasons", dtype=object)
+    return out
 
 
 SCORED_COLUMNS = [
@@ -285,6 +366,7 @@ def empty_scored() -> pd.DataFrame:
     return pd.DataFrame(columns=SCORED_COLUMNS).astype({"probability": float, "amount": float})
 
 
+@one_thread
 def score_open(res: ScoringResult | None, tables: dict[str, pd.DataFrame], lang: str, strength=None) -> pd.DataFrame:
     """Return the records open at the scoring date with their probability of a win within the window and reasons
     (no rows without a model)."""
@@ -303,6 +385,8 @@ def describe(res: ScoringResult, lang: str) -> str:
     m = res.metrics.set_index("model")
     best = m.loc[res.chosen]
     verdict = t("predict.scoring.beats" if beats_baselines(res.metrics) else "predict.scoring.not_beats", lang)
+    fitted = int(best["records_trained"])
+    sample = " " + t("scoring.sampled", lang, n=fitted, of=res.records_seen) if res.records_seen > fitted else ""
     return t(
         "predict.scoring.summary",
         lang,
@@ -317,7 +401,7 @@ def describe(res: ScoringResult, lang: str) -> str:
         channel_pr=m.loc["channel_rate", "pr_auc"],
         verdict=verdict,
         cal=best["calibration_error"],
-    )
+    ) + (sample if lang == "en" else sample.strip())
 
 
 METRIC_COLUMNS = [

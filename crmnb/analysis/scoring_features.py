@@ -88,6 +88,13 @@ def _records(leads: pd.DataFrame, opps: pd.DataFrame, cut: pd.Timestamp, window_
     recent = (leads["created_at"] <= cut) & (leads["created_at"] > cut - pd.Timedelta(days=window_days))
     fresh = leads[recent & ~has_deal]
     lead_of = leads.drop_duplicates("lead_id").set_index("lead_id")
+    of_lead = {c: deals["lead_id"].map(lead_of[c]) for c in ("channel", "created_at", "first_contact_at")}
+    return assemble(deals.assign(**{f"lead_{c}": v for c, v in of_lead.items()}), fresh)
+
+
+def assemble(deals: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """Return the records' frame: the open ``deals`` (with their lead's ``lead_channel``, ``lead_created_at`` and
+    ``lead_first_contact_at``), then the ``fresh`` leads, in that order."""
     d = pd.DataFrame(
         {
             "record_id": deals["opportunity_id"].to_numpy(),
@@ -97,10 +104,10 @@ def _records(leads: pd.DataFrame, opps: pd.DataFrame, cut: pd.Timestamp, window_
             "department": deals["department"].to_numpy(),
             "owner_rep": deals["owner_rep"].to_numpy(),
             "customer_id": deals["customer_id"].to_numpy(),
-            "channel": deals["lead_id"].map(lead_of["channel"]).to_numpy(),
-            "lead_created": deals["lead_id"].map(lead_of["created_at"]).fillna(deals["created_at"]).to_numpy(),
+            "channel": deals["lead_channel"].to_numpy(),
+            "lead_created": deals["lead_created_at"].fillna(deals["created_at"]).to_numpy(),
             "opp_created": deals["created_at"].to_numpy(),
-            "first_contact": deals["lead_id"].map(lead_of["first_contact_at"]).to_numpy(),
+            "first_contact": deals["lead_first_contact_at"].to_numpy(),
             "amount": deals["amount"].to_numpy(dtype=float),
             "expected_close": deals["expected_close_date"].to_numpy(),
         }
@@ -150,16 +157,30 @@ def _rep_rates(opps: pd.DataFrame, customers: pd.DataFrame, rec: pd.DataFrame, c
 
 
 def features_at(tables: dict[str, pd.DataFrame], cut, window_days: int, strength: float | None = None) -> pd.DataFrame:
-    """Return the records open at ``cut`` with their features (one row each, by ``record_id``)."""
+    """Return the records open at ``cut`` with their features (one row each, by ``record_id``); ``tables`` may
+    also be a source that builds them in the engine (:mod:`crmnb.analysis.scoring_engine`)."""
     cut = pd.Timestamp(cut)
+    engine = getattr(tables, "features_at", None)
+    if engine is not None:
+        return engine(cut, window_days, strength)
     leads, opps = _cols(tables["leads"], "leads"), _cols(tables["opportunities"], "opportunities")
     stages = _cols(tables.get("stage_history", pd.DataFrame()), "stage_history")
     customers = _cols(tables.get("customers", pd.DataFrame()), "customers")
     touches = _cols(tables.get("touches", pd.DataFrame()), "touches")
     rec = _records(leads, opps, cut, window_days)
+    st = deal_stage_at(rec.assign(created_at=rec["opp_created"]), stages, cut)
+    early = touches[touches["touched_at"] <= cut]
+    counts = rec["lead_id"].map(early.groupby("lead_id").size()).fillna(0).to_numpy(dtype=float)
+    return finish(
+        rec, cut, st, counts, _industry(rec, customers), lambda r: _rep_rates(opps, customers, r, cut, strength)
+    )
+
+
+def finish(rec: pd.DataFrame, cut: pd.Timestamp, st: pd.DataFrame, touches: np.ndarray, industry: pd.Series, rates):
+    """Return the records with their features from their stage at ``cut`` (``st``: a deal's stage and when it was
+    entered), touches and industry; ``rates(records)`` gives the rep and rep × industry win rates."""
     contacted = rec["first_contact"].notna() & (rec["first_contact"] <= cut)
     deal = rec["kind"] == "opportunity"
-    st = deal_stage_at(rec.assign(created_at=rec["opp_created"]), stages, cut)
     rec["stage"] = np.where(deal, st["stage"], np.where(contacted, "contacted", "uncontacted"))
     since = np.where(deal, st["entered"], np.where(contacted, rec["first_contact"], rec["lead_created"]))
     rec["days_in_stage"] = (cut - pd.Series(pd.to_datetime(since), index=rec.index)).dt.total_seconds() / 86_400
@@ -167,14 +188,13 @@ def features_at(tables: dict[str, pd.DataFrame], cut, window_days: int, strength
     waited = np.where(contacted, rec["first_contact"], cut)
     waited = pd.Series(pd.to_datetime(waited), index=rec.index)
     rec["response_hours"] = (waited - rec["lead_created"]).dt.total_seconds() / 3_600
-    early = touches[touches["touched_at"] <= cut]
-    rec["touches"] = rec["lead_id"].map(early.groupby("lead_id").size()).fillna(0).to_numpy(dtype=float)
+    rec["touches"] = touches
     rec["log_amount"] = np.log1p(rec["amount"].fillna(0.0).clip(lower=0))
     late = (cut - rec["expected_close"]).dt.total_seconds() / 86_400
     rec["days_past_expected"] = late.clip(lower=0).fillna(0.0)
-    rec["industry"] = _industry(rec, customers)
+    rec["industry"] = industry
     rec["channel"] = rec["channel"].fillna(UNKNOWN).astype(str)
-    rec[["rep_rate", "rep_industry_rate"]] = _rep_rates(opps, customers, rec, cut, strength)
+    rec[["rep_rate", "rep_industry_rate"]] = rates(rec)
     rec["scored_at"] = cut
     return rec.drop(columns=["first_contact", "lead_created", "opp_created", "expected_close", "customer_id"])
 
@@ -182,6 +202,9 @@ def features_at(tables: dict[str, pd.DataFrame], cut, window_days: int, strength
 def won_within(tables: dict[str, pd.DataFrame], records: pd.DataFrame, cut, window_days: int) -> pd.Series:
     """Return whether each record's deal was won within ``window_days`` after ``cut`` (the label)."""
     cut = pd.Timestamp(cut)
+    engine = getattr(tables, "won_within", None)
+    if engine is not None:
+        return engine(records, cut, window_days)
     opps = _cols(tables["opportunities"], "opportunities")
     won = opps[(opps["status"] == "won") & (opps["closed_at"] > cut)]
     won = won[won["closed_at"] <= cut + pd.Timedelta(days=window_days)]

@@ -21,10 +21,10 @@ STRENGTH_BOUNDS = (2.0, 200.0)
 """The fewest and most deals' worth of weight an estimated prior may carry."""
 
 
-def _rate(won: pd.Series, key: pd.Series, overall: float, k: float) -> pd.Series:
-    """Return each group's win rate shrunk toward ``overall`` with strength ``k``."""
-    g = won.groupby(key.to_numpy(), observed=True)
-    return (g.sum() + k * overall) / (g.size() + k)
+def _rate(won: pd.Series, n: pd.Series, key: pd.Series, overall: float, k: float) -> pd.Series:
+    """Return each group's win rate shrunk toward ``overall`` with strength ``k`` (``n``: deals per row)."""
+    g = pd.DataFrame({"won": won.to_numpy(), "n": n.to_numpy()}).groupby(key.to_numpy(), observed=True)
+    return (g["won"].sum() + k * overall) / (g["n"].sum() + k)
 
 
 def estimate_strength(wins: np.ndarray, n: np.ndarray, prior: np.ndarray) -> float:
@@ -47,21 +47,26 @@ def shrunk_rates(
 ) -> pd.DataFrame:
     """Return per rep and segment: deals, wins, raw rate, the rep's and segment's rates, prior, shrunk rate, interval.
 
-    ``closed`` holds one closed deal per row with columns ``rep``, ``segment`` and ``won`` (0/1).
+    ``closed`` holds one closed deal per row with columns ``rep``, ``segment`` and ``won`` (0/1), or, with a
+    column ``deals``, one group of closed deals per row and ``won`` its wins (counted in the engine: the
+    same rates, as every sum is of whole numbers).
     The rep's and the segment's own rates are shrunk toward the overall rate with the same
     strength; ``low``/``high`` bound the posterior's central ``level`` interval.
     """
     missing = [c for c in (rep, segment, "won") if c not in closed]
     if missing:
         raise ValueError(f"table 'closed deals': missing column(s) {', '.join(missing)}")
-    d = closed[[rep, segment, "won"]].dropna(subset=[rep, segment]).astype({"won": float})
-    if d.empty:
+    n = closed["deals"] if "deals" in closed else pd.Series(1, index=closed.index)
+    d = closed[[rep, segment, "won"]].assign(n=n.astype("int64")).dropna(subset=[rep, segment])
+    d = d.astype({"won": float})
+    if d.empty or d["n"].sum() == 0:
         raise ValueError("table 'closed deals' has no closed deal with a rep and a segment")
-    overall = float(d["won"].mean())
-    cells = d.groupby([rep, segment], observed=True)["won"].agg(deals="size", wins="sum").reset_index()
+    overall = float(d["won"].sum() / d["n"].sum())
+    cells = d.groupby([rep, segment], observed=True).agg(deals=("n", "sum"), wins=("won", "sum")).reset_index()
+    cells = cells[cells["deals"] > 0].reset_index(drop=True)
     k0 = STRENGTH_BOUNDS[0] * 5 if strength is None else strength
-    rep_rate = _rate(d["won"], d[rep], overall, k0)
-    seg_rate = _rate(d["won"], d[segment], overall, k0)
+    rep_rate = _rate(d["won"], d["n"], d[rep], overall, k0)
+    seg_rate = _rate(d["won"], d["n"], d[segment], overall, k0)
     cells["rep_rate"] = cells[rep].map(rep_rate).to_numpy(float)
     cells["segment_rate"] = cells[segment].map(seg_rate).to_numpy(float)
     prior = np.clip(cells["rep_rate"] * cells["segment_rate"] / max(overall, 1e-9), 0.01, 0.99)

@@ -1,0 +1,167 @@
+"""Scoring features counted by DuckDB over the hand-off files: the same as from frames, and nothing after the date."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_scoring import CUT, _small
+
+from crmnb.analysis import routing, scoring
+from crmnb.analysis.pipeline_work import work_list
+from crmnb.analysis.scoring_engine import FeatureFiles, feature_tables
+from crmnb.analysis.scoring_features import COLUMNS, features_at, won_within
+from crmnb.handoffs import Workspace
+from crmnb.params.predict import PredictSettings
+
+
+def _workspace(tmp_path, tables: dict[str, pd.DataFrame]) -> Workspace:
+    """Return a workspace whose cleaning step wrote ``tables``."""
+    ws = Workspace(tmp_path, "case")
+    for name, df in tables.items():
+        ws.write(f"clean/{name}", df)
+    return ws
+
+
+def _both(tmp_path, tables) -> tuple[FeatureFiles, dict[str, pd.DataFrame]]:
+    """Return the engine's source over the written tables and the frames read back from the same files."""
+    ws = _workspace(tmp_path, tables)
+    src = feature_tables(ws.tables("clean"))
+    assert isinstance(src, FeatureFiles)
+    return src, {n: ws.read(f"clean/{n}") for n in tables}
+
+
+def test_engine_features_equal_the_frames(tmp_path) -> None:
+    src, frames = _both(tmp_path, _small())
+    for cut in (CUT, CUT - pd.Timedelta(days=60), CUT + pd.Timedelta(days=40)):
+        a, b = features_at(src, cut, 90), features_at(frames, cut, 90)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        pd.testing.assert_series_equal(won_within(src, a, cut, 90), won_within(frames, b, cut, 90))
+    x = features_at(src, CUT, 90).set_index("record_id")
+    assert sorted(x.index) == ["L2", "L3", "O1"]
+    assert x.loc["O1", "stage"] == "proposal" and x.loc["O1", "touches"] == 1 and x.loc["L2", "touches"] == 2
+
+
+def test_engine_uses_nothing_after_the_scoring_date(tmp_path) -> None:
+    """Rewrite everything after the cut in the files (later stages, closes, touches, contacts): features stay equal."""
+    before = features_at(_both(tmp_path / "a", _small())[0], CUT, 90)
+    t = _small()
+    t["stage_history"].loc[t["stage_history"]["entered_at"] > CUT, "entered_at"] = pd.Timestamp("2025-12-01")
+    t["stage_history"].loc[len(t["stage_history"])] = ["O1", "lost", pd.Timestamp("2025-07-02")]
+    t["opportunities"]["status"] = ["lost", "lost", "open"]
+    t["opportunities"]["closed_at"] = [pd.Timestamp("2025-07-03"), pd.Timestamp("2025-04-01"), pd.NaT]
+    t["touches"].loc[len(t["touches"])] = ["L2", pd.Timestamp("2025-07-04")]
+    t["leads"].loc[2, "first_contact_at"] = pd.Timestamp("2025-09-09")
+    t["leads"].loc[1, "customer_id"] = "C1"
+    after = features_at(_both(tmp_path / "b", t)[0], CUT, 90)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_engine_closed_deals_give_the_same_rates(tmp_path) -> None:
+    """Counted per rep and segment, the closed deals give every shrunk rate the per-deal frame gives."""
+    t = _small()
+    more = pd.DataFrame(
+        {
+            "opportunity_id": [f"X{i}" for i in range(12)],
+            "lead_id": None,
+            "customer_id": ["C0", "C1", "C3"] * 4,
+            "department": "D",
+            "owner_rep": ["A", "B", "B", None] * 3,
+            "created_at": pd.Timestamp("2025-01-01"),
+            "status": ["won", "lost", "won", "lost"] * 3,
+            "amount": np.arange(12) * 1_000.0,
+            "closed_at": pd.Timestamp("2025-02-01"),
+            "expected_close_date": pd.Timestamp("2025-02-01"),
+        }
+    )
+    t["opportunities"] = pd.concat([t["opportunities"], more], ignore_index=True)
+    src, frames = _both(tmp_path, t)
+    a, b = routing.closed_deals(src, CUT), routing.closed_deals(frames, CUT)
+    assert a.attrs["size_edges"] == b.attrs["size_edges"] and int(a["deals"].sum()) == len(b) == 10
+    pd.testing.assert_frame_equal(routing.rate_table(a), routing.rate_table(b), check_exact=True)
+    pd.testing.assert_frame_equal(routing.rate_table(a, 5.0), routing.rate_table(b, 5.0), check_exact=True)
+
+
+def test_an_empty_table_counts_nothing_and_text_times_fall_back_to_frames(tmp_path) -> None:
+    """A mini export's empty touches count none; a file whose times are text is read by the frames' path."""
+    t = _small()
+    t["touches"] = t["touches"].iloc[:0]
+    src, frames = _both(tmp_path / "a", t)
+    x = features_at(src, CUT, 90)
+    assert (x["touches"] == 0).all()
+    pd.testing.assert_frame_equal(x, features_at(frames, CUT, 90), check_exact=True)
+    t["touches"] = _small()["touches"].astype({"touched_at": str})
+    got = feature_tables(_workspace(tmp_path / "b", t).tables("clean"))
+    assert isinstance(got, dict) and list(got["touches"]) == COLUMNS["touches"]
+
+
+def test_stratified_sample_keeps_each_outcome_share_and_order() -> None:
+    y = pd.Series([1] * 100 + [0] * 900)
+    x = pd.DataFrame({"i": np.arange(1000)})
+    xs, ys = scoring.stratified(x, y, 100)
+    assert len(xs) == 100 and int(ys.sum()) == 10  # 10% of each outcome
+    assert xs["i"].is_monotonic_increasing and (y[xs["i"]].to_numpy() == ys.to_numpy()).all()
+
+
+def test_a_large_training_set_is_fitted_on_a_sample_and_says_so(monkeypatch) -> None:
+    """Past FIT_ROWS the models fit on a stratified sample; the comparison counts it and the sentence names it."""
+    from test_scoring import DEMO
+
+    tables = {n: pd.read_csv(DEMO / f"{n}.csv", usecols=c) for n, c in COLUMNS.items()}
+    monkeypatch.setattr(scoring, "FIT_ROWS", 2_000)
+    res = scoring.train_and_evaluate(tables, "2026-03-31", window_days=90)
+    fitted = int(res.metrics["records_trained"].iloc[0])
+    assert fitted <= 2_100 and res.records_seen > 3 * fitted
+    assert scoring.beats_baselines(res.metrics)
+    assert f"{fitted:,}" in scoring.describe(res, "en") and "stratified" in scoring.describe(res, "en")
+    assert "分层" in scoring.describe(res, "zh")
+
+
+def test_work_list_reads_contact_names_from_the_step_tables(tmp_path) -> None:
+    """Given the step's tables, the list reads the contact names of its own records only; the same as a frame."""
+    leads = _small()["leads"].assign(contact_name=["张伟", "李娜", "王芳"])
+    ws = _workspace(tmp_path, {**_small(), "leads": leads})
+    scored = pd.DataFrame(
+        {
+            "record_id": ["L3"],
+            "kind": "lead",
+            "lead_id": ["L3"],
+            "owner_rep": "A",
+            "department": "D",
+            "stage": "uncontacted",
+            "probability": 0.9,
+            "amount": np.nan,
+            "days_in_stage": 3.0,
+            "response_hours": 72.0,
+            "days_past_expected": 0.0,
+            "reasons": "r",
+        }
+    )
+    s = PredictSettings()
+    a = work_list(scored, ws.tables("clean"), s, {}, "en", "D", mask=False)
+    b = work_list(scored, leads[["lead_id", "contact_name"]], s, {}, "en", "D", mask=False)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["contact_name"].tolist() == ["王芳"]
+    no_names = work_list(scored, _workspace(tmp_path / "n", _small()).tables("clean"), s, {}, "en", "D", mask=False)
+    assert no_names["contact_name"].isna().all()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_reasons_read_as_the_messages_say(lang) -> None:
+    """The faster wording fills each message as the catalogue's ``t`` does."""
+    from crmnb.present.words import category, t
+
+    x = pd.DataFrame({"kind": ["opportunity", "lead"], "stage": ["proposal", "uncontacted"], "channel": ["search"] * 2})
+    x = x.assign(touches=[3.0, np.nan], amount=[12_345.0, np.nan])
+    vals = np.array([[1.0, -1.0, 0.5], [-1.0, 1.0, 0.5]])
+    order = np.array([[0, 1, 2], [0, 1, 2]])
+    got = scoring._worded(x, ["stage", "touches", "channel"], vals, order, lang)
+    sep = t("predict.reason.sep", lang)
+    first = [
+        t("predict.reason.up", lang, reason=t("predict.reason.stage", lang, value=category("proposal", lang))),
+        t("predict.reason.down", lang, reason=t("predict.reason.touches", lang, value=3.0)),
+        t("predict.reason.up", lang, reason=t("predict.reason.channel", lang, value=category("search", lang))),
+    ]
+    assert got[0] == sep.join(first)
+    assert got[1].startswith(t("predict.reason.down", lang, reason=t("predict.stage.uncontacted", lang)))
+    assert t("predict.reason.touches", lang, value=0.0) in got[1]  # a missing count reads as none
