@@ -77,11 +77,12 @@ def test_why_the_driver_does_not_run() -> None:
     assert pipeline_case.driver_table(None).empty
 
 
-def test_new_deal_parts_add_the_lift_of_the_weeks_ahead_by_hand() -> None:
+def test_campaign_adds_the_lift_of_the_weeks_ahead_by_hand() -> None:
     opp, sh = pipeline_state.prepared(*_steady(), "D")
     origin = pd.Timestamp("2025-01-05 23:59:59")
-    base, extra = pipeline_state.new_deal_parts(opp, sh, origin, 12, np.r_[1.0, 2.0, np.ones(10)])
-    assert base == pytest.approx(pipeline_state.new_deal_pace(opp, sh, origin, 12))
+    lam, g = pipeline_state.new_deal_rate(opp, sh, origin, 12)
+    base = pipeline_state.new_deal_pace(opp, sh, origin, 12)
+    extra = pipeline_state.campaign_extra(lam, g, np.r_[1.0, 2.0, np.ones(10)])
     # every win comes 3 weeks after opening: the deals of week 2 ahead, twice the usual, win in week 5
     assert extra[4] == pytest.approx(base[-1]) and np.delete(extra, 4) == pytest.approx(np.zeros(11))
 

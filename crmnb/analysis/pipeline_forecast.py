@@ -21,7 +21,7 @@ import pandas as pd
 
 from crmnb.analysis import forecast as baseline
 from crmnb.analysis.pipeline_drivers import Inflow
-from crmnb.analysis.pipeline_state import close_week_odds, new_deal_pace, new_deal_parts, open_deals
+from crmnb.analysis.pipeline_state import campaign_extra, close_week_odds, new_deal_rate, open_deals, stage_win_rates
 from crmnb.errors import NotEnoughData
 
 METHODS: tuple[str, ...] = ("holt_damped", "pipeline", "pipeline_seasonal", "pipeline_campaign")
@@ -63,6 +63,7 @@ class Parts(NamedTuple):
     season: np.ndarray
     deals: pd.DataFrame  # opportunity_id, amount, p_win, forecast (over the horizon)
     campaign: np.ndarray | None = None  # what the campaign driver adds to the new-deal part
+    rate: tuple[float, np.ndarray] | None = None  # a week's new deals' won revenue and its spread over the weeks
 
     @property
     def campaign_part(self) -> np.ndarray:
@@ -86,13 +87,16 @@ def forecast_parts(
     """Return the pipeline forecast made at the end of the week starting ``week`` (with the campaign driver
     known then, given the ``flow`` of new deals and leads)."""
     origin = week_end(week)
-    deals = open_deals(opp, sh, origin)
+    rates = stage_win_rates(opp, sh, origin)
+    deals = open_deals(opp, sh, origin, rates)
     odds = close_week_odds(deals, opp, sh, origin, horizon)
     weight = (deals["p_win"] * deals["amount"].fillna(0.0)).to_numpy()[:, None] * odds
     ahead = pd.date_range(week + pd.Timedelta(days=7), periods=horizon, freq="W-MON")
     season = seasonal_index(weekly, week)[month_of_quarter(ahead)] if seasonal else np.ones(horizon)
     d = deals[["opportunity_id", "amount", "p_win"]].assign(forecast=weight.sum(axis=1))
-    p = Parts(ahead, weight.sum(axis=0), new_deal_pace(opp, sh, origin, horizon), season, d)
+    lam, g = new_deal_rate(opp, sh, origin, horizon, rates)
+    # week k gets the deals created in weeks 1..k that close k - c weeks later
+    p = Parts(ahead, weight.sum(axis=0), lam * np.cumsum(g), season, d, rate=(lam, g))
     return p if flow is None else with_campaign(p, opp, sh, flow, origin, horizon)
 
 
@@ -102,8 +106,8 @@ def with_campaign(p: Parts, opp, sh, flow: Inflow, origin: pd.Timestamp, horizon
     d = flow.at(origin)
     if not d.used:
         return p
-    base, extra = new_deal_parts(opp, sh, origin, horizon, flow.factors(d, origin, horizon))
-    return p._replace(new_plain=base, campaign=extra)
+    lam, g = p.rate if p.rate is not None else new_deal_rate(opp, sh, origin, horizon)
+    return p._replace(campaign=campaign_extra(lam, g, flow.factors(d, origin, horizon)))
 
 
 def _origins(weekly: pd.DataFrame, horizon: int, n: int, min_train: int) -> list[int]:
