@@ -157,3 +157,17 @@ def test_read_filters_the_department_in_the_engine(tmp_path) -> None:
     assert got["opportunity_id"].tolist() == opp["opportunity_id"].tolist()
     assert sorted(pipeline_read.stage_history(ws, "D")["opportunity_id"]) == sorted(sh["opportunity_id"])
     assert len(pipeline_read.stage_history(ws, None)) == 2 * len(sh)
+
+
+def test_an_unsupported_driver_is_no_candidate_and_the_report_says_why() -> None:
+    opp, sh = _steady(weeks=70)  # two deals every week, whatever the campaigns
+    shows = _campaigns(["2024-02-09", "2024-05-10", "2024-08-09", "2024-11-08"])
+    pf = pipeline_case.run(opp, sh, "D", "2025-04-30", "en", campaigns=shows)
+    assert pf.driver is not None and not pf.driver.used
+    assert "pipeline_campaign" not in set(pf.accuracy["method"])
+    assert pf.forecast["campaign_effect"].fillna(0).eq(0).all()
+    said = pipeline_case.describe_driver(pf, "D", "en")
+    assert said.startswith("Campaign driver not used") and "campaign effect" in said
+    assert pipeline_case.describe_driver(pf._replace(driver=None), "D", "zh").startswith(
+        "未使用活动驱动因素：本案例没有活动表"
+    )

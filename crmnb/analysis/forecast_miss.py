@@ -42,7 +42,7 @@ def miss_breakdown(
     df = pd.DataFrame([(c, *rows[c]) for c in COMPONENTS], columns=["component", "forecast", "actual_revenue"])
     df["error"] = df["forecast"] - df["actual_revenue"]
     total = float(p.total.sum() - y.sum())
-    df["share_of_error"] = df["error"] / total if total else np.nan
+    df["share_of_error"] = df["error"] / total + 0.0 if total else np.nan  # + 0.0: a part of zero reads 0%, not -0%
     df["remedy"] = [t(f"predict.remedy.{c}", lang) for c in df["component"]]
     df.attrs.update(
         origin=pd.Timestamp(origin), total_error=total, actual=float(y.sum()), forecast=float(p.total.sum())

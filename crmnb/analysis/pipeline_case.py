@@ -64,7 +64,11 @@ def run(
     need = min_train + horizon + 1
     if len(weekly) < need:
         raise NotEnoughData("predict.forecast.too_short", need, len(weekly), n=len(weekly), need=need)
-    flow = inflow(opp, leads, campaigns, weekly["week"].iloc[-1]) if campaigns is not None else None
+    last = pd.Timestamp(weekly["week"].iloc[-1])
+    flow = inflow(opp, leads, campaigns, last) if campaigns is not None else None
+    driver = flow.at(week_end(last)) if flow is not None else None
+    # the campaign method is a candidate only where the data up to the last week support the driver
+    flow = flow if driver is not None and driver.used else None
     bt = backtest(opp, sh, weekly, horizon, origins, min_train, flow)
     acc = accuracy(bt)
     fc = final_forecast(opp, sh, weekly, bt, acc, horizon, flow)
@@ -72,9 +76,7 @@ def run(
     seasonal, camp = chosen == "pipeline_seasonal", flow if chosen == "pipeline_campaign" else None
     last_full = pd.Timestamp(bt["origin"].max())
     miss = miss_breakdown(opp, sh, weekly, last_full, horizon, seasonal, lang, camp)
-    last = pd.Timestamp(weekly["week"].iloc[-1])
     parts = parts_of(chosen, opp, sh, weekly, last, horizon, flow)
-    driver = flow.at(week_end(last)) if flow is not None else None
     return PipelineForecast(weekly, bt, acc, fc, coverage(parts.pipeline, weekly, horizon), miss, driver)
 
 
