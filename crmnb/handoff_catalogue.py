@@ -166,7 +166,10 @@ _DECLARED: tuple[Handoff, ...] = (
     # the pipeline forecast, chosen by backtest (step 7)
     _table("report/forecast_backtest", "Forecast backtest", ("wape", "bias", "total_wape", "total_bias")),
     _table(
-        "report/pipeline_forecast", "Pipeline forecast", (), ("pipeline", "new_deals", "forecast", "lower", "upper")
+        "report/pipeline_forecast",
+        "Pipeline forecast",
+        (),
+        ("pipeline", "new_deals", "campaign_effect", "forecast", "lower", "upper"),
     ),
     _table(
         "report/forecast_miss", "Forecast miss breakdown", ("share_of_error",), ("forecast", "actual_revenue", "error")
@@ -183,6 +186,8 @@ _DECLARED: tuple[Handoff, ...] = (
     # the run history (crmnb.run.since, with the report): the goal's units and what the next run compares with
     _table("report/goal_units"),
     _json("report/since_last_run"),
+    # the campaign driver of the pipeline forecast's new deals (step 7)
+    _table("report/campaign_driver", "Campaign driver"),
 )
 
 

@@ -85,7 +85,12 @@ def demo() -> pipeline_case.PipelineForecast:
     """The pipeline forecast of Sales 1 on the demo data, period end 2025-12-31."""
     opp = pd.read_csv(DEMO / "opportunities.csv", usecols=pipeline_case.COLUMNS["opportunities"])
     sh = pd.read_csv(DEMO / "stage_history.csv", usecols=pipeline_case.COLUMNS["stage_history"])
-    return pipeline_case.run(opp, sh, "销售一部", "2025-12-31", "en")
+    campaigns = pd.read_excel(DEMO / "campaigns.xlsx")
+    leads = pd.read_csv(DEMO / "leads.csv", usecols=["created_at", "department"]).query("department == '销售一部'")
+    created = pd.to_datetime(leads["created_at"])
+    week = (created - pd.to_timedelta(created.dt.day_of_week, unit="D")).dt.normalize().value_counts().sort_index()
+    weekly_leads = pd.DataFrame({"week": week.index, "leads": week.to_numpy(float)})
+    return pipeline_case.run(opp, sh, "销售一部", "2025-12-31", "en", campaigns=campaigns, leads=weekly_leads)
 
 
 def test_demo_pipeline_forecast_beats_the_old_model_and_meets_the_tolerance(demo) -> None:

@@ -10,7 +10,8 @@ import pandas as pd
 
 from crmnb.analysis import forecast as baseline
 from crmnb.analysis.forecast_miss import coverage, miss_breakdown
-from crmnb.analysis.pipeline_forecast import METHODS, accuracy, backtest, final_forecast, forecast_parts
+from crmnb.analysis.pipeline_drivers import MIN_PULSES, Driver, inflow, windows_tried
+from crmnb.analysis.pipeline_forecast import METHODS, accuracy, backtest, final_forecast, parts_of, week_end
 from crmnb.analysis.pipeline_state import prepared
 from crmnb.errors import NotEnoughData
 from crmnb.present.words import category, department, t
@@ -40,6 +41,7 @@ class PipelineForecast(NamedTuple):
     forecast: pd.DataFrame
     coverage: dict
     miss: pd.DataFrame
+    driver: Driver | None = None  # the campaign driver known at the last week; None without campaigns and leads
 
 
 def run(
@@ -51,23 +53,31 @@ def run(
     horizon: int = 12,
     origins: int = 20,
     min_train: int = 26,
+    campaigns: pd.DataFrame | None = None,
+    leads: pd.DataFrame | None = None,
 ) -> PipelineForecast:
-    """Return the department's pipeline forecast up to ``end``, chosen against the damped trend by backtest."""
+    """Return the department's pipeline forecast up to ``end``, chosen against the damped trend by backtest;
+    with ``campaigns`` (and the weekly new ``leads``: week, leads), the campaign driver is one more candidate."""
     opp, sh = prepared(opportunities, stage_history, dept)
     won = opp[(opp["status"] == "won") & opp["closed_at"].notna()]
     weekly = baseline.weekly_revenue(opp, end=end) if len(won) else pd.DataFrame({"week": [], "revenue": []})
     need = min_train + horizon + 1
     if len(weekly) < need:
         raise NotEnoughData("predict.forecast.too_short", need, len(weekly), n=len(weekly), need=need)
-    bt = backtest(opp, sh, weekly, horizon, origins, min_train)
+    last = pd.Timestamp(weekly["week"].iloc[-1])
+    flow = inflow(opp, leads, campaigns, last) if campaigns is not None else None
+    driver = flow.at(week_end(last)) if flow is not None else None
+    # the campaign method is a candidate only where the data up to the last week support the driver
+    flow = flow if driver is not None and driver.used else None
+    bt = backtest(opp, sh, weekly, horizon, origins, min_train, flow)
     acc = accuracy(bt)
-    fc = final_forecast(opp, sh, weekly, bt, acc, horizon)
+    fc = final_forecast(opp, sh, weekly, bt, acc, horizon, flow)
     chosen = str(acc.loc[acc["chosen"], "method"].iloc[0])
-    seasonal = chosen == "pipeline_seasonal"
+    seasonal, camp = chosen == "pipeline_seasonal", flow if chosen == "pipeline_campaign" else None
     last_full = pd.Timestamp(bt["origin"].max())
-    miss = miss_breakdown(opp, sh, weekly, last_full, horizon, seasonal, lang)
-    parts = forecast_parts(opp, sh, weekly, pd.Timestamp(weekly["week"].iloc[-1]), horizon, seasonal)
-    return PipelineForecast(weekly, bt, acc, fc, coverage(parts.pipeline, weekly, horizon), miss)
+    miss = miss_breakdown(opp, sh, weekly, last_full, horizon, seasonal, lang, camp)
+    parts = parts_of(chosen, opp, sh, weekly, last, horizon, flow)
+    return PipelineForecast(weekly, bt, acc, fc, coverage(parts.pipeline, weekly, horizon), miss, driver)
 
 
 def describe(pf: PipelineForecast, tolerance: float, lang: str) -> str:
@@ -123,10 +133,60 @@ def empty_accuracy() -> pd.DataFrame:
 def empty_forecast() -> pd.DataFrame:
     """Return a pipeline forecast with no rows."""
     return pd.DataFrame(
-        columns=["week", "step", "pipeline", "new_deals", "forecast", "lower", "upper", "level", "method", "origin"]
+        columns=[
+            "week",
+            "step",
+            "pipeline",
+            "new_deals",
+            "campaign_effect",
+            "forecast",
+            "lower",
+            "upper",
+            "level",
+            "method",
+            "origin",
+        ]
     )
 
 
 def empty_miss() -> pd.DataFrame:
     """Return a miss breakdown with no rows."""
     return pd.DataFrame(columns=["component", "forecast", "actual_revenue", "error", "share_of_error", "remedy"])
+
+
+def describe_driver(pf: PipelineForecast | None, dept: str | None, lang: str) -> str:
+    """State what the campaign driver found (lag window, lift with its interval, as an association) and whether
+    the backtest kept it, or why it does not run, in ``lang``."""
+    if pf is None:
+        return t("predict.driver.no_forecast", lang)
+    d = pf.driver
+    if d is None:
+        return t("predict.driver.no_campaigns", lang)
+    where = {"department": department(dept, lang) if dept else "", "pulses": d.pulses, "need": MIN_PULSES,
+             "tried": windows_tried()}  # fmt: skip
+    span = {"first": d.first, "last": d.last, "lift": d.lift, "low": d.low, "high": d.high}
+    if d.reason:
+        return t(f"predict.driver.{d.reason}", lang, **where, **span)
+    end = f"{pd.Timestamp(pf.weekly['week'].iloc[-1]) + pd.Timedelta(days=6):%Y-%m-%d}"
+    lead = {"lead_lift": d.lead_lift, "lead_low": d.lead_low, "lead_high": d.lead_high}
+    found = "predict.driver.found_deals" if np.isnan(d.lead_lift) else "predict.driver.found"
+    a = pf.accuracy.set_index("method")
+    said = t(found, lang, end=end, **where, **span, **lead)
+    if "pipeline_campaign" not in a.index:
+        return said
+    key = "predict.driver.chosen" if bool(a.loc["pipeline_campaign", "chosen"]) else "predict.driver.not_chosen"
+    plain = a.loc["pipeline", "total_wape"]
+    sep = "" if lang == "zh" else " "
+    return f"{said}{sep}{t(key, lang, total=a.loc['pipeline_campaign', 'total_wape'], plain=plain)}"
+
+
+def driver_table(pf: PipelineForecast | None) -> pd.DataFrame:
+    """Return the campaign driver's distributed lag: per week after a short campaign the lift of new leads (or
+    deals, without leads) with its 95% interval, and whether the week is in the window the forecast uses."""
+    cols = ["series", "lag_weeks", "lift", "lift_low", "lift_high", "in_window"]
+    d = None if pf is None else pf.driver
+    if d is None or not len(d.profile):
+        return pd.DataFrame(columns=cols)
+    p = d.profile.assign(series="deals" if np.isnan(d.lead_lift) else "leads")
+    p["in_window"] = p["lag_weeks"].between(d.first, d.last)
+    return p[cols].reset_index(drop=True)

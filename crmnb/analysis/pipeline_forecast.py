@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis import forecast as baseline
-from crmnb.analysis.pipeline_state import close_week_odds, new_deal_pace, open_deals
+from crmnb.analysis.pipeline_drivers import Inflow
+from crmnb.analysis.pipeline_state import campaign_extra, close_week_odds, new_deal_rate, open_deals, stage_win_rates
 from crmnb.errors import NotEnoughData
 
-METHODS: tuple[str, ...] = ("holt_damped", "pipeline", "pipeline_seasonal")
+METHODS: tuple[str, ...] = ("holt_damped", "pipeline", "pipeline_seasonal", "pipeline_campaign")
 SEASON_WEEKS = 13
 LEVEL = 0.8
-COMPONENTS = ("slipped", "lost_deals", "won_above_weight", "new_deals", "seasonality")
+COMPONENTS = ("slipped", "lost_deals", "won_above_weight", "new_deals", "campaign", "seasonality")
 """The parts of a pipeline forecast's error, in the order the breakdown lists them."""
 
 
@@ -61,11 +62,18 @@ class Parts(NamedTuple):
     new_plain: np.ndarray
     season: np.ndarray
     deals: pd.DataFrame  # opportunity_id, amount, p_win, forecast (over the horizon)
+    campaign: np.ndarray | None = None  # what the campaign driver adds to the new-deal part
+    rate: tuple[float, np.ndarray] | None = None  # a week's new deals' won revenue and its spread over the weeks
+
+    @property
+    def campaign_part(self) -> np.ndarray:
+        """Return what the campaign driver adds to the new deals (zero without it)."""
+        return np.zeros(len(self.weeks)) if self.campaign is None else self.campaign
 
     @property
     def new_deals(self) -> np.ndarray:
-        """Return the new-deal part after the seasonal factor."""
-        return self.new_plain * self.season
+        """Return the new-deal part with the campaign's and after the seasonal factor."""
+        return (self.new_plain + self.campaign_part) * self.season
 
     @property
     def total(self) -> np.ndarray:
@@ -73,16 +81,33 @@ class Parts(NamedTuple):
         return self.pipeline + self.new_deals
 
 
-def forecast_parts(opp, sh, weekly: pd.DataFrame, week: pd.Timestamp, horizon: int, seasonal: bool) -> Parts:
-    """Return the pipeline forecast made at the end of the week starting ``week``."""
+def forecast_parts(
+    opp, sh, weekly: pd.DataFrame, week: pd.Timestamp, horizon: int, seasonal: bool, flow: Inflow | None = None
+) -> Parts:
+    """Return the pipeline forecast made at the end of the week starting ``week`` (with the campaign driver
+    known then, given the ``flow`` of new deals and leads)."""
     origin = week_end(week)
-    deals = open_deals(opp, sh, origin)
+    rates = stage_win_rates(opp, sh, origin)
+    deals = open_deals(opp, sh, origin, rates)
     odds = close_week_odds(deals, opp, sh, origin, horizon)
     weight = (deals["p_win"] * deals["amount"].fillna(0.0)).to_numpy()[:, None] * odds
     ahead = pd.date_range(week + pd.Timedelta(days=7), periods=horizon, freq="W-MON")
     season = seasonal_index(weekly, week)[month_of_quarter(ahead)] if seasonal else np.ones(horizon)
     d = deals[["opportunity_id", "amount", "p_win"]].assign(forecast=weight.sum(axis=1))
-    return Parts(ahead, weight.sum(axis=0), new_deal_pace(opp, sh, origin, horizon), season, d)
+    lam, g = new_deal_rate(opp, sh, origin, horizon, rates)
+    # week k gets the deals created in weeks 1..k that close k - c weeks later
+    p = Parts(ahead, weight.sum(axis=0), lam * np.cumsum(g), season, d, rate=(lam, g))
+    return p if flow is None else with_campaign(p, opp, sh, flow, origin, horizon)
+
+
+def with_campaign(p: Parts, opp, sh, flow: Inflow, origin: pd.Timestamp, horizon: int) -> Parts:
+    """Return ``p`` with the campaign driver known at ``origin`` in its new-deal part (unchanged where it is
+    not used)."""
+    d = flow.at(origin)
+    if not d.used:
+        return p
+    lam, g = p.rate if p.rate is not None else new_deal_rate(opp, sh, origin, horizon)
+    return p._replace(campaign=campaign_extra(lam, g, flow.factors(d, origin, horizon)))
 
 
 def _origins(weekly: pd.DataFrame, horizon: int, n: int, min_train: int) -> list[int]:
@@ -100,16 +125,22 @@ def _origins(weekly: pd.DataFrame, horizon: int, n: int, min_train: int) -> list
     return list(range(first, last + 1))
 
 
-def backtest(opp, sh, weekly: pd.DataFrame, horizon: int = 12, n: int = 20, min_train: int = 26) -> pd.DataFrame:
-    """Return every method's forecast and the actual per origin and week ahead, on the same origins."""
+def backtest(
+    opp, sh, weekly: pd.DataFrame, horizon: int = 12, n: int = 20, min_train: int = 26, flow: Inflow | None = None
+) -> pd.DataFrame:
+    """Return every method's forecast and the actual per origin and week ahead, on the same origins (the
+    campaign method only with a ``flow`` of new deals and leads to fit its driver on)."""
     pos = _origins(weekly, horizon, n, min_train)
     y, weeks = weekly["revenue"].to_numpy(float), pd.DatetimeIndex(weekly["week"])
     rows = []
     for o in pos:
         # the two pipeline methods differ only by the seasonal factor: the deals and the pace are worked out once
         seasonal = forecast_parts(opp, sh, weekly, weeks[o], horizon, True)
-        for method in METHODS[1:]:
-            p = seasonal if method == "pipeline_seasonal" else seasonal._replace(season=np.ones(horizon))
+        plain = seasonal._replace(season=np.ones(horizon))
+        made = {"pipeline": plain, "pipeline_seasonal": seasonal}
+        if flow is not None:
+            made["pipeline_campaign"] = with_campaign(plain, opp, sh, flow, week_end(weeks[o]), horizon)
+        for method, p in made.items():
             rows.append(pd.DataFrame({"method": method, "origin": weeks[o], "step": np.arange(1, horizon + 1),
                                       "week": p.weeks, "actual": y[o + 1 : o + 1 + horizon], "forecast": p.total}))  # fmt: skip
     old = baseline.backtest(weekly, horizon=horizon, min_train=min_train)
@@ -148,19 +179,28 @@ def _band(bt: pd.DataFrame, method: str, horizon: int) -> tuple[np.ndarray, np.n
     return r.quantile(q).reindex(steps).to_numpy(float), r.quantile(1 - q).reindex(steps).to_numpy(float)
 
 
-def final_forecast(opp, sh, weekly: pd.DataFrame, bt: pd.DataFrame, acc: pd.DataFrame, horizon: int) -> pd.DataFrame:
+def final_forecast(
+    opp, sh, weekly: pd.DataFrame, bt: pd.DataFrame, acc: pd.DataFrame, horizon: int, flow: Inflow | None = None
+) -> pd.DataFrame:
     """Return the chosen method's forecast of the weeks after the last one, with its parts and its 80% band."""
     chosen = str(acc.loc[acc["chosen"], "method"].iloc[0])
     last = pd.Timestamp(weekly["week"].iloc[-1])
     lo, hi = _band(bt, chosen, horizon)
     if chosen == METHODS[0]:
         fc = baseline.rolling_forecast(weekly, horizon=horizon)
-        pipe, new = np.full(horizon, np.nan), np.full(horizon, np.nan)
+        pipe, new, camp = np.full(horizon, np.nan), np.full(horizon, np.nan), np.full(horizon, np.nan)
         point = fc["forecast"].to_numpy()
     else:
-        p = forecast_parts(opp, sh, weekly, last, horizon, chosen == "pipeline_seasonal")
-        pipe, new, point = p.pipeline, p.new_deals, p.total
+        p = parts_of(chosen, opp, sh, weekly, last, horizon, flow)
+        pipe, new, camp, point = p.pipeline, p.new_deals, p.campaign_part * p.season, p.total
     ahead = pd.date_range(last + pd.Timedelta(days=7), periods=horizon, freq="W-MON")
     return pd.DataFrame({"week": ahead, "step": np.arange(1, horizon + 1), "pipeline": pipe, "new_deals": new,
-                         "forecast": point, "lower": np.maximum(point * lo, 0), "upper": point * hi,
+                         "campaign_effect": camp, "forecast": point, "lower": np.maximum(point * lo, 0), "upper": point * hi,
                          "level": LEVEL, "method": chosen, "origin": last})  # fmt: skip
+
+
+def parts_of(method: str, opp, sh, weekly: pd.DataFrame, week: pd.Timestamp, horizon: int, flow: Inflow | None):
+    """Return the parts of pipeline method ``method``'s forecast made at the end of the week starting ``week``."""
+    return forecast_parts(
+        opp, sh, weekly, week, horizon, method == "pipeline_seasonal", flow if method == "pipeline_campaign" else None
+    )

@@ -3,7 +3,10 @@
 Everything is read as of the origin: the stage a deal had entered by then, the win rate of each
 stage among deals closed by then, how late won deals closed against their expected close date (or,
 without expected dates, how long after entering a stage they closed), and the weekly pace of new
-deals and their lag to a win. A rolling-origin backtest rebuilds this state at each past week.
+deals and their lag to a win. A rolling-origin backtest rebuilds this state at each past week, so
+:func:`prepared` turns the ids into codes (a deal's row number) and the stages into their order once:
+every later step is arithmetic on arrays, never a look-up of text ids (at 100 times the demo data a
+department has some 280,000 deals and 900,000 stage entries).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmnb.analysis.scoring_features import DEAL_STAGES, closed_by, deal_stage_at
+from crmnb.analysis.scoring_features import DEAL_STAGES
 
 DAY = pd.Timedelta(days=1)
 MIN_SLIPS = 10
@@ -19,57 +22,99 @@ MIN_SLIPS = 10
 RUN_RATE_WEEKS = 8
 """Weeks of new deals the run-rate averages: two months follow a growing or shrinking inflow sooner than a
 quarter (on the demo's backtest the 12-week deviation is 6.8% with 8 weeks, 11% with 13)."""
+OPP_COLUMNS = ["opportunity_id", "department", "created_at", "status", "amount", "closed_at", "expected_close_date"]
+SH_COLUMNS = ["opportunity_id", "stage", "entered_at"]
 
 
 def prepared(
     opportunities: pd.DataFrame, stage_history: pd.DataFrame, department: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the department's deals (dates parsed) and their stage history."""
-    cols = ["opportunity_id", "department", "created_at", "status", "amount", "closed_at", "expected_close_date"]
-    opp = opportunities.reindex(columns=cols).copy()
+    """Return the department's deals (dates parsed, ``opportunity_id`` their row number, ``key`` the id) and
+    their stage history (``opportunity_id`` the deal's code, ``order`` the stage's place, sorted by entry)."""
+    opp = opportunities.reindex(columns=OPP_COLUMNS).copy()
     for c in ("created_at", "closed_at", "expected_close_date"):
         opp[c] = pd.to_datetime(opp[c], errors="coerce")
     if department is not None:
         opp = opp[opp["department"] == department]
     opp = opp[opp["created_at"].notna()].reset_index(drop=True)
-    sh = stage_history.reindex(columns=["opportunity_id", "stage", "entered_at"]).copy()
-    sh["entered_at"] = pd.to_datetime(sh["entered_at"], errors="coerce")
-    return opp, sh[sh["opportunity_id"].isin(opp["opportunity_id"])]
+    opp["status"] = opp["status"].astype("category")  # compared at every origin: codes, not text
+    opp["amount"] = pd.to_numeric(opp["amount"], errors="coerce").astype(float)
+    opp.insert(0, "key", opp.pop("opportunity_id").astype(object))
+    opp.insert(0, "opportunity_id", np.arange(len(opp), dtype=np.int64))
+    sh = stage_history.reindex(columns=SH_COLUMNS)
+    code = pd.Index(pd.unique(opp["key"])).get_indexer(sh["opportunity_id"].astype(object))  # -1: not a deal here
+    order = pd.Index(list(DEAL_STAGES)).get_indexer(sh["stage"].astype(object))
+    out = pd.DataFrame({"opportunity_id": code.astype(np.int64), "order": order.astype(np.int64),
+                        "entered_at": pd.to_datetime(sh["entered_at"], errors="coerce").to_numpy()})  # fmt: skip
+    out = out[out["opportunity_id"] >= 0]
+    out = out.iloc[np.lexsort((out["order"].to_numpy(), out["entered_at"].to_numpy()))].reset_index(drop=True)
+    return opp, out
+
+
+def _closed(opp: pd.DataFrame, origin: pd.Timestamp) -> np.ndarray:
+    """Return per deal whether it was won or lost on or before ``origin``."""
+    return (opp["closed_at"].notna() & (opp["closed_at"] <= origin) & opp["status"].isin(["won", "lost"])).to_numpy()
 
 
 def stage_win_rates(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp) -> pd.Series:
     """Return per stage the share won of the deals closed by ``origin`` that had reached it."""
-    closed = opp[closed_by(opp, origin)]
-    won = closed.set_index("opportunity_id")["status"].eq("won")
-    reached = sh[sh["opportunity_id"].isin(won.index) & sh["stage"].isin(DEAL_STAGES)]
-    rate = reached.assign(won=reached["opportunity_id"].map(won)).groupby("stage")["won"].mean()
-    overall = float(won.mean()) if len(won) else np.nan
-    out = rate.reindex(DEAL_STAGES)
+    closed = _closed(opp, origin)
+    won = (opp["status"] == "won").to_numpy()
+    code, order = sh["opportunity_id"].to_numpy(), sh["order"].to_numpy()
+    r = closed[code] & (order >= 0)
+    n = np.bincount(order[r], minlength=len(DEAL_STAGES)).astype(float)
+    w = np.bincount(order[r], weights=won[code[r]].astype(float), minlength=len(DEAL_STAGES))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, w / n, np.nan)
+    overall = float(won[closed].mean()) if closed.any() else np.nan
+    out = pd.Series(rate, index=pd.Index(DEAL_STAGES, name="stage"), name="won")
     out.iloc[0] = overall if pd.isna(out.iloc[0]) else out.iloc[0]  # every deal starts at the first stage
     return out.ffill()
 
 
-def open_deals(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
-    """Return the deals open at ``origin`` with their stage, when they entered it and their win probability."""
-    made = opp[opp["created_at"] <= origin]
-    still = (made["closed_at"] > origin) | (made["closed_at"].isna() & (made["status"] == "open"))
-    d = made[still].copy()
-    st = deal_stage_at(d, sh, origin)
-    d["stage"], d["entered"] = st["stage"].to_numpy(), pd.to_datetime(st["entered"]).to_numpy()
-    d["p_win"] = d["stage"].map(stage_win_rates(opp, sh, origin)).fillna(0.0).to_numpy(dtype=float)
+def stage_at(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Return per deal the order of the stage it was in at ``origin`` and when it entered it (a deal without
+    history by then: the first stage, entered at its creation)."""
+    order = np.zeros(len(opp), dtype=np.int64)
+    entered = opp["created_at"].to_numpy(copy=True)
+    rows = np.flatnonzero((sh["entered_at"] <= origin).to_numpy() & (sh["order"].to_numpy() >= 0))
+    if len(rows):
+        code = sh["opportunity_id"].to_numpy()[rows]
+        _, first = np.unique(code[::-1], return_index=True)  # sorted by entry: the last row of each deal
+        last = rows[::-1][first]
+        order[code[::-1][first]] = sh["order"].to_numpy()[last]
+        entered[code[::-1][first]] = sh["entered_at"].to_numpy()[last]
+    return order, entered
+
+
+def open_deals(
+    opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp, rates: pd.Series | None = None
+) -> pd.DataFrame:
+    """Return the deals open at ``origin`` with their stage, when they entered it and their win probability
+    (``rates``: the stage win rates at ``origin``, when worked out already)."""
+    made = (opp["created_at"] <= origin).to_numpy()
+    still = ((opp["closed_at"] > origin) | (opp["closed_at"].isna() & (opp["status"] == "open"))).to_numpy()
+    d = opp[made & still].copy()
+    order, entered = stage_at(opp, sh, origin)
+    at = d["opportunity_id"].to_numpy()
+    rates = (stage_win_rates(opp, sh, origin) if rates is None else rates).fillna(0.0).to_numpy(dtype=float)
+    d["order"], d["entered"], d["p_win"] = order[at], entered[at], rates[order[at]]
+    d["stage"] = np.asarray(DEAL_STAGES, dtype=object)[order[at]]
     return d.reset_index(drop=True)
 
 
 def _delays(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp) -> tuple[str, dict[str, np.ndarray]]:
     """Return how won deals' close dates are drawn: 'slip' (days after the expected date) or 'stage' (days after
     entering each stage), from the deals won by ``origin``."""
-    won = opp[closed_by(opp, origin) & (opp["status"] == "won")]
+    won_mask = _closed(opp, origin) & (opp["status"] == "won").to_numpy()
+    won = opp[won_mask]
     slip = ((won["closed_at"] - won["expected_close_date"]) / DAY).dropna().to_numpy()
     if len(slip) >= MIN_SLIPS:
         return "slip", {"": slip}
-    sh_won = sh[sh["opportunity_id"].isin(won["opportunity_id"])].merge(won[["opportunity_id", "closed_at"]])
-    days = (sh_won["closed_at"] - sh_won["entered_at"]) / DAY
-    by = {s: days[sh_won["stage"] == s].dropna().to_numpy() for s in DEAL_STAGES}
+    code, order = sh["opportunity_id"].to_numpy(), sh["order"].to_numpy()
+    r = won_mask[code]
+    days = (opp["closed_at"].to_numpy()[code[r]] - sh["entered_at"].to_numpy()[r]) / np.timedelta64(1, "D")
+    by = {s: days[(order[r] == i) & ~np.isnan(days)] for i, s in enumerate(DEAL_STAGES)}
     every = ((won["closed_at"] - won["created_at"]) / DAY).dropna().to_numpy()
     return "stage", {s: (v if len(v) >= MIN_SLIPS else every) for s, v in by.items()}
 
@@ -120,15 +165,39 @@ def close_week_odds(
 
 
 def new_deal_pace(opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> np.ndarray:
-    """Return the expected won revenue per week ahead from deals not yet created: the quarter's pace of new deals
+    """Return the expected won revenue per week ahead from deals not yet created: the recent pace of new deals
     × the first stage's win rate × the recent won amount, spread by the lag from creation to a win."""
+    lam, g = new_deal_rate(opp, sh, origin, horizon)
+    return lam * np.cumsum(g)  # week k gets the deals created in weeks 1..k that close k - c weeks later
+
+
+def new_deal_rate(
+    opp: pd.DataFrame, sh: pd.DataFrame, origin: pd.Timestamp, horizon: int, rates: pd.Series | None = None
+) -> tuple[float, np.ndarray]:
+    """Return the won revenue a week's new deals bring (pace × first stage's win rate × recent won amount) and
+    the share of it won 0, 1, … weeks after the week they were created (``rates``: the stage win rates at
+    ``origin``, when worked out already)."""
     start = origin - pd.Timedelta(weeks=RUN_RATE_WEEKS)
     pace = ((opp["created_at"] > start) & (opp["created_at"] <= origin)).sum() / RUN_RATE_WEEKS
-    p = float(stage_win_rates(opp, sh, origin).iloc[0]) if len(opp) else 0.0
-    won = opp[closed_by(opp, origin) & (opp["status"] == "won")]
+    rates = stage_win_rates(opp, sh, origin) if rates is None and len(opp) else rates
+    p = float(rates.iloc[0]) if len(opp) else 0.0
+    won = opp[_closed(opp, origin) & (opp["status"] == "won").to_numpy()]
     recent = won[won["closed_at"] > origin - pd.Timedelta(weeks=26)]
     amount = float((recent if len(recent) >= 5 else won)["amount"].mean()) if len(won) else 0.0
     lag = np.floor(((won["closed_at"] - won["created_at"]) / DAY).dropna().to_numpy() / 7).astype(int)
     g = np.bincount(lag[lag < horizon], minlength=horizon)[:horizon] / max(len(lag), 1)
-    lam = pace * (0.0 if np.isnan(p) else p) * (0.0 if np.isnan(amount) else amount)
-    return lam * np.cumsum(g)  # week k gets the deals created in weeks 1..k that close k - c weeks later
+    return pace * (0.0 if np.isnan(p) else p) * (0.0 if np.isnan(amount) else amount), g
+
+
+def campaign_extra(lam: float, g: np.ndarray, ahead: np.ndarray) -> np.ndarray:
+    """Return what new deals add per week ahead when the deals created in each week of the horizon are
+    ``ahead`` times the usual pace (``lam`` and ``g`` as :func:`new_deal_rate` returns them).
+
+    The run-rate is kept as it was: taking it back to a level without campaigns assumes the rise ends with
+    the campaign's window, and on the demo the pace after a trade show stayed up (the backtest's 12-week
+    deviation was 9.4% that way, 5.2% this way, 6.7% without the driver).
+
+    >>> campaign_extra(10.0, np.array([0.0, 0.5, 0.5]), np.array([2.0, 1.0, 1.0])).tolist()
+    [0.0, 5.0, 5.0]
+    """
+    return lam * np.convolve(np.asarray(ahead, float) - 1.0, g)[: len(g)]
