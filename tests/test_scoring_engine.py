@@ -112,8 +112,10 @@ def test_a_large_training_set_is_fitted_on_a_sample_and_says_so(monkeypatch) -> 
     res = scoring.train_and_evaluate(tables, "2026-03-31", window_days=90)
     fitted = int(res.metrics["records_trained"].iloc[0])
     assert fitted <= 2_100 and res.records_seen > 3 * fitted
+    assert res.final_fit[0] <= 2_100 and res.final_fit[1] > 3 * res.final_fit[0]
     assert scoring.beats_baselines(res.metrics)
-    assert f"{fitted:,}" in scoring.describe(res, "en") and "stratified" in scoring.describe(res, "en")
+    said = scoring.describe(res, "en")
+    assert f"{res.final_fit[0]:,}" in said and f"{res.final_fit[1]:,}" in said and "stratified" in said
     assert "分层" in scoring.describe(res, "zh")
 
 

@@ -101,6 +101,8 @@ class ScoringResult:
     """The average contribution per feature of the final training records of each kind (lead, opportunity)."""
     records_seen: int = 0
     """The training records open at the snapshots; more than ``records_trained``: fitted on a stratified sample."""
+    final_fit: tuple[int, int] = (0, 0)
+    """The records the final model is fitted on, and those open at its dates (more: a stratified sample)."""
 
 
 def _logistic() -> Pipeline:
@@ -289,6 +291,7 @@ def train_and_evaluate(
     )
     res.reference = contributions(res, x_fin).groupby(x_fin["kind"].to_numpy()).mean()
     res.records_seen = int(x_tr.attrs["records_seen"])
+    res.final_fit = (len(x_fin), int(x_fin.attrs["records_seen"]))
     return res
 
 
@@ -385,8 +388,10 @@ def describe(res: ScoringResult, lang: str) -> str:
     m = res.metrics.set_index("model")
     best = m.loc[res.chosen]
     verdict = t("predict.scoring.beats" if beats_baselines(res.metrics) else "predict.scoring.not_beats", lang)
-    fitted = int(best["records_trained"])
-    sample = " " + t("scoring.sampled", lang, n=fitted, of=res.records_seen) if res.records_seen > fitted else ""
+    fitted, seen = int(best["records_trained"]), res.records_seen
+    if res.final_fit[1] > res.final_fit[0]:  # the model that scores was fitted on a sample: say its numbers
+        fitted, seen = res.final_fit
+    sample = " " + t("scoring.sampled", lang, n=fitted, of=seen) if seen > fitted else ""
     return t(
         "predict.scoring.summary",
         lang,
