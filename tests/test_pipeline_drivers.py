@@ -46,6 +46,10 @@ def test_fit_finds_the_planted_lag_and_lift() -> None:
     # the distributed lag shows the rise in the window weeks and none in the others
     prof = d.profile.set_index("lag_weeks")
     assert (prof.loc[2:4, "lift_low"] > 1).all() and (prof.loc[[0, 1, 6, 7], "lift"] < 1.25).all()
+    # the reader gets the window in days after the show: lag weeks 2-4 are days 14 to 34
+    pf = pipeline_case.PipelineForecast(*[None] * 6, driver=d._replace(reason="unclear"))
+    assert "from 14 to 34 days after it ended" in pipeline_case.describe_driver(pf, "D", "en")
+    assert "结束后14至34天" in pipeline_case.describe_driver(pf, "D", "zh")
 
 
 def test_fit_uses_only_what_was_known_at_the_origin() -> None:

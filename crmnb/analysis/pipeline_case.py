@@ -164,7 +164,8 @@ def describe_driver(pf: PipelineForecast | None, dept: str | None, lang: str) ->
         return t("predict.driver.no_campaigns", lang)
     where = {"department": department(dept, lang) if dept else "", "pulses": d.pulses, "need": MIN_PULSES,
              "tried": windows_tried()}  # fmt: skip
-    span = {"first": d.first, "last": d.last, "lift": d.lift, "low": d.low, "high": d.high}
+    # lag week k holds the days 7k to 7k + 6 after a campaign's end: said in days, week 0 reads "0 to 6 days"
+    span = {"first_day": 7 * d.first, "last_day": 7 * d.last + 6, "lift": d.lift, "low": d.low, "high": d.high}
     if d.reason:
         return t(f"predict.driver.{d.reason}", lang, **where, **span)
     end = f"{pd.Timestamp(pf.weekly['week'].iloc[-1]) + pd.Timedelta(days=6):%Y-%m-%d}"
