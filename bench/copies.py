@@ -1,7 +1,7 @@
 """A K-times larger demo data set as K copies of one, with distinct ids: how the bench builds 1000x from 100x
 (crmnb demo-data at that size would hold the whole data set in memory at once).
 
-In copy ``i`` (0 … K-1) every id column gets the suffix ``_i``, a phone the digit(s) ``i`` appended and an
+In copy ``i`` (0 … K-1) every id column (``*_id``, campaign ids aside) gets the suffix ``_i``, a phone the digit(s) ``i`` appended and an
 e-mail ``i`` before its ``@``, so that duplicate customers stay duplicates within a copy and never merge
 across copies; campaign ids and all dates are kept. Each file is written copy after copy, one streaming
 DuckDB query per copy appended to the output, so that memory stays bounded whatever the size (a single
@@ -17,19 +17,17 @@ from pathlib import Path
 
 from bench.measuring import GB, BenchError, measure, say
 
-ID_COLUMNS = frozenset(
-    {
-        "customer_id",
-        "lead_id",
-        "opportunity_id",
-        "activity_id",
-        "order_id",
-        "ticket_id",
-        "touch_id",
-        "visit_id",
-        "receipt_id",
-    }
-)
+# Every column named ``*_id`` is an id and gets its copy's suffix, so that a table added to the demo later
+# (the e-mail events' event, e-mail and recipient ids) is replicated with distinct keys too; campaigns are
+# shared by every copy, so their ids are kept.
+KEPT_IDS = frozenset({"campaign_id"})
+
+
+def is_id(column: str) -> bool:
+    """Return whether ``column`` holds an id that must differ between copies."""
+    return column.endswith("_id") and column not in KEPT_IDS
+
+
 CSV_OPTIONS = "header=true, delim=',', quote='\"', escape='\"'"
 
 
@@ -41,7 +39,7 @@ def quote(text: str) -> str:
 def column_expr(column: str, copy: int) -> str:
     """Return the SQL that gives ``column`` its value in copy number ``copy``."""
     c, r = '"' + column.replace('"', '""') + '"', quote(str(copy))
-    if column in ID_COLUMNS:
+    if is_id(column):
         return f"CASE WHEN {c} IS NULL OR {c} = '' THEN {c} ELSE {c} || '_' || {r} END AS {c}"
     if column == "phone":
         return f"CASE WHEN {c} IS NULL OR {c} = '' THEN {c} ELSE {c} || {r} END AS {c}"

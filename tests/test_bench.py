@@ -374,6 +374,7 @@ def test_copies_have_distinct_ids_phones_and_emails_and_one_header(tmp_path):
         encoding="utf-8",
     )
     (src / "orders.csv").write_text("order_id,customer_id,amount\nO1,C1,10\n", encoding="utf-8")
+    (src / "email_events.csv").write_text("event_id,campaign_id,recipient_id\nE1,CMP001,R1\n", encoding="utf-8")
     (src / "campaigns.xlsx").write_bytes(b"not really a workbook")
     copies.replicate(src, dst, 3, threads=1)
     lines = (dst / "customers.csv").read_text(encoding="utf-8").splitlines()
@@ -390,6 +391,12 @@ def test_copies_have_distinct_ids_phones_and_emails_and_one_header(tmp_path):
         "O1_0,C1_0,10",
         "O1_1,C1_1,10",
         "O1_2,C1_2,10",
+    ]
+    # every *_id column is a key of its copy, campaigns are shared: the e-mail events' ids repeat in none
+    assert (dst / "email_events.csv").read_text(encoding="utf-8").splitlines()[1:] == [
+        "E1_0,CMP001,R1_0",
+        "E1_1,CMP001,R1_1",
+        "E1_2,CMP001,R1_2",
     ]
     assert (dst / "campaigns.xlsx").read_bytes() == b"not really a workbook"
 
