@@ -8,7 +8,7 @@ import pytest
 from test_metrics_engine import END, START, tables, write_intake
 
 from crmnb.analysis.goal_rows import first_rows
-from crmnb.analysis.goal_tree import goal_drivers, traced_units
+from crmnb.analysis.goal_tree import goal_drivers, lead_response_hours, traced_units
 
 
 def with_channels(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -66,3 +66,14 @@ def test_first_rows_reads_only_the_ids_asked_and_keeps_each_ids_first_row(tmp_pa
     assert got.loc["L6", "channel"] == "ads", "the first of the two L6 rows"
     assert list(got.columns) == ["channel"], "a column the table lacks is left out"
     assert "leads" not in step._got
+
+
+def test_deals_whose_leads_are_not_in_the_export_have_no_response_hours(tmp_path):
+    """An export of deals without their leads (HubSpot, Zoho): the lead lookup finds nothing, and each deal's
+    response time is unknown rather than an error."""
+    t = with_channels(tables())
+    t["opportunities"] = t["opportunities"].assign(lead_id="not-exported")
+    step = write_intake(tmp_path, t).tables("intake")
+    u = traced_units("opportunity_win_rate", step, START, END, None)
+    hours = lead_response_hours(u, "opportunities", step)
+    assert len(hours) == len(u) > 0 and hours.isna().all()

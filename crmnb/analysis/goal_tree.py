@@ -142,7 +142,12 @@ def lead_response_hours(u: pd.DataFrame, table: str, tables: Mapping) -> pd.Seri
     if table == "opportunities":
         ids = ids.map(_deal_leads(tables, ids))
     leads = first_rows(tables, "leads", "lead_id", ids, ("created_at", "first_contact_at"))
-    return (ids.map(leads["first_contact_at"]) - ids.map(leads["created_at"])).dt.total_seconds() / 3600
+
+    def at(column: str) -> pd.Series:
+        # by label, so that no matching lead (deals of an export without leads) gives NaT, not a float cast
+        return pd.Series(leads[column].reindex(ids.to_numpy()).to_numpy(), index=ids.index)
+
+    return (at("first_contact_at") - at("created_at")).dt.total_seconds() / 3600
 
 
 def gap_to_target(goal: Mapping) -> float:
