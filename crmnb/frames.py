@@ -85,12 +85,14 @@ def rows_where(tables: Any, name: str, column: str, values: Any, columns: list[s
 
 
 # --------------------------------------------------------------------------- DuckDB over the Parquet hand-offs
-def connect():
-    """Return a new in-memory DuckDB connection that spills what does not fit to the system's temporary folder."""
+def connect(**settings: Any):
+    """Return a new in-memory DuckDB connection with ``settings`` (threads, memory_limit…) that spills what does
+    not fit to the system's temporary folder."""
     import duckdb
 
-    # never into the outputs: a spill file there would be moved with the case's outputs
-    return duckdb.connect(config={"temp_directory": str(Path(tempfile.gettempdir()) / "crmnb-duckdb")})
+    # never into the outputs, nor into the kernel's working folder (DuckDB's default ".tmp" there would land
+    # in the workbook's notebooks/): a spill file there would be moved with the case's outputs
+    return duckdb.connect(config={"temp_directory": str(Path(tempfile.gettempdir()) / "crmnb-duckdb"), **settings})
 
 
 def bind_views(con, paths: dict[str, Path]) -> set[str]:

@@ -43,3 +43,16 @@ def test_isin_leaves_other_columns_to_pandas():
     assert isin(s, [2.0]).tolist() == [False, True, False]
     obj = pd.Series(["a", None, "b"], dtype=object)
     assert isin(obj, ["b"]).tolist() == [False, False, True]
+
+
+def test_engine_connections_spill_to_the_temporary_folder_not_the_working_one():
+    """DuckDB spills to ".tmp" in the working folder by default: the kernel's is the workbook's notebooks/."""
+    import tempfile
+
+    from crmnb.frames import connect
+    from crmnb.intake import clean_engine
+
+    for con in (connect(), connect(memory_limit="256MB", threads=2), clean_engine.connect()):
+        where = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        assert where.startswith(tempfile.gettempdir()), where
+    assert clean_engine.connect().execute("SELECT current_setting('threads')").fetchone()[0] == 2

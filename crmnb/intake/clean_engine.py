@@ -46,10 +46,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     """Return cleaning's own DuckDB connection, made once (opening one costs 27 ms, a query on the demo 8 ms):
     two threads, memory capped, spilling past it. Side tables are registered under a name for one query and
     unregistered after it."""
-    con = duckdb.connect()
-    for setting in ("threads = 2", "memory_limit = '1GB'", "preserve_insertion_order = true"):
-        con.sql(f"SET {setting}")
-    return con
+    from crmnb.frames import connect as engine
+
+    return engine(threads=2, memory_limit="1GB", preserve_insertion_order=True)
 
 
 def _quote(name: str) -> str:

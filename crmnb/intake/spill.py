@@ -99,7 +99,7 @@ def write_issues(path: Path, kept: Mapping[str, Intake], options: dict[str, Any]
 
 def _issue_frames(kept: Mapping[str, Intake], rows: int):
     """Yield the issues of every table in order, as :func:`all_issues` types them, ``rows`` at a time."""
-    import duckdb
+    from crmnb.frames import connect
 
     memory: dict[str, Intake] = {}
     for name, got in kept.items():
@@ -114,7 +114,7 @@ def _issue_frames(kept: Mapping[str, Intake], rows: int):
         skip = f"WHERE row <> {int(cut['row'].iloc[0])}" if len(cut) else ""
         at = "'" + str(got.issues_file).replace("'", "''") + "'"
         sql = f'SELECT * FROM read_parquet({at}) {skip} ORDER BY CASE "column" {order} END, row'
-        with duckdb.connect(config={"memory_limit": "256MB", "threads": 2}) as con:
+        with connect(memory_limit="256MB", threads=2) as con:
             con.execute("SET enable_progress_bar = false")
             reader = con.sql(sql).to_arrow_reader(rows)
             for batch in reader:
