@@ -53,6 +53,6 @@ def test_engine_connections_spill_to_the_temporary_folder_not_the_working_one():
     from crmnb.intake import clean_engine
 
     for con in (connect(), connect(memory_limit="256MB", threads=2), clean_engine.connect()):
-        where = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        where = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
         assert where.startswith(tempfile.gettempdir()), where
-    assert clean_engine.connect().execute("SELECT current_setting('threads')").fetchone()[0] == 2
+    assert clean_engine.connect().execute("SELECT current_setting('threads')").fetchall()[0][0] == 2
