@@ -210,7 +210,6 @@ def _keys_twice(path: Path, key: str, keep: int) -> tuple[pd.DataFrame, int]:
     with tempfile.TemporaryDirectory(prefix="crmnb-keys-") as spill:
         config = {"memory_limit": "256MB", "threads": 2, "temp_directory": spill}
         with duckdb.connect(config=config) as con:
-            con.execute("SET enable_progress_bar = false")  # no bar in a notebook's output
             con.execute(sql, {"p": str(path)})
             total = con.execute("SELECT count(*) FROM dup").fetchone()[0]
             found = con.execute("SELECT value, row FROM dup ORDER BY row LIMIT $n", {"n": keep}).df()

@@ -115,7 +115,6 @@ def _issue_frames(kept: Mapping[str, Intake], rows: int):
         at = "'" + str(got.issues_file).replace("'", "''") + "'"
         sql = f'SELECT * FROM read_parquet({at}) {skip} ORDER BY CASE "column" {order} END, row'
         with connect(memory_limit="256MB", threads=2) as con:
-            con.execute("SET enable_progress_bar = false")
             reader = con.sql(sql).to_arrow_reader(rows)
             for batch in reader:
                 yield all_issues({name: _as_issues(batch.to_pandas())})
