@@ -136,8 +136,8 @@ def test_text_that_could_be_a_formula_is_written_with_an_apostrophe(tmp_path):
     write_sheet(wb, "t", df, money=["amount"])
     wb.save(tmp_path / "t.xlsx")
     ws = openpyxl.load_workbook(tmp_path / "t.xlsx")["t"]
-    # (the file's XML gives a CR back as a line feed: the apostrophe before it is what counts)
-    got = [(c.value, c.data_type) for c in ws["A"][1:]]
+    # (without lxml, the file's XML gives a CR back as a line feed: the apostrophe before it is what counts)
+    got = [(c.value.replace("\r", "\n"), c.data_type) for c in ws["A"][1:]]
     assert got == [("'" + t.replace("\r", "\n") if t[0] in "=+-@\t\r" else t, "s") for t in texts]
     assert [c.value for c in ws["B"][1:]] == [-5, -0.25, 0, 1, 2, 3, 4, 5]
     assert all(c.data_type == "n" for c in ws["B"][1:])  # a negative number stays a number

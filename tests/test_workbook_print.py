@@ -240,3 +240,24 @@ def test_every_sheet_has_a_title_in_both_languages_that_excel_accepts():
             title = sheet_title(h, lang)
             assert 0 < len(title) <= 31 and not set(title) & set(":\\/?*[]"), (h.name, lang, title)
         assert re.search(r"[\u4e00-\u9fff]", sheet_title(h, "zh")), h.name
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_sheet_longer_than_the_cap_shows_its_first_rows_and_names_where_the_rest_are(tmp_path, monkeypatch, lang):
+    from openpyxl import Workbook
+
+    from crmnb.present import workbook
+
+    monkeypatch.setattr(workbook, "MAX_SHEET_ROWS", 5)
+    wb = Workbook(write_only=True)
+    df = pd.DataFrame({"customer_id": [f"C{i}" for i in range(12)], "spend": [100.0 - i for i in range(12)]})
+    workbook.write_sheet(wb, "Tiers", df, money=["spend"], lang=lang, source="data/deep_dive/rfm.parquet")
+    wb.save(tmp_path / "t.xlsx")
+    sheet = load_workbook(tmp_path / "t.xlsx")["Tiers"]
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert [r[0] for r in rows[1:6]] == ["C0", "C1", "C2", "C3", "C4"] and rows[1][1] == 100.0
+    assert sheet.cell(row=2, column=2).number_format == "#,##0"
+    note = rows[6][0]
+    assert len(rows) == 7 and "5" in note and "12" in note and "data/deep_dive/rfm.parquet" in note
+    assert ("全部行" in note) if lang == "zh" else note.startswith("The first 5 of 12 rows")
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref is None  # 5 rows: no filter

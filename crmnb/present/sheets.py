@@ -20,7 +20,8 @@ from crmnb.present.words import fmt_value, t
 
 def _customers(ws: Workspace, case: CaseParams) -> pd.DataFrame:
     """Return customer_id, the customer's (masked) name and industry, from the cleaned customers."""
-    c = ws.read("clean/customers")
+    have = ws.columns("clean/customers")  # a large company's customers: only the columns the sheet shows
+    c = ws.read("clean/customers", columns=[k for k in ("customer_id", "company", "name", "industry") if k in have])
     name = c["company"] if "company" in c else c.get("name", c["customer_id"])
     name = name.map(mask_company) if case.mask_pii else name
     industry = c["industry"] if "industry" in c else pd.Series(pd.NA, index=c.index)
@@ -51,9 +52,9 @@ def _satisfaction(ws: Workspace, case: CaseParams) -> pd.Series:
     """Return each customer's mean satisfaction (CSAT, 1-5) on tickets of the churn look-back, by customer_id."""
     if not ws.exists("clean/tickets"):
         return pd.Series(dtype=float)
-    tickets = ws.read("clean/tickets")
-    if "csat" not in tickets:
+    if "csat" not in ws.columns("clean/tickets"):
         return pd.Series(dtype=float)
+    tickets = ws.read("clean/tickets", columns=["customer_id", "created_at", "csat"])
     end = pd.Timestamp(case.period.end) + pd.Timedelta(days=1)
     start = pd.Timestamp(case.period.end) - pd.DateOffset(months=int(case.thresholds.churn.lookback_months))
     inside = tickets[(tickets["created_at"] >= start) & (tickets["created_at"] < end)]

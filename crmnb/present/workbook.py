@@ -17,6 +17,7 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from crmnb.handoffs import Handoff, Workspace, sheets
 from crmnb.params.model import CaseParams
@@ -147,10 +148,10 @@ def _width(col: str, values: list) -> float:
     return min(max(longest * (1.8 if cjk else 1.1) + 2, 8), 60)
 
 
-def print_setup(ws, rows: int, one_page: bool, lang: str) -> None:
+def print_setup(ws, rows: int, columns: int, one_page: bool, lang: str) -> None:
     """Set a sheet to print on A4 landscape, fitted to the width (and height if ``one_page``), header repeated."""
     ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 1 if one_page else 0  # 0: as many pages down as the rows need
@@ -159,8 +160,53 @@ def print_setup(ws, rows: int, one_page: bool, lang: str) -> None:
     ws.page_margins.left = ws.page_margins.right = 0.4
     ws.oddFooter.center.text = t("sheet.footer", lang)
     if rows > LONG_TABLE_ROWS:
-        ws.auto_filter.ref = f"A1:{get_column_letter(ws.max_column)}{rows + 1}"
+        ws.auto_filter.ref = f"A1:{get_column_letter(max(columns, 1))}{rows + 1}"
     ws.freeze_panes = "A2"
+
+
+MAX_SHEET_ROWS = 50_000
+"""The most rows a sheet holds (a per-customer list of a large company: value tiers, churn warning); the rest
+stay in the hand-off the sheet is built from, which the sheet's last row names. Excel itself stops at 1,048,576."""
+
+
+def _shown_column(values: pd.Series, lang: str, col: str) -> list:
+    """Return a column's cells as :func:`_shown` and :func:`_cell_value` give them, each distinct value worded once."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return [None if pd.isna(v) else v.to_pydatetime() for v in values]
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+        if not pd.api.types.is_bool_dtype(values):
+            return [None if pd.isna(v) else v for v in values.astype(object)]
+    seen: dict = {}
+    out = []
+    for v in values.tolist():
+        try:
+            got = seen.get(v, seen)
+            if got is seen:
+                got = seen[v] = _cell_value(_shown(v, lang, col))
+        except TypeError:  # an unhashable value: worded on its own
+            got = _cell_value(_shown(v, lang, col))
+        out.append(got)
+    return out
+
+
+def _cells(ws, values: list, formats: list) -> list:
+    """Return a column's cells for ``ws.append``: text kept text, numbers and dates with their formats."""
+    from openpyxl.cell import WriteOnlyCell
+
+    out = []
+    for v, fmt in zip(values, formats):
+        if v is None or isinstance(v, bool):
+            out.append(v)
+            continue
+        cell = WriteOnlyCell(ws, value=v)
+        if isinstance(v, str):
+            cell.data_type = "s"  # '=SUM(…)' from the CRM stays text
+        elif fmt and isinstance(v, (int, float)):
+            cell.number_format = fmt
+        elif hasattr(v, "year"):
+            cell.number_format = fmt if fmt and "yy" in fmt else "yyyy-mm-dd"
+        out.append(cell)
+    return out
 
 
 def write_sheet(
@@ -173,38 +219,39 @@ def write_sheet(
     lang: str = "en",
     one_page: bool = False,
     template: dict | None = None,
+    source: str = "",
 ) -> None:
     """Add a sheet: headers and categories in ``lang``, formats per kind of value, print set-up; text is never a formula.
 
     ``template`` (the values its headers name, such as the look-back's months) marks one of the method's templates.
+    A table longer than :data:`MAX_SHEET_ROWS` shows its first rows and says where the rest are (``source``). Works
+    in a write-only workbook (widths and frozen header set before the rows), as :func:`build_workbook` writes one.
     """
+    from openpyxl.cell import WriteOnlyCell
+
     ws = wb.create_sheet(re.sub(r"[:\\/?*\[\]]", " ", name)[:31])
     if shown_columns(df) != list(df.columns):  # a metric's id beside its name is the code name of the name
         df = df.drop(columns="metric").rename(columns={"name": "metric"})  # headed as what it names
+    total, df = len(df), df.iloc[:MAX_SHEET_ROWS]
     formats = _formats(df, percent, money)
     headers = [header(str(c), lang, template is not None, **(template or {})) for c in df.columns]
-    ws.append([safe_text(h) for h in headers])
-    for cell in ws[1]:
+    columns = [_shown_column(df[c], lang, str(c)) for c in df.columns]
+    for j, (head, values) in enumerate(zip(headers, columns), start=1):
+        ws.column_dimensions[get_column_letter(j)].width = _width(head, values)
+    print_setup(ws, len(df), len(df.columns), one_page, lang)
+    top = []
+    for h in headers:
+        cell = WriteOnlyCell(ws, value=safe_text(h))
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
         cell.alignment = Alignment(vertical="center", wrap_text=True)
-    for row in df.itertuples(index=False):
-        ws.append([_cell_value(_shown(v, lang, str(c))) for c, v in zip(df.columns, row)])
+        top.append(cell)
+    ws.append(top)
+    for row in zip(*[_cells(ws, values, fmts) for values, fmts in zip(columns, formats)]):
+        ws.append(list(row))
     if df.empty:
         ws.append([t("sheet.empty", lang)])
-    for j in range(1, len(df.columns) + 1):
-        letter = get_column_letter(j)
-        cells = ws[letter][1 : len(df) + 1]
-        ws.column_dimensions[letter].width = _width(headers[j - 1], [c.value for c in cells])
-        for cell, fmt in zip(cells, formats[j - 1]):
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # '=SUM(…)' from the CRM stays text
-            elif isinstance(cell.value, bool):
-                continue
-            elif fmt and isinstance(cell.value, (int, float)):
-                cell.number_format = fmt
-            elif hasattr(cell.value, "year"):
-                cell.number_format = fmt if fmt and "yy" in fmt else "yyyy-mm-dd"
-    print_setup(ws, len(df), one_page, lang)
+    if total > len(df):
+        ws.append([t("sheet.more_rows", lang, shown=f"{len(df):,}", total=f"{total:,}", source=source)])
 
 
 def sheet_title(h: Handoff, lang: str) -> str:
@@ -225,8 +272,7 @@ def sheet_frame(h: Handoff, case: CaseParams, ws: Workspace) -> pd.DataFrame:
 
 def build_workbook(case: CaseParams, ws: Workspace) -> Path:
     """Write ``tables.xlsx``: a sheet per hand-off the catalogue gives one (crmnb.handoffs.HANDOFFS), in its order."""
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)  # rows streamed to the file: a large case's sheets are never all held as cells
     for h in sheets():
         if ws.exists(h.name):
             df = sheet_frame(h, case, ws)
@@ -241,6 +287,7 @@ def build_workbook(case: CaseParams, ws: Workspace) -> Path:
                 lang=case.language,
                 one_page=h.sheet.one_page,
                 template=template,
+                source=f"data/{h.name}.parquet",
             )
     out = ws.folder / "tables.xlsx"
     wb.save(out)
