@@ -9,25 +9,24 @@ change source by source (:mod:`crmnb.analysis.why_changed`).
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pandas as pd
 
 from crmnb.analysis.why_changed import attribute, data_end, goal_units
+from crmnb.handoffs import Tables
 from crmnb.params.files import case_settings
 from crmnb.run.history import SINCE, UNITS_HANDOFF, case_folder, previous_run, public_settings, read_json, read_units
 
 
-def clean_tables(data: Path) -> dict[str, pd.DataFrame]:
-    """Return the run's cleaned tables (``data/clean/<table>.parquet``) that are there."""
-    from crmnb.intake.schema import TABLES
+def clean_tables(ws) -> Tables:
+    """Return the run's cleaned tables that were written (but the receipts), each read only if it must be.
 
-    out = {}
-    for name in TABLES:
-        path = data / "clean" / f"{name}.parquet"
-        if name != "receipts" and path.is_file():
-            out[name] = pd.read_parquet(path)
-    return out
+    The goal metric's units are queried from the files where the metric can be (:mod:`crmnb.analysis.metric_sql`):
+    a large case's tables are not all read into memory to build the report.
+    """
+    tables = ws.tables("clean")
+    for name in list(tables):
+        if name == "receipts" or not (ws.data / "clean" / f"{name}.parquet").is_file():
+            del tables[name]
+    return tables
 
 
 def basis(case, tables: dict) -> dict:
@@ -98,7 +97,7 @@ def since_last_run(case, ws) -> dict | None:
     from crmnb.run.history import snapshot
 
     folder = case_folder(ws.root, case.case_id)
-    tables = clean_tables(ws.data)
+    tables = clean_tables(ws)
     here = basis(case, tables)
     units = goal_units(tables, case.goal.metric, case.windows["after"], case.department, here["opts"])
     if units is not None:
