@@ -410,6 +410,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the crmnb command line."""
+    from crmnb.run.kernel import skip_unused_slow_imports
+
+    skip_unused_slow_imports()  # `crmnb report` and `email` read notebooks too: 1.5 s of an unused grammar
     p = parser()
     args = p.parse_args(argv)
     if args.command == "batch" and args.jobs is not None and args.jobs < 1:

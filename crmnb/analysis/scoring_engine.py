@@ -152,9 +152,9 @@ class FeatureFiles:
     paths: dict[str, Path]
 
     def _sql(self, sql: str, **params) -> pd.DataFrame:
-        from crmnb.frames import connect
+        from crmnb.analysis.metric_engine import cursor
 
-        con = connect()
+        con = cursor()  # on the shared database: 25 queries a step, each a new database cost 50 ms
         try:
             files = {
                 "opps": "opportunities",
