@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmnb.intake.ahead import read_ahead
 from crmnb.intake.checks import (
     KEEP_ROWS,
     PROBLEM_COLUMNS,
@@ -173,7 +174,7 @@ def take_in_streamed(
         readers.insert(0, lambda: iter_csv_batches(loc.path, sep, header, BATCH_ROWS))
     for reader in readers:
         try:
-            batches = _guarded(reader())
+            batches = _guarded(read_ahead(reader()))
             return _streamed(case, name, loc, key, target, options, batches, (enc, sep, notes, prepare))
         except _Unread:
             continue
