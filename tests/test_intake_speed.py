@@ -120,3 +120,19 @@ def test_batch_writer_raises_a_failed_write(tmp_path) -> None:
         out.write(pd.DataFrame({"a": [1, 2]}))
         out.write(pd.DataFrame({"a": ["x", "y"]}))
     assert not any(t.name.startswith("crmnb-write") and t.is_alive() for t in threading.enumerate())
+
+
+def test_utm_columns_are_each_rows_own_parameters_as_text() -> None:
+    """Each row gets the parameters of its own address; a value the export has is kept; missing stays missing."""
+    from crmnb.intake.utm import add_utm, utm_of
+
+    urls = ["https://x.cn/a?utm_source=Baidu&utm_medium=CPC&utm_campaign=CMP001", None, "https://x.cn/b", "bad"] * 3
+    had = ["wechat", None, None, None] * 3
+    df = pd.DataFrame({"landing_url": pd.Series(urls, dtype="str"), "utm_source": pd.Series(had, dtype="str")})
+    got = add_utm(df, "leads")
+    for i, url in enumerate(urls):
+        want = list(utm_of(url))
+        want[0] = had[i] or want[0]
+        row = [None if pd.isna(v) else v for v in got.loc[i, ["utm_source", "utm_medium", "utm_campaign"]]]
+        assert row == want
+    assert all(got[c].dtype == got["landing_url"].dtype for c in ("utm_source", "utm_medium", "utm_campaign"))
