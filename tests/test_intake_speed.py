@@ -136,3 +136,18 @@ def test_utm_columns_are_each_rows_own_parameters_as_text() -> None:
         row = [None if pd.isna(v) else v for v in got.loc[i, ["utm_source", "utm_medium", "utm_campaign"]]]
         assert row == want
     assert all(got[c].dtype == got["landing_url"].dtype for c in ("utm_source", "utm_medium", "utm_campaign"))
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\n", "\x1f", "\u00a0", "\u3000", "\u2009"])
+def test_trimming_finds_every_blank_arrow_trims(blank: str) -> None:
+    """A blank Arrow trims, at either end of any one value, is trimmed; text with none is left as it is."""
+    from crmnb.intake.parse import _trimmed
+
+    plain = ["C001", "a b", None, "", "2025-03-04 10:00"] * 40
+    assert _trimmed(pd.Series(plain, dtype="str")).tolist() == pd.Series(plain, dtype="str").tolist()
+    for at in (0, 1):
+        values = list(plain)
+        values[77] = blank + "x" if at == 0 else "x" + blank
+        got = _trimmed(pd.Series(values, dtype="str"))
+        assert got.iloc[77] == "x"
+        assert got.tolist()[:5] == pd.Series(plain[:5], dtype="str").tolist()

@@ -119,7 +119,7 @@ def parse_dates(values: pd.Series, timezone: str | None = None) -> tuple[pd.Seri
     >>> list(fmt)
     ['YYYY-MM-DD hh:mm:ss', 'YYYY/M/D hh:mm', None]
     """
-    text = values.astype("string").str.strip()
+    text = _trimmed(values.astype("string"))
     if not _repeats(text):  # times to the second are mostly distinct: finding the distinct ones costs more
         return _parse_text(text.set_axis(values.index), timezone)
     # each distinct text is read once: a date column repeats its values (days, times to the minute)
@@ -351,7 +351,7 @@ def _text(s: pd.Series) -> pd.Series:
     """Return text with surrounding blanks removed, except a tab or CR before a formula (``\\t=1+1``): that
     value is kept as written, so the workbook still sees and disarms it rather than a bare ``=1+1``."""
     text = s.astype("str")  # Arrow-backed text: a tenth of the memory of objects
-    stripped = text.str.strip()
+    stripped = _trimmed(text)
     # only a value holding a tab or CR can be armed: test those few by the pattern, not every value
     maybe = np.flatnonzero(_holds_any(text, ("\t", "\r")))
     if not len(maybe):
@@ -371,6 +371,31 @@ def _holds_any(text: pd.Series, parts: tuple[str, ...]) -> np.ndarray:
     for part in parts[1:]:
         found = pc.or_(found, pc.match_substring(arr, part))
     return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _trimmed(text: pd.Series) -> pd.Series:
+    """Return Arrow-backed text with surrounding blanks removed: the text itself when no value can have any."""
+    return text.str.strip() if _may_have_blanks(pa.array(text, from_pandas=True)) else text
+
+
+def _may_have_blanks(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Return False when no value of Arrow text begins or ends with a byte that may be blank: a control
+    character, a space, or any byte of a character past ASCII (ids, codes, dates, addresses). Trimming
+    such text, as Arrow does (Python's blanks), changes nothing, so it is not done."""
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return True
+        _, offsets, data = chunk.buffers()
+        if data is None or not len(chunk):
+            continue
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        at = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1].astype(np.int64)
+        full = at[1:] > at[:-1]  # an empty value has no byte to trim
+        held = np.frombuffer(data, dtype=np.uint8)
+        ends = np.concatenate([held[at[:-1][full]], held[at[1:][full] - 1]])
+        if ((ends < 0x21) | (ends >= 0x7F)).any():
+            return True
+    return False
 
 
 def _bytes_hold(arr: pa.Array | pa.ChunkedArray, parts: tuple[str, ...]) -> bool:
