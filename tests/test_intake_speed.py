@@ -54,11 +54,12 @@ def test_read_ahead_stops_reading_when_the_caller_stops() -> None:
         finally:
             closed.set()
 
+    before = {t for t in threading.enumerate() if t.name == "crmnb-read"}
     it = read_ahead(batches())
     assert next(it) == 0
     it.close()
     assert closed.wait(5)
-    assert not any(t.name == "crmnb-read" and t.is_alive() for t in threading.enumerate())
+    assert {t for t in threading.enumerate() if t.name == "crmnb-read" and t.is_alive()} <= before
 
 
 def test_holds_any_by_bytes_agrees_with_a_search_of_each_value() -> None:
@@ -151,3 +152,33 @@ def test_trimming_finds_every_blank_arrow_trims(blank: str) -> None:
         got = _trimmed(pd.Series(values, dtype="str"))
         assert got.iloc[77] == "x"
         assert got.tolist()[:5] == pd.Series(plain[:5], dtype="str").tolist()
+
+
+def test_contacts_rewritten_and_keyed_from_arrow_as_from_objects() -> None:
+    """A contact written other than normalised is flagged (one that normalises to nothing too, a missing one
+    not), and its key is the same whether its distinct values are found by pandas or by Arrow."""
+    from crmnb.intake.duplicates import normalise_phone
+    from crmnb.intake.protect import _as_arrow, _rewritten, keyed
+
+    src = pd.Series(["13812345678", "+86 138-1234-5678", None, "abc", "13912345678", "13812345678"], dtype="str")
+    new = normalise_phone(src)
+    assert _rewritten(src, _as_arrow(new)).tolist() == [False, True, False, True, False, False]
+    by_objects, by_arrow = keyed(new, b"k"), keyed(new, b"k", _as_arrow(new))
+    assert by_arrow.tolist() == by_objects.tolist()
+    assert by_arrow[0] == by_arrow[1] == by_arrow[5] != by_arrow[4]
+    assert by_arrow[2] is None and by_arrow[3] is None
+
+
+def test_no_thread_reads_on_after_a_table_is_taken_in(tmp_path) -> None:
+    """After step 2 took in a table, in batches or (having started in batches) whole, no reading thread is left."""
+    from crmnb.intake.sources import Located, TableSource
+    from crmnb.intake.stream import Whole, take_in_streamed
+
+    path = tmp_path / "visits.csv"
+    path.write_text("visit_id,customer_id,visited_at,department,owner_rep\nV1,C1,2025-01-02 10:00:00,d,r\n")
+    loc = Located("visits", "csv", TableSource(file="visits.csv"), path=path)
+    try:
+        take_in_streamed(object(), "visits", loc, None, tmp_path / "out.parquet", {})
+    except Whole:
+        pass
+    assert not any(t.name == "crmnb-read" and t.is_alive() for t in threading.enumerate())
