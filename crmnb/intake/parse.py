@@ -119,7 +119,7 @@ def parse_dates(values: pd.Series, timezone: str | None = None) -> tuple[pd.Seri
     >>> list(fmt)
     ['YYYY-MM-DD hh:mm:ss', 'YYYY/M/D hh:mm', None]
     """
-    text = values.astype("string").str.strip()
+    text = _trimmed(values.astype("string"))
     if not _repeats(text):  # times to the second are mostly distinct: finding the distinct ones costs more
         return _parse_text(text.set_axis(values.index), timezone)
     # each distinct text is read once: a date column repeats its values (days, times to the minute)
@@ -351,7 +351,7 @@ def _text(s: pd.Series) -> pd.Series:
     """Return text with surrounding blanks removed, except a tab or CR before a formula (``\\t=1+1``): that
     value is kept as written, so the workbook still sees and disarms it rather than a bare ``=1+1``."""
     text = s.astype("str")  # Arrow-backed text: a tenth of the memory of objects
-    stripped = text.str.strip()
+    stripped = _trimmed(text)
     # only a value holding a tab or CR can be armed: test those few by the pattern, not every value
     maybe = np.flatnonzero(_holds_any(text, ("\t", "\r")))
     if not len(maybe):
@@ -365,10 +365,57 @@ def _holds_any(text: pd.Series, parts: tuple[str, ...]) -> np.ndarray:
     """Return, per value, whether it holds any of ``parts`` (plain text, no pattern): Arrow's substring
     search, several times as fast as a character class by regular expression."""
     arr = pa.array(text, type=pa.large_string(), from_pandas=True)
+    if not _bytes_hold(arr, parts):  # most columns: no value holds any, told by one scan of the bytes
+        return np.zeros(len(arr), dtype=bool)
     found = pc.match_substring(arr, parts[0])
     for part in parts[1:]:
         found = pc.or_(found, pc.match_substring(arr, part))
     return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _trimmed(text: pd.Series) -> pd.Series:
+    """Return Arrow-backed text with surrounding blanks removed: the text itself when no value can have any."""
+    return text.str.strip() if _may_have_blanks(pa.array(text, from_pandas=True)) else text
+
+
+def _may_have_blanks(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Return False when no value of Arrow text begins or ends with a byte that may be blank: a control
+    character, a space, or any byte of a character past ASCII (ids, codes, dates, addresses). Trimming
+    such text, as Arrow does (Python's blanks), changes nothing, so it is not done."""
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return True
+        _, offsets, data = chunk.buffers()
+        if data is None or not len(chunk):
+            continue
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        at = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        if at[-1] == at[0]:
+            continue
+        held = np.frombuffer(data, dtype=np.uint8)
+        # each value's first and last byte; an empty value's lands on a neighbour's byte, which only makes
+        # the answer True more often; a byte outside printable ASCII (0x21-0x7E) wraps to 0x5E or more
+        first = held[np.minimum(at[:-1], at[-1] - 1)]
+        last = held[np.maximum(at[1:] - 1, at[0])]
+        if ((first - 0x21) >= 0x5E).any() or ((last - 0x21) >= 0x5E).any():
+            return True
+    return False
+
+
+def _bytes_hold(arr: pa.Array | pa.ChunkedArray, parts: tuple[str, ...]) -> bool:
+    """Return False when no byte of a text array's values is one of ``parts`` (single ASCII characters):
+    then no value holds any. True when one may (or a part is longer): the values are then searched."""
+    if any(len(p) != 1 or not p.isascii() for p in parts):
+        return True
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        _, offsets, data = chunk.buffers()
+        if data is None or not len(chunk):
+            continue
+        at = np.frombuffer(offsets, dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
+        held = np.frombuffer(data, dtype=np.uint8)[at[0] : at[-1]]
+        if any(np.any(held == ord(p)) for p in parts):
+            return True
+    return False
 
 
 _ARMED = r"\s*[\t\r]\s*[=+\-@]"

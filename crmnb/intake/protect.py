@@ -56,13 +56,19 @@ def contact_key(case_id: str) -> bytes:
     return hmac.new(secret.encode("utf-8"), f"crmnb contact key {case_id}".encode(), hashlib.sha256).digest()
 
 
-def keyed(values: pd.Series, key: bytes) -> pd.Series:
-    """Return each value's HMAC-SHA256 under ``key`` (32 hex digits); missing stays missing.
+def keyed(values: pd.Series, key: bytes, arr: pa.Array | None = None) -> pd.Series:
+    """Return each value's HMAC-SHA256 under ``key`` (32 hex digits); missing stays missing. ``arr``: the
+    values as Arrow text, when the caller has them (their distinct values are then found by Arrow).
 
     >>> keyed(pd.Series(["13812345678", None, "13812345678"]), b"k").tolist()
     ['c365caf352e309a6776df9ae371e47d9', None, 'c365caf352e309a6776df9ae371e47d9']
     """
-    codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
+    if arr is None:
+        codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
+    else:
+        found = pc.dictionary_encode(arr)
+        codes = pc.fill_null(found.indices, -1).to_numpy(zero_copy_only=False)
+        distinct = found.dictionary.to_pylist()
     inner, outer = _pads(key)
     out = []
     for v in distinct:  # each distinct value once; HMAC written out (RFC 2104) from the keyed pads' states
@@ -89,10 +95,11 @@ _PLAIN = {"phone": r"^[0-9]{7,}$", "email": r"^[a-z0-9._%+-]+@[a-z0-9.-]+$"}
 (seven or more) and ASCII addresses with one @; any other value is masked by the function itself."""
 
 
-def masked_contacts(new: pd.Series, col: str, mask: Any) -> pd.Series:
+def masked_contacts(new: pd.Series, col: str, mask: Any, arr: pa.Array | None = None) -> pd.Series:
     """Return normalised contacts masked as ``mask`` masks each (``138****5678``, ``z***@x.cn``), the plain ones
-    (:data:`_PLAIN`) by Arrow's string kernels at once, the rest one by one; missing stays missing."""
-    arr = pa.array(new.astype(object), type=pa.large_string(), from_pandas=True)
+    (:data:`_PLAIN`) by Arrow's string kernels at once, the rest one by one; missing stays missing.
+    ``arr``: the contacts as Arrow text (:func:`_as_arrow`), when the caller has them."""
+    arr = _as_arrow(new) if arr is None else arr
     plain = np.asarray(pc.fill_null(pc.match_substring_regex(arr, _PLAIN[col]), False), dtype=bool)
     if col == "phone":
         built = pc.binary_join_element_wise(
@@ -122,6 +129,21 @@ def masked_text(s: pd.Series) -> pd.Series:
     return out
 
 
+def _as_arrow(new: pd.Series) -> pa.Array:
+    """Return normalised contacts (Python strings, None where missing) as Arrow text."""
+    return pa.array(new.astype(object), type=pa.large_string(), from_pandas=True)
+
+
+def _rewritten(src: pd.Series, new: pa.Array) -> np.ndarray:
+    """Return, per row, whether a contact was written (``src``) other than normalised (``new``): a value
+    that normalises to nothing counts, a missing one does not. Compared by Arrow, byte for byte."""
+    written = pa.array(src.astype("str"), type=pa.large_string(), from_pandas=True)
+    if isinstance(written, pa.ChunkedArray):
+        written = written.combine_chunks()
+    other = pc.fill_null(pc.not_equal(new, written), True)
+    return np.asarray(pc.and_(pc.is_valid(written), other).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def protect(got: Intake, key: bytes) -> None:
     """Replace the contacts of one taken-in table by their keys and masked forms, and mask its notes.
 
@@ -133,9 +155,10 @@ def protect(got: Intake, key: bytes) -> None:
         if col not in df.columns:
             continue
         src, new = df[col], normalise(df[col])
-        df[REWRITTEN_COLUMNS[col]] = (src.notna() & (new.astype(object) != src.astype(object))).to_numpy()
-        df[KEY_COLUMNS[col]] = keyed(new, key)
-        df[col] = masked_contacts(new, col, mask)
+        arr = _as_arrow(new)  # once, for the three uses below
+        df[REWRITTEN_COLUMNS[col]] = _rewritten(src, arr)
+        df[KEY_COLUMNS[col]] = keyed(new, key, arr)
+        df[col] = masked_contacts(new, col, mask, arr)
     for col in FREE_TEXT:
         if col in df.columns:
             df[col] = masked_text(df[col])

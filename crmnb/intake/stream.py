@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmnb.intake.ahead import read_ahead
 from crmnb.intake.checks import (
     KEEP_ROWS,
     PROBLEM_COLUMNS,
@@ -172,24 +173,31 @@ def take_in_streamed(
     if codecs.lookup(enc).name in ("utf-8", "utf-8-sig"):  # Arrow skips a BOM itself
         readers.insert(0, lambda: iter_csv_batches(loc.path, sep, header, BATCH_ROWS))
     for reader in readers:
+        batches = _guarded(read_ahead(reader()))
         try:
-            batches = _guarded(reader())
             return _streamed(case, name, loc, key, target, options, batches, (enc, sep, notes, prepare))
         except _Unread:
             continue
+        finally:
+            batches.close()  # the thread reading ahead stops now, not when the generator is collected
     raise Whole("no reader reads the file in batches")
 
 
 def _guarded(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Yield the batches of a reader; raise :class:`_Unread` where the reader fails."""
-    while True:
-        try:
-            raw = next(batches)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise _Unread(f"{type(exc).__name__}: {exc}") from exc
-        yield raw
+    try:
+        while True:
+            try:
+                raw = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _Unread(f"{type(exc).__name__}: {exc}") from exc
+            yield raw
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: dict, batches, how) -> Intake:

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmnb.intake.schema import TABLES, UTM_COLUMNS
 
@@ -43,12 +45,15 @@ def add_utm(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """Fill the UTM columns of a table whose schema has them from its landing URLs, in place; return it."""
     if URL_COLUMN not in TABLES[name].columns or URL_COLUMN not in table or table.empty:
         return table
-    # each distinct address parsed once: a campaign's landing page repeats over its leads
-    codes, distinct = pd.factorize(table[URL_COLUMN].to_numpy(dtype=object), use_na_sentinel=True)
+    # each distinct address parsed once (found by Arrow, without a Python string per row): a campaign's
+    # landing page repeats over its leads
+    codes, distinct = pd.factorize(table[URL_COLUMN], use_na_sentinel=True)
     found = np.array([*(utm_of(u) for u in distinct), (None, None, None)], dtype=object).reshape(-1, 3)
-    rows = found[np.where(codes < 0, len(distinct), codes)]
-    parsed = pd.DataFrame(rows, columns=list(UTM_COLUMNS), index=table.index).astype(object)
-    for col in UTM_COLUMNS:
-        had = table[col] if col in table else pd.Series(None, index=table.index, dtype=object)
-        table[col] = had.astype(object).where(had.notna(), parsed[col]).astype(table[URL_COLUMN].dtype)
+    at = pa.array(np.where(codes < 0, len(distinct), codes))
+    dtype = table[URL_COLUMN].dtype
+    for i, col in enumerate(UTM_COLUMNS):
+        parsed = pa.array(found[:, i], type=pa.large_string()).take(at)
+        if col in table and table[col].notna().any():
+            parsed = pc.coalesce(pa.array(table[col].astype(dtype), type=pa.large_string(), from_pandas=True), parsed)
+        table[col] = pd.Series(pd.array(parsed, dtype=dtype), index=table.index)
     return table

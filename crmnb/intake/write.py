@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,17 @@ def few_values(table: pa.Table, share: float = 0.01) -> list[str]:
     return [
         f.name
         for f in table.schema
-        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
-        and pc.count_distinct(table[f.name]).as_py() <= limit
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and _at_most(table[f.name], limit)
     ]
+
+
+def _at_most(column: pa.ChunkedArray, limit: int) -> bool:
+    """Return True when a column has at most ``limit`` distinct values. Its first rows are counted first:
+    more than ``limit`` there (ids, keys, notes) settles it without hashing the whole column."""
+    head = column.slice(0, 4 * limit)
+    if len(head) < len(column) and pc.count_distinct(head).as_py() > limit:
+        return False
+    return pc.count_distinct(column).as_py() <= limit
 
 
 class BatchWriter:
@@ -30,6 +39,9 @@ class BatchWriter:
     A column with no value in the first batch (a contact key where no row has a phone) is typed null
     by Arrow, as writing the whole table would type it when it stays without a value to the end; a
     later batch that has a value in it retypes the rows written so far (:meth:`_widen`), once.
+
+    Each batch is encoded and written in a thread of its own while the next batch is taken in (Arrow lets
+    go of Python meanwhile); one write at most is under way, so one batch at most is held for it.
     """
 
     def __init__(self, path: Path, options: dict[str, Any]) -> None:
@@ -38,6 +50,8 @@ class BatchWriter:
         self.options = dict(options)
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
 
     def write(self, df) -> None:
         """Append one batch (a pandas frame with the columns and dtypes of the first)."""
@@ -52,11 +66,31 @@ class BatchWriter:
             for f in table.schema
             if not pa.types.is_null(f.type) and pa.types.is_null(self.schema.field(f.name).type)
         }
+        self._wait()
         if wider:
             self._widen(wider)
         if not table.schema.equals(self.schema, check_metadata=False):
             table = table.cast(self.schema)
-        self.writer.write_table(table, row_group_size=self.options.get("row_group_size"))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="crmnb-write")
+        self._pending = self._pool.submit(self.writer.write_table, table, self.options.get("row_group_size"))
+
+    def _wait(self) -> None:
+        """Wait for the write under way, if any; raise what it raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _stop(self) -> None:
+        """Wait for the write under way, whatever it raises, and let the writing thread go."""
+        try:
+            if self._pending is not None:
+                self._pending.exception()
+        finally:
+            self._pending = None
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
     def _opts(self) -> dict[str, Any]:
         return {k: v for k, v in self.options.items() if k != "row_group_size"}
@@ -82,8 +116,12 @@ class BatchWriter:
         """Finish the file."""
         if self.writer is None:
             return
-        self.writer.close()
-        self.writer = None
+        try:
+            self._wait()
+        finally:
+            self._stop()
+            self.writer.close()
+            self.writer = None
         if self.target != self.path:
             self.target.replace(self.path)
 
@@ -92,6 +130,7 @@ class BatchWriter:
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is not None and self.writer is not None:
+            self._stop()
             self.writer.close()
             self.writer = None
             if self.target != self.path:
