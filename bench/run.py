@@ -216,6 +216,8 @@ def write_case(source: str, folder: Path, data: Path, case_id: str | None = None
     settings = yaml.safe_load((PARAMETERS / f"{source}.yaml").read_text(encoding="utf-8"))
     settings["case_id"] = case_id or settings["case_id"]
     settings.setdefault("data", {})["dir"] = str(data)
+    # measured, not stopped by the case's own limits (a 1000x step 2 is one cell of more than the default 600 s)
+    settings["timeout_minutes"], settings["cell_timeout_seconds"] = 24 * 60, 24 * 3600
     path = folder / f"{settings['case_id']}.yaml"
     path.write_text(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
