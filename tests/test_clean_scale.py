@@ -1,5 +1,6 @@
-"""Cleaning over the intake hand-offs at scale: repeated keys found by their hashes, and a cleaned table's
-values checked while it is written, give what the plain computation gives and name what fails."""
+"""Cleaning over the intake hand-offs at scale: repeated keys found by their hashes, duplicate customers found
+over the records that share a contact only, a cleaned table's values checked while it is written: each gives
+what the plain computation gives, and names what fails."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from crmnb.errors import DataError
 from crmnb.handoffs import Workspace, save_cleaned
 from crmnb.intake import clean_engine, clean_tables
 from crmnb.intake.cleaning import clean
+from crmnb.intake.schema import ROW
 
 
 def test_later_repeats_on_a_file_are_what_pandas_duplicated_finds(tmp_path):
@@ -84,3 +86,43 @@ def test_a_file_whose_keys_do_not_repeat_is_told_in_one_pass(tmp_path, keys, rep
     src = tmp_path / "t.parquet"
     pq.write_table(pa.table({"k": pa.array(keys, type=pa.large_string())}), src)
     assert clean_engine.may_repeat(src, "k") is repeats
+
+
+def test_duplicate_customers_are_the_connected_records_merged_into_the_earliest():
+    """Records linked by a phone or an e-mail, directly or through others: each merges into its group's
+    earliest record (then smallest id); recomputed by a plain walk over the links."""
+    from crmnb.intake.duplicates import find_duplicate_customers
+
+    rng = np.random.default_rng(11)
+    n = 300
+    phones = [f"1380000{k:04d}" if k < 60 else None for k in rng.integers(0, 400, n)]
+    emails = [f"u{k}@x.cn" if k < 50 else None for k in rng.integers(0, 400, n)]
+    created = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 40, n), unit="D")
+    ids = [f"C{i:03d}" for i in rng.permutation(n)]
+    cust = pd.DataFrame({"customer_id": ids, "created_at": created, ROW: range(1, n + 1)})
+    cust["phone"], cust["email"] = phones, emails
+    links: dict[int, set[int]] = {i: set() for i in range(n)}
+    for col in ("phone", "email"):
+        for _, g in cust[cust[col].notna()].groupby(col):
+            for i in g.index:
+                links[i] |= set(g.index)
+    want, seen = {}, set()
+    for i in range(n):
+        if i in seen:
+            continue
+        group, todo = set(), [i]
+        while todo:
+            j = todo.pop()
+            if j not in group:
+                group.add(j)
+                todo.extend(links[j])
+        seen |= group
+        keep = min(group, key=lambda j: (cust.loc[j, "created_at"], cust.loc[j, "customer_id"]))
+        want |= {cust.loc[j, "customer_id"]: cust.loc[keep, "customer_id"] for j in group if j != keep}
+    got = find_duplicate_customers(cust)
+    assert len(want) > 20
+    assert dict(zip(got["duplicate_id"], got["kept_id"])) == want
+    assert set(got["match_on"]) <= {"phone", "e-mail"}
+    assert got["duplicate_row"].tolist() == [
+        int(cust.set_index("customer_id").loc[c, ROW]) for c in got["duplicate_id"]
+    ]
