@@ -231,12 +231,14 @@ def copy_checked(batches: Iterator[pd.DataFrame], src: Path, path: Path, check: 
     return rows
 
 
-def _passes(name: str, path: Path) -> bool:
+def _passes(name: str, path: Path, failing: int | None = None) -> bool:
     """Return True when a table's Parquet file passes its cleaned schema: columns and types by pandera on its
-    empty frame, values by DuckDB over the whole file."""
+    empty frame, values by DuckDB over the whole file (or ``failing``, their count made while it was written)."""
     check = Checker(name)
     check(pq.read_schema(path).empty_table().to_pandas())
-    return not check.found and clean_engine.failures(path, name) == 0
+    if check.found:
+        return False
+    return (clean_engine.failures(path, name) if failing is None else failing) == 0
 
 
 def _batches_of(path: Path) -> Iterator[pd.DataFrame]:
@@ -254,13 +256,14 @@ def write_by_engine(name: str, src: Path, plan: Plan, source: Source, path: Path
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
+    failing = None  # counted over the file once copied
     if plan.unchanged:
         shutil.copyfile(src, part)
         rows = source.rows(name)
     else:
         empty = source.empty(name).drop(columns=[c for c in plan.drop if c in source.columns(name)])
-        rows = clean_engine.write_table(src, plan, source.rows(name), empty, part)
-    if not _passes(name, part):
+        rows, failing = clean_engine.write_table(src, plan, source.rows(name), empty, part, name)
+    if not _passes(name, part, failing):
         check = Checker(name)
         for batch in _batches_of(part):
             check(batch)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 import pandas as pd
+import pyarrow as pa
 
 from crmnb.errors import DataError
 from crmnb.intake.clean_tables import CleanTables, Table
@@ -48,6 +49,7 @@ def run_rules(book: Ledger, given: Given, rules: list[Rule] | None = None) -> No
                 args = (book, given, table) if per_table else (book, given)
                 rule.apply(*args)
                 book.check_balanced(rule.name)
+                pa.default_memory_pool().release_unused()  # what a rule read goes back to the system
             if per_table:
                 book.narrow(table)  # what the rules across tables do not read is not kept
 

@@ -178,6 +178,12 @@ class Ledger:
             self.plans[table].repoint[column] = {**self.plans[table].repoint.get(column, {}), **to}
         return n
 
+    def repoint_on_file(self, table: str, column: str, to: dict, rows: int) -> None:
+        """Note that the ids of ``column`` that ``to`` maps, in ``rows`` kept rows of a table not held, are
+        re-pointed to the ids they map to (as :meth:`repoint` does to a table held)."""
+        if rows:
+            self.plans[table].repoint[column] = {**self.plans[table].repoint.get(column, {}), **to}
+
     def drop_column(self, table: str, column: str) -> None:
         """Leave ``column`` out of the cleaned table."""
         self.tables[table] = self.tables[table].drop(columns=column)
@@ -207,9 +213,10 @@ class Ledger:
 
     def on_file(self, table: str) -> Path | None:
         """Return the Parquet file of ``table`` when the rules may query it there (a table not held, its rows
-        only removed so far), else None: the rules read ``tables[table]``."""
-        plan = self.plans[table]
-        if self.tables.evicts and table not in self.tables and not (plan.repoint or plan.drop or plan.rewrite):
+        only removed, values set to missing and ids re-pointed so far), else None: the rules read
+        ``tables[table]``."""
+        plan = self.plans[table]  # ids re-pointed are re-pointed in the query too (clean_engine.kept_rows)
+        if self.tables.evicts and table not in self.tables and not (plan.drop or plan.rewrite):
             return self.source.file(table)
         return None
 
