@@ -268,3 +268,24 @@ def test_step_2_in_a_jupyter_kernel_takes_exports_in_batches(tmp_path: Path):
     out = "".join(printed)
     assert reply["content"]["status"] == "ok", out
     assert "BATCHES 6 5" in out, out
+
+
+def test_a_fault_that_makes_a_table_be_taken_in_whole_is_said(tmp_path: Path, monkeypatch):
+    """A batch path that fails for no reason in the export falls back to the whole table, with the same hand-off
+    and a warning naming the file and table: the fallback costs the whole table's memory, which nothing else shows."""
+    _write(tmp_path / "exports", customers=_customers(), orders=_orders())
+    case = mini_case(tmp_path / "exports")
+    whole = load_tables(case)
+    monkeypatch.setattr(stream, "BATCH_ROWS", BATCH)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("engine fault, C8 138-0000-0008")
+
+    monkeypatch.setattr(stream, "duplicate_keys", broken)
+    ws = Workspace(tmp_path / "out", case.case_id)
+    with pytest.warns(RuntimeWarning, match=r"customers\.csv \(table 'customers'\): taken in whole") as said:
+        kept = save_intake(ws, iter_tables(case))
+    assert kept["customers"].batches == 0  # taken in whole, as before
+    assert not any("138-0000" in str(w.message) for w in said)  # the exception's text (export values) is not said
+    written = pd.read_parquet(ws.data / "intake" / "customers.parquet")
+    pd.testing.assert_frame_equal(written, _as_written(whole["customers"].table, tmp_path / "customers.parquet"))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmnb.errors import CrmnbError
 from crmnb.intake.ahead import read_ahead
 from crmnb.intake.checks import (
     KEEP_ROWS,
@@ -225,6 +226,8 @@ def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: di
         part.unlink(missing_ok=True)
         found.spill.close()
         found.spill.path.unlink(missing_ok=True)
+        if not isinstance(exc, (Whole, CrmnbError)):
+            _say_whole(loc, name, exc)
         raise exc if isinstance(exc, Whole) else Whole(f"{type(exc).__name__}: {exc}") from exc
     found.spill.close()
     got = _summary(found, loc, enc, sep, notes, dupes)
@@ -235,6 +238,23 @@ def _streamed(case: Any, name: str, loc: Located, key, target: Path, options: di
             got.issue_count = found.spill.total - found.spill.count_at(found.rows) + 1
     part.replace(target)
     return got
+
+
+def _say_whole(loc: Located, name: str, exc: Exception) -> None:
+    """Warn that a table falls back to being taken in whole for a reason no data gives (a fault, not the export).
+
+    The results are the same either way, so nothing else would tell: only the time and the memory, which at a
+    large company's size are the difference between a run and none. The warning names the exception's kind
+    alone: its message may quote the export's values.
+    """
+    import warnings
+
+    warnings.warn(
+        f"{loc.label} (table '{name}'): taken in whole rather than a batch at a time, after an unexpected "
+        f"{type(exc).__name__}; the results are the same, but the whole table is held in memory",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def _how_to_read(loc: Located, name: str) -> tuple[str, str, list[str]]:
