@@ -173,9 +173,8 @@ def _shown_column(values: pd.Series, lang: str, col: str) -> list:
     """Return a column's cells as :func:`_shown` and :func:`_cell_value` give them, each distinct value worded once."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return [None if pd.isna(v) else v.to_pydatetime() for v in values]
-    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
-        if not pd.api.types.is_bool_dtype(values):
-            return [None if pd.isna(v) else v for v in values.astype(object)]
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):  # (a flag is neither)
+        return [None if pd.isna(v) else v for v in values.astype(object)]
     seen: dict = {}
     out = []
     for v in values.tolist():
