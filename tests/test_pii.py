@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from crmnb.intake.schema import TABLES
-from crmnb.present.masking import mask_company, mask_email, mask_frame, mask_name, mask_phone
+from crmnb.present.masking import mask_companies, mask_company, mask_email, mask_frame, mask_name, mask_phone
 
 
 @pytest.mark.parametrize(
@@ -48,6 +48,30 @@ def test_mask_name(raw, masked):
 )
 def test_mask_company(raw, masked):
     assert mask_company(raw) == masked
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+def test_a_column_of_companies_is_masked_as_each_name_is(dtype):
+    """The workbook masks a whole customer list at once: each name comes out as mask_company gives it, with the
+    names a line break ends (where Python's $ matches before it), empty and missing names among them."""
+    names = [
+        "杭州云启科技有限公司",
+        "上海某某贸易有限责任公司",
+        "深圳华信股份有限公司",
+        "Acme Trading Ltd",
+        "有限公司",
+        "华为",
+        "北京某某科技有限公司\n",
+        "科技有限公司 分公司",
+        "",
+        None,
+    ]
+    column = pd.Series(names * 3, dtype=dtype)
+    got = mask_companies(column)
+    each = [mask_company(v) if isinstance(v, str) else None for v in column]
+    assert [v if isinstance(v, str) else None for v in got] == each
+    assert got[6] == "*科技有限公司" and got.isna().tolist() == column.isna().tolist()
+    assert not any("云启" in v or "Acme" in v for v in got.dropna())
 
 
 @pytest.mark.parametrize("fn", [mask_phone, mask_email, mask_name, mask_company])

@@ -14,7 +14,7 @@ import pandas as pd
 
 from crmnb.handoffs import Workspace
 from crmnb.params.model import CaseParams
-from crmnb.present.masking import mask_company
+from crmnb.present.masking import mask_companies
 from crmnb.present.words import fmt_value, t
 
 
@@ -23,7 +23,7 @@ def _customers(ws: Workspace, case: CaseParams) -> pd.DataFrame:
     have = ws.columns("clean/customers")  # a large company's customers: only the columns the sheet shows
     c = ws.read("clean/customers", columns=[k for k in ("customer_id", "company", "name", "industry") if k in have])
     name = c["company"] if "company" in c else c.get("name", c["customer_id"])
-    name = name.map(mask_company) if case.mask_pii else name
+    name = mask_companies(name) if case.mask_pii else name
     industry = c["industry"] if "industry" in c else pd.Series(pd.NA, index=c.index)
     return pd.DataFrame({"customer_id": c["customer_id"], "customer": name, "industry": industry}).drop_duplicates(
         "customer_id"
