@@ -143,6 +143,35 @@ def test_text_that_could_be_a_formula_is_written_with_an_apostrophe(tmp_path):
     assert all(c.data_type == "n" for c in ws["B"][1:])  # a negative number stays a number
 
 
+def test_a_streamed_sheet_keeps_each_rows_own_values_and_formats(tmp_path):
+    """The workbook is written in write-only mode, each formatted value in a cell reused row after row: every
+    row still holds its own numbers, dates and text, each with its column's format, and '#N/A' stays text."""
+    df = pd.DataFrame(
+        {
+            "text": ["=1+1", "#N/A", "华东", None],
+            "amount": [1234.5, None, -7.0, 0.0],
+            "conversion_rate": [0.5, 0.25, None, 1.0],
+            "closed_at": pd.to_datetime(["2025-01-02 10:30", None, "2025-03-04 00:00", "2025-05-06 23:59"]),
+        }
+    )
+    wb = Workbook(write_only=True)
+    write_sheet(wb, "t", df, money=["amount"])
+    wb.save(tmp_path / "t.xlsx")
+    rows = list(openpyxl.load_workbook(tmp_path / "t.xlsx")["t"].iter_rows(min_row=2))
+    got = [[(c.value, c.number_format) if c.value is not None else None for c in row] for row in rows]
+    assert [g[0] for g in got] == [("'=1+1", "General"), ("#N/A", "General"), ("华东", "General"), None]
+    assert rows[1][0].data_type == "s"
+    assert [g[1] for g in got] == [(1234.5, "#,##0"), None, (-7, "#,##0"), (0, "#,##0")]
+    assert [g[2] for g in got] == [(0.5, "0.0%"), (0.25, "0.0%"), None, (1, "0.0%")]
+    when = [(g[3][0].strftime("%Y-%m-%d %H:%M"), g[3][1]) if g[3] else None for g in got]
+    assert when == [
+        ("2025-01-02 10:30", "yyyy-mm-dd hh:mm"),
+        None,
+        ("2025-03-04 00:00", "yyyy-mm-dd hh:mm"),
+        ("2025-05-06 23:59", "yyyy-mm-dd hh:mm"),
+    ]
+
+
 def test_intake_keeps_a_tab_before_a_formula():
     raw = pd.DataFrame(
         {

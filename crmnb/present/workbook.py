@@ -10,7 +10,7 @@ a formula.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -188,24 +188,40 @@ def _shown_column(values: pd.Series, lang: str, col: str) -> list:
     return out
 
 
-def _cells(ws, values: list, formats: list) -> list:
-    """Return a column's cells for ``ws.append``: text kept text, numbers and dates with their formats."""
-    from openpyxl.cell import WriteOnlyCell
+def _cells(ws, values: list, formats: list) -> Iterator:
+    """Yield a column's cells for ``ws.append``, row by row: text kept text, numbers and dates with their formats.
 
-    out = []
+    Plain text and unformatted numbers go as values. A formatted value goes in one cell per format, reused
+    row after row when the workbook is write-only (it writes each appended row before the next is asked for:
+    a million cells of a large case's sheets are then not a million cell objects); a workbook held in memory
+    keeps each row's cells, so it gets a cell of its own for each.
+    """
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ERROR_CODES
+
+    styled: dict[str, WriteOnlyCell] = {}
+    reuse = bool(getattr(ws.parent, "write_only", False))
     for v, fmt in zip(values, formats):
         if v is None or isinstance(v, bool):
-            out.append(v)
-            continue
-        cell = WriteOnlyCell(ws, value=v)
-        if isinstance(v, str):
-            cell.data_type = "s"  # '=SUM(…)' from the CRM stays text
-        elif fmt and isinstance(v, (int, float)):
-            cell.number_format = fmt
-        elif hasattr(v, "year"):
-            cell.number_format = fmt if fmt and "yy" in fmt else "yyyy-mm-dd"
-        out.append(cell)
-    return out
+            yield v
+        elif isinstance(v, str):
+            if v in ERROR_CODES:  # '#N/A' from the CRM stays text, not an error value
+                cell = WriteOnlyCell(ws, value=v)
+                cell.data_type = "s"
+                yield cell
+            else:
+                yield v
+        elif hasattr(v, "year") or (fmt and isinstance(v, (int, float))):
+            if hasattr(v, "year"):
+                fmt = fmt if fmt and "yy" in fmt else "yyyy-mm-dd"
+            cell = styled.get(fmt) if reuse else None
+            if cell is None:
+                cell = styled[fmt] = WriteOnlyCell(ws)
+                cell.number_format = fmt
+            cell.value = v
+            yield cell
+        else:
+            yield v
 
 
 def write_sheet(
