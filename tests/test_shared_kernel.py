@@ -1,0 +1,51 @@
+"""The seven steps share one kernel: each step starts from an empty namespace, and the libraries the kernel
+imported at start are out of the garbage collector's way (its full collections, one per reset and many in a
+large case's cells, walk only what the steps made)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from case_files import toy_workbook
+from nbformat.v4 import new_code_cell
+
+from crmnb.errors import StepFailed
+from crmnb.run.steps import run_case
+
+FIRST = """\
+import gc, json, pathlib
+left_behind = 1
+pathlib.Path(r"{seen}", "first.json").write_text(
+    json.dumps({"frozen": gc.get_freeze_count(), "cells": get_ipython().execution_count})
+)
+"""
+
+SECOND = """\
+import gc, json, pathlib
+pathlib.Path(r"{seen}", "second.json").write_text(
+    json.dumps({"frozen": gc.get_freeze_count(), "sees_first": "left_behind" in globals(),
+                "cells": get_ipython().execution_count})
+)
+"""
+
+
+def test_each_step_starts_empty_in_a_kernel_whose_libraries_are_frozen(tmp_path: Path):
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    root = toy_workbook(tmp_path, FIRST.replace("{seen}", str(seen)), {"two_steps": {}})
+    nb = nbformat.read(root / "notebooks" / "01_toy.ipynb", as_version=4)
+    nb.cells[-1] = new_code_cell(SECOND.replace("{seen}", str(seen)))
+    nbformat.write(nb, root / "notebooks" / "02_toy.ipynb")
+    out = root / "outputs"
+    out.mkdir()
+    with pytest.raises(StepFailed, match="writing the report"):  # two steps run; there is no step 7
+        run_case(root / "parameters" / "two_steps.yaml", out, progress=None, index=False)
+    first = json.loads((seen / "first.json").read_text())
+    second = json.loads((seen / "second.json").read_text())
+    assert not second["sees_first"]
+    assert second["cells"] == first["cells"]  # its cells counted from 1, as in a kernel of its own
+    # pandas, matplotlib, seaborn and scikit-learn alone are several hundred thousand objects
+    assert first["frozen"] > 100_000 and second["frozen"] > 100_000
