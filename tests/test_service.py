@@ -142,6 +142,26 @@ def test_themes_in_chinese_and_english():
     assert themes.theme_name("安装", "zh") == "安装" and themes.theme_name("faults", "zh") == "系统故障"
 
 
+def test_each_complaint_is_tagged_as_its_own_words_say_however_often_its_text_repeats():
+    """Complaints are tagged by distinct text, and a text holding no lexicon word is not cut: each complaint's
+    themes are still those its own words give, word by word."""
+    lex = themes.lexicon({"安装": ["安装失败"], "english": ["not as advertised"]})
+    texts = ["升级后APP闪退", "质量好的产品", "The agent was RUDE", "咨询续费方案", "", "Not as advertised at all"]
+    column = pd.Series(texts * 50 + [None], dtype="str").sample(frac=1.0, random_state=3)
+    got = themes.tag(column, lex)
+    for i, v in column.items():
+        v = v if isinstance(v, str) else ""
+        words, low = themes.tokens(v, lex), v.casefold()
+        want = {
+            th: bool({w.casefold() for w in ws if " " not in w} & words)
+            or any(w.casefold() in low for w in ws if " " in w)
+            for th, ws in lex.items()
+        }
+        assert got.loc[i, list(lex)].to_dict() == want, v
+    assert list(got.index) == list(column.index)
+    assert got[themes.OTHER].sum() == 50 * 2 + 1  # 咨询续费方案, the empty text and the missing one
+
+
 def test_rising_theme_with_interval_and_masked_example():
     before = pd.DataFrame({"note": ["快递一直没到"] * 18 + ["闪退了"] * 2})
     after = pd.DataFrame({"note": ["快递一直没到"] * 10 + ["新版本登录不了，回电13812345678"] * 10})

@@ -111,20 +111,38 @@ def tokens(text: str, lex: Mapping[str, tuple[str, ...]]) -> set[str]:
     >>> sorted(tokens("新版本登录不了, app crash", LEXICON) & {"登录不了", "crash", "app"})
     ['app', 'crash', '登录不了']
     """
-    zh = tuple(sorted({w for ws in lex.values() for w in ws if _is_chinese(w)}))
+    return _words(text, _chinese_words(lex))
+
+
+def _chinese_words(lex: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Return the lexicon's Chinese words, sorted: the words jieba's dictionary is given."""
+    return tuple(sorted({w for ws in lex.values() for w in ws if _is_chinese(w)}))
+
+
+def _words(text: str, zh: tuple[str, ...]) -> set[str]:
     out = {w.strip().casefold() for w in _tokenizer(zh).lcut(text, HMM=False) if w.strip()}
     return out | set(re.findall(r"[a-z0-9']+", text.casefold()))
 
 
 def tag(text: pd.Series, lex: Mapping[str, tuple[str, ...]]) -> pd.DataFrame:
-    """Return, for each text, whether each theme's words occur in it (one bool column per theme, and ``other``)."""
+    """Return, for each text, whether each theme's words occur in it (one bool column per theme, and ``other``).
+
+    Each distinct text is read once: a large company's complaints repeat a few hundred texts (142,000
+    complaints, 345 texts at 100 times the demo). A text that holds none of the lexicon's words, even as
+    part of a longer word, is not cut: no word of it can be one of theirs.
+    """
     phrases = {th: [w.casefold() for w in ws if " " in w] for th, ws in lex.items()}
     single = {th: {w.casefold() for w in ws if " " not in w} for th, ws in lex.items()}
+    every = {w for ws in single.values() for w in ws}
+    zh = _chinese_words(lex)
+    codes, distinct = pd.factorize(text.fillna("").astype(str).to_numpy(dtype=object))
     rows = []
-    for v in text.fillna("").astype(str):
-        words, low = tokens(v, lex), v.casefold()
+    for v in distinct:
+        low = v.casefold()
+        words = _words(v, zh) if any(w in low for w in every) else set()
         rows.append([bool(single[th] & words) or any(p in low for p in phrases[th]) for th in lex])
-    out = pd.DataFrame(rows, columns=list(lex), index=text.index, dtype=bool)
+    flags = np.array(rows, dtype=bool).reshape(len(distinct), len(lex))[codes]
+    out = pd.DataFrame(flags, columns=list(lex), index=text.index, dtype=bool)
     out[OTHER] = ~out.any(axis=1) if len(lex) else True
     return out
 
