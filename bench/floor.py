@@ -108,6 +108,9 @@ def main(argv: list[str]) -> int:
         return 1
     os.chdir(folder)  # where the runner starts its kernel
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from crmnb.run.kernel import skip_unused_slow_imports
+
+    skip_unused_slow_imports()  # as the runner's kernel does: nbformat's jsonschema without its IRI grammar
     parameters = {"case_file": case_file, "output_root": output_root, "case": None}
     try:
         for i, nb in enumerate(books, start=1):
