@@ -72,6 +72,22 @@ def test_parse_dates_refuses_impossible_dates_and_times(value: str):
     assert parsed.iloc[1] == pd.Timestamp("2024-02-29 23:59:59")
 
 
+def test_a_date_as_wide_as_its_format_but_laid_out_otherwise_is_read_as_written():
+    """A month of one digit and two spaces make '2024-1-02  10:05:01' as wide as YYYY-MM-DD hh:mm:ss: its day
+    and second are not where that format puts them, and the value is still read (and checked) as written."""
+    values = ["2024-1-02  10:05:01", "2024/1/03  10:05:00", "2024年1月02日 10:05:01", "2023-2-29  10:05:01"]
+    parsed, labels = parse_dates(pd.Series(values))
+    assert parsed.iloc[:3].tolist() == [
+        pd.Timestamp("2024-01-02 10:05:01"),
+        pd.Timestamp("2024-01-03 10:05:00"),
+        pd.Timestamp("2024-01-02 10:05:01"),
+    ]
+    assert labels.tolist()[:3] == ["YYYY-MM-DD hh:mm:ss", "YYYY/M/D hh:mm:ss", "YYYY年M月D日 hh:mm:ss"]
+    assert pd.isna(parsed.iloc[3]) and labels.iloc[3] is None  # 29 February 2023: refused, not rolled over
+    got = intake(orders_raw(order_date=values[:3]), "orders", "orders.csv")
+    assert got.issues.empty and got.table["order_date"].notna().all()
+
+
 def test_parse_dates_keeps_the_index():
     s = pd.Series(["2025-01-02", "x"], index=[10, 20])
     parsed, labels = parse_dates(s)

@@ -211,11 +211,16 @@ def _written_as_parsed(arr: pa.Array, got: pa.Array, fmt: str) -> pa.Array:
 
     parsed = np.asarray(pc.is_valid(got).to_numpy(zero_copy_only=False), dtype=bool)
     fixed = parsed & np.asarray(pc.equal(pc.utf8_length(arr), len(sample)).to_numpy(zero_copy_only=False), dtype=bool)
+    # as wide as the format, yet laid out otherwise ("2024-1-02  10:05:01": a month of one digit, two
+    # spaces) when a field's place does not hold two digits: such values go to the regular expression
+    slices = [pc.utf8_slice_codeunits(arr, at, at + 2) for at, _, _ in fields]
+    for written in slices:
+        two = pc.fill_null(pc.match_substring_regex(written, "^[0-9]{2}$"), False)
+        fixed &= np.asarray(two.to_numpy(zero_copy_only=False), dtype=bool)
     fixed_pa = pa.array(fixed)
     ok = np.ones(len(arr), dtype=bool)
-    for at, _, part in fields:
-        written = pc.if_else(fixed_pa, pc.utf8_slice_codeunits(arr, at, at + 2), "0")
-        ok &= ~fixed | agree(written, part(got))
+    for written, (_, _, part) in zip(slices, fields):
+        ok &= ~fixed | agree(pc.if_else(fixed_pa, written, "0"), part(got))
     idx = np.flatnonzero(parsed & ~fixed)
     if len(idx):
         sub_got = pc.take(got, idx)
