@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from crmnb.analysis.churn_model import lift_table
 from crmnb.analysis.scoring_features import CATEGORICAL, NUMERIC, STAGES, features_at, won_within
+from crmnb.analysis.scoring_words import worded
 from crmnb.errors import NotEnoughData
 from crmnb.present.words import category, t
 
@@ -42,7 +43,6 @@ FIT_ROWS = 60_000
 """The most records the models are fitted on: a training set larger than this (past about ten times the demo
 data) is fitted on a sample of it stratified by outcome, the same share of every snapshot's wins and of its
 other records; a logistic model or a depth-5 tree gains little from more, and the fit's time grows with them."""
-LEAD_STAGES = STAGES[:2]
 
 
 @dataclass
@@ -73,12 +73,18 @@ class Design:
                 for c in NUMERIC
             ]
         )
-        cat = [(x[c].astype(str).to_numpy()[:, None] == np.array(self.categories[c])[None, :]) for c in CATEGORICAL]
-        return np.hstack([num.astype(float)] + [c.astype(float) for c in cat])
+        return np.hstack([num.astype(float)] + [one_hot(x[c], self.categories[c]) for c in CATEGORICAL])
 
     def group(self, column: str) -> str:
         """Return the feature a model column belongs to."""
         return column.split("=", 1)[0]
+
+
+def one_hot(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """Return 1.0 where a record's value (as text) is the category of the column, else 0.0; a value of no
+    category is all zeros. Each value is looked up once in a hash of the categories, not compared with each."""
+    at = pd.Index(categories, dtype=object).get_indexer(values.astype(str).to_numpy(dtype=object))
+    return (at[:, None] == np.arange(len(categories))[None, :]).astype(float)
 
 
 @dataclass
@@ -320,41 +326,7 @@ def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3) -> pd.
     names = [f for f in c.columns if f not in skip]
     vals = c[names].to_numpy()
     order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :top]
-    return pd.Series(_worded(x, names, vals, order, lang), index=x.index, name="reasons", dtype=object)
-
-
-def _worded(x: pd.DataFrame, names: list[str], vals: np.ndarray, order: np.ndarray, lang: str) -> list[str]:
-    """Return each record's reasons joined in words: feature ``names[order[i]]`` raising or lowering its odds.
-
-    The messages are filled with str.format, as ``t`` fills them (every value here has a format of its own or is
-    text), once per record and reason; a category's wording is looked up once per value."""
-    sep, up, down = (t(f"predict.reason.{k}", lang) for k in ("sep", "up", "down"))
-    said = {f: t(f"predict.reason.{f}", lang) for f in names}
-    lead_stage = {s: t(f"predict.stage.{s}", lang) for s in LEAD_STAGES}
-    cats = {f: x[f].to_numpy() for f in names if f in CATEGORICAL}
-    nums = {f: x["amount" if f == "log_amount" else f].to_numpy(dtype=float) for f in names if f not in CATEGORICAL}
-    kinds, stages = x["kind"].to_numpy(), x["stage"].to_numpy()
-    worded: dict[tuple[str, object], str] = {}
-    out = []
-    for i in range(len(x)):
-        parts = []
-        for j in order[i]:
-            f = names[j]
-            if f == "log_amount" and kinds[i] == "lead":
-                continue
-            if f == "stage" and stages[i] in LEAD_STAGES:
-                what = lead_stage[stages[i]]
-            elif f in cats:
-                v = cats[f][i]
-                if (f, v) not in worded:
-                    worded[(f, v)] = said[f].format(value=category(v, lang))
-                what = worded[(f, v)]
-            else:
-                v = nums[f][i]
-                what = said[f].format(value=0.0 if np.isnan(v) else float(v))
-            parts.append((up if vals[i, j] > 0 else down).format(reason=what))
-        out.append(sep.join(parts))
-    return out
+    return pd.Series(worded(x, names, vals, order, lang), index=x.index, name="reasons", dtype=object)
 
 
 SCORED_COLUMNS = [

@@ -218,9 +218,9 @@ class FeatureFiles:
             cut=cut,
             end=cut + pd.Timedelta(days=window_days),
         )
-        by_deal = records["opportunity_id"].isin(won["opportunity_id"])
-        by_lead = (records["kind"] == "lead") & records["lead_id"].isin(won["lead_id"].dropna())
-        return (by_deal | by_lead).rename("won")
+        by_deal = among(records["opportunity_id"], won["opportunity_id"])
+        by_lead = (records["kind"] == "lead").to_numpy() & among(records["lead_id"], won["lead_id"].dropna())
+        return pd.Series(by_deal | by_lead, index=records.index, name="won")
 
     def closed_cells(self, as_of: pd.Timestamp) -> pd.DataFrame:
         """Return the deals closed by ``as_of`` with a rep, counted per rep, department, industry, size band and
@@ -235,6 +235,25 @@ class FeatureFiles:
         cells = cells.drop(columns="first").astype({"deals": "int64", "won": "int64"})
         cells.attrs["size_edges"] = edges.tolist()
         return cells
+
+
+def among(values: pd.Series, pool: pd.Series) -> np.ndarray:
+    """Return whether each value is among ``pool``'s, as ``Series.isin`` says: hashed once in Arrow when both are
+    text and the pool has no missing value (pandas builds a Python list of a text pool: a second per 100,000
+    won deals), else by ``Series.isin``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def text(t) -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+    try:
+        a, v = pa.array(values, from_pandas=True), pa.array(pool, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # values of mixed kinds: pandas' own rules
+        return values.isin(pool).to_numpy(dtype=bool)
+    if not (text(a.type) and text(v.type)) or v.null_count:
+        return values.isin(pool).to_numpy(dtype=bool)
+    return np.asarray(pc.is_in(a, value_set=v.cast(a.type)), dtype=bool)
 
 
 def typed(path: Path, table: str) -> bool:
