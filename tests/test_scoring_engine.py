@@ -238,3 +238,24 @@ def test_one_hot_columns_mark_each_records_category() -> None:
     got = scoring.one_hot(pd.Series(["b", None, "z", "a"], dtype="str"), ["a", "b"])
     assert got.tolist() == [[0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]
     assert scoring.one_hot(pd.Series([1, "a"], dtype=object), ["1", "a"]).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM (VALUES ('x', 1.5, '2025-01-01 10:00:00.123456789'::TIMESTAMP_NS, 3::BIGINT, true),"
+        " ('y', NULL, NULL, 4, false)) v(s, f, t, n, b)",
+        "SELECT * FROM (VALUES (NULL::VARCHAR, 1.5), (NULL, 2.0)) v(s, f)",  # text of no value: objects
+        "SELECT * FROM (VALUES ('x', 1::BIGINT), ('y', NULL)) v(s, n)",  # whole numbers with a gap: Int64
+        "SELECT DATE '2025-01-01' AS d, 2.5::FLOAT AS f",
+        "SELECT 'x' AS s, 1.0 AS f WHERE false",  # no row
+    ],
+)
+def test_query_results_through_arrow_are_the_frames_df_gives(sql) -> None:
+    """A result taken through Arrow is the frame DuckDB's ``.df()`` gives, column types included."""
+    import duckdb
+
+    from crmnb.analysis.scoring_engine import frame
+
+    con = duckdb.connect()
+    pd.testing.assert_frame_equal(frame(con.sql(sql)), con.sql(sql).df(), check_exact=True)

@@ -45,14 +45,10 @@ WITH opps AS (
     WHERE created_at <= $cut
 ), deals AS (
     SELECT * FROM opps WHERE closed_at > $cut OR (closed_at IS NULL AND status = 'open')
-), leads AS (
-    SELECT lead_id, created_at, first_contact_at, department, owner_rep, channel, customer_id,
-           file_row_number AS rn
-    FROM read_parquet($leads, file_row_number = true)
 ), lead_of AS (
-    SELECT lead_id, channel, created_at, first_contact_at FROM leads
+    SELECT lead_id, channel, created_at, first_contact_at FROM read_parquet($leads, file_row_number = true)
     WHERE lead_id IN (SELECT lead_id FROM deals)
-    QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY rn) = 1
+    QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY file_row_number) = 1
 ), stage AS (
     SELECT opportunity_id, stage, entered_at FROM (
         SELECT opportunity_id, stage, entered_at, file_row_number AS rn,
@@ -67,7 +63,13 @@ WITH opps AS (
     ) WHERE customer_id IN (SELECT customer_id FROM deals)
     QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY rn) = 1
 ), fresh AS (
-    SELECT l.* FROM leads l ANTI JOIN (SELECT DISTINCT lead_id FROM opps WHERE lead_id IS NOT NULL) m
+    -- the leads read twice, each scan with its own filter, rather than all 1.5 million held for both
+    SELECT l.* FROM (
+        SELECT lead_id, created_at, first_contact_at, department, owner_rep, channel, customer_id,
+               file_row_number AS rn
+        FROM read_parquet($leads, file_row_number = true)
+        WHERE created_at <= $cut AND created_at > $since
+    ) l ANTI JOIN (SELECT DISTINCT lead_id FROM opps WHERE lead_id IS NOT NULL) m
         ON l.lead_id = m.lead_id
     WHERE l.created_at <= $cut AND l.created_at > $since
 ), recs AS (
@@ -164,7 +166,7 @@ class FeatureFiles:
                 "touches": "touches",
             }
             named = {k: str(self.paths[v]) for k, v in files.items() if f"${k}" in sql}
-            return con.sql(sql, params={**named, **params}).df()
+            return frame(con.sql(sql, params={**named, **params}))
         finally:
             con.close()
 
@@ -235,6 +237,27 @@ class FeatureFiles:
         cells = cells.drop(columns="first").astype({"deals": "int64", "won": "int64"})
         cells.attrs["size_edges"] = edges.tolist()
         return cells
+
+
+def frame(relation) -> pd.DataFrame:
+    """Return a query's result as a frame, through Arrow (a fifth faster than ``.df()`` at 100x) where that
+    gives the very frame ``.df()`` gives: text with some value, floats, naive timestamps, whole numbers with
+    no gap; else (a text column of no value, which ``.df()`` types as objects, no row, other types) by ``.df()``."""
+    import pyarrow as pa
+
+    got = relation.to_arrow_table()
+
+    def same(column: str, kind) -> bool:
+        gaps = got[column].null_count
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return gaps < got.num_rows
+        if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            return gaps == 0
+        return pa.types.is_floating(kind) or (pa.types.is_timestamp(kind) and kind.tz is None)
+
+    if got.num_rows == 0 or not all(same(f.name, f.type) for f in got.schema):
+        return relation.df()
+    return got.to_pandas()
 
 
 def among(values: pd.Series, pool: pd.Series) -> np.ndarray:
