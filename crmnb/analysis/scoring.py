@@ -235,10 +235,10 @@ def _rate_of(x_train: pd.DataFrame, y_train: pd.Series, by: str, x: pd.DataFrame
     return x[by].map(rate).fillna(float(y_train.mean())).to_numpy(dtype=float)
 
 
-def _fit(name: str, design: Design, x: pd.DataFrame, y: pd.Series) -> CalibratedClassifierCV:
-    """Return model ``name`` fitted on ``x``, calibrated (sigmoid) on out-of-fold predictions."""
-    base = _logistic() if name == "logistic" else _tree(max(20, len(x) // 100))
-    return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(design.matrix(x), y.to_numpy())
+def _fit(name: str, m: np.ndarray, y: pd.Series) -> CalibratedClassifierCV:
+    """Return model ``name`` fitted on the model matrix ``m``, calibrated (sigmoid) on out-of-fold predictions."""
+    base = _logistic() if name == "logistic" else _tree(max(20, len(m) // 100))
+    return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(m, y.to_numpy())
 
 
 def one_thread(f):
@@ -267,7 +267,10 @@ def train_and_evaluate(
     x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS, FIT_ROWS, memo, keep)
     x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, memo=memo, keep=keep)
     design = Design.learn(x_tr)
-    probs = {m: _fit(m, design, x_tr, y_tr).predict_proba(design.matrix(x_ho))[:, 1] for m in MODELS}
+    # each record set's matrix is built once: both models are fitted on the one and judged on the other
+    m_tr, m_ho = design.matrix(x_tr), design.matrix(x_ho)
+    probs = {m: _fit(m, m_tr, y_tr).predict_proba(m_ho)[:, 1] for m in MODELS}
+    del m_tr, m_ho
     probs["stage_rate"] = _rate_of(x_tr, y_tr, "stage", x_ho)
     probs["channel_rate"] = _rate_of(x_tr, y_tr, "channel", x_ho)
     metrics = pd.DataFrame([_scores(m, y_ho.to_numpy(), p, len(y_tr)) for m, p in probs.items()])
@@ -278,8 +281,9 @@ def train_and_evaluate(
     x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS, FIT_ROWS, memo)
     memo.clear()
     final_design = Design.learn(x_fin)
-    final = _fit(chosen, final_design, x_fin, y_fin)
-    explainer = _logistic().fit(final_design.matrix(x_fin), y_fin.to_numpy())
+    m_fin = final_design.matrix(x_fin)
+    final = _fit(chosen, m_fin, y_fin)
+    explainer = _logistic().fit(m_fin, y_fin.to_numpy())
     holdout = x_ho[["record_id", "kind", "stage", "channel"]].assign(won=y_ho.to_numpy(), **probs)
     res = ScoringResult(
         as_of,
@@ -295,15 +299,16 @@ def train_and_evaluate(
         explainer,
         holdout,
     )
-    res.reference = contributions(res, x_fin).groupby(x_fin["kind"].to_numpy()).mean()
+    res.reference = contributions(res, x_fin, m_fin).groupby(x_fin["kind"].to_numpy()).mean()
     res.records_seen = int(x_tr.attrs["records_seen"])
     res.final_fit = (len(x_fin), int(x_fin.attrs["records_seen"]))
     return res
 
 
-def contributions(res: ScoringResult, x: pd.DataFrame) -> pd.DataFrame:
-    """Return each feature's push on each record's log-odds in the logistic model (standardised, summed per feature)."""
-    z = res.explainer[:-1].transform(res.design.matrix(x))
+def contributions(res: ScoringResult, x: pd.DataFrame, m: np.ndarray | None = None) -> pd.DataFrame:
+    """Return each feature's push on each record's log-odds in the logistic model (standardised, summed per feature);
+    ``m``: the records' model matrix, when built already."""
+    z = res.explainer[:-1].transform(res.design.matrix(x) if m is None else m)
     c = z * res.explainer.named_steps["clf"].coef_[0]
     cols = pd.DataFrame(c, index=x.index, columns=res.design.columns)
     return cols.T.groupby([res.design.group(k) for k in cols.columns], sort=False).sum().T
@@ -316,10 +321,11 @@ def beats_baselines(metrics: pd.DataFrame) -> bool:
     return bool((best["roc_auc"] > base["roc_auc"]).all() and (best["pr_auc"] > base["pr_auc"]).all())
 
 
-def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3) -> pd.Series:
+def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3, m: np.ndarray | None = None) -> pd.Series:
     """Return each record's ``top`` main reasons in words: the features pushing its odds most, up or down,
-    against the average open record of its kind (a lead against leads, a deal against deals)."""
-    c = contributions(res, x)
+    against the average open record of its kind (a lead against leads, a deal against deals); ``m``: the
+    records' model matrix, when built already."""
+    c = contributions(res, x, m)
     ref = res.reference.reindex(x["kind"].to_numpy()).fillna(0.0)
     c = c - ref[c.columns].to_numpy()
     skip = {"log_amount"} if (x["kind"] == "lead").all() else set()
@@ -350,8 +356,9 @@ def score_open(res: ScoringResult | None, tables: dict[str, pd.DataFrame], lang:
     x = features_at(tables, res.as_of, res.window_days, strength)
     if x.empty:
         return empty_scored()
-    p = res.model.predict_proba(res.design.matrix(x))[:, 1]
-    out = x.assign(probability=p, reasons=reasons(res, x, lang))
+    m = res.design.matrix(x)
+    p = res.model.predict_proba(m)[:, 1]
+    out = x.assign(probability=p, reasons=reasons(res, x, lang, m=m))
     return out.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
 
 
