@@ -11,6 +11,7 @@ from crmnb.analysis import routing, scoring
 from crmnb.analysis.pipeline_work import work_list
 from crmnb.analysis.scoring_engine import FeatureFiles, feature_tables
 from crmnb.analysis.scoring_features import COLUMNS, features_at, won_within
+from crmnb.analysis.scoring_words import worded
 from crmnb.handoffs import Workspace
 from crmnb.params.predict import PredictSettings
 
@@ -157,7 +158,7 @@ def test_reasons_read_as_the_messages_say(lang) -> None:
     x = x.assign(touches=[3.0, np.nan], amount=[12_345.0, np.nan])
     vals = np.array([[1.0, -1.0, 0.5], [-1.0, 1.0, 0.5]])
     order = np.array([[0, 1, 2], [0, 1, 2]])
-    got = scoring._worded(x, ["stage", "touches", "channel"], vals, order, lang)
+    got = worded(x, ["stage", "touches", "channel"], vals, order, lang)
     sep = t("predict.reason.sep", lang)
     first = [
         t("predict.reason.up", lang, reason=t("predict.reason.stage", lang, value=category("proposal", lang))),
@@ -167,3 +168,94 @@ def test_reasons_read_as_the_messages_say(lang) -> None:
     assert got[0] == sep.join(first)
     assert got[1].startswith(t("predict.reason.down", lang, reason=t("predict.stage.uncontacted", lang)))
     assert t("predict.reason.touches", lang, value=0.0) in got[1]  # a missing count reads as none
+
+
+def _record_by_record(x: pd.DataFrame, names: list[str], vals: np.ndarray, order: np.ndarray, lang: str) -> list[str]:
+    """Return the reasons as the messages say them, filled one record and one reason at a time with ``t``."""
+    from crmnb.present.words import category, t
+
+    out = []
+    for i in range(len(x)):
+        parts = []
+        for j in order[i]:
+            f = names[j]
+            if f == "log_amount" and x["kind"].iloc[i] == "lead":
+                continue
+            if f == "stage" and x["stage"].iloc[i] in ("uncontacted", "contacted"):
+                what = t(f"predict.stage.{x['stage'].iloc[i]}", lang)
+            elif f in ("stage", "channel", "industry"):
+                what = t(f"predict.reason.{f}", lang, value=category(x[f].iloc[i], lang))
+            else:
+                v = float(x["amount" if f == "log_amount" else f].iloc[i])
+                what = t(f"predict.reason.{f}", lang, value=0.0 if np.isnan(v) else v)
+            parts.append(t("predict.reason.up" if vals[i, j] > 0 else "predict.reason.down", lang, reason=what))
+        out.append(t("predict.reason.sep", lang).join(parts))
+    return out
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_reasons_a_column_at_a_time_read_as_record_by_record(lang) -> None:
+    """Every record's reasons, worded a slot at a time, are the text of filling each message in turn: leads'
+    stages and no deal size, repeated and missing numbers, a negative zero, a push of exactly zero."""
+    rng = np.random.default_rng(3)
+    n = 400
+    kind = rng.choice(["lead", "opportunity"], n)
+    stage = np.where(
+        kind == "lead", rng.choice(["uncontacted", "contacted"], n), rng.choice(["proposal", "negotiation"], n)
+    )
+    x = pd.DataFrame({"kind": kind, "stage": stage, "channel": rng.choice(["search", "wechat", "unknown"], n)})
+    x["industry"] = pd.Series(rng.choice(["retail", "制造业", "unknown"], n), dtype="str")
+    x["touches"] = rng.choice([0.0, 1.0, 2.0, np.nan, -0.0, 2.5, 3.5], n)
+    x["amount"] = np.where(kind == "lead", np.nan, rng.choice([9_999.5, 12_345.0, 1e6], n))
+    x["rep_rate"] = rng.random(n)
+    names = ["stage", "channel", "industry", "touches", "log_amount", "rep_rate"]
+    vals = rng.choice([-1.0, 0.0, 0.5, 2.0], (n, len(names)))
+    order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :3]
+    assert worded(x, names, vals, order, lang) == _record_by_record(x, names, vals, order, lang)
+    assert worded(x.iloc[:0], names, vals[:0], order[:0], lang) == []
+
+
+def test_labels_hashed_in_arrow_say_what_isin_says() -> None:
+    """Whether a record's deal or lead is among the won ones: text against text, a missing id, ids of other
+    kinds and a pool with a missing id (pandas' rules then) agree with ``Series.isin``."""
+    from crmnb.analysis.scoring_engine import among
+
+    pool = pd.Series(["O2", "L7", "O9"], dtype="str")
+    for values in (
+        pd.Series(["O1", None, "O2", "L7"], dtype=object),
+        pd.Series(["O1", None, "O9"], dtype="str"),
+        pd.Series([None, None], dtype=object),
+        pd.Series([7, "O2"], dtype=object),
+    ):
+        assert among(values, pool).tolist() == values.isin(pool).tolist()
+    with_gap = pd.Series(["O2", None], dtype="str")
+    assert among(pd.Series(["O2", None], dtype="str"), with_gap).tolist() == [True, True]
+    assert among(pd.Series(["O1"], dtype="str"), pool.iloc[:0]).tolist() == [False]
+
+
+def test_one_hot_columns_mark_each_records_category() -> None:
+    """A record's category is 1 in its column and 0 elsewhere; a value of no category (or missing) is all 0."""
+    got = scoring.one_hot(pd.Series(["b", None, "z", "a"], dtype="str"), ["a", "b"])
+    assert got.tolist() == [[0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]
+    assert scoring.one_hot(pd.Series([1, "a"], dtype=object), ["1", "a"]).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM (VALUES ('x', 1.5, '2025-01-01 10:00:00.123456789'::TIMESTAMP_NS, 3::BIGINT, true),"
+        " ('y', NULL, NULL, 4, false)) v(s, f, t, n, b)",
+        "SELECT * FROM (VALUES (NULL::VARCHAR, 1.5), (NULL, 2.0)) v(s, f)",  # text of no value: objects
+        "SELECT * FROM (VALUES ('x', 1::BIGINT), ('y', NULL)) v(s, n)",  # whole numbers with a gap: Int64
+        "SELECT DATE '2025-01-01' AS d, 2.5::FLOAT AS f",
+        "SELECT 'x' AS s, 1.0 AS f WHERE false",  # no row
+    ],
+)
+def test_query_results_through_arrow_are_the_frames_df_gives(sql) -> None:
+    """A result taken through Arrow is the frame DuckDB's ``.df()`` gives, column types included."""
+    import duckdb
+
+    from crmnb.analysis.scoring_engine import frame
+
+    con = duckdb.connect()
+    pd.testing.assert_frame_equal(frame(con.sql(sql)), con.sql(sql).df(), check_exact=True)

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from crmnb.analysis.churn_model import lift_table
 from crmnb.analysis.scoring_features import CATEGORICAL, NUMERIC, STAGES, features_at, won_within
+from crmnb.analysis.scoring_words import worded
 from crmnb.errors import NotEnoughData
 from crmnb.present.words import category, t
 
@@ -42,7 +43,6 @@ FIT_ROWS = 60_000
 """The most records the models are fitted on: a training set larger than this (past about ten times the demo
 data) is fitted on a sample of it stratified by outcome, the same share of every snapshot's wins and of its
 other records; a logistic model or a depth-5 tree gains little from more, and the fit's time grows with them."""
-LEAD_STAGES = STAGES[:2]
 
 
 @dataclass
@@ -73,12 +73,18 @@ class Design:
                 for c in NUMERIC
             ]
         )
-        cat = [(x[c].astype(str).to_numpy()[:, None] == np.array(self.categories[c])[None, :]) for c in CATEGORICAL]
-        return np.hstack([num.astype(float)] + [c.astype(float) for c in cat])
+        return np.hstack([num.astype(float)] + [one_hot(x[c], self.categories[c]) for c in CATEGORICAL])
 
     def group(self, column: str) -> str:
         """Return the feature a model column belongs to."""
         return column.split("=", 1)[0]
+
+
+def one_hot(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """Return 1.0 where a record's value (as text) is the category of the column, else 0.0; a value of no
+    category is all zeros. Each value is looked up once in a hash of the categories, not compared with each."""
+    at = pd.Index(categories, dtype=object).get_indexer(values.astype(str).to_numpy(dtype=object))
+    return (at[:, None] == np.arange(len(categories))[None, :]).astype(float)
 
 
 @dataclass
@@ -229,10 +235,10 @@ def _rate_of(x_train: pd.DataFrame, y_train: pd.Series, by: str, x: pd.DataFrame
     return x[by].map(rate).fillna(float(y_train.mean())).to_numpy(dtype=float)
 
 
-def _fit(name: str, design: Design, x: pd.DataFrame, y: pd.Series) -> CalibratedClassifierCV:
-    """Return model ``name`` fitted on ``x``, calibrated (sigmoid) on out-of-fold predictions."""
-    base = _logistic() if name == "logistic" else _tree(max(20, len(x) // 100))
-    return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(design.matrix(x), y.to_numpy())
+def _fit(name: str, m: np.ndarray, y: pd.Series) -> CalibratedClassifierCV:
+    """Return model ``name`` fitted on the model matrix ``m``, calibrated (sigmoid) on out-of-fold predictions."""
+    base = _logistic() if name == "logistic" else _tree(max(20, len(m) // 100))
+    return CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(m, y.to_numpy())
 
 
 def one_thread(f):
@@ -261,7 +267,10 @@ def train_and_evaluate(
     x_tr, y_tr = _labelled(tables, train_cut, window_days, strength, "training", as_of, SNAPSHOTS, FIT_ROWS, memo, keep)
     x_ho, y_ho = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, memo=memo, keep=keep)
     design = Design.learn(x_tr)
-    probs = {m: _fit(m, design, x_tr, y_tr).predict_proba(design.matrix(x_ho))[:, 1] for m in MODELS}
+    # each record set's matrix is built once: both models are fitted on the one and judged on the other
+    m_tr, m_ho = design.matrix(x_tr), design.matrix(x_ho)
+    probs = {m: _fit(m, m_tr, y_tr).predict_proba(m_ho)[:, 1] for m in MODELS}
+    del m_tr, m_ho
     probs["stage_rate"] = _rate_of(x_tr, y_tr, "stage", x_ho)
     probs["channel_rate"] = _rate_of(x_tr, y_tr, "channel", x_ho)
     metrics = pd.DataFrame([_scores(m, y_ho.to_numpy(), p, len(y_tr)) for m, p in probs.items()])
@@ -272,8 +281,9 @@ def train_and_evaluate(
     x_fin, y_fin = _labelled(tables, hold_cut, window_days, strength, "holdout", as_of, SNAPSHOTS, FIT_ROWS, memo)
     memo.clear()
     final_design = Design.learn(x_fin)
-    final = _fit(chosen, final_design, x_fin, y_fin)
-    explainer = _logistic().fit(final_design.matrix(x_fin), y_fin.to_numpy())
+    m_fin = final_design.matrix(x_fin)
+    final = _fit(chosen, m_fin, y_fin)
+    explainer = _logistic().fit(m_fin, y_fin.to_numpy())
     holdout = x_ho[["record_id", "kind", "stage", "channel"]].assign(won=y_ho.to_numpy(), **probs)
     res = ScoringResult(
         as_of,
@@ -289,15 +299,16 @@ def train_and_evaluate(
         explainer,
         holdout,
     )
-    res.reference = contributions(res, x_fin).groupby(x_fin["kind"].to_numpy()).mean()
+    res.reference = contributions(res, x_fin, m_fin).groupby(x_fin["kind"].to_numpy()).mean()
     res.records_seen = int(x_tr.attrs["records_seen"])
     res.final_fit = (len(x_fin), int(x_fin.attrs["records_seen"]))
     return res
 
 
-def contributions(res: ScoringResult, x: pd.DataFrame) -> pd.DataFrame:
-    """Return each feature's push on each record's log-odds in the logistic model (standardised, summed per feature)."""
-    z = res.explainer[:-1].transform(res.design.matrix(x))
+def contributions(res: ScoringResult, x: pd.DataFrame, m: np.ndarray | None = None) -> pd.DataFrame:
+    """Return each feature's push on each record's log-odds in the logistic model (standardised, summed per feature);
+    ``m``: the records' model matrix, when built already."""
+    z = res.explainer[:-1].transform(res.design.matrix(x) if m is None else m)
     c = z * res.explainer.named_steps["clf"].coef_[0]
     cols = pd.DataFrame(c, index=x.index, columns=res.design.columns)
     return cols.T.groupby([res.design.group(k) for k in cols.columns], sort=False).sum().T
@@ -310,51 +321,18 @@ def beats_baselines(metrics: pd.DataFrame) -> bool:
     return bool((best["roc_auc"] > base["roc_auc"]).all() and (best["pr_auc"] > base["pr_auc"]).all())
 
 
-def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3) -> pd.Series:
+def reasons(res: ScoringResult, x: pd.DataFrame, lang: str, top: int = 3, m: np.ndarray | None = None) -> pd.Series:
     """Return each record's ``top`` main reasons in words: the features pushing its odds most, up or down,
-    against the average open record of its kind (a lead against leads, a deal against deals)."""
-    c = contributions(res, x)
+    against the average open record of its kind (a lead against leads, a deal against deals); ``m``: the
+    records' model matrix, when built already."""
+    c = contributions(res, x, m)
     ref = res.reference.reindex(x["kind"].to_numpy()).fillna(0.0)
     c = c - ref[c.columns].to_numpy()
     skip = {"log_amount"} if (x["kind"] == "lead").all() else set()
     names = [f for f in c.columns if f not in skip]
     vals = c[names].to_numpy()
     order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :top]
-    return pd.Series(_worded(x, names, vals, order, lang), index=x.index, name="reasons", dtype=object)
-
-
-def _worded(x: pd.DataFrame, names: list[str], vals: np.ndarray, order: np.ndarray, lang: str) -> list[str]:
-    """Return each record's reasons joined in words: feature ``names[order[i]]`` raising or lowering its odds.
-
-    The messages are filled with str.format, as ``t`` fills them (every value here has a format of its own or is
-    text), once per record and reason; a category's wording is looked up once per value."""
-    sep, up, down = (t(f"predict.reason.{k}", lang) for k in ("sep", "up", "down"))
-    said = {f: t(f"predict.reason.{f}", lang) for f in names}
-    lead_stage = {s: t(f"predict.stage.{s}", lang) for s in LEAD_STAGES}
-    cats = {f: x[f].to_numpy() for f in names if f in CATEGORICAL}
-    nums = {f: x["amount" if f == "log_amount" else f].to_numpy(dtype=float) for f in names if f not in CATEGORICAL}
-    kinds, stages = x["kind"].to_numpy(), x["stage"].to_numpy()
-    worded: dict[tuple[str, object], str] = {}
-    out = []
-    for i in range(len(x)):
-        parts = []
-        for j in order[i]:
-            f = names[j]
-            if f == "log_amount" and kinds[i] == "lead":
-                continue
-            if f == "stage" and stages[i] in LEAD_STAGES:
-                what = lead_stage[stages[i]]
-            elif f in cats:
-                v = cats[f][i]
-                if (f, v) not in worded:
-                    worded[(f, v)] = said[f].format(value=category(v, lang))
-                what = worded[(f, v)]
-            else:
-                v = nums[f][i]
-                what = said[f].format(value=0.0 if np.isnan(v) else float(v))
-            parts.append((up if vals[i, j] > 0 else down).format(reason=what))
-        out.append(sep.join(parts))
-    return out
+    return pd.Series(worded(x, names, vals, order, lang), index=x.index, name="reasons", dtype=object)
 
 
 SCORED_COLUMNS = [
@@ -378,8 +356,9 @@ def score_open(res: ScoringResult | None, tables: dict[str, pd.DataFrame], lang:
     x = features_at(tables, res.as_of, res.window_days, strength)
     if x.empty:
         return empty_scored()
-    p = res.model.predict_proba(res.design.matrix(x))[:, 1]
-    out = x.assign(probability=p, reasons=reasons(res, x, lang))
+    m = res.design.matrix(x)
+    p = res.model.predict_proba(m)[:, 1]
+    out = x.assign(probability=p, reasons=reasons(res, x, lang, m=m))
     return out.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
 
 

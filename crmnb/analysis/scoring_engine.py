@@ -45,14 +45,10 @@ WITH opps AS (
     WHERE created_at <= $cut
 ), deals AS (
     SELECT * FROM opps WHERE closed_at > $cut OR (closed_at IS NULL AND status = 'open')
-), leads AS (
-    SELECT lead_id, created_at, first_contact_at, department, owner_rep, channel, customer_id,
-           file_row_number AS rn
-    FROM read_parquet($leads, file_row_number = true)
 ), lead_of AS (
-    SELECT lead_id, channel, created_at, first_contact_at FROM leads
+    SELECT lead_id, channel, created_at, first_contact_at FROM read_parquet($leads, file_row_number = true)
     WHERE lead_id IN (SELECT lead_id FROM deals)
-    QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY rn) = 1
+    QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY file_row_number) = 1
 ), stage AS (
     SELECT opportunity_id, stage, entered_at FROM (
         SELECT opportunity_id, stage, entered_at, file_row_number AS rn,
@@ -67,7 +63,13 @@ WITH opps AS (
     ) WHERE customer_id IN (SELECT customer_id FROM deals)
     QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY rn) = 1
 ), fresh AS (
-    SELECT l.* FROM leads l ANTI JOIN (SELECT DISTINCT lead_id FROM opps WHERE lead_id IS NOT NULL) m
+    -- the leads read twice, each scan with its own filter, rather than all 1.5 million held for both
+    SELECT l.* FROM (
+        SELECT lead_id, created_at, first_contact_at, department, owner_rep, channel, customer_id,
+               file_row_number AS rn
+        FROM read_parquet($leads, file_row_number = true)
+        WHERE created_at <= $cut AND created_at > $since
+    ) l ANTI JOIN (SELECT DISTINCT lead_id FROM opps WHERE lead_id IS NOT NULL) m
         ON l.lead_id = m.lead_id
     WHERE l.created_at <= $cut AND l.created_at > $since
 ), recs AS (
@@ -164,7 +166,7 @@ class FeatureFiles:
                 "touches": "touches",
             }
             named = {k: str(self.paths[v]) for k, v in files.items() if f"${k}" in sql}
-            return con.sql(sql, params={**named, **params}).df()
+            return frame(con.sql(sql, params={**named, **params}))
         finally:
             con.close()
 
@@ -218,9 +220,9 @@ class FeatureFiles:
             cut=cut,
             end=cut + pd.Timedelta(days=window_days),
         )
-        by_deal = records["opportunity_id"].isin(won["opportunity_id"])
-        by_lead = (records["kind"] == "lead") & records["lead_id"].isin(won["lead_id"].dropna())
-        return (by_deal | by_lead).rename("won")
+        by_deal = among(records["opportunity_id"], won["opportunity_id"])
+        by_lead = (records["kind"] == "lead").to_numpy() & among(records["lead_id"], won["lead_id"].dropna())
+        return pd.Series(by_deal | by_lead, index=records.index, name="won")
 
     def closed_cells(self, as_of: pd.Timestamp) -> pd.DataFrame:
         """Return the deals closed by ``as_of`` with a rep, counted per rep, department, industry, size band and
@@ -235,6 +237,46 @@ class FeatureFiles:
         cells = cells.drop(columns="first").astype({"deals": "int64", "won": "int64"})
         cells.attrs["size_edges"] = edges.tolist()
         return cells
+
+
+def frame(relation) -> pd.DataFrame:
+    """Return a query's result as a frame, through Arrow (a fifth faster than ``.df()`` at 100x) where that
+    gives the very frame ``.df()`` gives: text with some value, floats, naive timestamps, whole numbers with
+    no gap; else (a text column of no value, which ``.df()`` types as objects, no row, other types) by ``.df()``."""
+    import pyarrow as pa
+
+    got = relation.to_arrow_table()
+
+    def same(column: str, kind) -> bool:
+        gaps = got[column].null_count
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return gaps < got.num_rows
+        if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            return gaps == 0
+        return pa.types.is_floating(kind) or (pa.types.is_timestamp(kind) and kind.tz is None)
+
+    if got.num_rows == 0 or not all(same(f.name, f.type) for f in got.schema):
+        return relation.df()
+    return got.to_pandas()
+
+
+def among(values: pd.Series, pool: pd.Series) -> np.ndarray:
+    """Return whether each value is among ``pool``'s, as ``Series.isin`` says: hashed once in Arrow when both are
+    text and the pool has no missing value (pandas builds a Python list of a text pool: a second per 100,000
+    won deals), else by ``Series.isin``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def text(t) -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+    try:
+        a, v = pa.array(values, from_pandas=True), pa.array(pool, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # values of mixed kinds: pandas' own rules
+        return values.isin(pool).to_numpy(dtype=bool)
+    if not (text(a.type) and text(v.type)) or v.null_count:
+        return values.isin(pool).to_numpy(dtype=bool)
+    return np.asarray(pc.is_in(a, value_set=v.cast(a.type)), dtype=bool)
 
 
 def typed(path: Path, table: str) -> bool:
