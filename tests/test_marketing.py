@@ -145,6 +145,30 @@ def test_channel_performance(tables):
     assert c["spend"].sum() == pytest.approx(2300.0)
 
 
+def test_campaign_and_channel_tables_share_one_reading_of_the_outcomes(tables, monkeypatch):
+    """Step 5 builds the campaign and the channel table from the same frames: the leads' outcomes are worked out
+    once for both (a large company's are a million leads), and again for other frames or another window."""
+    args = (tables["campaigns"], tables["leads"], tables["opportunities"], tables["orders"], "2025-01-01", "2025-01-31")
+    alone = (marketing.campaign_performance(*args), marketing.channel_performance(*args))
+    calls = []
+    real = marketing.lead_outcomes
+
+    def counted(*a, **k):
+        calls.append(a[3:])
+        return real(*a, **k)
+
+    monkeypatch.setattr(marketing, "lead_outcomes", counted)
+    leads = tables["leads"].copy()  # frames the cache has not seen
+    args = (tables["campaigns"], leads, tables["opportunities"], tables["orders"], "2025-01-01", "2025-01-31")
+    campaigns, channels = marketing.campaign_performance(*args), marketing.channel_performance(*args)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(campaigns, alone[0])
+    pd.testing.assert_frame_equal(channels, alone[1])
+    marketing.channel_performance(*args[:-1], "2025-01-15")
+    marketing.channel_performance(tables["campaigns"], leads.copy(), *args[2:])
+    assert len(calls) == 3
+
+
 def test_unknown_campaign_of_a_lead_is_kept_with_unknown_spend(tables):
     leads = pd.concat(
         [

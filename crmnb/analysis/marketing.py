@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.funnel import stage_reach
+from crmnb.analysis.metric_engine import once
 from crmnb.frames import isin
 from crmnb.intake.schema import FUNNEL_STAGES
 
@@ -310,7 +311,7 @@ def campaign_performance(
         raise ValueError(f"table 'campaigns': campaign_id must be unique, {dup!r} appears more than once")
     lo, hi = day_bounds(start, end)
     base = _campaign_spend(campaigns, lo, hi)
-    outcomes = lead_outcomes(leads, opportunities, orders, start, end)
+    outcomes = once(lead_outcomes, (leads, opportunities, orders), start, end)  # campaigns and channels: once
     outcomes = outcomes[outcomes["campaign_id"].notna()]
     agg = _aggregate(outcomes, "campaign_id").rename_axis("campaign_id").reset_index()
     out = base.merge(agg, on="campaign_id", how="outer", sort=False, indicator=True)
@@ -338,7 +339,7 @@ def channel_performance(
     """
     check_table(campaigns, "campaigns", ["campaign_id", "channel", "spend"])
     lo, hi = day_bounds(start, end)
-    outcomes = lead_outcomes(leads, opportunities, orders, start, end)
+    outcomes = once(lead_outcomes, (leads, opportunities, orders), start, end)  # campaigns and channels: once
     camp_channel = campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["channel"]
     channel = outcomes["channel"].fillna(outcomes["campaign_id"].map(camp_channel))
     outcomes = outcomes.assign(channel=as_label(channel))

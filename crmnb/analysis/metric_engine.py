@@ -313,6 +313,14 @@ def remember(owners: tuple[object, ...], key: tuple, build: Callable[[], Any]) -
     return value
 
 
+def once(build: Callable[..., Any], frames: tuple[object, ...], *args: Any) -> Any:
+    """Return ``build(*frames, *args)``, built once while ``frames`` live: :func:`remember` keyed by the call.
+
+    ``args`` must be hashable (dates, names). The result is shared: a caller that changes it copies it first.
+    """
+    return remember(frames, (build.__module__, build.__qualname__, *args), lambda: build(*frames, *args))
+
+
 # --------------------------------------------------------------------------- units held as arrays
 @dataclass(frozen=True)
 class Keys:
