@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from crmnb.analysis.lifetime_terms import BGNBDTerms, GammaGammaTerms
 from crmnb.present.words import t
 
 PERIOD_DAYS = {"D": 1.0, "W": 7.0}
@@ -235,11 +236,11 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     triples, count = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
     ux, ut, uT = triples[:, 0].copy(), triples[:, 1].copy(), triples[:, 2].copy()
     weight = count / x.size
-    distinct = np.unique(ux, return_inverse=True)
+    terms = BGNBDTerms(ux, ut, uT)  # _bgnbd_loglik's numbers, each term on its distinct inputs
 
     def nll(theta: np.ndarray) -> float:
         r, alpha, a, b = np.exp(theta)
-        v = -float(np.sum(weight * _bgnbd_loglik(r, alpha, a, b, ux, ut, uT, distinct)))  # pairwise, as mean()
+        v = -terms.weighted_sum(weight, r, alpha, a, b)  # pairwise, as mean()
         return v if np.isfinite(v) else 1e300
 
     # Bounded quasi-Newton on log-parameters, then a short simplex polish. a + b is bounded: with
@@ -434,9 +435,11 @@ def fit_gamma_gamma(x, m) -> GammaGammaParams:
     # Start at p = 1, q = 2 with γ matching the mean spend p·γ/(q−1), so the currency unit does not matter.
     start = np.log([1.0, 2.0, float(m.mean())])
 
+    terms = GammaGammaTerms(x, m)  # _gg_loglik's numbers, each term on its distinct inputs
+
     def nll(theta: np.ndarray) -> float:
         p, q, gamma = np.exp(theta)
-        v = -_gg_loglik(p, q, gamma, x, m).mean()
+        v = -terms.loglik(p, q, gamma).mean()
         return v if np.isfinite(v) else 1e300
 
     res = _minimize(nll, start, "Gamma-Gamma")
