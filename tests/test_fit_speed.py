@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from crmnb.analysis import bgnbd
+from crmnb.analysis import bgnbd, lifetime_terms
 from crmnb.analysis.lifetime_terms import BGNBDTerms, GammaGammaTerms
 
 
@@ -35,6 +37,19 @@ def test_bgnbd_terms_equal_the_elementwise_likelihood(params):
     assert np.array_equal(terms.loglik(*params), ref, equal_nan=True)
     assert terms.weighted_sum(weight, *params) == float(np.sum(weight * ref))
     assert np.array_equal(BGNBDTerms(x, t_x, T).loglik(*params), bgnbd._bgnbd_loglik(*params, x, t_x, T))
+
+
+def test_bgnbd_terms_split_over_two_threads_give_the_same_numbers(monkeypatch):
+    """Large data evaluate logaddexp in two halves on two threads: elementwise, so nothing changes."""
+    monkeypatch.setattr(lifetime_terms, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(lifetime_terms, "_cpus", lambda: 2)
+    x, t_x, T = _customers(501)
+    terms = BGNBDTerms(x, t_x, T)
+    with terms.parallel():
+        assert terms.pool is not None
+        got = terms.loglik(*PARAMS[0]).copy()
+    assert terms.pool is None  # the thread ends with the fit
+    assert np.array_equal(got, bgnbd._bgnbd_loglik(*PARAMS[0], x, t_x, T))
 
 
 def test_bgnbd_terms_give_log_zero_dropout_to_one_time_buyers():
@@ -67,6 +82,9 @@ def test_fitted_bgnbd_parameters_are_unchanged_to_the_last_bit(monkeypatch):
     class Elementwise:
         def __init__(self, ux, ut, uT):
             self.data = (ux, ut, uT)
+
+        def parallel(self):
+            return contextlib.nullcontext()
 
         def weighted_sum(self, weight, r, alpha, a, b):
             return float(np.sum(weight * bgnbd._bgnbd_loglik(r, alpha, a, b, *self.data)))

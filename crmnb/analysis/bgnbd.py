@@ -243,6 +243,12 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
         v = -terms.weighted_sum(weight, r, alpha, a, b)  # pairwise, as mean()
         return v if np.isfinite(v) else 1e300
 
+    with terms.parallel():
+        return _fit_bgnbd(nll, start, x.size)
+
+
+def _fit_bgnbd(nll, start: np.ndarray, n: int) -> BGNBDParams:
+    """Return the BG/NBD parameters minimising ``nll`` from ``start``, for ``n`` customers."""
     # Bounded quasi-Newton on log-parameters, then a short simplex polish. a + b is bounded: with
     # near-constant dropout the likelihood keeps rising as a and b grow with a/(a+b) fixed, and the
     # bound stands in for that limit (reported in ``note``).
@@ -266,8 +272,8 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     if np.isfinite(polish.fun) and polish.fun <= res.fun and np.all(polish.x[2:] <= lim):
         res = polish
     r, alpha, a, b = np.exp(res.x)
-    note = t("bgnbd.flat", "en", mean=f"{a / (a + b):.3g}") if _flat_in_a_b(nll, res, x.size, lim) else ""
-    return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * x.size), int(x.size), note)
+    note = t("bgnbd.flat", "en", mean=f"{a / (a + b):.3g}") if _flat_in_a_b(nll, res, n, lim) else ""
+    return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * n), int(n), note)
 
 
 FLAT_LOGLIK = 1.92

@@ -10,8 +10,22 @@ over the same array: the fits come out identical to the last bit, only sooner.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import special
+
+PARALLEL_MIN = 20_000
+"""Fewest distinct customers for which the BG/NBD's logaddexp is split over two threads: below it, handing
+the second half to a thread costs about what it saves."""
+
+
+def _cpus() -> int:
+    """Return the number of CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +68,33 @@ class BGNBDTerms:
         self.ix = ix
         self.a3 = np.empty(self.n)
         self.a4 = np.full(self.n, -np.inf)  # non-repeat buyers have no dropout term: log 0
+        self.pool: ThreadPoolExecutor | None = None
+
+    @contextlib.contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Split logaddexp over two threads while in the block, on large data and more than one CPU.
+
+        logaddexp is most of an evaluation and releases the GIL; each element is computed alone, so
+        halves give the same numbers. The thread lives only for the fit (no pool survives a fork)."""
+        if self.n < PARALLEL_MIN or _cpus() < 2:
+            yield
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="bgnbd") as self.pool:
+            try:
+                yield
+            finally:
+                self.pool = None
+
+    def _logaddexp(self) -> np.ndarray:
+        """Return logaddexp(a3, a4) written into a3, the second half on the pool's thread when there is one."""
+        a3, a4 = self.a3, self.a4
+        if self.pool is None:
+            return np.logaddexp(a3, a4, out=a3)
+        h = self.n // 2
+        done = self.pool.submit(np.logaddexp, a3[h:], a4[h:], out=a3[h:])
+        np.logaddexp(a3[:h], a4[:h], out=a3[:h])
+        done.result()
+        return a3
 
     def loglik(self, r: float, alpha: float, a: float, b: float) -> np.ndarray:
         """Return each customer's BG/NBD log-likelihood, equal bit for bit to ``_bgnbd_loglik``."""
@@ -68,7 +109,7 @@ class BGNBDTerms:
         c4 = np.log(a) - np.log(b + xr - 1)
         log_t = np.log(alpha + self.ut)
         self.a4[self.rep] = (c4[self.px4] - (r + xr)[self.px4] * log_t[self.pt4])[self.at4]
-        out = np.logaddexp(self.a3, self.a4, out=self.a3)
+        out = self._logaddexp()
         return np.add(a12[self.ix], out, out=out)
 
     def weighted_sum(self, weight: np.ndarray, r: float, alpha: float, a: float, b: float) -> float:
