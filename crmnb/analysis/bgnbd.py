@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from crmnb.analysis.lifetime_terms import BGNBDTerms, GammaGammaTerms
+from crmnb.analysis.lifetime_terms import BGNBDTerms, GammaGammaTerms, customer_codes
 from crmnb.present.words import t
 
 PERIOD_DAYS = {"D": 1.0, "W": 7.0}
@@ -137,15 +137,9 @@ def rfm_summary(
     dates = pd.to_datetime(orders[date_col])
     end = _period_start(pd.Series([as_of]), freq).iloc[0]
     keep = _on_or_before(orders[customer_col], dates, as_of)
-    o = pd.DataFrame(
-        {
-            "customer_id": orders.loc[keep, customer_col].to_numpy(),
-            "period": _period_start(dates[keep], freq).to_numpy(),
-            "amount": (
-                pd.to_numeric(orders.loc[keep, amount_col]).fillna(0.0).to_numpy() if amount_col is not None else 0.0
-            ),
-        }
-    )
+    code, ids = customer_codes(orders.loc[keep, customer_col])  # they sort as the ids: the same groups, in order
+    amount = pd.to_numeric(orders.loc[keep, amount_col]).fillna(0.0).to_numpy() if amount_col is not None else 0.0
+    o = pd.DataFrame({"customer_id": code, "period": _period_start(dates[keep], freq).to_numpy(), "amount": amount})
     occ = o.groupby(["customer_id", "period"], sort=True)["amount"].sum().reset_index()
     g = occ.groupby("customer_id", sort=True)
     first, last = g["period"].min(), g["period"].max()
@@ -160,7 +154,7 @@ def rfm_summary(
             "monetary_value": (repeat_total / x.where(x > 0)).fillna(0.0),
         }
     )
-    out.index.name = "customer_id"
+    out.index = ids[out.index.to_numpy()].rename("customer_id")
     return out.reset_index()
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
 PARALLEL_MIN = 20_000
@@ -26,6 +27,18 @@ the second half to a thread costs about what it saves."""
 def _cpus() -> int:
     """Return the number of CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def customer_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Return integer codes of customer ids that sort as the ids do, and the sorted distinct ids.
+
+    The ids are taken as a frame built from their values would hold them (an object column of text
+    becomes a string column), so the distinct ids keep the type the per-customer tables always had;
+    text already in a string column is factorised where it is, without a round trip through Python."""
+    if not isinstance(ids.dtype, pd.StringDtype):
+        ids = pd.Series(ids.to_numpy())
+    code, distinct = pd.factorize(ids, sort=True)
+    return code, pd.Index(distinct)
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
