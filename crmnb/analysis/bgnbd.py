@@ -19,6 +19,7 @@ counted in periods (weeks or days, see :func:`rfm_summary`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -232,10 +233,13 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     weight = count / x.size
     terms = BGNBDTerms(ux, ut, uT)  # _bgnbd_loglik's numbers, each term on its distinct inputs
 
-    def nll(theta: np.ndarray) -> float:
-        r, alpha, a, b = np.exp(theta)
-        v = -terms.weighted_sum(weight, r, alpha, a, b)  # pairwise, as mean()
+    @functools.cache  # the optimisers come back to points already seen (over half the calls): each once
+    def nll_at(params: tuple[float, ...]) -> float:
+        v = -terms.weighted_sum(weight, *params)  # pairwise, as mean()
         return v if np.isfinite(v) else 1e300
+
+    def nll(theta: np.ndarray) -> float:
+        return nll_at(tuple(np.exp(theta)))
 
     with terms.parallel():
         return _fit_bgnbd(nll, start, x.size)
@@ -437,10 +441,13 @@ def fit_gamma_gamma(x, m) -> GammaGammaParams:
 
     terms = GammaGammaTerms(x, m)  # _gg_loglik's numbers, each term on its distinct inputs
 
-    def nll(theta: np.ndarray) -> float:
-        p, q, gamma = np.exp(theta)
-        v = -terms.loglik(p, q, gamma).mean()
+    @functools.cache  # points already seen are not evaluated again
+    def nll_at(params: tuple[float, ...]) -> float:
+        v = -terms.loglik(*params).mean()
         return v if np.isfinite(v) else 1e300
+
+    def nll(theta: np.ndarray) -> float:
+        return nll_at(tuple(np.exp(theta)))
 
     res = _minimize(nll, start, "Gamma-Gamma")
     p, q, gamma = np.exp(res.x)
