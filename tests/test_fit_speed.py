@@ -155,3 +155,21 @@ def test_fits_equal_the_parameters_recorded_before_the_indexed_terms():
         1402,
         0.02478400399585036,
     )
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", "string[python]", "object", "category"])
+def test_rfm_summary_ids_come_out_as_text_whatever_their_column_type(dtype):
+    """Ids of any text column type come out sorted, in the string type the per-customer tables have."""
+    o = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["b", "a", "a", "c", "b", None]).astype(dtype),
+            "order_date": pd.to_datetime(
+                ["2024-01-01", "2024-01-02", "2024-02-01", "2024-01-05", "2024-03-01", "2024-01-01"]
+            ),
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+    s = bgnbd.rfm_summary(o, "2024-03-31")
+    assert s["customer_id"].tolist() == ["a", "b", "c"]
+    assert s["customer_id"].dtype == pd.Series(["a"]).dtype
+    assert s["frequency"].tolist() == [1, 1, 0] and s["monetary_value"].tolist() == [3.0, 5.0, 0.0]

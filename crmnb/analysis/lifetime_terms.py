@@ -29,13 +29,17 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_TEXT = pd.Series(["a"]).dtype
+"""The type a column of text values is given when a frame is built from them."""
+
+
 def customer_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Return integer codes of customer ids that sort as the ids do, and the sorted distinct ids.
 
     The ids are taken as a frame built from their values would hold them (an object column of text
     becomes a string column), so the distinct ids keep the type the per-customer tables always had;
     text already in a string column is factorised where it is, without a round trip through Python."""
-    if not isinstance(ids.dtype, pd.StringDtype):
+    if ids.dtype != _TEXT:
         ids = pd.Series(ids.to_numpy())
     code, distinct = pd.factorize(ids, sort=True)
     return code, pd.Index(distinct)
@@ -110,7 +114,8 @@ class BGNBDTerms:
         return a3
 
     def loglik(self, r: float, alpha: float, a: float, b: float) -> np.ndarray:
-        """Return each customer's BG/NBD log-likelihood, equal bit for bit to ``_bgnbd_loglik``."""
+        """Return each customer's BG/NBD log-likelihood, equal bit for bit to ``_bgnbd_loglik``, in a buffer
+        that the next call overwrites."""
         xs = self.ux
         a12 = (special.gammaln(r + xs) - special.gammaln(r) + r * np.log(alpha)) + (
             special.betaln(a, b + xs) - special.betaln(a, b)
@@ -144,7 +149,8 @@ class GammaGammaTerms:
         self.tmp = np.empty(x.size)
 
     def loglik(self, p: float, q: float, gamma: float) -> np.ndarray:
-        """Return each repeat buyer's Gamma-Gamma log-likelihood, equal bit for bit to ``_gg_loglik``."""
+        """Return each repeat buyer's Gamma-Gamma log-likelihood, equal bit for bit to ``_gg_loglik``, in a
+        buffer that the next call overwrites."""
         px = p * self.ux
         head = special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(gamma)
         out, tmp = self.buf, self.tmp
