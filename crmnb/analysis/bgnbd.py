@@ -19,6 +19,7 @@ counted in periods (weeks or days, see :func:`rfm_summary`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from crmnb.analysis.lifetime_terms import BGNBDTerms, GammaGammaTerms, customer_codes
 from crmnb.present.words import t
 
 PERIOD_DAYS = {"D": 1.0, "W": 7.0}
@@ -136,15 +138,9 @@ def rfm_summary(
     dates = pd.to_datetime(orders[date_col])
     end = _period_start(pd.Series([as_of]), freq).iloc[0]
     keep = _on_or_before(orders[customer_col], dates, as_of)
-    o = pd.DataFrame(
-        {
-            "customer_id": orders.loc[keep, customer_col].to_numpy(),
-            "period": _period_start(dates[keep], freq).to_numpy(),
-            "amount": (
-                pd.to_numeric(orders.loc[keep, amount_col]).fillna(0.0).to_numpy() if amount_col is not None else 0.0
-            ),
-        }
-    )
+    code, ids = customer_codes(orders.loc[keep, customer_col])  # they sort as the ids: the same groups, in order
+    amount = pd.to_numeric(orders.loc[keep, amount_col]).fillna(0.0).to_numpy() if amount_col is not None else 0.0
+    o = pd.DataFrame({"customer_id": code, "period": _period_start(dates[keep], freq).to_numpy(), "amount": amount})
     occ = o.groupby(["customer_id", "period"], sort=True)["amount"].sum().reset_index()
     g = occ.groupby("customer_id", sort=True)
     first, last = g["period"].min(), g["period"].max()
@@ -159,7 +155,7 @@ def rfm_summary(
             "monetary_value": (repeat_total / x.where(x > 0)).fillna(0.0),
         }
     )
-    out.index.name = "customer_id"
+    out.index = ids[out.index.to_numpy()].rename("customer_id")
     return out.reset_index()
 
 
@@ -235,13 +231,22 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     triples, count = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
     ux, ut, uT = triples[:, 0].copy(), triples[:, 1].copy(), triples[:, 2].copy()
     weight = count / x.size
-    distinct = np.unique(ux, return_inverse=True)
+    terms = BGNBDTerms(ux, ut, uT)  # _bgnbd_loglik's numbers, each term on its distinct inputs
 
-    def nll(theta: np.ndarray) -> float:
-        r, alpha, a, b = np.exp(theta)
-        v = -float(np.sum(weight * _bgnbd_loglik(r, alpha, a, b, ux, ut, uT, distinct)))  # pairwise, as mean()
+    @functools.cache  # the optimisers come back to points already seen (over half the calls): each once
+    def nll_at(params: tuple[float, ...]) -> float:
+        v = -terms.weighted_sum(weight, *params)  # pairwise, as mean()
         return v if np.isfinite(v) else 1e300
 
+    def nll(theta: np.ndarray) -> float:
+        return nll_at(tuple(np.exp(theta)))
+
+    with terms.parallel():
+        return _fit_bgnbd(nll, start, x.size)
+
+
+def _fit_bgnbd(nll, start: np.ndarray, n: int) -> BGNBDParams:
+    """Return the BG/NBD parameters minimising ``nll`` from ``start``, for ``n`` customers."""
     # Bounded quasi-Newton on log-parameters, then a short simplex polish. a + b is bounded: with
     # near-constant dropout the likelihood keeps rising as a and b grow with a/(a+b) fixed, and the
     # bound stands in for that limit (reported in ``note``).
@@ -265,8 +270,8 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     if np.isfinite(polish.fun) and polish.fun <= res.fun and np.all(polish.x[2:] <= lim):
         res = polish
     r, alpha, a, b = np.exp(res.x)
-    note = t("bgnbd.flat", "en", mean=f"{a / (a + b):.3g}") if _flat_in_a_b(nll, res, x.size, lim) else ""
-    return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * x.size), int(x.size), note)
+    note = t("bgnbd.flat", "en", mean=f"{a / (a + b):.3g}") if _flat_in_a_b(nll, res, n, lim) else ""
+    return BGNBDParams(float(r), float(alpha), float(a), float(b), float(-res.fun * n), int(n), note)
 
 
 FLAT_LOGLIK = 1.92
@@ -434,10 +439,15 @@ def fit_gamma_gamma(x, m) -> GammaGammaParams:
     # Start at p = 1, q = 2 with γ matching the mean spend p·γ/(q−1), so the currency unit does not matter.
     start = np.log([1.0, 2.0, float(m.mean())])
 
-    def nll(theta: np.ndarray) -> float:
-        p, q, gamma = np.exp(theta)
-        v = -_gg_loglik(p, q, gamma, x, m).mean()
+    terms = GammaGammaTerms(x, m)  # _gg_loglik's numbers, each term on its distinct inputs
+
+    @functools.cache  # points already seen are not evaluated again
+    def nll_at(params: tuple[float, ...]) -> float:
+        v = -terms.loglik(*params).mean()
         return v if np.isfinite(v) else 1e300
+
+    def nll(theta: np.ndarray) -> float:
+        return nll_at(tuple(np.exp(theta)))
 
     res = _minimize(nll, start, "Gamma-Gamma")
     p, q, gamma = np.exp(res.x)

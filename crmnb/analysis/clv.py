@@ -23,6 +23,7 @@ from crmnb.analysis.bgnbd import (
     rfm_summary,
     unconditional_expected_purchases,
 )
+from crmnb.analysis.lifetime_terms import customer_codes
 from crmnb.errors import NotEnoughData
 from crmnb.present.words import fmt_sig, retold, t
 
@@ -79,10 +80,12 @@ def new_customer_value(orders: pd.DataFrame, as_of, horizon_months: float = 12, 
     repeat = float(unconditional_expected_purchases(bg, horizon))
     x, m = summary["frequency"].to_numpy(dtype=float), summary["monetary_value"].to_numpy(dtype=float)
     spend = float((x * m).sum() / x.sum())
-    o = orders.dropna(subset=["customer_id", "order_date"])
+    # only the columns it needs, the ids as integer codes that sort as they do: the same occasions, in order
+    o = orders[["customer_id", "order_date", "amount"]].dropna(subset=["customer_id", "order_date"])
     o = o[o["order_date"] < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)]
     period = pd.to_datetime(o["order_date"]).dt.to_period(freq)
-    occ = o.assign(p=period).groupby(["customer_id", "p"])["amount"].sum(min_count=0).reset_index()
+    o = o.assign(customer_id=customer_codes(o["customer_id"])[0], p=period)
+    occ = o.groupby(["customer_id", "p"])["amount"].sum(min_count=0).reset_index()
     first = occ.sort_values("p").drop_duplicates("customer_id")
     recent = first[first["p"].dt.end_time >= pd.Timestamp(as_of) - pd.Timedelta(days=364)]
     first_value = float((recent if len(recent) else first)["amount"].fillna(0.0).mean())
