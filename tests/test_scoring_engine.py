@@ -218,7 +218,7 @@ def test_reasons_a_column_at_a_time_read_as_record_by_record(lang) -> None:
 def test_labels_hashed_in_arrow_say_what_isin_says() -> None:
     """Whether a record's deal or lead is among the won ones: text against text, a missing id, ids of other
     kinds and a pool with a missing id (pandas' rules then) agree with ``Series.isin``."""
-    from crmnb.analysis.scoring_engine import among
+    from crmnb.frames import isin
 
     pool = pd.Series(["O2", "L7", "O9"], dtype="str")
     for values in (
@@ -227,10 +227,10 @@ def test_labels_hashed_in_arrow_say_what_isin_says() -> None:
         pd.Series([None, None], dtype=object),
         pd.Series([7, "O2"], dtype=object),
     ):
-        assert among(values, pool).tolist() == values.isin(pool).tolist()
+        assert isin(values, pool).tolist() == values.isin(pool).tolist()
     with_gap = pd.Series(["O2", None], dtype="str")
-    assert among(pd.Series(["O2", None], dtype="str"), with_gap).tolist() == [True, True]
-    assert among(pd.Series(["O1"], dtype="str"), pool.iloc[:0]).tolist() == [False]
+    assert isin(pd.Series(["O2", None], dtype="str"), with_gap).tolist() == [True, True]
+    assert isin(pd.Series(["O1"], dtype="str"), pool.iloc[:0]).tolist() == [False]
 
 
 def test_one_hot_columns_mark_each_records_category() -> None:

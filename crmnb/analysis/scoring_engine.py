@@ -28,6 +28,7 @@ from crmnb.analysis.scoring_features import (
     feature_tables as frame_tables,
 )
 from crmnb.analysis.win_rates import lookup, shrunk_rates
+from crmnb.frames import isin
 
 TIMES = {
     "leads": ("created_at", "first_contact_at"),
@@ -220,9 +221,9 @@ class FeatureFiles:
             cut=cut,
             end=cut + pd.Timedelta(days=window_days),
         )
-        by_deal = among(records["opportunity_id"], won["opportunity_id"])
-        by_lead = (records["kind"] == "lead").to_numpy() & among(records["lead_id"], won["lead_id"].dropna())
-        return pd.Series(by_deal | by_lead, index=records.index, name="won")
+        by_deal = isin(records["opportunity_id"], won["opportunity_id"])
+        by_lead = (records["kind"] == "lead") & isin(records["lead_id"], won["lead_id"].dropna())
+        return (by_deal | by_lead).rename("won")
 
     def closed_cells(self, as_of: pd.Timestamp) -> pd.DataFrame:
         """Return the deals closed by ``as_of`` with a rep, counted per rep, department, industry, size band and
@@ -258,25 +259,6 @@ def frame(relation) -> pd.DataFrame:
     if got.num_rows == 0 or not all(same(f.name, f.type) for f in got.schema):
         return relation.df()
     return got.to_pandas()
-
-
-def among(values: pd.Series, pool: pd.Series) -> np.ndarray:
-    """Return whether each value is among ``pool``'s, as ``Series.isin`` says: hashed once in Arrow when both are
-    text and the pool has no missing value (pandas builds a Python list of a text pool: a second per 100,000
-    won deals), else by ``Series.isin``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def text(t) -> bool:
-        return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-    try:
-        a, v = pa.array(values, from_pandas=True), pa.array(pool, from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):  # values of mixed kinds: pandas' own rules
-        return values.isin(pool).to_numpy(dtype=bool)
-    if not (text(a.type) and text(v.type)) or v.null_count:
-        return values.isin(pool).to_numpy(dtype=bool)
-    return np.asarray(pc.is_in(a, value_set=v.cast(a.type)), dtype=bool)
 
 
 def typed(path: Path, table: str) -> bool:
