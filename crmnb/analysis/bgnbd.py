@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -213,6 +214,18 @@ def _bgnbd_loglik(
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
+def _objective(value: Callable[..., float]) -> Callable[[np.ndarray], float]:
+    """Return the objective the optimisers minimise over log-parameters θ: ``value(*exp(θ))``, 1e300 where it is
+    not finite, each point computed once (the optimisers come back to points already seen: over half the calls)."""
+
+    @functools.cache
+    def at(params: tuple[float, ...]) -> float:
+        v = value(*params)
+        return v if np.isfinite(v) else 1e300
+
+    return lambda theta: at(tuple(np.exp(theta)))
+
+
 def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     """Return the maximum-likelihood BG/NBD parameters for frequency ``x``, recency ``t_x`` and age ``T``."""
     x, t_x, T = _arrays(x, t_x, T)
@@ -233,14 +246,7 @@ def fit_bgnbd(x, t_x, T) -> BGNBDParams:
     weight = count / x.size
     terms = BGNBDTerms(ux, ut, uT)  # _bgnbd_loglik's numbers, each term on its distinct inputs
 
-    @functools.cache  # the optimisers come back to points already seen (over half the calls): each once
-    def nll_at(params: tuple[float, ...]) -> float:
-        v = -terms.weighted_sum(weight, *params)  # pairwise, as mean()
-        return v if np.isfinite(v) else 1e300
-
-    def nll(theta: np.ndarray) -> float:
-        return nll_at(tuple(np.exp(theta)))
-
+    nll = _objective(lambda *params: -terms.weighted_sum(weight, *params))  # pairwise, as mean()
     with terms.parallel():
         return _fit_bgnbd(nll, start, x.size)
 
@@ -441,14 +447,7 @@ def fit_gamma_gamma(x, m) -> GammaGammaParams:
 
     terms = GammaGammaTerms(x, m)  # _gg_loglik's numbers, each term on its distinct inputs
 
-    @functools.cache  # points already seen are not evaluated again
-    def nll_at(params: tuple[float, ...]) -> float:
-        v = -terms.loglik(*params).mean()
-        return v if np.isfinite(v) else 1e300
-
-    def nll(theta: np.ndarray) -> float:
-        return nll_at(tuple(np.exp(theta)))
-
+    nll = _objective(lambda *params: -terms.loglik(*params).mean())
     res = _minimize(nll, start, "Gamma-Gamma")
     p, q, gamma = np.exp(res.x)
     return GammaGammaParams(float(p), float(q), float(gamma), float(-res.fun * x.size), int(x.size), corr)
