@@ -17,6 +17,9 @@ from crmnb.run.steps import run_case
 
 FIRST = """\
 import gc, json, pathlib
+import crmnb.intake.clean_engine as ce
+ce.connect().execute("select 1")  # cleaning's connection, open when the step ends
+ce.first_connection = ce.connect()
 left_behind = 1
 pathlib.Path(r"{seen}", "first.json").write_text(
     json.dumps({"frozen": gc.get_freeze_count(), "cells": get_ipython().execution_count})
@@ -24,15 +27,23 @@ pathlib.Path(r"{seen}", "first.json").write_text(
 """
 
 SECOND = """\
-import gc, json, pathlib
+import gc, json, os, pathlib
+import crmnb.intake.clean_engine as ce
+try:
+    ce.first_connection.execute("select 1")
+    closed = False
+except Exception as e:
+    closed = "closed" in str(e)
 pathlib.Path(r"{seen}", "second.json").write_text(
     json.dumps({"frozen": gc.get_freeze_count(), "sees_first": "left_behind" in globals(),
-                "cells": get_ipython().execution_count})
+                "cells": get_ipython().execution_count, "cleaning_connection_closed": closed,
+                "opened_again": ce.connect().execute("select 2").fetchone()[0] == 2,
+                "purge_delay": os.environ.get("MIMALLOC_PURGE_DELAY")})
 )
 """
 
 
-def test_each_step_starts_empty_in_a_kernel_whose_libraries_are_frozen(tmp_path: Path):
+def test_each_step_starts_empty_in_a_kernel_whose_libraries_are_frozen_and_its_memory_given_back(tmp_path: Path):
     seen = tmp_path / "seen"
     seen.mkdir()
     root = toy_workbook(tmp_path, FIRST.replace("{seen}", str(seen)), {"two_steps": {}})
@@ -49,3 +60,7 @@ def test_each_step_starts_empty_in_a_kernel_whose_libraries_are_frozen(tmp_path:
     assert second["cells"] == first["cells"]  # its cells counted from 1, as in a kernel of its own
     # pandas, matplotlib, seaborn and scikit-learn alone are several hundred thousand objects
     assert first["frozen"] > 100_000 and second["frozen"] > 100_000
+    # what the last step's DuckDB connection held went back to the system; the next query opens another
+    assert second["cleaning_connection_closed"] and second["opened_again"]
+    # Arrow's allocator gives freed pages back at once rather than keeping them for the next step
+    assert second["purge_delay"] == "0"

@@ -56,6 +56,14 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def release() -> None:
+    """Close cleaning's connection if one is open; the next query opens another. What DuckDB holds for it
+    (about 0.3 GB after cleaning 100 times the demo) goes back to the system rather than into later steps."""
+    if connect.cache_info().currsize:
+        connect().close()
+        connect.cache_clear()
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
