@@ -266,3 +266,23 @@ def test_goal_metrics_are_the_catalogue_entries_marked_goal():
 
     assert {mid: m.unit for mid, m in CATALOGUE.items() if m.goal} == GOAL_METRICS
     assert "lead_conversion_rate" in GOAL_METRICS and "nps" not in GOAL_METRICS
+
+
+def test_the_goal_metrics_are_the_catalogues_and_checking_a_case_imports_no_analysis():
+    import subprocess
+    import sys
+
+    from crmnb.analysis.metrics import CATALOGUE
+
+    assert {m.id: m.unit for m in CATALOGUE.values() if m.goal} == GOAL_METRICS
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, crmnb.cli; print(sorted(m for m in ('scipy', 'sklearn', 'crmnb.analysis.metrics') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"

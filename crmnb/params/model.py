@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crmnb.analysis.metrics import CATALOGUE
 from crmnb.intake.parse import DEFAULT_TIMEZONE
 from crmnb.intake.schema import DEFAULT_FILES, FUNNEL_STAGES, TABLES
 from crmnb.intake.sources import Located, TableSource, check_tables, locate
@@ -23,8 +22,20 @@ from crmnb.params.loop import ReviewEvery
 from crmnb.params.predict import PredictSettings
 from crmnb.params.service import ServiceSettings
 
-GOAL_METRICS: dict[str, str] = {m.id: m.unit for m in CATALOGUE.values() if m.goal}
-"""Metrics a case goal may name, with their unit: the metric catalogue's entries marked ``goal``."""
+GOAL_METRICS: dict[str, str] = {
+    "lead_response_hours": "hours",
+    "followup_ontime_rate": "rate",
+    "lead_conversion_rate": "rate",
+    "opportunity_win_rate": "rate",
+    "sales_cycle_days": "days",
+    "avg_order_value": "CNY",
+    "repeat_purchase_rate": "rate",
+    "csat": "score",
+    "complaint_resolution_hours": "hours",
+}
+"""Metrics a case goal may name, with their unit: the metric catalogue's entries marked ``goal``
+(:data:`crmnb.analysis.metrics.CATALOGUE`; a test keeps the two the same). Written out here, checking a
+case file does not import the analyses: the runner starts 0.7 s sooner and 50 MB smaller without scipy."""
 
 
 class _Model(BaseModel):
