@@ -198,13 +198,34 @@ class Tables(MutableMapping):
         self._names = list(TABLES)
         self._got: dict[str, pd.DataFrame] = {}
         self._set: set[str] = set()  # tables a notebook put here itself: never re-read from a file
+        self._narrowed: dict[str, list[str]] = {}  # the columns read of a table when it is used whole
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._got:
             if name not in self._names:
                 raise KeyError(name)
-            self._got[name] = self._ws.read(f"{self._step}/{name}")
+            self._got[name] = self._ws.read(f"{self._step}/{name}", columns=self._narrowed.get(name))
         return self._got[name]
+
+    def narrow(self, name: str, columns: Iterable[str]) -> None:
+        """Read only ``columns`` of table ``name`` (those its hand-off has) when it is first used whole.
+
+        What a step keeps of a large table is then what its analyses read; ``columns`` and ``where`` that
+        ask for another column read it from the file. No effect once the table is read or set here.
+        """
+        path = self.unread_file(name)
+        if path is None:
+            return
+        import pyarrow.parquet as pq
+
+        wanted = set(columns)
+        self._narrowed[name] = [c for c in pq.read_schema(path).names if c in wanted]
+
+    def _holds(self, name: str, columns: Iterable[str]) -> bool:
+        """Whether the frame read or set under ``name`` has ``columns``."""
+        if name not in self._got:
+            return False
+        return name in self._set or all(c in self._got[name] for c in columns)
 
     def unread_file(self, name: str) -> Path | None:
         """Return the hand-off file of table ``name`` while it has not been read whole, else None.
@@ -217,8 +238,8 @@ class Tables(MutableMapping):
         return path if path.exists() else None
 
     def columns(self, name: str, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
-        """Return only ``columns`` of table ``name``: from the whole table if read already, else from its file."""
-        if name in self._got:
+        """Return only ``columns`` of table ``name``: from the table if read already with them, else from its file."""
+        if self._holds(name, columns):
             return self._got[name][list(columns)]
         if name not in self._names:
             raise KeyError(name)
@@ -227,14 +248,16 @@ class Tables(MutableMapping):
     def where(self, name: str, column: str, values: Any, columns: list[str] | None = None) -> pd.DataFrame:
         """Return the rows of table ``name`` whose ``column`` is among ``values`` (only ``columns`` when given).
 
-        Taken from the whole table when it is read already; else only those rows are read from its file.
+        Taken from the table when it is read already with those columns; else only those rows are read from its file.
         """
-        if name in self._got:
+        if self._holds(name, [column, *(columns or ())]):
             df = self._got[name]
             df = df[isin(df[column], values)].reset_index(drop=True)
             return df if columns is None else df[list(columns)]
         if name not in self._names:
             raise KeyError(name)
+        if columns is None:
+            columns = self._narrowed.get(name)
         return self._ws.read(f"{self._step}/{name}", columns=columns, where={column: values})
 
     def release(self, *names: str) -> None:
@@ -252,6 +275,7 @@ class Tables(MutableMapping):
     def __delitem__(self, name: str) -> None:
         self._names.remove(name)
         self._got.pop(name, None)
+        self._narrowed.pop(name, None)
         self._set.discard(name)
 
     def __contains__(self, name: object) -> bool:

@@ -172,3 +172,21 @@ def test_case_losses_and_outcome_columns_read_only_what_they_use(tmp_path):
     want = losses.losses_of(scope.leads_in({"leads": LEADS}, case), OPPS, STAGES)
     assert got["opportunity_id"].tolist() == want["opportunity_id"].tolist() == ["O2"]
     assert got["lost_at_stage"].tolist() == want["lost_at_stage"].tolist() == ["proposal"]
+
+
+def test_a_narrowed_table_keeps_what_the_analyses_read_and_reads_other_columns_from_its_file(tmp_path):
+    t = case_rows.narrow(_tables(tmp_path))
+    assert "leads" not in repr(t).split("read so far:")[1]  # narrowing reads nothing yet
+    held = t["leads"]
+    assert "contact_name" not in held and held["lead_id"].tolist() == LEADS["lead_id"].tolist()
+    # a column the frame held does not have comes from the file, with the table's values, in its order
+    names = t.columns("leads", ["lead_id", "contact_name"])
+    assert names.values.tolist() == LEADS[["lead_id", "contact_name"]].values.tolist()
+    sales = t.where("leads", "department", ["Sales"], ["lead_id", "contact_name"])
+    assert sales.values.tolist() == [["L1", "Ann"], ["L2", "Bo"], ["L4", "Di"]]
+    # rows without named columns are the narrowed table's rows, from the frame held
+    assert list(t.where("leads", "department", ["Sales"])) == list(held)
+    # a table not read yet gives its narrowed columns to a filtered read as well
+    deals = t.where("opportunities", "department", ["Sales"])
+    assert "note" not in deals and deals["opportunity_id"].tolist() == ["O1", "O3"]
+    assert "opportunities" not in repr(t).split("read so far:")[1]
