@@ -66,6 +66,12 @@ class Workspace:
 
         path = self._path(name, "table", writing=True)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if df.attrs:
+            try:
+                json.dumps(df.attrs)
+            except (TypeError, ValueError):  # pyarrow would leave them out with a warning in the notebook
+                df = df.copy(deep=False)
+                df.attrs = {}  # in-memory notes of a step (a routing's simulated gains), not part of the table
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, **PARQUET_OPTIONS)
         self._views.discard(name)  # a view binds the file's columns: bind it anew at the next query
         return path

@@ -372,3 +372,17 @@ def test_tables_of_a_step_without_canonical_tables_are_refused(tmp_path: Path):
     assert "orders" in ws.tables("clean")
     with pytest.raises(ValueError, match="intake/"):
         ws.tables("intak")
+
+
+def test_a_hand_off_with_in_memory_notes_is_written_without_a_warning(tmp_path: Path, recwarn):
+    ws = Workspace(tmp_path, "case")
+    df = pd.DataFrame({"deal": ["D1", "D2"], "gain": [0.1, 0.2]})
+    df.attrs["gain_draws"] = np.zeros(3)  # the routing's simulated gains: not JSON
+    ws.write("plan/routing", df)
+    assert not [w for w in recwarn if "attrs" in str(w.message)]
+    back = ws.read("plan/routing")
+    assert back.values.tolist() == df.values.tolist() and back.attrs == {}
+    assert "gain_draws" in df.attrs  # the frame the notebook holds keeps them
+    df.attrs = {"size_edges": [0, 10]}  # notes that can be written are kept, as pyarrow keeps them
+    ws.write("plan/routing", df)
+    assert ws.read("plan/routing").attrs == {"size_edges": [0, 10]}
