@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crmnb.errors import HandoffMissing
-from crmnb.frames import bind_views, connect, isin, row_filter
+from crmnb.frames import bind_views, connect, isin, read_rows
 from crmnb.handoff_catalogue import EXTENSIONS as EXTENSIONS
 from crmnb.handoff_catalogue import HANDOFF_STEPS as HANDOFF_STEPS
 from crmnb.handoff_catalogue import HANDOFFS as HANDOFFS
@@ -95,7 +95,7 @@ class Workspace:
             return pd.read_parquet(path, columns=columns)
         self._check_columns(name, path, list(where))
         try:
-            return pd.read_parquet(path, columns=columns, filters=row_filter(path, where))
+            return read_rows(path, where, columns)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             # values of another type than the column's (numbers for text…): pandas' own rules, as Series.isin
             df = pd.read_parquet(path, columns=None if columns is None else list(dict.fromkeys([*columns, *where])))

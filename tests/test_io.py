@@ -386,3 +386,40 @@ def test_a_hand_off_with_in_memory_notes_is_written_without_a_warning(tmp_path: 
     df.attrs = {"size_edges": [0, 10]}  # notes that can be written are kept, as pyarrow keeps them
     ws.write("plan/routing", df)
     assert ws.read("plan/routing").attrs == {"size_edges": [0, 10]}
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"id": ["k3", "k17"]},  # two rows, in two row groups
+        {"id": ["k3", None]},  # a missing value keeps the rows missing one
+        {"id": ["nobody"]},  # no row
+        {"team": ["b"], "id": [f"k{i}" for i in range(0, 40, 3)]},  # two columns
+        {"empty": [None]},  # a column without any value: only a missing value matches
+        {"empty": ["x"]},
+        {"id": [f"k{i}" for i in range(2000)]},  # many values: the scanner's path
+    ],
+)
+@pytest.mark.parametrize("columns", [None, ["amount", "id"]])
+def test_rows_read_by_row_group_are_those_arrows_filter_keeps(tmp_path: Path, where, columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from crmnb.frames import read_rows, row_filter
+
+    ids = [None if i % 11 == 5 else f"k{i}" for i in range(40)]
+    table = pa.table(
+        {
+            "id": ids,
+            "team": ["a", "b"] * 20,
+            "amount": [float(i) for i in range(40)],
+            "empty": pa.nulls(40),
+        }
+    )
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=7)
+    want = pd.read_parquet(path, columns=columns, filters=row_filter(path, where))
+    got = read_rows(path, where, columns)
+    pd.testing.assert_frame_equal(got, want)
+    if "id" in where and where["id"][0] == "k3":
+        assert got["amount"].tolist() == ([3.0, 17.0] if where["id"][1] == "k17" else [3.0, 5.0, 16.0, 27.0, 38.0])
