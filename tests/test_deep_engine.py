@@ -190,3 +190,17 @@ def test_a_narrowed_table_keeps_what_the_analyses_read_and_reads_other_columns_f
     deals = t.where("opportunities", "department", ["Sales"])
     assert "note" not in deals and deals["opportunity_id"].tolist() == ["O1", "O3"]
     assert "opportunities" not in repr(t).split("read so far:")[1]
+
+
+def test_engine_funnel_runs_again_with_more_memory_when_duckdb_runs_out(tmp_path, monkeypatch):
+    import duckdb
+
+    t = _tables(tmp_path)
+    want = engagement.email_funnel(_events(), LEADS, OPPS, CAMPAIGNS, "2025-02-01", "2025-03-31")
+    monkeypatch.setattr(engagement_engine, "MEMORY_LIMITS", ("0KB",))
+    with pytest.raises(duckdb.OutOfMemoryException):  # out of memory at the last limit: said, never a guess
+        engagement_engine.funnel_or_gap(t, "2025-02-01", "2025-03-31")
+    monkeypatch.setattr(engagement_engine, "MEMORY_LIMITS", ("0KB", "256MB"))
+    got, gap = engagement_engine.funnel_or_gap(t, "2025-02-01", "2025-03-31")
+    assert gap is None
+    pd.testing.assert_frame_equal(got, want)
