@@ -205,6 +205,7 @@ class Tables(MutableMapping):
         self._got: dict[str, pd.DataFrame] = {}
         self._set: set[str] = set()  # tables a notebook put here itself: never re-read from a file
         self._narrowed: dict[str, list[str]] = {}  # the columns read of a table when it is used whole
+        self._row_columns: dict[str, list[str]] = {}  # ... and when some of its rows are read
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._got:
@@ -213,8 +214,9 @@ class Tables(MutableMapping):
             self._got[name] = self._ws.read(f"{self._step}/{name}", columns=self._narrowed.get(name))
         return self._got[name]
 
-    def narrow(self, name: str, columns: Iterable[str]) -> None:
-        """Read only ``columns`` of table ``name`` (those its hand-off has) when it is first used whole.
+    def narrow(self, name: str, columns: Iterable[str], rows: Iterable[str] | None = None) -> None:
+        """Read only ``columns`` of table ``name`` (those its hand-off has) when it is first used whole, and
+        only ``rows`` (default: ``columns``) when some of its rows are read by :meth:`where`.
 
         What a step keeps of a large table is then what its analyses read; ``columns`` and ``where`` that
         ask for another column read it from the file. No effect once the table is read or set here.
@@ -224,8 +226,10 @@ class Tables(MutableMapping):
             return
         import pyarrow.parquet as pq
 
-        wanted = set(columns)
-        self._narrowed[name] = [c for c in pq.read_schema(path).names if c in wanted]
+        have = pq.read_schema(path).names
+        wanted, by_rows = set(columns), set(columns if rows is None else rows)
+        self._narrowed[name] = [c for c in have if c in wanted]
+        self._row_columns[name] = [c for c in have if c in by_rows]
 
     def _holds(self, name: str, columns: Iterable[str]) -> bool:
         """Whether the frame read or set under ``name`` has ``columns``."""
@@ -256,14 +260,14 @@ class Tables(MutableMapping):
 
         Taken from the table when it is read already with those columns; else only those rows are read from its file.
         """
+        if columns is None:
+            columns = self._row_columns.get(name)  # a narrowed table's rows: its declared columns
         if self._holds(name, [column, *(columns or ())]):
             df = self._got[name]
             df = df[isin(df[column], values)].reset_index(drop=True)
             return df if columns is None else df[list(columns)]
         if name not in self._names:
             raise KeyError(name)
-        if columns is None:
-            columns = self._narrowed.get(name)
         return self._ws.read(f"{self._step}/{name}", columns=columns, where={column: values})
 
     def release(self, *names: str) -> None:
@@ -282,6 +286,7 @@ class Tables(MutableMapping):
         self._names.remove(name)
         self._got.pop(name, None)
         self._narrowed.pop(name, None)
+        self._row_columns.pop(name, None)
         self._set.discard(name)
 
     def __contains__(self, name: object) -> bool:
