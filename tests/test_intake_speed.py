@@ -169,6 +169,42 @@ def test_contacts_rewritten_and_keyed_from_arrow_as_from_objects() -> None:
     assert by_arrow[2] is None and by_arrow[3] is None
 
 
+@pytest.mark.parametrize(
+    "key", [b"k", bytes(range(64)), b"a department's secret, longer than a block " * 3], ids=["short", "block", "long"]
+)
+def test_contact_keys_from_duckdb_are_python_hmacs(monkeypatch, key) -> None:
+    """A batch of many contacts is hashed by DuckDB, row by row when they are mostly distinct, else each distinct
+    value once: each key is the HMAC-SHA256 Python's hmac gives (its first 32 hex digits), for Chinese and plain
+    text alike and for a key longer than SHA-256's block; missing stays missing."""
+    import hashlib
+    import hmac
+
+    from crmnb.intake import protect
+
+    distinct = ["13812345678", "z@x.cn", None, "张三@例子.中国", "13812345678", "", "+86 138"]
+    repeated = distinct * 5
+    monkeypatch.setattr(protect, "IN_ENGINE_FROM", 3)
+    hashed = []
+    monkeypatch.setattr(
+        protect, "_hmacs_in_engine", lambda a, k, f=protect._hmacs_in_engine: hashed.append(len(a)) or f(a, k)
+    )
+    for values, rows_hashed in ((distinct, 7), (repeated, 5)):  # every row, or the 5 distinct texts
+        want = [
+            None if v is None else hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for v in values
+        ]
+        s = pd.Series(values, dtype="str")
+        hashed.clear()
+        by_objects, by_arrow = protect.keyed(s, key), protect.keyed(s, key, protect._as_arrow(s))
+        assert by_objects.tolist() == by_arrow.tolist() == want
+        assert by_objects.index.equals(s.index) and by_objects.dtype == object
+        assert hashed[-1] == rows_hashed
+    with monkeypatch.context() as m:  # fewer than IN_ENGINE_FROM: Python's hashlib
+        m.setattr(protect, "IN_ENGINE_FROM", 100)
+        hashed.clear()
+        assert protect.keyed(pd.Series(repeated, dtype="str"), key).tolist() == want
+        assert not hashed
+
+
 def test_no_thread_reads_on_after_a_table_is_taken_in(tmp_path) -> None:
     """After step 2 took in a table, in batches or (having started in batches) whole, no reading thread is left."""
     from crmnb.intake.sources import Located, TableSource

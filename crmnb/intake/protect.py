@@ -56,6 +56,12 @@ def contact_key(case_id: str) -> bytes:
     return hmac.new(secret.encode("utf-8"), f"crmnb contact key {case_id}".encode(), hashlib.sha256).digest()
 
 
+IN_ENGINE_FROM = 20_000
+"""From how many distinct contacts in one batch :func:`keyed` hashes them in DuckDB: it computes SHA-256 over
+Arrow's text on every core, over twice as fast as Python's ``hashlib`` one value at a time (a large department's
+customers and leads bring millions of distinct contacts); fewer are not worth a connection's start (about 25 ms)."""
+
+
 def keyed(values: pd.Series, key: bytes, arr: pa.Array | None = None) -> pd.Series:
     """Return each value's HMAC-SHA256 under ``key`` (32 hex digits); missing stays missing. ``arr``: the
     values as Arrow text, when the caller has them (their distinct values are then found by Arrow).
@@ -63,31 +69,63 @@ def keyed(values: pd.Series, key: bytes, arr: pa.Array | None = None) -> pd.Seri
     >>> keyed(pd.Series(["13812345678", None, "13812345678"]), b"k").tolist()
     ['c365caf352e309a6776df9ae371e47d9', None, 'c365caf352e309a6776df9ae371e47d9']
     """
+    if len(values) >= IN_ENGINE_FROM and _mostly_distinct(arr := _as_arrow(values) if arr is None else arr):
+        got = _hmacs_in_engine(arr, key)  # every row: finding the distinct ones would cost more than it spares
+        return pd.Series(np.asarray(got.to_numpy(zero_copy_only=False), dtype=object), index=values.index, dtype=object)
     if arr is None:
         codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
-    else:
+        distinct = pa.array(distinct, type=pa.large_string())
+    else:  # each distinct value hashed once: an e-mail's events repeat its address
         found = pc.dictionary_encode(arr)
         codes = pc.fill_null(found.indices, -1).to_numpy(zero_copy_only=False)
-        distinct = found.dictionary.to_pylist()
-    inner, outer = _pads(key)
+        distinct = found.dictionary
+    if len(distinct) >= IN_ENGINE_FROM:
+        out = _hmacs_in_engine(distinct, key).to_numpy(zero_copy_only=False)
+    else:
+        out = _hmacs(distinct.to_pylist(), key)
+    digests = np.array([*out, None], dtype=object)
+    return pd.Series(digests[np.where(codes < 0, len(out), codes)], index=values.index, dtype=object)
+
+
+def _mostly_distinct(arr: pa.Array, sample: int = 20_000) -> bool:
+    """Return True when most of a column's values (in a sample spread over it) are distinct: a customer's phone."""
+    spread = arr if len(arr) <= sample else pc.take(arr, np.arange(0, len(arr), len(arr) // sample))
+    return pc.count_distinct(spread).as_py() > 0.5 * len(spread)
+
+
+def _hmacs(distinct: list[str], key: bytes) -> list[str]:
+    """Return each text's HMAC-SHA256 under ``key`` (RFC 2104, written out from the keyed pads' states), 32 hex digits."""
+    inner, outer = (hashlib.sha256(pad) for pad in _pads(key))
     out = []
-    for v in distinct:  # each distinct value once; HMAC written out (RFC 2104) from the keyed pads' states
+    for v in distinct:
         h = inner.copy()
         h.update(v.encode("utf-8"))
         o = outer.copy()
         o.update(h.digest())
         out.append(o.hexdigest()[:32])
-    digests = np.array([*out, None], dtype=object)
-    return pd.Series(digests[np.where(codes < 0, len(out), codes)], index=values.index, dtype=object)
+    return out
 
 
-def _pads(key: bytes) -> tuple[Any, Any]:
-    """Return SHA-256 states that have taken in the key XOR ipad and XOR opad (RFC 2104): copying a state
-    costs a third of what a new HMAC of each value costs, and gives the same bytes."""
+def _hmacs_in_engine(texts: pa.Array, key: bytes) -> pa.Array:
+    """Return :func:`_hmacs` of Arrow text, computed by DuckDB: SHA-256 of the outer pad and
+    the inner digest (``unhex`` of the hex DuckDB gives), the text taken as its UTF-8 bytes. The key's pads are the
+    query's parameters: never written, gone with the in-memory connection."""
+    import duckdb
+
+    inner, outer = _pads(key)
+    sql = "SELECT left(sha256($o::BLOB || unhex(sha256($i::BLOB || encode(v)))), 32) AS k FROM texts"
+    with duckdb.connect() as con:
+        con.register("texts", pa.table({"v": texts}))
+        return con.sql(sql, params={"o": outer, "i": inner}).to_arrow_table().column("k")
+
+
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    """Return the key XOR ipad and XOR opad (RFC 2104), a block of SHA-256 each: a hash started from their states
+    and copied per value costs a third of what a new HMAC of each value costs, and gives the same bytes."""
     if len(key) > 64:  # SHA-256's block: a longer key is hashed first, as hmac does
         key = hashlib.sha256(key).digest()
     key = key.ljust(64, b"\0")
-    return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
 _PLAIN = {"phone": r"^[0-9]{7,}$", "email": r"^[a-z0-9._%+-]+@[a-z0-9.-]+$"}
