@@ -64,3 +64,37 @@ def test_each_step_starts_empty_in_a_kernel_whose_libraries_are_frozen_and_its_m
     assert second["cleaning_connection_closed"] and second["opened_again"]
     # Arrow's allocator gives freed pages back at once rather than keeping them for the next step
     assert second["purge_delay"] == "0"
+
+
+def test_outputs_modules_load_before_the_steps_only_for_small_exports(tmp_path: Path):
+    """The report's and workbook's modules load while the kernel starts for a case of small exports; from a
+    gigabyte of exports they wait for the kernel to close, so that they are not held beside it at the case's
+    peak. The size is that of the files the case reads, whichever table they hold."""
+    import shutil
+
+    import yaml
+
+    from crmnb.params.files import load_case
+    from crmnb.run import steps
+
+    root = Path(__file__).resolve().parent.parent
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in (root / "parameters").glob("_*"):
+        (shutil.copytree if f.is_dir() else shutil.copy)(f, tmp_path / f.name)
+    settings = yaml.safe_load((root / "parameters" / "lead_conversion_uplift.yaml").read_text(encoding="utf-8"))
+    settings["data"] = {"dir": str(data)}
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    (data / "leads.csv").write_bytes(b"lead_id\nL1\n")
+    case = load_case(case_file)
+    assert steps.preloads(case)
+    with open(data / "activities.csv", "wb") as fh:  # sparse: a gigabyte on paper, nothing on disk
+        fh.truncate(steps.PRELOAD_BELOW - 100)
+    assert steps.preloads(case)
+    with open(data / "tickets.csv", "wb") as fh:
+        fh.truncate(100)
+    assert not steps.preloads(case)
+    (data / "not_read.csv").write_bytes(b"x")  # a file no table is read from is not counted
+    (data / "tickets.csv").unlink()
+    assert steps.preloads(case)

@@ -147,6 +147,22 @@ def _data_file(case: CaseParams, table: str) -> Path:
     return Path(case.data_path(table))
 
 
+def exports_bytes(case: CaseParams) -> int | None:
+    """Return the size of the files the case reads its tables from, or None when one is not a file (a database
+    server's table, of unknown size)."""
+    from crmnb.intake.schema import TABLES
+
+    total = 0
+    for table in TABLES:
+        try:
+            path = _data_file(case, table)
+        except Exception:
+            return None
+        if path.is_file():
+            total += path.stat().st_size
+    return total
+
+
 def fingerprint(case: CaseParams, settings: dict, notebooks: Iterable[Path]) -> dict:
     """Return what a run depends on: the merged settings, each data file's content, and the code.
 

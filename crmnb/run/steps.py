@@ -28,6 +28,7 @@ from crmnb.run.kernel import KERNEL, Kernel, register_engine, skip_unused_slow_i
 # the step notebooks and the run id belong to the run record, which the batch reads without the runner
 from crmnb.run.records import (
     RUN_ID_ENV,
+    exports_bytes,
     fingerprint,
     finish_record,
     new_record,
@@ -267,6 +268,22 @@ def _start_kernel(
         ) from None
 
 
+PRELOAD_BELOW = 1 << 30
+"""Exports (bytes) below which the runner imports the outputs' modules while the kernel starts (:func:`preloads`)."""
+
+
+def preloads(case: CaseParams) -> bool:
+    """Return whether the runner imports the report's and workbook's modules before the steps, rather than after.
+
+    For a case of small exports they load while the kernel starts, and the outputs wait for none (about a second
+    of a demo case's 20). For one of a gigabyte or more that second is nothing, and the 70 MB they take would be
+    held beside the kernel through every step, at the case's peak: they load once the kernel has closed. A
+    database server's tables, of unknown size, count as small.
+    """
+    size = exports_bytes(case)
+    return size is None or size < PRELOAD_BELOW
+
+
 def _run_steps_and_outputs(
     case: CaseParams,
     books: list[Path],
@@ -286,7 +303,8 @@ def _run_steps_and_outputs(
         skip_unused_slow_imports()
         import papermill  # noqa: F401
 
-        preload()
+        if preloads(case):
+            preload()
         done = _execute_steps(case, books, src, out_nb, params, say, deadline, kernel)
     finally:
         kernel.close()
