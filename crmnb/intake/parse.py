@@ -135,10 +135,13 @@ def parse_dates(values: pd.Series, timezone: str | None = None) -> tuple[pd.Seri
 
 def _repeats(text: pd.Series, sample: int = 20_000) -> bool:
     """Return True when a column's values repeat enough (in a sample spread over it) to be read once each."""
-    if len(text) <= sample:
-        return True
-    spread = text.iloc[:: len(text) // sample]
-    return spread.nunique() < 0.5 * len(spread)
+    return len(text) <= sample or distinct_share(text, sample) < 0.5
+
+
+def distinct_share(values: pd.Series, sample: int = 20_000) -> float:
+    """Return the share of distinct values (missing ones not counted) among ``sample`` spread over a column."""
+    spread = values if len(values) <= sample else values.iloc[:: len(values) // sample]
+    return spread.nunique() / max(len(spread), 1)
 
 
 def _parse_text(text: pd.Series, timezone: str | None) -> tuple[pd.Series, pd.Series]:

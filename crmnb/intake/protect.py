@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmnb.intake.duplicates import normalise_email, normalise_phone
-from crmnb.intake.parse import Intake
+from crmnb.intake.parse import Intake, distinct_share
 from crmnb.present.masking import mask_email, mask_phone, mask_text
 
 CONTACT_KEY_ENV = "CRMNB_CONTACT_KEY"
@@ -57,40 +57,32 @@ def contact_key(case_id: str) -> bytes:
 
 
 IN_ENGINE_FROM = 20_000
-"""From how many distinct contacts in one batch :func:`keyed` hashes them in DuckDB: it computes SHA-256 over
-Arrow's text on every core, over twice as fast as Python's ``hashlib`` one value at a time (a large department's
-customers and leads bring millions of distinct contacts); fewer are not worth a connection's start (about 25 ms)."""
+"""From how many contacts in one batch (or distinct contacts, when they repeat) :func:`keyed` hashes them in
+DuckDB: it computes SHA-256 over Arrow's text on every core, over twice as fast as Python's ``hashlib`` one value
+at a time (a large department's customers and leads bring millions of distinct contacts); fewer are not worth a
+connection's start (about 25 ms)."""
 
 
 def keyed(values: pd.Series, key: bytes, arr: pa.Array | None = None) -> pd.Series:
     """Return each value's HMAC-SHA256 under ``key`` (32 hex digits); missing stays missing. ``arr``: the
-    values as Arrow text, when the caller has them (their distinct values are then found by Arrow).
+    values as Arrow text, when the caller has them.
 
     >>> keyed(pd.Series(["13812345678", None, "13812345678"]), b"k").tolist()
     ['c365caf352e309a6776df9ae371e47d9', None, 'c365caf352e309a6776df9ae371e47d9']
     """
-    if len(values) >= IN_ENGINE_FROM and _mostly_distinct(arr := _as_arrow(values) if arr is None else arr):
+    arr = _as_arrow(values) if arr is None else arr
+    if len(values) >= IN_ENGINE_FROM and distinct_share(values) > 0.5:
         got = _hmacs_in_engine(arr, key)  # every row: finding the distinct ones would cost more than it spares
         return pd.Series(np.asarray(got.to_numpy(zero_copy_only=False), dtype=object), index=values.index, dtype=object)
-    if arr is None:
-        codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
-        distinct = pa.array(distinct, type=pa.large_string())
-    else:  # each distinct value hashed once: an e-mail's events repeat its address
-        found = pc.dictionary_encode(arr)
-        codes = pc.fill_null(found.indices, -1).to_numpy(zero_copy_only=False)
-        distinct = found.dictionary
+    found = pc.dictionary_encode(arr)  # each distinct value hashed once: an e-mail's events repeat its address
+    codes = pc.fill_null(found.indices, -1).to_numpy(zero_copy_only=False)
+    distinct = found.dictionary
     if len(distinct) >= IN_ENGINE_FROM:
         out = _hmacs_in_engine(distinct, key).to_numpy(zero_copy_only=False)
     else:
         out = _hmacs(distinct.to_pylist(), key)
     digests = np.array([*out, None], dtype=object)
     return pd.Series(digests[np.where(codes < 0, len(out), codes)], index=values.index, dtype=object)
-
-
-def _mostly_distinct(arr: pa.Array, sample: int = 20_000) -> bool:
-    """Return True when most of a column's values (in a sample spread over it) are distinct: a customer's phone."""
-    spread = arr if len(arr) <= sample else pc.take(arr, np.arange(0, len(arr), len(arr) // sample))
-    return pc.count_distinct(spread).as_py() > 0.5 * len(spread)
 
 
 def _hmacs(distinct: list[str], key: bytes) -> list[str]:
