@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # nbval and papermill start the kernel "python3": make it this environment's Python.
 prefer_this_python()
 
+# the fits' numbers do not depend on which OpenBLAS kernel this machine's CPU picks (tests/golden.py)
+from golden import pin_blas_kernel  # noqa: E402
+
+pin_blas_kernel()
+
 # reports keep their font subsets in a cache of this test run, not in the user's
 if "CRMNB_CACHE_DIR" not in os.environ:
     os.environ["CRMNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="crmnb-test-cache-")

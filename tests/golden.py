@@ -27,6 +27,21 @@ CONTACT_KEY_ENV = "CRMNB_CONTACT_KEY"  # crmnb.intake.protect's
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = ("lead_conversion_uplift", "repeat_purchase_optimisation")
 DEMO_SCALE, DEMO_SEED = 0.3, 7
+BLAS_KERNEL = "Haswell"
+"""The OpenBLAS kernel the recording is made with, and compared under (AVX2: any x86-64 machine of the last
+decade). OpenBLAS picks its kernel by CPU, and the fits (BG/NBD, logistic regressions) then stop at points
+that differ in the fourth digit: an AVX-512 Intel machine picks SkylakeX, an AMD one Haswell."""
+
+
+def pin_blas_kernel() -> None:
+    """Make the processes started from here on (the kernels that run the steps) use :data:`BLAS_KERNEL`, on an
+    x86-64 machine that has AVX2 and where no kernel is chosen already."""
+    try:
+        avx2 = " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        avx2 = False
+    if avx2:
+        os.environ.setdefault("OPENBLAS_CORETYPE", BLAS_KERNEL)
 
 
 def run_demo_cases(tmp: Path) -> dict[str, Path]:
@@ -44,6 +59,7 @@ def run_demo_cases(tmp: Path) -> dict[str, Path]:
     except ImportError:  # before the regrouping
         from crmnb.run.steps import run_case
 
+    pin_blas_kernel()
     generate(tmp / "data", scale=DEMO_SCALE, seed=DEMO_SEED)
     # without the action ledgers a run of the workbook's own case files leaves beside them: a first run each
     shutil.copytree(ROOT / "parameters", tmp / "parameters", ignore=shutil.ignore_patterns("*.actions.yaml"))
