@@ -283,3 +283,43 @@ def test_a_table_cleaning_leaves_as_taken_in_is_checked_and_its_file_copied(tmp_
         clean_tables.copy_checked(tables.batches("campaigns"), src, bad, Fails())
     assert not bad.exists() and not bad.with_name(bad.name + ".part").exists()
     assert clean_tables.Plan().unchanged and not clean_tables.Plan(drop=["x"]).unchanged
+
+
+def test_rules_on_hand_offs_read_no_table_into_pandas(tmp_path, monkeypatch):
+    """From Parquet hand-offs every rule finds its rows by DuckDB on the files: no table is read whole into
+    pandas (at 1000x the demo the activities alone would take several GB), and the account is the same."""
+    from crmnb.intake import ledger
+
+    d = small_crm()
+    d.add(  # beside small_crm's orders: values intake could not read, one row with two of them
+        "orders",
+        [
+            order("O1", "C2", amount="10"),
+            order("O2", "C3", amount="twenty"),
+            order("O6", "C4", date="someday", amount="x"),
+            order("O4", "C4", amount="-5"),
+            order("O7", "C9", amount="40"),
+        ],
+    )
+    d.add(
+        "tickets",
+        [
+            {"ticket_id": "T1", "customer_id": "C3", "type": "request", "created_at": "2025-03-01", "csat": "7"},
+            {"ticket_id": "T2", "customer_id": "C4", "type": "complaint", "created_at": "2025-03-02", "csat": "ok"},
+            {"ticket_id": "T3", "customer_id": "C4", "type": "request", "created_at": "soon", "csat": "9"},
+        ],
+    )
+    assert sum(len(i) for i in d.issues) >= 4, "the data exercise the unreadable-value rule"
+    want = d.clean(max_followups_per_customer=2)
+
+    def refuse(self, table):
+        raise AssertionError(f"a rule read table {table!r} into pandas")
+
+    monkeypatch.setattr(ledger.Working, "__missing__", refuse)
+    issues = pd.concat(d.issues, ignore_index=True)
+    formats = pd.concat(d.formats, ignore_index=True)
+    got = clean(parquet_copy(d, tmp_path / "intake"), issues, formats, as_of=AS_OF, max_followups_per_customer=2)
+    for part in ("log", "quarantine", "merges", "reconciliation"):
+        pd.testing.assert_frame_equal(getattr(got, part), getattr(want, part))
+    assert {"negative amount", "out of range", "unknown customer"} <= set(got.log["rule"])
+    assert got.quarantine["row"].groupby([got.quarantine["table"], got.quarantine["row"]]).size().max() == 1

@@ -64,7 +64,8 @@ def release() -> None:
         connect.cache_clear()
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
+    """Return ``name`` quoted as an SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -116,9 +117,9 @@ def _select(src: Path, plan, columns: list[str], positions: bool = False) -> str
     (with ``positions``, each row's position in the file first, as ``_pos``)."""
     missing = [c for c in columns if c in plan.missing]
     cols = [
-        f"CASE WHEN m._miss{missing.index(c)} THEN NULL ELSE t.{_quote(c)} END AS {_quote(c)}"
+        f"CASE WHEN m._miss{missing.index(c)} THEN NULL ELSE t.{quote(c)} END AS {quote(c)}"
         if c in missing
-        else f"t.{_quote(c)}"
+        else f"t.{quote(c)}"
         for c in columns
     ]
     read = f"read_parquet({_literal(src)}, file_row_number = true)" if positions else f"read_parquet({_literal(src)})"
@@ -131,7 +132,7 @@ def _repointed_sql(query: str, repoint: dict[str, dict], columns: list[str]) -> 
     map, as :func:`_repointed` does batch by batch), and the maps to register for it."""
     sides, joins, swaps = {}, [], []
     for i, (col, to) in enumerate((c, to) for c, to in repoint.items() if c in columns and to):
-        q, name = _quote(col), f"_rp{i}"
+        q, name = quote(col), f"_rp{i}"
         sides[name] = pa.table(
             {"old": pa.array(list(to), pa.string()), "new": pa.array(list(to.values()), pa.string())}
         )
@@ -156,6 +157,23 @@ def kept_rows(
     their position ``_pos`` and ``columns``, values set to missing as ``missing`` says, ids re-pointed as
     ``repoint`` says) and over the small ``sides`` tables by their names, indexed by position and in the
     file's order: the rows a cleaning rule moves, found without reading the table into pandas."""
+    df = kept_arrow(src, rows, kept, missing, columns, body, repoint, sides).to_pandas()
+    df.index = pd.Index(df.pop("_pos").to_numpy(dtype=np.int64))
+    return df
+
+
+def kept_arrow(
+    src: Path,
+    rows: int,
+    kept: np.ndarray | None,
+    missing: dict,
+    columns: list[str],
+    body: str,
+    repoint: dict[str, dict] | None = None,
+    sides: dict[str, pa.Table] | None = None,
+) -> pa.Table:
+    """Return what :func:`kept_rows` returns as an Arrow table, with the position ``_pos`` as a column: for a
+    large result that pandas would hold as Python objects (the kept customer ids)."""
     plan = Plan(kept, missing)
     view, maps = _repointed_sql(_select(src, plan, columns, positions=True), repoint or {}, columns)
     tables = {"mask": _mask(plan, rows, columns), **maps, **(sides or {})}
@@ -163,26 +181,23 @@ def kept_rows(
     try:
         for name, table in tables.items():
             con.register(name, table)
-        got = con.sql(f"WITH v AS NOT MATERIALIZED ({view}) {body} ORDER BY _pos")
-        df = got.to_arrow_table().to_pandas()
+        return con.sql(f"WITH v AS NOT MATERIALIZED ({view}) {body} ORDER BY _pos").to_arrow_table()
     finally:
         for name in tables:
             con.unregister(name)
-    df.index = pd.Index(df.pop("_pos").to_numpy(dtype=np.int64))
-    return df
 
 
 def among_sql(column: str, side: str, within: bool) -> str:
     """Return the SQL over ``v`` of the rows whose ``column`` is set and is (``within``) or is not one of the
     ``side`` table's ``column``."""
-    q = _quote(column)
+    q = quote(column)
     return f"SELECT v.* FROM v {'SEMI' if within else 'ANTI'} JOIN {side} s ON v.{q} = s.{q} WHERE v.{q} IS NOT NULL"
 
 
 def heavy_sql(column: str, limit: int) -> str:
     """Return the SQL over ``v`` of the rows whose ``column`` more than ``limit`` rows share, with that
     number of rows as ``_per``."""
-    q = _quote(column)
+    q = quote(column)
     return (
         f"SELECT v.*, c._per FROM v JOIN (SELECT {q}, count(*) AS _per FROM v WHERE {q} IS NOT NULL "
         f"GROUP BY {q} HAVING count(*) > {int(limit)}) c ON v.{q} = c.{q}"
@@ -191,7 +206,7 @@ def heavy_sql(column: str, limit: int) -> str:
 
 def is_missing(column: str, kind: pa.DataType) -> str:
     """Return the SQL true for a missing value of ``column`` (for a float, NaN too, as pandas counts it)."""
-    q = _quote(column)
+    q = quote(column)
     return f"({q} IS NULL OR isnan({q}))" if pa.types.is_floating(kind) else f"{q} IS NULL"
 
 
@@ -202,7 +217,7 @@ def later_repeats_sql(column: str) -> str:
     only the rows of a hash seen more than once are grouped by the key itself: grouping 10 M text keys
     took 4.8 s at 100x the demo, their hashes 2.1 s.
     """
-    q = _quote(column)
+    q = quote(column)
     return (
         f"SELECT * FROM (WITH c AS (SELECT hash({q}) AS _h FROM v GROUP BY _h HAVING count(*) > 1), "
         f"s AS (SELECT v.* FROM v SEMI JOIN c ON hash(v.{q}) = c._h) "
@@ -215,7 +230,7 @@ def may_repeat(src: Path, column: str) -> bool:
     """Return whether two rows of a table's intake file ``src`` have the same hash of ``column``: when none
     do, no kept row repeats a key, and the rows are not read again (at 100x the demo, one pass over the
     file instead of two, for every table but the few whose keys repeat)."""
-    q = _quote(column)
+    q = quote(column)
     got = connect().sql(
         f"SELECT count(*) FROM (SELECT hash({q}) AS _h FROM read_parquet({_literal(src)}) GROUP BY _h "
         "HAVING count(*) > 1)"
@@ -225,7 +240,7 @@ def may_repeat(src: Path, column: str) -> bool:
 
 def after(column: str, moment: pd.Timestamp) -> str:
     """Return the SQL true for a value of ``column`` after ``moment``."""
-    return f"{_quote(column)} > CAST({_literal(f'{moment:%Y-%m-%d %H:%M:%S.%f}')} AS TIMESTAMP)"
+    return f"{quote(column)} > CAST({_literal(f'{moment:%Y-%m-%d %H:%M:%S.%f}')} AS TIMESTAMP)"
 
 
 def flagged_sql(conditions: dict[str, str]) -> str:
@@ -298,9 +313,9 @@ def _conditions(table: str, columns: list[str], types: dict[str, pa.DataType]) -
     """Return, per value check of the cleaned schema, the SQL that is true for a row failing it."""
     spec, found = TABLES[table], []
     if ROW in columns:
-        found.append(f"{_quote(ROW)} IS NULL OR {_quote(ROW)} < 1")
+        found.append(f"{quote(ROW)} IS NULL OR {quote(ROW)} < 1")
     for col in (c for c in spec.columns if c in columns):
-        q = _quote(col)
+        q = quote(col)
         floating = pa.types.is_floating(types[col])
         nan = f" OR isnan({q})" if floating else ""
         if col in spec.required:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -21,6 +20,15 @@ from crmnb.intake import clean_engine as engine
 from crmnb.intake.duplicates import find_duplicate_customers, normalise_email, normalise_phone
 from crmnb.intake.ledger import Ledger, text
 from crmnb.intake.protect import KEY_COLUMNS, REWRITTEN_COLUMNS
+from crmnb.intake.rule_queries import (
+    bound_failures,
+    bounds_on_file,
+    contact_sharers,
+    counts_on_file,
+    ids_table,
+    in_turn,
+    on_file,
+)
 from crmnb.intake.schema import ROW, TABLES
 from crmnb.registry import Registry
 
@@ -93,74 +101,66 @@ def unreadable_values(book: Ledger, given: Given) -> None:
     """Quarantine rows whose required value was unreadable; flag an unreadable optional value."""
     for table, grp in given.issues.groupby("table", sort=False):
         spec = TABLES[table]
-        df = book.tables[table]  # as the table was before this rule, for every column
+        src = book.on_file(table)
+        if src:  # the rows intake named, found by DuckDB on the file: the table is not read
+            named = pa.table({ROW: pa.array(grp["row"].astype("int64").unique(), pa.int64())})
+            df = on_file(
+                book,
+                table,
+                [ROW, spec.key],
+                f"SELECT v.* FROM v SEMI JOIN named n ON v.{ROW} = n.{ROW}",
+                {"named": named},
+            )
+        else:
+            df = book.tables[table]  # as the table was before this rule, for every column
+        moved = pd.Index([])
         for (col, problem), g in grp.groupby(["column", "problem"], sort=False):
             mask = df[ROW].isin(set(g["row"].astype(int)))
             if col in spec.required:
                 vals = dict(zip(g["row"].astype(int), g["value"]))
-                book.quarantine(
-                    table,
-                    mask,
-                    problem,
-                    lambda h, p=problem, c=col, v=vals: h[ROW].map(
-                        lambda r: text("unreadable_value.reason", problem=p, column=c, value=v.get(r))
-                    ),
-                    col,
+                reasons = lambda h, p=problem, c=col, v=vals: h[ROW].map(
+                    lambda r: text("unreadable_value.reason", problem=p, column=c, value=v.get(r))
                 )
+                if src:
+                    hit = df[mask & ~df.index.isin(moved)]  # each row once, by the first column that moves it
+                    moved = moved.union(hit.index)
+                    book.quarantine_at(table, hit, problem, reasons, col)
+                else:
+                    book.quarantine(table, mask, problem, reasons, col)
             else:
                 first = repr(g["value"].iloc[0])
                 book.note(problem, table, col, int(mask.sum()), text("set_missing"), example(first))
-
-
-BOUND_COLUMNS = ["column", "kind", "expected", "value", "row"]
-
-
-def bound_failures(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Return the values outside their column's bounds as the schema check finds them (column, kind,
-    expected, value, row), column by column in the schema's order; a missing value is no failure."""
-    spec, found = TABLES[table], []
-    for col in (c for c in spec.columns if c in spec.bounds and c in df.columns):
-        v, (lo, hi) = df[col], spec.bounds[col]
-        if not pd.api.types.is_numeric_dtype(v):
-            continue  # a column of the wrong type: intake's dtype check names it
-        below = v < lo if lo is not None else pd.Series(False, index=v.index)
-        above = v > hi if hi is not None else pd.Series(False, index=v.index)
-        bad = v.notna() & (below | above)
-        if bad.any():
-            one_sided = lo == 0 and hi is None
-            kind = "negative amount" if one_sided else "out of range"
-            expected = "an amount of 0 or more" if one_sided else f"a value between {lo} and {hi}"
-            rows = df.loc[bad, ROW].to_numpy()
-            found.append(pd.DataFrame({"column": col, "kind": kind, "expected": expected, "value": v[bad].to_numpy()}))
-            found[-1]["row"] = rows
-    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=BOUND_COLUMNS)
 
 
 @register("out_of_bounds", counts="rows with a negative amount or a score out of its range")
 def out_of_bounds(book: Ledger, given: Given) -> None:
     """Quarantine rows whose required value the schema rules out; set an optional one to missing."""
     for table, spec in TABLES.items():
-        if not spec.bounds or not len(book.tables[table]):
+        if not spec.bounds or not book.kept_rows(table):
             continue
-        found = bound_failures(book.tables[table], table)
+        src = book.on_file(table)
+        found = bounds_on_file(book, table) if src else bound_failures(book.tables[table], table)
+        moved = pd.Index([])
         for (col, kind), g in found.groupby(["column", "kind"], sort=False):
             vals = dict(zip(g["row"].astype(int), g["value"]))
             expected = g["expected"].iloc[0]
-            mask = book.tables[table][ROW].isin(set(vals))
-            if col in spec.required:
-                book.quarantine(
-                    table,
-                    mask,
-                    kind,
-                    lambda h, c=col, e=expected, v=vals: h[ROW].map(
-                        lambda r: text("out_of_bounds.reason", column=c, value=v.get(r), expected=e)
-                    ),
-                    col,
-                )
+            reasons = lambda h, c=col, e=expected, v=vals: h[ROW].map(
+                lambda r: text("out_of_bounds.reason", column=c, value=v.get(r), expected=e)
+            )
+            if src:  # the rows still kept: the earlier columns' quarantine has moved some
+                at = g.index[~g.index.isin(moved)]
+                if col in spec.required:
+                    moved = moved.union(at)
+                    book.quarantine_at(table, g.loc[at], kind, reasons, col)
+                    continue
+                n = book.set_missing_at(table, col, at.to_numpy())
+            elif col in spec.required:
+                book.quarantine(table, book.tables[table][ROW].isin(set(vals)), kind, reasons, col)
+                continue
             else:
-                n = book.set_missing(table, col, mask)
-                detail = text("out_of_bounds.detail", value=g["value"].iloc[0], expected=expected)
-                book.note(kind, table, col, n, text("set_missing"), detail)
+                n = book.set_missing(table, col, book.tables[table][ROW].isin(set(vals)))
+            detail = text("out_of_bounds.detail", value=g["value"].iloc[0], expected=expected)
+            book.note(kind, table, col, n, text("set_missing"), detail)
 
 
 @register("empty_table", counts="none: a table exported with a header and no rows")
@@ -172,34 +172,6 @@ def empty_tables(book: Ledger, given: Given) -> None:
 
 
 # --------------------------------------------------------------------------- row by row, table by table
-def in_turn(hits: pd.DataFrame, columns: list[str]) -> list[pd.DataFrame]:
-    """Return, per column in turn, the rows of ``hits`` its flag (``_f0``, ``_f1``, ...) marks and no earlier
-    column's did: what checking the columns one after another, each on the rows left, would move."""
-    taken = np.zeros(len(hits), dtype=bool)
-    flags = [f"_f{i}" for i in range(len(columns))]
-    out = []
-    for flag in flags:
-        now = hits[flag].fillna(False).to_numpy(dtype=bool) & ~taken
-        taken |= now
-        out.append(hits.loc[now].drop(columns=flags))
-    return out
-
-
-def on_file(book: Ledger, table: str, columns: list[str], body: str, sides: dict | None = None) -> pd.DataFrame:
-    """Return the kept rows of a table not held that the SQL ``body`` (over ``v``: the kept rows, and the
-    small ``sides`` tables) selects, queried by DuckDB on its intake file
-    (:func:`crmnb.intake.clean_engine.kept_rows`)."""
-    have = book.source.columns(table)
-    cols = [c for c in dict.fromkeys(columns) if c and c in have]
-    src, plan, kept = book.on_file(table), book.plans[table], book.kept_positions(table)
-    return engine.kept_rows(src, book.rows_in[table], kept, plan.missing, cols, body, plan.repoint, sides)
-
-
-def ids_table(ids: pd.Series | list, column: str = "customer_id") -> pa.Table:
-    """Return ids as a one-column Arrow table, to join to a table on its file."""
-    return pa.table({column: pa.array(list(ids) if isinstance(ids, list) else ids, pa.string(), from_pandas=True)})
-
-
 @register("required_missing", counts="rows with a required value missing", per_table=True)
 def required_missing(book: Ledger, given: Given, table: str) -> None:
     """Quarantine rows with a required value missing, column by column."""
@@ -262,21 +234,22 @@ def future_dates(book: Ledger, given: Given, table: str) -> None:
 @register("duplicate_customer", counts="duplicate customer records merged; rows re-pointed to the kept one")
 def duplicate_customers(book: Ledger, given: Given) -> None:
     """Merge duplicate customers into the earliest record and re-point the other tables' rows to it."""
-    merges = find_duplicate_customers(book.tables["customers"])
+    sharing = contact_sharers(book)
+    merges = find_duplicate_customers(book.tables["customers"] if sharing is None else sharing)
     book.merges = merges
     if not len(merges):
         return
     to = dict(zip(merges["duplicate_id"], merges["kept_id"]))
     how = dict(zip(merges["duplicate_id"], merges["match_on"]))
     rule = text("duplicate_customer.rule")
-    book.quarantine(
-        "customers",
-        isin(book.tables["customers"]["customer_id"], to),
-        rule,
-        lambda h: h["customer_id"].map(lambda c: text("duplicate_customer.reason", kept=to[c], match_on=how[c])),
-        "customer_id",
-    )
+    reasons = lambda h: h["customer_id"].map(lambda c: text("duplicate_customer.reason", kept=to[c], match_on=how[c]))
     dups = ids_table(list(to))
+    if sharing is None:
+        book.quarantine("customers", isin(book.tables["customers"]["customer_id"], to), rule, reasons, "customer_id")
+    else:
+        among = engine.among_sql("customer_id", "dups", True)
+        hit = on_file(book, "customers", [ROW, "customer_id"], among, {"dups": dups})
+        book.quarantine_at("customers", hit, rule, reasons, "customer_id")
     for table, spec in TABLES.items():
         if table == "customers" or "customer_id" not in spec.columns:
             continue
@@ -294,7 +267,11 @@ def duplicate_customers(book: Ledger, given: Given) -> None:
 @register("unknown_customer", counts="rows naming a customer that is not in customers")
 def unknown_customers(book: Ledger, given: Given) -> None:
     """Quarantine rows that name a customer id the customers table does not have."""
-    known = book.tables["customers"]["customer_id"]  # compared in Arrow, not as a set of Python strings
+    if book.on_file("customers"):  # the kept ids, as DuckDB reads them, in Arrow
+        body = "SELECT _pos, customer_id FROM v WHERE customer_id IS NOT NULL"
+        known = on_file(book, "customers", ["customer_id"], body, arrow=True).select(["customer_id"])
+    else:  # compared in Arrow, not as a set of Python strings
+        known = ids_table(book.tables["customers"]["customer_id"])
     rule = text("unknown_customer.rule")
     reasons = lambda h: h["customer_id"].astype(str).map(lambda c: text("unknown_customer.reason", customer=c))
     for table, spec in TABLES.items():
@@ -302,13 +279,11 @@ def unknown_customers(book: Ledger, given: Given) -> None:
             continue
         if book.on_file(table) and "customer_id" in book.source.columns(table):  # by DuckDB on its file
             cols = [ROW, spec.key, "customer_id"]
-            hit = on_file(
-                book, table, cols, engine.among_sql("customer_id", "known", False), {"known": ids_table(known)}
-            )
+            hit = on_file(book, table, cols, engine.among_sql("customer_id", "known", False), {"known": known})
             book.quarantine_at(table, hit, rule, reasons, "customer_id")
             continue
         df = book.tables[table]
-        orphan = df["customer_id"].notna() & ~isin(df["customer_id"], known)
+        orphan = df["customer_id"].notna() & ~isin(df["customer_id"], known.column(0).to_pandas())
         book.quarantine(table, orphan, rule, reasons, "customer_id")
 
 
@@ -340,9 +315,12 @@ def followup_outliers(book: Ledger, given: Given) -> None:
 @register("missing_contact", counts="customers without a phone number, or without an e-mail")
 def missing_contacts(book: Ledger, given: Given) -> None:
     """Flag customers without a phone number or e-mail: never filled in."""
-    cust = book.tables["customers"]
+    if book.on_file("customers") and {"phone", "email"} <= set(book.source.columns("customers")):
+        missing = counts_on_file(book, "customers", ["phone", "email"], {c: f"{c} IS NULL" for c in ("phone", "email")})
+    else:
+        missing = {c: int(book.tables["customers"][c].isna().sum()) for c in ("phone", "email")}
     for col in ("phone", "email"):
-        rows = int(cust[col].isna().sum())
+        rows = missing[col]
         book.note(
             text("missing_contact.rule"),
             "customers",
@@ -384,19 +362,41 @@ CONTACT_FORMATS = (("phone", normalise_phone), ("email", normalise_email))
 @register("contact_format", counts="kept rows whose phone number or e-mail was written another way")
 def contact_formats(book: Ledger, given: Given) -> None:
     """Write phone numbers and e-mail addresses of the kept rows one way, and log how many changed."""
+    on_disk = {}  # per table not held: how many kept rows each contact changes in, found on its file first
+    for table in (t for t in ("customers", "leads") if book.on_file(t)):
+        have = book.source.columns(table)
+        flags = [f for f in REWRITTEN_COLUMNS.values() if f in have]  # normalised at intake: intake said which
+        on_disk[table] = counts_on_file(book, table, flags, {f: engine.quote(f) for f in flags}) if flags else {}
+        for col, normalise in ((c, n) for c, n in CONTACT_FORMATS if REWRITTEN_COLUMNS[c] not in have and c in have):
+            written = on_file(book, table, [col], "SELECT * FROM v")[col]
+            on_disk[table][col] = changed_values(written, normalise)
     for col, normalise in CONTACT_FORMATS:
         for table in ("customers", "leads"):
-            df, flag = book.tables[table], REWRITTEN_COLUMNS[col]
-            if col not in df and flag not in df:  # the rules read the flag only, when intake wrote one
-                continue
-            if flag in df:  # normalised at intake, before it was keyed: intake said which
-                changed = int(df[flag].sum())
-                book.drop_column(table, flag)
+            flag = REWRITTEN_COLUMNS[col]
+            if table in on_disk:
+                if flag not in on_disk[table] and col not in on_disk[table]:
+                    continue
+                changed = on_disk[table].get(flag, on_disk[table].get(col))
+                if flag in on_disk[table]:
+                    book.plans[table].drop.append(flag)
+                elif changed:
+                    book.plans[table].rewrite[col] = normalise
             else:
-                src, new = df[col], normalise(df[col])
-                changed = int((src.notna() & (new.astype(object) != src.astype(object))).sum())
-                if changed:
-                    book.rewrite(table, col, normalise)
+                df = book.tables[table]
+                if col not in df and flag not in df:  # the rules read the flag only, when intake wrote one
+                    continue
+                if flag in df:
+                    changed = int(df[flag].sum())
+                    book.drop_column(table, flag)
+                else:
+                    changed = changed_values(df[col], normalise)
+                    if changed:
+                        book.rewrite(table, col, normalise)
             if changed:
                 rule, detail = text(f"contact_format.{col}.rule"), text(f"contact_format.{col}.detail")
                 book.note(rule, table, col, changed, text("contact_format.action"), detail)
+
+
+def changed_values(written: pd.Series, normalise: Callable[[pd.Series], pd.Series]) -> int:
+    """Return how many values of ``written`` ``normalise`` changes (a missing value is none)."""
+    return int((written.notna() & (normalise(written).astype(object) != written.astype(object))).sum())

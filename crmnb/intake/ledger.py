@@ -166,6 +166,13 @@ class Ledger:
         self.tables[table] = df
         return len(hit)
 
+    def set_missing_at(self, table: str, column: str, positions: np.ndarray) -> int:
+        """Set ``column`` to missing in the kept rows at ``positions`` of a table not held, as :meth:`set_missing`
+        does in a table held; return how many rows that is."""
+        plan = self.plans[table]
+        plan.missing[column] = np.union1d(plan.missing.get(column, positions[:0]), positions)
+        return len(positions)
+
     def repoint(self, table: str, column: str, to: dict) -> int:
         """Replace the ids of ``column`` that ``to`` maps by the ids they map to; return the rows changed."""
         df = self.tables[table]
