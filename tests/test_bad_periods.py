@@ -125,3 +125,35 @@ def test_a_run_without_orders_in_the_period_stops_in_step_2_saying_so(demo_witho
     text = str(err.value)
     assert "02_data_collection" in text and "DataError" in text and message in text, text
     assert "got nan" not in text and "ValueError" not in text
+
+
+@pytest.mark.parametrize("amount,stops", [("20", False), ("-20", True)])
+def test_the_period_check_of_written_tables_asks_their_files_and_says_the_same(tmp_path, amount, stops):
+    """Once the cleaned tables are written, whether a row is kept in the period is asked of each file; a table
+    without one is judged and named as before."""
+    from crmnb.handoffs import Workspace, save_cleaned
+    from crmnb.intake.clean_tables import intake_files
+
+    folder = write_mini(tmp_path / "exports")
+    # the one order in the period (its first second) is kept, or quarantined for its negative amount
+    _orders(folder, ["2024-11-01 10:00:00", "2025-01-01 00:00:00", "2024-12-31 23:59:59"], ["10", amount, "30"])
+    intakes = load_tables(mini_case(folder))
+    ws = Workspace(tmp_path / "out", "case")
+    for name, got in intakes.items():
+        ws.write(f"intake/{name}", got.table)
+    issues = pd.concat([g.issues for g in intakes.values()], ignore_index=True)
+    cleaned = clean(intake_files(ws), issues, as_of=AS_OF)
+    save_cleaned(ws, cleaned)
+    assert cleaned.tables.file("orders") is not None
+    from crmnb.intake.period import _some_kept_in_period
+
+    assert _some_kept_in_period(cleaned.tables, "orders", mini_case(folder)) is not stops  # asked of the file
+    if not stops:
+        check_kept_in_period(cleaned.tables, cleaned.quarantine, mini_case(folder))
+        return
+    with pytest.raises(
+        DataError,
+        match=r"table 'orders': none of its 2 kept rows is dated \(order_date\).*"
+        r"runs from 2024-11-01 to 2024-12-31",
+    ):
+        check_kept_in_period(cleaned.tables, cleaned.quarantine, mini_case(folder))

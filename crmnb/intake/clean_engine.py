@@ -39,6 +39,7 @@ class Plan:
 
     kept: np.ndarray | None = None
     missing: dict = field(default_factory=dict)
+    dropped: np.ndarray | None = None  # or, instead of the rows kept, the positions of those removed
 
 
 @cache
@@ -104,6 +105,8 @@ def _mask(plan, rows: int, columns: list[str]) -> pa.Table:
     if plan.kept is not None:
         keep[:] = False
         keep[plan.kept] = True
+    if getattr(plan, "dropped", None) is not None:
+        keep[plan.dropped] = False
     side = {"_keep": keep}
     for i, col in enumerate(c for c in columns if c in plan.missing):
         miss = np.zeros(rows, dtype=bool)
@@ -152,12 +155,13 @@ def kept_rows(
     body: str,
     repoint: dict[str, dict] | None = None,
     sides: dict[str, pa.Table] | None = None,
+    dropped: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Return the result of ``body``, SQL over ``v`` (the kept rows of a table's intake file ``src``, with
     their position ``_pos`` and ``columns``, values set to missing as ``missing`` says, ids re-pointed as
     ``repoint`` says) and over the small ``sides`` tables by their names, indexed by position and in the
     file's order: the rows a cleaning rule moves, found without reading the table into pandas."""
-    df = kept_arrow(src, rows, kept, missing, columns, body, repoint, sides).to_pandas()
+    df = kept_arrow(src, rows, kept, missing, columns, body, repoint, sides, dropped).to_pandas()
     df.index = pd.Index(df.pop("_pos").to_numpy(dtype=np.int64))
     return df
 
@@ -171,10 +175,11 @@ def kept_arrow(
     body: str,
     repoint: dict[str, dict] | None = None,
     sides: dict[str, pa.Table] | None = None,
+    dropped: np.ndarray | None = None,
 ) -> pa.Table:
     """Return what :func:`kept_rows` returns as an Arrow table, with the position ``_pos`` as a column: for a
     large result that pandas would hold as Python objects (the kept customer ids)."""
-    plan = Plan(kept, missing)
+    plan = Plan(kept, missing, dropped)
     view, maps = _repointed_sql(_select(src, plan, columns, positions=True), repoint or {}, columns)
     tables = {"mask": _mask(plan, rows, columns), **maps, **(sides or {})}
     con = connect()

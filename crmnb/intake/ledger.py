@@ -102,7 +102,7 @@ class Ledger:
         names = self.source.names
         self._columns, self._later = columns, later
         self.tables = Working(self._read, names, self._evict if self.source.files_only else None)
-        self._kept: dict[str, np.ndarray] = {}  # the row positions kept of a table not held (Working)
+        self._dropped: dict[str, np.ndarray] = {}  # the row positions removed of a table not held (Working)
         self._narrowed: set[str] = set()
         self.rows_in = {k: self.source.rows(k) for k in names}
         self.rows_quarantined = dict.fromkeys(names, 0)
@@ -115,15 +115,18 @@ class Ledger:
         have = self.source.columns(table)
         chosen = self._later if table in self._narrowed else self._columns
         df = self.source.read(table, chosen(table, have) if chosen else have)
-        if table not in self._kept or not len(df):
-            self._kept.pop(table, None)
+        if table not in self._dropped or not len(df):
+            self._dropped.pop(table, None)
             return df
         plan = self.plans[table]  # read again: as the rules left it
-        return Plan(self._kept.pop(table), plan.missing, plan.repoint, list(plan.drop), plan.rewrite).apply(df)
+        gone = self._dropped.pop(table)
+        return Plan(None, plan.missing, plan.repoint, list(plan.drop), plan.rewrite, dropped=gone).apply(df)
 
     def _evict(self, table: str) -> None:
-        """Stop holding ``table``, keeping only the positions of its rows (read again as they were when used)."""
-        self._kept[table] = self.tables.pop(table).index.to_numpy()
+        """Stop holding ``table``, keeping only the positions of the rows removed (read again as they were when
+        used)."""
+        kept = self.tables.pop(table).index.to_numpy()
+        self._dropped[table] = np.setdiff1d(np.arange(self.rows_in[table]), kept)
 
     def narrow(self, table: str) -> None:
         """Keep of ``table`` only the columns the rules after the per-table ones read (``later``), if chosen."""
@@ -138,8 +141,8 @@ class Ledger:
         """Return how many rows of ``table`` are kept so far."""
         if table in self.tables:
             return len(self.tables[table])
-        if table in self._kept:
-            return len(self._kept[table])
+        if table in self._dropped:
+            return self.rows_in[table] - len(self._dropped[table])
         return self.rows_in[table] - self.rows_quarantined[table]  # unread: untouched
 
     def record(self, rule: str, table: str, column: str, rows: int, action: str, detail: str = "") -> None:
@@ -227,9 +230,10 @@ class Ledger:
             return self.source.file(table)
         return None
 
-    def kept_positions(self, table: str) -> np.ndarray | None:
-        """Return the positions of the rows of ``table`` kept so far, when it is not held (None: all of them)."""
-        return self._kept.get(table)
+    def dropped_positions(self, table: str) -> np.ndarray | None:
+        """Return the positions of the rows of ``table`` removed so far, ascending, when it is not held (None:
+        none)."""
+        return self._dropped.get(table)
 
     def quarantine_at(
         self, table: str, hit: pd.DataFrame, rule: str, reasons: Callable[[pd.DataFrame], pd.Series] | str, column=""
@@ -238,9 +242,9 @@ class Ledger:
         of a table not held to the quarantine, as :meth:`quarantine` does."""
         if not len(hit):
             return
-        kept = self._kept.get(table)
-        kept = np.arange(self.rows_in[table]) if kept is None else kept
-        self._kept[table] = kept[~np.isin(kept, hit.index.to_numpy())]
+        gone = self._dropped.get(table)
+        gone = hit.index.to_numpy()[:0] if gone is None else gone
+        self._dropped[table] = np.union1d(gone, hit.index.to_numpy().astype(np.int64))
         self._move(table, hit, rule, reasons, column)
 
     def _move(
@@ -275,13 +279,14 @@ class Ledger:
                 )
 
     def final_plans(self) -> dict[str, Plan]:
-        """Return each table's plan with the rows kept after every rule."""
+        """Return each table's plan with the rows kept after every rule (for a table not held, those removed)."""
         for table in self.rows_in:
+            plan, gone = self.plans[table], self._dropped.get(table)
+            plan.dropped = gone if gone is not None and len(gone) else None
             kept = self.tables[table].index if table in self.tables else None
-            kept = pd.Index(self._kept[table]) if table in self._kept else kept
             if kept is not None:  # in order already unless a rule reordered rows: sorting took 9 s at 100x
                 kept = kept.to_numpy() if kept.is_monotonic_increasing else np.sort(kept.to_numpy())
-            self.plans[table].kept = None if kept is None or len(kept) == self.rows_in[table] else kept
+            plan.kept = None if kept is None or len(kept) == self.rows_in[table] else kept
         return self.plans
 
     def _records(self) -> dict[str, dict[int, str]]:

@@ -76,17 +76,46 @@ def check_in_period(name: str, table: pd.DataFrame, case, issues: pd.DataFrame |
 
 
 def _judged(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
-    """Return what the period check reads of a table: its date columns (or its key) only, when the
-    tables can give some columns (:class:`~crmnb.intake.clean_tables.CleanTables`), else the table."""
+    """Return what the period check reads of a table: the date column it judges by (or its key) only, when
+    the tables can give some columns (:class:`~crmnb.intake.clean_tables.CleanTables`), else the table."""
     if not hasattr(tables, "frame") or name not in TABLES:
         return tables[name]
     spec = TABLES[name]
-    return tables.frame(name, spec.dates or [spec.key or ROW])
+    for col in spec.dates:  # the first the table has, as outside_period judges
+        got = tables.frame(name, [col])
+        if col in got.columns:
+            return got
+    return tables.frame(name, [spec.key or ROW])
+
+
+def _some_kept_in_period(tables: Mapping[str, pd.DataFrame], name: str, case) -> bool:
+    """Return True when a written cleaned table has a row dated in the analysis period, asked of its file by
+    DuckDB (at 1000x the demo the dates of the e-mail events alone took 0.9 GB in pandas); False: not known so,
+    and the table is judged as :func:`outside_period` judges it."""
+    path = tables.file(name) if hasattr(tables, "file") else None
+    if path is None or name in UNDATED or name not in TABLES:
+        return False
+    import pyarrow.parquet as pq
+
+    from crmnb.intake.clean_engine import connect, quote
+
+    types = {f.name: f.type for f in pq.read_schema(path)}
+    col = next((c for c in TABLES[name].dates if c in types), None)
+    if col is None or not str(types[col]).startswith("timestamp"):
+        return False
+    lo, hi = period_span(case)
+    got = connect().execute(
+        f"SELECT EXISTS (SELECT 1 FROM read_parquet(?) WHERE {quote(col)} BETWEEN ? AND ?)",
+        [str(path), lo.to_pydatetime(), hi.to_pydatetime()],
+    )
+    return bool(got.fetchall()[0][0])
 
 
 def check_kept_in_period(tables: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame, case) -> None:
     """Raise :class:`DataError` when cleaning left a table no row in the analysis period, naming what it set aside."""
     for name in tables:
+        if _some_kept_in_period(tables, name, case):
+            continue
         table = _judged(tables, name)
         why = outside_period(name, table, case, what="kept rows")
         if why is None and not len(table) and name in TABLES and not TABLES[name].may_be_empty:

@@ -38,9 +38,9 @@ def on_file(
     (:func:`crmnb.intake.clean_engine.kept_rows`; with ``arrow``, as an Arrow table with ``_pos``)."""
     have = book.source.columns(table)
     cols = [c for c in dict.fromkeys(columns) if c and c in have]
-    src, plan, kept = book.on_file(table), book.plans[table], book.kept_positions(table)
+    src, plan, gone = book.on_file(table), book.plans[table], book.dropped_positions(table)
     query = engine.kept_arrow if arrow else engine.kept_rows
-    return query(src, book.rows_in[table], kept, plan.missing, cols, body, plan.repoint, sides)
+    return query(src, book.rows_in[table], None, plan.missing, cols, body, plan.repoint, sides, gone)
 
 
 def ids_table(ids: pd.Series | list, column: str = "customer_id") -> pa.Table:
