@@ -23,6 +23,7 @@ def test_lead_conversion_from_the_engine_equals_the_plain_recomputation(tmp_path
     pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_dtype=False)
     pd.testing.assert_frame_equal(got, units("lead_conversion_rate", t, START, END, department))
     assert not {"leads", "opportunities"} & set(step._got), "the step reads neither table whole"
+    assert metric_units.sales_cycle_sql(step, START, END, department) is not None, "measured by the engine"
 
 
 @pytest.mark.parametrize("department", [None, "A", "B"])
@@ -133,3 +134,23 @@ def test_new_customers_and_shares_by_hand(tmp_path):
     assert new_customers(step, START, END, "B") == 0
     share = department_share(step, "B")
     assert share["K1"] == 0.0 and share["K2"] == 2 / 3
+
+
+@pytest.mark.parametrize("department", [None, "A", "nowhere"])
+def test_sales_cycle_from_the_engine_equals_the_plain_recomputation(tmp_path, department):
+    """Days from the lead's creation to the win, else from the deal's own creation (a won deal without a lead
+    among the leads): as by hand and as the frames give, without reading either table whole."""
+    t = tables()
+    opp = t["opportunities"]
+    extra = opp[opp["status"] == "won"].head(1).assign(opportunity_id="O-nolead", lead_id="L-nowhere")
+    t["opportunities"] = pd.concat([opp, extra], ignore_index=True)
+    step = write_intake(tmp_path, t).tables("intake")
+    got = units("sales_cycle_days", step, START, END, department)
+    want = by_hand("sales_cycle_days", t)
+    if department is not None:
+        want = want[want["department"] == department]
+    assert department == "nowhere" or len(got) >= 2
+    pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(got, units("sales_cycle_days", t, START, END, department))
+    assert not {"leads", "opportunities"} & set(step._got), "the step reads neither table whole"
+    assert metric_units.sales_cycle_sql(step, START, END, department) is not None, "measured by the engine"

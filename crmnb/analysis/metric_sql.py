@@ -127,6 +127,53 @@ def conversion_sql(
     return UnitsSQL(sql, params, frozenset(pq.read_schema(leads).names))
 
 
+# --------------------------------------------------------------------------- sales cycle
+SALES_CYCLE_SQL = """
+WITH won AS (
+    SELECT o.* FROM read_parquet($opportunities, file_row_number = true) AS o
+    WHERE o.status = 'won' AND o.closed_at >= $lo AND o.closed_at < $hi{department}
+), began AS (
+    SELECT l.lead_id, arg_min(l.created_at, l.file_row_number) AS created_at
+    FROM read_parquet($leads, file_row_number = true) AS l SEMI JOIN won ON won.lead_id = l.lead_id
+    GROUP BY l.lead_id
+)
+SELECT w.closed_at AS "when", {keys},
+       CAST((epoch_ns(w.closed_at) - epoch_ns(coalesce(b.created_at, w.created_at))) / 1000000000
+            / CAST(86400 AS DOUBLE) AS DOUBLE) AS value,
+       {row_id}w.file_row_number AS _order
+FROM won AS w LEFT JOIN began AS b ON b.lead_id = w.lead_id
+"""
+
+
+def sales_cycle_sql(
+    tables: Mapping[str, Any], start, end, department: str | None, row_id: str | None = None
+) -> UnitsSQL | None:
+    """Return the SQL of the sales cycle's units of the period (None: a table is read, or typed otherwise): per
+    deal won in the period, the days from its lead's creation (else the deal's) to the win, in seconds / 86400
+    as pandas computes them. Only the leads of the period's won deals are read past their ids."""
+    paths = _files(
+        tables,
+        {
+            "leads": {"lead_id": _TEXT, "created_at": _TIME},
+            "opportunities": {"lead_id": _TEXT, "status": _TEXT, "created_at": _TIME, "closed_at": _TIME},
+        },
+    )
+    if paths is None:
+        return None
+    opps = paths["opportunities"]
+    if row_id is not None and row_id not in _kinds(opps, {row_id: _TEXT}):
+        return None
+    sql = SALES_CYCLE_SQL.format(
+        keys=_keys_sql(opps, "w"),
+        department=_department_sql(opps, "o", department),
+        row_id=f'w."{row_id}" AS row_id, ' if row_id else "",
+    )
+    params = {"leads": str(paths["leads"]), "opportunities": str(opps), **_window(start, end)}
+    if department is not None and "department" in pq.read_schema(opps).names:
+        params["department"] = department
+    return UnitsSQL(sql, params, frozenset(pq.read_schema(opps).names))
+
+
 # --------------------------------------------------------------------------- churn
 CHURN_SQL = """
 WITH base AS (

@@ -29,7 +29,14 @@ from crmnb.analysis.metric_engine import (
     select,
     source,
 )
-from crmnb.analysis.metric_sql import churn_rows, conversion_sql, department_share, new_customers, orders_until
+from crmnb.analysis.metric_sql import (
+    churn_rows,
+    conversion_sql,
+    department_share,
+    new_customers,
+    orders_until,
+    sales_cycle_sql,
+)
 from crmnb.analysis.repeat_units import ORDER_COLUMNS, owner_reps
 from crmnb.frames import isin
 
@@ -256,6 +263,9 @@ def opportunity_win_units(t: Tables, start, end, department: str | None = None, 
 
 def sales_cycle_units(t: Tables, start, end, department: str | None = None, **_) -> pd.DataFrame:
     """Return one unit per deal won in the period: days from the lead's creation (else the deal's) to the win."""
+    got = sales_cycle_sql(t, start, end, department)
+    if got is not None:  # DuckDB joins the period's won deals to their leads: only those units reach pandas
+        return run_units(got)
 
     def build() -> Units:
         opp = columns(t, "opportunities", OPPORTUNITY_COLUMNS)
