@@ -323,3 +323,21 @@ def test_rules_on_hand_offs_read_no_table_into_pandas(tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(getattr(got, part), getattr(want, part))
     assert {"negative amount", "out of range", "unknown customer"} <= set(got.log["rule"])
     assert got.quarantine["row"].groupby([got.quarantine["table"], got.quarantine["row"]]).size().max() == 1
+
+
+def test_some_rows_of_a_cleaned_table_are_those_pandas_would_keep(tmp_path):
+    """frame(..., where=...) gives the rows whose values are among those named, in order, with a fresh index:
+    before the table is written (filtered after the build) and after (filtered while read from its file)."""
+    d = small_crm()
+    issues = pd.concat(d.issues, ignore_index=True)
+    formats = pd.concat(d.formats, ignore_index=True)
+    got = clean(parquet_copy(d, tmp_path / "intake"), issues, formats, as_of=AS_OF, max_followups_per_customer=2)
+    whole = got.tables.frame("orders", ["order_id", "customer_id", "amount"])
+    want = whole[whole["customer_id"].isin(["C4", "C9"])].reset_index(drop=True)
+    assert len(want) and len(want) < len(whole)
+    before = got.tables.frame("orders", ["order_id", "customer_id", "amount"], where={"customer_id": ["C4", "C9"]})
+    pd.testing.assert_frame_equal(before, want)
+    ws = Workspace(tmp_path / "out", "case")
+    save_cleaned(ws, got)
+    after = got.tables.frame("orders", ["order_id", "customer_id", "amount"], where={"customer_id": ["C4", "C9"]})
+    pd.testing.assert_frame_equal(after, want)

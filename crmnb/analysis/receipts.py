@@ -22,7 +22,10 @@ class Reconciliation:
 STATUS_ORDER = ["mismatch", "no receipt", "receipt without won deal", "matched"]
 
 OPPORTUNITY_COLUMNS = ("opportunity_id", "status", "amount", "customer_id", "closed_at")
-"""The columns of the opportunities the check reads: a step passes only these, not the whole table."""
+"""The columns of the opportunities the check reads: a step passes only these, not the whole table (and, for a
+check over every period, only the won deals: the others take part only in a span's)."""
+RECEIPT_COLUMNS = ("receipt_id", "opportunity_id", "amount")
+"""The columns of the receipts the check reads."""
 
 
 def _paid(receipts: pd.DataFrame, opportunities: pd.DataFrame, in_span: pd.Series | None) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crmnb.frames import isin
+from crmnb.frames import isin, read_rows
 from crmnb.intake import clean_engine
 from crmnb.intake.clean_checks import Checker
 from crmnb.intake.schema import TABLES
@@ -317,15 +317,24 @@ class CleanTables(Mapping):
         """Return the hand-off table ``name`` was written to, or None before it is written."""
         return self._files.get(name)
 
-    def frame(self, name: str, columns: list[str]) -> pd.DataFrame:
-        """Return some columns of a cleaned table (those it has), not kept for later."""
-        if name in self._got:
-            return self._got[name][[c for c in columns if c in self._got[name].columns]]
-        if name in self._files:
+    def frame(self, name: str, columns: list[str], where: dict[str, list] | None = None) -> pd.DataFrame:
+        """Return some columns of a cleaned table (those it has), not kept for later; with ``where``, only the rows
+        whose values of its columns are among those given (``{"status": ["won"]}``), in order, with a fresh
+        index (once written, read so from the file: at 1000x the demo the won deals are a third of 5.7 M)."""
+        if where and name in self._files and name not in self._got:
             have = pq.ParquetFile(self._files[name]).schema_arrow.names
-            return pd.read_parquet(self._files[name], columns=[c for c in columns if c in have])
-        have = [c for c in columns if c in self._source.columns(name) and c not in self._plans[name].drop]
-        return pd.concat(list(self.batches(name, have)))
+            return read_rows(self._files[name], where, [c for c in columns if c in have])
+        if name in self._got:
+            got = self._got[name][[c for c in columns if c in self._got[name].columns]]
+        elif name in self._files:
+            have = pq.ParquetFile(self._files[name]).schema_arrow.names
+            got = pd.read_parquet(self._files[name], columns=[c for c in columns if c in have])
+        else:
+            have = [c for c in columns if c in self._source.columns(name) and c not in self._plans[name].drop]
+            got = pd.concat(list(self.batches(name, have)))
+        for col, values in (where or {}).items():
+            got = got[isin(got[col], values)]
+        return got.reset_index(drop=True) if where else got
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._got:
