@@ -154,3 +154,18 @@ def test_sales_cycle_from_the_engine_equals_the_plain_recomputation(tmp_path, de
     pd.testing.assert_frame_equal(got, units("sales_cycle_days", t, START, END, department))
     assert not {"leads", "opportunities"} & set(step._got), "the step reads neither table whole"
     assert metric_units.sales_cycle_sql(step, START, END, department) is not None, "measured by the engine"
+
+
+def test_a_query_past_its_memory_runs_again_with_more(monkeypatch):
+    """The metric queries run in bounded memory, spilling past it; one that cannot (1 MB is too little for a
+    count of three million distinct values) runs again with the next limit and gives the whole answer."""
+    import duckdb
+
+    from crmnb.analysis import metric_engine
+
+    sql = "SELECT count(DISTINCT i) AS n FROM range(3000000) t(i)"
+    monkeypatch.setattr(metric_engine, "MEMORY_LIMITS", ("1MB",))
+    with pytest.raises(duckdb.OutOfMemoryException):
+        metric_engine.run_sql(sql, {})
+    monkeypatch.setattr(metric_engine, "MEMORY_LIMITS", ("1MB", "1GB"))
+    assert metric_engine.run_sql(sql, {}).to_pylist() == [{"n": 3_000_000}]
