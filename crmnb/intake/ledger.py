@@ -54,15 +54,17 @@ Columns = Callable[[str, list[str]], list[str]]
 
 
 KEEP_HELD = frozenset({"customers"})
-"""The table kept in memory throughout: the rules across tables read it while they go through the others."""
+"""The table kept in memory throughout once a rule has read it: the rules across tables read it while they go
+through the others. From hand-offs no rule reads it (crmnb.intake.rule_queries): this is for tables given as
+frames."""
 
 
 class Working(dict):
     """The working frames of the tables, each read from the source when a rule first uses it.
 
     Besides :data:`KEEP_HELD`, one table is held at a time: reading another first hands the one held
-    to ``evict``, which keeps of it only the positions of its rows, so that the rules never hold more
-    than one large table (at 100x the demo the twelve held together took 4 GB).
+    to ``evict``, which keeps of it only the positions of the rows removed, so that the rules never hold
+    more than one large table (at 100x the demo the twelve held together took 4 GB).
     """
 
     def __init__(
