@@ -11,6 +11,7 @@ one call instead and gives the same answer.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,20 @@ def connect(**settings: Any):
     # never into the outputs, nor into the kernel's working folder (DuckDB's default ".tmp" there would land
     # in the workbook's notebooks/): a spill file there would be moved with the case's outputs
     return duckdb.connect(config={"temp_directory": str(Path(tempfile.gettempdir()) / "crmnb-duckdb"), **settings})
+
+
+def with_memory(limits: tuple[str, ...], attempt: Callable[[str], Any]) -> Any:
+    """Return ``attempt(limit)`` for the first of DuckDB's memory ``limits`` under which it does not run out of
+    memory (a query that cannot spill); past the last, raise what DuckDB raised."""
+    import duckdb
+
+    for i, limit in enumerate(limits):
+        try:
+            return attempt(limit)
+        except duckdb.OutOfMemoryException:
+            if i == len(limits) - 1:
+                raise
+    raise ValueError("no memory limit to run with")
 
 
 def bind_views(con, paths: dict[str, Path]) -> set[str]:

@@ -117,11 +117,9 @@ def _source(con, tables: Mapping[str, pd.DataFrame], name: str, columns: list[st
 def _run(sql: str, params: dict[str, Any], tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Return the result of ``sql`` on a fresh connection as a pandas frame; ``{leads}`` and ``{opportunities}``
     in it name those tables of ``tables``."""
-    import duckdb
+    from crmnb.frames import connect, with_memory
 
-    from crmnb.frames import connect
-
-    for i, limit in enumerate(MEMORY_LIMITS):
+    def attempt(limit: str) -> pd.DataFrame:
         con = connect()
         try:
             con.execute(f"SET memory_limit = '{limit}'")
@@ -131,11 +129,10 @@ def _run(sql: str, params: dict[str, Any], tables: Mapping[str, pd.DataFrame] | 
                 query = query.replace("{leads}", _source(con, tables, "leads", ["lead_id"]))
                 query = query.replace("{opportunities}", _source(con, tables, "opportunities", ["lead_id", "status"]))
             return con.sql(query, params=params).df()
-        except duckdb.OutOfMemoryException:
-            if i == len(MEMORY_LIMITS) - 1:
-                raise
         finally:
             con.close()
+
+    return with_memory(MEMORY_LIMITS, attempt)
 
 
 def send_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:

@@ -208,18 +208,17 @@ def run_sql(sql: str, params: dict) -> pa.Table:
     The queries share one in-memory database (a new one costs a tenth of a second, and a step runs dozens);
     it holds no table, so each query reads the files as they are now.
     """
-    import duckdb
+    from crmnb.frames import with_memory
 
-    for i, limit in enumerate(MEMORY_LIMITS):
+    def attempt(limit: str) -> pa.Table:
         cur = cursor()
         try:
             cur.execute(f"SET memory_limit = '{limit}'")
             return cur.sql(sql, params=params).to_arrow_table()
-        except duckdb.OutOfMemoryException:
-            if i == len(MEMORY_LIMITS) - 1:
-                raise
         finally:
             cur.close()
+
+    return with_memory(MEMORY_LIMITS, attempt)
 
 
 MEMORY_LIMITS = ("512MB", "1GB", "3GB")
