@@ -146,22 +146,10 @@ def _repointed_sql(query: str, repoint: dict[str, dict], columns: list[str]) -> 
     return f"SELECT b.* REPLACE ({', '.join(swaps)}) FROM ({query}) b {' '.join(joins)}", sides
 
 
-def kept_rows(
-    src: Path,
-    rows: int,
-    kept: np.ndarray | None,
-    missing: dict,
-    columns: list[str],
-    body: str,
-    repoint: dict[str, dict] | None = None,
-    sides: dict[str, pa.Table] | None = None,
-    dropped: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Return the result of ``body``, SQL over ``v`` (the kept rows of a table's intake file ``src``, with
-    their position ``_pos`` and ``columns``, values set to missing as ``missing`` says, ids re-pointed as
-    ``repoint`` says) and over the small ``sides`` tables by their names, indexed by position and in the
-    file's order: the rows a cleaning rule moves, found without reading the table into pandas."""
-    df = kept_arrow(src, rows, kept, missing, columns, body, repoint, sides, dropped).to_pandas()
+def kept_rows(*args, **kwargs) -> pd.DataFrame:
+    """Return what :func:`kept_arrow` returns (same arguments) as a frame indexed by position: the rows a
+    cleaning rule moves, found without reading the table into pandas."""
+    df = kept_arrow(*args, **kwargs).to_pandas()
     df.index = pd.Index(df.pop("_pos").to_numpy(dtype=np.int64))
     return df
 
@@ -177,8 +165,11 @@ def kept_arrow(
     sides: dict[str, pa.Table] | None = None,
     dropped: np.ndarray | None = None,
 ) -> pa.Table:
-    """Return what :func:`kept_rows` returns as an Arrow table, with the position ``_pos`` as a column: for a
-    large result that pandas would hold as Python objects (the kept customer ids)."""
+    """Return the result of ``body``, SQL over ``v`` (the kept rows of a table's intake file ``src``, with
+    their position ``_pos`` and ``columns``, values set to missing as ``missing`` says, ids re-pointed as
+    ``repoint`` says, the rows ``kept``, or all but those ``dropped``) and over the small ``sides`` tables by
+    their names, in the file's order, as an Arrow table with ``_pos`` a column (a large result, such as the
+    kept customer ids, is not turned into Python objects)."""
     plan = Plan(kept, missing, dropped)
     view, maps = _repointed_sql(_select(src, plan, columns, positions=True), repoint or {}, columns)
     tables = {"mask": _mask(plan, rows, columns), **maps, **(sides or {})}
