@@ -6,17 +6,18 @@ import os
 import tempfile
 from pathlib import Path
 
-from crmnb.run.steps import prefer_this_python
+# the fits' numbers do not depend on which OpenBLAS kernel this machine's CPU picks (tests/golden.py): set
+# before anything loads numpy, for this process's tests as for the kernels they start
+from golden import pin_blas_kernel
+
+pin_blas_kernel()
+
+from crmnb.run.steps import prefer_this_python  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # nbval and papermill start the kernel "python3": make it this environment's Python.
 prefer_this_python()
-
-# the fits' numbers do not depend on which OpenBLAS kernel this machine's CPU picks (tests/golden.py)
-from golden import pin_blas_kernel  # noqa: E402
-
-pin_blas_kernel()
 
 # reports keep their font subsets in a cache of this test run, not in the user's
 if "CRMNB_CACHE_DIR" not in os.environ:
