@@ -270,13 +270,14 @@ def toy(tmp_path_factory) -> Path:
     return toy_workbook(tmp_path_factory.mktemp("toy"), TOY_CELL, cases)
 
 
-def _worker_of(log: Path, seconds: float = 60) -> int:
-    """Return the pid of the worker running a case, from its log, once its first step has started."""
+def _worker_of(log: Path, seconds: float = 60, heard=lambda: True) -> int:
+    """Return the pid of the worker running a case, from its log, once its first step has started (and, with
+    ``heard``, once the batch has heard so: the worker's message of the step may reach it after the log)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         text = log.read_text("utf-8") if log.is_file() else ""
         m = re.search(r"on worker \S+ \(host \S+, pid (\d+)\)", text)
-        if m and "step 1/1 01_toy" in text:
+        if m and "step 1/1 01_toy" in text and heard():
             return int(m[1])
         time.sleep(0.2)
     raise AssertionError(f"the case did not start: {log}")
@@ -294,7 +295,7 @@ def test_a_case_past_its_limit_and_a_case_whose_worker_dies_fail_alone(cluster, 
     )
     thread.start()
     try:
-        pid = _worker_of(root / "naps" / "run.log")
+        pid = _worker_of(root / "naps" / "run.log", heard=lambda: "naps: step 1/1 01_toy" in err.getvalue())
         os.kill(pid, signal.SIGKILL)  # a worker this test started
     finally:
         thread.join(120)
