@@ -107,24 +107,36 @@ def conversion_sql(
     )
     if paths is None:
         return None
-    leads = paths["leads"]
-    if row_id is not None and row_id not in _kinds(leads, {row_id: _TEXT}):
+    params = {"window_ns": int(days) * NS_PER_DAY, "until": int(pd.Timestamp(until).value), **_window(start, end)}
+    return _joined_units(CONVERSION_SQL, paths, "leads", ("l", "l"), department, row_id, params)
+
+
+def _joined_units(
+    template: str,
+    paths: dict[str, Path],
+    unit_table: str,
+    aliases: tuple[str, str],
+    department: str | None,
+    row_id: str | None,
+    params: dict,
+) -> UnitsSQL | None:
+    """Return the units query ``template`` over the files ``paths`` (each a parameter by its table's name),
+    whose units are rows of ``unit_table``: its key columns, department filter and ``row_id`` filled in for
+    the aliases (keys, department) the template gives that table; None when the file lacks ``row_id`` as text."""
+    unit = paths[unit_table]
+    if row_id is not None and row_id not in _kinds(unit, {row_id: _TEXT}):
         return None
-    sql = CONVERSION_SQL.format(
-        keys=_keys_sql(leads, "l"),
-        department=_department_sql(leads, "l", department),
-        row_id=f'l."{row_id}" AS row_id, ' if row_id else "",
+    keys, where = aliases
+    sql = template.format(
+        keys=_keys_sql(unit, keys),
+        department=_department_sql(unit, where, department),
+        row_id=f'{keys}."{row_id}" AS row_id, ' if row_id else "",
     )
-    params = {
-        "leads": str(leads),
-        "opportunities": str(paths["opportunities"]),
-        "window_ns": int(days) * NS_PER_DAY,
-        "until": int(pd.Timestamp(until).value),
-        **_window(start, end),
-    }
-    if department is not None and "department" in pq.read_schema(leads).names:
+    have = frozenset(pq.read_schema(unit).names)
+    params = {**{name: str(path) for name, path in paths.items()}, **params}
+    if department is not None and "department" in have:
         params["department"] = department
-    return UnitsSQL(sql, params, frozenset(pq.read_schema(leads).names))
+    return UnitsSQL(sql, params, have)
 
 
 # --------------------------------------------------------------------------- sales cycle
@@ -160,18 +172,7 @@ def sales_cycle_sql(
     )
     if paths is None:
         return None
-    opps = paths["opportunities"]
-    if row_id is not None and row_id not in _kinds(opps, {row_id: _TEXT}):
-        return None
-    sql = SALES_CYCLE_SQL.format(
-        keys=_keys_sql(opps, "w"),
-        department=_department_sql(opps, "o", department),
-        row_id=f'w."{row_id}" AS row_id, ' if row_id else "",
-    )
-    params = {"leads": str(paths["leads"]), "opportunities": str(opps), **_window(start, end)}
-    if department is not None and "department" in pq.read_schema(opps).names:
-        params["department"] = department
-    return UnitsSQL(sql, params, frozenset(pq.read_schema(opps).names))
+    return _joined_units(SALES_CYCLE_SQL, paths, "opportunities", ("w", "o"), department, row_id, _window(start, end))
 
 
 # --------------------------------------------------------------------------- churn

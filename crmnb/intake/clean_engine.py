@@ -105,7 +105,7 @@ def _mask(plan, rows: int, columns: list[str]) -> pa.Table:
     if plan.kept is not None:
         keep[:] = False
         keep[plan.kept] = True
-    if getattr(plan, "dropped", None) is not None:
+    if plan.dropped is not None:
         keep[plan.dropped] = False
     side = {"_keep": keep}
     for i, col in enumerate(c for c in columns if c in plan.missing):
@@ -234,6 +234,12 @@ def may_repeat(src: Path, column: str) -> bool:
     return got.fetchall()[0][0] > 0
 
 
+def outside_sql(column: str, lo: float | None, hi: float | None) -> str:
+    """Return the SQL true for a value of ``column`` below ``lo`` or above ``hi`` (either may be None)."""
+    q = quote(column)
+    return " OR ".join(x for x in (lo is not None and f"{q} < {lo}", hi is not None and f"{q} > {hi}") if x)
+
+
 def after(column: str, moment: pd.Timestamp) -> str:
     """Return the SQL true for a value of ``column`` after ``moment``."""
     return f"{quote(column)} > CAST({_literal(f'{moment:%Y-%m-%d %H:%M:%S.%f}')} AS TIMESTAMP)"
@@ -320,8 +326,7 @@ def _conditions(table: str, columns: list[str], types: dict[str, pa.DataType]) -
             found.append(f"{q} IS NOT NULL AND {q} NOT IN ({', '.join(map(_literal, spec.allowed[col]))})")
         lo, hi = spec.bounds.get(col, (None, None))
         if floating and (lo is not None or hi is not None):
-            out = " OR ".join(x for x in (lo is not None and f"{q} < {lo}", hi is not None and f"{q} > {hi}") if x)
-            found.append(f"NOT isnan({q}) AND ({out})")
+            found.append(f"NOT isnan({q}) AND ({outside_sql(col, lo, hi)})")
     return found
 
 

@@ -51,6 +51,13 @@ def ids_table(ids: pd.Series | list, column: str = "customer_id") -> pa.Table:
 BOUND_COLUMNS = ["column", "kind", "expected", "value", "row"]
 
 
+def bound_words(lo: float | None, hi: float | None) -> tuple[str, str]:
+    """Return what a value outside the bounds is called and what was expected instead."""
+    if lo == 0 and hi is None:
+        return "negative amount", "an amount of 0 or more"
+    return "out of range", f"a value between {lo} and {hi}"
+
+
 def bound_failures(df: pd.DataFrame, table: str) -> pd.DataFrame:
     """Return the values outside their column's bounds as the schema check finds them (column, kind,
     expected, value, row), column by column in the schema's order; a missing value is no failure."""
@@ -63,9 +70,7 @@ def bound_failures(df: pd.DataFrame, table: str) -> pd.DataFrame:
         above = v > hi if hi is not None else pd.Series(False, index=v.index)
         bad = v.notna() & (below | above)
         if bad.any():
-            one_sided = lo == 0 and hi is None
-            kind = "negative amount" if one_sided else "out of range"
-            expected = "an amount of 0 or more" if one_sided else f"a value between {lo} and {hi}"
+            kind, expected = bound_words(lo, hi)
             rows = df.loc[bad, ROW].to_numpy()
             found.append(pd.DataFrame({"column": col, "kind": kind, "expected": expected, "value": v[bad].to_numpy()}))
             found[-1]["row"] = rows
@@ -81,23 +86,13 @@ def bounds_on_file(book: Ledger, table: str) -> pd.DataFrame:
     cols = [c for c, k in kinds.items() if pa.types.is_integer(k) or pa.types.is_floating(k)]  # else: intake's check
     if not cols:
         return pd.DataFrame(columns=BOUND_COLUMNS)
-    found = {}
-    for c in cols:
-        (lo, hi), q = spec.bounds[c], f'"{c}"'
-        out = " OR ".join(x for x in (lo is not None and f"{q} < {lo}", hi is not None and f"{q} > {hi}") if x)
-        found[c] = f"NOT ({engine.is_missing(c, kinds[c])}) AND ({out})"
+    found = {c: f"NOT ({engine.is_missing(c, kinds[c])}) AND ({engine.outside_sql(c, *spec.bounds[c])})" for c in cols}
     hits = on_file(book, table, [ROW, spec.key, *cols], engine.flagged_sql(found))
     parts = []
     for i, c in enumerate(cols):
-        lo, hi = spec.bounds[c]
-        one_sided = lo == 0 and hi is None
+        kind, expected = bound_words(*spec.bounds[c])
         h = hits[hits[f"_f{i}"].fillna(False).to_numpy(dtype=bool)]
-        part = h[[ROW, spec.key]].assign(
-            column=c,
-            kind="negative amount" if one_sided else "out of range",
-            expected="an amount of 0 or more" if one_sided else f"a value between {lo} and {hi}",
-            value=h[c],
-        )
+        part = h[[ROW, spec.key]].assign(column=c, kind=kind, expected=expected, value=h[c])
         parts.append(part.rename(columns={ROW: "row"}).assign(**{ROW: h[ROW]}))
     return pd.concat(parts) if parts else pd.DataFrame(columns=BOUND_COLUMNS)
 
@@ -107,7 +102,7 @@ def contact_sharers(book: Ledger) -> pd.DataFrame | None:
     :func:`find_duplicate_customers` can merge, and in the same order), found by DuckDB on the file; None when
     customers is held. Contacts intake did not key (a table written by other code) are matched as written, so
     all the kept records come back, with only the columns the matching reads."""
-    keys = [KEY_COLUMNS[c] for c in KEY_COLUMNS]
+    keys = list(KEY_COLUMNS.values())
     if not book.on_file("customers"):
         return None
     if not set(keys) <= set(book.source.columns("customers")):
