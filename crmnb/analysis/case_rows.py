@@ -9,6 +9,7 @@ table is never converted to pandas. The rows are those the whole-table filters k
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -119,13 +120,24 @@ def department_rows(
     return rows_where(tables, name, "department", [department], columns)
 
 
-def case_stages(tables: Mapping[str, pd.DataFrame], leads: pd.DataFrame, department: str) -> pd.DataFrame:
+def case_deals(tables: Mapping[str, pd.DataFrame], leads: pd.DataFrame, department: str) -> CaseDeals:
+    """Return the deals of ``leads`` (the case's leads: the funnel, the response buckets, the channel stages) and
+    the department's deals (the funnel's gaps, the typical cases), reading only their rows."""
+    return CaseDeals(deals_of(tables, leads), department_rows(tables, "opportunities", department))
+
+
+class CaseDeals(NamedTuple):
+    """The deals the deep dive reads: those of the case's leads, and the department's."""
+
+    of_leads: pd.DataFrame
+    of_department: pd.DataFrame
+
+
+def case_stages(
+    tables: Mapping[str, pd.DataFrame], leads: pd.DataFrame, department: str, deals: CaseDeals | None = None
+) -> pd.DataFrame:
     """Return the stage history of the department's deals and of the deals of ``leads``: every stage row the
     funnel, its gaps, the channel stages and the typical cases read, and no other."""
-    ids = pd.concat(
-        [
-            department_rows(tables, "opportunities", department)["opportunity_id"],
-            deals_of(tables, leads)["opportunity_id"],
-        ]
-    )
+    deals = deals if deals is not None else case_deals(tables, leads, department)
+    ids = pd.concat([deals.of_department["opportunity_id"], deals.of_leads["opportunity_id"]])
     return rows_where(tables, "stage_history", "opportunity_id", ids.drop_duplicates())

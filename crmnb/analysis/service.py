@@ -293,6 +293,12 @@ NEEDS: dict[str, tuple[str, ...]] = {
 def lacking(tickets: pd.DataFrame, language: str) -> list[str]:
     """Return, for each service analysis the tickets export lacks fields for, the plain sentence that says so."""
     missing = missing_fields(tickets, tuple(dict.fromkeys(c for cs in NEEDS.values() for c in cs)))
-    if not len(tickets):
+    return lacking_fields(missing, len(tickets), language)
+
+
+def lacking_fields(missing: list[str], tickets: int, language: str) -> list[str]:
+    """Return :func:`lacking`'s sentences from the fields the tickets lack and how many tickets there are
+    (:func:`crmnb.analysis.window_rows.ticket_fields` counts both in the hand-off without reading it)."""
+    if not tickets:
         return [t("service.none", language)]
     return [s for what, needed in NEEDS.items() if (s := lacks_sentence(missing, needed, what, language))]
