@@ -292,7 +292,7 @@ def repeat_units_sql(
 
 # --------------------------------------------------------------------------- orders for the lifetime value
 ORDERS_UNTIL_SQL = """
-SELECT order_id, customer_id, order_date, amount, department
+SELECT customer_id, order_date, amount
 FROM read_parquet($orders, file_row_number = true)
 WHERE customer_id IS NOT NULL AND order_date IS NOT NULL AND order_date < $until{department}
 ORDER BY file_row_number
@@ -301,7 +301,7 @@ ORDER BY file_row_number
 
 def orders_until(tables: Mapping[str, Any], as_of, department: str | None) -> pd.DataFrame | None:
     """Return the orders the lifetime value is fitted on (with a customer, dated up to ``as_of``'s day, of one
-    department or all), in the table's order, from DuckDB; None while the orders are read or typed otherwise, or
+    department or all), in the table's order, with the columns the fit reads (customer, date, amount), from DuckDB; None while the orders are read or typed otherwise, or
     when none is left (the frame then says why)."""
     paths = _files(
         tables,
