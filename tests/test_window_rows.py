@@ -185,3 +185,10 @@ def test_the_department_tickets_and_the_fields_they_lack_are_those_of_the_whole_
     assert len(window_rows.department_tickets(t2, "Sales")) == 5
     empty = _tables(tmp_path / "empty", {"tickets": TICKETS.iloc[:0]})
     assert service.lacking_fields(*window_rows.ticket_fields(empty), "en") == service.lacking(TICKETS.iloc[:0], "en")
+
+
+def test_a_window_without_leads_has_no_conversion_and_no_utm_row(tmp_path):
+    t = _tables(tmp_path)
+    got = window_rows.conversions(t, "2024-01-01", "2024-01-31")
+    assert got.empty and list(got) == list(attribution.won_leads(LEADS, OPPS, "2024-01-01", "2024-01-31"))
+    assert window_rows.utm_leads(t, "2024-01-01", "2024-01-31").empty

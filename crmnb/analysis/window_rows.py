@@ -148,6 +148,8 @@ def conversions(tables: Mapping[str, pd.DataFrame], start, end) -> pd.DataFrame:
     from crmnb.frames import rows_where
 
     leads = window_leads(tables, start, end, ["lead_id", "created_at"])
+    if leads.empty:  # won_leads says a table without a lead is empty; a window without one has no conversion
+        leads = tables.columns("leads", ["lead_id", "created_at"]) if hasattr(tables, "columns") else tables["leads"]
     wanted = _present(tables, "opportunities", ["lead_id", "status", "amount", "closed_at", "created_at"])
     return won_leads(leads, rows_where(tables, "opportunities", "lead_id", leads["lead_id"], wanted), start, end)
 
