@@ -31,17 +31,24 @@ BLAS_KERNEL = "Haswell"
 """The OpenBLAS kernel the recording is made with, and compared under (AVX2: any x86-64 machine of the last
 decade). OpenBLAS picks its kernel by CPU, and the fits (BG/NBD, logistic regressions) then stop at points
 that differ in the fourth digit: an AVX-512 Intel machine picks SkylakeX, an AMD one Haswell."""
+NUMPY_WITHOUT = "X86_V4 AVX512_ICL AVX512_SPR"
+"""numpy's own loops (exp, log, sums) the recording is made without: numpy, too, picks its loops by CPU, and
+its AVX-512 ones give other last bits than its AVX2 ones, which the same flat fits carry into the fourth digit
+(the recording made on an AVX-512 machine failed on an AVX2 one with OpenBLAS's kernel already pinned).
+Without them every x86-64 machine with AVX2 runs the same loops; numpy ignores what a CPU lacks."""
 
 
 def pin_blas_kernel() -> None:
-    """Make the processes started from here on (the kernels that run the steps) use :data:`BLAS_KERNEL`, on an
-    x86-64 machine that has AVX2 and where no kernel is chosen already."""
+    """Make this process (before numpy loads) and those started from here on (the kernels that run the steps) use
+    :data:`BLAS_KERNEL` and numpy's loops without :data:`NUMPY_WITHOUT`, on an x86-64 machine that has AVX2 and
+    where they are not chosen already."""
     try:
         avx2 = " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
     except OSError:
         avx2 = False
     if avx2:
         os.environ.setdefault("OPENBLAS_CORETYPE", BLAS_KERNEL)
+        os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", NUMPY_WITHOUT)
 
 
 def run_demo_cases(tmp: Path) -> dict[str, Path]:
