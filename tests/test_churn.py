@@ -154,6 +154,26 @@ def test_watch_list_from_rules_alone():
     assert watch.watch_list(t["customers"], rules, top_n=2, language="en")["customer_id"].tolist() == ["A", "C"]
 
 
+@pytest.mark.parametrize("top_n", [2, None])
+def test_the_listed_customers_give_the_watch_list_of_the_department(tmp_path, top_n):
+    """The rows of the listed customers alone (read from the hand-off or taken of a frame) give the same list."""
+    from crmnb.handoffs import Workspace
+
+    t = _hand_built()
+    rules = churn.rule_risk(t["customers"], t["orders"], t["visits"], t["tickets"], AS_OF)
+    customers = t["customers"].assign(department=["销售一部"] * 5 + ["客户服务部"] * 6)
+    # a customer of the other department listed first in the table: the department's own row is taken
+    customers = pd.concat([customers.iloc[[5]].assign(customer_id="A"), customers], ignore_index=True)
+    ws = Workspace(tmp_path, "case")
+    ws.write("clean/customers", customers)
+    department = customers[customers["department"] == "销售一部"].reset_index(drop=True)
+    want = watch.watch_list(department, rules, top_n=top_n, language="en")
+    for tables in (ws.tables("clean"), {"customers": customers}):
+        shown = watch.listed_customers(tables, "销售一部", rules, top_n=top_n)
+        assert len(shown) <= len(department)
+        pd.testing.assert_frame_equal(watch.watch_list(shown, rules, top_n=top_n, language="en"), want)
+
+
 # --------------------------------------------------------------------------- demo data
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict[str, pd.DataFrame]:

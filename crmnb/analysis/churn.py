@@ -419,9 +419,11 @@ def _visit_features(
     visits: pd.DataFrame, idx: pd.Index, cutoff: pd.Timestamp, d: dict[int, int]
 ) -> dict[str, np.ndarray]:
     """Return the visit features: visits in 30 and 90 days, their trend, days since the last visit."""
-    vv = events_before(visits, "visited_at", idx, cutoff)
-    v30, v90 = vv.count(d[30]), vv.count(d[90])
-    v_last = vv.last()
+    if hasattr(visits, "visit_counts"):  # a hand-off file (crmnb.analysis.churn_engine): DuckDB counts
+        v30, v90, v_last = visits.visit_counts(idx, cutoff, d)
+    else:
+        vv = events_before(visits, "visited_at", idx, cutoff)
+        v30, v90, v_last = vv.count(d[30]), vv.count(d[90]), vv.last()
     since = np.where(v_last == NAT_NS, VISIT_GAP_CAP, np.minimum((cutoff.value - v_last) / DAY_NS, VISIT_GAP_CAP))
     return {"visits_30": v30, "visits_90": v90, "visits_trend": v30 - (v90 - v30) / 2.0, "days_since_visit": since}
 

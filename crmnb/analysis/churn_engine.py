@@ -1,10 +1,13 @@
-"""Churn features counted in the engine: the follow-up tasks per customer at a cutoff, by DuckDB over a hand-off.
+"""Churn features counted in the engine: the follow-up tasks and the visits per customer at a cutoff, by DuckDB
+over a hand-off; and the rows of the other event tables the model reads, those of its customers only.
 
-The activities are the largest table (six million rows at 100 times the demo): the two follow-up
-features count, per customer, tasks done in the 90 days before a cutoff and tasks due in them but
-still open at it. DuckDB counts them over the hand-off's file at each cutoff, so no step holds the
-activities in pandas; the counts are whole numbers, the same as :func:`crmnb.analysis.churn.build_features`
-counts them from a frame.
+The activities and the visits are the largest tables (six million rows each at 100 times the demo): the
+two follow-up features count, per customer, tasks done in the 90 days before a cutoff and tasks due in
+them but still open at it; the visit features count visits in the 30 and 90 days before it and take the
+last one. DuckDB counts them over the hand-off's file at each cutoff, so no step holds those tables in
+pandas; counts and a latest time are the same in any order, so they are what
+:func:`crmnb.analysis.churn.build_features` counts from a frame. The orders and tickets, whose spend and
+CSAT are float sums kept in the file's order, are read as rows: only those of the model's customers.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmnb.analysis.events import codes
+from crmnb.analysis.churn import FEATURE_COLUMNS
+from crmnb.analysis.events import NAT_NS, codes
+from crmnb.frames import rows_where
+
+CUSTOMER_COLUMNS = ("customer_id", "created_at")
+"""The columns of the customers the churn features read (the watch list reads the names of those it lists)."""
 
 FOLLOWUP_COLUMNS = ("customer_id", "due_at", "completed_at")
 """The columns of the activities the follow-up features read."""
@@ -88,3 +96,95 @@ def tasks_typed(path: Path) -> bool:
     times = all(types.get(c) == pa.timestamp("ns") for c in ("due_at", "completed_at"))
     ids = types.get("customer_id")
     return times and ids is not None and (pa.types.is_string(ids) or pa.types.is_large_string(ids))
+
+
+VISITS_SQL = """
+SELECT customer_id,
+       count(*) FILTER (WHERE epoch_ns(visited_at) >= $since_30) AS v30,
+       count(*) FILTER (WHERE epoch_ns(visited_at) >= $since_90) AS v90,
+       epoch_ns(max(visited_at)) AS last
+FROM read_parquet($path)
+WHERE visited_at < make_timestamp_ns($cutoff) AND customer_id IN (SELECT customer_id FROM wanted)
+GROUP BY customer_id
+"""
+"""Per customer of ``wanted``: visits in the 30 and the 90 days before the cutoff, and the time of the last visit
+before it. Only the wanted customers are grouped (the model's buyers, not the company's)."""
+
+
+@dataclass(frozen=True)
+class VisitFile:
+    """The visits' hand-off file, whose visit counts DuckDB takes at each cutoff."""
+
+    path: Path
+
+    def visit_counts(
+        self, idx: pd.Index, cutoff: pd.Timestamp, d: dict[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return, for the customers of ``idx``, visits in the 30 and in the 90 days before ``cutoff`` (floats,
+        as :meth:`crmnb.analysis.events.Events.count` gives them) and the last visit's time in ns (NAT_NS: none)."""
+        import pyarrow as pa
+
+        from crmnb.analysis.metric_engine import MEMORY_LIMITS, cursor
+        from crmnb.frames import with_memory
+
+        wanted = pa.table({"customer_id": pa.array(idx.to_numpy(dtype=object), type=pa.string())})
+        params = {"path": str(self.path), "since_30": int(d[30]), "since_90": int(d[90]), "cutoff": int(cutoff.value)}
+
+        def attempt(limit: str):
+            cur = cursor()
+            try:
+                cur.execute(f"SET memory_limit = '{limit}'")
+                cur.register("wanted", wanted)
+                return cur.sql(VISITS_SQL, params=params).to_arrow_table()
+            finally:
+                cur.close()
+
+        got = with_memory(MEMORY_LIMITS, attempt)
+        code = codes(got["customer_id"].to_pandas(), idx)
+        hit = code >= 0
+        v30, v90 = np.zeros(len(idx), dtype=float), np.zeros(len(idx), dtype=float)
+        last = np.full(len(idx), NAT_NS, dtype=np.int64)
+        v30[code[hit]] = got["v30"].to_numpy()[hit]
+        v90[code[hit]] = got["v90"].to_numpy()[hit]
+        last[code[hit]] = got["last"].to_numpy()[hit]
+        return v30, v90, last
+
+
+def visits_of(tables: Mapping[str, pd.DataFrame]) -> Any:
+    """Return what the churn features read of a step's visits: their hand-off file while the step has not read
+    them (counted by DuckDB), else the columns they need."""
+    unread = getattr(tables, "unread_file", None)
+    path = unread("visits") if unread is not None else None
+    if path is not None and visits_typed(path):
+        return VisitFile(Path(path))
+    columns = getattr(tables, "columns", None)
+    if columns is not None and not isinstance(tables, dict):
+        return columns("visits", FEATURE_COLUMNS["visits"])
+    return tables["visits"][list(FEATURE_COLUMNS["visits"])]
+
+
+def visits_typed(path: Path) -> bool:
+    """Return True when the file's visit times are timestamps in nanoseconds and its customer ids text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {f.name: f.type for f in pq.read_schema(path)}
+    ids = types.get("customer_id")
+    return (
+        types.get("visited_at") == pa.timestamp("ns")
+        and ids is not None
+        and (pa.types.is_string(ids) or pa.types.is_large_string(ids))
+    )
+
+
+def event_tables(tables: Mapping[str, pd.DataFrame], customers: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
+    """Return the orders, visits, tickets and activities as the churn model reads them, for ``customers``.
+
+    The orders and tickets are the rows of those customers, only the columns the features read (the
+    features and labels count no other customer's rows, and keep the rows' order, so their sums are the
+    same); the visits and activities are counted by DuckDB while the step has not read them.
+    """
+    ids = customers["customer_id"].dropna().unique()
+    orders = rows_where(tables, "orders", "customer_id", ids, list(FEATURE_COLUMNS["orders"]))
+    tickets = rows_where(tables, "tickets", "customer_id", ids, list(FEATURE_COLUMNS["tickets"]))
+    return orders, visits_of(tables), tickets, follow_ups(tables)

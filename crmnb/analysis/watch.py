@@ -9,6 +9,7 @@ import pandas as pd
 
 from crmnb.analysis.churn import FEATURE_LABELS, RISK_LEVELS
 from crmnb.analysis.events import codes
+from crmnb.frames import isin, rows_where
 from crmnb.present.masking import mask_frame
 from crmnb.present.words import t
 
@@ -27,6 +28,9 @@ WATCH_COLUMNS = [
     "reasons",
     "action",
 ]
+
+WHO = ["name", "company", "phone", "department", "owner_rep"]
+"""The columns of the customers the watch list shows of each listed customer."""
 
 
 def suggest_actions(
@@ -106,9 +110,8 @@ def watch_list(
     ``high_value_quantile`` of the graded customers. Actions: :func:`suggest_actions`.
     """
     rt, prob, high_value = _ranked(rule_table, probabilities, top_n, high_value_quantile)
-    who = ["name", "company", "phone", "department", "owner_rep"]
     row = _first(customers["customer_id"], rt["customer_id"])
-    people = customers.iloc[np.maximum(row, 0)][who].reset_index(drop=True)
+    people = customers.iloc[np.maximum(row, 0)][WHO].reset_index(drop=True)
     people.loc[row < 0, :] = None  # customers missing from the customers table
     if mask:
         people = mask_frame(people)
@@ -129,7 +132,7 @@ def watch_list(
     out = pd.DataFrame(
         {
             "customer_id": rt["customer_id"].to_numpy(),
-            **{c: people[c].to_numpy() for c in who},
+            **{c: people[c].to_numpy() for c in WHO},
             "risk_level": rt["risk_level"].to_numpy(),
             "churn_probability": prob,
             "reasons": reasons.to_numpy(),
@@ -137,6 +140,25 @@ def watch_list(
         }
     )
     return out[WATCH_COLUMNS]
+
+
+def listed_customers(
+    tables, department: str, rule_table: pd.DataFrame, probabilities: pd.Series | None = None, top_n: int | None = 50
+) -> pd.DataFrame:
+    """Return the rows of the department's customers that :func:`watch_list` shows with the same arguments: those
+    of the customers it lists, with their id and :data:`WHO`, in the table's order.
+
+    The watch list takes each listed customer's first row among the department's; reading those rows alone
+    (fifty, not the department's hundreds of thousands with their names and phones) gives it the same rows.
+    When none of them is the department's, the department's rows are read (the list then shows their first
+    row blanked, as it does from all of them).
+    """
+    ids = _ranked(rule_table, probabilities, top_n, 0.8)[0]["customer_id"].dropna().unique()  # any quantile: the
+    # high-value flags do not change the order
+    columns = ["customer_id", *WHO]
+    rows = rows_where(tables, "customers", "customer_id", ids, columns)
+    rows = rows[isin(rows["department"], [department])].reset_index(drop=True)
+    return rows if len(rows) else rows_where(tables, "customers", "department", [department], columns)
 
 
 REASON_PATTERNS = (
