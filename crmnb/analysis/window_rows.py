@@ -2,7 +2,7 @@
 into the Parquet read, so that the rest of each table never reaches pandas.
 
 The deep dive's campaign and channel tables, the attribution and the UTM table are about the whole company,
-but only about the leads created in the period, the won deals and the orders of the period; its service
+but only about the leads created in the period and some of the deals and orders; its service
 analyses are about the department's tickets. At 1000 times the demo data the leads alone are 15 million rows,
 of which the period holds a quarter. Each reader gives the rows the whole-table filter of the analysis keeps,
 in the file's order, with the file's types, so the analysis computes the same figures from them; on a plain
@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from crmnb.analysis.case_rows import COMPANY_LEAD_COLUMNS, TICKET_COLUMNS
-from crmnb.analysis.marketing import OUTCOME_COLUMNS, day_bounds
+from crmnb.analysis.marketing import day_bounds
 
 
 def _rows(
@@ -77,54 +77,17 @@ def window_leads(tables: Mapping[str, pd.DataFrame], start, end, columns: Iterab
     return _rows(tables, "leads", columns, *_window("created_at", *day_bounds(start, end)))
 
 
-def won_deals(tables: Mapping[str, pd.DataFrame], columns: Iterable[str] = OUTCOME_COLUMNS["opportunities"]):
-    """Return the company's won deals that have a close date (every one, of any lead and time)."""
-    import pyarrow.compute as pc
-
-    return _rows(
-        tables,
-        "opportunities",
-        columns,
-        lambda: (pc.field("status") == "won") & pc.field("closed_at").is_valid(),
-        lambda df: (df["status"] == "won") & df["closed_at"].notna(),
-    )
-
-
-def window_orders(tables: Mapping[str, pd.DataFrame], start, end, columns: Iterable[str] = OUTCOME_COLUMNS["orders"]):
-    """Return the company's orders with an amount, dated from ``start`` to ``end`` (a whole day, included)."""
-    import pyarrow.compute as pc
-
-    arrow, frame = _window("order_date", *day_bounds(start, end))
-    return _rows(
-        tables,
-        "orders",
-        columns,
-        lambda: arrow() & pc.field("amount").is_valid(),
-        lambda df: frame(df) & df["amount"].notna(),
-    )
-
-
-def outcome_rows(tables: Mapping[str, pd.DataFrame], start, end) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Return the leads, deals and orders :func:`crmnb.analysis.marketing.lead_outcomes` reads for the window:
-    the leads created in it, every won deal with a close date (a later order of one is a deal's, not a repeat),
-    and the window's orders with an amount. The campaign, channel and budget tables are the same from these
-    as from the whole tables."""
-    return (
-        window_leads(tables, start, end, OUTCOME_COLUMNS["leads"]),
-        won_deals(tables),
-        window_orders(tables, start, end),
-    )
-
-
 def performance(
     tables: Mapping[str, pd.DataFrame], start, end, ltv_per_customer: pd.Series | float | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the window's channel and campaign tables (:func:`crmnb.analysis.marketing.channel_performance`,
-    :func:`~crmnb.analysis.marketing.campaign_performance`) from :func:`outcome_rows`, which are let go once
+    :func:`~crmnb.analysis.marketing.campaign_performance`) from the window's outcome rows
+    (:func:`crmnb.analysis.outcome_rows.window_outcome_tables`, as the budget reads them), which are let go once
     both are made: at 1000 times the demo data they are a gigabyte that no later cell reads."""
     from crmnb.analysis.marketing import campaign_performance, channel_performance
+    from crmnb.analysis.outcome_rows import window_outcome_tables
 
-    rows, campaigns = outcome_rows(tables, start, end), tables["campaigns"]
+    rows, campaigns = window_outcome_tables(tables, start, end), tables["campaigns"]
     return (
         channel_performance(campaigns, *rows, start, end, ltv_per_customer=ltv_per_customer),
         campaign_performance(campaigns, *rows, start, end, ltv_per_customer=ltv_per_customer),
