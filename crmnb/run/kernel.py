@@ -69,8 +69,9 @@ def give_back_memory() -> None:
     import gc
 
     gc.collect()
-    if "crmnb.intake.clean_engine" in sys.modules:
-        sys.modules["crmnb.intake.clean_engine"].release()
+    for engine in ("crmnb.intake.clean_engine", "crmnb.analysis.metric_engine"):  # their DuckDB databases
+        if engine in sys.modules:
+            sys.modules[engine].release()
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
