@@ -105,6 +105,27 @@ def test_engine_ab_is_the_pandas_ab(tmp_path):
     assert engagement_engine.ab_or_empty(t, "2025-02-01", "2025-03-31", min_sends=4).empty
 
 
+@pytest.mark.parametrize("parts", [3, 5, 7])
+def test_events_counted_in_parts_give_the_one_pass_figures(tmp_path, monkeypatch, parts):
+    """A large events file is counted over shares of the recipients and added: the same funnel and A/B readout.
+    In 5 and 7 parts r1 and r2 fall in different ones: variant A's subject line is still r1's, its first send
+    with one, from whichever part holds it."""
+    t = _tables(tmp_path)
+    path = engagement_engine.event_file(t)
+    monkeypatch.setattr(engagement_engine, "EVENTS_PER_PART", 5)
+    assert engagement_engine._parts(path) == 3  # 12 events, 5 a part
+    monkeypatch.setattr(engagement_engine, "_parts", lambda _path: parts)
+    got, _ = engagement_engine.funnel_or_gap(t, "2025-02-01", "2025-03-31")
+    want = engagement.email_funnel(_events(), LEADS, OPPS, CAMPAIGNS, "2025-02-01", "2025-03-31")
+    pd.testing.assert_frame_equal(got, want)
+    engagement_engine._LAST.clear()
+    ab = engagement_engine.ab_or_empty(t, "2025-02-01", "2025-03-31", min_sends=1)
+    pd.testing.assert_frame_equal(
+        ab, engagement.ab_tests(_events(), CAMPAIGNS, "2025-02-01", "2025-03-31", min_sends=1)
+    )
+    assert ab["ab_test"].iloc[0] == "Spring mail (C1): A “Spring A” / B “Spring B”"
+
+
 def test_engine_says_why_without_events(tmp_path):
     t = _tables(tmp_path, _events().iloc[:0])
     assert engagement_engine.funnel_or_gap(t)[1] == "no_rows"

@@ -2,7 +2,8 @@
 
 The e-mail events are the largest export (ten million rows at 100 times the demo). DuckDB folds them
 into one row per send and counts the sends per campaign (the funnel) and per campaign and variant (the
-A/B readout) over the hand-off files, so pandas holds only those counts. The figures are those of
+A/B readout) over the hand-off files, so pandas holds only those counts; a file of more than
+:data:`EVENTS_PER_PART` events is counted in parts, each over a share of the recipients. The figures are those of
 :func:`crmnb.analysis.engagement.email_funnel` and :func:`~crmnb.analysis.engagement.ab_tests`: the
 same sends (grouped by campaign, mailing or campaign, and recipient; the first value of each field in
 the file's order), the same window on a send's first event, the same tests.
@@ -28,7 +29,7 @@ ev AS (
            lead_id IN (SELECT lead_id FROM known) AS is_lead, lead_id IN (SELECT lead_id FROM won) AS is_won,
            CAST(event AS VARCHAR) AS event, occurred_at
     FROM read_parquet($events)
-    WHERE campaign_id IS NOT NULL AND recipient_id IS NOT NULL
+    WHERE campaign_id IS NOT NULL AND recipient_id IS NOT NULL{part}
 ), s AS (
     SELECT campaign_id, email_id, recipient_id, min(_r) AS first_row,
            bool_or(event = 'bounce') AS bounced, bool_or(event IN ('open', 'click')) AS opened,
@@ -54,7 +55,8 @@ c AS (
            count(*) FILTER (WHERE clicked) AS clicked, count(*) FILTER (WHERE is_lead) AS lead,
            count(*) FILTER (WHERE is_lead AND is_won) AS won,
            count(*) FILTER (WHERE bounced) AS bounced, count(*) FILTER (WHERE unsubscribed) AS unsubscribed,
-           arg_min(subject_row, first_row) FILTER (WHERE subject_row IS NOT NULL) AS subject_row
+           arg_min(subject_row, first_row) FILTER (WHERE subject_row IS NOT NULL) AS subject_row,
+           min(first_row) FILTER (WHERE subject_row IS NOT NULL) AS subject_first
     FROM s GROUP BY campaign_id, variant
 )
 SELECT c.*, e.subject
@@ -88,8 +90,22 @@ def event_file(tables: Mapping[str, pd.DataFrame]) -> Path | None:
     return Path(path)
 
 
-def _counts_sql(path: Path) -> str:
-    """Return the counts query for the columns the events' file has (the optional ones may be missing)."""
+EVENTS_PER_PART = 15_000_000
+"""Events counted in one pass: a larger file is counted in parts, each over the sends of a share of the
+recipients (a send is one recipient's), and the parts' counts added. At 1000 times the demo the 106 M events
+fold into 80 M sends, whose grouping in one pass spilled more than 18 GB to disk; a part's fits in memory."""
+
+
+def _parts(path: Path) -> int:
+    """Return how many parts the events' file is counted in (one up to :data:`EVENTS_PER_PART` rows)."""
+    import pyarrow.parquet as pq
+
+    return max(1, -(-pq.read_metadata(path).num_rows // EVENTS_PER_PART))
+
+
+def _counts_sql(path: Path, part: int = 0, parts: int = 1) -> str:
+    """Return the counts query for the columns the events' file has (the optional ones may be missing), over
+    the sends of part ``part`` of ``parts`` of the recipients (all of them in one part)."""
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(path).names)
@@ -98,6 +114,7 @@ def _counts_sql(path: Path) -> str:
         email="coalesce(email_id, campaign_id)" if "email_id" in names else "campaign_id",
         variant="variant" if "variant" in names else "NULL::VARCHAR",
         subject=subject,
+        part=f" AND hash(recipient_id) % {parts} = {part}" if parts > 1 else "",
         leads="{leads}",
         opportunities="{opportunities}",
     )
@@ -137,13 +154,29 @@ def _run(sql: str, params: dict[str, Any], tables: Mapping[str, pd.DataFrame] | 
 
 def send_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:
     """Return per campaign and variant the sends at each stage and side count and the first subject line,
-    counted by DuckDB in one pass over the events (kept for the A/B readout of the same file and window)."""
+    counted by DuckDB over the events, in one pass or a few (:func:`_parts`; kept for the A/B readout of the
+    same file and window)."""
     lo, hi = day_bounds(start, end)
     key = (str(path), path.stat().st_mtime_ns, lo, hi)
-    counts = _run(_counts_sql(path), {"events": str(path), "lo": lo, "hi": hi}, tables)
+    params, parts = {"events": str(path), "lo": lo, "hi": hi}, _parts(path)
+    counts = _added([_run(_counts_sql(path, part, parts), params, tables) for part in range(parts)])
     _LAST.clear()
     _LAST[key] = counts
     return counts
+
+
+def _added(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the counts of the parts added per campaign and variant, each with the subject line of its first
+    send that has one over all parts (the one of least first row)."""
+    if len(parts) == 1:
+        return parts[0].drop(columns="subject_first")
+    both = pd.concat(parts, ignore_index=True)
+    keys, columns = ["campaign_id", "variant"], [c for c in parts[0] if c not in ("subject_first", "subject")]
+    counted = [c for c in columns if c not in (*keys, "subject_row")]
+    sums = both.groupby(keys, dropna=False, sort=False)[counted].sum().reset_index()
+    first = both[both["subject_first"].notna()].sort_values("subject_first", kind="stable").drop_duplicates(keys)
+    out = sums.merge(first[[*keys, "subject_row", "subject"]], on=keys, how="left")
+    return out[[*columns, "subject"]]
 
 
 def funnel_counts(tables: Mapping[str, pd.DataFrame], path: Path, start=None, end=None) -> pd.DataFrame:
