@@ -259,3 +259,39 @@ def test_query_results_through_arrow_are_the_frames_df_gives(sql) -> None:
 
     con = duckdb.connect()
     pd.testing.assert_frame_equal(frame(con.sql(sql)), con.sql(sql).df(), check_exact=True)
+
+
+def test_engine_features_run_again_with_more_memory_when_duckdb_runs_out(tmp_path, monkeypatch) -> None:
+    """A records query that does not fit the shared database's limit (the last query's) runs with the next."""
+    import duckdb
+
+    from crmnb.analysis import metric_engine
+
+    src, frames = _both(tmp_path, _small())
+    want = features_at(frames, CUT, 90)
+    limits = []
+    real = metric_engine.cursor
+
+    def cursor():
+        cur = real()
+        execute = cur.execute
+
+        class Cursor:
+            def execute(self, sql, *a, **k):
+                if sql.startswith("SET memory_limit"):
+                    limits.append(sql.split("'")[1])
+                return execute(sql, *a, **k)
+
+            def sql(self, *a, **k):
+                if len(limits) < 2:
+                    raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 128.0 KiB")
+                return cur.sql(*a, **k)
+
+            def close(self):
+                cur.close()
+
+        return Cursor()
+
+    monkeypatch.setattr(metric_engine, "cursor", cursor)
+    pd.testing.assert_frame_equal(features_at(src, CUT, 90), want, check_exact=True)
+    assert limits[:2] == list(metric_engine.MEMORY_LIMITS[:2])
