@@ -262,7 +262,10 @@ def test_the_ltv_fits_its_model_once_per_distinct_data(monkeypatch):
     monkeypatch.setattr(clv, "fit_bgnbd", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(clv, "_FITS", {})
     first = clv.new_customer_value(orders, "2025-12-31")
-    assert clv.new_customer_value(orders.copy(), "2025-12-31") == first and len(calls) == 1
+    again = clv.new_customer_value(orders.copy(), "2025-12-31")
+    # the same figures, a missing one (this small fit's expected repeats on some CPUs' loops) as missing
+    assert np.array_equal(np.array(again, dtype=float), np.array(first, dtype=float), equal_nan=True)
+    assert len(calls) == 1
     clv.new_customer_value(orders.iloc[:-40], "2025-12-31")  # other data: fitted anew
     assert len(calls) == 2
 
