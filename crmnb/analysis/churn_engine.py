@@ -22,6 +22,7 @@ import pandas as pd
 
 from crmnb.analysis.churn import FEATURE_COLUMNS
 from crmnb.analysis.events import NAT_NS, codes
+from crmnb.analysis.metric_engine import unread_file
 from crmnb.frames import rows_where
 
 CUSTOMER_COLUMNS = ("customer_id", "created_at")
@@ -77,8 +78,7 @@ class FollowupFile:
 def follow_ups(tables: Mapping[str, pd.DataFrame]) -> Any:
     """Return what the churn features read of a step's activities: their hand-off file while the step has not
     read them (counted by DuckDB), else the columns they need."""
-    unread = getattr(tables, "unread_file", None)
-    path = unread("activities") if unread is not None else None
+    path = unread_file(tables, "activities")
     if path is not None and tasks_typed(path):
         return FollowupFile(Path(path))
     columns = getattr(tables, "columns", None)
@@ -153,8 +153,7 @@ class VisitFile:
 def visits_of(tables: Mapping[str, pd.DataFrame]) -> Any:
     """Return what the churn features read of a step's visits: their hand-off file while the step has not read
     them (counted by DuckDB), else the columns they need."""
-    unread = getattr(tables, "unread_file", None)
-    path = unread("visits") if unread is not None else None
+    path = unread_file(tables, "visits")
     if path is not None and visits_typed(path):
         return VisitFile(Path(path))
     columns = getattr(tables, "columns", None)

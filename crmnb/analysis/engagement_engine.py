@@ -19,6 +19,7 @@ import pandas as pd
 
 from crmnb.analysis import engagement as en
 from crmnb.analysis.marketing import day_bounds
+from crmnb.analysis.metric_engine import unread_file
 
 SENDS_SQL = """
 WITH won AS (SELECT DISTINCT lead_id FROM {opportunities} WHERE status = 'won' AND lead_id IS NOT NULL),
@@ -79,8 +80,7 @@ def event_file(tables: Mapping[str, pd.DataFrame]) -> Path | None:
     the funnel needs present, rows in it), else None: the pandas functions then take the frame."""
     import pyarrow.parquet as pq
 
-    unread = getattr(tables, "unread_file", None)
-    path = unread("email_events") if unread is not None else None
+    path = unread_file(tables, "email_events")
     if path is None:
         return None
     meta = pq.read_metadata(path)

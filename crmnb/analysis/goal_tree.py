@@ -22,6 +22,7 @@ import pandas as pd
 
 from crmnb.analysis.churn_engine import tasks_typed
 from crmnb.analysis.goal_rows import first_rows, traced_rows
+from crmnb.analysis.metric_engine import unread_file
 from crmnb.analysis.metric_units import in_period
 from crmnb.analysis.metrics import units
 from crmnb.present.words import category, fmt_value, stage_labels, t
@@ -214,8 +215,7 @@ WHERE completed_at >= $lo AND completed_at < $hi AND customer_id IS NOT NULL
 def _followed_up(tables: Mapping, start, end) -> set:
     """Return the customers with a follow-up completed in the window: DuckDB reads the activities' hand-off while
     the step has not read the table (the largest one), else the frame is filtered."""
-    unread = getattr(tables, "unread_file", None)
-    path = unread("activities") if unread is not None else None
+    path = unread_file(tables, "activities")
     if path is None or not tasks_typed(path):
         return _customers_with(tables["activities"], "completed_at", start, end)
     from crmnb.frames import connect

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from crmnb.analysis.funnel import stage_reach
-from crmnb.analysis.metric_engine import once
+from crmnb.analysis.metric_engine import once, unread_file
 from crmnb.frames import isin
 from crmnb.intake.schema import FUNNEL_STAGES
 
@@ -122,10 +122,9 @@ def outcome_tables(tables) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     tables, from their files while unread (the rest of each row stays on disk); else the frames as they are."""
     import pyarrow.parquet as pq
 
-    unread = getattr(tables, "unread_file", None)
     got = []
     for name, wanted in OUTCOME_COLUMNS.items():
-        path = unread(name) if unread is not None else None
+        path = unread_file(tables, name)
         if path is None:
             got.append(tables[name])
             continue

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crmnb.analysis.marketing import OUTCOME_COLUMNS, day_bounds, outcome_tables
+from crmnb.analysis.metric_engine import unread_file
 
 WINDOW_TIMES = {"leads": "created_at", "orders": "order_date"}
 """The time column whose window each table's rows are read in."""
@@ -45,9 +46,8 @@ def window_outcome_tables(
     repeat), when no lead was created in the window (it says the leads are empty only when they all are),
     and when a file's times are not naive timestamps.
     """
-    unread = getattr(tables, "unread_file", None)
-    paths = {name: unread(name) for name in OUTCOME_COLUMNS} if unread is not None else {}
-    if not paths or any(p is None or not _readable(Path(p), name) for name, p in paths.items()):
+    paths = {name: unread_file(tables, name) for name in OUTCOME_COLUMNS}
+    if any(p is None or not _readable(Path(p), name) for name, p in paths.items()):
         return outcome_tables(tables)
     if _lead_repeats(paths["leads"]):
         return outcome_tables(tables)

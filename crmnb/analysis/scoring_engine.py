@@ -286,8 +286,9 @@ def typed(path: Path, table: str) -> bool:
 def feature_tables(tables):
     """Return what the scoring features read of a step's tables: their hand-off files while the step has not read
     them whole (counted by DuckDB at each date), else the columns they need as frames."""
-    unread = getattr(tables, "unread_file", None)
-    paths = {name: unread(name) for name in COLUMNS} if unread is not None else {}
-    if paths and all(p is not None and typed(Path(p), n) for n, p in paths.items()):
+    from crmnb.analysis.metric_engine import unread_file
+
+    paths = {name: unread_file(tables, name) for name in COLUMNS}
+    if all(p is not None and typed(Path(p), n) for n, p in paths.items()):
         return FeatureFiles({n: Path(p) for n, p in paths.items()})
     return frame_tables(tables)

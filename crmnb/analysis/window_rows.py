@@ -18,12 +18,7 @@ import pandas as pd
 
 from crmnb.analysis.case_rows import COMPANY_LEAD_COLUMNS, TICKET_COLUMNS
 from crmnb.analysis.marketing import day_bounds
-
-
-def _file(tables: Mapping[str, pd.DataFrame], name: str):
-    """Return the hand-off file of table ``name`` while the step has not read it whole, else None."""
-    unread = getattr(tables, "unread_file", None)
-    return unread(name) if unread is not None else None
+from crmnb.analysis.metric_engine import unread_file
 
 
 def _rows(
@@ -40,7 +35,7 @@ def _rows(
     """
     import pyarrow.parquet as pq
 
-    path = _file(tables, name)
+    path = unread_file(tables, name)
     if path is None:
         df = tables[name]
         if frame_filter is not None:
@@ -103,7 +98,7 @@ def _present(tables: Mapping[str, pd.DataFrame], name: str, columns: Iterable[st
     """Return those of ``columns`` that table ``name`` has (read from its file's schema while it is unread)."""
     import pyarrow.parquet as pq
 
-    path = _file(tables, name)
+    path = unread_file(tables, name)
     have = set(pq.read_schema(path).names) if path is not None else set(tables[name].columns)
     return [c for c in columns if c in have]
 
@@ -142,7 +137,7 @@ def utm_leads(tables: Mapping[str, pd.DataFrame], start, end) -> pd.DataFrame:
 def names_departments(tables: Mapping[str, pd.DataFrame], name: str) -> bool:
     """Whether table ``name`` has a department column with at least one value (counted by DuckDB in the file
     while the table is unread)."""
-    path = _file(tables, name)
+    path = unread_file(tables, name)
     if path is None:
         df = tables[name]
         return "department" in df and bool(df["department"].notna().any())
@@ -171,7 +166,7 @@ def ticket_fields(tables: Mapping[str, pd.DataFrame]) -> tuple[list[str], int]:
     from crmnb.analysis.service import NEEDS
 
     fields = tuple(dict.fromkeys(c for cs in NEEDS.values() for c in cs))
-    path = _file(tables, "tickets")
+    path = unread_file(tables, "tickets")
     if path is None:
         from crmnb.analysis.service import missing_fields
 
@@ -199,7 +194,7 @@ def department_tickets(tables: Mapping[str, pd.DataFrame], department: str | Non
 
 def latest(tables: Mapping[str, pd.DataFrame], name: str, column: str) -> pd.Timestamp:
     """Return the latest ``column`` of table ``name``, reading that column alone while the table is unread."""
-    path = _file(tables, name)
+    path = unread_file(tables, name)
     if path is None:
         return tables[name][column].max()
     return pd.read_parquet(path, columns=[column])[column].max()
