@@ -78,24 +78,38 @@ class FollowupFile:
 def follow_ups(tables: Mapping[str, pd.DataFrame]) -> Any:
     """Return what the churn features read of a step's activities: their hand-off file while the step has not
     read them (counted by DuckDB), else the columns they need."""
-    path = unread_file(tables, "activities")
-    if path is not None and tasks_typed(path):
-        return FollowupFile(Path(path))
+    return _counted_or_columns(tables, "activities", FOLLOWUP_COLUMNS, tasks_typed, FollowupFile)
+
+
+def _counted_or_columns(tables: Mapping[str, pd.DataFrame], name: str, wanted, typed, counted) -> Any:
+    """Return ``counted(path)`` for table ``name``'s hand-off file while it is unread and ``typed``, else the
+    ``wanted`` columns of the table (from its file when the step can read some columns, else of its frame)."""
+    path = unread_file(tables, name)
+    if path is not None and typed(path):
+        return counted(Path(path))
     columns = getattr(tables, "columns", None)
     if columns is not None and not isinstance(tables, dict):
-        return columns("activities", FOLLOWUP_COLUMNS)
-    return tables["activities"][list(FOLLOWUP_COLUMNS)]
+        return columns(name, wanted)
+    return tables[name][list(wanted)]
 
 
-def tasks_typed(path: Path) -> bool:
-    """Return True when the file's task times are timestamps in nanoseconds and its customer ids text."""
+def _typed(path: Path, times: tuple[str, ...]) -> bool:
+    """Return True when the file's ``times`` are timestamps in nanoseconds and its customer ids text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     types = {f.name: f.type for f in pq.read_schema(path)}
-    times = all(types.get(c) == pa.timestamp("ns") for c in ("due_at", "completed_at"))
     ids = types.get("customer_id")
-    return times and ids is not None and (pa.types.is_string(ids) or pa.types.is_large_string(ids))
+    return (
+        all(types.get(c) == pa.timestamp("ns") for c in times)
+        and ids is not None
+        and (pa.types.is_string(ids) or pa.types.is_large_string(ids))
+    )
+
+
+def tasks_typed(path: Path) -> bool:
+    """Return True when the file's task times are timestamps in nanoseconds and its customer ids text."""
+    return _typed(path, ("due_at", "completed_at"))
 
 
 VISITS_SQL = """
@@ -153,27 +167,12 @@ class VisitFile:
 def visits_of(tables: Mapping[str, pd.DataFrame]) -> Any:
     """Return what the churn features read of a step's visits: their hand-off file while the step has not read
     them (counted by DuckDB), else the columns they need."""
-    path = unread_file(tables, "visits")
-    if path is not None and visits_typed(path):
-        return VisitFile(Path(path))
-    columns = getattr(tables, "columns", None)
-    if columns is not None and not isinstance(tables, dict):
-        return columns("visits", FEATURE_COLUMNS["visits"])
-    return tables["visits"][list(FEATURE_COLUMNS["visits"])]
+    return _counted_or_columns(tables, "visits", FEATURE_COLUMNS["visits"], visits_typed, VisitFile)
 
 
 def visits_typed(path: Path) -> bool:
     """Return True when the file's visit times are timestamps in nanoseconds and its customer ids text."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    types = {f.name: f.type for f in pq.read_schema(path)}
-    ids = types.get("customer_id")
-    return (
-        types.get("visited_at") == pa.timestamp("ns")
-        and ids is not None
-        and (pa.types.is_string(ids) or pa.types.is_large_string(ids))
-    )
+    return _typed(path, ("visited_at",))
 
 
 def event_tables(tables: Mapping[str, pd.DataFrame], customers: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
