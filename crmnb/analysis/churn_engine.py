@@ -138,22 +138,11 @@ class VisitFile:
         as :meth:`crmnb.analysis.events.Events.count` gives them) and the last visit's time in ns (NAT_NS: none)."""
         import pyarrow as pa
 
-        from crmnb.analysis.metric_engine import MEMORY_LIMITS, cursor
-        from crmnb.frames import with_memory
+        from crmnb.analysis.metric_engine import run_sql
 
         wanted = pa.table({"customer_id": pa.array(idx.to_numpy(dtype=object), type=pa.string())})
         params = {"path": str(self.path), "since_30": int(d[30]), "since_90": int(d[90]), "cutoff": int(cutoff.value)}
-
-        def attempt(limit: str):
-            cur = cursor()
-            try:
-                cur.execute(f"SET memory_limit = '{limit}'")
-                cur.register("wanted", wanted)
-                return cur.sql(VISITS_SQL, params=params).to_arrow_table()
-            finally:
-                cur.close()
-
-        got = with_memory(MEMORY_LIMITS, attempt)
+        got = run_sql(VISITS_SQL, params, register={"wanted": wanted})
         code = codes(got["customer_id"].to_pandas(), idx)
         hit = code >= 0
         v30, v90 = np.zeros(len(idx), dtype=float), np.zeros(len(idx), dtype=float)

@@ -202,19 +202,28 @@ def query_units(path: Path, q: Query, start, end, department: str | None = None)
 _ENGINE: list = []  # the process's DuckDB database for the metrics' queries, opened by the first
 
 
-def run_sql(sql: str, params: dict) -> pa.Table:
-    """Return the result of DuckDB ``sql`` (over hand-off files named in ``params``) as an Arrow table.
+def run_sql(
+    sql: str,
+    params: dict,
+    result: Callable[[Any], Any] = lambda relation: relation.to_arrow_table(),
+    register: Mapping[str, Any] | None = None,
+) -> Any:
+    """Return ``result`` of DuckDB ``sql`` (over hand-off files named in ``params``, and the Arrow tables or
+    frames of ``register`` under their names): by default the result as an Arrow table.
 
     The queries share one in-memory database (a new one costs a tenth of a second, and a step runs dozens);
-    it holds no table, so each query reads the files as they are now.
+    it holds no table, so each query reads the files as they are now. Each query sets its own memory limit,
+    the shared database keeping the last one's, and one that cannot spill past it runs again with the next.
     """
     from crmnb.frames import with_memory
 
-    def attempt(limit: str) -> pa.Table:
+    def attempt(limit: str) -> Any:
         cur = cursor()
         try:
             cur.execute(f"SET memory_limit = '{limit}'")
-            return cur.sql(sql, params=params).to_arrow_table()
+            for name, table in (register or {}).items():
+                cur.register(name, table)
+            return result(cur.sql(sql, params=params))
         finally:
             cur.close()
 

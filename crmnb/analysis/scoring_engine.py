@@ -155,8 +155,7 @@ class FeatureFiles:
     paths: dict[str, Path]
 
     def _sql(self, sql: str, **params) -> pd.DataFrame:
-        from crmnb.analysis.metric_engine import MEMORY_LIMITS, cursor
-        from crmnb.frames import with_memory
+        from crmnb.analysis.metric_engine import run_sql
 
         files = {
             "opps": "opportunities",
@@ -166,19 +165,10 @@ class FeatureFiles:
             "touches": "touches",
         }
         named = {k: str(self.paths[v]) for k, v in files.items() if f"${k}" in sql}
-
-        def attempt(limit: str) -> pd.DataFrame:
-            con = cursor()  # on the shared database: 25 queries a step, each a new database cost 50 ms
-            try:
-                # the metrics' limits, set here: the shared database keeps the last query's, and a query that
-                # cannot spill past it runs again with more (at 1000x the demo the records at a cut need more
-                # than 512 MB, where step 6 stopped with DuckDB's out-of-memory error)
-                con.execute(f"SET memory_limit = '{limit}'")
-                return frame(con.sql(sql, params={**named, **params}))
-            finally:
-                con.close()
-
-        return with_memory(MEMORY_LIMITS, attempt)
+        # on the shared database (25 queries a step, each a new database cost 50 ms), with the metrics' memory
+        # limits: at 1000x the demo the records at a cut need more than 512 MB, where step 6 had stopped with
+        # DuckDB's out-of-memory error under the limit the last query left
+        return run_sql(sql, {**named, **params}, result=frame)
 
     def features_at(self, cut: pd.Timestamp, window_days: int, strength: float | None = None) -> pd.DataFrame:
         """Return the records open at ``cut`` with their features, as :func:`scoring_features.features_at` does."""
