@@ -52,13 +52,13 @@ def window_outcome_tables(
     if _lead_repeats(paths["leads"]):
         return outcome_tables(tables)
     lo, hi = day_bounds(start, end)
-    leads = _read(paths["leads"], "leads", _within(WINDOW_TIMES["leads"], lo, hi))
+    leads = _read(paths["leads"], "leads", window_filter(WINDOW_TIMES["leads"], lo, hi))
     if leads.empty:
         return outcome_tables(tables)
     won = (pc.field("status") == "won") & pc.field("closed_at").is_valid()
     opportunities = _read(paths["opportunities"], "opportunities", won)
     priced = pc.field("amount").is_valid()
-    orders = _read(paths["orders"], "orders", _within(WINDOW_TIMES["orders"], lo, hi, priced))
+    orders = _read(paths["orders"], "orders", window_filter(WINDOW_TIMES["orders"], lo, hi, priced))
     return leads, opportunities, orders
 
 
@@ -69,7 +69,7 @@ def _readable(path: Path, name: str) -> bool:
     return all(types.get(c) == pa.timestamp("ns") for c in times)
 
 
-def _within(column: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, also=None):
+def window_filter(column: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, also=None):
     """Return the filter of rows whose ``column`` falls in [lo, hi) (open bounds: any), and ``also``."""
     keep = pc.scalar(True) if also is None else also
     if lo is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from crmnb.analysis.case_rows import COMPANY_LEAD_COLUMNS, TICKET_COLUMNS
-from crmnb.analysis.marketing import day_bounds
+from crmnb.analysis.marketing import day_bounds, in_window
 from crmnb.analysis.metric_engine import unread_file
 
 
@@ -48,28 +48,12 @@ def _rows(
 
 
 def _window(column: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None):
-    """Return the arrow and frame filters of ``column`` in [lo, hi) (a missing bound is open; no date never)."""
-    import pyarrow.compute as pc
+    """Return the arrow and frame filters of ``column`` in [lo, hi) (a missing bound is open; no date never):
+    :func:`crmnb.analysis.outcome_rows.window_filter` pushed into the read, :func:`~crmnb.analysis.marketing.in_window`
+    on a frame."""
+    from crmnb.analysis.outcome_rows import window_filter
 
-    def arrow():
-        f = pc.field(column)
-        expr = f.is_valid()
-        if lo is not None:
-            expr &= f >= lo.to_pydatetime()
-        if hi is not None:
-            expr &= f < hi.to_pydatetime()
-        return expr
-
-    def frame(df: pd.DataFrame) -> pd.Series:
-        s = df[column]
-        ok = s.notna()
-        if lo is not None:
-            ok &= s >= lo
-        if hi is not None:
-            ok &= s < hi
-        return ok
-
-    return arrow, frame
+    return (lambda: window_filter(column, lo, hi)), (lambda df: in_window(df[column], lo, hi))
 
 
 def window_leads(tables: Mapping[str, pd.DataFrame], start, end, columns: Iterable[str] = COMPANY_LEAD_COLUMNS):
